@@ -1,0 +1,47 @@
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ChorusConfig } from './types.ts';
+
+/**
+ * The configuration used when no file is given, and the base every file is merged onto.
+ * `baseDir` is what a relative data_dir is resolved against (the cwd when there is no file).
+ */
+export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
+  return {
+    source: null,
+    hosts: ['localhost'],
+    admins: [],
+    data_dir: resolve(baseDir, 'data'),
+    listen: {
+      address: '::',
+      c2s: 5222,
+      c2s_direct_tls: 5223,
+      s2s: 5269,
+      http: 5280,
+      component: 5347,
+    },
+    tls: {},
+    c2s_require_encryption: true,
+    schedulers: availableParallelism(),
+    limits: {
+      max_stanza_bytes: 262_144,
+      bytes_per_second: 65_536,
+      burst_bytes: 524_288,
+      sessions_per_account: 10,
+      auth_timeout_seconds: 30,
+      login_attempts: { max_failures: 5, window_seconds: 60 },
+    },
+    stream_management: { resume_timeout_seconds: 300, max_unacked: 1000 },
+    modules: { enabled: null, disabled: [], options: {} },
+    log_level: 'info',
+  };
+}
+
+/** Where the node keeps things inside data_dir; one place so the CLI, runtime and TLS agree. */
+export function dataPaths(config: Pick<ChorusConfig, 'data_dir'>): { db: string; adminSocket: string; certs: string } {
+  return {
+    db: join(config.data_dir, 'db'),
+    adminSocket: join(config.data_dir, 'admin.sock'),
+    certs: join(config.data_dir, 'certs'),
+  };
+}

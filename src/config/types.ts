@@ -1,0 +1,76 @@
+// The typed shape of a validated configuration. Every path in here is absolute (resolved against the
+// config file's directory, or the working directory when there is no file) so nothing downstream
+// depends on the process's cwd.
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
+
+/** A TCP port, or `false` when that listener is disabled. */
+export type PortSetting = number | false;
+
+export interface ListenConfig {
+  /** Address every listener binds to ('::' = all IPv6 and, on dual-stack hosts, IPv4 too). */
+  address: string;
+  c2s: PortSetting;
+  c2s_direct_tls: PortSetting;
+  s2s: PortSetting;
+  http: PortSetting;
+  component: PortSetting;
+}
+export type ListenerName = Exclude<keyof ListenConfig, 'address'>;
+export const LISTENER_NAMES: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 'http', 'component'];
+
+export interface TlsHostConfig {
+  /** PEM certificate chain, leaf first (Let's Encrypt: fullchain.pem). Absolute path. */
+  cert: string;
+  /** PEM private key (Let's Encrypt: privkey.pem). Absolute path. */
+  key: string;
+}
+
+export interface LoginAttemptsConfig {
+  /** Failed authentications allowed per client IP, and per account, within window_seconds. */
+  max_failures: number;
+  window_seconds: number;
+}
+
+export interface LimitsConfig {
+  max_stanza_bytes: number;
+  /** Sustained read rate per session; false = unlimited. */
+  bytes_per_second: number | false;
+  /** Bytes a session may read at once above the sustained rate (token-bucket size). */
+  burst_bytes: number;
+  sessions_per_account: number;
+  auth_timeout_seconds: number;
+  login_attempts: LoginAttemptsConfig;
+}
+
+export interface StreamManagementConfig {
+  resume_timeout_seconds: number;
+  /** Largest queue of unacknowledged stanzas a session may hold before it is closed. */
+  max_unacked: number;
+}
+
+export interface ModulesConfig {
+  /** null = every module that is on by default; a list = exactly these. */
+  enabled: string[] | null;
+  disabled: string[];
+  /** Per-module options, keyed by module name; each module validates its own map. */
+  options: Record<string, Record<string, unknown>>;
+}
+
+export interface ChorusConfig {
+  /** Absolute path of the YAML file this came from, or null for built-in defaults. */
+  source: string | null;
+  hosts: string[];
+  admins: string[];
+  data_dir: string;
+  listen: ListenConfig;
+  /** Keyed by host domain. Hosts without an entry get a self-signed certificate at first start. */
+  tls: Record<string, TlsHostConfig>;
+  c2s_require_encryption: boolean;
+  schedulers: number;
+  limits: LimitsConfig;
+  stream_management: StreamManagementConfig;
+  modules: ModulesConfig;
+  log_level: LogLevel;
+}
