@@ -1,0 +1,71 @@
+// The API an actor's machine uses from its actions, Erlang style: the scheduler sets the current actor
+// while it handles one message (xstate runs actions synchronously inside send), so `self()` and `send()`
+// need no plumbing through context — and a machine stays plain, persistable data.
+import type { Address } from './address.ts';
+import type { ExitReason } from './protocol.ts';
+
+export interface SendOptions { durable?: boolean }
+/** Handle of a durable message an actor keeps past its handler (see retain()). */
+export interface Receipt { address: Address; seq: string }
+
+export interface ActorContextApi {
+  self(): Address;
+  sender(): Address | undefined;
+  send(to: Address, message: unknown): void;
+  sendDurable(to: Address, message: unknown): Promise<void>;
+  spawn(address: Address, input?: unknown): Promise<void>;
+  monitor(target: Address): number;
+  demonitor(ref: number): void;
+  link(other: Address): void;
+  unlink(other: Address): void;
+  trapExits(on: boolean): void;
+  exit(reason: ExitReason): void;
+  kill(target: Address, reason: ExitReason): void;
+  startTimer(name: string, ms: number, message: unknown): void;
+  cancelTimer(name: string): void;
+  retain(): Receipt | undefined;
+  release(receipt: Receipt): void;
+  persistNow(): void;
+  log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
+  /** Shared services of this thread (db, config, ...), installed by the node. */
+  service<T>(name: string): T;
+}
+
+let current: ActorContextApi | null = null;
+
+/** Used by the scheduler only. */
+export function setCurrentActor(api: ActorContextApi | null): ActorContextApi | null {
+  const prev = current;
+  current = api;
+  return prev;
+}
+
+function ctx(): ActorContextApi {
+  if (!current) throw new Error('actor API used outside of an actor handling a message');
+  return current;
+}
+
+export const self = (): Address => ctx().self();
+export const sender = (): Address | undefined => ctx().sender();
+/** Fire-and-forget, like Erlang's `!`: lost if the receiver's thread dies before handling it. */
+export const send = (to: Address, message: unknown): void => ctx().send(to, message);
+/** Resolves once the message is in LevelDB; it stays there until the receiver has handled it. */
+export const sendDurable = (to: Address, message: unknown): Promise<void> => ctx().sendDurable(to, message);
+export const spawn = (address: Address, input?: unknown): Promise<void> => ctx().spawn(address, input);
+export const monitor = (target: Address): number => ctx().monitor(target);
+export const demonitor = (ref: number): void => ctx().demonitor(ref);
+export const link = (other: Address): void => ctx().link(other);
+export const unlink = (other: Address): void => ctx().unlink(other);
+export const trapExits = (on: boolean): void => ctx().trapExits(on);
+/** Ends this actor after the current message; any reason but 'normal'/'shutdown' counts as a crash. */
+export const exit = (reason: ExitReason = 'normal'): void => ctx().exit(reason);
+export const kill = (target: Address, reason: ExitReason = 'kill'): void => ctx().kill(target, reason);
+/** Runtime timers survive a hot reload; after a crash restart the machine gets 'runtime.restored' to re-arm. */
+export const startTimer = (name: string, ms: number, message: unknown): void => ctx().startTimer(name, ms, message);
+export const cancelTimer = (name: string): void => ctx().cancelTimer(name);
+/** Keep the durable message being handled in LevelDB after the handler returns, until release(). */
+export const retain = (): Receipt | undefined => ctx().retain();
+export const release = (receipt: Receipt): void => ctx().release(receipt);
+export const persistNow = (): void => ctx().persistNow();
+export const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string): void => ctx().log(level, text);
+export const service = <T>(name: string): T => ctx().service<T>(name);

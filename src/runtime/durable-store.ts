@@ -1,0 +1,133 @@
+// Durable mailboxes and actor snapshots in LevelDB, written by group commit: every write asked for in
+// one tick goes into one batch. A durable message is confirmed to its sender only after its batch is
+// written; its removal rides in a later batch together with the receiver's new snapshot, so "handled"
+// (state changed + message gone) is atomic. Only the owner thread of an address writes its keys.
+import type { ClassicLevel } from 'classic-level';
+import type { Address } from './address.ts';
+import type { PersistedSnapshot } from './kind.ts';
+
+type Db = ClassicLevel<string, string>;
+type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+
+export interface StoredMessage { seq: string; from?: Address; message: unknown; attempts: number }
+export interface StoredSnapshot { kind: string; version: number; snapshot: PersistedSnapshot; savedAt: number }
+
+/** `!` separates key parts, so it is escaped inside addresses (resources may contain it). */
+export const keyPart = (address: Address): string => address.replace(/%/g, '%25').replace(/!/g, '%21');
+export const unkeyPart = (part: string): Address => part.replace(/%21/g, '!').replace(/%25/g, '%');
+const mboxPrefix = (address: Address) => `mbox!${keyPart(address)}!`;
+const snapKey = (address: Address) => `snap!${keyPart(address)}`;
+
+export class DurableStore {
+  private ops: Op[] = [];
+  private snapshots = new Map<string, string | null>();
+  private waiters: Array<(err?: Error) => void> = [];
+  private scheduled = false;
+  private writing: Promise<void> | null = null;
+  private lastSeq = 0;
+  /** Batches and ops written, for benchmarks and `chorus status`. */
+  readonly counters = { batches: 0, ops: 0 };
+
+  constructor(private readonly db: Db, private readonly sync = false) {}
+
+  /** Seqs are clock-based so a replacement thread (or a restarted node) keeps appending after older keys. */
+  nextSeq(): string {
+    this.lastSeq = Math.max(this.lastSeq + 1, Date.now() * 1000);
+    return String(this.lastSeq).padStart(17, '0');
+  }
+
+  appendMessage(address: Address, from: Address | undefined, message: unknown, seq = this.nextSeq()): string {
+    const rec: StoredMessage = { seq, from, message, attempts: 0 };
+    this.ops.push({ type: 'put', key: mboxPrefix(address) + seq, value: JSON.stringify(rec) });
+    this.schedule();
+    return seq;
+  }
+
+  /** Rewrites a message's record, e.g. to count a delivery attempt that crashed its receiver. */
+  updateMessage(address: Address, rec: StoredMessage): void {
+    this.ops.push({ type: 'put', key: mboxPrefix(address) + rec.seq, value: JSON.stringify(rec) });
+    this.schedule();
+  }
+
+  removeMessage(address: Address, seq: string): void {
+    this.ops.push({ type: 'del', key: mboxPrefix(address) + seq });
+    this.schedule();
+  }
+
+  /** Coalesced: only the last snapshot of an address per batch is written. null deletes it. */
+  saveSnapshot(address: Address, snap: StoredSnapshot | null): void {
+    this.snapshots.set(snapKey(address), snap && JSON.stringify(snap));
+    this.schedule();
+  }
+
+  /** Calls back once everything asked for so far is written (or the write failed). */
+  whenFlushed(cb: (err?: Error) => void): void {
+    if (!this.scheduled && this.ops.length === 0 && this.snapshots.size === 0) {
+      if (this.writing) this.writing.then(() => cb(), cb);
+      else cb();
+      return;
+    }
+    this.waiters.push(cb);
+  }
+
+  flushed(): Promise<void> {
+    return new Promise((resolve, reject) => this.whenFlushed((err) => (err ? reject(err) : resolve())));
+  }
+
+  /** A message that keeps crashing its receiver leaves the mailbox but is kept for an operator. */
+  deadLetter(address: Address, rec: StoredMessage): void {
+    this.ops.push({ type: 'del', key: mboxPrefix(address) + rec.seq });
+    this.ops.push({ type: 'put', key: `dead!${keyPart(address)}!${rec.seq}`, value: JSON.stringify(rec) });
+    this.schedule();
+  }
+
+  async loadMailbox(address: Address): Promise<StoredMessage[]> {
+    const prefix = mboxPrefix(address);
+    const out: StoredMessage[] = [];
+    for await (const value of this.db.values({ gte: prefix, lt: prefix + '\xff' })) out.push(JSON.parse(value));
+    for (const m of out) this.lastSeq = Math.max(this.lastSeq, Number(m.seq));
+    return out;
+  }
+
+  async loadSnapshot(address: Address): Promise<StoredSnapshot | undefined> {
+    const v = await this.db.get(snapKey(address));
+    return v === undefined ? undefined : JSON.parse(v);
+  }
+
+  /** Addresses with a snapshot or durable mail, among those `mine` accepts: what a thread restores at boot. */
+  async scanOwned(mine: (address: Address) => boolean): Promise<Set<Address>> {
+    const found = new Set<Address>();
+    for await (const key of this.db.keys({ gte: 'mbox!', lt: 'mbox!\xff' })) {
+      const a = unkeyPart(key.slice(5, key.lastIndexOf('!')));
+      if (mine(a)) found.add(a);
+    }
+    for await (const key of this.db.keys({ gte: 'snap!', lt: 'snap!\xff' })) {
+      const a = unkeyPart(key.slice(5));
+      if (mine(a)) found.add(a);
+    }
+    return found;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.commit());
+  }
+
+  private async commit(): Promise<void> {
+    if (this.writing) await this.writing; // batches are written one after another, in order
+    this.scheduled = false;
+    const ops = this.ops;
+    const waiters = this.waiters;
+    for (const [key, value] of this.snapshots) ops.push(value === null ? { type: 'del', key } : { type: 'put', key, value });
+    this.ops = [];
+    this.waiters = [];
+    this.snapshots = new Map();
+    if (ops.length === 0) { for (const w of waiters) w(); return; }
+    this.writing = this.db.batch(ops, { sync: this.sync }).then(
+      () => { this.counters.batches++; this.counters.ops += ops.length; for (const w of waiters) w(); },
+      (err: Error) => { for (const w of waiters) w(err); },
+    ).finally(() => { this.writing = null; });
+    await this.writing;
+  }
+}

@@ -1,0 +1,571 @@
+// The actor host of one scheduler thread: mailboxes, the run loop, durable delivery, exits, monitors,
+// links, timers and hot reload. Each actor handles one message at a time, in order; the run loop gives
+// every ready actor at most BUDGET messages per turn and yields to I/O after SLICE_MS, so one busy
+// actor cannot starve the others on its thread.
+import { performance } from 'node:perf_hooks';
+import { createActor, type AnyActor } from 'xstate';
+import { MAIN_THREAD, kindOf, type Address, type ThreadId } from './address.ts';
+import { setCurrentActor, type ActorContextApi, type Receipt } from './api.ts';
+import { Deque } from './deque.ts';
+import type { DurableStore, StoredMessage } from './durable-store.ts';
+import type { KindDefinition } from './kind.ts';
+import type { KindLoader } from './loader.ts';
+import type { ActorInfo, Control, Envelope, ExitReason, ReloadResult, SchedulerStats } from './protocol.ts';
+import type { Router, RouterSink } from './router.ts';
+import { DurableSender } from './durable-sender.ts';
+
+const BUDGET = 64;
+const SLICE_MS = 4;
+/** A durable message that crashed its receiver this many times is set aside as a dead letter. */
+const MAX_ATTEMPTS = 3;
+
+interface Item { from?: Address; msg: unknown; seq?: string; rec?: StoredMessage }
+
+type Status = 'starting' | 'running' | 'crashed' | 'stopped';
+
+interface ActorRecord {
+  address: Address;
+  kind: string;
+  def: KindDefinition | null;
+  actor: AnyActor | null;
+  status: Status;
+  queue: Deque<Item>;
+  inRun: boolean;
+  handled: number;
+  lastSaved: unknown;
+  lastActive: number;
+  monitors: Map<number, Address>;
+  links: Set<Address>;
+  trap: boolean;
+  timers: Map<string, NodeJS.Timeout>;
+  exitRequested: ExitReason | null;
+  spawnInput: unknown;
+  /** Durable messages loaded from disk at (re)start: later arrivals with these seqs are duplicates. */
+  seen: Set<string> | null;
+  /** Whether this record's durable mail has been read from disk (once per thread life). */
+  mailboxLoaded: boolean;
+  starting: Promise<void> | null;
+  persistRequested: boolean;
+  watching: Map<number, Address>;
+}
+
+export interface HostOptions {
+  thread: ThreadId;
+  store: DurableStore;
+  loader: KindLoader;
+  services: Map<string, unknown>;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
+}
+
+export class ActorHost implements RouterSink {
+  private records = new Map<Address, ActorRecord>();
+  private kinds = new Map<string, { def: KindDefinition; loads: number }>();
+  private kindLoading = new Map<string, Promise<KindDefinition>>();
+  private runQueue = new Deque<ActorRecord>();
+  private drainScheduled = false;
+  private current: ActorRecord | null = null;
+  private currentItem: Item | null = null;
+  private retainCurrent = false;
+  private refCounter = 0;
+  private replyCounter = 0;
+  private replies = new Map<number, (c: Control) => void>();
+  private handledTotal = 0;
+  private crashes = 0;
+  readonly durable: DurableSender;
+  router!: Router;
+
+  constructor(private readonly o: HostOptions) {
+    this.durable = new DurableSender(o.thread, (env) => this.router.send(env));
+  }
+
+  attach(router: Router): void { this.router = router; }
+
+  // ---- RouterSink -----------------------------------------------------------------------------
+
+  deliver(env: Envelope): void {
+    if (env.d !== undefined) { this.acceptDurable(env); return; }
+    const rec = this.records.get(env.t) ?? this.activateOnDemand(env.t);
+    if (!rec) return; // Erlang semantics: mail to a process that is not there is dropped
+    this.enqueue(rec, { from: env.f, msg: env.m });
+  }
+
+  control(c: Control, fromThread: ThreadId): void {
+    switch (c.c) {
+      case 'confirm': this.durable.confirmed(c.token, c.error); break;
+      case 'release': this.o.store.removeMessage(c.address, c.seq); break;
+      case 'monitor': {
+        const rec = this.live(c.target);
+        if (rec) rec.monitors.set(c.ref, c.watcher);
+        else this.router.controlFor(c.watcher, { c: 'down', to: c.watcher, target: c.target, ref: c.ref, reason: 'noproc' });
+        break;
+      }
+      case 'demonitor': this.records.get(c.target)?.monitors.delete(c.ref); break;
+      case 'link': {
+        const rec = this.live(c.target);
+        if (rec) rec.links.add(c.other);
+        else this.router.controlFor(c.other, { c: 'exit-signal', to: c.other, from: c.target, reason: 'noproc' });
+        break;
+      }
+      case 'unlink': this.records.get(c.target)?.links.delete(c.other); break;
+      case 'down': {
+        const rec = this.live(c.to);
+        if (rec && !rec.watching.delete(c.ref)) break; // demonitored meanwhile
+        if (rec) this.enqueue(rec, { msg: { type: 'runtime.down', address: c.target, ref: c.ref, reason: c.reason } });
+        break;
+      }
+      case 'exit-signal': this.exitSignal(c.to, c.from, c.reason); break;
+      case 'spawn':
+        this.start(c.address, c.restore, c.input, c.restore ? 'restart' : 'spawn').then(
+          () => c.reply !== undefined && this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply }),
+          (err: Error) => c.reply !== undefined && this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply, error: err.message }),
+        );
+        break;
+      case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done':
+        this.replies.get(c.reply)?.(c);
+        this.replies.delete(c.reply);
+        break;
+      case 'kill': {
+        const rec = this.live(c.address);
+        if (rec) this.terminate(rec, c.reason);
+        if (c.reply !== undefined) this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply, error: rec ? undefined : 'noproc' });
+        break;
+      }
+      case 'forget': this.forget(c.address); break;
+      case 'reload':
+        this.reload(c.kind).then(
+          (result) => this.router.sendControl(fromThread, { c: 'reloaded', reply: c.reply, result }),
+          (err: Error) => this.router.sendControl(fromThread, { c: 'reloaded', reply: c.reply, error: err.message }),
+        );
+        break;
+      case 'stats': this.router.sendControl(fromThread, { c: 'stats-reply', reply: c.reply, stats: this.stats(c.withActors, c.kind) }); break;
+      case 'thread-down': this.router.markDown(c.thread); this.durable.resendTo(c.thread, (a) => this.router.place(a)); break;
+      default: this.o.log('warn', `scheduler ${this.o.thread}: unexpected control ${c.c}`);
+    }
+  }
+
+  // ---- starting actors ------------------------------------------------------------------------
+
+  /** Starts (or restarts from its snapshot) the actor at `address` on this thread. Concurrent asks
+   *  (a supervisor's restart racing an activation or a boot restore) share one start. */
+  start(address: Address, restore: boolean, input: unknown, reason: string): Promise<void> {
+    let rec = this.records.get(address);
+    if (rec?.starting) return rec.starting;
+    if (rec?.status === 'running') return restore ? Promise.resolve() : Promise.reject(new Error(`already running: ${address}`));
+    if (!rec) { rec = this.newRecord(address, input); this.records.set(address, rec); }
+    const r = rec;
+    r.starting = this.doStart(r, restore, reason).finally(() => { r.starting = null; });
+    return r.starting;
+  }
+
+  private async doStart(rec: ActorRecord, restore: boolean, reason: string): Promise<void> {
+    const address = rec.address;
+    rec.status = 'starting';
+    try {
+      const def = await this.kind(rec.kind);
+      const saved = restore || def.activation === 'on-demand' ? await this.o.store.loadSnapshot(address) : undefined;
+      if (!rec.mailboxLoaded) { await this.loadDurable(rec); rec.mailboxLoaded = true; }
+      if (rec.status !== 'starting') return; // killed while loading
+      rec.def = def;
+      let snapshot = saved?.snapshot;
+      if (saved && saved.version !== def.version) {
+        if (!def.migrate) throw new Error(`${address}: snapshot v${saved.version} needs migrate() to v${def.version}`);
+        snapshot = def.migrate(saved.snapshot, saved.version);
+      }
+      rec.actor = this.createMachineActor(rec, def, snapshot);
+      rec.status = 'running';
+      if (snapshot) this.enqueueFront(rec, { msg: { type: 'runtime.restored', reason } });
+      this.schedule(rec);
+    } catch (err) {
+      if (this.records.get(address) === rec) this.records.delete(address);
+      throw err;
+    }
+  }
+
+  private newRecord(address: Address, spawnInput: unknown): ActorRecord {
+    return {
+      address, kind: kindOf(address), def: null, actor: null, status: 'starting', queue: new Deque(), inRun: false,
+      handled: 0, lastSaved: undefined, lastActive: Date.now(), monitors: new Map(), links: new Set(), trap: false,
+      timers: new Map(), exitRequested: null, spawnInput, seen: null, mailboxLoaded: false, starting: null, persistRequested: false, watching: new Map(),
+    };
+  }
+
+  private createMachineActor(rec: ActorRecord, def: KindDefinition, snapshot: unknown): AnyActor {
+    const opts = snapshot
+      ? { snapshot: snapshot as never }
+      : { input: def.input ? def.input(rec.address, rec.spawnInput) : rec.spawnInput };
+    const actor = createActor(def.machine, opts as never);
+    // Without an error listener xstate rethrows on a timer, which would take the whole thread down.
+    actor.subscribe({ error: () => undefined });
+    const prev = this.enter(rec, null);
+    try { actor.start(); } finally { this.leave(prev); }
+    rec.lastSaved = snapshot ? actor.getSnapshot() : undefined;
+    return actor;
+  }
+
+  /** Durable mail from disk goes first, in seq order; anything already queued in memory follows. */
+  private async loadDurable(rec: ActorRecord): Promise<void> {
+    const stored = await this.o.store.loadMailbox(rec.address);
+    if (stored.length === 0) return;
+    const queued = [...rec.queue];
+    rec.queue.clear();
+    rec.seen = new Set(stored.map((m) => m.seq));
+    for (const m of stored) rec.queue.push({ from: m.from, msg: m.message, seq: m.seq, rec: m });
+    for (const it of queued) if (!it.seq || !rec.seen.has(it.seq)) rec.queue.push(it);
+  }
+
+  private activateOnDemand(address: Address): ActorRecord | undefined {
+    const def = this.kinds.get(kindOf(address))?.def;
+    // A kind not yet loaded here might be on-demand: load it, then decide (mail waits in the record).
+    if (def && def.activation !== 'on-demand') return undefined;
+    const rec = this.newRecord(address, undefined);
+    this.records.set(address, rec);
+    void this.kind(rec.kind).then((d) => {
+      if (d.activation !== 'on-demand') {
+        if (this.records.get(address) === rec && rec.status === 'starting' && !rec.actor) this.records.delete(address);
+        return;
+      }
+      return this.start(address, true, undefined, 'activated').then(() => {
+        this.router.sendControl(MAIN_THREAD, { c: 'activated', address, kind: rec.kind });
+      });
+    }).catch((err: Error) => this.o.log('error', `activation of ${address} failed: ${err.message}`));
+    return rec;
+  }
+
+  private kind(kind: string): Promise<KindDefinition> {
+    const k = this.kinds.get(kind);
+    if (k) return Promise.resolve(k.def);
+    let p = this.kindLoading.get(kind);
+    if (!p) {
+      p = this.o.loader.load(kind).then((l) => { this.kinds.set(kind, { def: l.def, loads: l.loads }); return l.def; });
+      p.finally(() => this.kindLoading.delete(kind)).catch(() => undefined);
+      this.kindLoading.set(kind, p);
+    }
+    return p;
+  }
+
+  // ---- durable delivery -----------------------------------------------------------------------
+
+  private acceptDurable(env: Envelope): void {
+    const seq = this.o.store.appendMessage(env.t, env.f, env.m);
+    this.o.store.whenFlushed((err) => {
+      if (env.s !== undefined) this.router.sendControl(env.s, { c: 'confirm', token: env.d!, error: err?.message });
+      if (err) return;
+      const item: Item = { from: env.f, msg: env.m, seq, rec: { seq, from: env.f, message: env.m, attempts: 0 } };
+      const rec = this.records.get(env.t);
+      if (rec) { if (!rec.seen?.has(seq)) this.enqueue(rec, item); return; }
+      // Not running: on-demand kinds start (and read this message from disk); explicit kinds keep it
+      // in LevelDB until they are spawned.
+      this.activateOnDemand(env.t);
+    });
+  }
+
+  // ---- the run loop -------------------------------------------------------------------------------
+
+  private enqueue(rec: ActorRecord, item: Item): void {
+    rec.queue.push(item);
+    if (rec.status === 'running') this.schedule(rec);
+  }
+
+  private enqueueFront(rec: ActorRecord, item: Item): void { rec.queue.unshift(item); }
+
+  private schedule(rec: ActorRecord): void {
+    if (rec.inRun || rec.queue.length === 0) return;
+    rec.inRun = true;
+    this.runQueue.push(rec);
+    if (!this.drainScheduled) { this.drainScheduled = true; setImmediate(this.drain); }
+  }
+
+  private drain = (): void => {
+    this.drainScheduled = false;
+    const deadline = performance.now() + SLICE_MS;
+    let rec: ActorRecord | undefined;
+    while ((rec = this.runQueue.shift())) {
+      rec.inRun = false;
+      for (let n = 0; n < BUDGET && rec.status === 'running' && rec.queue.length > 0; n++) this.handle(rec, rec.queue.shift()!);
+      if (rec.status === 'running') this.schedule(rec);
+      if (performance.now() > deadline) break;
+    }
+    if (this.runQueue.length > 0 && !this.drainScheduled) { this.drainScheduled = true; setImmediate(this.drain); }
+  };
+
+  private handle(rec: ActorRecord, item: Item): void {
+    const actor = rec.actor!;
+    const prev = this.enter(rec, item);
+    let error: unknown;
+    try {
+      actor.send(item.msg as never);
+    } catch (err) {
+      error = err;
+    } finally {
+      this.leave(prev);
+    }
+    const snap = actor.getSnapshot();
+    if (error === undefined && snap.status === 'error') error = snap.error;
+    if (error !== undefined) { this.crash(rec, error instanceof Error ? `${error.message}` : String(error), item, error); return; }
+    rec.handled++;
+    this.handledTotal++;
+    rec.lastActive = Date.now();
+    if (item.seq && !this.retainCurrent) this.o.store.removeMessage(rec.address, item.seq);
+    if ((rec.persistRequested || (rec.def!.persist === 'always' && snap !== rec.lastSaved)) && snap.status === 'active') this.saveSnapshot(rec, snap);
+    rec.persistRequested = false;
+    if (snap.status === 'done') { this.stop(rec, 'normal'); return; }
+    if (rec.exitRequested) this.exitRequested(rec);
+  }
+
+  private enter(rec: ActorRecord, item: Item | null): ActorContextApi | null {
+    this.current = rec;
+    this.currentItem = item;
+    this.retainCurrent = false;
+    return setCurrentActor(this.api);
+  }
+
+  private leave(prev: ActorContextApi | null): void {
+    this.current = null;
+    this.currentItem = null;
+    setCurrentActor(prev);
+  }
+
+  private saveSnapshot(rec: ActorRecord, snap: unknown): void {
+    rec.lastSaved = snap;
+    this.o.store.saveSnapshot(rec.address, {
+      kind: rec.kind, version: rec.def!.version, snapshot: rec.actor!.getPersistedSnapshot() as Record<string, unknown>, savedAt: Date.now(),
+    });
+  }
+
+  // ---- exits --------------------------------------------------------------------------------
+
+  private exitRequested(rec: ActorRecord): void {
+    const reason = rec.exitRequested!;
+    rec.exitRequested = null;
+    if (reason === 'normal' || reason === 'shutdown') this.stop(rec, reason);
+    else this.crash(rec, reason);
+  }
+
+  /** An orderly end: the snapshot goes (the actor finished), durable mail not yet handled stays. */
+  private stop(rec: ActorRecord, reason: ExitReason): void {
+    this.halt(rec, 'stopped');
+    if (reason === 'normal') this.o.store.saveSnapshot(rec.address, null);
+    this.records.delete(rec.address);
+    this.notifyExit(rec, reason);
+    if (rec.queue.length > 0 && rec.def?.activation === 'on-demand' && [...rec.queue].some((i) => i.seq)) {
+      void this.start(rec.address, true, undefined, 'pending-mail').catch((e: Error) => this.o.log('error', e.message));
+    }
+  }
+
+  /** An abnormal end. The record (and its queue) stays until the supervisor restarts or forgets it. */
+  private crash(rec: ActorRecord, reason: ExitReason, item?: Item, error?: unknown): void {
+    this.crashes++;
+    this.halt(rec, 'crashed');
+    if (item?.seq && item.rec) {
+      item.rec.attempts++;
+      if (item.rec.attempts >= MAX_ATTEMPTS) {
+        this.o.log('error', `${rec.address}: durable message ${item.seq} crashed it ${item.rec.attempts} times; moved to dead letters`);
+        this.o.store.deadLetter(rec.address, item.rec);
+      } else {
+        this.o.store.updateMessage(rec.address, item.rec);
+        rec.queue.unshift(item);
+      }
+    }
+    const where = error instanceof Error && error.stack ? `\n${error.stack.split('\n').slice(1, 4).join('\n')}` : '';
+    this.o.log('error', `actor ${rec.address} crashed: ${reason}${where}`);
+    this.notifyExit(rec, reason);
+  }
+
+  private halt(rec: ActorRecord, status: Status): void {
+    rec.status = status;
+    for (const t of rec.timers.values()) clearTimeout(t);
+    rec.timers.clear();
+    rec.actor?.stop();
+    rec.actor = null;
+  }
+
+  /** Like Erlang's exit(Pid, Reason) from outside: between two of the target's messages. */
+  private terminate(rec: ActorRecord, reason: ExitReason): void {
+    if (this.current === rec) { rec.exitRequested = reason; return; }
+    if (rec.status === 'starting') { this.records.delete(rec.address); rec.status = 'stopped'; this.notifyExit(rec, reason); return; }
+    if (reason === 'normal' || reason === 'shutdown') this.stop(rec, reason);
+    else this.crash(rec, reason);
+  }
+
+  private notifyExit(rec: ActorRecord, reason: ExitReason): void {
+    for (const [ref, watcher] of rec.monitors) this.router.controlFor(watcher, { c: 'down', to: watcher, target: rec.address, ref, reason });
+    rec.monitors.clear();
+    for (const other of rec.links) this.router.controlFor(other, { c: 'exit-signal', to: other, from: rec.address, reason });
+    rec.links.clear();
+    this.router.sendControl(MAIN_THREAD, { c: 'exited', address: rec.address, reason, kind: rec.kind });
+  }
+
+  private exitSignal(to: Address, from: Address, reason: ExitReason): void {
+    const rec = this.live(to);
+    if (!rec) return;
+    rec.links.delete(from);
+    if (rec.trap) this.enqueue(rec, { msg: { type: 'runtime.exit', from, reason } });
+    else if (reason !== 'normal') this.terminate(rec, reason);
+  }
+
+  private forget(address: Address): void {
+    const rec = this.records.get(address);
+    if (rec && rec.status === 'crashed') this.records.delete(address);
+  }
+
+  private live(address: Address): ActorRecord | undefined {
+    const rec = this.records.get(address);
+    return rec && (rec.status === 'running' || rec.status === 'starting') ? rec : undefined;
+  }
+
+  // ---- hot reload ---------------------------------------------------------------------------
+
+  /** Loads the kind's new code and moves every live actor of it over, each between two of its messages. */
+  async reload(kind: string): Promise<ReloadResult> {
+    const t0 = performance.now();
+    const loaded = await this.o.loader.load(kind);
+    const old = this.kinds.get(kind)?.def;
+    this.kinds.set(kind, { def: loaded.def, loads: loaded.loads });
+    let moved = 0;
+    const batch: ActorRecord[] = [];
+    for (const rec of this.records.values()) if (rec.kind === kind && rec.status === 'running') batch.push(rec);
+    for (let i = 0; i < batch.length; i++) {
+      const rec = batch[i]!;
+      if (rec.status === 'running' && rec.def !== loaded.def) { this.migrate(rec, loaded.def); moved++; }
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r)); // let other mail through meanwhile
+    }
+    if (old && old.version !== loaded.def.version) this.o.log('info', `kind ${kind}: v${old.version} -> v${loaded.def.version}`);
+    return { kind, version: loaded.def.version, actors: moved, ms: performance.now() - t0 };
+  }
+
+  private migrate(rec: ActorRecord, def: KindDefinition): void {
+    const from = rec.def!;
+    let snapshot = rec.actor!.getPersistedSnapshot() as Record<string, unknown>;
+    if (from.version !== def.version) {
+      if (!def.migrate) throw new Error(`kind ${def.kind} v${def.version} has no migrate() from v${from.version}`);
+      snapshot = def.migrate(snapshot, from.version);
+    }
+    rec.actor!.stop();
+    rec.def = def;
+    rec.actor = this.createMachineActor(rec, def, snapshot);
+    if (def.persist === 'always') this.saveSnapshot(rec, rec.actor.getSnapshot());
+  }
+
+  // ---- observability ------------------------------------------------------------------------
+
+  stats(withActors = false, kind?: string): SchedulerStats {
+    const byKind: Record<string, number> = {};
+    let depth = 0;
+    let max: SchedulerStats['maxMailbox'] = null;
+    const list: ActorInfo[] = [];
+    for (const rec of this.records.values()) {
+      byKind[rec.kind] = (byKind[rec.kind] ?? 0) + 1;
+      depth += rec.queue.length;
+      if (!max || rec.queue.length > max.depth) max = { address: rec.address, depth: rec.queue.length };
+      if (withActors && (!kind || rec.kind === kind)) {
+        let durable = 0;
+        for (const i of rec.queue) if (i.seq) durable++;
+        list.push({ address: rec.address, kind: rec.kind, queue: rec.queue.length, durable, handled: rec.handled, status: rec.status });
+      }
+    }
+    const kinds: SchedulerStats['kinds'] = {};
+    for (const [k, v] of this.kinds) kinds[k] = { version: v.def.version, loads: v.loads };
+    return {
+      thread: this.o.thread, actors: this.records.size, byKind, mailboxDepth: depth, maxMailbox: max,
+      handled: this.handledTotal, crashes: this.crashes, heapUsed: process.memoryUsage().heapUsed, kinds,
+      list: withActors ? list : undefined,
+    };
+  }
+
+  /** Starts, at boot or on a replacement thread, every owned actor that has a snapshot or durable mail. */
+  async restoreOwned(): Promise<number> {
+    const owned = await this.o.store.scanOwned((a) => this.router.place(a) === this.o.thread);
+    let n = 0;
+    for (const address of owned) {
+      if (this.records.has(address)) continue;
+      try {
+        await this.start(address, true, undefined, 'boot');
+        this.router.sendControl(MAIN_THREAD, { c: 'activated', address, kind: kindOf(address) });
+        n++;
+      } catch (err) {
+        this.o.log('error', `could not restore ${address}: ${(err as Error).message}`);
+      }
+    }
+    return n;
+  }
+
+  /** Orderly shutdown of every actor, in reverse start order is the supervisors' job; this is the floor. */
+  async shutdown(): Promise<void> {
+    for (const rec of [...this.records.values()]) {
+      if (rec.status === 'running') {
+        if (rec.def?.persist === 'always' && rec.actor) this.saveSnapshot(rec, rec.actor.getSnapshot());
+        this.halt(rec, 'stopped');
+      }
+    }
+    this.records.clear();
+    await this.o.store.flushed();
+  }
+
+  request(thread: ThreadId, make: (reply: number) => Control): Promise<Control> {
+    const reply = ++this.replyCounter;
+    return new Promise((resolve) => { this.replies.set(reply, resolve); this.router.sendControl(thread, make(reply)); });
+  }
+
+  // ---- the API actors see -------------------------------------------------------------------
+
+  private readonly api: ActorContextApi = {
+    self: () => this.cur().address,
+    sender: () => this.currentItem?.from,
+    send: (to, message) => this.router.send({ t: to, f: this.current?.address, m: message }),
+    sendDurable: (to, message) => this.durable.send(to, this.current?.address, message),
+    spawn: (address, input) => this.request(MAIN_THREAD, (reply) => ({ c: 'spawn', address, restore: false, input, reply }))
+      .then((c) => { if (c.c === 'spawned' && c.error) throw new Error(c.error); }),
+    monitor: (target) => {
+      const ref = this.o.thread * 2 ** 32 + ++this.refCounter;
+      const me = this.cur();
+      me.watching.set(ref, target);
+      this.router.controlFor(target, { c: 'monitor', target, watcher: me.address, ref });
+      return ref;
+    },
+    demonitor: (ref) => {
+      const me = this.cur();
+      const target = me.watching.get(ref);
+      if (target === undefined) return;
+      me.watching.delete(ref);
+      this.router.controlFor(target, { c: 'demonitor', target, ref });
+    },
+    link: (other) => { const me = this.cur(); me.links.add(other); this.router.controlFor(other, { c: 'link', target: other, other: me.address }); },
+    unlink: (other) => { const me = this.cur(); me.links.delete(other); this.router.controlFor(other, { c: 'unlink', target: other, other: me.address }); },
+    trapExits: (on) => { this.cur().trap = on; },
+    exit: (reason) => { this.cur().exitRequested = reason; },
+    kill: (target, reason) => this.router.controlFor(target, { c: 'kill', address: target, reason }),
+    startTimer: (name, ms, message) => {
+      const rec = this.cur();
+      const old = rec.timers.get(name);
+      if (old) clearTimeout(old);
+      rec.timers.set(name, setTimeout(() => {
+        rec.timers.delete(name);
+        if (rec.status === 'running' || rec.status === 'starting') this.enqueue(rec, { from: rec.address, msg: message });
+      }, ms));
+    },
+    cancelTimer: (name) => {
+      const rec = this.cur();
+      const t = rec.timers.get(name);
+      if (t) { clearTimeout(t); rec.timers.delete(name); }
+    },
+    retain: (): Receipt | undefined => {
+      const item = this.currentItem;
+      if (!item?.seq) return undefined;
+      this.retainCurrent = true;
+      return { address: this.cur().address, seq: item.seq };
+    },
+    release: (receipt) => this.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq }),
+    persistNow: () => { this.cur().persistRequested = true; },
+    log: (level, text) => this.o.log(level, `${this.current?.address ?? '?'}: ${text}`),
+    service: <T>(name: string): T => {
+      const s = this.o.services.get(name);
+      if (s === undefined) throw new Error(`no service '${name}' on this scheduler`);
+      return s as T;
+    },
+  };
+
+  private cur(): ActorRecord {
+    if (!this.current) throw new Error('actor API used outside of a handler');
+    return this.current;
+  }
+}

@@ -1,0 +1,87 @@
+// Starting and stopping a node: the runtime, its supervision tree (supervisors/tree.ts) and the admin
+// socket. What runs on top (XMPP listeners, services) comes in as child specs and service modules.
+import { join } from 'node:path';
+import { nodeTree } from '../../supervisors/tree.ts';
+import { AdminServer, type AdminHandler } from './admin.ts';
+import { Runtime, type RuntimeOptions } from './runtime.ts';
+import type { ChildSpec, Supervisor } from './supervisor.ts';
+
+export interface RunningRuntime {
+  runtime: Runtime;
+  root: Supervisor;
+  admin: AdminServer;
+  stop(): Promise<void>;
+}
+
+export interface StartRuntimeOptions extends RuntimeOptions {
+  listeners?: ChildSpec[];
+  adminCommands?: Map<string, AdminHandler>;
+  /** Called if the root supervisor gives up (the node can no longer run). */
+  onFatal?: (reason: string) => void;
+}
+
+export async function startRuntime(o: StartRuntimeOptions): Promise<RunningRuntime> {
+  const runtime = new Runtime(o);
+  await runtime.open();
+  const log = (level: 'info' | 'warn' | 'error', text: string) => runtime.log(level, text);
+  const root = nodeTree(runtime, o.listeners ?? [], log);
+  try {
+    await root.start();
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
+  const commands = new Map<string, AdminHandler>(o.adminCommands ?? []);
+  for (const [name, handler] of runtimeCommands(runtime)) if (!commands.has(name)) commands.set(name, handler);
+  const admin = new AdminServer(join(o.dataDir, 'admin.sock'), commands);
+  await admin.listen();
+  let stopped: Promise<void> | null = null;
+  const stop = () => (stopped ??= (async () => {
+    runtime.markStopping();
+    await admin.close();
+    await root.stop();
+    await runtime.close();
+  })());
+  root.onExit((reason) => {
+    runtime.log('error', `root supervisor gave up (${reason}); stopping the node`);
+    void stop().then(() => o.onFatal?.(reason));
+  });
+  return { runtime, root, admin, stop };
+}
+
+/** status / actors / kill / reload: what an operator asks a running node. */
+function runtimeCommands(rt: Runtime): Map<string, AdminHandler> {
+  return new Map<string, AdminHandler>([
+    ['status', async () => {
+      const stats = await rt.stats();
+      const byKind: Record<string, number> = {};
+      for (const s of stats) for (const [k, n] of Object.entries(s.byKind)) byKind[k] = (byKind[k] ?? 0) + n;
+      return {
+        uptimeSeconds: Math.round((Date.now() - rt.started) / 1000),
+        rssBytes: process.memoryUsage().rss,
+        schedulers: stats.map((s) => ({ thread: s.thread, actors: s.actors, mailboxDepth: s.mailboxDepth, maxMailbox: s.maxMailbox, handled: s.handled, crashes: s.crashes, heapUsed: s.heapUsed })),
+        actorsByKind: byKind,
+        kinds: stats[0]?.kinds ?? {},
+        supervisors: rt.supervisors(),
+        restarts: { schedulers: rt.counters.schedulerRestarts, actorCrashes: rt.counters.actorCrashes },
+      };
+    }],
+    ['actors', async (args) => {
+      const kind = typeof args.kind === 'string' ? args.kind : undefined;
+      const stats = await rt.stats(true, kind);
+      return stats.flatMap((s) => (s.list ?? []).map((a) => ({ ...a, scheduler: s.thread })));
+    }],
+    ['kill', async (args) => {
+      if (typeof args.address !== 'string') throw new Error('kill needs an address, e.g. session:juliet@example.com/balcony');
+      const reason = typeof args.reason === 'string' ? args.reason : 'kill';
+      if (!(await rt.kill(args.address, reason))) throw new Error(`no actor ${args.address}`);
+      return { killed: args.address, reason };
+    }],
+    ['reload', async (args) => {
+      const kinds = typeof args.kind === 'string' ? [args.kind] : Object.keys((await rt.stats())[0]?.kinds ?? {});
+      const out = [];
+      for (const k of kinds) out.push(...(await rt.reload(k)));
+      return out;
+    }],
+  ]);
+}

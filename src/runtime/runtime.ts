@@ -1,0 +1,312 @@
+// The main thread's half of the runtime: it starts the scheduler threads and wires them into a full
+// mesh of message ports, replaces a thread that dies, hosts main-thread endpoints (the connections
+// that own sockets), and is where supervisors live: every actor exit is reported here.
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { ClassicLevel } from 'classic-level';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { MAIN_THREAD, kindOf, placeAddress, type Address, type ThreadId } from './address.ts';
+import { DurableSender } from './durable-sender.ts';
+import type { Control, Envelope, ExitReason, ReloadResult, SchedulerStats } from './protocol.ts';
+import { Router } from './router.ts';
+import type { SchedulerData } from './scheduler.ts';
+import { DynamicSupervisor, type Child, type Shutdown, type SupervisorLog } from './supervisor.ts';
+
+export interface RuntimeOptions {
+  dataDir: string;
+  schedulers: number;
+  actorDirs: string[];
+  serviceModules?: string[];
+  settings?: Record<string, unknown>;
+  /** fsync every group commit (survives power loss); off, a commit survives a process kill. */
+  sync?: boolean;
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
+}
+
+export type EndpointHandler = (message: unknown, from: Address | undefined) => void;
+
+const SCHEDULER_BOOT = new URL('./scheduler-boot.mjs', import.meta.url);
+const SCHEDULER_ENTRY = new URL('./scheduler.ts', import.meta.url).href;
+
+export class Runtime {
+  readonly db: ClassicLevel<string, string>;
+  readonly router: Router;
+  readonly durable: DurableSender;
+  readonly started = Date.now();
+  readonly log: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
+  private workers = new Map<ThreadId, Worker>();
+  private endpoints = new Map<Address, EndpointHandler>();
+  private exitWatchers = new Map<Address, (reason: ExitReason) => void>();
+  private downWatchers = new Map<number, (reason: ExitReason) => void>();
+  private replies = new Map<number, (c: Control) => void>();
+  private readyWaiters = new Map<ThreadId, () => void>();
+  private replyCounter = 0;
+  private refCounter = 0;
+  /** Kind -> the dynamic supervisor that adopts its actors (from supervisors/tree.ts). */
+  private kindSupervisors = new Map<string, DynamicSupervisor<ActorArgs>>();
+  private defaultSupervisor: DynamicSupervisor<ActorArgs> | null = null;
+  private stopping = false;
+  readonly counters = { schedulerRestarts: 0, actorExits: 0, actorCrashes: 0 };
+
+  constructor(readonly o: RuntimeOptions) {
+    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    this.db = new ClassicLevel<string, string>(join(o.dataDir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    this.log = o.log ?? ((level, text) => { if (level !== 'debug') console.error(`[${level}] ${text}`); });
+    this.router = new Router(MAIN_THREAD, o.schedulers, {
+      deliver: (env) => this.deliver(env),
+      control: (c, from) => this.control(c, from),
+    });
+    this.durable = new DurableSender(MAIN_THREAD, (env) => this.router.send(env));
+  }
+
+  async open(): Promise<void> { await this.db.open({ multithreading: true }); }
+
+  // ---- scheduler threads --------------------------------------------------------------------
+
+  /** A supervisor child for scheduler thread `thread` (1-based); restarting it replaces the thread. */
+  schedulerChild(thread: ThreadId): () => Promise<Child> {
+    return async () => {
+      const replacing = this.workers.has(thread) || this.everStarted.has(thread);
+      const worker = await this.spawnScheduler(thread, true);
+      this.everStarted.add(thread);
+      if (replacing) this.counters.schedulerRestarts++;
+      let exitCb: ((r: ExitReason) => void) | null = null;
+      let stopping = false;
+      worker.once('exit', (code) => {
+        this.workers.delete(thread);
+        if (stopping) return;
+        this.threadDied(thread, code);
+        exitCb?.(`scheduler thread exited with code ${code}`);
+      });
+      return {
+        onExit: (cb) => { exitCb = cb; },
+        stop: async (timeout: Shutdown) => {
+          stopping = true;
+          const done = new Promise<void>((r) => worker.once('exit', () => r()));
+          if (timeout !== 'brutal_kill') {
+            const ms = timeout === 'infinity' ? 60_000 : timeout;
+            await Promise.race([this.request(thread, (reply) => ({ c: 'shutdown', reply })), sleep(ms)]);
+          }
+          this.router.markDown(thread);
+          await worker.terminate();
+          await done;
+        },
+      };
+    };
+  }
+
+  private everStarted = new Set<ThreadId>();
+
+  private async spawnScheduler(thread: ThreadId, restore: boolean): Promise<Worker> {
+    // A fresh channel to main and to every live scheduler; live ones get their end as a 'peer' control.
+    const peers: Array<[ThreadId, MessagePort]> = [];
+    const toMain = new MessageChannel();
+    peers.push([MAIN_THREAD, toMain.port2]);
+    for (const other of this.workers.keys()) {
+      if (other === thread) continue;
+      const ch = new MessageChannel();
+      peers.push([other, ch.port2]);
+      this.router.sendControl(other, { c: 'peer', thread, port: ch.port1 });
+    }
+    const data: SchedulerData = {
+      entry: SCHEDULER_ENTRY, thread, schedulers: this.o.schedulers, dbPath: join(this.o.dataDir, 'db'),
+      sync: this.o.sync ?? false, actorDirs: this.o.actorDirs, serviceModules: this.o.serviceModules ?? [],
+      settings: this.o.settings ?? {}, peers, restore,
+    };
+    const worker = new Worker(SCHEDULER_BOOT, { workerData: data, transferList: peers.map(([, p]) => p) as never, name: `scheduler-${thread}` });
+    worker.on('error', (err) => this.log('error', `scheduler ${thread} died: ${err.stack ?? err.message}`));
+    this.workers.set(thread, worker);
+    const ready = new Promise<void>((resolve) => this.readyWaiters.set(thread, resolve));
+    this.router.addPeer(thread, toMain.port1);
+    await Promise.race([
+      ready,
+      new Promise<never>((_, reject) => worker.once('exit', (code) => reject(new Error(`scheduler ${thread} exited during start (code ${code})`)))),
+    ]);
+    return worker;
+  }
+
+  /** A dead thread's durable mail is resent to its replacement; its actors count as crashed. */
+  private threadDied(thread: ThreadId, code: number): void {
+    this.log('error', `scheduler thread ${thread} died (exit code ${code}); replacing it`);
+    this.router.markDown(thread);
+    for (const other of this.workers.keys()) this.router.sendControl(other, { c: 'thread-down', thread });
+    this.durable.resendTo(thread, (a) => this.router.place(a));
+    for (const [address, cb] of [...this.exitWatchers]) {
+      if (placeAddress(address, this.o.schedulers) === thread) { this.exitWatchers.delete(address); cb('scheduler-died'); }
+    }
+  }
+
+  threadIds(): ThreadId[] { return [...this.workers.keys()].sort((a, b) => a - b); }
+  worker(thread: ThreadId): Worker | undefined { return this.workers.get(thread); }
+
+  // ---- actors -------------------------------------------------------------------------------
+
+  /** A dynamic supervisor for actors of the given kinds (simple_one_for_one over addresses). */
+  actorSupervisor(name: string, kinds: string[] | 'default', flags: { restart?: 'permanent' | 'transient' | 'temporary'; intensity?: number; period?: number; shutdown?: Shutdown }, log: SupervisorLog): DynamicSupervisor<ActorArgs> {
+    const sup = new DynamicSupervisor<ActorArgs>(name, {
+      restart: flags.restart ?? 'transient',
+      shutdown: flags.shutdown ?? 5000,
+      start: (args, restart) => this.startActor(args.address, args.input, restart),
+    }, flags, log);
+    if (kinds === 'default') this.defaultSupervisor = sup;
+    else for (const k of kinds) this.kindSupervisors.set(k, sup);
+    return sup;
+  }
+
+  private supervisorFor(address: Address): DynamicSupervisor<ActorArgs> {
+    const sup = this.kindSupervisors.get(kindOf(address)) ?? this.defaultSupervisor;
+    if (!sup) throw new Error(`no supervisor for actors of kind ${kindOf(address)}`);
+    return sup;
+  }
+
+  /** Starts an actor under its kind's supervisor. */
+  spawn(address: Address, input?: unknown): Promise<void> {
+    return this.supervisorFor(address).startChild(address, { address, input });
+  }
+
+  private async startActor(address: Address, input: unknown, restore: boolean): Promise<Child> {
+    const c = await this.request(this.router.place(address), (reply) => ({ c: 'spawn', address, restore, input, reply }));
+    if (c.c === 'spawned' && c.error) throw new Error(c.error);
+    return this.actorChild(address);
+  }
+
+  private actorChild(address: Address): Child {
+    let exitCb: ((r: ExitReason) => void) | null = null;
+    let stopped: (() => void) | null = null;
+    this.exitWatchers.set(address, (reason) => {
+      if (stopped) { stopped(); return; }
+      exitCb?.(reason);
+    });
+    return {
+      onExit: (cb) => { exitCb = cb; },
+      stop: (timeout) => new Promise<void>((resolve) => {
+        if (!this.exitWatchers.has(address)) { resolve(); return; }
+        stopped = resolve;
+        const brutal = timeout === 'brutal_kill';
+        this.router.controlFor(address, { c: 'kill', address, reason: brutal ? 'kill' : 'shutdown' });
+        if (!brutal && timeout !== 'infinity') {
+          setTimeout(() => this.router.controlFor(address, { c: 'kill', address, reason: 'kill' }), timeout).unref();
+        }
+      }),
+    };
+  }
+
+  send(to: Address, message: unknown, from?: Address): void { this.router.send({ t: to, f: from, m: message }); }
+  sendDurable(to: Address, message: unknown, from?: Address): Promise<void> { return this.durable.send(to, from, message); }
+
+  /** exit(Address, Reason) from outside, as Erlang's exit/2 ('kill' cannot be trapped or ignored). */
+  async kill(address: Address, reason: ExitReason = 'kill'): Promise<boolean> {
+    const c = await this.request(this.router.place(address), (reply) => ({ c: 'kill', address, reason, reply }));
+    return !(c.c === 'spawned' && c.error);
+  }
+
+  /** Main-thread endpoints (connections) receive messages sent to their address. */
+  registerEndpoint(address: Address, handler: EndpointHandler): void {
+    if (placeAddress(address, this.o.schedulers) !== MAIN_THREAD) throw new Error(`${address} is not a main-thread address`);
+    this.endpoints.set(address, handler);
+  }
+  unregisterEndpoint(address: Address): void { this.endpoints.delete(address); }
+
+  /** Monitor an actor from the main thread: cb runs once with the reason it ended. */
+  monitor(target: Address, cb: (reason: ExitReason) => void): number {
+    const ref = ++this.refCounter;
+    this.downWatchers.set(ref, cb);
+    this.router.controlFor(target, { c: 'monitor', target, watcher: 'node:main', ref });
+    return ref;
+  }
+  demonitor(target: Address, ref: number): void {
+    this.downWatchers.delete(ref);
+    this.router.controlFor(target, { c: 'demonitor', target, ref });
+  }
+
+  // ---- operations ---------------------------------------------------------------------------
+
+  async stats(withActors = false, kind?: string): Promise<SchedulerStats[]> {
+    const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'stats', reply, withActors, kind }))));
+    return all.map((c) => (c as Extract<Control, { c: 'stats-reply' }>).stats);
+  }
+
+  /** Hot reload: every scheduler loads the kind's new code and moves its live actors over. */
+  async reload(kind: string): Promise<ReloadResult[]> {
+    const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'reload', kind, reply }))));
+    return all.map((c) => {
+      const r = c as Extract<Control, { c: 'reloaded' }>;
+      if (r.error) throw new Error(`reload of ${kind} failed: ${r.error}`);
+      return r.result!;
+    });
+  }
+
+  supervisors(): Array<{ name: string; children: number; restarts: number }> {
+    const seen = new Set<DynamicSupervisor<ActorArgs>>([...this.kindSupervisors.values(), ...(this.defaultSupervisor ? [this.defaultSupervisor] : [])]);
+    return [...seen].map((s) => ({ name: s.name, children: s.size, restarts: s.counters.restarts }));
+  }
+
+  get isStopping(): boolean { return this.stopping; }
+  markStopping(): void { this.stopping = true; }
+
+  async close(): Promise<void> {
+    this.router.close();
+    await this.db.close();
+  }
+
+  request(thread: ThreadId, make: (reply: number) => Control): Promise<Control> {
+    const reply = ++this.replyCounter;
+    return new Promise((resolve) => { this.replies.set(reply, resolve); this.router.sendControl(thread, make(reply)); });
+  }
+
+  // ---- RouterSink ---------------------------------------------------------------------------
+
+  private deliver(env: Envelope): void {
+    const h = this.endpoints.get(env.t);
+    if (h) h(env.m, env.f);
+    if (env.d !== undefined && env.s !== undefined) {
+      // Main-thread endpoints are not durable; confirm so the sender does not wait forever.
+      this.router.sendControl(env.s, { c: 'confirm', token: env.d, error: h ? undefined : `no endpoint ${env.t}` });
+    }
+  }
+
+  private control(c: Control, fromThread: ThreadId): void {
+    switch (c.c) {
+      case 'ready': this.readyWaiters.get(c.thread)?.(); this.readyWaiters.delete(c.thread); break;
+      case 'confirm': this.durable.confirmed(c.token, c.error); break;
+      case 'exited': {
+        this.counters.actorExits++;
+        if (c.reason !== 'normal' && c.reason !== 'shutdown') this.counters.actorCrashes++;
+        const cb = this.exitWatchers.get(c.address);
+        this.exitWatchers.delete(c.address);
+        if (cb) cb(c.reason);
+        else if (c.reason !== 'normal' && c.reason !== 'shutdown') this.router.controlFor(c.address, { c: 'forget', address: c.address });
+        break;
+      }
+      case 'activated': {
+        if (this.exitWatchers.has(c.address) || this.stopping) break;
+        const sup = this.kindSupervisors.get(c.kind) ?? this.defaultSupervisor;
+        if (sup && !sup.has(c.address)) sup.adopt(c.address, { address: c.address }, this.actorChild(c.address));
+        break;
+      }
+      case 'down': {
+        const cb = this.downWatchers.get(c.ref);
+        this.downWatchers.delete(c.ref);
+        cb?.(c.reason);
+        break;
+      }
+      case 'log': this.log(c.level, c.text); break;
+      case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done':
+        this.replies.get(c.reply)?.(c);
+        this.replies.delete(c.reply);
+        break;
+      case 'spawn': {
+        // An actor asked for a spawn: it goes through the kind's supervisor like any other.
+        const reply = c.reply;
+        const answer = (error?: string) => reply !== undefined && this.router.sendControl(fromThread, { c: 'spawned', reply, error });
+        this.spawn(c.address, c.input).then(() => answer(), (err: Error) => answer(err.message));
+        break;
+      }
+      default: this.log('warn', `main: unexpected control ${c.c}`);
+    }
+  }
+}
+
+export interface ActorArgs { address: Address; input?: unknown }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

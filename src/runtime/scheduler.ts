@@ -1,0 +1,59 @@
+// A scheduler: one long-lived worker thread hosting many actors. It opens the node's LevelDB itself
+// (classic-level's multithreading mode), so durable mail and snapshots are written where the actors
+// run, without a hop through the main thread.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { ClassicLevel } from 'classic-level';
+import type { ThreadId } from './address.ts';
+import { DurableStore } from './durable-store.ts';
+import { ActorHost } from './host.ts';
+import { KindLoader } from './loader.ts';
+import type { Control } from './protocol.ts';
+import { Router } from './router.ts';
+
+export interface SchedulerData {
+  entry: string;
+  thread: ThreadId;
+  schedulers: number;
+  dbPath: string;
+  sync: boolean;
+  actorDirs: string[];
+  /** Modules whose `install(services, data)` adds shared services (storage, config, hooks) to this thread. */
+  serviceModules: string[];
+  settings: Record<string, unknown>;
+  peers: Array<[ThreadId, MessagePort]>;
+  restore: boolean;
+}
+
+const data = workerData as SchedulerData;
+const db = new ClassicLevel<string, string>(data.dbPath, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+await db.open({ multithreading: true });
+const services = new Map<string, unknown>([['db', db], ['settings', data.settings]]);
+for (const m of data.serviceModules) {
+  const mod = (await import(m)) as { install: (s: Map<string, unknown>, d: SchedulerData) => Promise<void> | void };
+  await mod.install(services, data);
+}
+
+const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string) => router.sendControl(0, { c: 'log', level, text });
+const store = new DurableStore(db, data.sync);
+const host = new ActorHost({ thread: data.thread, store, loader: new KindLoader(data.actorDirs), services, log });
+const router = new Router(data.thread, data.schedulers, {
+  deliver: (env) => host.deliver(env),
+  control: (c: Control, from) => {
+    if (c.c === 'peer') router.addPeer(c.thread, c.port);
+    else if (c.c === 'shutdown') void shutdown(c.reply, from);
+    else host.control(c, from);
+  },
+});
+host.attach(router);
+for (const [thread, port] of data.peers) router.addPeer(thread, port);
+
+async function shutdown(reply: number, from: ThreadId): Promise<void> {
+  await host.shutdown();
+  router.sendControl(from, { c: 'shutdown-done', reply });
+  setImmediate(async () => { router.close(); await db.close(); });
+}
+
+if (data.restore) await host.restoreOwned();
+router.sendControl(0, { c: 'ready', thread: data.thread });
+// The parent port only carries the death notice; keep it from holding the thread open on its own.
+parentPort?.unref();
