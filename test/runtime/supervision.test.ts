@@ -1,0 +1,102 @@
+// Supervision of real actors on real scheduler threads.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { placeAddress } from '../../src/runtime/address.ts';
+import { startTestNode, until, type TestNode } from '../helpers/runtime.ts';
+
+let node: TestNode;
+test.before(async () => { node = await startTestNode(); });
+test.after(async () => { await node.cleanup(); });
+
+async function report(address: string, box: ReturnType<TestNode['inbox']>, to: string) {
+  node.runtime.send(address, { type: 'report', to });
+  return box.next((m) => m.type === 'report' && m.address === address);
+}
+
+test('a crashed actor is restarted from its last snapshot; the crash is logged with its reason', async () => {
+  const box = node.inbox('conn:sup1');
+  await node.runtime.spawn('crasher:a');
+  for (let i = 0; i < 5; i++) node.runtime.send('crasher:a', { type: 'inc' });
+  assert.is((await report('crasher:a', box, 'conn:sup1')).count, 5);
+  node.runtime.send('crasher:a', { type: 'boom' });
+  node.runtime.send('crasher:a', { type: 'inc' }); // queued behind the crash: must survive the restart
+  const r = await report('crasher:a', box, 'conn:sup1');
+  assert.is(r.count, 6);
+  assert.is(r.restored, 1);
+  assert.ok(node.logs.some((l) => l.includes('crasher:a crashed: boom requested')), 'crash logged');
+  assert.ok(node.logs.some((l) => l.includes('actors: crasher:a exited: boom requested; restarting')), 'restart logged');
+});
+
+test('kill (exit/2 with kill) is a crash the supervisor handles', async () => {
+  const box = node.inbox('conn:sup2');
+  await node.runtime.spawn('crasher:k');
+  node.runtime.send('crasher:k', { type: 'inc' });
+  assert.is((await report('crasher:k', box, 'conn:sup2')).count, 1);
+  assert.ok(await node.runtime.kill('crasher:k'));
+  const r = await report('crasher:k', box, 'conn:sup2');
+  assert.is(r.restored, 1);
+  assert.is(r.count, 1);
+  assert.not.ok(await node.runtime.kill('crasher:nobody'));
+});
+
+test('a normal exit is not restarted (transient) and its snapshot is gone', async () => {
+  await node.runtime.spawn('crasher:n');
+  let reason = '';
+  node.runtime.monitor('crasher:n', (r) => { reason = r; });
+  node.runtime.send('crasher:n', { type: 'stop' });
+  await until(() => reason !== '', 5000, 'down');
+  assert.is(reason, 'normal');
+  const stats = await node.runtime.stats(true, 'crasher');
+  assert.not.ok(stats.flatMap((s) => s.list!).some((a) => a.address === 'crasher:n'));
+});
+
+test('monitors get a down message with the reason', async () => {
+  const box = node.inbox('conn:sup3');
+  await node.runtime.spawn('crasher:watcher');
+  await node.runtime.spawn('crasher:watched');
+  node.runtime.send('crasher:watcher', { type: 'watch', target: 'crasher:watched' });
+  node.runtime.send('crasher:watcher', { type: 'watch', target: 'crasher:ghost' });
+  await new Promise((r) => setTimeout(r, 50));
+  node.runtime.send('crasher:watched', { type: 'boom' });
+  await until(async () => {
+    node.runtime.send('crasher:watcher', { type: 'downs', to: 'conn:sup3' });
+    const m = await box.next((x) => x.type === 'downs');
+    return m.downs.length === 2;
+  }, 5000, 'two downs');
+  node.runtime.send('crasher:watcher', { type: 'downs', to: 'conn:sup3' });
+  const m = await box.next((x) => x.type === 'downs');
+  assert.equal(m.downs.sort(), ['crasher:ghost:noproc', 'crasher:watched:boom requested']);
+});
+
+test('a scheduler thread that dies is replaced and its actors restored from their snapshots', async () => {
+  const box = node.inbox('conn:sup4');
+  // Two actors on the same thread: one ends the thread, the other must come back with its state.
+  let other = '';
+  for (let i = 0; !other; i++) if (placeAddress(`crasher:o${i}`, 2) === placeAddress('crasher:t', 2)) other = `crasher:o${i}`;
+  await node.runtime.spawn('crasher:t');
+  await node.runtime.spawn(other);
+  for (let i = 0; i < 3; i++) node.runtime.send(other, { type: 'inc' });
+  assert.is((await report(other, box, 'conn:sup4')).count, 3);
+  const before = node.runtime.counters.schedulerRestarts;
+  node.runtime.send('crasher:t', { type: 'exit-thread' });
+  await until(() => node.runtime.counters.schedulerRestarts > before, 10_000, 'thread replaced');
+  const r = await report(other, box, 'conn:sup4');
+  assert.is(r.count, 3);
+  assert.ok(r.restored >= 1);
+  assert.ok(node.logs.some((l) => /scheduler thread \d died/.test(l)));
+});
+
+test('one busy actor does not starve the others on its thread', async () => {
+  const box = node.inbox('conn:sup5');
+  let other = '';
+  for (let i = 0; !other; i++) if (placeAddress(`hog:p${i}`, 2) === placeAddress('hog:busy', 2)) other = `hog:p${i}`;
+  // 300 messages of 2 ms each: 600 ms of work queued on one actor.
+  for (let n = 0; n < 300; n++) node.runtime.send('hog:busy', { type: 'work', ms: 2, n, to: n === 299 ? 'conn:sup5' : undefined });
+  await new Promise((r) => setTimeout(r, 20));
+  node.runtime.send(other, { type: 'ping', to: 'conn:sup5', n: 1 });
+  const first = await box.next((m) => m.type === 'pong' || m.type === 'worked');
+  assert.is(first.type, 'pong', 'the ping was answered before the busy actor finished its queue');
+  await box.next((m) => m.type === 'worked');
+});
+
+test.run();
