@@ -154,6 +154,9 @@ export function prepareDomainpart(s: string): string {
     checkLength(d, 'domainpart');
     return d;
   }
+  // The WHATWG host parser behind domainToASCII percent-decodes and drops tabs and what follows a
+  // backslash, so raw ASCII outside LDH and dots must be refused before it sees the string.
+  if (/[^A-Za-z0-9.\-\u0080-\u{10ffff}]/u.test(d)) throw new JidError('domainpart', 'character not allowed in a domain name');
   // IDNA path: UTS 46 mapping (case, width, ideographic dots) then back to U-labels.
   const ascii0 = domainToASCII(d);
   if (ascii0 === '') throw new JidError('domainpart', 'not a valid domain name');

@@ -86,6 +86,11 @@ test('RFC 7622 invalid examples and more are rejected with the failing part', ()
   rejects('a@b@example.com', 'domainpart');
   rejects('a@exa mple.com', 'domainpart');
   rejects('a@a_b.example', 'domainpart');
+  rejects('a@ex%61mple.com', 'domainpart'); // the URL host parser would percent-decode this
+  rejects('a@exa\tmple.com', 'domainpart'); // ... drop the tab
+  rejects('a@evil.com\\.example.com', 'domainpart'); // ... and cut at the backslash
+  rejects('a@example.com:5222', 'domainpart');
+  rejects('a@\uff05\uff16\uff11.example', 'domainpart'); // fullwidth %61
   rejects('a@a..b', 'domainpart');
   rejects('a@example.com..', 'domainpart');
   rejects('a@-a.example', 'domainpart');
