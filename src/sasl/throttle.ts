@@ -1,0 +1,170 @@
+// Failed-authentication throttling per account and per remote address: a token bucket for each
+// (a failure spends a token; refused while a bucket is below one) plus an exponential delay before
+// answering each consecutive failure. Pure and clock-injected; the session applies the decisions.
+import { prepareLocalpart } from '../xmpp/jid.ts';
+
+export interface BucketConfig {
+  /** Failures allowed in a burst. */
+  capacity: number;
+  /** Tokens regained per minute. */
+  refillPerMinute: number;
+}
+
+export interface BackoffConfig {
+  baseMs: number;
+  maxMs: number;
+}
+
+export interface ThrottleOptions {
+  /** false disables that bucket. */
+  account?: BucketConfig | false;
+  address?: BucketConfig | false;
+  backoff?: BackoffConfig | false;
+  /** Bound on remembered accounts and addresses, each. */
+  maxEntries?: number;
+  now?: () => number;
+  /** Maps spellings of one account to one key; default the JID localpart preparation. */
+  normalizeAccount?: (name: string) => string;
+}
+
+export interface ThrottleDecision {
+  allowed: boolean;
+  /** 0 when allowed. */
+  retryAfterMs: number;
+}
+
+export const DEFAULT_THROTTLE = {
+  account: { capacity: 5, refillPerMinute: 2 },
+  address: { capacity: 30, refillPerMinute: 10 },
+  backoff: { baseMs: 250, maxMs: 8000 },
+  maxEntries: 100_000,
+} as const;
+
+interface Entry { tokens: number; at: number; streak: number }
+
+class Buckets {
+  readonly map = new Map<string, Entry>();
+  constructor(readonly cfg: BucketConfig, readonly max: number) {}
+
+  #refill(e: Entry, now: number): void {
+    e.tokens = Math.min(this.cfg.capacity, e.tokens + ((now - e.at) * this.cfg.refillPerMinute) / 60_000);
+    e.at = now;
+    if (e.tokens >= this.cfg.capacity) e.streak = 0; // fully recovered: forget the run of failures
+  }
+
+  retryAfter(key: string, now: number): number {
+    const e = this.map.get(key);
+    if (!e) return 0;
+    this.#refill(e, now);
+    return e.tokens >= 1 ? 0 : Math.ceil(((1 - e.tokens) * 60_000) / this.cfg.refillPerMinute);
+  }
+
+  spend(key: string, now: number): number {
+    let e = this.map.get(key);
+    if (e) this.#refill(e, now);
+    else {
+      if (this.map.size >= this.max) this.#evict(now, this.max - 1); // before inserting, or the new entry is pruned
+      e = { tokens: this.cfg.capacity, at: now, streak: 0 };
+      this.map.set(key, e);
+    }
+    e.tokens = Math.max(0, e.tokens - 1);
+    return ++e.streak;
+  }
+
+  prune(now: number): void {
+    for (const [k, e] of this.map) {
+      this.#refill(e, now);
+      if (e.tokens >= this.cfg.capacity) this.map.delete(k);
+    }
+  }
+
+  // Drop recovered entries first, then the oldest ones.
+  #evict(now: number, target: number): void {
+    this.prune(now);
+    for (const k of this.map.keys()) {
+      if (this.map.size <= target) break;
+      this.map.delete(k);
+    }
+  }
+}
+
+export class AuthThrottle {
+  #accounts: Buckets | undefined;
+  #addresses: Buckets | undefined;
+  #backoff: BackoffConfig | undefined;
+  #now: () => number;
+  #normalize: (name: string) => string;
+
+  constructor(options: ThrottleOptions = {}) {
+    const max = options.maxEntries ?? DEFAULT_THROTTLE.maxEntries;
+    const account = options.account ?? DEFAULT_THROTTLE.account;
+    const address = options.address ?? DEFAULT_THROTTLE.address;
+    const backoff = options.backoff ?? DEFAULT_THROTTLE.backoff;
+    for (const b of [account, address]) {
+      if (b && !(b.capacity >= 1 && b.refillPerMinute > 0)) throw new RangeError('bucket needs capacity >= 1 and refillPerMinute > 0');
+    }
+    this.#accounts = account ? new Buckets(account, max) : undefined;
+    this.#addresses = address ? new Buckets(address, max) : undefined;
+    this.#backoff = backoff || undefined;
+    this.#now = options.now ?? Date.now;
+    this.#normalize = options.normalizeAccount ?? defaultNormalize;
+  }
+
+  /** May an attempt for this account from this address go ahead? Either may be unknown. */
+  check(account: string | undefined, address: string | undefined): ThrottleDecision {
+    const now = this.#now();
+    const wait = Math.max(
+      account !== undefined && this.#accounts ? this.#accounts.retryAfter(this.#normalize(account), now) : 0,
+      address !== undefined && this.#addresses ? this.#addresses.retryAfter(addressKey(address), now) : 0,
+    );
+    return { allowed: wait === 0, retryAfterMs: wait };
+  }
+
+  /** Records a failed attempt; returns how long to wait before sending the failure. */
+  recordFailure(account: string | undefined, address: string | undefined): number {
+    const now = this.#now();
+    const streak = Math.max(
+      account !== undefined && this.#accounts ? this.#accounts.spend(this.#normalize(account), now) : 0,
+      address !== undefined && this.#addresses ? this.#addresses.spend(addressKey(address), now) : 0,
+    );
+    const b = this.#backoff;
+    return b && streak > 0 ? Math.min(b.maxMs, b.baseMs * 2 ** (streak - 1)) : 0;
+  }
+
+  /** A success clears the account's record; the address keeps its own (one good account must not launder it). */
+  recordSuccess(account: string | undefined, _address?: string): void {
+    if (account !== undefined) this.#accounts?.map.delete(this.#normalize(account));
+  }
+
+  /** Forgets fully recovered entries (call from a timer if desired; insertion also bounds memory). */
+  prune(): void {
+    const now = this.#now();
+    this.#accounts?.prune(now);
+    this.#addresses?.prune(now);
+  }
+
+  get size(): { accounts: number; addresses: number } {
+    return { accounts: this.#accounts?.map.size ?? 0, addresses: this.#addresses?.map.size ?? 0 };
+  }
+}
+
+function defaultNormalize(name: string): string {
+  try { return prepareLocalpart(name); } catch { return name; }
+}
+
+/** IPv6 peers are keyed by their /64 (one host usually owns the whole prefix); IPv4-mapped become IPv4. */
+export function addressKey(address: string): string {
+  let a = address.toLowerCase();
+  const zone = a.indexOf('%');
+  if (zone >= 0) a = a.slice(0, zone);
+  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
+  if (!a.includes(':')) return a;
+  if (a.startsWith('::ffff:') && a.includes('.')) return a.slice(7);
+  const [head = '', tail] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const last = (t.length ? t : h).at(-1) ?? '';
+  const missing = 8 - h.length - t.length - (last.includes('.') ? 1 : 0);
+  const groups = [...h, ...Array<string>(Math.max(0, missing)).fill('0'), ...t];
+  return groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':') + '::/64';
+}
