@@ -1,0 +1,96 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  offeredMechanisms, selectMechanism, decodeSaslPayload, encodeSaslPayload, type MechanismOptions, type OfferContext,
+} from '../../src/sasl/mechanisms.ts';
+import { ScramClient } from '../../src/sasl/scram.ts';
+import { plainMessage } from '../../src/sasl/plain.ts';
+import { SECRET, expectFailure, makeAccount, runScram, store } from './helpers.ts';
+
+const ALL_SCRAM = ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1'];
+const ALL_PLUS = ALL_SCRAM.map((m) => `${m}-PLUS`);
+
+test('offers: PLAIN only over TLS, -PLUS only with channel bindings', () => {
+  assert.equal(offeredMechanisms({ tls: false, channelBindings: [] }), ALL_SCRAM);
+  assert.equal(offeredMechanisms({ tls: true, channelBindings: [] }), [...ALL_SCRAM, 'PLAIN']);
+  assert.equal(offeredMechanisms({ tls: true, channelBindings: ['tls-exporter'] }), [...ALL_PLUS, ...ALL_SCRAM, 'PLAIN']);
+  assert.equal(offeredMechanisms({ tls: false, channelBindings: [], allowPlainWithoutTls: true }), [...ALL_SCRAM, 'PLAIN']);
+  assert.equal(offeredMechanisms({ tls: true, channelBindings: ['tls-server-end-point'], plain: false, hashes: ['SHA-256'] }),
+    ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256']);
+});
+
+async function options(): Promise<MechanismOptions & { asked: string[] }> {
+  const { lookup, asked } = store({ juliet: await makeAccount('pw') });
+  return { lookup, serverSecret: SECRET, asked };
+}
+
+test('selection failures: invalid-mechanism and encryption-required', async () => {
+  const o = await options();
+  const noTls: OfferContext = { tls: false, channelBindings: [] };
+  assert.equal(selectMechanism('PLAIN', noTls, o), { ok: false, condition: 'encryption-required' });
+  assert.equal(selectMechanism('DIGEST-MD5', noTls, o), { ok: false, condition: 'invalid-mechanism' });
+  assert.equal(selectMechanism('scram-sha-1', noTls, o), { ok: false, condition: 'invalid-mechanism' });
+  assert.equal(selectMechanism('SCRAM-SHA-256-PLUS', { tls: true, channelBindings: [] }, o), { ok: false, condition: 'invalid-mechanism' });
+  assert.equal(selectMechanism('SCRAM-SHA-1', { tls: true, channelBindings: [], hashes: ['SHA-256'] }, o), { ok: false, condition: 'invalid-mechanism' });
+  assert.equal(selectMechanism('PLAIN', { tls: true, channelBindings: [], plain: false }, o), { ok: false, condition: 'invalid-mechanism' });
+  assert.is(selectMechanism('PLAIN', { ...noTls, allowPlainWithoutTls: true }, o).ok, true);
+});
+
+test('selected mechanisms run: PLAIN, SCRAM, SCRAM-PLUS with each binding type', async () => {
+  const o = await options();
+  const exporter = Buffer.from('exporter'), endpoint = Buffer.from('endpoint');
+  const ctx: OfferContext = { tls: true, channelBindings: ['tls-exporter', 'tls-server-end-point'] };
+  const opts = { ...o, channelBindingData: { 'tls-exporter': exporter, 'tls-server-end-point': endpoint } };
+
+  const p = selectMechanism('PLAIN', ctx, opts);
+  assert.ok(p.ok && p.server.mechanism === 'PLAIN');
+  assert.is(p.ok && (await p.server.start(plainMessage('juliet', 'pw'))).kind, 'success');
+
+  for (const [type, data] of [['tls-exporter', exporter], ['tls-server-end-point', endpoint]] as const) {
+    const s = selectMechanism('SCRAM-SHA-512-PLUS', ctx, opts);
+    assert.ok(s.ok);
+    if (!s.ok) return;
+    assert.is(s.server.mechanism, 'SCRAM-SHA-512-PLUS');
+    const { step, verified } = await runScram(s.server,
+      new ScramClient({ hash: 'SHA-512', username: 'juliet', password: 'pw', channelBinding: { type, data } }));
+    assert.is(step.kind, 'success', type);
+    assert.ok(verified);
+  }
+});
+
+test('a non-PLUS selection knows -PLUS was offered (downgrade detection)', async () => {
+  const o = await options();
+  const client = () => new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw', supportsChannelBinding: true });
+  const withPlus = selectMechanism('SCRAM-SHA-256', { tls: true, channelBindings: ['tls-exporter'] },
+    { ...o, channelBindingData: { 'tls-exporter': Buffer.from('x') } });
+  assert.ok(withPlus.ok);
+  if (withPlus.ok) expectFailure((await runScram(withPlus.server, client())).step, 'not-authorized');
+  const withoutPlus = selectMechanism('SCRAM-SHA-256', { tls: true, channelBindings: [] }, o);
+  assert.ok(withoutPlus.ok);
+  if (withoutPlus.ok) assert.is((await runScram(withoutPlus.server, client())).step.kind, 'success');
+});
+
+test('binding data for a type not listed for the connection is not used', async () => {
+  const o = await options();
+  const data = Buffer.from('endpoint');
+  const s = selectMechanism('SCRAM-SHA-256-PLUS', { tls: true, channelBindings: ['tls-exporter'] },
+    { ...o, channelBindingData: { 'tls-exporter': Buffer.from('e'), 'tls-server-end-point': data } });
+  assert.ok(s.ok);
+  if (!s.ok) return;
+  const { step } = await runScram(s.server, new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw',
+    channelBinding: { type: 'tls-server-end-point', data } }));
+  expectFailure(step, 'not-authorized');
+});
+
+test('payload encoding per RFC 6120 §6.4.2', () => {
+  assert.equal(decodeSaslPayload('='), Buffer.alloc(0));
+  assert.equal(decodeSaslPayload(''), Buffer.alloc(0));
+  assert.equal(decodeSaslPayload('AGp1bGlldABwdw=='), Buffer.from('\0juliet\0pw'));
+  assert.equal(decodeSaslPayload('AGp1bGll\n dABwdw=='), Buffer.from('\0juliet\0pw'));
+  for (const bad of ['AGp1bGlldABwdw=', 'abc', 'ab!c', 'ab=c', '====']) assert.is(decodeSaslPayload(bad), undefined, bad);
+  assert.is(encodeSaslPayload(undefined), '');
+  assert.is(encodeSaslPayload(Buffer.alloc(0)), '=');
+  assert.is(encodeSaslPayload(Buffer.from('v=abc')), 'dj1hYmM=');
+});
+
+test.run();
