@@ -1,0 +1,56 @@
+// Messages between the bench's main thread and its load workers. Flat records only (cheap to clone).
+import type { SparseHistogram } from './histogram.ts';
+import type { TlsMode } from './client.ts';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+  tlsPort?: number;
+  domain: string;
+}
+
+export interface WorkerInit {
+  index: number;
+  endpoint: Endpoint;
+  tls: TlsMode;
+  mechanism: string;
+  password: string;
+  mainTimeOrigin: number;
+  loginTimeoutMs: number;
+}
+
+export type Command =
+  | { op: 'login'; users: number[]; concurrency: number; hold: boolean; presence: boolean; tag?: string }
+  | { op: 'chat'; pairs: Array<[number, number]>; mode: 'closed' | 'open'; inflight: number; rate: number; durationMs: number }
+  | { op: 'churn'; users: number[]; rate: number; durationMs: number }
+  | { op: 'stop' }
+  | { op: 'drain'; expect: number; drainMs: number }
+  | { op: 'muc-probe' }
+  | { op: 'muc-join'; room: string; users: number[] }
+  | { op: 'muc'; room: string; senders: number[]; inflight: number; durationMs: number; occupants: number }
+  | { op: 'close' };
+
+export interface Ack {
+  type: 'ack';
+  op: string;
+  seq: number;
+  ok: boolean;
+  error?: string;
+  data?: Record<string, unknown>;
+}
+
+export interface StatsReport {
+  type: 'stats';
+  index: number;
+  sent: number;
+  recv: number;
+  logins: number;
+  loginFails: number;
+  closedUnexpectedly: number;
+  lat: SparseHistogram; // message latency, µs
+  login: SparseHistogram; // connect → bound, µs
+  tls: SparseHistogram; // TLS handshake alone, µs
+  errors: string[];
+}
+
+export type WorkerMessage = Ack | StatsReport;

@@ -1,0 +1,227 @@
+// Targets: a Chorus the bench starts itself (in a child process, so its CPU and RSS are its own), or
+// any XMPP server by host/port/domain, optionally (re)started per run by a setup command — the
+// Prosody and ejabberd anchors are presets of that.
+import { spawn, execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Endpoint } from './protocol.ts';
+
+export interface TargetSpec {
+  name: string;
+  host: string;
+  port: number;
+  tlsPort?: number;
+  domain: string;
+  pids: number[];
+  pidfile?: string;
+  /** Shell command run before each run; `{n}` = accounts needed. Its KEY=VALUE output lines
+   *  (PIDS, PORT, TLS_PORT, DOMAIN, VERSION) fill in the rest. */
+  setup?: string;
+  teardown?: string;
+  /** Shell command that creates accounts u1..u{n} with the bench password; run once before the run. */
+  accounts?: string;
+  chorus?: boolean;
+  schedulers?: number;
+  version?: string;
+}
+
+export interface LiveTarget {
+  spec: TargetSpec;
+  endpoint: Endpoint;
+  pids: number[];
+  version: string;
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export const PRESETS: Record<string, Partial<TargetSpec>> = {
+  prosody: {
+    name: 'prosody', host: '127.0.0.1', port: 15222, tlsPort: 15223, domain: 'bench.local',
+    setup: `${join(ROOT, 'bench/anchors/prosody.sh')} start {n}`, teardown: `${join(ROOT, 'bench/anchors/prosody.sh')} stop`,
+  },
+  ejabberd: {
+    name: 'ejabberd', host: '127.0.0.1', port: 25222, tlsPort: 25223, domain: 'bench.local',
+    setup: `${join(ROOT, 'bench/anchors/ejabberd.sh')} start {n}`, teardown: `${join(ROOT, 'bench/anchors/ejabberd.sh')} stop`,
+  },
+  chorus: { name: 'chorus', host: '127.0.0.1', port: 35222, tlsPort: 35223, domain: 'bench.local', chorus: true },
+};
+
+/** Splits `a=1 b="x y" c='z'` respecting quotes. */
+export function shellWords(s: string): string[] {
+  const out: string[] = [];
+  let cur = '', quote = '', any = false;
+  for (const ch of s) {
+    if (quote) { if (ch === quote) quote = ''; else cur += ch; continue; }
+    if (ch === '"' || ch === "'") { quote = ch; any = true; continue; }
+    if (ch === ' ' || ch === '\t') { if (any || cur) out.push(cur); cur = ''; any = false; continue; }
+    cur += ch;
+  }
+  if (quote) throw new Error(`unterminated quote in: ${s}`);
+  if (any || cur) out.push(cur);
+  return out;
+}
+
+/**
+ * A target spec: a preset (`prosody`, `ejabberd`, `chorus`), `host:port[/domain]`, or key=value words
+ * (`name= host= port= tlsport= domain= pids=1,2 pidfile= setup= teardown= accounts= schedulers=`),
+ * which may follow a preset to override it: `prosody port=15300`.
+ */
+export function parseTarget(text: string): TargetSpec {
+  const words = shellWords(text.trim());
+  let t: Partial<TargetSpec> = { host: '127.0.0.1', domain: 'localhost', pids: [] };
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq < 0) {
+      if (PRESETS[w]) { t = { ...t, ...PRESETS[w] }; continue; }
+      const m = /^([^:/\s]+):(\d+)(?:\/(.+))?$/.exec(w);
+      if (!m) throw new Error(`bad target word '${w}': expected a preset (${Object.keys(PRESETS).join(', ')}), host:port[/domain] or key=value`);
+      t.host = m[1]; t.port = +m[2];
+      if (m[3]) t.domain = m[3];
+      continue;
+    }
+    const k = w.slice(0, eq).toLowerCase(), v = w.slice(eq + 1);
+    switch (k) {
+      case 'name': t.name = v; break;
+      case 'host': t.host = v; break;
+      case 'port': t.port = num(k, v); break;
+      case 'tlsport': case 'tls_port': t.tlsPort = num(k, v); break;
+      case 'domain': t.domain = v; break;
+      case 'pids': case 'pid': t.pids = [...(t.pids ?? []), ...v.split(/[,+]/).filter(Boolean).map((p) => num(k, p))]; break;
+      case 'pidfile': t.pidfile = v; break;
+      case 'setup': t.setup = v; break;
+      case 'teardown': t.teardown = v; break;
+      case 'accounts': t.accounts = v; break;
+      case 'schedulers': t.schedulers = num(k, v); break;
+      case 'version': t.version = v; break;
+      default: throw new Error(`unknown target key '${k}'`);
+    }
+  }
+  if (!t.port) throw new Error(`target '${text}' has no port`);
+  if (!['127.0.0.1', 'localhost', '::1'].includes(t.host!) && !t.host!.startsWith('127.')) {
+    // The bench sends load; keep it on this machine unless the user clearly means otherwise.
+    if (!process.env.CHORUS_BENCH_ALLOW_REMOTE) throw new Error(`target host ${t.host} is not loopback; set CHORUS_BENCH_ALLOW_REMOTE=1 to allow`);
+  }
+  t.name ??= `${t.host}:${t.port}`;
+  return t as TargetSpec;
+}
+
+function num(k: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`target key ${k}: '${v}' is not a number`);
+  return n;
+}
+
+function sh(cmd: string, timeoutMs: number): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile('/bin/sh', ['-c', cmd], { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) rej(new Error(`command failed: ${cmd}\n${stderr || err.message}`));
+      else res(stdout);
+    });
+  });
+}
+
+function keyValues(out: string): Record<string, string> {
+  const kv: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    if (m) kv[m[1]] = m[2];
+  }
+  return kv;
+}
+
+/** Brings a target up for one run (fresh server when it has a setup command). */
+export async function prepareTarget(spec: TargetSpec, accountsNeeded: number, opts: { password: string; tls: boolean }): Promise<LiveTarget> {
+  if (spec.chorus) return spawnChorusTarget(spec, accountsNeeded, opts);
+  let { host, port, tlsPort, domain } = spec;
+  let pids = [...spec.pids];
+  let version = spec.version ?? '';
+  if (spec.setup) {
+    const kv = keyValues(await sh(spec.setup.replaceAll('{n}', String(accountsNeeded)), 30 * 60_000));
+    if (kv.PIDS) pids = kv.PIDS.split(/[ ,]+/).filter(Boolean).map(Number);
+    if (kv.PORT) port = +kv.PORT;
+    if (kv.TLS_PORT) tlsPort = +kv.TLS_PORT;
+    if (kv.DOMAIN) domain = kv.DOMAIN;
+    if (kv.VERSION) version ||= kv.VERSION;
+  }
+  if (spec.pidfile) pids.push(...readFileSync(spec.pidfile, 'utf8').split(/\s+/).filter(Boolean).map(Number));
+  if (spec.accounts) await sh(spec.accounts.replaceAll('{n}', String(accountsNeeded)), 30 * 60_000);
+  return {
+    spec, endpoint: { host, port, tlsPort, domain }, pids, version,
+    async stop() { if (spec.teardown) await sh(spec.teardown, 60_000); },
+  };
+}
+
+// --- Chorus ---
+
+export interface ChorusTargetOptions {
+  port: number;
+  tlsPort?: number;
+  domain: string;
+  accounts: number;
+  password: string;
+  dataDir: string;
+  tls: boolean;
+  schedulers?: number;
+}
+
+/**
+ * The one place that knows how to boot Chorus for a benchmark: loopback only, accounts u1..uN
+ * imported, rate limits off, encryption off unless asked. Runs inside the child process
+ * (src/bench/chorus-target.ts). Adjust here if startNode/importAccounts change shape.
+ */
+export async function startChorusTarget(opts: ChorusTargetOptions): Promise<{ stop(): Promise<void> }> {
+  const nodePath = '../runtime/node.ts', accountsPath = '../storage/accounts.ts', configPath = '../config/index.ts';
+  let nodeMod: { startNode?: (config: unknown) => Promise<{ stop(): Promise<void> }> };
+  let acctMod: { importAccounts?: (config: unknown, accounts: Array<{ jid: string; password: string }>) => Promise<unknown> };
+  try {
+    nodeMod = await import(nodePath);
+    acctMod = await import(accountsPath);
+  } catch (e) {
+    throw new Error(`cannot start a Chorus target yet: src/runtime/node.ts (startNode) and src/storage/accounts.ts (importAccounts) must exist (${(e as Error).message.split('\n')[0]}). Use --target host:port or a preset such as prosody.`);
+  }
+  if (!nodeMod.startNode || !acctMod.importAccounts) throw new Error('src/runtime/node.ts must export startNode and src/storage/accounts.ts importAccounts');
+  const cfgMod = await import(configPath) as { defaultConfig(baseDir?: string): Record<string, unknown> };
+  const config = cfgMod.defaultConfig(opts.dataDir) as Record<string, any>;
+  config.hosts = [opts.domain];
+  config.data_dir = opts.dataDir;
+  config.listen = { address: '127.0.0.1', c2s: opts.port, c2s_direct_tls: opts.tls && opts.tlsPort ? opts.tlsPort : false, s2s: false, http: false, component: false };
+  config.c2s_require_encryption = false;
+  if (opts.schedulers) config.schedulers = opts.schedulers;
+  config.limits = { ...config.limits, bytes_per_second: false, login_attempts: { max_failures: 1e9, window_seconds: 1 } };
+  config.log_level = 'warn';
+  const accounts = Array.from({ length: opts.accounts }, (_, i) => ({ jid: `u${i + 1}@${opts.domain}`, password: opts.password }));
+  await acctMod.importAccounts(config, accounts);
+  return nodeMod.startNode(config);
+}
+
+async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { password: string; tls: boolean }): Promise<LiveTarget> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'chorus-bench-'));
+  const entry = fileURLToPath(new URL('./chorus-target.ts', import.meta.url));
+  const args = JSON.stringify({ port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain, accounts, password: opts.password, dataDir, tls: opts.tls, schedulers: spec.schedulers } satisfies ChorusTargetOptions);
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), entry, args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  let out = '';
+  child.stderr.on('data', (d) => { out += d; });
+  const ready = await new Promise<boolean>((res) => {
+    child.stdout.on('data', (d) => { out += d; if (out.includes('CHORUS_READY')) res(true); });
+    child.on('exit', () => res(false));
+    setTimeout(() => res(false), 10 * 60_000).unref();
+  });
+  if (!ready) {
+    child.kill('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+    throw new Error('Chorus target did not start:\n' + out.trim());
+  }
+  return {
+    spec, endpoint: { host: '127.0.0.1', port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain }, pids: [child.pid!],
+    version: 'chorus ' + (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise<void>((res) => { const t = setTimeout(() => { child.kill('SIGKILL'); res(); }, 10_000); child.on('exit', () => { clearTimeout(t); res(); }); if (child.exitCode !== null) res(); });
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
