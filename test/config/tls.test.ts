@@ -126,6 +126,7 @@ test('TLS 1.1 and non-AEAD TLS 1.2 suites are refused (a permissive server shows
 test('STARTTLS-style TLSSocket with a context from contextFor(): the limits live in the contexts', async () => {
   const plain = netServer((sock) => {
     sock.once('data', () => {
+      sock.write('<proceed/>');
       const secure = new tls.TLSSocket(sock, {
         isServer: true, secureContext: shared.contextFor('b.test')!, SNICallback: shared.SNICallback,
       });
@@ -135,8 +136,9 @@ test('STARTTLS-style TLSSocket with a context from contextFor(): the limits live
   });
   const p = await listen(plain);
   const starttls = (opts: tls.ConnectionOptions) => new Promise<Result>((resolve, reject) => {
-    const raw = netConnect(p, '127.0.0.1', () => {
-      raw.write('<starttls/>');
+    const raw = netConnect(p, '127.0.0.1', () => raw.write('<starttls/>'));
+    // Start TLS only after <proceed/>, as in XMPP, so the ClientHello never races the command.
+    raw.once('data', () => {
       const s = tls.connect({ socket: raw, rejectUnauthorized: false, ...opts }, () =>
         resolve({ protocol: s.getProtocol(), cipher: s.getCipher().name, cn: s.getPeerCertificate().subject.CN, raw: s.getPeerCertificate().raw, socket: s }));
       s.once('error', reject);
