@@ -1,37 +1,44 @@
-// Domain and bare-JID checks used by config validation and the account commands. They return the
-// normalised form, or a short reason that callers put into "expected …" messages.
+// Domain and bare-JID checks for config validation and the account commands, on top of the RFC 7622
+// rules in src/xmpp/jid.ts. They return the normalised form, or a short reason that callers put into
+// "expected …" messages.
+import { isIP } from 'node:net';
+import { JidError, parseJid, prepareDomainpart } from '../xmpp/jid.ts';
 
 export type NameCheck = string | { problem: string };
 
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const reason = (e: unknown): { problem: string } => {
+  if (e instanceof JidError) return { problem: e.message };
+  throw e;
+};
 
-/** A virtual host domain (ASCII; lower-cased). Rejects ports, paths, JIDs and IP-less junk. */
+/** A virtual host domain, normalised (lower case, IDNA U-labels, no trailing dot). */
 export function checkDomain(input: string): NameCheck {
-  const d = input.trim().toLowerCase().replace(/\.$/, '');
-  if (d === '') return { problem: 'empty' };
-  if (d.length > 253) return { problem: 'longer than 253 characters' };
-  if (/[@/]/.test(d)) return { problem: 'a domain has no "@" or "/"' };
-  if (d.includes(':')) return { problem: 'no port or scheme; ports go under listen' };
-  for (const label of d.split('.')) {
-    if (!LABEL.test(label)) return { problem: `bad label "${label}"` };
+  const s = input.trim();
+  if (s === '') return { problem: 'empty' };
+  if (/[@/]/.test(s)) return { problem: 'a domain has no "@" or "/"' };
+  if (s.includes(':') && !s.startsWith('[')) return { problem: 'no port or scheme; ports go under listen' };
+  let d: string;
+  try {
+    d = prepareDomainpart(s);
+  } catch (e) {
+    return reason(e);
   }
+  // Certificates, SNI and SRV all want names; an IP literal as a virtual host is always a mistake here.
+  if (isIP(d.replace(/^\[|\]$/g, ''))) return { problem: 'an IP address; use a domain name' };
   return d;
 }
 
-// Characters RFC 7622 excludes from localparts, whitespace, controls, and "!" (the storage key separator).
-const LOCAL_FORBIDDEN = /["&'/:<>@!\s\p{Cc}]/u;
-
-/** A bare JID `local@domain`, normalised (domain lower-cased, localpart NFC + lower-cased). */
+/** A bare JID `local@domain`, normalised per RFC 7622 (PRECIS UsernameCaseMapped localpart). */
 export function checkBareJid(input: string): NameCheck {
   const s = input.trim();
-  const at = s.lastIndexOf('@');
-  if (at < 0) return { problem: 'missing "@"' };
-  if (s.includes('/')) return { problem: 'a bare JID has no "/resource"' };
-  const local = s.slice(0, at).normalize('NFC').toLowerCase();
-  if (local === '') return { problem: 'empty user part' };
-  if (Buffer.byteLength(local) > 1023) return { problem: 'user part longer than 1023 bytes' };
-  if (LOCAL_FORBIDDEN.test(local)) return { problem: 'user part contains a forbidden character' };
-  const domain = checkDomain(s.slice(at + 1));
-  if (typeof domain !== 'string') return { problem: `domain: ${domain.problem}` };
-  return `${local}@${domain}`;
+  if (!s.includes('@')) return { problem: 'missing "@"' };
+  let jid;
+  try {
+    jid = parseJid(s);
+  } catch (e) {
+    return reason(e);
+  }
+  if (jid.resource !== '') return { problem: 'a bare JID has no "/resource"' };
+  if (jid.local === '') return { problem: 'missing the user part before "@"' };
+  return jid.toBareString();
 }

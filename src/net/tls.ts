@@ -5,14 +5,16 @@
 // Channel binding for SCRAM-*-PLUS: with TLS 1.3 use `tls-exporter` (RFC 9266):
 //   socket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0))
 // With TLS 1.2 (no extended-master-secret guarantee from Node) offer `tls-server-end-point`
-// (RFC 5929): serverEndPointHash(socket.getCertificate()!.raw). `tls-unique` is unsafe and not offered.
-import { createHash, createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+// (RFC 5929): serverEndPointHash(socket.getCertificate()!). `tls-unique` is unsafe and not offered.
+import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { domainToASCII } from 'node:url';
 import * as tls from 'node:tls';
 import { dataPaths } from '../config/defaults.ts';
 import type { ChorusConfig } from '../config/types.ts';
+import { tlsServerEndPoint } from '../sasl/channel-binding.ts';
 
 export const TLS_MIN_VERSION: tls.SecureVersion = 'TLSv1.2';
 export const TLS_MAX_VERSION: tls.SecureVersion = 'TLSv1.3';
@@ -100,20 +102,22 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
     if (!sources.has(host)) sources.set(host, { certFile: entry.cert, keyFile: entry.key, selfSigned: false });
   }
 
+  // Keyed by the ASCII (A-label) form of each host.
   let loaded = new Map<string, Loaded>();
-  for (const [host, src] of sources) loaded.set(host, await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
+  for (const [host, src] of sources) loaded.set(asciiName(host), await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
   const hosts = [...sources.keys()];
   const attached = new Set<tls.Server>();
 
+  // SNI names arrive as A-labels; config hosts are U-labels (jid.ts normal form).
   const find = (name: string): Loaded | undefined => {
-    const host = name.toLowerCase().replace(/\.$/, '');
+    const host = asciiName(name.toLowerCase().replace(/\.$/, ''));
     const exact = loaded.get(host);
     if (exact) return exact;
     // e.g. a Let's Encrypt certificate for example.org that also lists conference.example.org.
     for (const l of loaded.values()) if (l.x509.checkHost(host) !== undefined) return l;
     return undefined;
   };
-  const fallback = (): Loaded => loaded.get(hosts[0]!)!;
+  const fallback = (): Loaded => loaded.get(asciiName(hosts[0]!))!;
   const defaultServerOptions = (): tls.TlsOptions => {
     const d = fallback();
     return { ...TLS_PROTOCOL_OPTIONS, cert: d.pem.cert, key: d.pem.key };
@@ -140,7 +144,7 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
       const result: TlsReloadResult = { reloaded: [], failed: [] };
       for (const [host, src] of sources) {
         try {
-          next.set(host, await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
+          next.set(asciiName(host), await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
           result.reloaded.push(host);
         } catch (e) {
           result.failed.push({ host, error: (e as Error).message });
@@ -151,6 +155,11 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
       return result;
     },
   };
+}
+
+/** The A-label form certificates and SNI use for a (possibly internationalised) domain. */
+function asciiName(host: string): string {
+  return domainToASCII(host) || host;
 }
 
 async function loadHost(host: string, certFile: string, keyFile: string, selfSigned: boolean): Promise<Loaded> {
@@ -181,7 +190,7 @@ export async function ensureSelfSigned(host: string, certsDir: string, log: (lin
   if (existsSync(certFile) && existsSync(keyFile)) {
     try {
       const x = new X509Certificate(await readFile(certFile));
-      if (new Date(x.validTo) > new Date() && x.checkHost(host) !== undefined) return { certFile, keyFile };
+      if (new Date(x.validTo) > new Date() && x.checkHost(asciiName(host)) !== undefined) return { certFile, keyFile };
     } catch {
       // Unreadable or corrupt: fall through and replace it.
     }
@@ -219,7 +228,7 @@ export async function generateSelfSigned(host: string, opts: { days?: number; ha
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial.toString('hex'),
-    name: [{ CN: [host] }],
+    name: [{ CN: [asciiName(host)] }],
     notBefore: new Date(now - 60 * 60 * 1000), // tolerate a little clock skew on clients
     notAfter: new Date(now + days * 24 * 60 * 60 * 1000),
     signingAlgorithm: alg,
@@ -229,7 +238,7 @@ export async function generateSelfSigned(host: string, opts: { days?: number; ha
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       // serverAuth for c2s/s2s listeners, clientAuth for outgoing s2s.
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: host }]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: asciiName(host) }]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey, false, crypto),
     ],
   }, crypto);
@@ -265,87 +274,18 @@ async function loadX509(): Promise<typeof import('@peculiar/x509')> {
 
 // ---- RFC 5929 tls-server-end-point -------------------------------------------------------------
 
-const SIG_HASH: Record<string, string | null> = {
-  '1.2.840.113549.1.1.4': 'md5', '1.2.840.113549.1.1.5': 'sha1', '1.2.840.113549.1.1.14': 'sha224',
-  '1.2.840.113549.1.1.11': 'sha256', '1.2.840.113549.1.1.12': 'sha384', '1.2.840.113549.1.1.13': 'sha512',
-  '1.2.840.10045.4.1': 'sha1', '1.2.840.10045.4.3.1': 'sha224', '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384', '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.10040.4.3': 'sha1', '2.16.840.1.101.3.4.3.2': 'sha256',
-  '1.3.101.112': null, '1.3.101.113': null, // Ed25519/Ed448: no single hash, binding undefined
-};
-const HASH_OID: Record<string, string> = {
-  '1.3.14.3.2.26': 'sha1', '2.16.840.1.101.3.4.2.4': 'sha224', '2.16.840.1.101.3.4.2.1': 'sha256',
-  '2.16.840.1.101.3.4.2.2': 'sha384', '2.16.840.1.101.3.4.2.3': 'sha512',
-};
-const RSASSA_PSS = '1.2.840.113549.1.1.10';
-
 /**
  * RFC 5929 §4.1: the hash of the DER server certificate, using the hash of its signature algorithm,
  * with MD5 and SHA-1 replaced by SHA-256. Accepts DER, PEM (first certificate), or a Node
- * certificate object (`socket.getCertificate()`). Throws when the binding is undefined (EdDSA).
+ * certificate object (`socket.getCertificate()`). Throws when the binding is undefined (EdDSA):
+ * then do not offer tls-server-end-point. The DER walk lives in src/sasl/channel-binding.ts.
  */
 export function serverEndPointHash(cert: Buffer | Uint8Array | string | { raw: Buffer }): Buffer {
   const der = typeof cert === 'string' ? new X509Certificate(cert).raw
-    : cert instanceof Uint8Array ? Buffer.from(cert) : cert.raw;
-  const hash = signatureHash(der);
-  const use = hash === 'md5' || hash === 'sha1' ? 'sha256' : hash;
-  return createHash(use).update(der).digest();
-}
-
-/** The hash algorithm (node name) of a DER certificate's signature algorithm. */
-export function signatureHash(der: Buffer): string {
-  const certSeq = readTlv(der, 0, 0x30);
-  const tbs = readTlv(der, certSeq.start, 0x30);
-  const algSeq = readTlv(der, tbs.end, 0x30);
-  const oidTlv = readTlv(der, algSeq.start, 0x06);
-  const oid = decodeOid(der.subarray(oidTlv.start, oidTlv.end));
-  if (oid === RSASSA_PSS) {
-    // RSASSA-PSS-params: [0] hashAlgorithm DEFAULT sha1.
-    if (oidTlv.end < algSeq.end) {
-      const params = readTlv(der, oidTlv.end, 0x30);
-      if (params.start < params.end && der[params.start] === 0xa0) {
-        const tagged = readTlv(der, params.start, 0xa0);
-        const hashAlg = readTlv(der, tagged.start, 0x30);
-        const hashOid = readTlv(der, hashAlg.start, 0x06);
-        const name = HASH_OID[decodeOid(der.subarray(hashOid.start, hashOid.end))];
-        if (name) return name;
-        throw new Error('tls-server-end-point: unknown RSASSA-PSS hash');
-      }
-    }
-    return 'sha1';
-  }
-  const name = SIG_HASH[oid];
-  if (name) return name;
-  throw new Error(`tls-server-end-point is undefined for signature algorithm ${oid}`);
-}
-
-function readTlv(buf: Buffer, at: number, tag: number): { start: number; end: number } {
-  if (buf[at] !== tag) throw new Error(`malformed certificate: expected DER tag 0x${tag.toString(16)} at ${at}`);
-  let len = buf[at + 1];
-  let start = at + 2;
-  if (len === undefined) throw new Error('malformed certificate: truncated');
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n < 1 || n > 4) throw new Error('malformed certificate: bad length');
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + (buf[start + i] ?? 0);
-    start += n;
-  }
-  const end = start + len;
-  if (end > buf.length) throw new Error('malformed certificate: truncated');
-  return { start, end };
-}
-
-function decodeOid(bytes: Buffer): string {
-  const parts: number[] = [];
-  let v = 0;
-  for (const b of bytes) {
-    v = v * 128 + (b & 0x7f);
-    if (!(b & 0x80)) { parts.push(v); v = 0; }
-  }
-  const first = parts.shift() ?? 0;
-  const head = first < 80 ? [Math.floor(first / 40), first % 40] : [2, first - 80];
-  return [...head, ...parts].join('.');
+    : cert instanceof Uint8Array ? cert : cert.raw;
+  const hash = tlsServerEndPoint(der);
+  if (!hash) throw new Error('tls-server-end-point is undefined for this certificate\'s signature algorithm');
+  return hash;
 }
 
 // ---- Certificate diagnostics (chorus check) -----------------------------------------------------
@@ -406,7 +346,7 @@ export async function inspectCertificate(host: string, certFile: string, keyFile
   else if (daysLeft < EXPIRY_WARNING_DAYS) {
     report.warnings.push(`expires in ${Math.floor(daysLeft)} days (${report.notAfter.toISOString()}); is renewal running?`);
   }
-  if (leaf.checkHost(host) === undefined) {
+  if (leaf.checkHost(asciiName(host)) === undefined) {
     report.problems.push(`does not cover ${host} (names: ${report.names.join(', ') || 'none'})`);
   }
   // Not checkIssued(leaf): OpenSSL also demands keyCertSign, which a self-signed leaf rightly lacks.

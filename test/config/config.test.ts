@@ -111,7 +111,7 @@ test('hosts, admins, ports and modules are cross-checked', async () => {
     'modules: { enabled: [roster], disabled: [roster] }',
   ].join('\n'));
   assert.equal(lines, [
-    'config error: hosts[1]: expected a domain name (bad label "bad host"), got "bad host" (line 1)',
+    'config error: hosts[1]: expected a domain name (domainpart: character not allowed in a domain name), got "bad host" (line 1)',
     'config error: hosts[2]: "example.org" is already listed at hosts[0] (line 1)',
     'config error: admins[1]: expected a bare JID like admin@example.org (missing "@"), got "nobody" (line 2)',
     'config error: admins[2]: expected a bare JID like admin@example.org (a bare JID has no "/resource"), got "a@b/c" (line 2)',

@@ -195,6 +195,19 @@ test('reload: new handshakes get new files, open connections stay up, bad files 
   await close(srv);
 });
 
+test('internationalised hosts: the certificate names the A-label and SNI in A-labels finds it', async () => {
+  const ctx = await createTlsContexts(config('idn', ['a.test', 'bücher.test']), { log: () => {} });
+  const srv = tls.createServer(ctx.serverOptions(), (s) => s.end());
+  const p = await listen(srv);
+  const r = await handshake(p, { servername: 'xn--bcher-kva.test' });
+  r.socket.destroy();
+  await close(srv);
+  assert.is(r.cn, 'xn--bcher-kva.test');
+  assert.is(new X509Certificate(r.raw).subjectAltName, 'DNS:xn--bcher-kva.test');
+  assert.ok(ctx.contextFor('bücher.test'));
+  assert.is(ctx.contextFor('bücher.test'), ctx.contextFor('XN--BCHER-KVA.test.'));
+});
+
 test('serverEndPointHash: hash of the DER with the signature hash, SHA-1 upgraded to SHA-256', async () => {
   const r = await handshake(port, { servername: 'a.test' });
   r.socket.destroy();
