@@ -1,0 +1,68 @@
+// The node's one LevelDB (docs/CONVENTIONS.md, "Storage"): opening it and building its keys.
+// Keys are `!`-separated; JIDs and addresses go through escapeKeyPart so a `!` inside a localpart can
+// never split a key. Values are JSON unless noted.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { escapeKeyPart, unescapeKeyPart } from '../xmpp/jid.ts';
+
+/** The DB as this module opens it (utf8 keys, JSON values). */
+export type Db = ClassicLevel<string, unknown>;
+/**
+ * Any open handle on the node's DB, whatever its default value encoding (the runtime opens its own
+ * with utf8 values). Storage functions pass `valueEncoding: 'json'` per call so either works.
+ */
+export type AnyDb = ClassicLevel<string, any>;
+
+export const JSON_VALUES = { valueEncoding: 'json' } as const;
+
+/**
+ * Open (creating if needed) `<dataDir>/db`. `multithreading: true` lets scheduler worker threads open
+ * the same DB in this process; another process still gets LEVEL_LOCKED (see isLockedError).
+ */
+export async function openDb(dataDir: string): Promise<Db> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const db = new ClassicLevel<string, unknown>(join(dataDir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'json' });
+  await db.open({ multithreading: true });
+  return db;
+}
+
+/** True when open failed because another process (normally a running node) holds the DB's lock. */
+export function isLockedError(err: unknown): boolean {
+  for (let e = err as { code?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 'LEVEL_LOCKED') return true;
+    // LevelDB's own message when the LOCK file is held (classic-level does not always set the code).
+    if (/lock .*(temporarily unavailable|already held)/i.test(String((e as Error).message ?? ''))) return true;
+  }
+  return false;
+}
+
+const part = escapeKeyPart;
+const seq = (n: number | bigint): string => String(n).padStart(16, '0');
+
+/** Key builders for every prefix in the conventions table; the only place key strings are made. */
+export const keys = {
+  acct: (bare: string) => `acct!${part(bare)}`,
+  roster: (owner: string, contact: string) => `roster!${part(owner)}!${part(contact)}`,
+  rosterOf: (owner: string) => `roster!${part(owner)}!`,
+  rosterver: (owner: string) => `rosterver!${part(owner)}`,
+  offline: (bare: string, n: number | bigint) => `offline!${part(bare)}!${seq(n)}`,
+  offlineOf: (bare: string) => `offline!${part(bare)}!`,
+  mbox: (address: string, n: number | bigint) => `mbox!${part(address)}!${seq(n)}`,
+  mboxOf: (address: string) => `mbox!${part(address)}!`,
+  snap: (address: string) => `snap!${part(address)}`,
+  /** The bare JID in an `acct!` key. */
+  acctJid: (key: string) => unescapeKeyPart(key.slice('acct!'.length)),
+} as const;
+
+export const PREFIX = { acct: 'acct!', roster: 'roster!', rosterver: 'rosterver!', offline: 'offline!', mbox: 'mbox!', snap: 'snap!' } as const;
+
+/**
+ * Iterator bounds for every key starting with `prefix`. The upper bound is the prefix with its last
+ * character incremented, which is correct for UTF-8 byte order (a `\xff` suffix is not: it encodes
+ * as C3 BF, below many non-ASCII characters).
+ */
+export function range(prefix: string): { gte: string; lt: string } {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  return { gte: prefix, lt: prefix.slice(0, -1) + String.fromCharCode(last + 1) };
+}
