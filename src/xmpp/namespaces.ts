@@ -1,0 +1,65 @@
+// XML namespace names used by Chorus. One object so a typo is a type error, not a silent mismatch.
+export const NS = {
+  // XML itself (fixed by the XML Namespaces spec; never redeclared)
+  XML: 'http://www.w3.org/XML/1998/namespace',
+  XMLNS: 'http://www.w3.org/2000/xmlns/',
+
+  // RFC 6120 core
+  STREAMS: 'http://etherx.jabber.org/streams',
+  CLIENT: 'jabber:client',
+  SERVER: 'jabber:server',
+  STREAM_ERRORS: 'urn:ietf:params:xml:ns:xmpp-streams',
+  STANZAS: 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  TLS: 'urn:ietf:params:xml:ns:xmpp-tls',
+  SASL: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  BIND: 'urn:ietf:params:xml:ns:xmpp-bind',
+  SESSION: 'urn:ietf:params:xml:ns:xmpp-session', // RFC 3921 legacy, still announced for old clients
+  FRAMING: 'urn:ietf:params:xml:ns:xmpp-framing', // RFC 7395 WebSocket
+
+  // server-to-server and components
+  DIALBACK: 'jabber:server:dialback',
+  DIALBACK_FEATURE: 'urn:xmpp:features:dialback',
+  COMPONENT_ACCEPT: 'jabber:component:accept',
+
+  // RFC 6121 IM
+  ROSTER: 'jabber:iq:roster',
+  ROSTER_VER: 'urn:xmpp:features:rosterver',
+  PRE_APPROVAL: 'urn:xmpp:features:pre-approval',
+
+  // XEPs
+  DISCO_INFO: 'http://jabber.org/protocol/disco#info',
+  DISCO_ITEMS: 'http://jabber.org/protocol/disco#items',
+  DATA_FORMS: 'jabber:x:data',
+  RSM: 'http://jabber.org/protocol/rsm',
+  CAPS: 'http://jabber.org/protocol/caps',
+  PING: 'urn:xmpp:ping',
+  VERSION: 'jabber:iq:version',
+  TIME: 'urn:xmpp:time',
+  LAST: 'jabber:iq:last',
+  DELAY: 'urn:xmpp:delay',
+  SM: 'urn:xmpp:sm:3',
+  CARBONS: 'urn:xmpp:carbons:2',
+  FORWARD: 'urn:xmpp:forward:0',
+  MAM: 'urn:xmpp:mam:2',
+  STANZA_ID: 'urn:xmpp:sid:0',
+  HINTS: 'urn:xmpp:hints',
+  RECEIPTS: 'urn:xmpp:receipts',
+  CHAT_STATES: 'http://jabber.org/protocol/chatstates',
+  CSI: 'urn:xmpp:csi:0',
+  BLOCKING: 'urn:xmpp:blocking',
+  PRIVATE: 'jabber:iq:private',
+  VCARD: 'vcard-temp',
+  REGISTER: 'jabber:iq:register',
+  REGISTER_FEATURE: 'http://jabber.org/features/iq-register',
+  OFFLINE: 'http://jabber.org/protocol/offline',
+  PUBSUB: 'http://jabber.org/protocol/pubsub',
+  PUBSUB_EVENT: 'http://jabber.org/protocol/pubsub#event',
+  PUBSUB_OWNER: 'http://jabber.org/protocol/pubsub#owner',
+  MUC: 'http://jabber.org/protocol/muc',
+  MUC_USER: 'http://jabber.org/protocol/muc#user',
+  PUSH: 'urn:xmpp:push:0',
+  SASL2: 'urn:xmpp:sasl:2',
+  BIND2: 'urn:xmpp:bind:0',
+} as const;
+
+export type Namespace = (typeof NS)[keyof typeof NS];
