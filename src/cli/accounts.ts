@@ -1,0 +1,138 @@
+// Account commands, one implementation for both paths: the CLI calls handleAccountRequest directly on
+// the DB when no node runs, and a running node (which holds the LevelDB lock) calls it from its admin
+// socket (src/runtime/admin.ts) — plug in with `accountAdminHandlers(db, { hosts })`.
+import { existsSync } from 'node:fs';
+import { dataPaths } from '../config/defaults.ts';
+import type { ChorusConfig } from '../config/types.ts';
+import {
+  AccountError, accountJid, createAccount, deleteAccount, importAccounts, listAccounts, setPassword,
+} from '../storage/accounts.ts';
+import { isLockedError, openDb, type AnyDb } from '../storage/db.ts';
+import { AdminClient, type AdminResponse } from './admin-client.ts';
+import { CliError } from './errors.ts';
+
+export const ACCOUNT_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users'] as const;
+export type AccountCommand = (typeof ACCOUNT_COMMANDS)[number];
+
+export function isAccountCommand(cmd: unknown): cmd is AccountCommand {
+  return (ACCOUNT_COMMANDS as readonly unknown[]).includes(cmd);
+}
+
+export interface AccountHandlerOptions {
+  /** The node's hosts: accounts on other domains are refused. */
+  hosts?: readonly string[];
+}
+
+type Args = Record<string, unknown>;
+
+function str(args: Args, cmd: string, key: string): string {
+  const v = args[key];
+  if (typeof v !== 'string') throw new AccountError(`${cmd}: args.${key} must be a string`);
+  return v;
+}
+
+function iterations(args: Args, cmd: string): number | undefined {
+  const v = args.iterations;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number') throw new AccountError(`${cmd}: args.iterations must be a number`);
+  return v;
+}
+
+/** Runs one account command; throws AccountError for anything the caller got wrong. */
+async function run(db: AnyDb, cmd: AccountCommand, args: Args, opts: AccountHandlerOptions): Promise<unknown> {
+  switch (cmd) {
+    case 'adduser':
+      return { jid: await createAccount(db, str(args, cmd, 'jid'), str(args, cmd, 'password'), { hosts: opts.hosts, iterations: iterations(args, cmd) }) };
+    case 'passwd':
+      return { jid: await setPassword(db, str(args, cmd, 'jid'), str(args, cmd, 'password'), { iterations: iterations(args, cmd) }) };
+    case 'deluser':
+      return deleteAccount(db, str(args, cmd, 'jid'));
+    case 'users': {
+      const host = args.host === undefined || args.host === null ? undefined : str(args, cmd, 'host');
+      return listAccounts(db, host);
+    }
+    case 'import-users': {
+      const lines = args.lines;
+      if (!Array.isArray(lines) || !lines.every((l) => typeof l === 'string')) {
+        throw new AccountError('import-users: args.lines must be a list of "JID PASSWORD" strings');
+      }
+      return importAccounts(db, lines as string[], { hosts: opts.hosts, iterations: iterations(args, cmd) });
+    }
+  }
+}
+
+/**
+ * Answer one admin request for an account command. Never throws: failures become
+ * `{ ok: false, error }` with a message naming the problem.
+ */
+export async function handleAccountRequest(db: AnyDb, req: unknown, opts: AccountHandlerOptions = {}): Promise<AdminResponse> {
+  const r = (typeof req === 'object' && req !== null ? req : {}) as { id?: unknown; cmd?: unknown; args?: unknown };
+  const id = typeof r.id === 'number' ? r.id : null;
+  if (!isAccountCommand(r.cmd)) {
+    return { id, ok: false, error: `not an account command: ${JSON.stringify(r.cmd)} (account commands: ${ACCOUNT_COMMANDS.join(', ')})` };
+  }
+  const args = (typeof r.args === 'object' && r.args !== null ? r.args : {}) as Args;
+  try {
+    return { id, ok: true, result: await run(db, r.cmd, args, opts) };
+  } catch (e) {
+    const msg = e instanceof AccountError ? e.message : `${r.cmd} failed: ${(e as Error).message}`;
+    return { id, ok: false, error: msg };
+  }
+}
+
+/** The same commands as handlers for src/runtime/admin.ts's AdminServer (throwing on failure). */
+export function accountAdminHandlers(db: AnyDb, opts: AccountHandlerOptions = {}): Map<string, (args: Args) => Promise<unknown>> {
+  return new Map(ACCOUNT_COMMANDS.map((cmd) => [cmd, async (args: Args) => {
+    const res = await handleAccountRequest(db, { id: 0, cmd, args }, opts);
+    if (!res.ok) throw new AccountError(res.error);
+    return res.result;
+  }]));
+}
+
+/**
+ * CLI side: send the command to the running node if its admin socket answers, else open the DB
+ * ourselves. The JID is checked against config.hosts first so both paths give the same error.
+ */
+export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, args: Args): Promise<unknown> {
+  if (typeof args.jid === 'string') {
+    try {
+      args = { ...args, jid: accountJid(args.jid, cmd === 'adduser' ? config.hosts : undefined) };
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+  }
+  const paths = dataPaths(config);
+  const client = await AdminClient.connect(paths.adminSocket);
+  if (client) {
+    try {
+      // import-users derives thousands of verifiers: no deadline.
+      return await client.request(cmd, args, cmd === 'import-users' ? 0 : 120_000);
+    } finally {
+      client.close();
+    }
+  }
+  // Nothing to read, and no reason to create a data directory just to say so.
+  if (!existsSync(paths.db) && cmd !== 'adduser' && cmd !== 'import-users') {
+    if (cmd === 'users') return [];
+    throw new CliError(`no account ${args.jid} (no database yet at ${paths.db})`);
+  }
+  let db: AnyDb;
+  try {
+    db = await openDb(config.data_dir);
+  } catch (e) {
+    if (isLockedError(e)) {
+      throw new CliError(`the database ${paths.db} is locked by another process, but nothing answers on ${paths.adminSocket}; ` +
+        'is a node starting or stopping? Try again in a moment');
+    }
+    const code = (e as NodeJS.ErrnoException).code ?? ((e as { cause?: NodeJS.ErrnoException }).cause?.code);
+    if (code === 'EACCES') throw new CliError(`cannot open ${paths.db}: permission denied (run chorus as the node's user)`);
+    throw new CliError(`cannot open the database ${paths.db}: ${(e as Error).message}`);
+  }
+  try {
+    const res = await handleAccountRequest(db, { id: 0, cmd, args }, { hosts: config.hosts });
+    if (!res.ok) throw new CliError(res.error);
+    return res.result;
+  } finally {
+    await db.close();
+  }
+}
