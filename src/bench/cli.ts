@@ -35,6 +35,8 @@ Load
   --password PW        password of every account u1..uN                                   [pw]
   --workers N          load generator threads                           [min(4, cores)]
   --no-presence        do not send initial presence after login
+  --coalesce           batch each client's stanzas into one write per tick (default: one write
+                       per stanza, like an interactive client and like the anchors' generator)
 
 Output
   --out DIR            where results go                                      [bench/results]
@@ -105,6 +107,7 @@ export function parseArgs(argv: string[]): CliOptions | 'help' {
       case '--password': b.password = val() ?? ''; break;
       case '--workers': b.workers = int(k, val(), 1); break;
       case '--no-presence': b.presence = false; break;
+      case '--coalesce': b.coalesce = true; break;
       case '--login-timeout': b.loginTimeoutS = int(k, val(), 1); break;
       case '--out': o.out = val() ?? o.out; break;
       case '--label': o.label = (val() ?? '').replace(/[^\w.-]+/g, '-'); break;

@@ -17,6 +17,7 @@ export interface WorkerInit {
   password: string;
   mainTimeOrigin: number;
   loginTimeoutMs: number;
+  coalesce: boolean;
 }
 
 export type Command =

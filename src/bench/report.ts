@@ -1,6 +1,7 @@
 // Reports: JSON for machines, Markdown with the targets of targets.md marked met / not met, and a
 // self-contained HTML page whose charts are inline SVG (it must open with no network).
 import os from 'node:os';
+import { pbkdf2Sync } from 'node:crypto';
 import type { RunResult, TimelinePoint } from './runner.ts';
 import type { Percentiles } from './histogram.ts';
 
@@ -8,18 +9,28 @@ export interface Report {
   tool: 'chorus bench';
   command: string;
   createdAt: string;
-  machine: { cpu: string; cores: number; memGiB: number; os: string; node: string; loadAvg: number[] };
+  machine: { cpu: string; cores: number; memGiB: number; os: string; node: string; loadAvg: number[]; pbkdf2PerCoreS?: number };
   scenario: string;
   rounds: number;
   runs: RunResult[];
 }
 
-export function machineInfo(): Report['machine'] {
+export function machineInfo(calibrate = true): Report['machine'] {
   const cpus = os.cpus();
   return {
     cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, memGiB: Math.round(os.totalmem() / 2 ** 30 * 10) / 10,
     os: `${os.type()} ${os.release()}`, node: process.version, loadAvg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    pbkdf2PerCoreS: calibrate ? calibration() : undefined,
   };
+}
+
+/** A machine-speed yardstick (PBKDF2-SHA-256, 4096 iterations, one core, 0.5 s), so figures taken on
+ *  different machines of the same kind can be set side by side. */
+function calibration(): number {
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < 500) { pbkdf2Sync('pw', 'salt', 4096, 32, 'sha256'); n++; }
+  return Math.round(n / ((performance.now() - t0) / 1000));
 }
 
 // --- figures shown per scenario ---
@@ -129,7 +140,7 @@ export function checkTargets(r: RunResult, peers: RunResult[] = []): TargetCheck
     const need = o.tls === 'none' ? 600 : 380;
     out.push({ name: `Login: ≥ ${need} SCRAM logins per server-CPU-s${o.tls === 'none' ? ' without TLS' : ' with STARTTLS'}`,
       met: scram && measured ? m.loginsPerServerCpuS >= need && m.failed === 0 : null,
-      detail: scram ? `${fmt(m.loginsPerServerCpuS)} logins/CPU-s (${o.mechanism}${o.tls === 'none' ? '' : ', ' + o.tls})` : `n/a: ${o.mechanism} run (the target is for SCRAM); ${fmt(m.loginsPerServerCpuS)} logins/CPU-s` });
+      detail: scram ? `${fmt(m.loginsPerServerCpuS)} logins/CPU-s (${o.mechanism}${o.tls === 'none' ? '' : ', ' + o.tls})` : `${o.mechanism} run (the target is for SCRAM); ${fmt(m.loginsPerServerCpuS)} logins/CPU-s` });
   }
   if (r.scenario === 'idle') {
     out.push({ name: 'Idle memory: ≤ 18 KB server RSS per plain-TCP session', met: o.tls === 'none' && measured ? m.kbPerSession <= 18 && m.failed === 0 : null,
@@ -211,7 +222,7 @@ export function toMarkdown(rep: Report): string {
   L.push(`# chorus bench: ${rep.scenario}`, '');
   L.push(`- When: ${rep.createdAt}`);
   L.push(`- Command: \`${rep.command}\``);
-  L.push(`- Machine: ${rep.machine.cpu}, ${rep.machine.cores} cores, ${rep.machine.memGiB} GiB, ${rep.machine.os}, Node ${rep.machine.node}, load average before ${rep.machine.loadAvg.join(' / ')}`);
+  L.push(`- Machine: ${rep.machine.cpu}, ${rep.machine.cores} cores, ${rep.machine.memGiB} GiB, ${rep.machine.os}, Node ${rep.machine.node}, load average before ${rep.machine.loadAvg.join(' / ')}${rep.machine.pbkdf2PerCoreS ? `, speed yardstick ${rep.machine.pbkdf2PerCoreS} PBKDF2-SHA-256-4096/core-s` : ''}`);
   if (first) L.push(`- Load: ${describeOptions(first)}; ${first.generator.workers} load worker threads`);
   for (const [name, rs] of groups) {
     const t = rs[0].target;

@@ -31,12 +31,13 @@ export interface BenchOptions {
   workers: number;
   presence: boolean;
   loginTimeoutS: number;
+  coalesce: boolean; // batch each client's stanzas into one write per tick
 }
 
 export const DEFAULTS: BenchOptions = {
   scenario: 'chat', clients: 2000, concurrency: 50, pairs: 200, inflight: 10, rate: 0, durationS: 20, drainS: 5,
   occupants: 50, senders: 5, settleS: 5, churn: 5, tls: 'none', mechanism: 'PLAIN', password: 'pw',
-  workers: Math.max(1, Math.min(4, availableParallelism())), presence: true, loginTimeoutS: 120,
+  workers: Math.max(1, Math.min(4, availableParallelism())), presence: true, loginTimeoutS: 120, coalesce: false,
 };
 
 export interface TimelinePoint {
@@ -98,7 +99,7 @@ export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: P
   const sampler = new ProcSampler(live.pids);
   const pool = Pool.start(o.workers, {
     endpoint: live.endpoint, tls: o.tls, mechanism: o.mechanism, password: o.password,
-    mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: o.loginTimeoutS * 1000,
+    mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: o.loginTimeoutS * 1000, coalesce: o.coalesce,
   });
   const run = new Run(pool, sampler, result, progress);
   try {

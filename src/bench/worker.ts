@@ -76,10 +76,10 @@ export class LoadWorker {
   }
 
   private client(user: number, resource: string): XmppClient {
-    const { endpoint: e, tls, mechanism, password, loginTimeoutMs } = this.init;
+    const { endpoint: e, tls, mechanism, password, loginTimeoutMs, coalesce } = this.init;
     return new XmppClient({
       host: e.host, port: tls === 'direct' ? e.tlsPort ?? e.port : e.port, domain: e.domain,
-      username: 'u' + user, password, resource, tls, mechanism, timeoutMs: loginTimeoutMs,
+      username: 'u' + user, password, resource, tls, mechanism, timeoutMs: loginTimeoutMs, coalesce,
     });
   }
 
