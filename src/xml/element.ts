@@ -173,6 +173,8 @@ export interface ParseOptions {
 export function parseElement(xml: string, xmlns: string = NS.CLIENT, options: ParseOptions = {}): XmlElement {
   if (options.validate) validateStanza(xml, xmlns);
   else if (/<!(?!\[CDATA\[)/.test(xml)) throw new XmlError('restricted-xml', 'DTD or comment in a stanza');
+  // fast-xml-parser drops text outside the root silently
+  if (!/^[ \t\r\n]*</.test(xml) || !/>[ \t\r\n]*$/.test(xml)) throw new XmlError('not-well-formed', 'text outside the element');
   let nodes: FxpNode[];
   try {
     nodes = getParser().parse(xml) as FxpNode[];
