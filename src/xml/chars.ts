@@ -14,12 +14,16 @@ for (let c = 0; c < 128; c++) {
 }
 ASCII[0x20] = ASCII[0x09] = ASCII[0x0a] = ASCII[0x0d] = WS;
 
-/** NameStartChar above ASCII, on UTF-16 units: a high surrogate D800–DB7F starts U+10000–U+EFFFF. */
+/**
+ * NameStartChar above ASCII, on UTF-16 units: a high surrogate D800–DB7F starts U+10000–U+EFFFF.
+ * Deliberately stricter than XML: U+1680 and U+FEFF are refused because JavaScript's \s matches them and
+ * fast-xml-parser would split a name there, silently changing the element.
+ */
 export function isWideNameStart(c: number): boolean {
   return (c >= 0xc0 && c <= 0xd6) || (c >= 0xd8 && c <= 0xf6) || (c >= 0xf8 && c <= 0x2ff) ||
-    (c >= 0x370 && c <= 0x37d) || (c >= 0x37f && c <= 0x1fff) || c === 0x200c || c === 0x200d ||
+    (c >= 0x370 && c <= 0x37d) || (c >= 0x37f && c <= 0x1fff && c !== 0x1680) || c === 0x200c || c === 0x200d ||
     (c >= 0x2070 && c <= 0x218f) || (c >= 0x2c00 && c <= 0x2fef) || (c >= 0x3001 && c <= 0xd7ff) ||
-    (c >= 0xf900 && c <= 0xfdcf) || (c >= 0xfdf0 && c <= 0xfffd) || (c >= 0xd800 && c <= 0xdb7f);
+    (c >= 0xf900 && c <= 0xfdcf) || (c >= 0xfdf0 && c <= 0xfffd && c !== 0xfeff) || (c >= 0xd800 && c <= 0xdb7f);
 }
 
 /** NameChar above ASCII (a low surrogate only ever follows an accepted high one). */

@@ -160,6 +160,9 @@ function tagOf(node: FxpNode): string {
   throw new XmlError('not-well-formed', 'empty node');
 }
 
+const MARKUP_DECL = /<!(?!\[CDATA\[)/;
+const CDATA_SECTION = /<!\[CDATA\[[\s\S]*?\]\]>/g;
+
 export interface ParseOptions {
   /** Run the strict framer first: for strings that did not come straight from a StreamFramer. */
   validate?: boolean;
@@ -172,7 +175,9 @@ export interface ParseOptions {
  */
 export function parseElement(xml: string, xmlns: string = NS.CLIENT, options: ParseOptions = {}): XmlElement {
   if (options.validate) validateStanza(xml, xmlns);
-  else if (/<!(?!\[CDATA\[)/.test(xml)) throw new XmlError('restricted-xml', 'DTD or comment in a stanza');
+  else if (MARKUP_DECL.test(xml) && MARKUP_DECL.test(xml.replace(CDATA_SECTION, ''))) {
+    throw new XmlError('restricted-xml', 'DTD or comment in a stanza');
+  }
   // fast-xml-parser drops text outside the root silently
   if (!/^[ \t\r\n]*</.test(xml) || !/>[ \t\r\n]*$/.test(xml)) throw new XmlError('not-well-formed', 'text outside the element');
   let nodes: FxpNode[];

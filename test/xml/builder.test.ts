@@ -32,7 +32,7 @@ test('x(): attribute values are stringified, null/undefined dropped; children fl
 });
 
 test('x(): invalid element and attribute names are refused', () => {
-  for (const name of ['', '1a', 'a b', 'a:b:c', ':a', 'a:', '<a', 'a>', 'a/b']) {
+  for (const name of ['', '1a', 'a b', 'a:b:c', ':a', 'a:', '<a', 'a>', 'a/b', 'a\uFEFF', 'a\u1680b']) {
     assert.throws(() => x(name), (e: unknown) => e instanceof TypeError, JSON.stringify(name));
   }
   for (const name of ['x y', '1', 'a"b', "a='b'"]) {

@@ -53,6 +53,15 @@ test('end-of-line handling in text: CRLF and CR become LF, &#13; stays CR', () =
   assert.is(parseElement('<a>1\r\n2\r3&#13;4</a>').text(), '1\n2\n3\r4');
 });
 
+test('markup-like text inside CDATA is content, not a comment or DTD', () => {
+  assert.is(parseElement('<a><![CDATA[<!-- x --> <!DOCTYPE y>]]></a>').text(), '<!-- x --> <!DOCTYPE y>');
+  assert.throws(() => parseElement('<a><![CDATA[x]]><!-- y --></a>'), (e: unknown) => e instanceof XmlError && e.condition === 'restricted-xml');
+});
+
+test('names fast-xml-parser would split (U+FEFF, U+1680) are refused when validating', () => {
+  assert.throws(() => parseElement('<a\uFEFFb/>', 'jabber:client', { validate: true }), (e: unknown) => e instanceof XmlError);
+});
+
 test('adjacent text and CDATA merge into one text child', () => {
   const el = parseElement('<a>x<![CDATA[y]]>z<![CDATA[]]><b/>w</a>');
   assert.equal(el.children.map((c) => (typeof c === 'string' ? c : c.name)), ['xyz', 'b', 'w']);

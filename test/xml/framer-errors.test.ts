@@ -116,6 +116,9 @@ const cases: Case[] = [
   ["']]>' in text", H + '<message><body>a]]>b</body></message>', 'not-well-formed'],
   ["']]]>' in text", H + '<message><body>]]]></body></message>', 'not-well-formed'],
   ['character not allowed in a name', H + '<mess\u00D7age/>', 'not-well-formed'],
+  // stricter than XML on purpose: fast-xml-parser would split names at these (JavaScript \s)
+  ['U+FEFF in an element name', H + '<a\uFEFFb/>', 'not-well-formed'],
+  ['U+1680 in an attribute name', H + "<a x\u1680y='1'/>", 'not-well-formed'],
 
   // well-formedness: markup declarations and CDATA
   ['malformed comment', H + '<message><!-x></message>', 'not-well-formed'],
