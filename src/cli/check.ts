@@ -1,0 +1,179 @@
+// `chorus check`: everything that would make `chorus start` fail or a client complain, found before
+// starting — config, certificates, ports, data directory — each with advice on fixing it.
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { dataPaths } from '../config/defaults.ts';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { LISTENER_NAMES, type ChorusConfig } from '../config/types.ts';
+import { inspectCertificate } from '../net/tls.ts';
+import { isLockedError, openDb } from '../storage/db.ts';
+import { AdminClient } from './admin-client.ts';
+
+interface Io { out(line: string): void }
+type Level = 'ok' | 'warn' | 'FAIL';
+
+class Report {
+  fails = 0;
+  warns = 0;
+  constructor(private io: Io) {}
+  line(level: Level, text: string, advice?: string): void {
+    if (level === 'FAIL') this.fails++;
+    if (level === 'warn') this.warns++;
+    this.io.out(`${level.padEnd(4)}  ${text}`);
+    if (advice) this.io.out(`      → ${advice}`);
+  }
+}
+
+export async function runCheck(configFile: string | undefined, io: Io): Promise<number> {
+  const r = new Report(io);
+  let config: ChorusConfig;
+  try {
+    config = await loadConfig(configFile);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    for (const p of e.problems) r.line('FAIL', `config: ${p}`);
+    io.out(`\ncheck: the config has ${e.problems.length} problem${e.problems.length === 1 ? '' : 's'}; fix ${e.problems.length === 1 ? 'it' : 'them'} first`);
+    return 1;
+  }
+  r.line('ok', configFile ? `config ${configFile}` : 'config: none given, using built-in defaults',
+    configFile ? undefined : 'copy chorus.example.yaml to chorus.yaml and set your hosts');
+
+  const paths = dataPaths(config);
+  const client = await AdminClient.connect(paths.adminSocket).catch(() => null);
+  const running = client !== null;
+  client?.close();
+  r.line('ok', running ? `node: running (admin socket ${paths.adminSocket} answers)` : 'node: not running');
+
+  await checkCertificates(config, r);
+  await checkPorts(config, running, r);
+  await checkDataDir(config, running, r);
+  advise(config, r);
+
+  io.out(`\ncheck: ${r.fails} problem${r.fails === 1 ? '' : 's'}, ${r.warns} warning${r.warns === 1 ? '' : 's'}`);
+  return r.fails ? 1 : 0;
+}
+
+async function checkCertificates(config: ChorusConfig, r: Report): Promise<void> {
+  const names = [...new Set([...config.hosts, ...Object.keys(config.tls)])];
+  for (const host of names) {
+    const entry = config.tls[host];
+    let files = entry;
+    if (!files) {
+      const cert = join(dataPaths(config).certs, `${host}.crt`);
+      if (!existsSync(cert)) {
+        r.line('warn', `tls ${host}: no certificate configured; a self-signed one will be generated at first start`,
+          `for clients to trust it, get one (e.g. certbot certonly -d ${host}) and set tls.${host}.cert/.key`);
+        continue;
+      }
+      files = { cert, key: join(dataPaths(config).certs, `${host}.key`) };
+    }
+    const rep = await inspectCertificate(host, files.cert, files.key);
+    const what = entry ? `tls ${host}` : `tls ${host} (generated self-signed)`;
+    for (const p of rep.problems) r.line('FAIL', `${what}: ${p}`, certAdvice(p, host));
+    for (const w of rep.warnings) {
+      if (entry || !/self-signed/.test(w)) r.line('warn', `${what}: ${w}`);
+    }
+    if (!rep.problems.length) {
+      r.line('ok', `${what}: ${files.cert}, expires ${rep.notAfter?.toISOString().slice(0, 10)}, names ${rep.names.join(', ')}`,
+        entry ? undefined : `clients will warn; set tls.${host}.cert/.key to a CA-issued certificate`);
+    }
+  }
+}
+
+function certAdvice(problem: string, host: string): string | undefined {
+  if (/permission denied/.test(problem)) return "Let's Encrypt keys are root-only: copy them in a certbot deploy hook, or grant the server's group read access";
+  if (/not the private key/.test(problem)) return 'cert and key come from different issuances; use fullchain.pem and privkey.pem from the same live/ directory';
+  if (/^expired/.test(problem)) return 'renew it (certbot renew) and run chorus reload, or delete a generated one to get a fresh one';
+  if (/does not cover/.test(problem)) return `request a certificate that includes ${host} (certbot -d ${host})`;
+  return undefined;
+}
+
+function tryListen(port: number, host: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(null)));
+  });
+}
+
+async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Promise<void> {
+  const addr = config.listen.address;
+  for (const name of LISTENER_NAMES) {
+    const port = config.listen[name];
+    if (port === false) continue;
+    const at = `listen.${name} ${addr.includes(':') ? `[${addr}]` : addr}:${port}`;
+    const err = await tryListen(port, addr);
+    if (err === null) r.line('ok', `${at}: free`);
+    else if (err === 'EADDRINUSE') {
+      if (running) r.line('ok', `${at}: in use, by the running node as far as can be told`);
+      else r.line('FAIL', `${at}: in use by another program`, `find it with: ss -ltnp 'sport = :${port}' — or choose another port in listen.${name}`);
+    } else if (err === 'EACCES') {
+      r.line('FAIL', `${at}: not allowed to bind ports below 1024`, 'use a port ≥ 1024, or grant the capability: setcap cap_net_bind_service=+ep $(command -v node)');
+    } else if (err === 'EADDRNOTAVAIL') {
+      r.line('FAIL', `${at}: ${addr} is not an address of this machine`, 'set listen.address to "::", "0.0.0.0" or one of this machine\'s addresses');
+    } else if (err === 'EAFNOSUPPORT') {
+      r.line('FAIL', `${at}: IPv6 is not available here`, 'set listen.address to "0.0.0.0"');
+    } else r.line('FAIL', `${at}: cannot listen: ${err}`);
+  }
+}
+
+async function checkDataDir(config: ChorusConfig, running: boolean, r: Report): Promise<void> {
+  const dir = config.data_dir;
+  if (!existsSync(dir)) {
+    let parent = dirname(dir);
+    while (!existsSync(parent) && dirname(parent) !== parent) parent = dirname(parent);
+    if (writable(parent)) r.line('ok', `data_dir ${dir}: does not exist yet; will be created (mode 700)`);
+    else r.line('FAIL', `data_dir ${dir}: does not exist and ${parent} is not writable`, `create it as the server's user: mkdir -m 700 ${dir}`);
+    return;
+  }
+  const st = statSync(dir);
+  if (!st.isDirectory()) {
+    r.line('FAIL', `data_dir ${dir}: not a directory`);
+    return;
+  }
+  if (!writable(dir)) {
+    r.line('FAIL', `data_dir ${dir}: not writable by uid ${process.getuid?.() ?? '?'}`, `chown the directory to the server's user, or run chorus as its owner (uid ${st.uid})`);
+    return;
+  }
+  if (st.mode & 0o077) {
+    r.line('warn', `data_dir ${dir}: readable by other users (mode ${(st.mode & 0o777).toString(8)}); it holds password verifiers and keys`, `chmod 700 ${dir}`);
+  } else r.line('ok', `data_dir ${dir}: writable, private`);
+
+  const db = dataPaths(config).db;
+  if (running || !existsSync(db)) return;
+  try {
+    const handle = await openDb(dir);
+    await handle.close();
+    r.line('ok', `database ${db}: opens`);
+  } catch (e) {
+    if (isLockedError(e)) r.line('warn', `database ${db}: locked by another process, though no node answers on the admin socket`, 'a node may be starting or stuck; check with ps');
+    else r.line('FAIL', `database ${db}: cannot open: ${(e as Error).message}`, (e as { cause?: Error }).cause?.message);
+  }
+}
+
+function writable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function advise(config: ChorusConfig, r: Report): void {
+  if (!config.c2s_require_encryption) {
+    r.line('warn', 'c2s_require_encryption is false: clients may authenticate in clear text', 'turn it on outside of tests');
+  }
+  for (const admin of config.admins) {
+    const domain = admin.slice(admin.lastIndexOf('@') + 1);
+    if (!config.hosts.includes(domain)) r.line('warn', `admins: ${admin} is not on one of this server's hosts`, 'admins are normally local accounts');
+  }
+  if (config.hosts.length === 1 && config.hosts[0] === 'localhost' && !['127.0.0.1', '::1', 'localhost'].includes(config.listen.address)) {
+    r.line('warn', `hosts is only "localhost" but listen.address is ${config.listen.address}`, 'set hosts to your domain, or listen on 127.0.0.1');
+  }
+  if (config.schedulers > availableParallelism()) {
+    r.line('warn', `schedulers: ${config.schedulers} threads on ${availableParallelism()} CPUs`, 'more schedulers than CPUs only adds contention');
+  }
+}

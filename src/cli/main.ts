@@ -1,0 +1,406 @@
+// The `chorus` command. User mistakes end as one line on stderr and exit code 1; only genuine bugs
+// print a stack trace.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { checkDomain } from '../config/names.ts';
+import { dataPaths } from '../config/defaults.ts';
+import type { ChorusConfig } from '../config/types.ts';
+import { AccountError, accountJid, type ImportResult } from '../storage/accounts.ts';
+import { accountRequest } from './accounts.ts';
+import { AdminClient } from './admin-client.ts';
+import { runCheck } from './check.ts';
+import { CliError } from './errors.ts';
+import { readPassword } from './password.ts';
+
+export { CliError };
+
+interface Parsed { pos: string[]; flags: Map<string, string | true> }
+interface Command {
+  usage: string;
+  summary: string;
+  /** Extra lines for --help. */
+  details: string;
+  /** Flags this command takes: true = takes a value. --config and --help are always allowed. */
+  flags: Record<string, boolean>;
+  args: [min: number, max: number];
+  run(p: Parsed, io: Io): Promise<number>;
+}
+interface Io { out(line: string): void; err(line: string): void }
+
+const CONFIG_HELP = '  --config FILE   the YAML config (default: $CHORUS_CONFIG, else ./chorus.yaml if present, else built-in defaults)';
+
+const COMMANDS: Record<string, Command> = {
+  start: {
+    usage: 'chorus start [--config FILE]',
+    summary: 'run the node in the foreground (Ctrl-C or SIGTERM stops it cleanly)',
+    details: '',
+    flags: {}, args: [0, 0],
+    async run(p) {
+      const config = await configFrom(p);
+      const running = await AdminClient.connect(dataPaths(config).adminSocket);
+      if (running) {
+        running.close();
+        throw new CliError(`a node is already running on ${config.data_dir} (its admin socket answers); stop it first`);
+      }
+      const mod = (await import('../runtime/node.ts')) as unknown as {
+        startNode?: (config: ChorusConfig) => Promise<{ stop(): Promise<void> }>;
+      };
+      if (typeof mod.startNode !== 'function') throw new CliError('this build cannot start a node: src/runtime/node.ts exports no startNode(config)');
+      const node = await mod.startNode(config);
+      await new Promise<void>((done) => {
+        let stopping = false;
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (stopping) {
+            process.stderr.write(`chorus: ${sig} again; exiting without a clean stop\n`);
+            process.exit(1);
+          }
+          stopping = true;
+          node.stop().then(done, (e: Error) => {
+            process.stderr.write(`chorus: stopping failed: ${e.message}\n`);
+            process.exitCode = 1;
+            done();
+          });
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      return Number(process.exitCode ?? 0);
+    },
+  },
+
+  adduser: {
+    usage: 'chorus adduser JID [PASSWORD] [--iterations N]',
+    summary: 'create an account',
+    details: [
+      'Without PASSWORD, asks for it on the terminal (not echoed, twice), or reads one line from stdin',
+      'when that is a pipe (PASSWORD on the command line is visible to other users in ps).',
+      'Only SCRAM-SHA-1/256/512 verifiers are stored, never the password.',
+      '  --iterations N  PBKDF2 iterations (default 4096)',
+    ].join('\n'),
+    flags: { iterations: true }, args: [1, 2],
+    async run(p, io) {
+      const config = await configFrom(p);
+      const jid = userJid(p.pos[0]!, config.hosts);
+      const password = p.pos[1] ?? await readPassword(jid, { confirm: true });
+      const r = await accountRequest(config, 'adduser', { jid, password, iterations: intFlag(p, 'iterations') }) as { jid: string };
+      io.out(`created ${r.jid}`);
+      return 0;
+    },
+  },
+
+  passwd: {
+    usage: 'chorus passwd JID [--iterations N]',
+    summary: "change an account's password",
+    details: 'Asks for the new password on the terminal (not echoed, twice), or reads one line from stdin.\n  --iterations N  PBKDF2 iterations (default 4096)',
+    flags: { iterations: true }, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p);
+      const jid = userJid(p.pos[0]!);
+      const password = await readPassword(jid, { confirm: true });
+      const r = await accountRequest(config, 'passwd', { jid, password, iterations: intFlag(p, 'iterations') }) as { jid: string };
+      io.out(`password changed for ${r.jid}`);
+      return 0;
+    },
+  },
+
+  deluser: {
+    usage: 'chorus deluser JID',
+    summary: 'delete an account with its roster and offline messages',
+    details: '',
+    flags: {}, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p);
+      const r = await accountRequest(config, 'deluser', { jid: userJid(p.pos[0]!) }) as { jid: string };
+      io.out(`deleted ${r.jid}`);
+      return 0;
+    },
+  },
+
+  users: {
+    usage: 'chorus users [HOST]',
+    summary: 'list accounts (of one host), one bare JID per line',
+    details: '',
+    flags: {}, args: [0, 1],
+    async run(p, io) {
+      const config = await configFrom(p);
+      let host: string | undefined;
+      if (p.pos[0] !== undefined) {
+        const d = checkDomain(p.pos[0]);
+        if (typeof d !== 'string') throw new CliError(`invalid host ${JSON.stringify(p.pos[0])}: ${d.problem}`);
+        if (!config.hosts.includes(d)) throw new CliError(`${d} is not a host of this server (hosts: ${config.hosts.join(', ')})`);
+        host = d;
+      }
+      const list = await accountRequest(config, 'users', host === undefined ? {} : { host }) as string[];
+      for (const jid of list) io.out(jid);
+      return 0;
+    },
+  },
+
+  'import-users': {
+    usage: 'chorus import-users FILE [--iterations N]',
+    summary: 'create accounts from lines of "JID PASSWORD" (FILE "-" = stdin)',
+    details: [
+      'The password is the rest of the line after the JID and its spaces. Blank lines and lines',
+      'starting with # are skipped. Bad lines are reported by number; the good ones are imported.',
+      'Exit code 1 when any line failed.',
+      '  --iterations N  PBKDF2 iterations (default 4096)',
+    ].join('\n'),
+    flags: { iterations: true }, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p);
+      const file = p.pos[0]!;
+      let text: string;
+      try {
+        text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+      } catch (e) {
+        throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      }
+      const lines = text.split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      const r = await accountRequest(config, 'import-users', { lines, iterations: intFlag(p, 'iterations') }) as ImportResult;
+      for (const f of r.failed) io.err(`${file === '-' ? 'stdin' : file}:${f.line}: ${f.error}`);
+      io.out(`imported ${r.imported} account${r.imported === 1 ? '' : 's'}` + (r.failed.length ? `; ${r.failed.length} line${r.failed.length === 1 ? '' : 's'} failed` : ''));
+      return r.failed.length ? 1 : 0;
+    },
+  },
+
+  check: {
+    usage: 'chorus check [--config FILE]',
+    summary: 'check the config, certificates, ports and data directory, with advice',
+    details: 'Exit code 1 when something would stop the node from working; warnings alone exit 0.',
+    flags: {}, args: [0, 0],
+    async run(p, io) {
+      return runCheck(configPath(p), io);
+    },
+  },
+
+  status: {
+    usage: 'chorus status [--json]',
+    summary: 'uptime, memory, schedulers and actors of the running node',
+    details: '',
+    flags: { json: false }, args: [0, 0],
+    async run(p, io) {
+      show(io, await nodeRequest(p, 'status', {}), p.flags.has('json'));
+      return 0;
+    },
+  },
+
+  actors: {
+    usage: 'chorus actors [--kind KIND] [--json]',
+    summary: 'list live actors of the running node',
+    details: '',
+    flags: { kind: true, json: false }, args: [0, 0],
+    async run(p, io) {
+      const kind = p.flags.get('kind');
+      show(io, await nodeRequest(p, 'actors', typeof kind === 'string' ? { kind } : {}), p.flags.has('json'));
+      return 0;
+    },
+  },
+
+  kill: {
+    usage: 'chorus kill ADDRESS [--reason TEXT]',
+    summary: 'crash one actor (its supervisor decides what happens next)',
+    details: 'ADDRESS as shown by chorus actors, e.g. session:juliet@example.com/balcony',
+    flags: { reason: true }, args: [1, 1],
+    async run(p, io) {
+      const reason = p.flags.get('reason');
+      await nodeRequest(p, 'kill', { address: p.pos[0], ...(typeof reason === 'string' ? { reason } : {}) });
+      io.out(`killed ${p.pos[0]}`);
+      return 0;
+    },
+  },
+
+  reload: {
+    usage: 'chorus reload [KIND] [--json]',
+    summary: 'hot-reload actor kinds (all, or one) in the running node',
+    details: '',
+    flags: { json: false }, args: [0, 1],
+    async run(p, io) {
+      show(io, await nodeRequest(p, 'reload', p.pos[0] === undefined ? {} : { kind: p.pos[0] }), p.flags.has('json'));
+      return 0;
+    },
+  },
+
+  bench: {
+    usage: 'chorus bench <scenario> [options]',
+    summary: 'load-test a server (see chorus bench --help)',
+    details: '',
+    flags: {}, args: [0, Infinity],
+    run: async () => 0, // dispatched before parsing: bench owns its arguments
+  },
+};
+
+function topHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return [
+    'usage: chorus <command> [options]   (chorus <command> --help for details)',
+    '',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Account commands work with or without a running node: they go through its admin socket',
+    '(<data_dir>/admin.sock) when it answers, else straight to the database.',
+    '',
+    CONFIG_HELP,
+  ].join('\n');
+}
+
+function commandHelp(name: string, c: Command): string {
+  return [`usage: ${c.usage}`, '', `${name}: ${c.summary}`, ...(c.details ? ['', c.details] : []), '', CONFIG_HELP].join('\n');
+}
+
+function parse(name: string, c: Command, argv: string[]): Parsed | 'help' {
+  const pos: string[] = [];
+  const flags = new Map<string, string | true>();
+  const known: Record<string, boolean> = { ...c.flags, config: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') { pos.push(...argv.slice(i + 1)); break; }
+    if (a === '-h' || a === '--help') return 'help';
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const key = a.slice(2, eq < 0 ? undefined : eq);
+      if (!(key in known)) throw new CliError(`unknown option --${key} for "chorus ${name}" (see chorus ${name} --help)`);
+      if (known[key]) {
+        const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+        if (v === undefined || v === '') throw new CliError(`--${key} needs a value (see chorus ${name} --help)`);
+        flags.set(key, v);
+      } else {
+        if (eq >= 0) throw new CliError(`--${key} takes no value`);
+        flags.set(key, true);
+      }
+    } else if (a.startsWith('-') && a !== '-') {
+      throw new CliError(`unknown option ${a} for "chorus ${name}" (see chorus ${name} --help)`);
+    } else pos.push(a);
+  }
+  const [min, max] = c.args;
+  if (pos.length < min) throw new CliError(`missing argument: usage: ${c.usage}`);
+  if (pos.length > max) throw new CliError(`unexpected argument ${JSON.stringify(pos[max])}: usage: ${c.usage}`);
+  return { pos, flags };
+}
+
+function configPath(p: Parsed): string | undefined {
+  const flag = p.flags.get('config');
+  if (typeof flag === 'string') return resolve(flag);
+  if (process.env.CHORUS_CONFIG) return resolve(process.env.CHORUS_CONFIG);
+  return existsSync('chorus.yaml') ? resolve('chorus.yaml') : undefined;
+}
+
+function configFrom(p: Parsed): Promise<ChorusConfig> {
+  return loadConfig(configPath(p));
+}
+
+function intFlag(p: Parsed, key: string): number | undefined {
+  const v = p.flags.get(key);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new CliError(`--${key} expects a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+function userJid(input: string, hosts?: readonly string[]): string {
+  try {
+    return accountJid(input, hosts);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+async function nodeRequest(p: Parsed, cmd: string, args: Record<string, unknown>): Promise<unknown> {
+  const config = await configFrom(p);
+  const sock = dataPaths(config).adminSocket;
+  const client = await AdminClient.connect(sock);
+  if (!client) {
+    throw new CliError(`"${cmd}" needs a running node, and none answers on ${sock} (start it with: chorus start${p.flags.has('config') ? ' --config ' + p.flags.get('config') : ''})`);
+  }
+  try {
+    return await client.request(cmd, args);
+  } finally {
+    client.close();
+  }
+}
+
+/** Human output: a table for lists of flat records, YAML for anything else; --json for scripts. */
+function show(io: Io, value: unknown, json: boolean): void {
+  if (json) return io.out(JSON.stringify(value, null, 2));
+  const flat = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x !== 'object');
+  if (Array.isArray(value) && value.length && value.every(flat)) {
+    const cols = [...new Set(value.flatMap((r) => Object.keys(r)))];
+    const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+    const widths = cols.map((c) => Math.max(c.length, ...value.map((r) => cell(r[c]).length)));
+    const row = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i]!)).join('  ').trimEnd();
+    io.out(row(cols));
+    for (const r of value) io.out(row(cols.map((c) => cell(r[c]))));
+    return;
+  }
+  if (Array.isArray(value) && value.length === 0) return io.out('(none)');
+  io.out(toYaml(value).trimEnd());
+}
+
+function readStdin(): Promise<string> {
+  return new Promise((res, rej) => {
+    let s = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => (s += d));
+    process.stdin.once('end', () => res(s));
+    process.stdin.once('error', rej);
+  });
+}
+
+const stdio: Io = {
+  out: (line) => void process.stdout.write(line + '\n'),
+  err: (line) => void process.stderr.write(line + '\n'),
+};
+
+/** Run the CLI; returns the exit code and also sets process.exitCode. */
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  const code = await dispatch(argv, io);
+  process.exitCode = code;
+  return code;
+}
+
+async function dispatch(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help') {
+    io.out(topHelp());
+    return name === undefined ? 1 : 0;
+  }
+  if (name === 'help') {
+    const c = rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    if (c && rest[0] === 'bench') return dispatch(['bench', '--help'], io);
+    io.out(c ? commandHelp(rest[0]!, c) : topHelp());
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    io.out(`chorus ${pkg.version}`);
+    return 0;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  try {
+    if (!command) throw new CliError(`unknown command ${JSON.stringify(name)} (see chorus --help)`);
+    if (name === 'bench') {
+      const { benchCommand } = await import('../bench/cli.ts');
+      return await benchCommand(rest);
+    }
+    const parsed = parse(name, command, rest);
+    if (parsed === 'help') {
+      io.out(commandHelp(name, command));
+      return 0;
+    }
+    return await command.run(parsed, io);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      for (const line of e.message.split('\n')) io.err(`chorus: ${line}`);
+      return 1;
+    }
+    if (e instanceof CliError || e instanceof AccountError) {
+      io.err(`chorus: ${e.message}`);
+      return 1;
+    }
+    io.err(`chorus: internal error in "${name}": ${(e as Error)?.stack ?? e}`);
+    return 1;
+  }
+}

@@ -1,0 +1,117 @@
+// `chorus check`: what it reports for a healthy setup and for each kind of problem.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCheck } from '../../src/cli/check.ts';
+import { generateSelfSigned } from '../../src/net/tls.ts';
+import { AdminServer } from '../../src/runtime/admin.ts';
+
+let dir = '';
+test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'chorus-check-')); });
+test.after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+async function check(yaml: string): Promise<{ code: number; lines: string[] }> {
+  const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(file, yaml);
+  const lines: string[] = [];
+  const code = await runCheck(file, { out: (l) => lines.push(...l.split('\n')) });
+  return { code, lines };
+}
+
+async function occupy(): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+async function freePort(): Promise<number> {
+  const { server, port } = await occupy();
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+const close = (s: Server) => new Promise<void>((r) => s.close(() => r()));
+
+test('a healthy setup passes, with the self-signed certificate as the only warning', async () => {
+  const a = await generateSelfSigned('example.org');
+  await writeFile(join(dir, 'ok.crt'), a.cert);
+  await writeFile(join(dir, 'ok.key'), a.key);
+  const [p1, p2] = [await freePort(), await freePort()];
+  const { code, lines } = await check([
+    'hosts: [example.org]',
+    'data_dir: ./fresh-data',
+    `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: false, http: false, component: false }`,
+    'tls: { example.org: { cert: ok.crt, key: ok.key } }',
+  ].join('\n'));
+  assert.is(code, 0, lines.join('\n'));
+  assert.ok(lines.includes('ok    node: not running'));
+  assert.ok(lines.some((l) => /^ok    tls example\.org: .*ok\.crt, expires \d{4}-\d\d-\d\d, names example\.org$/.test(l)), lines.join('\n'));
+  assert.ok(lines.includes('warn  tls example.org: self-signed: clients will warn unless the certificate is pinned or trusted by hand'));
+  assert.ok(lines.includes(`ok    listen.c2s 127.0.0.1:${p1}: free`));
+  assert.ok(lines.includes(`ok    listen.c2s_direct_tls 127.0.0.1:${p2}: free`));
+  assert.ok(lines.includes(`ok    data_dir ${join(dir, 'fresh-data')}: does not exist yet; will be created (mode 700)`));
+  assert.is(lines.at(-1), 'check: 0 problems, 1 warning');
+});
+
+test('each problem is a FAIL line with advice, and the exit code is 1', async () => {
+  const a = await generateSelfSigned('example.org');
+  const b = await generateSelfSigned('example.org');
+  await writeFile(join(dir, 'mix.crt'), a.cert);
+  await writeFile(join(dir, 'mix.key'), b.key);
+  await mkdir(join(dir, 'open-data'), { mode: 0o755 });
+  await chmod(join(dir, 'open-data'), 0o755);
+  const busy = await occupy();
+  try {
+    const { code, lines } = await check([
+      'hosts: [example.org, other.org]',
+      'data_dir: ./open-data',
+      'c2s_require_encryption: false',
+      `listen: { address: 127.0.0.1, c2s: ${busy.port}, c2s_direct_tls: false, s2s: false, http: false, component: false }`,
+      'tls: { example.org: { cert: mix.crt, key: mix.key } }',
+    ].join('\n'));
+    assert.is(code, 1);
+    const text = lines.join('\n');
+    assert.match(text, `FAIL  tls example.org: ${join(dir, 'mix.key')} is not the private key of ${join(dir, 'mix.crt')}\n      → cert and key come from different issuances`);
+    assert.match(text, 'warn  tls other.org: no certificate configured; a self-signed one will be generated at first start\n      → for clients to trust it, get one (e.g. certbot certonly -d other.org) and set tls.other.org.cert/.key');
+    assert.match(text, `FAIL  listen.c2s 127.0.0.1:${busy.port}: in use by another program\n      → find it with: ss -ltnp 'sport = :${busy.port}'`);
+    assert.match(text, `warn  data_dir ${join(dir, 'open-data')}: readable by other users (mode 755); it holds password verifiers and keys\n      → chmod 700 ${join(dir, 'open-data')}`);
+    assert.match(text, 'warn  c2s_require_encryption is false');
+    assert.is(lines.at(-1), 'check: 2 problems, 4 warnings');
+  } finally {
+    await close(busy.server);
+  }
+});
+
+test('a port held by the running node is fine', async () => {
+  const data = join(dir, 'running-data');
+  await mkdir(data, { mode: 0o700 });
+  const admin = new AdminServer(join(data, 'admin.sock'), new Map());
+  await admin.listen();
+  const busy = await occupy();
+  try {
+    const { code, lines } = await check(
+      `data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: ${busy.port}, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+    assert.ok(lines.includes(`ok    node: running (admin socket ${join(data, 'admin.sock')} answers)`), lines.join('\n'));
+    assert.ok(lines.includes(`ok    listen.c2s 127.0.0.1:${busy.port}: in use, by the running node as far as can be told`));
+    assert.is(code, 0, lines.join('\n'));
+  } finally {
+    await close(busy.server);
+    await admin.close();
+  }
+});
+
+test('a broken config is reported problem by problem before anything else', async () => {
+  const { code, lines } = await check('listen: { c2s: 0 }\ntls: { example.org: { cert: /nope.pem, key: /nope.key } }\n');
+  assert.is(code, 1);
+  assert.equal(lines, [
+    'FAIL  config: listen.c2s: expected a port number 1-65535, got 0 (line 1)',
+    'FAIL  config: tls.example.org: not one of hosts (localhost) nor a subdomain of one (line 2)',
+    'FAIL  config: tls.example.org.cert: cannot read "/nope.pem": no such file (line 2)',
+    'FAIL  config: tls.example.org.key: cannot read "/nope.key": no such file (line 2)',
+    '',
+    'check: the config has 4 problems; fix them first',
+  ]);
+});
+
+test.run();
