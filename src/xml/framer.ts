@@ -193,6 +193,11 @@ function encodingError(): XmlError {
   return new XmlError('unsupported-encoding', 'input is not valid UTF-8');
 }
 
+/**
+ * One per connection; write() each socket read, events arrive synchronously. For a restart, pause() in the
+ * callback of <starttls/> or SASL <success/>, then reset() (STARTTLS: pending plaintext is dropped) or
+ * reset({ keepPending: true }) (SASL: a pipelined new header is kept), then resume().
+ */
 export class StreamFramer {
   private readonly handler: FramerHandler;
   private readonly maxStanzaBytes: number;
