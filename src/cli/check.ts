@@ -141,6 +141,12 @@ async function checkDataDir(config: ChorusConfig, running: boolean, r: Report): 
     r.line('warn', `data_dir ${dir}: readable by other users (mode ${(st.mode & 0o777).toString(8)}); it holds password verifiers and keys`, `chmod 700 ${dir}`);
   } else r.line('ok', `data_dir ${dir}: writable, private`);
 
+  // sockaddr_un holds 108 bytes on Linux (104 on macOS) including the terminating NUL.
+  const sock = dataPaths(config).adminSocket;
+  if (Buffer.byteLength(sock) > 103) {
+    r.line('FAIL', `admin socket path ${sock} is ${Buffer.byteLength(sock)} bytes; unix sockets allow about 103`, 'choose a shorter data_dir');
+  }
+
   const db = dataPaths(config).db;
   if (running || !existsSync(db)) return;
   try {

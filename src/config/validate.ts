@@ -2,6 +2,8 @@
 // bad key is collected so an operator fixes the file in one go, and each message names the key path,
 // what was expected and what was found.
 import { accessSync, constants } from 'node:fs';
+import { isIP } from 'node:net';
+import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { defaultConfig } from './defaults.ts';
 import { checkDomain, checkBareJid } from './names.ts';
@@ -192,11 +194,14 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 
   if (top.data_dir !== undefined) {
     const dir = string(ctx, top, 'data_dir', [], '', 'a directory path');
-    if (dir) config.data_dir = resolve(opts.baseDir, dir);
+    // "~/" as a shell would expand it; YAML does not.
+    if (dir) config.data_dir = resolve(opts.baseDir, dir.replace(/^~(?=\/|$)/, homedir()));
   }
 
   const listen = section(ctx, top.listen, ['listen'], ['address', ...LISTENER_NAMES]);
-  config.listen.address = string(ctx, listen, 'address', ['listen'], config.listen.address, 'an IP address such as "::" or "127.0.0.1"');
+  const address = string(ctx, listen, 'address', ['listen'], config.listen.address, 'an IP address such as "::" or "127.0.0.1"');
+  if (isIP(address) || address === 'localhost') config.listen.address = address;
+  else ctx.bad(['listen', 'address'], 'an IP address such as "::" or "127.0.0.1"', address);
   const usedBy = new Map<number, string>();
   for (const name of LISTENER_NAMES) {
     const p = port(ctx, listen, name, ['listen'], config.listen[name]);

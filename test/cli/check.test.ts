@@ -101,6 +101,15 @@ test('a port held by the running node is fine', async () => {
   }
 });
 
+test('a data_dir too long for the admin socket is a problem', async () => {
+  const data = join(dir, 'x'.repeat(110 - dir.length));
+  await mkdir(data, { mode: 0o700 });
+  const { code, lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+  assert.is(code, 1);
+  const sock = join(data, 'admin.sock');
+  assert.ok(lines.includes(`FAIL  admin socket path ${sock} is ${sock.length} bytes; unix sockets allow about 103`), lines.join('\n'));
+});
+
 test('a broken config is reported problem by problem before anything else', async () => {
   const { code, lines } = await check('listen: { c2s: 0 }\ntls: { example.org: { cert: /nope.pem, key: /nope.key } }\n');
   assert.is(code, 1);

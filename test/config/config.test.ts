@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, defaultConfig, loadConfig, parseConfig, type ChorusConfig } from '../../src/config/index.ts';
 
@@ -85,6 +85,15 @@ test('bad types: every problem listed at once, naming the key, the expectation a
     'config error: log_level: expected one of error, warn, info, debug, trace, got "loud" (line 6)',
     'config error: hosts: expected a list of domains, got "example.org" (line 7)',
   ]);
+});
+
+test('listen.address must be an IP address; data_dir expands ~/', async () => {
+  assert.equal(await problems('listen: { address: "0.0.0.0:5222" }\n'), [
+    'config error: listen.address: expected an IP address such as "::" or "127.0.0.1", got "0.0.0.0:5222" (line 1)',
+  ]);
+  const c = await loadConfig(await write('home.yaml', 'data_dir: ~/chorus-data\nlisten: { address: "::1" }\n'));
+  assert.is(c.data_dir, join(homedir(), 'chorus-data'));
+  assert.is(c.listen.address, '::1');
 });
 
 test('unknown keys are reported, with a suggestion when one is close', async () => {
