@@ -1,6 +1,7 @@
 // Addresses are names: `<kind>:<id>`, e.g. `session:juliet@example.com/balcony`, `user:juliet@example.com`,
 // `room:hall@muc.example.com`, `s2s:example.com|example.net`. The kind prefix picks the actor module; the
-// whole name picks the scheduler, so one address always lives on one thread.
+// id up to its first '/' picks the scheduler, so one address always lives on one thread and a user's
+// actor and all of its sessions share a thread: a chat message crosses threads at most once.
 
 export type Address = string;
 
@@ -26,9 +27,16 @@ export function hashAddress(address: Address): number {
   return h >>> 0;
 }
 
+/** The part of an address that decides its thread: the id without kind and without '/...'. */
+export function placementKey(address: Address): string {
+  const colon = address.indexOf(':');
+  const slash = address.indexOf('/', colon + 1);
+  return slash < 0 ? address.slice(colon + 1) : address.slice(colon + 1, slash);
+}
+
 export function placeAddress(address: Address, schedulers: number): ThreadId {
   if (MAIN_THREAD_KINDS.has(kindOf(address))) return MAIN_THREAD;
-  return 1 + (hashAddress(address) % schedulers);
+  return 1 + (hashAddress(placementKey(address)) % schedulers);
 }
 
 export function validAddress(address: unknown): address is Address {

@@ -1,6 +1,8 @@
-/** FIFO with O(1) push/shift (Array#shift is O(n) on long mailboxes). */
+const EMPTY: unknown[] = [];
+
+/** FIFO with O(1) push/shift (Array#shift is O(n) on long mailboxes); an empty one allocates nothing. */
 export class Deque<T> {
-  private buf: (T | undefined)[] = new Array(8);
+  private buf: (T | undefined)[] = EMPTY as (T | undefined)[];
   private head = 0;
   private tail = 0;
   length = 0;
@@ -25,6 +27,7 @@ export class Deque<T> {
     this.buf[this.head] = undefined;
     this.head = (this.head + 1) & (this.buf.length - 1);
     this.length--;
+    if (this.length === 0 && this.buf.length > 16) this.clear(); // a burst's buffer is not kept while idle
     return v;
   }
 
@@ -32,10 +35,10 @@ export class Deque<T> {
     for (let i = 0; i < this.length; i++) yield this.buf[(this.head + i) & (this.buf.length - 1)] as T;
   }
 
-  clear(): void { this.buf = new Array(8); this.head = this.tail = this.length = 0; }
+  clear(): void { this.buf = EMPTY as (T | undefined)[]; this.head = this.tail = this.length = 0; }
 
   private grow(): void {
-    const next: (T | undefined)[] = new Array(this.buf.length * 2);
+    const next: (T | undefined)[] = new Array(Math.max(4, this.buf.length * 2));
     for (let i = 0; i < this.length; i++) next[i] = this.buf[(this.head + i) & (this.buf.length - 1)];
     this.buf = next;
     this.head = 0;

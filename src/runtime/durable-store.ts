@@ -25,6 +25,10 @@ export class DurableStore {
   private scheduled = false;
   private writing: Promise<void> | null = null;
   private lastSeq = 0;
+  /** Addresses of this thread that may have keys (boot scan + every write since): a brand-new actor's
+   *  start skips two disk reads. Only the owner thread writes an address's keys, so this is exact
+   *  enough — it may over-approximate, never miss. */
+  private known = new Set<Address>();
   /** Batches and ops written, for benchmarks and `chorus status`. */
   readonly counters = { batches: 0, ops: 0 };
 
@@ -37,6 +41,7 @@ export class DurableStore {
   }
 
   appendMessage(address: Address, from: Address | undefined, message: unknown, seq = this.nextSeq()): string {
+    this.known.add(address);
     const rec: StoredMessage = { seq, from, message, attempts: 0 };
     this.ops.push({ type: 'put', key: mboxPrefix(address) + seq, value: JSON.stringify(rec) });
     this.schedule();
@@ -56,6 +61,7 @@ export class DurableStore {
 
   /** Coalesced: only the last snapshot of an address per batch is written. null deletes it. */
   saveSnapshot(address: Address, snap: StoredSnapshot | null): void {
+    if (snap) this.known.add(address);
     this.snapshots.set(snapKey(address), snap && JSON.stringify(snap));
     this.schedule();
   }
@@ -82,6 +88,7 @@ export class DurableStore {
   }
 
   async loadMailbox(address: Address): Promise<StoredMessage[]> {
+    if (!this.known.has(address)) return [];
     const prefix = mboxPrefix(address);
     const out: StoredMessage[] = [];
     for await (const value of this.db.values({ gte: prefix, lt: prefix + '\xff' })) out.push(JSON.parse(value));
@@ -90,13 +97,15 @@ export class DurableStore {
   }
 
   async loadSnapshot(address: Address): Promise<StoredSnapshot | undefined> {
+    if (!this.known.has(address)) return undefined;
     const v = await this.db.get(snapKey(address));
     return v === undefined ? undefined : JSON.parse(v);
   }
 
-  /** Addresses with a snapshot or durable mail, among those `mine` accepts: what a thread restores at boot. */
+  /** Addresses with a snapshot or durable mail, among those `mine` accepts: what a thread restores at
+   *  boot. Must run once before the thread starts actors (it fills the known-address set). */
   async scanOwned(mine: (address: Address) => boolean): Promise<Set<Address>> {
-    const found = new Set<Address>();
+    const found = this.known;
     for await (const key of this.db.keys({ gte: 'mbox!', lt: 'mbox!\xff' })) {
       const a = unkeyPart(key.slice(5, key.lastIndexOf('!')));
       if (mine(a)) found.add(a);

@@ -13,6 +13,14 @@ import type { KindLoader } from './loader.ts';
 import type { ActorInfo, Control, Envelope, ExitReason, ReloadResult, SchedulerStats } from './protocol.ts';
 import type { Router, RouterSink } from './router.ts';
 import { DurableSender } from './durable-sender.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** A full collection before measuring heap per actor (benchmarks), without --expose-gc on the node. */
+function fullGc(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 const BUDGET = 64;
 const SLICE_MS = 4;
@@ -34,10 +42,11 @@ interface ActorRecord {
   handled: number;
   lastSaved: unknown;
   lastActive: number;
-  monitors: Map<number, Address>;
-  links: Set<Address>;
+  // Created on first use: most actors never monitor, link or set a timer (bytes per idle actor).
+  monitors: Map<number, Address> | null;
+  links: Set<Address> | null;
   trap: boolean;
-  timers: Map<string, NodeJS.Timeout>;
+  timers: Map<string, NodeJS.Timeout> | null;
   exitRequested: ExitReason | null;
   spawnInput: unknown;
   /** Durable messages loaded from disk at (re)start: later arrivals with these seqs are duplicates. */
@@ -46,7 +55,7 @@ interface ActorRecord {
   mailboxLoaded: boolean;
   starting: Promise<void> | null;
   persistRequested: boolean;
-  watching: Map<number, Address>;
+  watching: Map<number, Address> | null;
 }
 
 export interface HostOptions {
@@ -95,21 +104,21 @@ export class ActorHost implements RouterSink {
       case 'release': this.o.store.removeMessage(c.address, c.seq); break;
       case 'monitor': {
         const rec = this.live(c.target);
-        if (rec) rec.monitors.set(c.ref, c.watcher);
+        if (rec) (rec.monitors ??= new Map()).set(c.ref, c.watcher);
         else this.router.controlFor(c.watcher, { c: 'down', to: c.watcher, target: c.target, ref: c.ref, reason: 'noproc' });
         break;
       }
-      case 'demonitor': this.records.get(c.target)?.monitors.delete(c.ref); break;
+      case 'demonitor': this.records.get(c.target)?.monitors?.delete(c.ref); break;
       case 'link': {
         const rec = this.live(c.target);
-        if (rec) rec.links.add(c.other);
+        if (rec) (rec.links ??= new Set()).add(c.other);
         else this.router.controlFor(c.other, { c: 'exit-signal', to: c.other, from: c.target, reason: 'noproc' });
         break;
       }
-      case 'unlink': this.records.get(c.target)?.links.delete(c.other); break;
+      case 'unlink': this.records.get(c.target)?.links?.delete(c.other); break;
       case 'down': {
         const rec = this.live(c.to);
-        if (rec && !rec.watching.delete(c.ref)) break; // demonitored meanwhile
+        if (rec && !rec.watching?.delete(c.ref)) break; // demonitored meanwhile
         if (rec) this.enqueue(rec, { msg: { type: 'runtime.down', address: c.target, ref: c.ref, reason: c.reason } });
         break;
       }
@@ -137,7 +146,10 @@ export class ActorHost implements RouterSink {
           (err: Error) => this.router.sendControl(fromThread, { c: 'reloaded', reply: c.reply, error: err.message }),
         );
         break;
-      case 'stats': this.router.sendControl(fromThread, { c: 'stats-reply', reply: c.reply, stats: this.stats(c.withActors, c.kind) }); break;
+      case 'stats':
+        if (c.gc) fullGc();
+        this.router.sendControl(fromThread, { c: 'stats-reply', reply: c.reply, stats: this.stats(c.withActors, c.kind) });
+        break;
       case 'thread-down': this.router.markDown(c.thread); this.durable.resendTo(c.thread, (a) => this.router.place(a)); break;
       default: this.o.log('warn', `scheduler ${this.o.thread}: unexpected control ${c.c}`);
     }
@@ -184,8 +196,8 @@ export class ActorHost implements RouterSink {
   private newRecord(address: Address, spawnInput: unknown): ActorRecord {
     return {
       address, kind: kindOf(address), def: null, actor: null, status: 'starting', queue: new Deque(), inRun: false,
-      handled: 0, lastSaved: undefined, lastActive: Date.now(), monitors: new Map(), links: new Set(), trap: false,
-      timers: new Map(), exitRequested: null, spawnInput, seen: null, mailboxLoaded: false, starting: null, persistRequested: false, watching: new Map(),
+      handled: 0, lastSaved: undefined, lastActive: Date.now(), monitors: null, links: null, trap: false,
+      timers: null, exitRequested: null, spawnInput, seen: null, mailboxLoaded: false, starting: null, persistRequested: false, watching: null,
     };
   }
 
@@ -373,8 +385,8 @@ export class ActorHost implements RouterSink {
 
   private halt(rec: ActorRecord, status: Status): void {
     rec.status = status;
-    for (const t of rec.timers.values()) clearTimeout(t);
-    rec.timers.clear();
+    if (rec.timers) for (const t of rec.timers.values()) clearTimeout(t);
+    rec.timers = null;
     rec.actor?.stop();
     rec.actor = null;
   }
@@ -388,17 +400,17 @@ export class ActorHost implements RouterSink {
   }
 
   private notifyExit(rec: ActorRecord, reason: ExitReason): void {
-    for (const [ref, watcher] of rec.monitors) this.router.controlFor(watcher, { c: 'down', to: watcher, target: rec.address, ref, reason });
-    rec.monitors.clear();
-    for (const other of rec.links) this.router.controlFor(other, { c: 'exit-signal', to: other, from: rec.address, reason });
-    rec.links.clear();
+    if (rec.monitors) for (const [ref, watcher] of rec.monitors) this.router.controlFor(watcher, { c: 'down', to: watcher, target: rec.address, ref, reason });
+    rec.monitors = null;
+    if (rec.links) for (const other of rec.links) this.router.controlFor(other, { c: 'exit-signal', to: other, from: rec.address, reason });
+    rec.links = null;
     this.router.sendControl(MAIN_THREAD, { c: 'exited', address: rec.address, reason, kind: rec.kind });
   }
 
   private exitSignal(to: Address, from: Address, reason: ExitReason): void {
     const rec = this.live(to);
     if (!rec) return;
-    rec.links.delete(from);
+    rec.links?.delete(from);
     if (rec.trap) this.enqueue(rec, { msg: { type: 'runtime.exit', from, reason } });
     else if (reason !== 'normal') this.terminate(rec, reason);
   }
@@ -473,10 +485,11 @@ export class ActorHost implements RouterSink {
   }
 
   /** Starts, at boot or on a replacement thread, every owned actor that has a snapshot or durable mail. */
-  async restoreOwned(): Promise<number> {
+  async restoreOwned(start = true): Promise<number> {
     const owned = await this.o.store.scanOwned((a) => this.router.place(a) === this.o.thread);
     let n = 0;
-    for (const address of owned) {
+    if (!start) return 0;
+    for (const address of [...owned]) {
       if (this.records.has(address)) continue;
       try {
         await this.start(address, true, undefined, 'boot');
@@ -518,35 +531,36 @@ export class ActorHost implements RouterSink {
     monitor: (target) => {
       const ref = this.o.thread * 2 ** 32 + ++this.refCounter;
       const me = this.cur();
-      me.watching.set(ref, target);
+      (me.watching ??= new Map()).set(ref, target);
       this.router.controlFor(target, { c: 'monitor', target, watcher: me.address, ref });
       return ref;
     },
     demonitor: (ref) => {
       const me = this.cur();
-      const target = me.watching.get(ref);
+      const target = me.watching?.get(ref);
       if (target === undefined) return;
-      me.watching.delete(ref);
+      me.watching!.delete(ref);
       this.router.controlFor(target, { c: 'demonitor', target, ref });
     },
-    link: (other) => { const me = this.cur(); me.links.add(other); this.router.controlFor(other, { c: 'link', target: other, other: me.address }); },
-    unlink: (other) => { const me = this.cur(); me.links.delete(other); this.router.controlFor(other, { c: 'unlink', target: other, other: me.address }); },
+    link: (other) => { const me = this.cur(); (me.links ??= new Set()).add(other); this.router.controlFor(other, { c: 'link', target: other, other: me.address }); },
+    unlink: (other) => { const me = this.cur(); me.links?.delete(other); this.router.controlFor(other, { c: 'unlink', target: other, other: me.address }); },
     trapExits: (on) => { this.cur().trap = on; },
     exit: (reason) => { this.cur().exitRequested = reason; },
     kill: (target, reason) => this.router.controlFor(target, { c: 'kill', address: target, reason }),
     startTimer: (name, ms, message) => {
       const rec = this.cur();
-      const old = rec.timers.get(name);
+      const timers = (rec.timers ??= new Map());
+      const old = timers.get(name);
       if (old) clearTimeout(old);
-      rec.timers.set(name, setTimeout(() => {
-        rec.timers.delete(name);
+      timers.set(name, setTimeout(() => {
+        rec.timers?.delete(name);
         if (rec.status === 'running' || rec.status === 'starting') this.enqueue(rec, { from: rec.address, msg: message });
       }, ms));
     },
     cancelTimer: (name) => {
       const rec = this.cur();
-      const t = rec.timers.get(name);
-      if (t) { clearTimeout(t); rec.timers.delete(name); }
+      const t = rec.timers?.get(name);
+      if (t) { clearTimeout(t); rec.timers!.delete(name); }
     },
     retain: (): Receipt | undefined => {
       const item = this.currentItem;

@@ -32,7 +32,7 @@ export type Control =
   | { c: 'activated'; address: Address; kind: string }
   | { c: 'reload'; kind: string; reply: number }
   | { c: 'reloaded'; reply: number; result?: ReloadResult; error?: string }
-  | { c: 'stats'; reply: number; withActors?: boolean; kind?: string }
+  | { c: 'stats'; reply: number; withActors?: boolean; kind?: string; gc?: boolean }
   | { c: 'stats-reply'; reply: number; stats: SchedulerStats }
   | { c: 'peer'; thread: ThreadId; port: MessagePort }
   | { c: 'thread-down'; thread: ThreadId }

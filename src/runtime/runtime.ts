@@ -221,8 +221,8 @@ export class Runtime {
 
   // ---- operations ---------------------------------------------------------------------------
 
-  async stats(withActors = false, kind?: string): Promise<SchedulerStats[]> {
-    const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'stats', reply, withActors, kind }))));
+  async stats(withActors = false, kind?: string, gc = false): Promise<SchedulerStats[]> {
+    const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'stats', reply, withActors, kind, gc }))));
     return all.map((c) => (c as Extract<Control, { c: 'stats-reply' }>).stats);
   }
 

@@ -53,7 +53,7 @@ async function shutdown(reply: number, from: ThreadId): Promise<void> {
   setImmediate(async () => { router.close(); await db.close(); });
 }
 
-if (data.restore) await host.restoreOwned();
+await host.restoreOwned(data.restore);
 router.sendControl(0, { c: 'ready', thread: data.thread });
 // The parent port only carries the death notice; keep it from holding the thread open on its own.
 parentPort?.unref();

@@ -14,6 +14,8 @@ test('same address always lands on the same scheduler; addresses spread over bot
   for (let i = 0; i < 100; i++) seen.add(placeAddress(`sink:${i}`, 2));
   assert.equal([...seen].sort(), [1, 2]);
   assert.is(placeAddress('conn:1', 2), 0);
+  // a user's actor and its sessions share a thread, whatever the resource
+  for (const r of ['balcony', 'garden', 'a/b']) assert.is(placeAddress(`session:juliet@example.com/${r}`, 2), a);
 });
 
 test('messages to an on-demand actor start it and arrive in order, across threads', async () => {
