@@ -26,6 +26,8 @@ export interface ActorContextApi {
   retain(): Receipt | undefined;
   release(receipt: Receipt): void;
   persistNow(): void;
+  later(): (message: unknown) => void;
+  moveTo(address: Address): void;
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
   /** Shared services of this thread (db, config, ...), installed by the node. */
   service<T>(name: string): T;
@@ -67,5 +69,11 @@ export const cancelTimer = (name: string): void => ctx().cancelTimer(name);
 export const retain = (): Receipt | undefined => ctx().retain();
 export const release = (receipt: Receipt): void => ctx().release(receipt);
 export const persistNow = (): void => ctx().persistNow();
+/** A function that sends a message to this actor later, from a promise callback or a timer: async work
+ *  comes back as a message, so the actor still handles one message at a time. */
+export const later = (): ((message: unknown) => void) => ctx().later();
+/** After this message, the actor continues under a new address (same kind), with its state; mail to
+ *  the old address is forwarded for a while. A stream becomes `session:<full JID>` at bind this way. */
+export const moveTo = (address: Address): void => ctx().moveTo(address);
 export const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string): void => ctx().log(level, text);
 export const service = <T>(name: string): T => ctx().service<T>(name);

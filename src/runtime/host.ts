@@ -29,7 +29,10 @@ const MAX_ATTEMPTS = 3;
 
 interface Item { from?: Address; msg: unknown; seq?: string; rec?: StoredMessage }
 
-type Status = 'starting' | 'running' | 'crashed' | 'stopped';
+type Status = 'starting' | 'running' | 'crashed' | 'stopped' | 'moved';
+
+/** How long a moved actor's old address keeps forwarding. */
+const MOVED_ALIAS_MS = 60_000;
 
 interface ActorRecord {
   address: Address;
@@ -55,6 +58,9 @@ interface ActorRecord {
   mailboxLoaded: boolean;
   starting: Promise<void> | null;
   persistRequested: boolean;
+  moveTo: Address | null;
+  /** A snapshot to start from instead of storage (an actor moved here from another address). */
+  handoff: Record<string, unknown> | null;
   watching: Map<number, Address> | null;
 }
 
@@ -92,8 +98,10 @@ export class ActorHost implements RouterSink {
   // ---- RouterSink -----------------------------------------------------------------------------
 
   deliver(env: Envelope): void {
+    const moved = this.records.get(env.t);
+    if (moved?.status === 'moved') { this.router.send({ ...env, t: moved.moveTo! }); return; }
     if (env.d !== undefined) { this.acceptDurable(env); return; }
-    const rec = this.records.get(env.t) ?? this.activateOnDemand(env.t);
+    const rec = moved ?? this.activateOnDemand(env.t);
     if (!rec) return; // Erlang semantics: mail to a process that is not there is dropped
     this.enqueue(rec, { from: env.f, msg: env.m });
   }
@@ -124,8 +132,16 @@ export class ActorHost implements RouterSink {
       }
       case 'exit-signal': this.exitSignal(c.to, c.from, c.reason); break;
       case 'spawn':
+        if (c.snapshot) {
+          const rec = this.records.get(c.address) ?? this.newRecord(c.address, c.input);
+          rec.handoff = c.snapshot;
+          this.records.set(c.address, rec);
+        }
         this.start(c.address, c.restore, c.input, c.restore ? 'restart' : 'spawn').then(
-          () => c.reply !== undefined && this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply }),
+          () => {
+            if (c.adopt) this.router.sendControl(MAIN_THREAD, { c: 'activated', address: c.address, kind: kindOf(c.address) });
+            if (c.reply !== undefined) this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply });
+          },
           (err: Error) => c.reply !== undefined && this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply, error: err.message }),
         );
         break;
@@ -174,7 +190,10 @@ export class ActorHost implements RouterSink {
     rec.status = 'starting';
     try {
       const def = await this.kind(rec.kind);
-      const saved = restore || def.activation === 'on-demand' ? await this.o.store.loadSnapshot(address) : undefined;
+      const handoff = rec.handoff;
+      rec.handoff = null;
+      const saved = handoff ? { version: def.version, snapshot: handoff }
+        : restore || def.activation === 'on-demand' ? await this.o.store.loadSnapshot(address) : undefined;
       if (!rec.mailboxLoaded) { await this.loadDurable(rec); rec.mailboxLoaded = true; }
       if (rec.status !== 'starting') return; // killed while loading
       rec.def = def;
@@ -185,7 +204,8 @@ export class ActorHost implements RouterSink {
       }
       rec.actor = this.createMachineActor(rec, def, snapshot);
       rec.status = 'running';
-      if (snapshot) this.enqueueFront(rec, { msg: { type: 'runtime.restored', reason } });
+      if (handoff) { if (def.persist === 'always') this.saveSnapshot(rec, rec.actor.getSnapshot()); }
+      else if (snapshot) this.enqueueFront(rec, { msg: { type: 'runtime.restored', reason } });
       this.schedule(rec);
     } catch (err) {
       if (this.records.get(address) === rec) this.records.delete(address);
@@ -197,7 +217,7 @@ export class ActorHost implements RouterSink {
     return {
       address, kind: kindOf(address), def: null, actor: null, status: 'starting', queue: new Deque(), inRun: false,
       handled: 0, lastSaved: undefined, lastActive: Date.now(), monitors: null, links: null, trap: false,
-      timers: null, exitRequested: null, spawnInput, seen: null, mailboxLoaded: false, starting: null, persistRequested: false, watching: null,
+      timers: null, exitRequested: null, spawnInput, seen: null, mailboxLoaded: false, starting: null, persistRequested: false, moveTo: null, handoff: null, watching: null,
     };
   }
 
@@ -321,6 +341,7 @@ export class ActorHost implements RouterSink {
     if ((rec.persistRequested || (rec.def!.persist === 'always' && snap !== rec.lastSaved)) && snap.status === 'active') this.saveSnapshot(rec, snap);
     rec.persistRequested = false;
     if (snap.status === 'done') { this.stop(rec, 'normal'); return; }
+    if (rec.moveTo) { this.move(rec); return; }
     if (rec.exitRequested) this.exitRequested(rec);
   }
 
@@ -342,6 +363,25 @@ export class ActorHost implements RouterSink {
     this.o.store.saveSnapshot(rec.address, {
       kind: rec.kind, version: rec.def!.version, snapshot: rec.actor!.getPersistedSnapshot() as Record<string, unknown>, savedAt: Date.now(),
     });
+  }
+
+  /** The actor goes on at rec.moveTo with its snapshot; this address forwards for MOVED_ALIAS_MS. The
+   *  spawn and the forwarded mail travel the same port, so the new record exists before its mail. */
+  private move(rec: ActorRecord): void {
+    const to = rec.moveTo!;
+    const snapshot = rec.actor!.getPersistedSnapshot() as Record<string, unknown>;
+    this.router.controlFor(to, { c: 'spawn', address: to, restore: false, snapshot, adopt: true });
+    rec.actor!.stop();
+    rec.actor = null;
+    rec.status = 'moved';
+    for (const item of rec.queue) this.router.send({ t: to, f: item.from, m: item.msg });
+    rec.queue.clear();
+    if (rec.timers) for (const t of rec.timers.values()) clearTimeout(t);
+    rec.timers = null;
+    this.o.store.saveSnapshot(rec.address, null);
+    // Watchers and links follow the actor: tell them where it went by ending the old name normally.
+    this.notifyExit(rec, 'normal');
+    setTimeout(() => { if (this.records.get(rec.address) === rec) this.records.delete(rec.address); }, MOVED_ALIAS_MS).unref();
   }
 
   // ---- exits --------------------------------------------------------------------------------
@@ -570,6 +610,19 @@ export class ActorHost implements RouterSink {
     },
     release: (receipt) => this.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq }),
     persistNow: () => { this.cur().persistRequested = true; },
+    later: () => {
+      const rec = this.cur();
+      const to = rec.address;
+      return (message: unknown) => {
+        if (rec.status === 'running' || rec.status === 'starting') this.enqueue(rec, { from: to, msg: message });
+        else this.router.send({ t: to, f: to, m: message }); // restarted or moved meanwhile: by name
+      };
+    },
+    moveTo: (address) => {
+      const rec = this.cur();
+      if (kindOf(address) !== rec.kind) throw new Error(`moveTo: ${address} is not a ${rec.kind} address`);
+      rec.moveTo = address;
+    },
     log: (level, text) => this.o.log(level, `${this.current?.address ?? '?'}: ${text}`),
     service: <T>(name: string): T => {
       const s = this.o.services.get(name);

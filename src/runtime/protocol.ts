@@ -24,7 +24,7 @@ export type Control =
   | { c: 'unlink'; target: Address; other: Address }
   | { c: 'down'; to: Address; target: Address; ref: number; reason: ExitReason }
   | { c: 'exit-signal'; to: Address; from: Address; reason: ExitReason }
-  | { c: 'spawn'; address: Address; restore: boolean; input?: unknown; reply?: number }
+  | { c: 'spawn'; address: Address; restore: boolean; input?: unknown; reply?: number; snapshot?: Record<string, unknown>; adopt?: boolean }
   | { c: 'spawned'; reply: number; error?: string }
   | { c: 'kill'; address: Address; reason: ExitReason; reply?: number }
   | { c: 'forget'; address: Address }

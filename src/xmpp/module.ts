@@ -1,0 +1,151 @@
+// The contract of a feature module (one XEP or RFC feature = one file in src/modules/). A module
+// declares what it implements (XEPs, disco features, stream features, options with defaults and
+// bounds) and registers hooks; the session and user actors run the hooks and know no feature by name.
+// The loader owns the registrations (as Prosody's module manager and ejabberd's gen_mod do).
+import type { Jid } from './jid.ts';
+import type { XmlElement } from '../xml/element.ts';
+import type { StanzaErrorCondition, StanzaErrorType } from './errors.ts';
+
+export interface XepDeclaration { xep: number; version?: string; status?: 'complete' | 'partial'; note?: string }
+
+export type OptionSpec =
+  | { type: 'number'; default: number; min?: number; max?: number; doc: string }
+  | { type: 'boolean'; default: boolean; doc: string }
+  | { type: 'string'; default: string; doc: string; enum?: string[] }
+  | { type: 'strings'; default: string[]; doc: string };
+
+export type OptionValues<S extends Record<string, OptionSpec>> = { [K in keyof S]: S[K]['default'] };
+
+/** What a stanza handler can do, wherever it runs (a session or a user actor). */
+export interface StanzaContext {
+  /** The local domain the stanza was addressed to (or the sender's, for stanzas with no 'to'). */
+  host: string;
+  now(): number;
+  /** Sends any stanza onwards through the server's routing (to local users, sessions or remote). */
+  route(stanza: XmlElement | string): void;
+  storage: Storage;
+  log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
+  /** Sends a message to this actor later (for async work): it arrives as a 'module' event. */
+  later(module: string): (data: unknown) => void;
+}
+
+export interface IqRequest extends StanzaContext {
+  stanza: XmlElement;
+  payload: XmlElement;
+  from: Jid;
+  to: Jid;
+  type: 'get' | 'set';
+  /** The result; payload omitted = empty result. Replying twice is a bug and throws. */
+  reply(payload?: XmlElement | null): void;
+  error(condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string): void;
+  /** Present when the IQ runs in the user actor (targets 'self' and 'bare'). */
+  user?: UserContext;
+  /** Present when the IQ runs in the sender's session actor (target 'host'). */
+  session?: SessionContext;
+}
+
+/** A bound session as its user actor sees it. */
+export interface SessionInfo {
+  resource: string;
+  address: string;
+  /** Last available presence, or null before initial presence / after unavailable. */
+  presence: string | null;
+  priority: number;
+  /** The session asked for the roster (RFC 6121 §2.1.6: pushes go to interested resources only). */
+  interested: boolean;
+  features: Record<string, unknown>;
+}
+
+/** The user actor's view for modules: one account, its sessions and its module state. */
+export interface UserContext {
+  jid: Jid;
+  sessions(): SessionInfo[];
+  session(resource: string): SessionInfo | undefined;
+  /** Writes a stanza to one of this user's bound sessions (it becomes a durable delivery). */
+  deliver(resource: string, stanza: XmlElement | string): void;
+  /** Per-module state kept in the user actor's snapshot (keep it small; big data goes to storage). */
+  state<T>(module: string, init: () => T): T;
+  setState<T>(module: string, value: T): void;
+  setSessionFeature(resource: string, key: string, value: unknown): void;
+  /** Records a session's current presence (null = unavailable) and priority; routing reads these. */
+  setPresence(resource: string, presence: string | null, priority: number): void;
+  /** Marks a session as having requested the roster (it then gets roster pushes). */
+  setInterested(resource: string): void;
+}
+
+/** A session actor's view for modules (IQs to the host, stream features, outbound stanzas). */
+export interface SessionContext {
+  jid: Jid;
+  /** Writes to this session's client. */
+  send(stanza: XmlElement | string): void;
+  feature<T>(key: string): T | undefined;
+  setFeature(key: string, value: unknown): void;
+}
+
+export interface MessageEvent extends StanzaContext { stanza: XmlElement; xml: string; from: Jid; to: Jid; user: UserContext }
+export interface PresenceEvent extends StanzaContext { stanza: XmlElement; xml: string; from: Jid; to: Jid; user: UserContext }
+export interface OutboundEvent extends StanzaContext { stanza: XmlElement; xml: string; from: Jid; to: Jid | null; session: SessionContext }
+export interface SessionEvent extends StanzaContext { user: UserContext; resource: string }
+
+/** Hook points and their events. A handler returning true stops the chain (handled). */
+export interface Hooks {
+  /** `<type>/<target>/<payload xmlns>`, target host | self | bare. Runs where the reply is natural. */
+  iq: IqRequest;
+  /** A message for this user (bare or full JID) before the core delivers it. */
+  'message/in': MessageEvent;
+  /** A message the core could not deliver to any session (chat/normal to an offline user). */
+  'message/undeliverable': MessageEvent;
+  /** A message the core delivered to a session (for carbons, archives). */
+  'message/delivered': MessageEvent;
+  /** A presence stanza for this user from someone else (subscriptions, probes, broadcasts). */
+  'presence/in': PresenceEvent;
+  /** A presence stanza this user's session sent (broadcast, directed, subscription requests). */
+  'presence/out': PresenceEvent & { resource: string };
+  /** Any stanza a client sent, in its session, before routing. */
+  'stanza/out': OutboundEvent;
+  'session/bound': SessionEvent;
+  'session/unbound': SessionEvent;
+  /** Called after a user actor's restart or hot reload with the module's state. */
+  'user/started': { user: UserContext } & StanzaContext;
+}
+
+export type HookName = keyof Hooks;
+export type HookHandler<K extends HookName> = (event: Hooks[K]) => boolean | void;
+
+export interface Storage {
+  get<T>(key: string): Promise<T | undefined>;
+  put(key: string, value: unknown): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Entries with keys starting with prefix, in key order. */
+  range<T>(prefix: string, opts?: { limit?: number; reverse?: boolean }): Promise<Array<[string, T]>>;
+  batch(ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }>): Promise<void>;
+}
+
+export interface ModuleApi<O> {
+  options: O;
+  hosts: string[];
+  /** Registers a handler; priority: higher runs first (Prosody's convention). */
+  hook<K extends HookName>(name: K, handler: HookHandler<K>, priority?: number): void;
+  /** Shorthand for hook('iq') filtered to one `<type>/<target>/<xmlns>` key. */
+  iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void): void;
+  /** Handler for this module's `later()` messages, in the actor that asked. */
+  onLater(handler: (data: any, ctx: StanzaContext & { user?: UserContext; session?: SessionContext }) => void): void;
+}
+
+export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
+  name: string;
+  description: string;
+  xeps?: XepDeclaration[];
+  /** disco#info features this module adds to the server (`host`) and to accounts (`account`). */
+  features?: { host?: string[]; account?: string[] };
+  /** Stream features offered after bind-ready (e.g. `<sm xmlns='urn:xmpp:sm:3'/>`), as XML strings. */
+  streamFeatures?: string[];
+  options?: S;
+  depends?: string[];
+  setup(m: ModuleApi<OptionValues<S>>): void;
+}
+
+export function defineModule<S extends Record<string, OptionSpec>>(def: ModuleDefinition<S>): ModuleDefinition<S> {
+  if (!/^[a-z][a-z0-9_-]*$/.test(def.name)) throw new Error(`bad module name ${JSON.stringify(def.name)}`);
+  return def;
+}

@@ -1,0 +1,126 @@
+// Loads the feature modules of src/modules/ that the config enables, validates their options and keeps
+// their registrations: the hook table the session and user actors run. One ModuleSet per scheduler
+// thread (installed as the 'modules' service); modules are plain objects, importing one does nothing.
+import { readdirSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import type { HookName, Hooks, IqRequest, ModuleApi, ModuleDefinition, OptionSpec, StanzaContext, UserContext, SessionContext } from './module.ts';
+
+const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
+
+export interface ModulesConfig { enabled: string[] | null; disabled: string[]; options: Record<string, Record<string, unknown>> }
+
+type Entry = { module: string; priority: number; handler: (e: any) => boolean | void };
+type LaterHandler = (data: unknown, ctx: StanzaContext & { user?: UserContext; session?: SessionContext }) => void;
+
+export class ModuleSet {
+  private hooks = new Map<string, Entry[]>();
+  private laterHandlers = new Map<string, LaterHandler>();
+  readonly loaded: ModuleDefinition[] = [];
+  readonly hostFeatures = new Set<string>();
+  readonly accountFeatures = new Set<string>();
+  readonly streamFeatures: string[] = [];
+
+  constructor(readonly hosts: string[]) {}
+
+  add(def: ModuleDefinition, rawOptions: Record<string, unknown> = {}): void {
+    const options = validateOptions(def.name, def.options ?? {}, rawOptions);
+    const api: ModuleApi<any> = {
+      options, hosts: this.hosts,
+      hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => boolean | void, priority),
+      iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => { handler(e); return true; }, 0),
+      onLater: (handler) => { this.laterHandlers.set(def.name, handler); },
+    };
+    def.setup(api);
+    this.loaded.push(def);
+    for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
+    for (const f of def.features?.account ?? []) this.accountFeatures.add(f);
+    this.streamFeatures.push(...(def.streamFeatures ?? []));
+  }
+
+  private register(module: string, key: string, handler: (e: any) => boolean | void, priority: number): void {
+    const list = this.hooks.get(key) ?? [];
+    list.push({ module, priority, handler });
+    list.sort((a, b) => b.priority - a.priority);
+    this.hooks.set(key, list);
+  }
+
+  /** Runs a hook's handlers by priority until one returns true; true if one did. */
+  run<K extends HookName>(name: K, event: Hooks[K]): boolean {
+    const list = this.hooks.get(name);
+    if (!list) return false;
+    for (const e of list) if (e.handler(event) === true) return true;
+    return false;
+  }
+
+  /** The IQ handler for `<type>/<target>/<xmlns>`, if a module registered one. */
+  iqHandler(type: string, target: string, xmlns: string): ((e: IqRequest) => boolean | void) | undefined {
+    return this.hooks.get(`iq/${type}/${target}/${xmlns}`)?.[0]?.handler;
+  }
+
+  has(name: string): boolean { return this.hooks.has(name); }
+
+  later(module: string): LaterHandler | undefined { return this.laterHandlers.get(module); }
+}
+
+function validateOptions(module: string, specs: Record<string, OptionSpec>, raw: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(raw)) if (!(key in specs)) throw new Error(`config error: modules.options.${module}.${key}: unknown option (known: ${Object.keys(specs).join(', ') || 'none'})`);
+  for (const [key, spec] of Object.entries(specs)) {
+    const v = raw[key] ?? spec.default;
+    const where = `modules.options.${module}.${key}`;
+    switch (spec.type) {
+      case 'number':
+        if (typeof v !== 'number' || Number.isNaN(v)) throw new Error(`config error: ${where}: expected a number, got ${JSON.stringify(v)}`);
+        if (spec.min !== undefined && v < spec.min) throw new Error(`config error: ${where}: must be at least ${spec.min}, got ${v}`);
+        if (spec.max !== undefined && v > spec.max) throw new Error(`config error: ${where}: must be at most ${spec.max}, got ${v}`);
+        break;
+      case 'boolean': if (typeof v !== 'boolean') throw new Error(`config error: ${where}: expected true or false, got ${JSON.stringify(v)}`); break;
+      case 'string':
+        if (typeof v !== 'string') throw new Error(`config error: ${where}: expected a string, got ${JSON.stringify(v)}`);
+        if (spec.enum && !spec.enum.includes(v)) throw new Error(`config error: ${where}: expected one of ${spec.enum.join(', ')}, got ${JSON.stringify(v)}`);
+        break;
+      case 'strings': if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new Error(`config error: ${where}: expected a list of strings`); break;
+    }
+    out[key] = v;
+  }
+  return out;
+}
+
+/** Every module file in src/modules/ (one default-exported defineModule each). */
+export async function availableModules(): Promise<ModuleDefinition[]> {
+  const files = readdirSync(MODULE_DIR).filter((f) => f.endsWith('.ts')).sort();
+  const defs: ModuleDefinition[] = [];
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(join(MODULE_DIR, f)).href)) as { default?: ModuleDefinition };
+    if (!mod.default?.setup) throw new Error(`src/modules/${f} must default-export defineModule({...})`);
+    defs.push(mod.default);
+  }
+  return defs;
+}
+
+/** Loads the enabled modules in dependency order. */
+export async function loadModules(hosts: string[], cfg: ModulesConfig): Promise<ModuleSet> {
+  const all = await availableModules();
+  const byName = new Map(all.map((d) => [d.name, d]));
+  for (const name of [...(cfg.enabled ?? []), ...cfg.disabled, ...Object.keys(cfg.options)]) {
+    if (!byName.has(name)) throw new Error(`config error: modules: no module named '${name}' (available: ${[...byName.keys()].join(', ')})`);
+  }
+  const wanted = all.filter((d) => (cfg.enabled === null || cfg.enabled.includes(d.name)) && !cfg.disabled.includes(d.name));
+  const set = new ModuleSet(hosts);
+  const done = new Set<string>();
+  const visit = (d: ModuleDefinition, path: string[]) => {
+    if (done.has(d.name)) return;
+    if (path.includes(d.name)) throw new Error(`modules: dependency cycle ${[...path, d.name].join(' -> ')}`);
+    for (const dep of d.depends ?? []) {
+      const dd = byName.get(dep);
+      if (!dd) throw new Error(`module ${d.name} depends on unknown module ${dep}`);
+      if (cfg.disabled.includes(dep)) throw new Error(`config error: modules: ${d.name} needs ${dep}, which is disabled`);
+      visit(dd, [...path, d.name]);
+    }
+    set.add(d, cfg.options[d.name]);
+    done.add(d.name);
+  };
+  for (const d of wanted) visit(d, []);
+  return set;
+}
