@@ -1,0 +1,94 @@
+// XEP-0030 Service Discovery. The server (host target) answers disco#info with identity server/im and
+// every loaded module's host features, and disco#items with the configured component/service JIDs.
+// An account (a user's bare JID, or no 'to' from the user: targets bare and self) answers disco#info
+// with identity account/registered and every module's account features (XEP-0030 §3.1 and RFC 6121
+// §8.5.1: the server answers for the account), and disco#items with no items.
+//
+// The feature lists live in the ModuleSet, which ModuleApi does not expose. This module reads them
+// through an optional `features()` on the api (see FeatureSource): the loader is expected to add it;
+// without it, disco#info carries this module's own features only and a warning is logged once.
+import { x } from '../xml/builder.ts';
+import type { IqRequest, ModuleApi } from '../xmpp/module.ts';
+import { defineModule } from '../xmpp/module.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import { tryParseJid } from '../xmpp/jid.ts';
+
+/** What the loader is asked to add to ModuleApi: the declared features of all loaded modules, read at call time. */
+export interface FeatureSource {
+  features(): { host: Iterable<string>; account: Iterable<string> };
+}
+
+const OWN_HOST = [NS.DISCO_INFO, NS.DISCO_ITEMS];
+const OWN_ACCOUNT = [NS.DISCO_INFO];
+
+const options = {
+  name: { type: 'string', default: 'Chorus', doc: "The 'name' of the server's disco#info identity (category server, type im)." },
+  items: { type: 'strings', default: [] as string[], doc: 'JIDs of components and services listed in disco#items on every host (e.g. conference.example.com).' },
+} as const;
+
+export default defineModule({
+  name: 'disco',
+  description: 'Service discovery (XEP-0030): server and account identities and features, server items.',
+  xeps: [{ xep: 30, version: '2.5rc3', status: 'complete', note: 'info and items; no nodes; no XEP-0128 extended info' }],
+  features: { host: OWN_HOST, account: OWN_ACCOUNT },
+  options,
+  setup(m) {
+    const items = m.options.items.map((s) => {
+      const jid = tryParseJid(s);
+      if (!jid) throw new Error(`config error: modules.options.disco.items: '${s}' is not a valid JID`);
+      return jid.toString();
+    });
+    const source = (m as ModuleApi<unknown> & Partial<FeatureSource>).features;
+    let warned = false;
+    const featureVars = (iq: IqRequest, kind: 'host' | 'account'): string[] => {
+      const out = new Set<string>(kind === 'host' ? OWN_HOST : OWN_ACCOUNT);
+      if (source) for (const f of source()[kind]) out.add(f);
+      else if (!warned) {
+        warned = true;
+        iq.log('warn', 'disco: the module loader gives no features() to modules; disco#info lists only its own features');
+      }
+      return [...out].sort();
+    };
+
+    // A disco request with a node we do not know (we publish none) is item-not-found (XEP-0030 §3.1, §4.1).
+    const noNode = (iq: IqRequest): boolean => {
+      if (iq.payload.attr('node') === undefined) return true;
+      iq.error('item-not-found');
+      return false;
+    };
+
+    const hostInfo = (iq: IqRequest) => {
+      if (!noNode(iq)) return;
+      iq.reply(x('query', { xmlns: NS.DISCO_INFO },
+        x('identity', { category: 'server', type: 'im', name: m.options.name }),
+        featureVars(iq, 'host').map((f) => x('feature', { var: f }))));
+    };
+    const hostItems = (iq: IqRequest) => {
+      if (!noNode(iq)) return;
+      iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }, items.map((jid) => x('item', { jid }))));
+    };
+    const accountInfo = (iq: IqRequest) => {
+      if (!noNode(iq)) return;
+      iq.reply(x('query', { xmlns: NS.DISCO_INFO },
+        x('identity', { category: 'account', type: 'registered' }),
+        featureVars(iq, 'account').map((f) => x('feature', { var: f }))));
+    };
+    const accountItems = (iq: IqRequest) => {
+      if (!noNode(iq)) return;
+      iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }));
+    };
+    // Nothing here can be set: RFC 6120 §8.3.3.11, "does not allow any entity to perform the action".
+    const readOnly = (iq: IqRequest) => iq.error('not-allowed');
+
+    m.iq('get', 'host', NS.DISCO_INFO, hostInfo);
+    m.iq('get', 'host', NS.DISCO_ITEMS, hostItems);
+    for (const target of ['bare', 'self'] as const) {
+      m.iq('get', target, NS.DISCO_INFO, accountInfo);
+      m.iq('get', target, NS.DISCO_ITEMS, accountItems);
+    }
+    for (const target of ['host', 'bare', 'self'] as const) {
+      m.iq('set', target, NS.DISCO_INFO, readOnly);
+      m.iq('set', target, NS.DISCO_ITEMS, readOnly);
+    }
+  },
+});
