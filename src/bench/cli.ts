@@ -1,6 +1,6 @@
 // `chorus bench <scenario> [options]`: parses options, runs the scenario against one or more targets
 // (alternating for --compare), shows progress on a terminal and writes JSON, Markdown and HTML.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULTS, SCENARIOS, runScenario, type BenchOptions, type ProgressFn, type RunResult, type Scenario } from './runner.ts';
@@ -10,6 +10,7 @@ import { machineInfo, toHtml, toMarkdown, type Report } from './report.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export const USAGE = `usage: chorus bench <login|idle|chat|muc|soak> [options]
+       chorus bench report FILE.json…   (re-render Markdown and HTML from saved results)
 
 Targets (repeat --target for several; default: chorus, started by the bench itself)
   --target SPEC        chorus | prosody | ejabberd | HOST:PORT[/DOMAIN] | key=value words:
@@ -35,6 +36,8 @@ Load
   --password PW        password of every account u1..uN                                   [pw]
   --workers N          load generator threads                           [min(4, cores)]
   --no-presence        do not send initial presence after login
+  --body N             pad each message body with N bytes (the stamp itself is ~25)          [1]
+  --to-bare            chat: address the peer's bare JID (routing by presence) not its full JID
   --coalesce           batch each client's stanzas into one write per tick (default: one write
                        per stanza, like an interactive client and like the anchors' generator)
 
@@ -108,6 +111,8 @@ export function parseArgs(argv: string[]): CliOptions | 'help' {
       case '--workers': b.workers = int(k, val(), 1); break;
       case '--no-presence': b.presence = false; break;
       case '--coalesce': b.coalesce = true; break;
+      case '--body': b.padding = int(k, val(), 1); break;
+      case '--to-bare': b.toBare = true; break;
       case '--login-timeout': b.loginTimeoutS = int(k, val(), 1); break;
       case '--out': o.out = val() ?? o.out; break;
       case '--label': o.label = (val() ?? '').replace(/[^\w.-]+/g, '-'); break;
@@ -181,8 +186,23 @@ export async function runBench(c: CliOptions, command: string): Promise<{ report
   return { report, files };
 }
 
+/** `chorus bench report FILE.json…`: re-renders Markdown and HTML beside each saved JSON report. */
+async function rerender(files: string[]): Promise<number> {
+  if (!files.length) { process.stderr.write('usage: chorus bench report FILE.json…\n'); return 2; }
+  for (const f of files) {
+    const rep = JSON.parse(await readFile(f, 'utf8')) as Report;
+    const md = toMarkdown(rep);
+    const base = f.replace(/\.json$/, '');
+    await writeFile(base + '.md', md);
+    await writeFile(base + '.html', toHtml(rep, md));
+    process.stderr.write(`wrote ${base}.md, ${base}.html\n`);
+  }
+  return 0;
+}
+
 /** Entry for the chorus CLI: returns the exit code. */
 export async function benchCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'report') return rerender(argv.slice(1));
   let c: CliOptions | 'help';
   try { c = parseArgs(argv); } catch (e) {
     process.stderr.write(`chorus bench: ${(e as Error).message}\n\n${USAGE}\n`);
@@ -197,7 +217,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     for (const f of files) process.stderr.write(`wrote ${relative(process.cwd(), f) || f}\n`);
     return report.runs.some((r) => r.error) ? 1 : 0;
   } catch (e) {
-    process.stderr.write(`chorus bench: ${(e as Error).stack ?? e}\n`);
+    process.stderr.write(`chorus bench: ${process.env.CHORUS_DEBUG ? (e as Error).stack : (e as Error).message ?? e}\n`);
     return 1;
   }
 }

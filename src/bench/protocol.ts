@@ -18,6 +18,10 @@ export interface WorkerInit {
   mainTimeOrigin: number;
   loginTimeoutMs: number;
   coalesce: boolean;
+  /** Extra body bytes per message (the timestamp part is ~25). */
+  padding: number;
+  /** Address 1:1 messages to the bare JID (routing by presence/priority) instead of the full JID. */
+  toBare: boolean;
 }
 
 export type Command =

@@ -32,12 +32,14 @@ export interface BenchOptions {
   presence: boolean;
   loginTimeoutS: number;
   coalesce: boolean; // batch each client's stanzas into one write per tick
+  padding: number; // extra body bytes
+  toBare: boolean; // 1:1 messages to bare JIDs
 }
 
 export const DEFAULTS: BenchOptions = {
   scenario: 'chat', clients: 2000, concurrency: 50, pairs: 200, inflight: 10, rate: 0, durationS: 20, drainS: 5,
   occupants: 50, senders: 5, settleS: 5, churn: 5, tls: 'none', mechanism: 'PLAIN', password: 'pw',
-  workers: Math.max(1, Math.min(4, availableParallelism())), presence: true, loginTimeoutS: 120, coalesce: false,
+  workers: Math.max(1, Math.min(4, availableParallelism())), presence: true, loginTimeoutS: 120, coalesce: false, padding: 1, toBare: false,
 };
 
 export interface TimelinePoint {
@@ -61,6 +63,8 @@ export interface RunResult {
   error?: string;
   /** Figures of the measured phase. */
   wallS: number;
+  /** The measured phase on the timeline's clock (seconds since the run started). */
+  window?: { from: number; to: number };
   server: { cpuS: number; cpuPct: number; rssBeforeKB: number; rssAfterKB: number; rssPeakKB: number; measured: boolean };
   generator: { cpuS: number; cpuPct: number; rssKB: number; workers: number };
   metrics: Record<string, number>;
@@ -99,7 +103,7 @@ export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: P
   const sampler = new ProcSampler(live.pids);
   const pool = Pool.start(o.workers, {
     endpoint: live.endpoint, tls: o.tls, mechanism: o.mechanism, password: o.password,
-    mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: o.loginTimeoutS * 1000, coalesce: o.coalesce,
+    mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: o.loginTimeoutS * 1000, coalesce: o.coalesce, padding: o.padding, toBare: o.toBare,
   });
   const run = new Run(pool, sampler, result, progress);
   try {
@@ -196,6 +200,7 @@ class Run {
     const g1 = process.cpuUsage();
     const wallS = (at - this.m0.at) / 1000;
     this.r.wallS = round(wallS, 3);
+    this.r.window = { from: round((this.m0.at - this.t0) / 1000, 1), to: round((at - this.t0) / 1000, 1) };
     if (s1 && this.m0.server) {
       this.r.server.cpuS = round(s1.cpuS - this.m0.server.cpuS, 2);
       this.r.server.cpuPct = Math.round(this.r.server.cpuS / wallS * 100);

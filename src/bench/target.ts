@@ -174,17 +174,23 @@ export interface ChorusTargetOptions {
  * (src/bench/chorus-target.ts). Adjust here if startNode/importAccounts change shape.
  */
 export async function startChorusTarget(opts: ChorusTargetOptions): Promise<{ stop(): Promise<void> }> {
-  const nodePath = '../runtime/node.ts', accountsPath = '../storage/accounts.ts', configPath = '../config/index.ts';
-  let nodeMod: { startNode?: (config: unknown) => Promise<{ stop(): Promise<void> }> };
-  let acctMod: { importAccounts?: (config: unknown, accounts: Array<{ jid: string; password: string }>) => Promise<unknown> };
+  // Paths in variables: the node's entry point is still being written, and the type checker must not
+  // require it. Everything else is imported the same way to keep this adapter in one piece.
+  const nodePath = '../runtime/node.ts', accountsPath = '../storage/accounts.ts', dbPath = '../storage/db.ts', configPath = '../config/index.ts';
+  type Node = { stop(): Promise<void> };
+  let nodeMod: { startNode?: (config: unknown) => Promise<Node> };
+  let acctMod: { importAccounts?: (db: unknown, accounts: Array<{ jid: string; password: string }>, opts?: { hosts?: string[] }) => Promise<{ imported: number; failed: Array<{ error: string }> }> };
   try {
     nodeMod = await import(nodePath);
     acctMod = await import(accountsPath);
   } catch (e) {
-    throw new Error(`cannot start a Chorus target yet: src/runtime/node.ts (startNode) and src/storage/accounts.ts (importAccounts) must exist (${(e as Error).message.split('\n')[0]}). Use --target host:port or a preset such as prosody.`);
+    throw new Error(`cannot start a Chorus target: ${(e as Error).message.split('\n')[0]}. Use --target host:port or a preset such as prosody.`);
   }
-  if (!nodeMod.startNode || !acctMod.importAccounts) throw new Error('src/runtime/node.ts must export startNode and src/storage/accounts.ts importAccounts');
+  if (!nodeMod.startNode || !acctMod.importAccounts) {
+    throw new Error('cannot start a Chorus target yet: src/runtime/node.ts must export startNode(config) and src/storage/accounts.ts importAccounts(db, accounts). Use --target host:port or a preset such as prosody.');
+  }
   const cfgMod = await import(configPath) as { defaultConfig(baseDir?: string): Record<string, unknown> };
+  const dbMod = await import(dbPath) as { openDb(dataDir: string): Promise<{ close(): Promise<void> }> };
   const config = cfgMod.defaultConfig(opts.dataDir) as Record<string, any>;
   config.hosts = [opts.domain];
   config.data_dir = opts.dataDir;
@@ -194,7 +200,11 @@ export async function startChorusTarget(opts: ChorusTargetOptions): Promise<{ st
   config.limits = { ...config.limits, bytes_per_second: false, login_attempts: { max_failures: 1e9, window_seconds: 1 } };
   config.log_level = 'warn';
   const accounts = Array.from({ length: opts.accounts }, (_, i) => ({ jid: `u${i + 1}@${opts.domain}`, password: opts.password }));
-  await acctMod.importAccounts(config, accounts);
+  const db = await dbMod.openDb(opts.dataDir);
+  try {
+    const r = await acctMod.importAccounts(db, accounts, { hosts: [opts.domain] });
+    if (r.failed.length) throw new Error(`importing bench accounts failed: ${r.failed[0].error}`);
+  } finally { await db.close(); }
   return nodeMod.startNode(config);
 }
 

@@ -39,7 +39,10 @@ export class LoadWorker {
   private timers: NodeJS.Timeout[] = [];
   private room = '';
 
+  private pad: string;
+
   constructor(readonly init: WorkerInit, private emit: (m: StatsReport) => void) {
+    this.pad = 'x'.repeat(Math.max(1, init.padding ?? 1));
     // One clock for all threads: message timestamps are read by another worker in MUC runs.
     this.clockOffset = performance.timeOrigin - init.mainTimeOrigin;
   }
@@ -168,7 +171,8 @@ export class LoadWorker {
     from.sent++;
     this.sent++;
     this.totalSent++;
-    from.client.send(`<message to='${to.client.jid}' type='chat' id='m${++this.seq}'><body>${this.seq} ${ts.toFixed(3)} x</body></message>`);
+    const jid = this.init.toBare ? to.client.jid.slice(0, to.client.jid.indexOf('/') >>> 0) : to.client.jid;
+    from.client.send(`<message to='${jid}' type='chat' id='m${++this.seq}'><body>${this.seq} ${ts.toFixed(3)} ${this.pad}</body></message>`);
   }
 
   private async chat(cmd: Extract<Command, { op: 'chat' }>) {
@@ -292,7 +296,7 @@ export class LoadWorker {
     s.sent++;
     this.sent++;
     this.totalSent++;
-    s.client.send(`<message to='${this.room}' type='groupchat' id='g${++this.mucSeq}'><body>${this.mucSeq} ${this.now().toFixed(3)} ${s.nick}</body></message>`);
+    s.client.send(`<message to='${this.room}' type='groupchat' id='g${++this.mucSeq}'><body>${this.mucSeq} ${this.now().toFixed(3)} ${this.pad} ${s.nick}</body></message>`);
   }
 
   private async muc(cmd: Extract<Command, { op: 'muc' }>) {
@@ -330,6 +334,7 @@ if (parentPort && workerData && (workerData as { chorusBench?: boolean }).chorus
     queue = queue.then(async () => {
       try {
         const data = await w.run(m.cmd);
+        w.report(); // everything counted so far arrives before the ack (one port, in order)
         port.postMessage({ type: 'ack', op: m.cmd.op, seq: m.seq, ok: true, data });
       } catch (e) {
         port.postMessage({ type: 'ack', op: m.cmd.op, seq: m.seq, ok: false, error: e instanceof Error ? e.message : String(e) });

@@ -117,7 +117,7 @@ async function worker(port: number, index = 0) {
   const stats: StatsReport[] = [];
   const w = new LoadWorker({
     index, endpoint: { host: '127.0.0.1', port, domain: DOMAIN }, tls: 'none', mechanism: 'PLAIN', password: 'pw',
-    mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: 10_000, coalesce: false,
+    mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: 10_000, coalesce: false, padding: 1, toBare: false,
   }, (m) => stats.push(m));
   return { w, stats };
 }

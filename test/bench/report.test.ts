@@ -60,6 +60,17 @@ test('targets are marked met / not met', () => {
   assert.is(open.met, false, 'p99 of the fake run is above 5 ms');
 });
 
+test('a non-anchor target is also checked against the anchors of the same run', () => {
+  const chorus = run('chorus', 'chat', { sent: 100, delivered: 100, lost: 0, msgPerS: 5, msgPerServerCpuS: 50_000 });
+  const checks = checkTargets(chorus, [chatA, chatB, chorus]);
+  const rel = checks.find((c) => c.name.startsWith('Chat, same run'))!;
+  assert.is(rel.met, true);
+  assert.match(rel.detail, /2\.50× the best anchor \(20,000\)/);
+  assert.not.ok(checkTargets(chatA, [chatA, chatB]).some((c) => c.name.includes('same run')), 'anchors are not held to it');
+  const md = toMarkdown(report([chatA, chatB, chorus]));
+  assert.match(md, /Chat, same run: ≥ 2× the best anchor's msg per server-CPU-s, 0 lost \| – \| – \| \*\*met\*\*/);
+});
+
 test('a skipped run is reported with its reason', () => {
   const r = run('jabberd2', 'muc', {});
   r.skipped = 'skipped: jabberd2 has no MUC service';
