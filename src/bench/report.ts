@@ -262,6 +262,18 @@ function describeOptions(r: RunResult): string {
   }
 }
 
+/** Warnings when the load generator, or the machine as a whole, may have limited a run. */
+export function saturation(r: RunResult, cores: number): string[] {
+  if (r.error || r.skipped || r.wallS <= 0) return [];
+  const out: string[] = [];
+  const g = r.generator;
+  if (g.cpuPct > 80 * g.workers) out.push(`the load generator used ${g.cpuPct}% of a core over ${g.workers} threads: it may have been the bottleneck (try --workers)`);
+  if (r.server.measured && r.server.cpuPct + g.cpuPct > 90 * cores) {
+    out.push(`server (${r.server.cpuPct}%) and generator (${g.cpuPct}%) together used the whole machine (${cores} cores): wall-clock rates are machine-bound; compare per server-CPU-second`);
+  }
+  return out;
+}
+
 export function toMarkdown(rep: Report): string {
   const L: string[] = [];
   const groups = byTarget(rep.runs);
@@ -281,6 +293,7 @@ export function toMarkdown(rep: Report): string {
   for (const r of rep.runs) {
     if (r.skipped) L.push(`> **${r.target.name}**: ${r.skipped}`, '');
     if (r.error) L.push(`> **${r.target.name}**: run failed: ${mdCell(r.error)}`, '');
+    for (const w of saturation(r, rep.machine.cores)) L.push(`> **${r.target.name}**: ${w}`, '');
   }
   const figs = figures(rep.scenario);
   const ok = (rs: RunResult[]) => rs.filter((r) => !r.skipped && !r.error);

@@ -8,14 +8,25 @@ import { XmppClient } from '../../src/bench/client.ts';
 import { Framer, attr, childText, stanzaName } from '../../src/bench/parser.ts';
 import { LoadWorker } from '../../src/bench/worker.ts';
 import type { StatsReport } from '../../src/bench/protocol.ts';
+import { ScramServer, deriveCredentials } from '../../src/sasl/scram.ts';
+import type { HashName, ScramCredentials } from '../../src/sasl/types.ts';
 
 const DOMAIN = 'fake.local';
 const HEADER = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='${DOMAIN}' id='s1' version='1.0'>`;
 
 interface Fake { server: net.Server; port: number; sessions: Map<string, net.Socket>; received: string[]; close(): Promise<void> }
 
-/** Accepts users u<N> with password 'pw'; routes <message to=full-jid> to that session. */
+// One SCRAM verifier per hash for every user (password 'pw'), derived once.
+const verifiers: Partial<Record<HashName, ScramCredentials>> = {};
+async function credentials() {
+  for (const h of ['SHA-1', 'SHA-256'] as const) verifiers[h] ??= await deriveCredentials('pw', h, 4096);
+  return { scram: verifiers };
+}
+
+/** Accepts users u<N> with password 'pw' (PLAIN or SCRAM, via the project's ScramServer); routes
+ *  <message to=full-jid> to that session. */
 async function fakeServer(opts: { dropMessages?: boolean } = {}): Promise<Fake> {
+  await credentials();
   const sessions = new Map<string, net.Socket>();
   const received: string[] = [];
   const sockets = new Set<net.Socket>();
@@ -24,17 +35,33 @@ async function fakeServer(opts: { dropMessages?: boolean } = {}): Promise<Fake> 
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => {});
     let user = '', authed = false, jid = '';
+    let scram: ScramServer | null = null;
+    const sasl = (step: Awaited<ReturnType<ScramServer['start']>>) => {
+      if (step.kind === 'challenge') sock.write(`<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${step.data.toString('base64')}</challenge>`);
+      else if (step.kind === 'success') {
+        user = step.authcid; authed = true;
+        framer.reset();
+        sock.write(`<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${step.data?.toString('base64') ?? ''}</success>`);
+      } else sock.write(`<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><${step.condition}/></failure>`);
+    };
+    const payload = (s: string) => Buffer.from(s.replace(/<[^>]+>/g, ''), 'base64');
     const framer: Framer = new Framer({
       onHeader: () => {
         sock.write(HEADER);
         sock.write(authed
           ? `<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>`
-          : `<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>`);
+          : `<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms></stream:features>`);
       },
       onStanza: (s) => {
         received.push(s);
         const name = stanzaName(s);
-        if (name === 'auth') {
+        if (name === 'auth' && attr(s, 'mechanism')!.startsWith('SCRAM-')) {
+          const hash = attr(s, 'mechanism')!.slice(6) as HashName;
+          scram = new ScramServer({ hash, serverSecret: 'test', lookup: async (u) => /^u\d+$/.test(u) ? { scram: verifiers } : undefined });
+          void scram.start(payload(s)).then(sasl);
+        } else if (name === 'response' && scram) {
+          void scram.step(payload(s)).then(sasl);
+        } else if (name === 'auth') {
           const [, u, pw] = Buffer.from(childText(s, 'auth') ?? s.replace(/<[^>]+>/g, ''), 'base64').toString().split('\0');
           if (pw === 'pw' && /^u\d+$/.test(u)) {
             user = u; authed = true;
@@ -77,6 +104,20 @@ test('logs in with PLAIN, binds, asks an IQ and closes', async () => {
     assert.is(childText(v, 'name'), 'Fake');
     await c.close();
     assert.ok(c.closed);
+  } finally { await fake.close(); }
+});
+
+test('logs in with SCRAM-SHA-1 and SCRAM-SHA-256 through the SASL library, twice (salted password cached)', async () => {
+  const fake = await fakeServer();
+  try {
+    for (const mechanism of ['SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-256']) {
+      const c = new XmppClient({ host: '127.0.0.1', port: fake.port, domain: DOMAIN, username: 'u7', password: 'pw', mechanism });
+      await c.login();
+      assert.is(c.jid, `u7@${DOMAIN}/bench`);
+      await c.close();
+    }
+    const bad = new XmppClient({ host: '127.0.0.1', port: fake.port, domain: DOMAIN, username: 'u7', password: 'wrong', mechanism: 'SCRAM-SHA-1' });
+    await bad.login().then(() => assert.unreachable('should fail'), (e: Error) => assert.match(e.message, /failed/));
   } finally { await fake.close(); }
 });
 

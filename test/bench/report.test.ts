@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { XMLValidator } from 'fast-xml-parser';
-import { toMarkdown, toHtml, checkTargets, lineChart, type Report } from '../../src/bench/report.ts';
+import { toMarkdown, toHtml, checkTargets, lineChart, saturation, type Report } from '../../src/bench/report.ts';
 import { Histogram, percentilesMs } from '../../src/bench/histogram.ts';
 import { DEFAULTS, type RunResult, type BenchOptions } from '../../src/bench/runner.ts';
 import { parseArgs, UsageError, type CliOptions } from '../../src/bench/cli.ts';
@@ -69,6 +69,15 @@ test('a non-anchor target is also checked against the anchors of the same run', 
   assert.not.ok(checkTargets(chatA, [chatA, chatB]).some((c) => c.name.includes('same run')), 'anchors are not held to it');
   const md = toMarkdown(report([chatA, chatB, chorus]));
   assert.match(md, /Chat, same run: ≥ 2× the best anchor's msg per server-CPU-s, 0 lost \| – \| – \| \*\*met\*\*/);
+});
+
+test('a busy generator or a saturated machine is flagged', () => {
+  const r = run('x', 'chat', { sent: 1, delivered: 1, lost: 0, msgPerServerCpuS: 1 });
+  assert.equal(saturation(r, 2), []);
+  r.generator = { ...r.generator, cpuPct: 170, workers: 2 };
+  const w = saturation(r, 2);
+  assert.is(w.length, 2);
+  assert.match(toMarkdown(report([r])), /may have been the bottleneck/);
 });
 
 test('a skipped run is reported with its reason', () => {
