@@ -13,8 +13,10 @@
 //
 // Ordering: a message stored while a delivery runs gets a later key; after each batch is delivered
 // the module reads again until nothing new is left, so it reaches the same resource right after the
-// older ones. A message the core delivers live in that window (the resource is available as soon as
-// the presence module has run) can arrive before the stored ones; they carry their delay stamps.
+// older ones. The presence module records the presence only after its own async work, so until this
+// module sees the resource available the delivery stays open: a message stored meanwhile is delivered
+// to that resource too instead of waiting for the next login. A message the core delivers live once
+// the presence is recorded can arrive before stored ones still being read; they carry delay stamps.
 import { stanzaError } from '../xmpp/errors.ts';
 import { addDelayXml } from '../xmpp/delay.ts';
 import { defineModule, type Hooks, type Storage, type UserContext } from '../xmpp/module.ts';
@@ -78,8 +80,9 @@ interface Account {
   /** Next sequence number and number of stored messages (capped at the limit), once read. */
   next: number | undefined;
   count: number | undefined;
-  /** The delivery under way, if any. */
-  flush: { id: number; resource: string; cancelled: boolean } | null;
+  /** The delivery under way, if any: reading (a read is queued or its batch not yet delivered) or,
+   *  between batches, waiting for the presence module to record the resource as available. */
+  flush: { id: number; resource: string; cancelled: boolean; reading: boolean } | null;
   /** Stores queued after the current flush's last read: they need another round. */
   storedSinceRead: number;
   /** Durable stanzas kept until their write is done (the release runs in the actor). */
@@ -176,14 +179,22 @@ export default defineModule({
 
     const startFlush = (a: Account, resource: string): void => {
       const id = ++ids;
-      a.flush = { id, resource, cancelled: false };
+      a.flush = { id, resource, cancelled: false, reading: true };
       a.storedSinceRead = 0;
       enqueue(a, () => read(a, id));
     };
 
     const cancelFlush = (bare: string, resource: string): void => {
       const a = accounts.get(bare);
-      if (a?.flush?.resource === resource) a.flush.cancelled = true;
+      if (a?.flush?.resource !== resource) return;
+      if (a.flush.reading) a.flush.cancelled = true; // its batch handler ends it
+      else { a.flush = null; dropIfIdle(a); }
+    };
+
+    /** Ends a waiting delivery once its resource is available (the core then delivers by itself). */
+    const settleFlush = (a: Account, user: UserContext): void => {
+      const f = a.flush;
+      if (f && !f.reading && user.session(f.resource)?.presence != null) { a.flush = null; dropIfIdle(a); }
     };
 
     m.hook('message/undeliverable', (ev) => {
@@ -195,18 +206,32 @@ export default defineModule({
       const xml = addDelayXml(ev.xml, ev.host, ev.now(), 'Offline Storage');
       const full = stanzaError(ev.stanza, null, 'service-unavailable', 'offline message storage is full');
       const failed = stanzaError(ev.stanza, null, 'internal-server-error');
-      if (a.flush) a.storedSinceRead++;
       enqueue(a, () => store(a, xml, keep, full, failed));
+      const f = a.flush;
+      if (f?.reading) a.storedSinceRead++;
+      else if (f) {
+        if (!f.cancelled && ev.user.session(f.resource)?.presence === null) {
+          // The resource that took the stored messages is not recorded as available yet: it takes this one too.
+          f.reading = true;
+          a.storedSinceRead = 0;
+          enqueue(a, () => read(a, f.id));
+        } else a.flush = null; // gone, or recorded and still not a candidate: the core knows better
+      }
       return true;
     });
 
     m.hook('presence/out', (ev: Hooks['presence/out']) => {
       const type = ev.stanza.attr('type');
-      if (type === 'unavailable') { cancelFlush(ev.user.jid.toBareString(), ev.resource); return false; }
+      const bare = ev.user.jid.toBareString();
+      if (type === 'unavailable') { cancelFlush(bare, ev.resource); return false; }
       // Initial presence: available, broadcast (no 'to'), before the presence module records it.
       if (type !== undefined || ev.stanza.attr('to') !== undefined) return false;
       const session = ev.user.session(ev.resource);
-      if (!session || session.presence !== null || priorityOf(ev.stanza) < 0) return false;
+      const priority = priorityOf(ev.stanza);
+      if (priority < 0) cancelFlush(bare, ev.resource); // it takes no messages any more
+      const known = accounts.get(bare);
+      if (known) settleFlush(known, ev.user);
+      if (!session || session.presence !== null || priority < 0) return false;
       const a = account(ev);
       const f = a.flush;
       // One delivery at a time: another resource's (still live) delivery gets everything.
@@ -243,8 +268,9 @@ export default defineModule({
       if (data.error || f.cancelled || !user.session(f.resource)) { a.flush = null; dropIfIdle(a); return; }
       for (const [, xml] of data.items) if (typeof xml === 'string') user.deliver(f.resource, xml);
       if (data.items.length) { const done = data.items.map(([k]) => k); enqueue(a, () => remove(a, done)); }
-      if (data.full || a.storedSinceRead > 0) { a.storedSinceRead = 0; enqueue(a, () => read(a, f.id)); }
-      else { a.flush = null; dropIfIdle(a); }
+      if (data.full || a.storedSinceRead > 0) { a.storedSinceRead = 0; enqueue(a, () => read(a, f.id)); return; }
+      f.reading = false;
+      settleFlush(a, user);
     });
   },
 });

@@ -94,19 +94,26 @@ class FakeUser {
     return this.set.run('message/undeliverable', ev);
   }
 
-  /** Presence a session sent: the hooks run, then (as the presence module does) the presence is recorded. */
-  presence(resource: string, xml: string): boolean {
+  /** Presence a session sent: the hooks run, then (as the presence module does) the presence is
+   *  recorded — unless `record` is false: the real presence module records it after async work. */
+  presence(resource: string, xml: string, record = true): boolean {
     const stanza = parseElement(xml);
     const to = stanza.attr('to');
     const handled = this.set.run('presence/out', {
       ...this.ctx(), stanza, xml, from: this.jid.withResource(resource), to: to ? parseJid(to) : this.jid, user: this.user(), resource,
     });
-    if (!to) {
+    if (!to && record) this.record(resource, xml);
+    return handled;
+  }
+
+  /** What the presence module does once it has handled a presence. */
+  record(resource: string, xml: string): void {
+    const stanza = parseElement(xml);
+    {
       const type = stanza.attr('type');
       if (type === undefined) this.user().setPresence(resource, xml, Number(stanza.getChildText('priority') ?? 0));
       else if (type === 'unavailable') this.user().setPresence(resource, null, 0);
     }
-    return handled;
   }
 
   /** Runs later messages, as the actor would, until nothing is queued or in flight. */
@@ -356,6 +363,55 @@ test('unavailable or unbind before the read completes: nothing delivered, nothin
   await u.settle();
   assert.equal(u.bodies('flaky'), ['a', 'b']);
   await done(w);
+});
+
+test('presence recorded after the delivery (async presence module): messages stored meanwhile reach that resource', async () => {
+  const w = await world();
+  const { u } = w;
+  u.undeliverable(msg('a'));
+  await u.settle();
+  u.bind('phone');
+  u.presence('phone', initial(), false);
+  await u.settle();
+  assert.equal(u.bodies('phone'), ['a']);
+  // the core still sees no available resource: undeliverable, but phone is coming online
+  assert.ok(u.undeliverable(msg('b')));
+  assert.ok(u.undeliverable(msg('c')));
+  await u.settle();
+  assert.equal(u.bodies('phone'), ['a', 'b', 'c']);
+  assert.equal(await u.stored(), []);
+  // once the presence is recorded (seen at the next presence), the delivery is over
+  u.record('phone', initial());
+  u.presence('phone', initial(3));
+  assert.ok(u.undeliverable(msg('d'))); // e.g. the core found no candidate for another reason
+  await u.settle();
+  assert.equal(u.bodies('phone'), ['a', 'b', 'c']);
+  assert.equal((await u.stored()).map(([, v]) => parseElement(v).getChildText('body')), ['d']);
+  await done(w);
+});
+
+test('a waiting delivery ends on a negative priority, unavailable or unbind of its resource', async () => {
+  const ends: Array<[string, (u: FakeUser) => void]> = [
+    ['negative priority', (u) => u.presence('phone', initial(-5), false)],
+    ['unavailable', (u) => u.presence('phone', '<presence type="unavailable"/>', false)],
+    ['unbind', (u) => u.unbind('phone')],
+  ];
+  for (const [what, end] of ends) {
+    const w = await world();
+    const { u } = w;
+    u.undeliverable(msg('a'));
+    await u.settle();
+    u.bind('phone');
+    u.presence('phone', initial(), false);
+    await u.settle();
+    assert.equal(u.bodies('phone'), ['a'], what);
+    end(u);
+    assert.ok(u.undeliverable(msg('b')));
+    await u.settle();
+    assert.equal(u.bodies(), ['a'], what);
+    assert.equal((await u.stored()).map(([, v]) => parseElement(v).getChildText('body')), ['b'], what);
+    await done(w);
+  }
 });
 
 test('two resources coming online together: the first gets the messages, once', async () => {
