@@ -37,6 +37,8 @@ Load
   --workers N          load generator threads                           [min(4, cores)]
   --no-presence        do not send initial presence after login
   --body N             pad each message body with N bytes (the stamp itself is ~25)          [1]
+  --no-scram-warmup    login: do not cache salted passwords before a SCRAM storm (by default
+                       the bench fetches each salt first, as a returning client knows it)
   --to-bare            chat: address the peer's bare JID (routing by presence) not its full JID
   --coalesce           batch each client's stanzas into one write per tick (default: one write
                        per stanza, like an interactive client and like the anchors' generator)
@@ -113,6 +115,7 @@ export function parseArgs(argv: string[]): CliOptions | 'help' {
       case '--coalesce': b.coalesce = true; break;
       case '--body': b.padding = int(k, val(), 1); break;
       case '--to-bare': b.toBare = true; break;
+      case '--no-scram-warmup': b.scramWarmup = false; break;
       case '--login-timeout': b.loginTimeoutS = int(k, val(), 1); break;
       case '--out': o.out = val() ?? o.out; break;
       case '--label': o.label = (val() ?? '').replace(/[^\w.-]+/g, '-'); break;

@@ -22,6 +22,8 @@ export interface ClientOptions {
   /** true: one socket write per tick for all queued stanzas; false: one write per stanza, as an
    *  interactive client does (and as the anchors in targets.md were measured). */
   coalesce?: boolean;
+  /** SCRAM only: stop after the server's challenge once the salted password is cached (warm-up). */
+  warmOnly?: boolean;
 }
 
 export interface LoginTimings { connectMs: number; tlsMs: number; authMs: number; totalMs: number }
@@ -116,7 +118,11 @@ export class XmppClient {
         const r = await this.next();
         if (stanzaName(r) !== 'success') throw new XmppError('authentication failed: ' + r.slice(0, 200), 'not-authorized');
       } else {
-        await scramLogin(mech, o.username, o.password, (s) => this.write(s), () => this.next());
+        await scramLogin(mech, o.username, o.password, (s) => this.write(s), () => this.next(), o.warmOnly);
+        if (o.warmOnly) {
+          this.timings.totalMs = performance.now() - t0;
+          return this.timings;
+        }
       }
       this.timings.authMs = performance.now() - ta;
       features = await this.openStream();

@@ -26,6 +26,7 @@ export interface WorkerInit {
 
 export type Command =
   | { op: 'login'; users: number[]; concurrency: number; hold: boolean; presence: boolean; tag?: string }
+  | { op: 'scram-warm'; users: number[]; concurrency: number }
   | { op: 'chat'; pairs: Array<[number, number]>; mode: 'closed' | 'open'; inflight: number; rate: number; durationMs: number }
   | { op: 'churn'; users: number[]; rate: number; durationMs: number }
   | { op: 'stop' }

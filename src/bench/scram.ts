@@ -13,9 +13,11 @@ function saltKey(hash: string, password: string, serverFirst: string): string {
   return `${hash}\0${s}\0${i}\0${password}`;
 }
 
-/** Runs a SCRAM exchange over an XMPP stream; `write` sends raw XML, `next` yields the next stanza. */
+/** Runs a SCRAM exchange over an XMPP stream; `write` sends raw XML, `next` yields the next stanza.
+ *  With `warmOnly`, stops after the server's challenge: the salted password is cached, the exchange
+ *  aborted (a warm-up, so a measured login storm finds every client's salted password cached). */
 export async function scramLogin(mech: string, username: string, password: string,
-  write: (s: string) => void, next: () => Promise<string>): Promise<void> {
+  write: (s: string) => void, next: () => Promise<string>, warmOnly = false): Promise<void> {
   const hash = mech.replace(/^SCRAM-/, '').replace(/-PLUS$/, ''); // 'SHA-1', 'SHA-256', 'SHA-512'
   const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
   const unb64 = (s: string) => Buffer.from(s.replace(/<[^>]*>/g, '').trim(), 'base64').toString('utf8');
@@ -26,6 +28,16 @@ export async function scramLogin(mech: string, username: string, password: strin
   const serverFirst = unb64(ch);
   const key = saltKey(hash, password, serverFirst);
   const cached = cache.get(key);
+  if (warmOnly) {
+    if (!cached) {
+      const c = new ScramClient({ hash, username, password, nonce: nonceOf(first) });
+      c.clientFirst();
+      await c.clientFinal(serverFirst);
+      if (c.salted && cache.size < MAX_CACHE) cache.set(key, c.salted);
+    }
+    write(`<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>`);
+    return;
+  }
   // A client built with the cache must reuse the nonce already sent in client-first.
   const c = cached ? new ScramClient({ hash, username, password, cached, nonce: nonceOf(first) }) : first;
   if (cached) c.clientFirst();

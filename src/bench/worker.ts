@@ -67,6 +67,7 @@ export class LoadWorker {
   async run(cmd: Command): Promise<Record<string, unknown> | undefined> {
     switch (cmd.op) {
       case 'login': return this.login(cmd.users, cmd.concurrency, cmd.hold, cmd.presence, cmd.tag ?? 'bench');
+      case 'scram-warm': return this.scramWarm(cmd.users, cmd.concurrency);
       case 'chat': return this.chat(cmd);
       case 'churn': this.churn(cmd.users, cmd.rate, cmd.durationMs); return undefined;
       case 'stop': return this.stop();
@@ -78,12 +79,26 @@ export class LoadWorker {
     }
   }
 
-  private client(user: number, resource: string): XmppClient {
+  private client(user: number, resource: string, warmOnly = false): XmppClient {
     const { endpoint: e, tls, mechanism, password, loginTimeoutMs, coalesce } = this.init;
     return new XmppClient({
       host: e.host, port: tls === 'direct' ? e.tlsPort ?? e.port : e.port, domain: e.domain,
-      username: 'u' + user, password, resource, tls, mechanism, timeoutMs: loginTimeoutMs, coalesce,
+      username: 'u' + user, password, resource, tls, mechanism, timeoutMs: loginTimeoutMs, coalesce, warmOnly,
     });
+  }
+
+  /** Caches every user's SCRAM salted password (as a returning client has it), uncounted. */
+  private async scramWarm(users: number[], concurrency: number) {
+    let next = 0, failed = 0;
+    const lane = async () => {
+      while (next < users.length) {
+        const c = this.client(users[next++], 'warm', true);
+        try { await c.login(); } catch (e) { failed++; this.noteError(e); }
+        c.destroy();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, users.length)) }, lane));
+    return { failed };
   }
 
   private async loginOne(user: number, hold: boolean, presence: boolean, resource: string): Promise<boolean> {

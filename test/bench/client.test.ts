@@ -116,6 +116,10 @@ test('logs in with SCRAM-SHA-1 and SCRAM-SHA-256 through the SASL library, twice
       assert.is(c.jid, `u7@${DOMAIN}/bench`);
       await c.close();
     }
+    const warm = new XmppClient({ host: '127.0.0.1', port: fake.port, domain: DOMAIN, username: 'u8', password: 'pw', mechanism: 'SCRAM-SHA-1', warmOnly: true });
+    await warm.login();
+    warm.destroy();
+    assert.ok(fake.received.some((x) => stanzaName(x) === 'abort'), 'a warm-up aborts after the challenge');
     const bad = new XmppClient({ host: '127.0.0.1', port: fake.port, domain: DOMAIN, username: 'u7', password: 'wrong', mechanism: 'SCRAM-SHA-1' });
     await bad.login().then(() => assert.unreachable('should fail'), (e: Error) => assert.match(e.message, /failed/));
   } finally { await fake.close(); }
