@@ -118,6 +118,8 @@ test('logs in with SCRAM-SHA-1 and SCRAM-SHA-256 through the SASL library, twice
     }
     const warm = new XmppClient({ host: '127.0.0.1', port: fake.port, domain: DOMAIN, username: 'u8', password: 'pw', mechanism: 'SCRAM-SHA-1', warmOnly: true });
     await warm.login();
+    // The abort is on its way when login() returns; wait for the server to read it (bounded).
+    for (let i = 0; i < 200 && !fake.received.some((x) => stanzaName(x) === 'abort'); i++) await new Promise((r) => setTimeout(r, 10));
     warm.destroy();
     assert.ok(fake.received.some((x) => stanzaName(x) === 'abort'), 'a warm-up aborts after the challenge');
     const bad = new XmppClient({ host: '127.0.0.1', port: fake.port, domain: DOMAIN, username: 'u7', password: 'wrong', mechanism: 'SCRAM-SHA-1' });
