@@ -1,0 +1,410 @@
+// An in-memory stand-in for the core, to test feature modules without sockets or actors: one simulated
+// user actor per account (its bound sessions, module state and hook runs), an in-memory Storage, and
+// routing between them. Every hook run, later() message and routed stanza is a separate macrotask, as
+// actor messages are, and each session records what was delivered to it.
+//
+// Stricter than the core where that catches module bugs: state is copied in and out as JSON (mutating
+// without setState is lost), later() data is structured-cloned, later() and keep() must be called while
+// the message they belong to is being handled, everything a module builds is serialized and parsed
+// again, an IQ answered twice throws, and an exception in any hook fails settle().
+import { serialize } from '../../src/xml/builder.ts';
+import { parseElement, type XmlElement } from '../../src/xml/element.ts';
+import { iqResultElement, stanzaErrorElement } from '../../src/xmpp/errors.ts';
+import { Jid, parseJid } from '../../src/xmpp/jid.ts';
+import type {
+  IqRequest, ModuleDefinition, SessionInfo, StanzaContext, Storage, UserContext,
+} from '../../src/xmpp/module.ts';
+import { ModuleSet } from '../../src/xmpp/modules.ts';
+
+type BatchOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+
+const utf8Order = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+/**
+ * JSON values under string keys, in LevelDB's key order. Each operation takes effect after a random
+ * (seeded) number of macrotasks, so operations in flight together may complete in any order, as
+ * concurrent LevelDB operations may: a module that reads before its own write has landed sees old data.
+ */
+export class MemoryStorage implements Storage {
+  readonly data = new Map<string, string>();
+  /** Operations issued and not yet completed. */
+  pending = 0;
+  /** When set, operations fail with it (to exercise error paths). */
+  failWith: Error | null = null;
+  private seed32: number;
+
+  constructor(seed = 1) { this.seed32 = seed >>> 0 || 1; }
+
+  private op<T>(f: () => T): Promise<T> {
+    this.pending++;
+    // xorshift32: 1 to 4 hops
+    let r = this.seed32;
+    r ^= r << 13; r ^= r >>> 17; r ^= r << 5;
+    this.seed32 = r >>> 0;
+    let hops = 1 + (this.seed32 % 4);
+    return new Promise<T>((resolve, reject) => {
+      const step = () => {
+        if (--hops > 0) { setImmediate(step); return; }
+        this.pending--;
+        if (this.failWith) reject(this.failWith);
+        else resolve(f());
+      };
+      setImmediate(step);
+    });
+  }
+
+  get<T>(key: string): Promise<T | undefined> { return this.op(() => this.peek<T>(key)); }
+  put(key: string, value: unknown): Promise<void> { return this.op(() => { this.seed(key, value); }); }
+  del(key: string): Promise<void> { return this.op(() => { this.data.delete(key); }); }
+  batch(ops: BatchOp[]): Promise<void> {
+    return this.op(() => { for (const o of ops) if (o.type === 'put') this.seed(o.key, o.value); else this.data.delete(o.key); });
+  }
+  range<T>(prefix: string, opts: { limit?: number; reverse?: boolean } = {}): Promise<Array<[string, T]>> {
+    return this.op(() => {
+      const ks = [...this.data.keys()].filter((k) => k.startsWith(prefix)).sort(utf8Order);
+      if (opts.reverse) ks.reverse();
+      const picked = opts.limit !== undefined && opts.limit >= 0 ? ks.slice(0, opts.limit) : ks;
+      return picked.map((k) => [k, JSON.parse(this.data.get(k)!) as T] as [string, T]);
+    });
+  }
+
+  /** Synchronous access for tests. */
+  peek<T>(key: string): T | undefined {
+    const v = this.data.get(key);
+    return v === undefined ? undefined : (JSON.parse(v) as T);
+  }
+  seed(key: string, value: unknown): void { this.data.set(key, JSON.stringify(value)); }
+}
+
+interface SimUser {
+  jid: Jid;
+  sessions: Map<string, SessionInfo>;
+  inboxes: Map<string, string[]>;
+  state: Map<string, string>;
+  ctx: UserContext;
+}
+
+export interface HarnessOptions {
+  host?: string;
+  /** Seed of the storage's completion order; default $CHORUS_HARNESS_SEED or 1 (run a suite under several). */
+  seed?: number;
+  /** Module options by module name, as in the config's modules.options. */
+  options?: Record<string, Record<string, unknown>>;
+}
+
+export class Harness {
+  readonly host: string;
+  readonly modules: ModuleSet;
+  readonly storage: MemoryStorage;
+  /** Stanzas routed to other domains (what s2s would carry). */
+  readonly remote: XmlElement[] = [];
+  /** Stanzas that found no account or no session. */
+  readonly dropped: string[] = [];
+  /** Stanzas no module handled. */
+  readonly unhandled: string[] = [];
+  readonly logs: string[] = [];
+  /** Every setPresence call, in order. */
+  readonly presenceCalls: Array<{ jid: string; presence: string | null; priority: number }> = [];
+  clock = 1_700_000_000_000;
+  private users = new Map<string, SimUser>();
+  private inflight = 0;
+  private errors: unknown[] = [];
+  private openIqs = new Map<string, string>();
+  private iqSeq = 0;
+  /** The actor message being handled (contexts made for it are only valid while it runs). */
+  private current = 0;
+  private messageSeq = 0;
+  private keeps = new Set<number>();
+
+  constructor(defs: ModuleDefinition<any>[], o: HarnessOptions = {}) {
+    this.host = o.host ?? 'example.com';
+    this.storage = new MemoryStorage(o.seed ?? Number(process.env.CHORUS_HARNESS_SEED ?? 1));
+    this.modules = new ModuleSet([this.host]);
+    for (const d of defs) this.modules.add(d, o.options?.[d.name]);
+  }
+
+  /** The account's actor (created on first use: the account exists). */
+  account(local: string): SimUser {
+    const bare = new Jid(local, this.host).toString();
+    let u = this.users.get(bare);
+    if (!u) {
+      const created: SimUser = { jid: parseJid(bare), sessions: new Map(), inboxes: new Map(), state: new Map(), ctx: null as never };
+      created.ctx = this.userContext(created);
+      this.users.set(bare, (u = created));
+    }
+    return u;
+  }
+
+  /** Binds a resource (`local@host/resource`) and runs 'session/bound'. */
+  bind(full: string): void {
+    const jid = parseJid(full);
+    const u = this.userOf(jid);
+    this.post(u, () => {
+      if (u.sessions.has(jid.resource)) throw new Error(`${full} is already bound`);
+      u.sessions.set(jid.resource, { resource: jid.resource, address: `session:${full}`, presence: null, priority: 0, interested: false, features: {} });
+      u.inboxes.set(jid.resource, []);
+      this.modules.run('session/bound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource });
+    });
+  }
+
+  /** Ends a resource's stream: 'session/unbound' runs, then the session leaves the list (as the core does). */
+  unbind(full: string): void {
+    const jid = parseJid(full);
+    const u = this.userOf(jid);
+    this.post(u, () => {
+      if (!u.sessions.has(jid.resource)) throw new Error(`${full} is not bound`);
+      this.modules.run('session/unbound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource });
+      u.sessions.delete(jid.resource);
+    });
+  }
+
+  /** Runs 'user/started' as after an actor restart. */
+  restart(local: string): void {
+    const u = this.account(local);
+    this.post(u, () => this.modules.run('user/started', { ...this.stanzaContext(u), user: u.ctx }));
+  }
+
+  /** A stanza the client bound as `full` sends; 'from' is stamped as the core does. */
+  send(full: string, stanza: string | XmlElement): void {
+    const from = parseJid(full);
+    const u = this.userOf(from);
+    const el = reparse(stanza).withAttrs({ from: full });
+    this.post(u, () => {
+      if (!u.sessions.has(from.resource)) throw new Error(`${full} sent a stanza but is not bound`);
+      if (el.name === 'presence') {
+        const toAttr = el.attr('to');
+        const ev = { ...this.stanzaContext(u), stanza: el, xml: serialize(el), from, to: toAttr ? parseJid(toAttr) : u.jid, user: u.ctx, resource: from.resource };
+        if (!this.modules.run('presence/out', ev)) this.unhandled.push(serialize(el));
+      } else if (el.name === 'iq') {
+        this.clientIq(u, from, el);
+      } else {
+        this.route(el);
+      }
+    });
+  }
+
+  /** A stanza arriving from elsewhere (another server), routed like any other. */
+  inject(stanza: string | XmlElement): void { this.route(stanza); }
+
+  /** The core's routing: local accounts get 'presence/in' or delivery, other domains go to `remote`. */
+  route(stanza: string | XmlElement): void {
+    const el = reparse(stanza);
+    const toAttr = el.attr('to');
+    if (toAttr === undefined) throw new Error(`routed a stanza with no 'to': ${serialize(el)}`);
+    const to = parseJid(toAttr);
+    if (to.domain !== this.host) { this.remote.push(el); return; }
+    const u = this.users.get(to.toBareString());
+    if (!u) { this.dropped.push(serialize(el)); return; }
+    this.post(u, () => this.arrive(u, to, el));
+  }
+
+  /** Waits until no hook, later() message or storage operation is pending; rethrows the first hook error. */
+  async settle(): Promise<void> {
+    let quiet = 0;
+    for (let i = 0; i < 100_000 && quiet < 3; i++) {
+      await new Promise((r) => setImmediate(r));
+      quiet = this.inflight === 0 && this.storage.pending === 0 ? quiet + 1 : 0;
+    }
+    if (quiet < 3) throw new Error('harness did not settle');
+    if (this.errors.length) { const e = this.errors[0]; this.errors.length = 0; throw e; }
+  }
+
+  /** Everything delivered to a session so far, parsed. */
+  received(full: string): XmlElement[] {
+    return this.inbox(full).map((s) => parseElement(s));
+  }
+
+  /** received(), then forget it. */
+  take(full: string): XmlElement[] {
+    const out = this.received(full);
+    this.inbox(full).length = 0;
+    return out;
+  }
+
+  /** remote, then forget it. */
+  takeRemote(): XmlElement[] { return this.remote.splice(0); }
+
+  /** Forgets what every session received and what went remote. */
+  clear(): void {
+    for (const u of this.users.values()) for (const box of u.inboxes.values()) box.length = 0;
+    this.remote.length = 0;
+  }
+
+  session(full: string): SessionInfo | undefined {
+    const jid = parseJid(full);
+    return this.users.get(jid.toBareString())?.sessions.get(jid.resource);
+  }
+
+  state<T>(local: string, module: string): T | undefined {
+    const v = this.account(local).state.get(module);
+    return v === undefined ? undefined : (JSON.parse(v) as T);
+  }
+
+  /** IQs sent by clients and not answered yet (id → sender). */
+  unanswered(): string[] { return [...this.openIqs.values()]; }
+
+  /** Stanzas a module kept (keep()) and has not released. */
+  kept(): number { return this.keeps.size; }
+
+  /** Sends an IQ from a client and returns its id. */
+  iq(full: string, type: 'get' | 'set', payload: string, to?: string): string {
+    const id = `iq${++this.iqSeq}`;
+    this.send(full, `<iq type="${type}" id="${id}"${to ? ` to="${to}"` : ''}>${payload}</iq>`);
+    return id;
+  }
+
+  /** The reply a session got to IQ `id`. */
+  reply(full: string, id: string): XmlElement | undefined {
+    return this.received(full).find((e) => e.name === 'iq' && e.attr('id') === id && (e.attr('type') === 'result' || e.attr('type') === 'error'));
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  private inbox(full: string): string[] {
+    const jid = parseJid(full);
+    const box = this.users.get(jid.toBareString())?.inboxes.get(jid.resource);
+    if (!box) throw new Error(`no session ${full} was ever bound`);
+    return box;
+  }
+
+  private userOf(jid: Jid): SimUser {
+    if (jid.domain !== this.host) throw new Error(`${jid} is not local`);
+    return this.account(jid.local);
+  }
+
+  // One actor message: run later, one at a time (JS runs each callback to completion).
+  private post(u: SimUser, f: () => void): void {
+    this.inflight++;
+    setImmediate(() => {
+      this.inflight--;
+      this.current = ++this.messageSeq;
+      try { f(); } catch (e) { this.errors.push(e); this.logs.push(`[error] ${u.jid}: ${(e as Error).stack}`); }
+      this.current = 0;
+    });
+  }
+
+  private stanzaContext(u: SimUser): StanzaContext {
+    const message = this.current;
+    const during = (what: string) => {
+      if (this.current !== message) throw new Error(`${what} called after the message it belongs to was handled`);
+    };
+    return {
+      host: this.host,
+      now: () => this.clock,
+      route: (s) => this.route(s),
+      storage: this.storage,
+      log: (level, text) => { this.logs.push(`[${level}] ${u.jid}: ${text}`); },
+      later: (module) => {
+        during('later()');
+        return (data) => {
+          const copy = structuredClone(data);
+          this.post(u, () => {
+            const h = this.modules.later(module);
+            if (!h) throw new Error(`later() for module ${module}, which has no onLater handler`);
+            h(copy, { ...this.stanzaContext(u), user: u.ctx });
+          });
+        };
+      },
+      keep: () => {
+        during('keep()');
+        const id = ++this.messageSeq;
+        this.keeps.add(id);
+        return () => {
+          if (this.current === 0) throw new Error('a kept stanza released outside the actor');
+          if (!this.keeps.delete(id)) throw new Error('a kept stanza released twice');
+        };
+      },
+    };
+  }
+
+  private userContext(u: SimUser): UserContext {
+    const copy = (s: SessionInfo): SessionInfo => ({ ...s, features: { ...s.features } });
+    const live = (resource: string): SessionInfo => {
+      const s = u.sessions.get(resource);
+      if (!s) throw new Error(`${u.jid}/${resource} is not bound`);
+      return s;
+    };
+    return {
+      jid: u.jid,
+      sessions: () => [...u.sessions.values()].map(copy),
+      session: (resource) => { const s = u.sessions.get(resource); return s && copy(s); },
+      deliver: (resource, stanza) => {
+        const xml = typeof stanza === 'string' ? stanza : serialize(stanza);
+        parseElement(xml); // must be one well-formed stanza
+        const box = u.sessions.has(resource) ? u.inboxes.get(resource) : undefined;
+        if (box) box.push(xml);
+        else this.dropped.push(xml);
+      },
+      state: <T>(module: string, init: () => T): T => {
+        const v = u.state.get(module);
+        return v === undefined ? init() : (JSON.parse(v) as T);
+      },
+      setState: (module, value) => { u.state.set(module, JSON.stringify(value)); },
+      setSessionFeature: (resource, key, value) => { live(resource).features[key] = value; },
+      setPresence: (resource, presence, priority) => {
+        const s = live(resource);
+        if (presence !== null) parseElement(presence);
+        s.presence = presence;
+        s.priority = priority;
+        this.presenceCalls.push({ jid: `${u.jid}/${resource}`, presence, priority });
+      },
+      setInterested: (resource) => { live(resource).interested = true; },
+    };
+  }
+
+  private arrive(u: SimUser, to: Jid, el: XmlElement): void {
+    const xml = serialize(el);
+    if (el.name === 'presence') {
+      const fromAttr = el.attr('from');
+      if (fromAttr === undefined) throw new Error(`presence with no 'from' routed to ${to}: ${xml}`);
+      const ev = { ...this.stanzaContext(u), stanza: el, xml, from: parseJid(fromAttr), to, user: u.ctx };
+      if (!this.modules.run('presence/in', ev)) this.unhandled.push(xml);
+      return;
+    }
+    const type = el.attr('type');
+    if (el.name === 'iq' && to.isBare() && (type === 'get' || type === 'set')) {
+      this.serveIq(u, 'bare', parseJid(el.attr('from')!), el, (reply) => this.route(reply));
+      return;
+    }
+    if (!to.isBare() && u.sessions.has(to.resource)) u.ctx.deliver(to.resource, xml);
+    else this.dropped.push(xml);
+  }
+
+  private clientIq(u: SimUser, from: Jid, el: XmlElement): void {
+    const type = el.attr('type');
+    const toAttr = el.attr('to');
+    const to = toAttr ? parseJid(toAttr) : null;
+    if ((type === 'get' || type === 'set') && (to === null || (to.isBare() && to.bareEquals(u.jid)))) {
+      this.serveIq(u, 'self', from, el, (reply) => u.ctx.deliver(from.resource, reply));
+    } else {
+      this.route(el);
+    }
+  }
+
+  private serveIq(owner: SimUser, target: 'self' | 'bare', from: Jid, el: XmlElement, answer: (reply: XmlElement) => void): void {
+    const type = el.attr('type') as 'get' | 'set';
+    const id = el.attr('id') ?? '';
+    const payload = el.getChildren()[0];
+    const key = `${from}#${id}`;
+    this.openIqs.set(key, `${from} ${serialize(el)}`);
+    let answered = false;
+    const once = () => {
+      if (answered) throw new Error(`IQ ${id} from ${from} answered twice`);
+      answered = true;
+      this.openIqs.delete(key);
+    };
+    const req: IqRequest = {
+      ...this.stanzaContext(owner),
+      stanza: el, payload: payload!, from, to: el.attr('to') ? parseJid(el.attr('to')!) : owner.jid, type, user: owner.ctx,
+      reply: (p) => { once(); answer(iqResultElement(el, p)); },
+      error: (condition, errType, text) => { once(); answer(stanzaErrorElement(el, errType ?? null, condition, text)!); },
+    };
+    const handler = payload ? this.modules.iqHandler(type, target, payload.getXmlns()) : undefined;
+    if (handler) handler(req);
+    else req.error('service-unavailable');
+  }
+}
+
+function reparse(stanza: string | XmlElement): XmlElement {
+  return parseElement(typeof stanza === 'string' ? stanza : serialize(stanza));
+}
