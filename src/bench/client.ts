@@ -156,7 +156,7 @@ export class XmppClient {
   /** Sends one IQ and resolves with the reply (for setup steps, not the hot path). */
   async iq(body: string, type: 'get' | 'set', to?: string): Promise<string> {
     const id = nextId();
-    const wasEstablished = this.established;
+    if (!this.established) return Promise.reject(new XmppError('not established'));
     const prevHandler = this.onStanza;
     return new Promise<string>((res, rej) => {
       const t = setTimeout(() => { this.onStanza = prevHandler; rej(new XmppError('iq timed out')); }, 30_000);
@@ -167,7 +167,6 @@ export class XmppClient {
           res(s);
         } else if (prevHandler) prevHandler(s);
       };
-      if (!wasEstablished) rej(new XmppError('not established'));
       this.send(`<iq type='${type}' id='${id}'${to ? ` to='${escapeXml(to)}'` : ''}>${body}</iq>`);
     });
   }

@@ -138,7 +138,7 @@ export function checkTargets(r: RunResult, peers: RunResult[] = []): TargetCheck
   if (r.scenario === 'login') {
     const scram = /^SCRAM/i.test(o.mechanism);
     const need = o.tls === 'none' ? 600 : 380;
-    out.push({ name: `Login: ≥ ${need} SCRAM logins per server-CPU-s${o.tls === 'none' ? ' without TLS' : ' with STARTTLS'}`,
+    out.push({ name: `Login: ≥ ${need} SCRAM logins per server-CPU-s${o.tls === 'none' ? ' without TLS' : ' with STARTTLS'}${o.tls === 'direct' ? ' (this run: Direct TLS)' : ''}`,
       met: scram && measured ? m.loginsPerServerCpuS >= need && m.failed === 0 : null,
       detail: scram ? `${fmt(m.loginsPerServerCpuS)} logins/CPU-s (${o.mechanism}${o.tls === 'none' ? '' : ', ' + o.tls})` : `${o.mechanism} run (the target is for SCRAM); ${fmt(m.loginsPerServerCpuS)} logins/CPU-s` });
   }

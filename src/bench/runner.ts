@@ -317,7 +317,6 @@ class Run {
     const per = this.pairsOf(o);
     await this.loginPairs(o, per);
     await sleep(1000);
-    const W = this.pool.size;
     this.beginMeasure();
     const start = performance.now();
     this.setPhase(o.rate ? 'open loop' : 'closed loop', o.durationS, () => Math.min(o.durationS, (performance.now() - start) / 1000));
@@ -325,7 +324,6 @@ class Run {
       op: 'chat', pairs: per[i], mode: o.rate ? 'open' : 'closed', inflight: o.inflight,
       rate: o.rate * per[i].length / o.pairs, durationMs: o.durationS * 1000,
     }));
-    void W;
     await sleep(o.durationS * 1000);
     const { sent, recv } = await this.stopAndDrain(o, (_t, _i, here) => here);
     const m = this.endMeasure();
@@ -363,10 +361,9 @@ class Run {
     const { sent, recv } = await this.stopAndDrain(o, (total, i) => total * here(i));
     const m = this.endMeasure();
     this.r.metrics = {
-      room: 0, occupants: o.occupants, senders: senders.length, sent, deliveries: recv, expected: sent * o.occupants,
+      occupants: o.occupants, senders: senders.length, sent, deliveries: recv, expected: sent * o.occupants,
       lost: sent * o.occupants - recv, deliveriesPerS: Math.round(recv / this.r.wallS), deliveriesPerServerCpuS: this.perCpu(recv),
     };
-    delete this.r.metrics.room;
     this.r.latency = percentilesMs(m.lat);
   }
 

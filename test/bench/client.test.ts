@@ -213,6 +213,18 @@ test('load worker: messages the server drops are counted lost after the drain', 
   } finally { await fake.close(); }
 });
 
+test('load worker: a server without a conference service makes the MUC probe say so', async () => {
+  const fake = await fakeServer();
+  try {
+    const { w } = await worker(fake.port);
+    await w.run({ op: 'login', users: [1], concurrency: 1, hold: true, presence: false });
+    const r = await w.run({ op: 'muc-probe' }) as { service: string | null; reason: string };
+    assert.is(r.service, null);
+    assert.match(r.reason, /no conference service/);
+    await w.run({ op: 'close' });
+  } finally { await fake.close(); }
+});
+
 test('load worker: open loop sends at the offered rate and stamps scheduled times', async () => {
   const fake = await fakeServer();
   try {
