@@ -1,0 +1,415 @@
+// RFC 6121 §3 and §4 in the user actor: the presence subscription state machine on both sides
+// (Appendix A's tables, pre-approval §3.4, pending inbound requests kept until answered) and presence
+// itself: initial presence with probes, broadcast to subscribers and to the account's own resources,
+// answers to probes, directed presence, and unavailable presence when a resource goes away.
+import { serialize, x } from '../xml/builder.ts';
+import { parseElement, type XmlElement } from '../xml/element.ts';
+import { stanzaErrorElement } from '../xmpp/errors.ts';
+import type { Jid } from '../xmpp/jid.ts';
+import { defineModule, type PresenceEvent, type SessionEvent, type UserContext } from '../xmpp/module.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import {
+  availableSessions, busy, enqueue, hasFrom, hasTo, limitsFor, loadAll, loadForChange, loadItem, newItem, resume, saveItem,
+  sendPresenceOf, type ActorContext, type ItemAndVersion, type RosterItem, type Subscription,
+} from './roster-store.ts';
+
+const MODULE = 'presence';
+
+/** Per resource: whether it sent available presence, and where it sent directed available presence. */
+interface ResourceState { on: boolean; directed: string[] }
+/** Kept in the user actor's snapshot: small, and it survives a restart so stale resources get cleaned up. */
+interface PresenceState { res: Record<string, ResourceState>; lastUnavailable: string | null }
+
+/** Cap on tracked directed-presence recipients per resource (the state lives in the actor snapshot). */
+const MAX_DIRECTED = 500;
+
+const SUBSCRIPTION_TYPES = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
+type SubscriptionType = 'subscribe' | 'subscribed' | 'unsubscribe' | 'unsubscribed';
+
+function getState(user: UserContext): PresenceState {
+  return user.state<PresenceState>(MODULE, () => ({ res: {}, lastUnavailable: null }));
+}
+
+/** RFC 6121 §4.7.2.3: an integer in -128..127, 0 when absent. Out of range is clamped; not a number is 0. */
+export function parsePriority(stanza: XmlElement): number {
+  const text = stanza.getChildText('priority')?.trim();
+  if (text === undefined || !/^[+-]?\d{1,12}$/.test(text)) return 0;
+  return Math.min(127, Math.max(-128, Number(text)));
+}
+
+const addTo = (s: Subscription): Subscription => (s === 'from' ? 'both' : s === 'none' ? 'to' : s);
+const dropTo = (s: Subscription): Subscription => (s === 'both' ? 'from' : s === 'to' ? 'none' : s);
+const addFrom = (s: Subscription): Subscription => (s === 'to' ? 'both' : s === 'none' ? 'from' : s);
+const dropFrom = (s: Subscription): Subscription => (s === 'both' ? 'to' : s === 'from' ? 'none' : s);
+
+const fullOf = (user: UserContext, resource: string): string => user.jid.bare().withResource(resource).toString();
+
+function deliverToAvailable(user: UserContext, stanza: XmlElement | string): void {
+  for (const s of availableSessions(user)) user.deliver(s.resource, stanza);
+}
+
+function parseStored(xml: string): XmlElement {
+  try { return parseElement(xml); } catch { return x('presence'); }
+}
+
+// ---- outbound: what the user's client sent -------------------------------------------------------
+
+function outbound(ev: PresenceEvent & { resource: string }, maxItems: number): void {
+  const user = ev.user;
+  const type = ev.stanza.attr('type');
+  const hasTarget = ev.stanza.attr('to') !== undefined;
+  const full = fullOf(user, ev.resource);
+  if (type === undefined || type === 'unavailable') {
+    if (!hasTarget) broadcast(ev, full, type === undefined);
+    else directed(ev, full, type === undefined);
+    return;
+  }
+  if (SUBSCRIPTION_TYPES.has(type)) {
+    if (!hasTarget) { refuse(ev, 'bad-request', 'a subscription request needs a to'); return; }
+    const contact = ev.to.bare();
+    // An account is implicitly subscribed to itself (RFC 6121 §4.2.2); there is no state to change.
+    if (contact.bareEquals(user.jid)) return;
+    outboundSubscription(ev, type as SubscriptionType, contact.toString(), maxItems);
+    return;
+  }
+  if (type === 'probe' || type === 'error') {
+    if (hasTarget) ev.route(ev.stanza.withAttrs({ from: full, to: ev.to.toString() }));
+    return;
+  }
+  refuse(ev, 'bad-request', `unknown presence type '${type}'`);
+}
+
+function refuse(ev: PresenceEvent & { resource: string }, condition: 'bad-request', text: string): void {
+  const err = stanzaErrorElement(ev.stanza, null, condition, text);
+  if (err) ev.user.deliver(ev.resource, err.withAttrs({ to: fullOf(ev.user, ev.resource) }));
+}
+
+/** Presence with no 'to': initial or subsequent available presence (§4.2, §4.4) or unavailable (§4.5). */
+function broadcast(ev: PresenceEvent & { resource: string }, full: string, available: boolean): void {
+  const owner = ev.user.jid.toBareString();
+  const resource = ev.resource;
+  const el = ev.stanza.withAttrs({ from: full, to: null });
+  if (available) {
+    const priority = parsePriority(ev.stanza);
+    enqueue(ev, MODULE, {
+      load: (storage) => loadAll(storage, owner),
+      apply: (ctx, items) => goAvailable(ctx, resource, el, priority, items),
+      hold: () => ev.keep(),
+    });
+    return;
+  }
+  // Nothing to undo for a resource that never sent presence (and nothing queued that could change that).
+  if (!busy(owner) && !getState(ev.user).res[resource]) return;
+  enqueue(ev, MODULE, {
+    load: (storage) => loadAll(storage, owner),
+    apply: (ctx, items) => goUnavailable(ctx, resource, el, items, true),
+    hold: () => ev.keep(),
+  });
+}
+
+function goAvailable(ctx: ActorContext, resource: string, el: XmlElement, priority: number, items: RosterItem[]): void {
+  const user = ctx.user;
+  if (!user.session(resource)) return; // gone before its presence was handled: nothing to announce
+  const st = getState(user);
+  const prev = st.res[resource];
+  const initial = !prev?.on;
+  user.setPresence(resource, serialize(el), priority);
+  st.res[resource] = { on: true, directed: prev?.directed ?? [] };
+  user.setState(MODULE, st);
+  const full = el.attr('from')!;
+  // §4.2.2 / §4.4.2: to every contact subscribed to the user ...
+  for (const item of items) if (hasFrom(item.subscription)) ctx.route(el.withAttrs({ to: item.jid }));
+  // ... and to all of the user's available resources, the sender included (implicit self-subscription).
+  for (const s of user.sessions()) {
+    if (s.resource === resource || s.presence !== null) user.deliver(s.resource, el.withAttrs({ to: fullOf(user, s.resource) }));
+  }
+  if (!initial) return;
+  // §4.2.2: probe the contacts the user is subscribed to; their servers answer to this full JID.
+  for (const item of items) if (hasTo(item.subscription)) ctx.route(x('presence', { type: 'probe', from: full, to: item.jid }));
+  for (const s of availableSessions(user)) {
+    if (s.resource !== resource) user.deliver(resource, parseStored(s.presence).withAttrs({ from: fullOf(user, s.resource), to: full }));
+  }
+  // §3.1.3: subscription requests not yet answered are delivered each time the user becomes available.
+  for (const item of items) if (item.pendingIn !== null) user.deliver(resource, item.pendingIn);
+}
+
+/**
+ * A resource's unavailable presence (sent by it, or made up when its stream ended): to the contacts that
+ * had its presence and to whoever got its directed presence (§4.5.2, §4.6.3), then forget the resource.
+ */
+function goUnavailable(ctx: ActorContext, resource: string, el: XmlElement, items: RosterItem[], fromClient: boolean): void {
+  const user = ctx.user;
+  const st = getState(user);
+  const r = st.res[resource];
+  if (!r) return;
+  const subscribers = new Set(r.on ? items.filter((i) => hasFrom(i.subscription)).map((i) => i.jid) : []);
+  for (const jid of subscribers) ctx.route(el.withAttrs({ to: jid }));
+  for (const d of r.directed) {
+    const slash = d.indexOf('/');
+    if (!subscribers.has(slash === -1 ? d : d.slice(0, slash))) ctx.route(el.withAttrs({ to: d }));
+  }
+  if (r.on) {
+    for (const s of user.sessions()) {
+      if (s.presence === null || (s.resource === resource && !fromClient)) continue;
+      user.deliver(s.resource, el.withAttrs({ to: fullOf(user, s.resource) }));
+    }
+    if (fromClient && user.session(resource)) user.setPresence(resource, null, 0);
+    st.lastUnavailable = serialize(el);
+  }
+  delete st.res[resource];
+  user.setState(MODULE, st);
+}
+
+/** Presence with a 'to' (§4.6): routed as is, and remembered so unavailable reaches the recipient too. */
+function directed(ev: PresenceEvent & { resource: string }, full: string, available: boolean): void {
+  const target = ev.to.toString();
+  const stanza = ev.stanza.withAttrs({ from: full, to: target });
+  if (ev.to.bareEquals(ev.user.jid)) { ev.route(stanza); return; } // to the user's own JID: nothing to track
+  const resource = ev.resource;
+  enqueue(ev, MODULE, {
+    hold: () => ev.keep(),
+    apply: (ctx) => {
+      ctx.route(stanza);
+      const st = getState(ctx.user);
+      const r = st.res[resource] ?? { on: false, directed: [] };
+      if (!available) r.directed = r.directed.filter((d) => d !== target);
+      else if (!r.directed.includes(target)) {
+        if (r.directed.length < MAX_DIRECTED) r.directed.push(target);
+        else ctx.log('warn', `${full}: more than ${MAX_DIRECTED} directed presence recipients; ${target} will not get unavailable`);
+      }
+      if (!r.on && r.directed.length === 0) delete st.res[resource];
+      else st.res[resource] = r;
+      ctx.user.setState(MODULE, st);
+    },
+  });
+}
+
+/** A resource left without (or before handling) its unavailable presence. */
+function cleanUp(ev: ActorContext, resource: string): void {
+  const owner = ev.user.jid.toBareString();
+  if (!busy(owner) && !getState(ev.user).res[resource]) return;
+  const el = x('presence', { type: 'unavailable', from: fullOf(ev.user, resource) });
+  enqueue(ev, MODULE, {
+    load: (storage) => loadAll(storage, owner),
+    apply: (ctx, items) => goUnavailable(ctx, resource, el, items, false),
+  });
+}
+
+// ---- subscriptions: the tables of RFC 6121 Appendix A -------------------------------------------
+
+function outboundSubscription(ev: PresenceEvent & { resource: string }, type: SubscriptionType, contact: string, maxItems: number): void {
+  const owner = ev.user.jid.toBareString();
+  const resource = ev.resource;
+  // §3.1.2: subscription stanzas go out from the bare JID, to the bare JID.
+  const stanza = ev.stanza.withAttrs({ from: owner, to: contact });
+  enqueue(ev, MODULE, {
+    // only subscribe and subscribed (a pre-approval) can add an item
+    load: (storage) => loadForChange(storage, owner, contact, type === 'subscribe' || type === 'subscribed' ? maxItems : null),
+    hold: () => ev.keep(),
+    apply: (ctx, d) => {
+      switch (type) {
+        case 'subscribe': return outSubscribe(ctx, resource, stanza, contact, d);
+        case 'unsubscribe': return outUnsubscribe(ctx, stanza, contact, d);
+        case 'subscribed': return outSubscribed(ctx, resource, stanza, contact, d);
+        case 'unsubscribed': return outUnsubscribed(ctx, stanza, contact, d);
+      }
+    },
+  });
+}
+
+function rosterFull(ctx: ActorContext, resource: string, stanza: XmlElement): void {
+  const err = stanzaErrorElement(stanza, null, 'policy-violation', 'the roster is full');
+  if (err && ctx.user.session(resource)) ctx.user.deliver(resource, err.withAttrs({ to: fullOf(ctx.user, resource) }));
+}
+
+// A.2.1: always routed; None/From (+ Pending In) gain Pending Out.
+function outSubscribe(ctx: ActorContext, resource: string, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  if (!cur && d.full) { rosterFull(ctx, resource, stanza); return; }
+  ctx.route(stanza);
+  if (cur && (hasTo(cur.subscription) || cur.ask)) return;
+  return saveItem(ctx, cur, { ...(cur ?? newItem(contact)), ask: true, listed: true }, d.ver, contact).write;
+}
+
+// A.2.2: always routed; To and Pending Out are cancelled.
+function outUnsubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  ctx.route(stanza);
+  if (!cur || !(hasTo(cur.subscription) || cur.ask)) return;
+  return saveItem(ctx, cur, { ...cur, subscription: dropTo(cur.subscription), ask: false }, d.ver, contact).write;
+}
+
+// A.2.3: approves a pending request (routed), else records a pre-approval (§3.4, not routed).
+function outSubscribed(ctx: ActorContext, resource: string, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  const sub = cur?.subscription ?? 'none';
+  if (hasFrom(sub)) return;
+  if (cur && cur.pendingIn !== null) {
+    ctx.route(stanza);
+    const after: RosterItem = { ...cur, subscription: addFrom(sub), pendingIn: null, approved: false, listed: true };
+    const { write } = saveItem(ctx, cur, after, d.ver, contact);
+    sendPresenceOf(ctx, contact, 'current'); // §3.1.5: the new subscriber gets current presence at once
+    return write;
+  }
+  if (cur?.approved) return;
+  if (!cur && d.full) { rosterFull(ctx, resource, stanza); return; }
+  return saveItem(ctx, cur, { ...(cur ?? newItem(contact)), approved: true, listed: true }, d.ver, contact).write;
+}
+
+// A.2.4: denies a pending request or cancels From (routed); otherwise only cancels a pre-approval.
+function outUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  if (!cur) return;
+  if (hasFrom(cur.subscription) || cur.pendingIn !== null) {
+    ctx.route(stanza);
+    const after: RosterItem = { ...cur, subscription: dropFrom(cur.subscription), pendingIn: null, approved: false };
+    const { write } = saveItem(ctx, cur, after, d.ver, contact);
+    if (hasFrom(cur.subscription)) sendPresenceOf(ctx, contact, 'unavailable'); // §3.2.2
+    return write;
+  }
+  if (cur.approved) return saveItem(ctx, cur, { ...cur, approved: false }, d.ver, contact).write;
+}
+
+// ---- inbound: what arrives for this user --------------------------------------------------------
+
+function inbound(ev: PresenceEvent, maxItems: number): void {
+  const user = ev.user;
+  const type = ev.stanza.attr('type');
+  const owner = user.jid.toBareString();
+  if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
+    if (ev.from.bareEquals(user.jid)) return;
+    const contact = ev.from.toBareString();
+    const stanza = ev.stanza.withAttrs({ from: contact, to: owner });
+    enqueue(ev, MODULE, {
+      load: (storage) => loadForChange(storage, owner, contact, type === 'subscribe' ? maxItems : null),
+      hold: () => ev.keep(),
+      apply: (ctx, d) => {
+        switch (type as SubscriptionType) {
+          case 'subscribe': return inSubscribe(ctx, stanza, contact, d);
+          case 'unsubscribe': return inUnsubscribe(ctx, stanza, contact, d);
+          case 'subscribed': return inSubscribed(ctx, stanza, contact, d);
+          case 'unsubscribed': return inUnsubscribed(ctx, stanza, contact, d);
+        }
+      },
+    });
+    return;
+  }
+  if (type === 'probe') {
+    const prober = ev.from;
+    enqueue(ev, MODULE, {
+      load: (storage) => loadItem(storage, owner, prober.toBareString()),
+      apply: (ctx, it) => answerProbe(ctx, prober, it),
+      hold: () => ev.keep(),
+    });
+    return;
+  }
+  if (type === undefined || type === 'unavailable' || type === 'error') {
+    const to = ev.to, xml = ev.xml;
+    enqueue(ev, MODULE, {
+      hold: () => ev.keep(),
+      apply: (ctx) => {
+        // §8.5.3: to a full JID, that session only, if it exists; §8.5.2: to the bare JID, every
+        // available resource. Nothing is kept for an account that is offline.
+        if (!to.isBare()) { if (ctx.user.session(to.resource)) ctx.user.deliver(to.resource, xml); return; }
+        deliverToAvailable(ctx.user, xml);
+      },
+    });
+  }
+}
+
+/** §4.3.2: presence of each available resource to a subscriber, unavailable when none, unsubscribed to others. */
+function answerProbe(ctx: ActorContext, prober: Jid, item: RosterItem | undefined): void {
+  const user = ctx.user;
+  const self = user.jid.toBareString();
+  const to = prober.toString();
+  const isSelf = prober.bareEquals(user.jid);
+  if (!isSelf && !(item && hasFrom(item.subscription))) {
+    ctx.route(x('presence', { type: 'unsubscribed', from: self, to: prober.toBareString() }));
+    return;
+  }
+  const avail = availableSessions(user).filter((s) => !(isSelf && s.resource === prober.resource));
+  for (const s of avail) ctx.route(parseStored(s.presence).withAttrs({ from: fullOf(user, s.resource), to }));
+  if (avail.length > 0) return;
+  const last = getState(user).lastUnavailable;
+  ctx.route(last !== null ? parseStored(last).withAttrs({ to }) : x('presence', { type: 'unavailable', from: self, to }));
+}
+
+// A.3.1: None/To gain Pending In and the request is delivered (and kept); From/Both get an automatic
+// 'subscribed'; a pre-approval accepts on the user's behalf (§3.4).
+function inSubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  const sub = cur?.subscription ?? 'none';
+  const self = ctx.user.jid.toBareString();
+  if (hasFrom(sub)) {
+    ctx.route(x('presence', { type: 'subscribed', from: self, to: contact }));
+    sendPresenceOf(ctx, contact, 'current');
+    return;
+  }
+  if (cur?.approved) {
+    const after: RosterItem = { ...cur, subscription: addFrom(sub), approved: false, pendingIn: null, listed: true };
+    const { write } = saveItem(ctx, cur, after, d.ver, contact);
+    ctx.route(x('presence', { type: 'subscribed', from: self, to: contact }));
+    sendPresenceOf(ctx, contact, 'current');
+    return write;
+  }
+  if (cur && cur.pendingIn !== null) return;
+  if (!cur && d.full) {
+    const err = stanzaErrorElement(stanza, null, 'policy-violation', 'the roster is full');
+    if (err) ctx.route(err);
+    return;
+  }
+  const { write } = saveItem(ctx, cur, { ...(cur ?? newItem(contact)), pendingIn: serialize(stanza) }, d.ver, contact);
+  deliverToAvailable(ctx.user, stanza);
+  return write;
+}
+
+// A.3.2: From and Pending In end; delivered, answered with 'unsubscribed', and the contact gets
+// unavailable presence from the user's resources (§3.3.3).
+function inUnsubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  if (!cur || !(hasFrom(cur.subscription) || cur.pendingIn !== null)) return;
+  const { write } = saveItem(ctx, cur, { ...cur, subscription: dropFrom(cur.subscription), pendingIn: null }, d.ver, contact);
+  deliverToAvailable(ctx.user, stanza);
+  ctx.route(x('presence', { type: 'unsubscribed', from: ctx.user.jid.toBareString(), to: contact }));
+  if (hasFrom(cur.subscription)) sendPresenceOf(ctx, contact, 'unavailable');
+  return write;
+}
+
+// A.3.3: only an outstanding request (Pending Out without To) becomes To.
+function inSubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  if (!cur || !cur.ask || hasTo(cur.subscription)) return;
+  const { write } = saveItem(ctx, cur, { ...cur, subscription: addTo(cur.subscription), ask: false }, d.ver, contact);
+  deliverToAvailable(ctx.user, stanza);
+  return write;
+}
+
+// A.3.4: To and Pending Out end.
+function inUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+  const cur = d.item;
+  if (!cur || !(cur.ask || hasTo(cur.subscription))) return;
+  const { write } = saveItem(ctx, cur, { ...cur, subscription: dropTo(cur.subscription), ask: false }, d.ver, contact);
+  deliverToAvailable(ctx.user, stanza);
+  return write;
+}
+
+export default defineModule({
+  name: MODULE,
+  description: 'Presence subscriptions and broadcast (RFC 6121 §3, §4) with subscription pre-approval',
+  depends: ['roster'],
+  streamFeatures: [serialize(x('sub', { xmlns: NS.PRE_APPROVAL }))],
+  setup(m) {
+    const maxItems = () => limitsFor(m.hosts).maxItems;
+    m.onLater(resume);
+    m.hook('presence/out', (ev) => { outbound(ev, maxItems()); return true; });
+    m.hook('presence/in', (ev) => { inbound(ev, maxItems()); return true; });
+    m.hook('session/unbound', (ev: SessionEvent) => { cleanUp(ev, ev.resource); });
+    // A resource still in the state when it binds again belongs to a stream that ended without an
+    // unbound (a crash): its contacts still think it is online.
+    m.hook('session/bound', (ev: SessionEvent) => { if (getState(ev.user).res[ev.resource]) cleanUp(ev, ev.resource); });
+    m.hook('user/started', (ev) => {
+      const live = new Set(ev.user.sessions().map((s) => s.resource));
+      for (const resource of Object.keys(getState(ev.user).res)) if (!live.has(resource)) cleanUp(ev, resource);
+    });
+  },
+});
