@@ -86,6 +86,8 @@ interface SimUser {
 
 export interface HarnessOptions {
   host?: string;
+  /** Another Storage (e.g. kvStorage over a real LevelDB) instead of the in-memory one. */
+  storage?: Storage;
   /** Seed of the storage's completion order; default $CHORUS_HARNESS_SEED or 1 (run a suite under several). */
   seed?: number;
   /** Module options by module name, as in the config's modules.options. */
@@ -96,6 +98,9 @@ export class Harness {
   readonly host: string;
   readonly modules: ModuleSet;
   readonly storage: MemoryStorage;
+  /** What modules get: `options.storage` or `storage`, counting operations in flight for settle(). */
+  readonly moduleStorage: Storage;
+  private storageOps = 0;
   /** Stanzas routed to other domains (what s2s would carry). */
   readonly remote: XmlElement[] = [];
   /** Stanzas that found no account or no session. */
@@ -119,6 +124,7 @@ export class Harness {
   constructor(defs: ModuleDefinition<any>[], o: HarnessOptions = {}) {
     this.host = o.host ?? 'example.com';
     this.storage = new MemoryStorage(o.seed ?? Number(process.env.CHORUS_HARNESS_SEED ?? 1));
+    this.moduleStorage = this.counting(o.storage ?? this.storage);
     this.modules = new ModuleSet([this.host]);
     for (const d of defs) this.modules.add(d, o.options?.[d.name]);
   }
@@ -203,7 +209,7 @@ export class Harness {
     let quiet = 0;
     for (let i = 0; i < 100_000 && quiet < 3; i++) {
       await new Promise((r) => setImmediate(r));
-      quiet = this.inflight === 0 && this.storage.pending === 0 ? quiet + 1 : 0;
+      quiet = this.inflight === 0 && this.storageOps === 0 ? quiet + 1 : 0;
     }
     if (quiet < 3) throw new Error('harness did not settle');
     if (this.errors.length) { const e = this.errors[0]; this.errors.length = 0; throw e; }
@@ -260,6 +266,20 @@ export class Harness {
 
   // ---- internals --------------------------------------------------------------------------------
 
+  private counting(inner: Storage): Storage {
+    const track = <T>(p: Promise<T>): Promise<T> => {
+      this.storageOps++;
+      return p.finally(() => { this.storageOps--; });
+    };
+    return {
+      get: (key) => track(inner.get(key)),
+      put: (key, value) => track(inner.put(key, value)),
+      del: (key) => track(inner.del(key)),
+      range: (prefix, opts) => track(inner.range(prefix, opts)),
+      batch: (ops) => track(inner.batch(ops)),
+    };
+  }
+
   private inbox(full: string): string[] {
     const jid = parseJid(full);
     const box = this.users.get(jid.toBareString())?.inboxes.get(jid.resource);
@@ -292,7 +312,7 @@ export class Harness {
       host: this.host,
       now: () => this.clock,
       route: (s) => this.route(s),
-      storage: this.storage,
+      storage: this.moduleStorage,
       log: (level, text) => { this.logs.push(`[${level}] ${u.jid}: ${text}`); },
       later: (module) => {
         during('later()');

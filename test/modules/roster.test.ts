@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import presence from '../../src/modules/presence.ts';
 import roster from '../../src/modules/roster.ts';
 import type { RosterItem } from '../../src/modules/roster-store.ts';
-import { keys } from '../../src/storage/db.ts';
+import { keys, openDb } from '../../src/storage/db.ts';
+import { kvStorage } from '../../src/storage/kv.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xmpp/namespaces.ts';
 import { Harness, type HarnessOptions } from '../helpers/module-harness.ts';
@@ -329,6 +333,37 @@ test('sets sent back to back are applied in order, each pushed with a larger ver
   assert.is(new Set(vers).size, 4);
   assert.is(stored(h, 'alice@example.com', 'bob@example.com')?.name, '4');
   assert.equal(h.unanswered(), []);
+});
+
+test('on LevelDB through kvStorage: add, subscribe, approve, versioned get, remove', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'chorus-roster-'));
+  const db = await openDb(dir);
+  try {
+    const storage = kvStorage(db as never);
+    const h = mk({ storage });
+    await connect(h, A, { available: true });
+    await connect(h, B, { available: true });
+    await ask(h, A, 'set', q('<item jid="bob@example.com" name="Bob"><group>G</group></item>'));
+    h.send(A, '<presence type="subscribe" to="bob@example.com"/>');
+    await h.settle();
+    h.send(B, '<presence type="subscribed" to="alice@example.com"/>');
+    await h.settle();
+    const mine = await storage.get<RosterItem>(keys.roster('alice@example.com', 'bob@example.com'));
+    assert.equal(mine, item('bob@example.com', { name: 'Bob', groups: ['G'], subscription: 'to' }));
+    assert.is((await storage.get<RosterItem>(keys.roster('bob@example.com', 'alice@example.com')))?.subscription, 'from');
+    const full = await ask(h, A, 'get', q('', ' ver=""'));
+    const ver = full.child('query')!.attr('ver')!;
+    assert.equal(itemsOf(full.child('query')).map((i) => `${i.jid} ${i.subscription}`), ['bob@example.com to']);
+    assert.is((await ask(h, A, 'get', q('', ` ver="${ver}"`))).children.length, 0);
+    await ask(h, A, 'set', q('<item jid="bob@example.com" subscription="remove"/>'));
+    assert.equal(await storage.range(keys.rosterOf('alice@example.com')), []);
+    assert.is((await storage.get<RosterItem>(keys.roster('bob@example.com', 'alice@example.com')))?.subscription, 'none');
+    assert.equal(h.unanswered(), []);
+    assert.is(h.kept(), 0);
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
