@@ -45,10 +45,10 @@ const COMMANDS: Record<string, Command> = {
         running.close();
         throw new CliError(`a node is already running on ${config.data_dir} (its admin socket answers); stop it first`);
       }
-      const mod = (await import('../runtime/node.ts')) as unknown as {
+      const mod = (await import('../node.ts')) as unknown as {
         startNode?: (config: ChorusConfig) => Promise<{ stop(): Promise<void> }>;
       };
-      if (typeof mod.startNode !== 'function') throw new CliError('this build cannot start a node: src/runtime/node.ts exports no startNode(config)');
+      if (typeof mod.startNode !== 'function') throw new CliError('this build cannot start a node: src/node.ts exports no startNode(config)');
       const node = await mod.startNode(config);
       await new Promise<void>((done) => {
         let stopping = false;

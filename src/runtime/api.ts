@@ -27,6 +27,7 @@ export interface ActorContextApi {
   release(receipt: Receipt): void;
   persistNow(): void;
   later(): (message: unknown) => void;
+  courier(): (to: Address, message: unknown) => void;
   moveTo(address: Address): void;
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
   /** Shared services of this thread (db, config, ...), installed by the node. */
@@ -34,6 +35,9 @@ export interface ActorContextApi {
 }
 
 let current: ActorContextApi | null = null;
+/** This thread's host, for the calls that do not depend on the current actor (release). */
+let thread: ActorContextApi | null = null;
+export function setThreadApi(api: ActorContextApi): void { thread = api; }
 
 /** Used by the scheduler only. */
 export function setCurrentActor(api: ActorContextApi | null): ActorContextApi | null {
@@ -67,13 +71,16 @@ export const startTimer = (name: string, ms: number, message: unknown): void => 
 export const cancelTimer = (name: string): void => ctx().cancelTimer(name);
 /** Keep the durable message being handled in LevelDB after the handler returns, until release(). */
 export const retain = (): Receipt | undefined => ctx().retain();
-export const release = (receipt: Receipt): void => ctx().release(receipt);
+/** Works outside a handler too (a promise callback): it only names the message. */
+export const release = (receipt: Receipt): void => (current ?? thread ?? ctx()).release(receipt);
 export const persistNow = (): void => ctx().persistNow();
 /** A function that sends a message to this actor later, from a promise callback or a timer: async work
  *  comes back as a message, so the actor still handles one message at a time. */
 export const later = (): ((message: unknown) => void) => ctx().later();
 /** After this message, the actor continues under a new address (same kind), with its state; mail to
  *  the old address is forwarded for a while. A stream becomes `session:<full JID>` at bind this way. */
+/** A send function for use outside a handler (a promise callback), sending as this actor. */
+export const courier = (): ((to: Address, message: unknown) => void) => ctx().courier();
 export const moveTo = (address: Address): void => ctx().moveTo(address);
 export const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string): void => ctx().log(level, text);
 export const service = <T>(name: string): T => ctx().service<T>(name);

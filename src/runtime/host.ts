@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { createActor, type AnyActor } from 'xstate';
 import { MAIN_THREAD, kindOf, type Address, type ThreadId } from './address.ts';
-import { setCurrentActor, type ActorContextApi, type Receipt } from './api.ts';
+import { setCurrentActor, setThreadApi, type ActorContextApi, type Receipt } from './api.ts';
 import { Deque } from './deque.ts';
 import type { DurableStore, StoredMessage } from './durable-store.ts';
 import type { KindDefinition } from './kind.ts';
@@ -93,7 +93,7 @@ export class ActorHost implements RouterSink {
     this.durable = new DurableSender(o.thread, (env) => this.router.send(env));
   }
 
-  attach(router: Router): void { this.router = router; }
+  attach(router: Router): void { this.router = router; setThreadApi(this.api); }
 
   // ---- RouterSink -----------------------------------------------------------------------------
 
@@ -204,7 +204,10 @@ export class ActorHost implements RouterSink {
       }
       rec.actor = this.createMachineActor(rec, def, snapshot);
       rec.status = 'running';
-      if (handoff) { if (def.persist === 'always') this.saveSnapshot(rec, rec.actor.getSnapshot()); }
+      if (handoff) {
+        if (def.persist === 'always') this.saveSnapshot(rec, rec.actor.getSnapshot());
+        this.enqueueFront(rec, { msg: { type: 'runtime.moved' } });
+      }
       else if (snapshot) this.enqueueFront(rec, { msg: { type: 'runtime.restored', reason } });
       this.schedule(rec);
     } catch (err) {
@@ -379,8 +382,9 @@ export class ActorHost implements RouterSink {
     if (rec.timers) for (const t of rec.timers.values()) clearTimeout(t);
     rec.timers = null;
     this.o.store.saveSnapshot(rec.address, null);
-    // Watchers and links follow the actor: tell them where it went by ending the old name normally.
-    this.notifyExit(rec, 'normal');
+    // The old name ends with reason 'moved' (normal to supervisors and links): watchers learn the
+    // new address from the actor itself once it has arrived there.
+    this.notifyExit(rec, 'moved');
     setTimeout(() => { if (this.records.get(rec.address) === rec) this.records.delete(rec.address); }, MOVED_ALIAS_MS).unref();
   }
 
@@ -452,7 +456,7 @@ export class ActorHost implements RouterSink {
     if (!rec) return;
     rec.links?.delete(from);
     if (rec.trap) this.enqueue(rec, { msg: { type: 'runtime.exit', from, reason } });
-    else if (reason !== 'normal') this.terminate(rec, reason);
+    else if (reason !== 'normal' && reason !== 'moved') this.terminate(rec, reason);
   }
 
   private forget(address: Address): void {
@@ -617,6 +621,10 @@ export class ActorHost implements RouterSink {
         if (rec.status === 'running' || rec.status === 'starting') this.enqueue(rec, { from: to, msg: message });
         else this.router.send({ t: to, f: to, m: message }); // restarted or moved meanwhile: by name
       };
+    },
+    courier: () => {
+      const from = this.cur().address;
+      return (to, message) => this.router.send({ t: to, f: from, m: message });
     },
     moveTo: (address) => {
       const rec = this.cur();

@@ -36,4 +36,6 @@ export function defineKind<M extends AnyStateMachine>(def: KindDefinition<M>): K
 export type RuntimeEvent =
   | { type: 'runtime.down'; address: Address; ref: number; reason: string }
   | { type: 'runtime.exit'; from: Address; reason: string }
-  | { type: 'runtime.restored'; reason: string };
+  | { type: 'runtime.restored'; reason: string }
+  /** First message of an actor that moveTo() brought here: it now exists at its new address. */
+  | { type: 'runtime.moved' };

@@ -14,8 +14,9 @@ export interface RunningRuntime {
 }
 
 export interface StartRuntimeOptions extends RuntimeOptions {
-  listeners?: ChildSpec[];
-  adminCommands?: Map<string, AdminHandler>;
+  listeners?: (runtime: Runtime) => ChildSpec[];
+  /** Extra admin commands (they may override the runtime's own, e.g. to add to 'reload'). */
+  adminCommands?: (runtime: Runtime, builtin: Map<string, AdminHandler>) => Map<string, AdminHandler>;
   /** Called if the root supervisor gives up (the node can no longer run). */
   onFatal?: (reason: string) => void;
 }
@@ -24,15 +25,15 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<RunningRunti
   const runtime = new Runtime(o);
   await runtime.open();
   const log = (level: 'info' | 'warn' | 'error', text: string) => runtime.log(level, text);
-  const root = nodeTree(runtime, o.listeners ?? [], log);
+  const root = nodeTree(runtime, o.listeners?.(runtime) ?? [], log);
   try {
     await root.start();
   } catch (err) {
     await runtime.close();
     throw err;
   }
-  const commands = new Map<string, AdminHandler>(o.adminCommands ?? []);
-  for (const [name, handler] of runtimeCommands(runtime)) if (!commands.has(name)) commands.set(name, handler);
+  const builtin = runtimeCommands(runtime);
+  const commands = new Map<string, AdminHandler>([...builtin, ...(o.adminCommands?.(runtime, builtin) ?? [])]);
   const admin = new AdminServer(join(o.dataDir, 'admin.sock'), commands);
   await admin.listen();
   let stopped: Promise<void> | null = null;

@@ -3,7 +3,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Address, ThreadId } from './address.ts';
 
-export type ExitReason = 'normal' | 'shutdown' | 'kill' | string;
+export type ExitReason = 'normal' | 'shutdown' | 'moved' | 'kill' | string;
 
 /** An actor message in flight. `d` marks a durable send (the sender's token), `q` a durable delivery. */
 export interface Envelope {

@@ -271,11 +271,12 @@ export class Runtime {
       case 'confirm': this.durable.confirmed(c.token, c.error); break;
       case 'exited': {
         this.counters.actorExits++;
-        if (c.reason !== 'normal' && c.reason !== 'shutdown') this.counters.actorCrashes++;
+        const normal = c.reason === 'normal' || c.reason === 'shutdown' || c.reason === 'moved';
+        if (!normal) this.counters.actorCrashes++;
         const cb = this.exitWatchers.get(c.address);
         this.exitWatchers.delete(c.address);
         if (cb) cb(c.reason);
-        else if (c.reason !== 'normal' && c.reason !== 'shutdown') this.router.controlFor(c.address, { c: 'forget', address: c.address });
+        else if (!normal) this.router.controlFor(c.address, { c: 'forget', address: c.address });
         break;
       }
       case 'activated': {

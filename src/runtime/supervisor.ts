@@ -34,7 +34,8 @@ export interface SupervisorFlags {
 
 export type SupervisorLog = (level: 'info' | 'warn' | 'error', text: string) => void;
 
-const isNormal = (r: ExitReason) => r === 'normal' || r === 'shutdown';
+/** 'moved': the actor goes on under another address (moveTo), adopted there by its kind's supervisor. */
+const isNormal = (r: ExitReason) => r === 'normal' || r === 'shutdown' || r === 'moved';
 const shouldRestart = (t: RestartType, r: ExitReason) => t === 'permanent' || (t === 'transient' && !isNormal(r));
 
 interface Running { spec: ChildSpec; child: Child | null; generation: number }

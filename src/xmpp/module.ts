@@ -27,6 +27,9 @@ export interface StanzaContext {
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
   /** Sends a message to this actor later (for async work): it arrives as a 'module' event. */
   later(module: string): (data: unknown) => void;
+  /** Keeps the stanza being handled in the durable mailbox until the returned function is called —
+   *  for a module that takes responsibility asynchronously (offline storage writes it first). */
+  keep(): () => void;
 }
 
 export interface IqRequest extends StanzaContext {

@@ -87,13 +87,15 @@ function validateOptions(module: string, specs: Record<string, OptionSpec>, raw:
   return out;
 }
 
-/** Every module file in src/modules/ (one default-exported defineModule each). */
+/** Every module of src/modules/: files whose default export is a defineModule(); files without a
+ *  default export are helpers of a module (e.g. its storage). */
 export async function availableModules(): Promise<ModuleDefinition[]> {
   const files = readdirSync(MODULE_DIR).filter((f) => f.endsWith('.ts')).sort();
   const defs: ModuleDefinition[] = [];
   for (const f of files) {
     const mod = (await import(pathToFileURL(join(MODULE_DIR, f)).href)) as { default?: ModuleDefinition };
-    if (!mod.default?.setup) throw new Error(`src/modules/${f} must default-export defineModule({...})`);
+    if (mod.default === undefined) continue;
+    if (!mod.default.setup) throw new Error(`src/modules/${f}: its default export is not a defineModule({...})`);
     defs.push(mod.default);
   }
   return defs;

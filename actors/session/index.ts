@@ -1,0 +1,154 @@
+// The session actor: one per client stream. Its states follow the stream (RFC 6120):
+//
+//   opening ─header→ open ─starttls→ securing ─tls→ opening
+//                     └─auth→ authenticating ─success→ authenticated ─header→ binding ─bind→ established
+//   established ⇄ resumable (XEP-0198: socket gone, session kept)        any ─→ closing → unbinding → done
+//
+// It starts as `session:@<conn>` and moves to `session:<full JID>` at bind (next to its user actor).
+// Its snapshot is saved on every change, so a crash restarts it here and the connection (main thread)
+// replays what it had not handled: the client notices nothing.
+import { assign, setup } from 'xstate';
+import { moveTo, send } from '../../src/runtime/api.ts';
+import { defineKind, type RuntimeEvent } from '../../src/runtime/kind.ts';
+import type { ConnInfo, ToSession } from '../../src/net/c2s-protocol.ts';
+import type { SaslStep } from '../../src/sasl/types.ts';
+import { stanzaError } from '../../src/xmpp/errors.ts';
+import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
+import {
+  bounce, initialContext, onArrived, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
+  streamFail, toConn, type Next, type SessionCtx,
+} from './stream.ts';
+
+interface Ctx extends SessionCtx { next: Next; bindId: string; bindResource: string }
+
+type Ev = ToSession | ToSessionFromUser | RuntimeEvent | { type: 'sasl'; step: SaslStep } | { type: 'module'; module: string; data: unknown };
+
+const go = (next: Next) => ({ next });
+const isNext = (n: Next) => ({ context }: { context: Ctx }) => context.next === n;
+
+/** After a step, the machine moves where the step said (`next`); every step names its target. */
+const route = [
+  { guard: isNext('established'), target: '#session.established' },
+  { guard: isNext('close'), target: '#session.closing' },
+  { guard: isNext('open'), target: '#session.open' },
+  { guard: isNext('securing'), target: '#session.securing' },
+  { guard: isNext('authenticating'), target: '#session.authenticating' },
+  { guard: isNext('authenticated'), target: '#session.opening' },
+  { guard: isNext('binding'), target: '#session.binding' },
+  // A step that named no target is a bug: end the stream rather than hang in 'check'.
+  { target: '#session.closing', actions: ({ context }: { context: Ctx }) => streamFail(context, 'internal-server-error') },
+];
+
+const machine = setup({
+  types: { context: {} as Ctx, events: {} as Ev, input: {} as ConnInfo },
+}).createMachine({
+  id: 'session',
+  context: ({ input }) => ({ ...initialContext(input), next: 'stay', bindId: '', bindResource: '' }),
+  initial: 'opening',
+  on: {
+    'runtime.restored': { actions: ({ context }) => toConn(context, { type: 'replay' }) },
+    // The socket is gone for good (or a late delivery could not be written): end the session.
+    closed: { target: '.closing', reenter: true, actions: ({ context, event }) => bounce(context, event.unacked) },
+    end: { target: '.closing', actions: ({ context }) => toConn(context, { type: 'close', xml: '</stream:stream>' }) },
+    deliver: { actions: ({ context, event }) => bounce(context, [{ xml: event.xml, receipt: event.receipt }]) },
+  },
+  states: {
+    opening: {
+      on: {
+        header: {
+          target: 'check',
+          actions: assign(({ context, event }) => {
+            const r = onHeader(context, event);
+            return { ...r.patch, next: r.next === 'stay' ? (context.user ? 'binding' : 'open') : r.next };
+          }),
+        },
+        stanza: { target: 'closing', actions: ({ context }) => streamFail(context, 'not-well-formed', 'no stream header', false) },
+      },
+    },
+    /** A transient state that routes on the last step's outcome. */
+    check: { always: route },
+    open: {
+      on: {
+        stanza: { target: 'check', actions: assign(({ context, event }) => { const n = onPreAuth(context, event.xml, event.h); return go(n === 'stay' ? 'open' : n); }) },
+      },
+    },
+    securing: {
+      on: {
+        tls: { target: 'opening', actions: assign(({ event }) => ({ secure: true, cb: event.cb, host: event.host })) },
+        stanza: { target: 'closing', actions: ({ context }) => streamFail(context, 'policy-violation', 'data before TLS') },
+      },
+    },
+    authenticating: {
+      on: {
+        sasl: {
+          target: 'check',
+          actions: assign(({ context, event }) => {
+            const r = onSaslStep(context, event.step);
+            return { ...r.patch, next: r.next === 'stay' ? 'authenticating' : r.next };
+          }),
+        },
+        stanza: { target: 'check', actions: assign(({ context, event }) => { const n = onSaslInput(context, event.xml, event.h); return go(n === 'stay' ? 'authenticating' : n); }) },
+      },
+    },
+    binding: {
+      on: {
+        stanza: {
+          actions: assign(({ context, event }) => {
+            const r = onBindInput(context, event.xml, event.h);
+            if (event.seq > 0) toConn(context, { type: 'handled', seq: event.seq });
+            return r.pending ? { bindId: r.pending.id, bindResource: r.pending.resource, next: r.next } : { next: r.next };
+          }),
+        },
+        'bind-ok': {
+          target: 'established',
+          actions: [
+            assign(({ context, event }) => ({ ...onBound(context, context.bindId, event.resource) })),
+            ({ context }) => moveTo(`session:${context.jid}`),
+          ],
+        },
+        'bind-denied': {
+          actions: ({ context, event }) => toConn(context, {
+            type: 'bind-failed', xml: stanzaError({ name: 'iq', xmlns: 'jabber:client', to: null, from: null, type: 'set', id: context.bindId, lang: null, nameEnd: 3, toStart: -1, toEnd: -1, fromStart: -1, fromEnd: -1 }, 'wait', event.condition, event.text) ?? '',
+          }),
+        },
+      },
+    },
+    established: {
+      on: {
+        stanza: { target: 'check', actions: assign(({ context, event }) => go(onClientStanza(context, event.xml, event.h, event.seq) === 'close' ? 'close' : 'established')) },
+        deliver: { actions: ({ context, event }) => onDeliver(context, event.xml, event.receipt) },
+        replace: { target: 'closing', actions: ({ context }) => streamFail(context, 'conflict', 'replaced by a new login with the same resource') },
+        detached: 'resumable',
+        'runtime.moved': { actions: ({ context }) => onArrived(context) },
+      },
+    },
+    resumable: {
+      on: {
+        resumed: 'established',
+        deliver: { actions: ({ context, event }) => onDeliver(context, event.xml, event.receipt) },
+        replace: { target: 'closing', actions: ({ context }) => toConn(context, { type: 'close' }) },
+      },
+    },
+    /** Waiting for the connection's final word (what the client never got) before leaving. */
+    closing: {
+      on: {
+        closed: { target: 'unbinding', actions: ({ context, event }) => bounce(context, event.unacked) },
+      },
+    },
+    /** Told the user actor we are gone; anything it sent meanwhile is routed again. */
+    unbinding: {
+      entry: ({ context }) => {
+        if (context.jid) send(`user:${context.user}@${context.host}`, { type: 'unbind', resource: context.jid.slice(context.jid.indexOf('/') + 1) } satisfies ToUser);
+      },
+      always: { guard: ({ context }) => !context.jid, target: 'done' },
+      on: { unbound: 'done' },
+    },
+    done: { type: 'final' },
+  },
+});
+
+
+export default defineKind({
+  kind: 'session', version: 1, machine, activation: 'explicit', persist: 'always',
+  input: (_address, spawnInput) => spawnInput as ConnInfo,
+});

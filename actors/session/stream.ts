@@ -1,0 +1,354 @@
+// The session's protocol work as plain functions of (context, input) → effects + context patch; the
+// machine (machine.ts) decides which run in which state. Effects go out through the runtime API.
+import { randomBytes } from 'node:crypto';
+import { courier, later, release, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import type { Receipt } from '../../src/runtime/api.ts';
+import type { ChannelBindings, ConnInfo, ToConn } from '../../src/net/c2s-protocol.ts';
+import type { StanzaHeader } from '../../src/xml/framer.ts';
+import { parseElement, type XmlElement } from '../../src/xml/element.ts';
+import { restamp, serialize, streamOpen, x } from '../../src/xml/builder.ts';
+import { iqResult, stanzaError, streamError, type StanzaErrorCondition, type StanzaErrorType, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
+import { Jid, JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
+import { NS } from '../../src/xmpp/namespaces.ts';
+import type { IqRequest, SessionContext } from '../../src/xmpp/module.ts';
+import type { XmppService } from '../../src/xmpp/service.ts';
+import { offeredMechanisms, selectMechanism, decodeSaslPayload, encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
+import type { SaslServer, SaslStep } from '../../src/sasl/types.ts';
+import type { ToUser } from '../user/messages.ts';
+
+export interface SessionCtx {
+  conn: string;
+  remote: string;
+  secure: boolean;
+  directTls: boolean;
+  cb: ChannelBindings | null;
+  host: string | null;
+  streamId: string;
+  lang: string | null;
+  /** Authenticated localpart; the bare JID is user@host. */
+  user: string | null;
+  jid: string | null;
+  saslFailures: number;
+  features: Record<string, unknown>;
+}
+
+export const initialContext = (info: ConnInfo): SessionCtx => ({
+  conn: info.conn, remote: info.remote, secure: info.secure, directTls: info.directTls, cb: info.cb,
+  host: info.host, streamId: '', lang: null, user: null, jid: null, saslFailures: 0, features: {},
+});
+
+const xmpp = () => service<XmppService>('xmpp');
+export const toConn = (ctx: SessionCtx, m: ToConn) => send(ctx.conn, m);
+const write = (ctx: SessionCtx, xml: string) => toConn(ctx, { type: 'write', xml });
+
+/** SASL exchanges in progress; not in the snapshot (a crash or reload mid-exchange fails it). */
+const saslServers = new Map<string, SaslServer>();
+
+export type Next = 'open' | 'securing' | 'authenticating' | 'authenticated' | 'binding' | 'established' | 'close' | 'stay';
+
+/** Ends the stream: stream error (with our header if none was sent) and close. */
+export function streamFail(ctx: SessionCtx, condition: StreamErrorCondition, text?: string, headerSent = true): Next {
+  toConn(ctx, { type: 'close', xml: (headerSent ? '' : streamOpen({ from: ctx.host ?? undefined, id: 'error' })) + streamError(condition, text) });
+  return 'close';
+}
+
+// ---- stream header and features -------------------------------------------------------------------
+
+export function onHeader(ctx: SessionCtx, h: { to: string | null; version: string | null; lang: string | null; xmlns: string }): { patch: Partial<SessionCtx>; next: Next } {
+  const svc = xmpp();
+  const streamId = randomBytes(9).toString('base64url');
+  if (h.xmlns !== NS.CLIENT) return { patch: {}, next: streamFail(ctx, 'invalid-namespace', undefined, false) };
+  let host: string | null = null;
+  try { host = h.to ? parseJid(h.to).domain : null; } catch { /* answered below */ }
+  if (!host || !svc.isLocal(host)) return { patch: {}, next: streamFail(ctx, 'host-unknown', `this server does not serve ${h.to ?? '(no to)'}`, false) };
+  if (ctx.host && ctx.host !== host && ctx.user) return { patch: {}, next: streamFail(ctx, 'host-unknown', 'the stream changed host', false) };
+  if (!h.version || !/^1\.\d+$/.test(h.version)) return { patch: {}, next: streamFail(ctx, 'unsupported-version', 'version 1.0 is required', false) };
+  const lang = h.lang ?? 'en';
+  const open = streamOpen({ from: host, id: streamId, lang, ...(ctx.jid ? { to: ctx.jid } : {}) });
+  const patch: Partial<SessionCtx> = { host, streamId, lang };
+  const c = { ...ctx, ...patch };
+  write(c, open + features(c));
+  return { patch, next: 'stay' };
+}
+
+function features(ctx: SessionCtx): string {
+  const svc = xmpp();
+  const parts: string[] = [];
+  if (!ctx.user) {
+    if (!ctx.secure) parts.push(`<starttls xmlns="${NS.TLS}">${svc.settings.requireEncryption ? '<required/>' : ''}</starttls>`);
+    if (ctx.secure || !svc.settings.requireEncryption) {
+      const mechs = offeredMechanisms(offerContext(ctx));
+      parts.push(`<mechanisms xmlns="${NS.SASL}">${mechs.map((m) => `<mechanism>${m}</mechanism>`).join('')}</mechanisms>`);
+    }
+  } else {
+    parts.push(`<bind xmlns="${NS.BIND}"/>`, `<session xmlns="${NS.SESSION}"><optional/></session>`, `<sm xmlns="${NS.SM}"/>`);
+    parts.push(...svc.modules.streamFeatures);
+  }
+  return `<stream:features>${parts.join('')}</stream:features>`;
+}
+
+function offerContext(ctx: SessionCtx) {
+  const svc = xmpp();
+  return {
+    tls: ctx.secure,
+    channelBindings: ctx.cb ? (Object.keys(ctx.cb) as Array<keyof ChannelBindings>) : [],
+    allowPlainWithoutTls: !svc.settings.requireEncryption,
+  };
+}
+
+// ---- pre-auth: STARTTLS and SASL ---------------------------------------------------------------------
+
+export function onPreAuth(ctx: SessionCtx, xml: string, h: StanzaHeader): Next {
+  const svc = xmpp();
+  if (h.name === 'starttls' && h.xmlns === NS.TLS) {
+    if (ctx.secure) return streamFail(ctx, 'policy-violation', 'TLS is already on');
+    toConn(ctx, { type: 'starttls', xml: `<proceed xmlns="${NS.TLS}"/>` });
+    return 'securing';
+  }
+  if (!ctx.secure && svc.settings.requireEncryption) {
+    // RFC 6120 §5.3.1: with TLS required, anything but STARTTLS first is a policy violation.
+    return streamFail(ctx, 'policy-violation', 'STARTTLS is required');
+  }
+  if (h.xmlns === NS.SASL && h.name === 'auth') return startSasl(ctx, parseElement(xml, NS.SASL));
+  if (h.xmlns === NS.CLIENT) {
+    // Stanzas before authentication: RFC 6120 §6.4.1 / §7.1.
+    return streamFail(ctx, 'not-authorized');
+  }
+  return streamFail(ctx, 'unsupported-stanza-type', `${h.name} in ${h.xmlns}`);
+}
+
+function startSasl(ctx: SessionCtx, auth: XmlElement): Next {
+  const svc = xmpp();
+  const mechanism = auth.attr('mechanism') ?? '';
+  const cbData: Record<string, Uint8Array> = {};
+  for (const [k, v] of Object.entries(ctx.cb ?? {})) if (v) cbData[k] = Buffer.from(v, 'base64');
+  const sel = selectMechanism(mechanism, offerContext(ctx), {
+    lookup: svc.lookup(ctx.host!), serverSecret: svc.settings.serverSecret, domain: ctx.host!,
+    throttle: svc.throttle, address: ctx.remote, channelBindingData: cbData,
+  });
+  if (!sel.ok) { write(ctx, saslFailure(sel.condition)); return 'stay'; }
+  const text = auth.text();
+  const initial = text === '' ? undefined : decodeSaslPayload(text);
+  if (text !== '' && !initial) { write(ctx, saslFailure('incorrect-encoding')); return 'stay'; }
+  saslServers.set(self(), sel.server);
+  const reply = later();
+  sel.server.start(initial).then((step) => reply({ type: 'sasl', step }), (err: Error) => reply({ type: 'sasl', step: { kind: 'failure', condition: 'temporary-auth-failure', reason: err.message } }));
+  return 'authenticating';
+}
+
+export function onSaslInput(ctx: SessionCtx, xml: string, h: StanzaHeader): Next {
+  const server = saslServers.get(self());
+  if (h.xmlns !== NS.SASL) return streamFail(ctx, 'not-authorized');
+  if (h.name === 'abort' || !server) {
+    saslServers.delete(self());
+    write(ctx, saslFailure(h.name === 'abort' ? 'aborted' : 'temporary-auth-failure'));
+    return 'open';
+  }
+  if (h.name !== 'response') return streamFail(ctx, 'policy-violation', `${h.name} during SASL`);
+  const data = decodeSaslPayload(parseElement(xml, NS.SASL).text());
+  if (!data) { saslServers.delete(self()); write(ctx, saslFailure('incorrect-encoding')); return 'open'; }
+  const reply = later();
+  server.step(data).then((step) => reply({ type: 'sasl', step }), (err: Error) => reply({ type: 'sasl', step: { kind: 'failure', condition: 'temporary-auth-failure', reason: err.message } }));
+  return 'stay';
+}
+
+export function onSaslStep(ctx: SessionCtx, step: SaslStep): { patch: Partial<SessionCtx>; next: Next } {
+  if (step.kind === 'challenge') { write(ctx, `<challenge xmlns="${NS.SASL}">${encodeSaslPayload(step.data)}</challenge>`); return { patch: {}, next: 'stay' }; }
+  saslServers.delete(self());
+  if (step.kind === 'success') {
+    const user = step.authcid;
+    const jid = `${user}@${ctx.host}`;
+    toConn(ctx, { type: 'authenticated', xml: `<success xmlns="${NS.SASL}">${step.data ? encodeSaslPayload(step.data) : ''}</success>`, jid });
+    return { patch: { user }, next: 'authenticated' };
+  }
+  const failures = ctx.saslFailures + 1;
+  const send = () => write(ctx, saslFailure(step.condition));
+  if (step.delayMs) setTimeout(courierWrite(ctx, saslFailure(step.condition)), step.delayMs); else send();
+  // RFC 6120 §6.4.5: the server may close after a configurable number of retries.
+  if (failures >= 5) { streamFail(ctx, 'policy-violation', 'too many failed authentication attempts'); return { patch: { saslFailures: failures }, next: 'close' }; }
+  return { patch: { saslFailures: failures }, next: 'open' };
+}
+
+function courierWrite(ctx: SessionCtx, xml: string): () => void {
+  const c = courier();
+  return () => c(ctx.conn, { type: 'write', xml } satisfies ToConn);
+}
+
+function saslFailure(condition: string): string {
+  return `<failure xmlns="${NS.SASL}"><${condition}/></failure>`;
+}
+
+// ---- bind -------------------------------------------------------------------------------------
+
+/** The bind IQ: asks the user actor for the resource (it resolves conflicts and session limits). */
+export function onBindInput(ctx: SessionCtx, xml: string, h: StanzaHeader): { next: Next; pending?: { id: string; resource: string } } {
+  if (h.name !== 'iq') return { next: streamFail(ctx, 'not-authorized', 'bind a resource first') };
+  const iq = parseElement(xml);
+  const bind = iq.child('bind', NS.BIND);
+  if (h.type !== 'set' || !bind) {
+    write(ctx, stanzaError(h, 'cancel', 'not-allowed', 'bind a resource first') ?? '');
+    return { next: 'stay' };
+  }
+  const asked = bind.getChildText('resource', NS.BIND);
+  let resource: string;
+  try {
+    resource = asked ? prepareResourcepart(asked) : randomBytes(6).toString('base64url');
+  } catch {
+    write(ctx, stanzaError(h, 'modify', 'bad-request', 'invalid resource') ?? '');
+    return { next: 'stay' };
+  }
+  const bare = `${ctx.user}@${ctx.host}`;
+  send(`user:${bare}`, { type: 'bind', resource, session: `session:${bare}/${resource}` } satisfies ToUser);
+  return { next: 'stay', pending: { id: h.id ?? '', resource } };
+}
+
+export function onBound(ctx: SessionCtx, id: string, resource: string): Partial<SessionCtx> {
+  const jid = `${ctx.user}@${ctx.host}/${resource}`;
+  write(ctx, serialize(x('iq', { type: 'result', id }, x('bind', { xmlns: NS.BIND }, x('jid', null, jid)))));
+  return { jid };
+}
+
+/** First message at the new address: now the connection and the user actor may talk to us here. */
+export function onArrived(ctx: SessionCtx): void {
+  toConn(ctx, { type: 'bound', address: self(), jid: ctx.jid! });
+  send(`user:${ctx.user}@${ctx.host}`, { type: 'arrived', resource: ctx.jid!.slice(ctx.jid!.indexOf('/') + 1) } satisfies ToUser);
+}
+
+// ---- established: stanzas from the client ---------------------------------------------------
+
+/** Reports an inbound stanza as handled to the connection (XEP-0198 counts it from then on). */
+function handled(ctx: SessionCtx, seq: number): void {
+  if (seq > 0) toConn(ctx, { type: 'handled', seq });
+}
+
+export function onClientStanza(ctx: SessionCtx, xml0: string, h0: StanzaHeader, seq: number): Next {
+  const svc = xmpp();
+  const me = parseJid(ctx.jid!);
+  if (h0.xmlns !== NS.CLIENT || (h0.name !== 'message' && h0.name !== 'presence' && h0.name !== 'iq')) {
+    if (h0.name === 'iq' || h0.name === 'message' || h0.name === 'presence') return streamFail(ctx, 'invalid-namespace');
+    return streamFail(ctx, 'unsupported-stanza-type', h0.name);
+  }
+  // RFC 6120 §8.1.2.1: the server stamps the full JID; a client-supplied 'from' must be ours.
+  if (h0.from !== null) {
+    let ok = false;
+    try { const f = parseJid(h0.from); ok = f.equals(me) || (f.isBare() && f.bareEquals(me)); } catch { /* not ok */ }
+    if (!ok) return streamFail(ctx, 'invalid-from');
+  }
+  let to: Jid | null = null;
+  if (h0.to !== null) {
+    try { to = parseJid(h0.to); } catch (err) {
+      if (err instanceof JidError) { reply(ctx, stanzaError(h0, 'modify', 'jid-malformed')); handled(ctx, seq); return 'stay'; }
+      throw err;
+    }
+  }
+  if (h0.name === 'iq' && (!h0.id || !['get', 'set', 'result', 'error'].includes(h0.type ?? ''))) {
+    reply(ctx, stanzaError(h0, 'modify', 'bad-request', 'an iq needs an id and a type'));
+    handled(ctx, seq);
+    return 'stay';
+  }
+  const { xml, header: h } = restamp(xml0, h0, { from: ctx.jid! });
+  const bare = `${ctx.user}@${ctx.host}`;
+  // Presence always goes to the sender's own user actor (broadcast, subscriptions, directed).
+  if (h.name === 'presence') { routeDurable(ctx, `user:${bare}`, { type: 'out', xml, h, resource: me.resource }, seq); return 'stay'; }
+  const target = to ?? me.bare();
+  if (h.name === 'iq' && (h.type === 'get' || h.type === 'set')) {
+    if (target.local === '' && target.resource === '' && svc.isLocal(target.domain)) { hostIq(ctx, xml, h, me, target); handled(ctx, seq); return 'stay'; }
+    if (target.bareEquals(me) && target.resource === '') { routeDurable(ctx, `user:${bare}`, { type: 'iq-self', xml, h }, seq); return 'stay'; }
+  }
+  if (target.local === '' && target.resource === '' && svc.isLocal(target.domain)) {
+    // Messages and IQ results/errors to the server itself: nothing to deliver (RFC 6120 §10.3).
+    if (h.name === 'message' && h.type !== 'error') reply(ctx, stanzaError(h, 'cancel', 'service-unavailable'));
+    handled(ctx, seq);
+    return 'stay';
+  }
+  routeStanza(ctx, xml, h, target, seq);
+  return 'stay';
+}
+
+/** To a local account: its user actor, durably (it is ours once the sender sees it acknowledged). */
+function routeStanza(ctx: SessionCtx, xml: string, h: StanzaHeader, to: Jid, seq: number): void {
+  const svc = xmpp();
+  if (!svc.isLocal(to.domain)) {
+    // No server-to-server yet: RFC 6120 §10.4.3.
+    if (h.type !== 'error' && !(h.name === 'iq' && h.type === 'result')) reply(ctx, stanzaError(h, 'cancel', 'remote-server-not-found'));
+    handled(ctx, seq);
+    return;
+  }
+  routeDurable(ctx, `user:${to.toBareString()}`, { type: 'stanza', xml, h }, seq);
+}
+
+function routeDurable(ctx: SessionCtx, to: string, m: ToUser, seq: number): void {
+  const c = courier();
+  const conn = ctx.conn;
+  sendDurable(to, m).then(
+    () => { if (seq > 0) c(conn, { type: 'handled', seq } satisfies ToConn); },
+    () => { /* not confirmed: left unhandled, so the client resends it after a resume */ },
+  );
+}
+
+function reply(ctx: SessionCtx, xml: string | null): void {
+  if (xml) toConn(ctx, { type: 'deliver', xml });
+}
+
+/** IQs to the server's own domain run here, in the sender's session (xmpp.js semantics for errors). */
+function hostIq(ctx: SessionCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid): void {
+  const svc = xmpp();
+  const stanza = parseElement(xml);
+  const payload = stanza.children.find((c): c is XmlElement => typeof c !== 'string');
+  if (!payload) { reply(ctx, stanzaError(h, 'modify', 'bad-request', 'empty iq')); return; }
+  const handler = svc.modules.iqHandler(h.type!, 'host', payload.getXmlns());
+  if (!handler) { reply(ctx, stanzaError(h, 'cancel', 'service-unavailable')); return; }
+  const req = iqRequest(ctx, stanza, payload, h, from, to, (out) => reply(ctx, out));
+  try { handler(req); } catch (err) {
+    reply(ctx, stanzaError(h, 'cancel', 'internal-server-error'));
+    throw err; // a module bug is a crash the supervisor handles; the client already has its answer
+  }
+}
+
+export function sessionContext(ctx: SessionCtx): SessionContext {
+  return {
+    jid: parseJid(ctx.jid!),
+    send: (stanza) => reply(ctx, typeof stanza === 'string' ? stanza : serialize(stanza)),
+    feature: <T>(key: string) => ctx.features[key] as T | undefined,
+    setFeature: (key, value) => { ctx.features = { ...ctx.features, [key]: value }; },
+  };
+}
+
+function iqRequest(ctx: SessionCtx, stanza: XmlElement, payload: XmlElement, h: StanzaHeader, from: Jid, to: Jid, out: (xml: string) => void): IqRequest {
+  const svc = xmpp();
+  let answered = false;
+  const once = (xml: string | null) => {
+    if (answered) throw new Error(`iq ${h.id} answered twice`);
+    answered = true;
+    if (xml) out(xml);
+  };
+  const later_ = later();
+  return {
+    host: ctx.host!, now: () => Date.now(), storage: svc.storage,
+    route: (s) => { const str = typeof s === 'string' ? s : serialize(s); send(`user:${from.toBareString()}`, { type: 'route', xml: str } satisfies ToUser); },
+    log: (level, text) => console.error(`[${level}] ${text}`),
+    later: (module) => (data) => later_({ type: 'module', module, data }),
+    keep: () => () => undefined,
+    stanza, payload, from, to, type: h.type as 'get' | 'set',
+    reply: (p) => once(iqResult(h, p ?? null)),
+    error: (condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string) => once(stanzaError(h, type ?? null, condition, text)),
+    session: sessionContext(ctx),
+  };
+}
+
+/** A stanza for the client (from its user actor): the receipt is released once the client has it. */
+export function onDeliver(ctx: SessionCtx, xml: string, receipt?: Receipt): void {
+  toConn(ctx, { type: 'deliver', xml, receipt });
+}
+
+/** What this session could not deliver goes back to the user actor, which routes it again. */
+export function bounce(ctx: SessionCtx, items: Array<{ xml: string; receipt?: Receipt }>): void {
+  if (!ctx.user || !ctx.host) return;
+  const bare = `${ctx.user}@${ctx.host}`;
+  for (const it of items) {
+    const receipt = it.receipt;
+    sendDurable(`user:${bare}`, { type: 'redeliver', xml: it.xml, except: ctx.jid ?? '' } satisfies ToUser).then(() => {
+      if (receipt) release(receipt);
+    });
+  }
+}

@@ -1,0 +1,296 @@
+// The user actor's work: one account's sessions, routing of stanzas addressed to it (RFC 6121 §8.5),
+// and the hooks that modules (roster, presence, offline, ...) run on. Pure functions over the
+// context; effects through the runtime API.
+import { later, monitor, release, retain, send, sendDurable, service, type Receipt } from '../../src/runtime/api.ts';
+import type { StanzaHeader } from '../../src/xml/framer.ts';
+import { validateStanza } from '../../src/xml/framer.ts';
+import { parseElement, type XmlElement } from '../../src/xml/element.ts';
+import { serialize } from '../../src/xml/builder.ts';
+import { iqResult, stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
+import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
+import type { IqRequest, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
+import type { XmppService } from '../../src/xmpp/service.ts';
+import type { ToSessionFromUser, ToUser } from './messages.ts';
+
+export interface UserCtx {
+  jid: string;
+  sessions: Record<string, SessionInfo>;
+  /** Module state (small; big data lives in storage). */
+  mods: Record<string, unknown>;
+  /** Binds waiting for a replaced session to end: resource -> the new session's address. */
+  pendingBinds: Record<string, string>;
+}
+
+export const initialUserContext = (address: string): UserCtx => ({ jid: address.slice('user:'.length), sessions: {}, mods: {}, pendingBinds: {} });
+
+const xmpp = () => service<XmppService>('xmpp');
+
+/** The context changes of one message, applied by the machine with assign(). */
+export type Patch = Partial<UserCtx>;
+
+// ---- sessions -----------------------------------------------------------------------------------
+
+export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Patch {
+  const svc = xmpp();
+  const existing = ctx.sessions[m.resource];
+  if (existing) {
+    // Conflict: the new login wins (RFC 6120 §7.7.2.2); it is bound once the old one has ended.
+    send(existing.address, { type: 'replace' } satisfies ToSessionFromUser);
+    monitor(existing.address);
+    return { pendingBinds: { ...ctx.pendingBinds, [m.resource]: m.session } };
+  }
+  if (Object.keys(ctx.sessions).length >= svc.settings.sessionsPerAccount) {
+    const binder = pendingReplies.get(`${ctx.jid}/${m.resource}`);
+    pendingReplies.delete(`${ctx.jid}/${m.resource}`);
+    if (binder) send(binder, { type: 'bind-denied', condition: 'resource-constraint', text: `at most ${svc.settings.sessionsPerAccount} sessions per account` } satisfies ToSessionFromUser);
+    return {};
+  }
+  return bindNow(ctx, m.resource, m.session);
+}
+
+function bindNow(ctx: UserCtx, resource: string, address: string): Patch {
+  const info: SessionInfo = { resource, address, presence: null, priority: 0, interested: false, features: {} };
+  const sessions = { ...ctx.sessions, [resource]: info };
+  const { [resource]: _, ...pendingBinds } = ctx.pendingBinds;
+  void _;
+  sendBindOk(ctx, resource);
+  const next = { ...ctx, sessions, pendingBinds };
+  runHook(next, 'session/bound', (c) => ({ ...c, user: userContext(next), resource }));
+  return { sessions: next.sessions, pendingBinds, mods: next.mods };
+}
+
+/** The session asked under its pre-bind name; `bind-ok` reaches it there or, once moved, forwarded. */
+function sendBindOk(ctx: UserCtx, resource: string): void {
+  const waiting = pendingReplies.get(`${ctx.jid}/${resource}`);
+  if (waiting) { pendingReplies.delete(`${ctx.jid}/${resource}`); send(waiting, { type: 'bind-ok', resource } satisfies ToSessionFromUser); }
+}
+
+/** Who asked to bind (their pre-bind address), until answered; not persisted (a crash fails the bind). */
+const pendingReplies = new Map<string, string>();
+export function rememberBinder(ctx: UserCtx, resource: string, from: string | undefined): void {
+  if (from) pendingReplies.set(`${ctx.jid}/${resource}`, from);
+}
+
+/** A session ended. A login waiting for this resource (a conflict) is bound now. */
+export function onUnbind(ctx: UserCtx, resource: string): Patch {
+  if (!ctx.sessions[resource]) return {};
+  const user = userContext(ctx);
+  runHook(ctx, 'session/unbound', (c) => ({ ...c, user, resource }));
+  const { [resource]: _, ...sessions } = ctx.sessions;
+  void _;
+  const pending = ctx.pendingBinds[resource];
+  if (pending) return bindNow({ ...ctx, sessions }, resource, pending);
+  return { sessions, mods: ctx.mods };
+}
+
+export function onArrived(ctx: UserCtx, resource: string): Patch {
+  const s = ctx.sessions[resource];
+  if (s) monitor(s.address);
+  return {};
+}
+
+/** A watched session ended: a replaced one completes a pending bind; a vanished one is dropped. */
+export function onDown(ctx: UserCtx, address: string, reason: string): Patch {
+  const resource = Object.keys(ctx.sessions).find((r) => ctx.sessions[r]!.address === address);
+  if (!resource) return {};
+  if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'noproc') {
+    // A crash: its supervisor restarts it under the same address; keep watching.
+    monitor(address);
+    return {};
+  }
+  return onUnbind(ctx, resource);
+}
+
+// ---- routing ------------------------------------------------------------------------------------
+
+/** A stanza addressed to this account (RFC 6121 §8.5). */
+export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
+  const to = parseJid(h.to!);
+  const from = parseJid(h.from!);
+  if (h.name === 'message') return routeMessage(ctx, xml, h, to, from);
+  if (h.name === 'presence') {
+    const stanza = parseElement(xml);
+    const ev = { ...stanzaContext(ctx), stanza, xml, from, to, user: userContext(ctx) };
+    if (!xmpp().modules.run('presence/in', ev)) for (const s of available(ctx)) deliver(ctx, s, xml, false);
+    return { sessions: ev.user.sessions().reduce((a, s) => ({ ...a, [s.resource]: s }), {} as Record<string, SessionInfo>), mods: ctx.mods };
+  }
+  // iq
+  if (to.resource) {
+    const s = ctx.sessions[to.resource];
+    if (s) { deliver(ctx, s, xml, true); return {}; }
+    if (h.type === 'get' || h.type === 'set') bounceError(h, 'cancel', 'service-unavailable');
+    return {};
+  }
+  if (h.type === 'get' || h.type === 'set') return runIq(ctx, xml, h, from, to, 'bare');
+  return {};
+}
+
+function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Patch {
+  const type = h.type ?? 'normal';
+  const svc = xmpp();
+  const event = () => ({ ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user: userContext(ctx) });
+  if (svc.modules.has('message/in') && svc.modules.run('message/in', event())) return { mods: ctx.mods };
+  if (to.resource) {
+    const s = ctx.sessions[to.resource];
+    if (s) { deliver(ctx, s, xml, true); svc.modules.run('message/delivered', event()); return {}; }
+    // §8.5.3.2.1: no such resource — chat/normal as if to the bare JID; groupchat errors; others drop.
+    if (type === 'groupchat') { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
+    if (type === 'headline' || type === 'error') return {};
+  }
+  if (type === 'error') return {};
+  if (type === 'groupchat') { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
+  const candidates = available(ctx).filter((s) => s.priority >= 0);
+  if (candidates.length === 0) {
+    if (type === 'headline') return {};
+    const ev = event();
+    if (!svc.modules.run('message/undeliverable', ev)) bounceError(h, 'cancel', 'service-unavailable');
+    return { mods: ctx.mods };
+  }
+  // chat/normal go to the highest priority (all of them on a tie); headline to every non-negative one.
+  const top = Math.max(...candidates.map((s) => s.priority));
+  const targets = type === 'headline' ? candidates : candidates.filter((s) => s.priority === top);
+  targets.forEach((s, i) => deliver(ctx, s, xml, i === 0));
+  svc.modules.run('message/delivered', event());
+  return {};
+}
+
+function available(ctx: UserCtx): SessionInfo[] {
+  return Object.values(ctx.sessions).filter((s) => s.presence !== null);
+}
+
+/** To one session. The durable copy of the message being handled stays in LevelDB (retained) until
+ *  that client has it: acknowledged (XEP-0198) or written. */
+function deliver(ctx: UserCtx, s: SessionInfo, xml: string, durable: boolean): void {
+  const receipt: Receipt | undefined = durable ? retain() : undefined;
+  void ctx;
+  send(s.address, { type: 'deliver', xml, receipt } satisfies ToSessionFromUser);
+}
+
+/** An error back to the sender of `h` (never for an error: RFC 6120 §8.3.1). */
+function bounceError(h: StanzaHeader, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void {
+  const err = stanzaError(h, type, condition, text);
+  if (err) routeOut(err);
+}
+
+/** Sends any stanza onward: local accounts get it in their user actor, durably. */
+export function routeOut(xml: string): void {
+  const svc = xmpp();
+  let h: StanzaHeader;
+  try { h = validateStanza(xml); } catch { return; }
+  if (!h.to) return;
+  let to: Jid;
+  try { to = parseJid(h.to); } catch { return; }
+  if (!svc.isLocal(to.domain) || !to.local) return; // no s2s yet; the server itself takes nothing here
+  void sendDurable(`user:${to.toBareString()}`, { type: 'stanza', xml, h } satisfies ToUser);
+}
+
+/** Presence one of our sessions sent: modules (presence) broadcast it; without them it is dropped. */
+export function onOut(ctx: UserCtx, xml: string, h: StanzaHeader, resource: string): Patch {
+  if (!ctx.sessions[resource]) return {};
+  const from = parseJid(h.from!);
+  const to = h.to ? parseJid(h.to) : parseJid(ctx.jid);
+  const user = userContext(ctx);
+  const handled = xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource });
+  // With no presence module, still record the session's availability: routing depends on it.
+  if (!handled && !h.to) {
+    const p = parseElement(xml);
+    user.setPresence(resource, h.type === 'unavailable' ? null : xml, Number(p.getChildText('priority') ?? 0) || 0);
+  }
+  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
+}
+
+export function onIqSelf(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
+  return runIq(ctx, xml, h, parseJid(h.from!), parseJid(ctx.jid), 'self');
+}
+
+function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare'): Patch {
+  const svc = xmpp();
+  const stanza = parseElement(xml);
+  const payload = stanza.children.find((c): c is XmlElement => typeof c !== 'string');
+  if (!payload) { bounceError(h, 'modify', 'bad-request', 'empty iq'); return {}; }
+  const ns = payload.getXmlns();
+  // IQs to one's own account fall back to the server's handler (ping, disco, version with no 'to').
+  const handler = svc.modules.iqHandler(h.type!, target, ns) ?? (target === 'self' ? svc.modules.iqHandler(h.type!, 'host', ns) : undefined);
+  if (!handler) { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
+  let answered = false;
+  const once = (out: string | null) => {
+    if (answered) throw new Error(`iq ${h.id} answered twice`);
+    answered = true;
+    if (out) routeOut(out);
+  };
+  const user = userContext(ctx);
+  const req: IqRequest = {
+    ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user,
+    reply: (p) => once(iqResult(h, p ?? null)),
+    error: (condition, type, text) => once(stanzaError(h, type ?? null, condition, text)),
+  };
+  try { handler(req); } catch (err) {
+    if (!answered) once(stanzaError(h, 'cancel', 'internal-server-error'));
+    throw err;
+  }
+  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
+}
+
+/** A stanza a closing session could not deliver: to another resource, or offline. */
+export function onRedeliver(ctx: UserCtx, xml: string, except: string): Patch {
+  let h: StanzaHeader;
+  try { h = validateStanza(xml); } catch { return {}; }
+  if (h.name !== 'message') return {};
+  const exceptRes = except.includes('/') ? except.slice(except.indexOf('/') + 1) : '';
+  const { [exceptRes]: _, ...others } = ctx.sessions;
+  void _;
+  const bare = parseJid(ctx.jid);
+  return routeMessage({ ...ctx, sessions: others }, xml, h, bare, parseJid(h.from ?? ctx.jid));
+}
+
+export function onModule(ctx: UserCtx, module: string, data: unknown): Patch {
+  const h = xmpp().modules.later(module);
+  if (!h) return {};
+  const user = userContext(ctx);
+  h(data, { ...stanzaContext(ctx), user });
+  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
+}
+
+// ---- module views ---------------------------------------------------------------------------------
+
+function stanzaContext(ctx: UserCtx): StanzaContext {
+  const svc = xmpp();
+  const l = later();
+  return {
+    host: parseJid(ctx.jid).domain,
+    now: () => Date.now(),
+    route: (s) => routeOut(typeof s === 'string' ? s : serialize(s)),
+    storage: svc.storage,
+    log: (level, text) => { if (level !== 'debug') console.error(`[${level}] ${ctx.jid}: ${text}`); },
+    later: (module) => (data) => l({ type: 'module', module, data } satisfies ToUser),
+    keep: () => {
+      const r = retain();
+      return () => { if (r) release(r); };
+    },
+  };
+}
+
+/** A mutable view over the context for one message; the machine assigns what it changed. */
+export function userContext(ctx: UserCtx): UserContext {
+  const jid = parseJid(ctx.jid);
+  return {
+    jid,
+    sessions: () => Object.values(ctx.sessions),
+    session: (r) => ctx.sessions[r],
+    deliver: (r, stanza) => { const s = ctx.sessions[r]; if (s) deliver(ctx, s, typeof stanza === 'string' ? stanza : serialize(stanza), false); },
+    state: <T>(module: string, init: () => T) => (ctx.mods[module] ?? (ctx.mods = { ...ctx.mods, [module]: init() })[module]) as T,
+    setState: (module, value) => { ctx.mods = { ...ctx.mods, [module]: value }; },
+    setSessionFeature: (r, key, value) => update(ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } })),
+    setPresence: (r, presence, priority) => update(ctx, r, (s) => ({ ...s, presence, priority })),
+    setInterested: (r) => update(ctx, r, (s) => ({ ...s, interested: true })),
+  };
+}
+
+function update(ctx: UserCtx, r: string, f: (s: SessionInfo) => SessionInfo): void {
+  const s = ctx.sessions[r];
+  if (s) ctx.sessions = { ...ctx.sessions, [r]: f(s) };
+}
+
+function runHook<K extends 'session/bound' | 'session/unbound'>(ctx: UserCtx, name: K, make: (c: StanzaContext) => any): void {
+  xmpp().modules.run(name, make(stanzaContext(ctx)));
+}

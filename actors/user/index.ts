@@ -1,0 +1,46 @@
+// The user actor: one per account, started on demand by the first stanza for it. It keeps the
+// account's bound sessions and routes what is addressed to the account. Its snapshot (sessions,
+// small module state) is saved whenever it changes, so a crash restarts it where it was.
+import { assign, setup } from 'xstate';
+import { send, sender } from '../../src/runtime/api.ts';
+import { defineKind } from '../../src/runtime/kind.ts';
+import type { RuntimeEvent } from '../../src/runtime/kind.ts';
+import { initialUserContext, onArrived, onBind, onDown, onIqSelf, onModule, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeOut, type Patch, type UserCtx } from './core.ts';
+import type { ToSessionFromUser, ToUser } from './messages.ts';
+
+type Ev = ToUser | RuntimeEvent;
+
+/** Handlers work on a copy of the context (module views mutate it); the copy plus patch is the new context. */
+const step = <E extends Ev>(f: (w: UserCtx, e: E) => Patch) => assign<UserCtx, E, undefined, Ev, never>(({ context, event }) => {
+  const w = { ...context };
+  return { ...w, ...f(w, event) };
+});
+
+const machine = setup({
+  types: { context: {} as UserCtx, events: {} as Ev, input: {} as { address: string } },
+}).createMachine({
+  id: 'user',
+  context: ({ input }) => initialUserContext(input.address),
+  on: {
+    bind: { actions: step((w, e) => { rememberBinder(w, e.resource, sender()); return onBind(w, e); }) },
+    unbind: {
+      actions: [
+        step((w, e) => onUnbind(w, e.resource)),
+        ({ event }) => { const s = sender(); if (s) send(s, { type: 'unbound' } satisfies ToSessionFromUser); void event; },
+      ],
+    },
+    stanza: { actions: step((w, e) => onStanza(w, e.xml, e.h)) },
+    out: { actions: step((w, e) => onOut(w, e.xml, e.h, e.resource)) },
+    'iq-self': { actions: step((w, e) => onIqSelf(w, e.xml, e.h)) },
+    route: { actions: ({ event }) => routeOut(event.xml) },
+    redeliver: { actions: step((w, e) => onRedeliver(w, e.xml, e.except)) },
+    module: { actions: step((w, e) => onModule(w, e.module, e.data)) },
+    arrived: { actions: step((w, e) => onArrived(w, e.resource)) },
+    'runtime.down': { actions: step((w, e) => onDown(w, e.address, e.reason)) },
+  },
+});
+
+export default defineKind({
+  kind: 'user', version: 1, machine, activation: 'on-demand', persist: 'always',
+  input: (address) => ({ address }),
+});

@@ -1,0 +1,32 @@
+// Messages a user actor (`user:<bare JID>`) receives. Stanzas travel as strings with their framer
+// header: routing needs no full parse.
+import type { StanzaHeader } from '../../src/xml/framer.ts';
+
+export type ToUser =
+  /** A session asks to bind a resource (conflicts and the session limit are decided here). */
+  | { type: 'bind'; resource: string; session: string }
+  /** A session ended (its stream closed or timed out). */
+  | { type: 'unbind'; resource: string }
+  /** A stanza addressed to this account (bare or full JID), from anyone. */
+  | { type: 'stanza'; xml: string; h: StanzaHeader }
+  /** Presence one of this account's sessions sent (with or without 'to'). */
+  | { type: 'out'; xml: string; h: StanzaHeader; resource: string }
+  /** An IQ a session sent with no 'to' or to its own bare JID (roster and the like). */
+  | { type: 'iq-self'; xml: string; h: StanzaHeader }
+  /** A stanza a module running elsewhere wants routed (parsed here). */
+  | { type: 'route'; xml: string }
+  /** A stanza a closing session could not deliver: route it again, to other resources or offline. */
+  | { type: 'redeliver'; xml: string; except: string }
+  | { type: 'module'; module: string; data: unknown }
+  /** A bound session has arrived at its `session:<full JID>` address: watch it from now on. */
+  | { type: 'arrived'; resource: string };
+
+/** What a user actor sends to its sessions. */
+export type ToSessionFromUser =
+  | { type: 'bind-ok'; resource: string }
+  | { type: 'bind-denied'; condition: 'resource-constraint' | 'not-allowed' | 'conflict'; text: string }
+  /** Another login took this resource: end with a conflict stream error (RFC 6120 §7.7.2.2). */
+  | { type: 'replace' }
+  /** The answer to unbind: nothing more will be delivered to this session. */
+  | { type: 'unbound' }
+  | { type: 'deliver'; xml: string; receipt?: { address: string; seq: string } };

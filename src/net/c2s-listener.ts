@@ -1,0 +1,47 @@
+// The c2s listeners as supervisor children: STARTTLS on `listen.c2s` (5222), Direct TLS on
+// `listen.c2s_direct_tls` (5223, XEP-0368, ALPN xmpp-client). Stopping one ends its streams with
+// `system-shutdown`.
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { Child, ChildSpec } from '../runtime/supervisor.ts';
+import { Connection, type ConnectionOptions } from './connection.ts';
+import type { TlsContexts } from './tls.ts';
+
+export function c2sListener(id: string, rt: Runtime, port: number, address: string, directTls: boolean, tls: TlsContexts | null, opts: ConnectionOptions): ChildSpec {
+  return {
+    id, restart: 'permanent', shutdown: 5000,
+    start: async (): Promise<Child> => {
+      const conns = new Set<Connection>();
+      const accept = (socket: Socket) => {
+        if (rt.isStopping) { socket.destroy(); return; }
+        const c = new Connection(rt, socket, opts, directTls);
+        conns.add(c);
+        socket.once('close', () => setTimeout(() => conns.delete(c), 6000).unref());
+      };
+      let server: Server;
+      if (directTls) {
+        if (!tls) throw new Error(`${id}: Direct TLS needs a certificate`);
+        const s = createTlsServer({ ...tls.serverOptions(), ALPNProtocols: ['xmpp-client'] }, accept);
+        tls.attach(s);
+        s.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not ours
+        server = s;
+      } else {
+        server = createTcpServer(accept);
+      }
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} on ${address} is already in use` : err.message)));
+        server.listen(port, address, () => resolve());
+      });
+      let exitCb: ((r: string) => void) | null = null;
+      server.on('error', (err) => exitCb?.(err.message));
+      return {
+        onExit: (cb) => { exitCb = cb; },
+        stop: async () => {
+          exitCb = null;
+          await new Promise<void>((r) => { server.close(() => r()); for (const c of conns) c.shutdown(); });
+        },
+      };
+    },
+  };
+}

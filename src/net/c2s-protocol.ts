@@ -1,0 +1,45 @@
+// Messages between a client connection (main thread, owns the socket) and its session actor (a
+// scheduler). Flat records of strings and numbers: they are cloned across threads.
+import type { Receipt } from '../runtime/api.ts';
+import type { StanzaHeader } from '../xml/framer.ts';
+
+export interface ConnInfo {
+  conn: string;          // the connection's address, conn:<boot>.<n>
+  remote: string;        // peer IP
+  secure: boolean;       // TLS already up (Direct TLS)
+  directTls: boolean;
+  host: string | null;   // SNI name, when TLS is up
+  cb: ChannelBindings | null;
+}
+
+export interface ChannelBindings { 'tls-exporter'?: string; 'tls-server-end-point'?: string } // base64
+
+export type ToSession =
+  | { type: 'header'; to: string | null; from: string | null; version: string | null; lang: string | null; xmlns: string }
+  /** `h`: the framer's routing header (to/from/type/id and offsets): routing needs no full parse. */
+  | { type: 'stanza'; xml: string; h: StanzaHeader; seq: number }
+  | { type: 'tls'; host: string | null; cb: ChannelBindings }
+  | { type: 'end' }
+  /** The socket is gone. `unacked`: what the client never acknowledged (stream management). */
+  | { type: 'closed'; reason: string; unacked: Array<{ xml: string; receipt?: Receipt }> }
+  /** The socket dropped but XEP-0198 resumption may bring it back: presence stays, mail queues. */
+  | { type: 'detached' }
+  /** A stream-management resumption attached a new socket to this session. */
+  | { type: 'resumed'; conn: string };
+
+export type ToConn =
+  | { type: 'write'; xml: string }
+  | { type: 'starttls'; xml: string }
+  /** SASL succeeded: the client restarts the stream; `jid` is the authenticated bare JID. */
+  | { type: 'authenticated'; xml: string; jid: string }
+  | { type: 'close'; xml?: string }
+  /** The session now lives at `address` (moved at bind) as `jid`; held stanzas go there. */
+  | { type: 'bound'; address: string; jid: string }
+  /** The bind was refused (`xml`, the error): stanzas held since the bind request go to the session. */
+  | { type: 'bind-failed'; xml: string }
+  /** Inbound stanza `seq` is handled (its effects durable): it counts for XEP-0198 <a h=…/>. */
+  | { type: 'handled'; seq: number }
+  /** A stanza for the client; the receipt is released once the client has it (acked or written). */
+  | { type: 'deliver'; xml: string; receipt?: Receipt }
+  /** A restarted session asks for the inbound stanzas it has not handled yet. */
+  | { type: 'replay' };

@@ -1,0 +1,396 @@
+// A client connection, on the main thread because Node cannot hand a socket to a worker. It is the
+// transport half of a stream: bytes in → framer → stanza strings to the session actor; strings out →
+// one corked write per tick. It also keeps everything that changes with every stanza and must survive
+// a crash of the session actor: the XEP-0198 counters, the unacknowledged outbound queue and the
+// inbound stanzas not yet handled (replayed to a restarted session). The protocol decisions
+// (features, SASL, bind, routing) are the session actor's.
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { Receipt } from '../runtime/api.ts';
+import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
+import { streamOpen } from '../xml/builder.ts';
+import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
+import { NS } from '../xmpp/namespaces.ts';
+import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
+import type { ChannelBindings, ConnInfo, ToConn, ToSession } from './c2s-protocol.ts';
+
+export interface ConnectionOptions {
+  maxStanzaBytes: number;
+  /** Bytes per second a client may send, refilled continuously, up to `burstBytes`; 0 = unlimited. */
+  bytesPerSecond: number;
+  burstBytes: number;
+  authTimeoutMs: number;
+  resumeTimeoutMs: number;
+  maxUnacked: number;
+  /** For STARTTLS: SNI contexts (null when no TLS is configured). */
+  tls: TlsContexts | null;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
+}
+
+interface Unacked { xml: string; receipt?: Receipt }
+
+const BOOT = randomBytes(3).toString('hex');
+let counter = 0;
+
+/** XEP-0198 stream ids of detached, resumable connections (main thread only). */
+const resumable = new Map<string, Connection>();
+
+export class Connection {
+  readonly address = `conn:${BOOT}.${++counter}`;
+  private session: string;
+  private framer: StreamFramer;
+  /** The framer reports through this, so a resumption can hand framer and socket to another connection. */
+  private sink: { conn: Connection };
+  private socket: Socket;
+  private headerSent = false;
+  private streamTo: string | null = null;
+  private corked = false;
+  private closed = false;
+  private ended = false;
+  private authTimer: NodeJS.Timeout | null;
+  /** Inbound seq (counts message/presence/iq) and those not yet handled by the session, for replay. */
+  private inSeq = 0;
+  private unhandled: Map<number, { xml: string; h: StanzaHeader }> | null = null;
+  private authJid: string | null = null;
+  /** Between the bind request and the session's arrival at its new address, stanzas wait here. */
+  private binding: 'no' | 'open' | 'asked' = 'no';
+  private held: Array<{ xml: string; h: StanzaHeader; seq: number }> | null = null;
+  private boundJid: string | null = null;
+  private sessionUp = true;
+  private monitorRef = 0;
+  // XEP-0198
+  private smId: string | null = null;
+  private smInBase = 0;      // inSeq when SM was enabled: <a h> counts from there
+  private smOut = 0;         // stanzas sent since enable
+  private smAckedOut = 0;    // the client's last <a h>
+  private unacked: Unacked[] = [];
+  private detachTimer: NodeJS.Timeout | null = null;
+  // rate limit
+  private tokens: number;
+  private lastRefill = Date.now();
+  private paused = false;
+  private secure: boolean;
+
+  constructor(private readonly rt: Runtime, socket: Socket, private readonly o: ConnectionOptions, directTls: boolean) {
+    this.socket = socket;
+    this.secure = directTls;
+    this.session = `session:@${BOOT}.${counter}`;
+    this.tokens = o.burstBytes;
+    this.sink = { conn: this };
+    this.framer = this.newFramer();
+    rt.registerEndpoint(this.address, (m) => this.fromSession(m as ToConn));
+    const info: ConnInfo = { conn: this.address, remote: socket.remoteAddress ?? '', secure: directTls, directTls, host: null, cb: null };
+    if (directTls) {
+      const t = socket as TLSSocket;
+      info.host = (t as TLSSocket & { servername?: string | false }).servername || null;
+      info.cb = channelBindings(t);
+    }
+    // The spawn and then the first stanzas travel the same port, so the actor exists before its mail.
+    this.rt.spawn(this.session, info).catch((err: Error) => { this.o.log('error', `${this.address}: session did not start: ${err.message}`); this.destroy(); });
+    this.watchSession();
+    this.authTimer = setTimeout(() => this.fail('connection-timeout', 'not authenticated in time'), o.authTimeoutMs);
+    this.authTimer.unref();
+    this.attach(socket);
+  }
+
+  private newFramer(): StreamFramer {
+    const sink = this.sink;
+    return new StreamFramer({
+      onStreamStart: (h: StreamHeader) => sink.conn.header(h),
+      onStanza: (xml: string, h: StanzaHeader) => sink.conn.inbound(xml, h),
+      onStreamEnd: () => { sink.conn.ended = true; sink.conn.toSession({ type: 'end' }); },
+    }, { maxStanzaBytes: this.o.maxStanzaBytes });
+  }
+
+  private header(h: StreamHeader): void {
+    this.streamTo = h.to;
+    this.toSession({ type: 'header', to: h.to, from: h.from, version: h.version, lang: h.lang, xmlns: h.xmlns });
+  }
+
+  private attach(socket: Socket): void {
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('error', (err) => this.o.log('debug', `${this.address}: ${err.message}`));
+    socket.once('close', () => { if (this.socket === socket) this.socketClosed(); });
+  }
+
+  private onData = (chunk: Buffer): void => {
+    if (this.closed) return;
+    if (this.o.bytesPerSecond > 0 && !this.charge(chunk.length)) return;
+    try {
+      this.framer.write(chunk);
+    } catch (err) {
+      if (err instanceof XmlError) this.fail(err.condition as StreamErrorCondition, err.message);
+      else { this.o.log('error', `${this.address}: ${(err as Error).stack}`); this.fail('internal-server-error'); }
+    }
+  };
+
+  /** Token bucket: over the rate the socket stops being read until the bucket refills (TCP pushes back). */
+  private charge(bytes: number): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(this.o.burstBytes, this.tokens + ((now - this.lastRefill) / 1000) * this.o.bytesPerSecond);
+    this.lastRefill = now;
+    this.tokens -= bytes;
+    if (this.tokens < 0 && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+      setTimeout(() => { this.paused = false; if (!this.closed) this.socket.resume(); }, Math.ceil((-this.tokens / this.o.bytesPerSecond) * 1000)).unref();
+    }
+    return true;
+  }
+
+  // ---- inbound --------------------------------------------------------------------------------
+
+  private inbound(xml: string, h: StanzaHeader, heldSeq?: number): void {
+    if (h.xmlns === NS.SM) { this.smNonza(xml, h); return; }
+    if (h.name === 'starttls') this.framer.pause(); // nothing sent in plaintext after it may be read
+    const counted = h.name === 'message' || h.name === 'presence' || h.name === 'iq';
+    const seq = heldSeq ?? (counted ? ++this.inSeq : 0);
+    if (counted && heldSeq === undefined) (this.unhandled ??= new Map()).set(seq, { xml, h });
+    if (this.unhandled && this.unhandled.size > 1000) { this.fail('policy-violation', 'too many stanzas in flight'); return; }
+    if (this.binding === 'asked') { (this.held ??= []).push({ xml, h, seq }); return; }
+    if (this.binding === 'open' && h.name === 'iq') this.binding = 'asked';
+    this.toSession({ type: 'stanza', xml, h, seq });
+  }
+
+  private toSession(m: ToSession): void {
+    if (this.sessionUp) this.rt.send(this.session, m, this.address);
+  }
+
+  private fromSession(m: ToConn): void {
+    switch (m.type) {
+      case 'write': this.write(m.xml); break;
+      case 'deliver': this.deliver(m.xml, m.receipt); break;
+      case 'handled': this.unhandled?.delete(m.seq); break;
+      case 'starttls': this.startTls(m.xml); break;
+      case 'authenticated':
+        this.authJid = m.jid;
+        if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
+        this.write(m.xml);
+        this.framer.pause();
+        this.framer.reset({ keepPending: true });
+        this.framer.resume();
+        this.binding = 'open';
+        break;
+      case 'bound':
+        this.boundJid = m.jid;
+        this.session = m.address;
+        this.binding = 'no';
+        this.watchSession();
+        this.releaseHeld();
+        break;
+      case 'bind-failed':
+        this.write(m.xml);
+        this.binding = 'open';
+        this.releaseHeld();
+        break;
+      case 'close': if (m.xml) this.write(m.xml); this.endSocket(); break;
+      case 'replay':
+        if (this.unhandled) for (const [seq, s] of this.unhandled) this.rt.send(this.session, { type: 'stanza', xml: s.xml, h: s.h, seq } satisfies ToSession, this.address);
+        break;
+    }
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = null;
+    if (held) for (const s of held) this.inbound(s.xml, s.h, s.seq);
+  }
+
+  /** A crashed session actor is restarted by its supervisor and asks for a replay; meanwhile we wait. */
+  private watchSession(attempt = 0): void {
+    const target = this.session;
+    this.monitorRef = this.rt.monitor(target, (reason) => {
+      if (target !== this.session || reason === 'moved') return; // moved at bind: 'bound' names the new address
+      // Just moved: the actor may not have arrived at its new address yet.
+      if (reason === 'noproc' && attempt < 40) { setTimeout(() => { if (target === this.session && !this.closed) this.watchSession(attempt + 1); }, 25).unref(); return; }
+      if (reason === 'normal' || reason === 'shutdown') { this.sessionUp = false; this.destroy(); return; }
+      this.o.log('warn', `${this.address}: session ${target} crashed (${reason}); the connection stays open`);
+      this.watchSession();
+    });
+  }
+
+  // ---- outbound -------------------------------------------------------------------------------
+
+  write(xml: string): void {
+    if (this.closed || this.socket.destroyed) return;
+    if (!this.headerSent && (xml.startsWith('<?xml') || xml.startsWith('<stream:stream'))) this.headerSent = true;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => { this.corked = false; this.socket.uncork(); });
+    }
+    this.socket.write(xml);
+  }
+
+  private deliver(xml: string, receipt?: Receipt): void {
+    if (this.smId) {
+      this.unacked.push({ xml, receipt });
+      this.smOut++;
+      if (this.unacked.length > this.o.maxUnacked) this.fail('policy-violation', 'too many unacknowledged stanzas');
+      if (!this.closed) this.write(xml);
+      if (this.unacked.length % 8 === 0) this.write(`<r xmlns="${NS.SM}"/>`);
+      return;
+    }
+    if (this.closed) { this.lost([{ xml, receipt }]); return; }
+    this.write(xml);
+    if (receipt) this.rt.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq });
+  }
+
+  /** Stanzas the client never got go back to the session, which routes them again (offline storage). */
+  private lost(items: Unacked[]): void {
+    if (items.length) this.rt.send(this.session, { type: 'closed', reason: 'undelivered', unacked: items } satisfies ToSession, this.address);
+  }
+
+  // ---- XEP-0198 -------------------------------------------------------------------------------
+
+  private smNonza(xml: string, h: StanzaHeader): void {
+    const attr = (name: string) => new RegExp(`\\s${name}=["']([^"']*)["']`).exec(xml.slice(0, xml.indexOf('>')))?.[1];
+    switch (h.name) {
+      case 'r': this.write(`<a xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}"/>`); break;
+      case 'a': this.acked(Number(attr('h'))); break;
+      case 'enable': {
+        if (!this.boundJid || this.smId) { this.write(`<failed xmlns="${NS.SM}"><unexpected-request xmlns="${NS.STANZAS}"/></failed>`); break; }
+        this.smId = randomBytes(12).toString('base64url');
+        this.smInBase = this.inSeq;
+        const wantsResume = /^(true|1)$/.test(attr('resume') ?? '');
+        if (wantsResume) resumable.set(this.smId, this);
+        const max = Math.round(this.o.resumeTimeoutMs / 1000);
+        this.write(`<enabled xmlns="${NS.SM}" id="${this.smId}"${wantsResume ? ` resume="true" max="${max}"` : ''}/>`);
+        break;
+      }
+      case 'resume': this.resume(attr('previd') ?? '', Number(attr('h'))); break;
+      default: this.write(`<failed xmlns="${NS.SM}"><feature-not-implemented xmlns="${NS.STANZAS}"/></failed>`);
+    }
+  }
+
+  /** Inbound stanzas handled so far: every seq below the oldest unhandled one. */
+  private handledIn(): number {
+    if (!this.unhandled || this.unhandled.size === 0) return this.inSeq;
+    return this.unhandled.keys().next().value! - 1;
+  }
+
+  private acked(h: number): void {
+    if (!Number.isInteger(h) || h < 0) { this.fail('undefined-condition', 'bad h'); return; }
+    const n = (h - this.smAckedOut) >>> 0; // h wraps at 2^32
+    if (n > this.unacked.length) { this.fail('undefined-condition', 'handled-count-too-high'); return; }
+    const done = this.unacked.splice(0, n);
+    this.smAckedOut = h;
+    for (const u of done) if (u.receipt) this.rt.router.controlFor(u.receipt.address, { c: 'release', address: u.receipt.address, seq: u.receipt.seq });
+  }
+
+  /** `<resume/>` on this (new) connection: the detached connection takes this socket over. */
+  private resume(previd: string, h: number): void {
+    const old = resumable.get(previd);
+    if (!this.authJid || this.boundJid || !old || !old.closed || old.authJid !== this.authJid) {
+      this.write(`<failed xmlns="${NS.SM}"${old && old.authJid === this.authJid ? ` h="${old.handledIn() - old.smInBase}"` : ''}><item-not-found xmlns="${NS.STANZAS}"/></failed>`);
+      return;
+    }
+    // This connection's own (unbound) session ends; the socket and framer move to the old connection.
+    this.sessionUp = false;
+    this.rt.send(this.session, { type: 'closed', reason: 'resumed elsewhere', unacked: [] } satisfies ToSession, this.address);
+    this.closed = true;
+    this.rt.unregisterEndpoint(this.address);
+    this.socket.removeListener('data', this.onData);
+    this.sink.conn = old;
+    old.takeOver(this.socket, this.framer, this.sink, h);
+  }
+
+  private takeOver(socket: Socket, framer: StreamFramer, sink: { conn: Connection }, h: number): void {
+    if (this.detachTimer) { clearTimeout(this.detachTimer); this.detachTimer = null; }
+    this.closed = false;
+    this.ended = false;
+    this.framer = framer;
+    this.sink = sink;
+    this.attach(socket);
+    this.acked(h);
+    this.write(`<resumed xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}" previd="${this.smId}"/>`);
+    for (const u of this.unacked) this.write(u.xml);
+    this.toSession({ type: 'resumed', conn: this.address });
+  }
+
+  // ---- closing --------------------------------------------------------------------------------
+
+  private startTls(xml: string): void {
+    const tls = this.o.tls;
+    if (!tls || this.secure) { this.fail('undefined-condition', 'TLS not available'); return; }
+    const ctx = (this.streamTo && tls.contextFor(this.streamTo)) || tls.defaultContext();
+    const opts = { secureContext: ctx, SNICallback: tls.SNICallback, ...TLS_PROTOCOL_OPTIONS };
+    this.write(xml);
+    this.socket.uncork();
+    this.corked = false;
+    const plain = this.socket;
+    plain.removeListener('data', this.onData);
+    const tlsSocket = new TLSSocket(plain, { isServer: true, ...opts });
+    this.framer.reset(); // anything pipelined in plaintext after <starttls/> is dropped, never read
+    this.framer.resume();
+    this.secure = true;
+    tlsSocket.once('secure', () => {
+      this.toSession({ type: 'tls', host: (tlsSocket as TLSSocket & { servername?: string | false }).servername || null, cb: channelBindings(tlsSocket) });
+    });
+    this.attach(tlsSocket);
+  }
+
+  /** Ends the stream with a stream error (RFC 6120 §4.9): header first if none was sent yet. */
+  fail(condition: StreamErrorCondition, text?: string): void {
+    if (this.closed) return;
+    this.o.log('debug', `${this.address}: stream error ${condition}${text ? `: ${text}` : ''}`);
+    this.write((this.headerSent ? '' : streamOpen({ id: 'error' })) + streamError(condition, text));
+    this.endSocket();
+  }
+
+  private endSocket(): void {
+    if (this.closed) return;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+  }
+
+  private socketClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
+    if (this.smId && resumable.get(this.smId) === this && this.sessionUp) {
+      // Detached: the session stays (presence and all) until resumed or timed out.
+      this.detachTimer = setTimeout(() => this.expire(), this.o.resumeTimeoutMs);
+      this.detachTimer.unref();
+      return;
+    }
+    this.expire();
+  }
+
+  private expire(): void {
+    if (this.smId) resumable.delete(this.smId);
+    const unacked = this.unacked;
+    this.unacked = [];
+    this.toSession({ type: 'closed', reason: this.ended ? 'stream closed' : 'connection lost', unacked });
+    // Late deliveries (in flight while closing) still reach us and are handed back via lost().
+    setTimeout(() => this.destroy(), 5000).unref();
+  }
+
+  private destroy(): void {
+    this.closed = true;
+    if (this.detachTimer) clearTimeout(this.detachTimer);
+    if (this.smId) resumable.delete(this.smId);
+    this.rt.unregisterEndpoint(this.address);
+    this.rt.demonitor(this.session, this.monitorRef);
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** For node shutdown. */
+  shutdown(): void {
+    this.fail('system-shutdown');
+  }
+}
+
+function channelBindings(t: TLSSocket): ChannelBindings {
+  const cb: ChannelBindings = {};
+  if (t.getProtocol() === 'TLSv1.3') cb['tls-exporter'] = t.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)).toString('base64');
+  const cert = t.getCertificate() as { raw?: Buffer } | null;
+  try {
+    if (cert?.raw) cb['tls-server-end-point'] = serverEndPointHash(cert.raw).toString('base64');
+  } catch { /* no hash defined for this certificate's signature (RFC 5929): not offered */ }
+  return cb;
+}

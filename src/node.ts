@@ -1,0 +1,86 @@
+// A Chorus node from its config: the actor runtime with the XMPP actor kinds (actors/), the XMPP
+// service on every scheduler (src/xmpp/service.ts), the listeners and the admin commands.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChorusConfig } from './config/index.ts';
+import { accountAdminHandlers } from './cli/accounts.ts';
+import { createTlsContexts, type TlsContexts } from './net/tls.ts';
+import { c2sListener } from './net/c2s-listener.ts';
+import type { ConnectionOptions } from './net/connection.ts';
+import { startRuntime, type RunningRuntime } from './runtime/node.ts';
+import type { ChildSpec } from './runtime/supervisor.ts';
+import type { XmppSettings } from './xmpp/service.ts';
+
+const ACTORS = fileURLToPath(new URL('../actors', import.meta.url));
+const XMPP_SERVICE = new URL('./xmpp/service.ts', import.meta.url).href;
+
+export interface ChorusNode extends RunningRuntime { config: ChorusConfig; tls: TlsContexts | null }
+
+const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
+
+export async function startNode(config: ChorusConfig, opts: { log?: (level: string, text: string) => void } = {}): Promise<ChorusNode> {
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+  const max = LEVELS.indexOf(config.log_level);
+  const log = opts.log ?? ((level: string, text: string) => {
+    if (LEVELS.indexOf(level) <= max) process.stderr.write(`${new Date().toISOString()} [${level}] ${text}\n`);
+  });
+  const tls = await createTlsContexts(config, { log: (line) => log('info', line) });
+  const settings: XmppSettings = {
+    hosts: config.hosts,
+    requireEncryption: config.c2s_require_encryption,
+    sessionsPerAccount: config.limits.sessions_per_account,
+    maxStanzaBytes: config.limits.max_stanza_bytes,
+    serverSecret: serverSecret(config.data_dir),
+    loginAttempts: { maxFailures: config.limits.login_attempts.max_failures, windowSeconds: config.limits.login_attempts.window_seconds },
+    modules: config.modules,
+  };
+  const conn: ConnectionOptions = {
+    maxStanzaBytes: config.limits.max_stanza_bytes,
+    bytesPerSecond: config.limits.bytes_per_second || 0,
+    burstBytes: config.limits.burst_bytes,
+    authTimeoutMs: config.limits.auth_timeout_seconds * 1000,
+    resumeTimeoutMs: config.stream_management.resume_timeout_seconds * 1000,
+    maxUnacked: config.stream_management.max_unacked,
+    tls,
+    log,
+  };
+  const node = await startRuntime({
+    dataDir: config.data_dir,
+    schedulers: config.schedulers,
+    actorDirs: [ACTORS],
+    serviceModules: [XMPP_SERVICE],
+    settings: { xmpp: settings },
+    log,
+    listeners: (rt) => {
+      const specs: ChildSpec[] = [];
+      if (config.listen.c2s !== false) specs.push(c2sListener('c2s', rt, config.listen.c2s, config.listen.address, false, tls, conn));
+      if (config.listen.c2s_direct_tls !== false) specs.push(c2sListener('c2s_direct_tls', rt, config.listen.c2s_direct_tls, config.listen.address, true, tls, conn));
+      return specs;
+    },
+    adminCommands: (rt, builtin) => new Map([
+      ...accountAdminHandlers(rt.db, { hosts: config.hosts }),
+      // Certificates are re-read on every reload: open connections keep theirs, new ones get the new.
+      ['reload', async (args: Record<string, unknown>) => {
+        const certificates = args.kind ? undefined : await tls.reload();
+        return { certificates, kinds: await builtin.get('reload')!(args) };
+      }],
+    ]),
+    onFatal: () => { process.exitCode = 1; },
+  });
+  log('info', `chorus: serving ${config.hosts.join(', ')} on ${describe(config)}; data in ${config.data_dir}`);
+  return { ...node, config, tls };
+}
+
+function describe(c: ChorusConfig): string {
+  const l = c.listen;
+  return [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`].filter(Boolean).join(', ');
+}
+
+/** A per-node secret (fake SCRAM salts for unknown users must not change between restarts). */
+function serverSecret(dataDir: string): string {
+  const file = join(dataDir, 'secret');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
+}

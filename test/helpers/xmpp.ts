@@ -1,0 +1,84 @@
+// A real Chorus node for c2s tests: free loopback ports, a temp data dir, accounts created in its DB.
+import { createServer, connect, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import { defaultConfig, type ChorusConfig } from '../../src/config/index.ts';
+import { startNode, type ChorusNode } from '../../src/node.ts';
+import { createAccount } from '../../src/storage/accounts.ts';
+import { tempDir } from './runtime.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+export interface TestServer {
+  node: ChorusNode;
+  config: ChorusConfig;
+  port: number;
+  tlsPort: number;
+  logs: string[];
+  addUser(local: string, password?: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startServer(over: (c: ChorusConfig) => void = () => {}): Promise<TestServer> {
+  const dir = tempDir('chorus-c2s-');
+  const config = defaultConfig(dir);
+  config.data_dir = dir;
+  config.hosts = ['localhost'];
+  config.listen = { ...config.listen, address: '127.0.0.1', c2s: await freePort(), c2s_direct_tls: await freePort(), s2s: false, http: false, component: false };
+  config.schedulers = 2;
+  config.log_level = 'warn';
+  over(config);
+  const logs: string[] = [];
+  const node = await startNode(config, { log: (level, text) => { logs.push(`[${level}] ${text}`); if (process.env.CHORUS_TEST_LOG) console.error(`[${level}] ${text}`); } });
+  return {
+    node, config, logs,
+    port: config.listen.c2s as number,
+    tlsPort: config.listen.c2s_direct_tls as number,
+    addUser: async (local, password = 'secret') => { await createAccount(node.runtime.db, `${local}@localhost`, password, { iterations: 4096 }); },
+    stop: async () => { await node.stop(); rmSync(dir, { recursive: true, force: true }); },
+  };
+}
+
+/** A raw socket speaking XML by hand, for the error paths a client library would never produce. */
+export class RawClient {
+  private buf = '';
+  private waiters: Array<{ re: RegExp; resolve: (s: string) => void; reject: (e: Error) => void; t: NodeJS.Timeout }> = [];
+  closed = false;
+  private constructor(readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => { this.buf += d; this.check(); });
+    socket.on('close', () => { this.closed = true; this.check(); });
+    socket.on('error', () => undefined);
+  }
+  static connect(port: number): Promise<RawClient> {
+    return new Promise((resolve, reject) => { const s = connect(port, '127.0.0.1', () => resolve(new RawClient(s))); s.once('error', reject); });
+  }
+  send(data: string | Buffer): void { this.socket.write(data); }
+  /** Waits until everything received so far matches `re`; returns the text. */
+  waitFor(re: RegExp, ms = 5000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got: ${this.buf.slice(-500)}`)), ms);
+      this.waiters.push({ re, resolve, reject, t });
+      this.check();
+    });
+  }
+  waitClosed(ms = 5000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) { resolve(); return; }
+      const t = setTimeout(() => reject(new Error('socket not closed')), ms);
+      this.socket.once('close', () => { clearTimeout(t); resolve(); });
+    });
+  }
+  get received(): string { return this.buf; }
+  private check(): void {
+    for (const w of [...this.waiters]) {
+      if (w.re.test(this.buf)) { clearTimeout(w.t); this.waiters.splice(this.waiters.indexOf(w), 1); w.resolve(this.buf); }
+    }
+  }
+  close(): void { this.socket.destroy(); }
+}
+
+export const OPEN = `<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
