@@ -1,18 +1,103 @@
-// Child-process entry for a Chorus bench target: boots it via startChorusTarget, says CHORUS_READY,
-// and stops on SIGTERM. A separate process so the server's CPU and RSS are measured apart from the load.
+// A Chorus node booted for a benchmark, and the child-process entry that runs it. The bench's main
+// process spawns this file (see spawnChorusTarget in target.ts) so the server's CPU and RSS, read from
+// /proc, are its own and not the load generator's. This is the one place that knows how to configure
+// Chorus for a benchmark: loopback only, accounts u1..uN imported (SCRAM keys only), rate limits and
+// login-failure limits off, encryption optional unless asked. Adjust here if startNode changes shape.
+import { cp, mkdir, rename, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startChorusTarget, type ChorusTargetOptions } from './target.ts';
+import { defaultConfig, type ChorusConfig } from '../config/index.ts';
+import { startNode } from '../node.ts';
+import { importAccounts, DEFAULT_ITERATIONS } from '../storage/accounts.ts';
+import { openDb } from '../storage/db.ts';
+
+export interface ChorusTargetOptions {
+  port: number;
+  tlsPort?: number;
+  domain: string;
+  accounts: number;
+  password: string;
+  dataDir: string;
+  tls: boolean;
+  schedulers?: number;
+  /** A folder where imported account databases are kept by (count, password, iterations) and copied
+   *  from on the next start: importing 5000 accounts costs 15000 PBKDF2 runs. */
+  cacheDir?: string;
+  iterations?: number;
+  logLevel?: ChorusConfig['log_level'];
+}
+
+/** The bench config: what `chorus bench` measures. */
+export function benchConfig(opts: ChorusTargetOptions): ChorusConfig {
+  const config = defaultConfig(opts.dataDir);
+  config.hosts = [opts.domain];
+  config.data_dir = opts.dataDir;
+  config.listen = {
+    address: '127.0.0.1', c2s: opts.port, c2s_direct_tls: opts.tls && opts.tlsPort ? opts.tlsPort : false,
+    s2s: false, http: false, component: false,
+  };
+  // Plain TCP benchmarks need it off; STARTTLS is still offered (a self-signed certificate is made at start).
+  config.c2s_require_encryption = false;
+  if (opts.schedulers) config.schedulers = opts.schedulers;
+  config.limits = {
+    ...config.limits,
+    bytes_per_second: false,
+    // a login storm logs every account in; a soak's churn reconnects the same accounts
+    sessions_per_account: Math.max(config.limits.sessions_per_account, 10),
+    login_attempts: { max_failures: 1e9, window_seconds: 1 },
+  };
+  config.log_level = opts.logLevel ?? 'warn';
+  return config;
+}
+
+async function provisionAccounts(opts: ChorusTargetOptions): Promise<void> {
+  const iterations = opts.iterations ?? DEFAULT_ITERATIONS;
+  const importInto = async (dataDir: string) => {
+    const db = await openDb(dataDir);
+    try {
+      const accounts = Array.from({ length: opts.accounts }, (_, i) => ({ jid: `u${i + 1}@${opts.domain}`, password: opts.password }));
+      const r = await importAccounts(db, accounts, { hosts: [opts.domain], iterations });
+      if (r.failed.length) throw new Error(`importing bench accounts failed: ${r.failed[0]!.error}`);
+    } finally { await db.close(); }
+  };
+  if (!opts.cacheDir) return importInto(opts.dataDir);
+  const key = createHash('sha256').update(`${opts.domain}\0${opts.password}\0${iterations}`).digest('hex').slice(0, 12);
+  const cached = join(opts.cacheDir, `accounts-${opts.accounts}-${key}`);
+  if (!existsSync(join(cached, 'db'))) {
+    const tmp = `${cached}.tmp-${process.pid}`;
+    await rm(tmp, { recursive: true, force: true });
+    await importInto(tmp);
+    await mkdir(opts.cacheDir, { recursive: true });
+    await rename(tmp, cached).catch(async () => { await rm(tmp, { recursive: true, force: true }); });
+  }
+  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  await cp(join(cached, 'db'), join(opts.dataDir, 'db'), { recursive: true });
+}
+
+/** Imports the accounts, then starts the node. Runs in the child process (or in a test). */
+export async function startChorusTarget(opts: ChorusTargetOptions, log?: (level: string, text: string) => void): Promise<{ stop(): Promise<void> }> {
+  await provisionAccounts(opts);
+  return startNode(benchConfig(opts), log ? { log } : {});
+}
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const opts = JSON.parse(process.argv[2] ?? '{}') as ChorusTargetOptions;
   try {
     const node = await startChorusTarget(opts);
     process.stdout.write(`CHORUS_READY PIDS=${process.pid}\n`);
-    const stop = async () => { await node.stop().catch(() => {}); process.exit(0); };
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      await node.stop().catch((e: Error) => process.stderr.write(`bench: node.stop failed: ${e.message}\n`));
+      process.exit(0);
+    };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   } catch (e) {
-    process.stderr.write((e as Error).message + '\n');
+    process.stderr.write(((e as Error).stack ?? (e as Error).message) + '\n');
     process.exit(1);
   }
 }

@@ -57,7 +57,7 @@ export interface TimelinePoint {
 
 export interface RunResult {
   scenario: Scenario;
-  target: { name: string; host: string; port: number; domain: string; version: string; pids: number[] };
+  target: { name: string; host: string; port: number; domain: string; version: string; pids: number[]; schedulers?: number; chorus?: boolean };
   options: BenchOptions;
   startedAt: string;
   skipped?: string;
@@ -97,7 +97,7 @@ export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: P
   const live = await prepareTarget(spec, accountsNeeded(o), { password: o.password, tls: o.tls !== 'none' });
   const result: RunResult = {
     scenario: o.scenario, startedAt, options: o, wallS: 0, errors: [], metrics: {}, timeline: [],
-    target: { name: spec.name, host: live.endpoint.host, port: live.endpoint.port, domain: live.endpoint.domain, version: live.version, pids: live.pids },
+    target: { name: spec.name, host: live.endpoint.host, port: live.endpoint.port, domain: live.endpoint.domain, version: live.version, pids: live.pids, ...(spec.chorus ? { chorus: true, schedulers: spec.schedulers } : {}) },
     server: { cpuS: 0, cpuPct: 0, rssBeforeKB: 0, rssAfterKB: 0, rssPeakKB: 0, measured: live.pids.length > 0 },
     generator: { cpuS: 0, cpuPct: 0, rssKB: 0, workers: o.workers },
   };
@@ -126,6 +126,7 @@ export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: P
     result.errors = pool.whole.errors;
     result.server.rssPeakKB = sampler.peakRssKB();
     await live.stop().catch((e) => result.errors.push('teardown: ' + (e as Error).message));
+    result.errors.push(...(live.notes?.() ?? []));
   }
   return result;
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Endpoint } from './protocol.ts';
+import type { ChorusTargetOptions } from './chorus-target.ts';
 
 export interface TargetSpec {
   name: string;
@@ -25,6 +26,8 @@ export interface TargetSpec {
   accounts?: string;
   chorus?: boolean;
   schedulers?: number;
+  /** Chorus only: extra node flags for the server process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p". */
+  nodeArgs?: string;
   version?: string;
 }
 
@@ -34,6 +37,10 @@ export interface LiveTarget {
   pids: number[];
   version: string;
   stop(): Promise<void>;
+  /** Anything the server said or did that the report should show (warnings, an exit mid-run). */
+  notes?(): string[];
+  /** The server's own log, when the bench holds it. */
+  log?(): string;
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -97,6 +104,7 @@ export function parseTarget(text: string): TargetSpec {
       case 'accounts': t.accounts = v; break;
       case 'schedulers': t.schedulers = num(k, v); break;
       case 'version': t.version = v; break;
+      case 'nodeargs': case 'node_args': t.nodeArgs = v; break;
       default: throw new Error(`unknown target key '${k}'`);
     }
   }
@@ -157,65 +165,30 @@ export async function prepareTarget(spec: TargetSpec, accountsNeeded: number, op
 
 // --- Chorus ---
 
-export interface ChorusTargetOptions {
-  port: number;
-  tlsPort?: number;
-  domain: string;
-  accounts: number;
-  password: string;
-  dataDir: string;
-  tls: boolean;
-  schedulers?: number;
+/** Where the bench keeps state between runs (the anchors' servers, Chorus's cached account DBs). */
+export function benchStateDir(): string {
+  return process.env.BENCH_STATE || join(tmpdir(), `chorus-bench-${process.getuid?.() ?? 0}`);
 }
 
 /**
- * The one place that knows how to boot Chorus for a benchmark: loopback only, accounts u1..uN
- * imported, rate limits off, encryption off unless asked. Runs inside the child process
- * (src/bench/chorus-target.ts). Adjust here if startNode/importAccounts change shape.
+ * Starts Chorus in a child process (src/bench/chorus-target.ts): its CPU and RSS are then its own.
+ * The child's stderr (the node's warn/error log) is kept; lines of it, and an exit during the run,
+ * come back in `notes()` for the report.
  */
-export async function startChorusTarget(opts: ChorusTargetOptions): Promise<{ stop(): Promise<void> }> {
-  // Paths in variables: the node's entry point is still being written, and the type checker must not
-  // require it. Everything else is imported the same way to keep this adapter in one piece.
-  const nodePath = '../runtime/node.ts', accountsPath = '../storage/accounts.ts', dbPath = '../storage/db.ts', configPath = '../config/index.ts';
-  type Node = { stop(): Promise<void> };
-  let nodeMod: { startNode?: (config: unknown) => Promise<Node> };
-  let acctMod: { importAccounts?: (db: unknown, accounts: Array<{ jid: string; password: string }>, opts?: { hosts?: string[] }) => Promise<{ imported: number; failed: Array<{ error: string }> }> };
-  try {
-    nodeMod = await import(nodePath);
-    acctMod = await import(accountsPath);
-  } catch (e) {
-    throw new Error(`cannot start a Chorus target: ${(e as Error).message.split('\n')[0]}. Use --target host:port or a preset such as prosody.`);
-  }
-  if (!nodeMod.startNode || !acctMod.importAccounts) {
-    throw new Error('cannot start a Chorus target yet: src/runtime/node.ts must export startNode(config) and src/storage/accounts.ts importAccounts(db, accounts). Use --target host:port or a preset such as prosody.');
-  }
-  const cfgMod = await import(configPath) as { defaultConfig(baseDir?: string): Record<string, unknown> };
-  const dbMod = await import(dbPath) as { openDb(dataDir: string): Promise<{ close(): Promise<void> }> };
-  const config = cfgMod.defaultConfig(opts.dataDir) as Record<string, any>;
-  config.hosts = [opts.domain];
-  config.data_dir = opts.dataDir;
-  config.listen = { address: '127.0.0.1', c2s: opts.port, c2s_direct_tls: opts.tls && opts.tlsPort ? opts.tlsPort : false, s2s: false, http: false, component: false };
-  config.c2s_require_encryption = false;
-  if (opts.schedulers) config.schedulers = opts.schedulers;
-  config.limits = { ...config.limits, bytes_per_second: false, login_attempts: { max_failures: 1e9, window_seconds: 1 } };
-  config.log_level = 'warn';
-  const accounts = Array.from({ length: opts.accounts }, (_, i) => ({ jid: `u${i + 1}@${opts.domain}`, password: opts.password }));
-  const db = await dbMod.openDb(opts.dataDir);
-  try {
-    const r = await acctMod.importAccounts(db, accounts, { hosts: [opts.domain] });
-    if (r.failed.length) throw new Error(`importing bench accounts failed: ${r.failed[0].error}`);
-  } finally { await db.close(); }
-  return nodeMod.startNode(config);
-}
-
 async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { password: string; tls: boolean }): Promise<LiveTarget> {
   const dataDir = await mkdtemp(join(tmpdir(), 'chorus-bench-'));
   const entry = fileURLToPath(new URL('./chorus-target.ts', import.meta.url));
-  const args = JSON.stringify({ port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain, accounts, password: opts.password, dataDir, tls: opts.tls, schedulers: spec.schedulers } satisfies ChorusTargetOptions);
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), entry, args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
-  let out = '';
-  child.stderr.on('data', (d) => { out += d; });
-  const ready = await new Promise<boolean>((res) => {
+  const args = JSON.stringify({
+    port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain, accounts, password: opts.password, dataDir, tls: opts.tls,
+    schedulers: spec.schedulers, cacheDir: join(benchStateDir(), 'chorus'),
+  } satisfies ChorusTargetOptions);
+  const nodeArgs = shellWords(spec.nodeArgs ?? process.env.CHORUS_BENCH_NODE_ARGS ?? '');
+  const child = spawn(process.execPath, [...nodeArgs, '--import', import.meta.resolve('tsx'), entry, args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  let out = '', log = '', ready = false;
+  let exited: string | null = null;
+  child.stderr.on('data', (d) => { if (log.length < 4 << 20) log += d; if (!ready) out += d; });
+  child.on('exit', (code, signal) => { exited = signal ? `signal ${signal}` : `code ${code}`; });
+  ready = await new Promise<boolean>((res) => {
     child.stdout.on('data', (d) => { out += d; if (out.includes('CHORUS_READY')) res(true); });
     child.on('exit', () => res(false));
     setTimeout(() => res(false), 10 * 60_000).unref();
@@ -225,13 +198,32 @@ async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { pas
     await rm(dataDir, { recursive: true, force: true });
     throw new Error('Chorus target did not start:\n' + out.trim());
   }
+  let stopping = false;
+  const exitedBeforeStop = () => (stopping ? null : exited);
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   return {
     spec, endpoint: { host: '127.0.0.1', port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain }, pids: [child.pid!],
-    version: 'chorus ' + (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+    version: `chorus ${pkg.version}${spec.schedulers ? ` (${spec.schedulers} schedulers)` : ''}`,
     async stop() {
-      child.kill('SIGTERM');
-      await new Promise<void>((res) => { const t = setTimeout(() => { child.kill('SIGKILL'); res(); }, 10_000); child.on('exit', () => { clearTimeout(t); res(); }); if (child.exitCode !== null) res(); });
+      stopping = true;
+      if (exited === null) {
+        child.kill('SIGTERM');
+        await new Promise<void>((res) => {
+          const t = setTimeout(() => { child.kill('SIGKILL'); res(); }, 20_000);
+          child.on('exit', () => { clearTimeout(t); res(); });
+          if (child.exitCode !== null || child.signalCode !== null) { clearTimeout(t); res(); }
+        });
+      }
       await rm(dataDir, { recursive: true, force: true });
     },
+    notes() {
+      const lines = log.split('\n').filter((l) => /\[(error|warn)\]|Error|error:/i.test(l));
+      const notes: string[] = [];
+      const died = exitedBeforeStop();
+      if (died) notes.push(`chorus: the server process exited during the run (${died})`);
+      if (lines.length) notes.push(`chorus log: ${lines.length} warn/error lines, first: ${lines.slice(0, 5).map((l) => l.slice(0, 300)).join(' | ')}`);
+      return notes;
+    },
+    log: () => log,
   };
 }

@@ -1,11 +1,19 @@
 // Bringing targets up: a setup command's KEY=VALUE lines, teardown, pid files, and the Chorus adapter's
-// clear failure while the node entry point does not exist.
+// Chorus started in its own process.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseTarget, prepareTarget, startChorusTarget } from '../../src/bench/target.ts';
+import { createServer } from 'node:net';
+import { parseTarget, prepareTarget } from '../../src/bench/target.ts';
+import { XmppClient } from '../../src/bench/client.ts';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
 
 test('a setup command fills in PIDs, port, domain and version; teardown runs on stop', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'bench-target-'));
@@ -32,13 +40,35 @@ test('PIDs can come from a pid file; a failing setup command is an error', async
   } finally { await rm(dir, { recursive: true, force: true }); }
 });
 
-test('startChorusTarget fails with a clear message, or starts, depending on what exists', async () => {
+test('a Chorus target runs in its own process: PLAIN, SCRAM-SHA-1 and STARTTLS logins, a message, a clean stop', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'bench-chorus-'));
+  process.env.BENCH_STATE = dir; // the account cache goes here, not into the shared state dir
+  let live: Awaited<ReturnType<typeof prepareTarget>> | null = null;
   try {
-    const node = await startChorusTarget({ port: 0, domain: 'bench.local', accounts: 1, password: 'pw', dataDir: dir, tls: false })
-      .catch((e: Error) => { assert.match(e.message, /Chorus target/); return null; });
-    await node?.stop();
-  } finally { await rm(dir, { recursive: true, force: true }); }
+    const port = await freePort();
+    live = await prepareTarget(parseTarget(`chorus port=${port} tlsport=${await freePort()} schedulers=1`), 2, { password: 'pw', tls: true });
+    assert.is(live.pids.length, 1);
+    assert.is.not(live.pids[0], process.pid);
+    assert.match(live.version, /^chorus .*1 schedulers/);
+    const opts = { host: '127.0.0.1', port, domain: 'bench.local', password: 'pw', timeoutMs: 15_000 };
+    const a = new XmppClient({ ...opts, username: 'u1', mechanism: 'PLAIN', resource: 'a' });
+    const b = new XmppClient({ ...opts, username: 'u2', mechanism: 'SCRAM-SHA-1', resource: 'b', tls: 'starttls' });
+    const d = new XmppClient({ ...opts, port: live.endpoint.tlsPort!, username: 'u2', mechanism: 'SCRAM-SHA-1', resource: 'd', tls: 'direct' });
+    await Promise.all([a.login(), b.login(), d.login()]);
+    assert.match(b.jid, /^u2@bench\.local\/b/);
+    const got = new Promise<string>((res) => { b.onStanza = (s: string) => { if (s.startsWith('<message')) res(s); }; });
+    b.send("<presence/>");
+    a.send(`<message to='${b.jid}' type='chat'><body>hello</body></message>`);
+    assert.match(await got, /hello/);
+    await Promise.all([a.close(), b.close(), d.close()]);
+    await live.stop();
+    assert.equal(live.notes?.() ?? [], []);
+    live = null;
+  } finally {
+    await live?.stop();
+    delete process.env.BENCH_STATE;
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
