@@ -16,6 +16,9 @@ import type { MessageEvent, SessionInfo, StanzaContext, Storage, UserContext } f
 import { ModuleSet } from '../../src/xmpp/modules.ts';
 import { NS } from '../../src/xmpp/namespaces.ts';
 import offline, { OFFLINE_BATCH, offlineDisposition } from '../../src/modules/offline.ts';
+import presence from '../../src/modules/presence.ts';
+import roster from '../../src/modules/roster.ts';
+import { Harness } from '../helpers/module-harness.ts';
 import { tempDir } from '../helpers/runtime.ts';
 
 const HOST = 'example.com';
@@ -445,6 +448,30 @@ test('storage survives a restart, and numbering continues after the stored messa
   await u.settle();
   assert.equal(u.bodies('phone'), ['before-1', 'before-2', 'after']);
   await done(w2);
+});
+
+// ---- with the real presence module (which records presence only after its own async roster load) ----
+
+test('with roster and presence loaded: stored messages reach the initial presence, in order, under shuffled storage timing', async () => {
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    const h = new Harness([roster, presence, offline], { seed });
+    const full = `${BARE}/phone`;
+    const stored = ['one', 'two', 'three'].map((b, i) => addDelayXml(msg(b), HOST, T0 + i));
+    for (const [i, xml] of stored.entries()) await h.storage.put(keys.offline(BARE, i + 1), xml);
+    h.bind(`${BARE}/low`);
+    h.send(`${BARE}/low`, '<presence><priority>-1</priority></presence>');
+    await h.settle();
+    assert.equal(h.received(`${BARE}/low`).filter((e) => e.name === 'message'), [], `seed ${seed}: negative priority`);
+    h.bind(full);
+    h.send(full, '<presence/>');
+    await h.settle();
+    const got = h.received(full);
+    assert.equal(got.filter((e) => e.name === 'message').map((e) => e.getChildText('body')), ['one', 'two', 'three'], `seed ${seed}`);
+    assert.ok(got.some((e) => e.name === 'presence'), `seed ${seed}: the presence module still ran`);
+    assert.ok(h.session(full)!.presence !== null, `seed ${seed}: presence recorded`);
+    assert.equal(await h.storage.range(keys.offlineOf(BARE)), [], `seed ${seed}: deleted`);
+    assert.equal(h.unhandled, [], `seed ${seed}`);
+  }
 });
 
 test('declares XEP-0160 and XEP-0203, feature msgoffline; the limit option is validated', () => {
