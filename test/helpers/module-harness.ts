@@ -11,6 +11,7 @@ import { serialize } from '../../src/xml/builder.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { iqResultElement, stanzaErrorElement } from '../../src/xmpp/errors.ts';
 import { Jid, parseJid } from '../../src/xmpp/jid.ts';
+import { NS } from '../../src/xmpp/namespaces.ts';
 import type {
   IqRequest, ModuleDefinition, SessionInfo, StanzaContext, Storage, UserContext,
 } from '../../src/xmpp/module.ts';
@@ -350,7 +351,7 @@ export class Harness {
       session: (resource) => { const s = u.sessions.get(resource); return s && copy(s); },
       deliver: (resource, stanza) => {
         const xml = typeof stanza === 'string' ? stanza : serialize(stanza);
-        parseElement(xml); // must be one well-formed stanza
+        strict(xml); // must be one well-formed stanza
         const box = u.sessions.has(resource) ? u.inboxes.get(resource) : undefined;
         if (box) box.push(xml);
         else this.dropped.push(xml);
@@ -363,7 +364,7 @@ export class Harness {
       setSessionFeature: (resource, key, value) => { live(resource).features[key] = value; },
       setPresence: (resource, presence, priority) => {
         const s = live(resource);
-        if (presence !== null) parseElement(presence);
+        if (presence !== null) strict(presence);
         s.presence = presence;
         s.priority = priority;
         this.presenceCalls.push({ jid: `${u.jid}/${resource}`, presence, priority });
@@ -425,6 +426,9 @@ export class Harness {
   }
 }
 
+// The strict framer as well as the parser: the core's routing refuses what the framer refuses.
+const strict = (xml: string): XmlElement => parseElement(xml, NS.CLIENT, { validate: true });
+
 function reparse(stanza: string | XmlElement): XmlElement {
-  return parseElement(typeof stanza === 'string' ? stanza : serialize(stanza));
+  return strict(typeof stanza === 'string' ? stanza : serialize(stanza));
 }
