@@ -86,7 +86,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const opts = JSON.parse(process.argv[2] ?? '{}') as ChorusTargetOptions;
   try {
     const node = await startChorusTarget(opts);
-    process.stdout.write(`CHORUS_READY PIDS=${process.pid}\n`);
+    process.stdout.write(`CHORUS_READY PIDS=${process.pid} SCHEDULERS=${benchConfig(opts).schedulers}\n`);
     let stopping = false;
     const stop = async () => {
       if (stopping) return;

@@ -40,6 +40,8 @@ Load
   --no-scram-warmup    login: do not cache salted passwords before a SCRAM storm (by default
                        the bench fetches each salt first, as a returning client knows it)
   --to-bare            chat: address the peer's bare JID (routing by presence) not its full JID
+  --wait-quiet S       before measuring, wait up to S s until other processes use < 25% of a
+                       core (their CPU during the run is reported either way)               [60]
   --coalesce           batch each client's stanzas into one write per tick (default: one write
                        per stanza, like an interactive client and like the anchors' generator)
 
@@ -116,6 +118,7 @@ export function parseArgs(argv: string[]): CliOptions | 'help' {
       case '--body': b.padding = int(k, val(), 1); break;
       case '--to-bare': b.toBare = true; break;
       case '--no-scram-warmup': b.scramWarmup = false; break;
+      case '--wait-quiet': b.waitQuietS = int(k, val(), 0); break;
       case '--login-timeout': b.loginTimeoutS = int(k, val(), 1); break;
       case '--out': o.out = val() ?? o.out; break;
       case '--label': o.label = (val() ?? '').replace(/[^\w.-]+/g, '-'); break;

@@ -108,3 +108,15 @@ export class ProcSampler {
 }
 
 export { ticksPerSecond };
+
+/** CPU seconds the whole machine has spent busy (every core; user, nice, system, irq, softirq, steal),
+ *  from /proc/stat: minus the server's and the generator's, it is what other processes took. */
+export function machineBusyS(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice (guest is already in user)
+    const busy = f[0]! + f[1]! + f[2]! + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    return busy / ticksPerSecond;
+  } catch { return 0; }
+}

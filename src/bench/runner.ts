@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { availableParallelism } from 'node:os';
 import { Pool, share, type Counters } from './pool.ts';
-import { ProcSampler, sampleTree, type TreeSample } from './proc.ts';
+import { ProcSampler, sampleTree, machineBusyS, type TreeSample } from './proc.ts';
 import { percentilesMs, type Percentiles } from './histogram.ts';
 import { prepareTarget, type LiveTarget, type TargetSpec } from './target.ts';
 import type { TlsMode } from './client.ts';
@@ -35,12 +35,13 @@ export interface BenchOptions {
   padding: number; // extra body bytes
   toBare: boolean; // 1:1 messages to bare JIDs
   scramWarmup: boolean; // login: cache salted passwords before the storm, as returning clients have them
+  waitQuietS: number; // before measuring: wait up to this long for other processes to leave the machine quiet
 }
 
 export const DEFAULTS: BenchOptions = {
   scenario: 'chat', clients: 2000, concurrency: 50, pairs: 200, inflight: 10, rate: 0, durationS: 20, drainS: 5,
   occupants: 50, senders: 5, settleS: 5, churn: 5, tls: 'none', mechanism: 'PLAIN', password: 'pw',
-  workers: Math.max(1, Math.min(4, availableParallelism())), presence: true, loginTimeoutS: 120, coalesce: false, padding: 1, toBare: false, scramWarmup: true,
+  workers: Math.max(1, Math.min(4, availableParallelism())), presence: true, loginTimeoutS: 120, coalesce: false, padding: 1, toBare: false, scramWarmup: true, waitQuietS: 60,
 };
 
 export interface TimelinePoint {
@@ -53,6 +54,8 @@ export interface TimelinePoint {
   serverRssKB: number;
   serverCpuPct: number;
   genCpuPct: number;
+  /** CPU used by every other process on the machine this second (% of a core). */
+  otherCpuPct?: number;
 }
 
 export interface RunResult {
@@ -68,6 +71,8 @@ export interface RunResult {
   window?: { from: number; to: number };
   server: { cpuS: number; cpuPct: number; rssBeforeKB: number; rssAfterKB: number; rssPeakKB: number; measured: boolean };
   generator: { cpuS: number; cpuPct: number; rssKB: number; workers: number };
+  /** CPU used by other processes on the machine during the measured phase, and the wait for quiet before it. */
+  others?: { cpuPct: number; waitedS: number; cpuPctBefore: number };
   metrics: Record<string, number>;
   latency?: Percentiles; // message latency, ms
   loginLatency?: Percentiles; // connect → bound, ms
@@ -97,7 +102,7 @@ export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: P
   const live = await prepareTarget(spec, accountsNeeded(o), { password: o.password, tls: o.tls !== 'none' });
   const result: RunResult = {
     scenario: o.scenario, startedAt, options: o, wallS: 0, errors: [], metrics: {}, timeline: [],
-    target: { name: spec.name, host: live.endpoint.host, port: live.endpoint.port, domain: live.endpoint.domain, version: live.version, pids: live.pids, ...(spec.chorus ? { chorus: true, schedulers: spec.schedulers } : {}) },
+    target: { name: spec.name, host: live.endpoint.host, port: live.endpoint.port, domain: live.endpoint.domain, version: live.version, pids: live.pids, ...(spec.chorus ? { chorus: true, schedulers: live.schedulers } : {}) },
     server: { cpuS: 0, cpuPct: 0, rssBeforeKB: 0, rssAfterKB: 0, rssPeakKB: 0, measured: live.pids.length > 0 },
     generator: { cpuS: 0, cpuPct: 0, rssKB: 0, workers: o.workers },
   };
@@ -110,6 +115,7 @@ export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: P
   try {
     await sleep(500); // workers load their modules
     if (!result.target.version) result.target.version = await run.probeVersion(live).catch(() => '');
+    await run.waitQuiet(o.waitQuietS);
     switch (o.scenario) {
       case 'login': await run.login(o); break;
       case 'idle': await run.idle(o); break;
@@ -138,7 +144,8 @@ class Run {
   private lastTick = performance.now();
   private lastSample: TreeSample | null = null;
   private lastCpu = process.cpuUsage();
-  private m0 = { at: 0, server: null as TreeSample | null, gen: process.cpuUsage() };
+  private lastMachine = machineBusyS();
+  private m0 = { at: 0, server: null as TreeSample | null, gen: process.cpuUsage(), machine: 0 };
   progressNote = '';
 
   constructor(private pool: Pool, private sampler: ProcSampler, private r: RunResult, private progress: ProgressFn) {
@@ -159,11 +166,15 @@ class Run {
     this.lastCpu = cpu;
     const srvCpuS = s && this.lastSample ? s.cpuS - this.lastSample.cpuS : 0;
     if (s) this.lastSample = s;
+    const machine = machineBusyS();
+    const otherS = Math.max(0, machine - this.lastMachine - genCpuS - srvCpuS);
+    this.lastMachine = machine;
     this.r.timeline.push({
       t: Math.round((now - this.t0) / 100) / 10, phase: this.phase,
       msgPerS: Math.round(c.recv / dt), loginsPerS: Math.round(c.logins / dt),
       p50: c.lat.n ? c.lat.quantile(0.5) / 1000 : 0, p99: c.lat.n ? c.lat.quantile(0.99) / 1000 : 0,
       serverRssKB: s?.rssKB ?? 0, serverCpuPct: Math.round(srvCpuS / dt * 100), genCpuPct: Math.round(genCpuS / dt * 100),
+      otherCpuPct: Math.round(otherS / dt * 100),
     });
     const m = this.pool.measure;
     this.progress({ phase: this.phase, done: this.progressDone(), total: this.progressTotal, note: this.note(c, m, dt, srvCpuS) });
@@ -193,7 +204,7 @@ class Run {
   /** Starts the measured phase: everything counted from here to endMeasure(). */
   private beginMeasure(): void {
     this.pool.resetMeasure();
-    this.m0 = { at: performance.now(), server: this.sampler.enabled ? this.sampler.sample() : null, gen: process.cpuUsage() };
+    this.m0 = { at: performance.now(), server: this.sampler.enabled ? this.sampler.sample() : null, gen: process.cpuUsage(), machine: machineBusyS() };
   }
 
   private endMeasure(): Counters {
@@ -213,12 +224,37 @@ class Run {
     this.r.generator.cpuS = round(genS, 2);
     this.r.generator.cpuPct = Math.round(genS / wallS * 100);
     this.r.generator.rssKB = Math.round(process.memoryUsage().rss / 1024);
+    const srvS = s1 && this.m0.server ? s1.cpuS - this.m0.server.cpuS : 0;
+    const otherS = Math.max(0, machineBusyS() - this.m0.machine - genS - srvS);
+    this.r.others = { ...(this.r.others ?? { waitedS: 0, cpuPctBefore: 0 }), cpuPct: Math.round(otherS / wallS * 100) };
     return this.pool.measure;
   }
 
   /** Work per server-CPU-second; null when the server's PIDs are unknown. */
   private perCpu(n: number): number {
     return this.r.server.cpuS > 0 ? Math.round(n / this.r.server.cpuS) : 0;
+  }
+
+  /** Other processes' CPU (% of a core) over `ms`: the machine's busy time less ours and the server's. */
+  private async othersPct(ms: number): Promise<number> {
+    const m0 = machineBusyS(), g0 = process.cpuUsage(), s0 = this.sampler.enabled ? sampleTree(this.sampler.roots).cpuS : 0;
+    const t0 = performance.now();
+    await sleep(ms);
+    const g1 = process.cpuUsage(), s1 = this.sampler.enabled ? sampleTree(this.sampler.roots).cpuS : 0;
+    const dt = (performance.now() - t0) / 1000;
+    const other = machineBusyS() - m0 - (g1.user + g1.system - g0.user - g0.system) / 1e6 - (s1 - s0);
+    return Math.max(0, Math.round(other / dt * 100));
+  }
+
+  /** Waits (at most maxS) until other processes use under 25% of a core, so they do not share the run. */
+  async waitQuiet(maxS: number): Promise<void> {
+    const t0 = performance.now();
+    let pct = await this.othersPct(1000);
+    if (pct > 25 && maxS > 0) {
+      this.setPhase('wait quiet', maxS, () => (performance.now() - t0) / 1000);
+      while (pct > 25 && performance.now() - t0 < maxS * 1000) pct = await this.othersPct(2000);
+    }
+    this.r.others = { cpuPct: 0, waitedS: round((performance.now() - t0) / 1000, 1), cpuPctBefore: pct };
   }
 
   async probeVersion(live: LiveTarget): Promise<string> {

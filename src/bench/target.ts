@@ -39,6 +39,8 @@ export interface LiveTarget {
   stop(): Promise<void>;
   /** Anything the server said or did that the report should show (warnings, an exit mid-run). */
   notes?(): string[];
+  /** Chorus: the number of scheduler threads it runs. */
+  schedulers?: number;
   /** The server's own log, when the bench holds it. */
   log?(): string;
 }
@@ -113,6 +115,8 @@ export function parseTarget(text: string): TargetSpec {
     // The bench sends load; keep it on this machine unless the user clearly means otherwise.
     if (!process.env.CHORUS_BENCH_ALLOW_REMOTE) throw new Error(`target host ${t.host} is not loopback; set CHORUS_BENCH_ALLOW_REMOTE=1 to allow`);
   }
+  // `chorus schedulers=1` and `chorus schedulers=2` side by side get names that say which is which.
+  if (t.chorus && t.schedulers && !words.some((w) => /^name=/i.test(w))) t.name = `chorus-${t.schedulers}s`;
   t.name ??= `${t.host}:${t.port}`;
   return t as TargetSpec;
 }
@@ -189,7 +193,7 @@ async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { pas
   child.stderr.on('data', (d) => { if (log.length < 4 << 20) log += d; if (!ready) out += d; });
   child.on('exit', (code, signal) => { exited = signal ? `signal ${signal}` : `code ${code}`; });
   ready = await new Promise<boolean>((res) => {
-    child.stdout.on('data', (d) => { out += d; if (out.includes('CHORUS_READY')) res(true); });
+    child.stdout.on('data', (d) => { out += d; if (/CHORUS_READY.*\n/.test(out)) res(true); });
     child.on('exit', () => res(false));
     setTimeout(() => res(false), 10 * 60_000).unref();
   });
@@ -198,12 +202,13 @@ async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { pas
     await rm(dataDir, { recursive: true, force: true });
     throw new Error('Chorus target did not start:\n' + out.trim());
   }
+  const schedulers = Number(/SCHEDULERS=(\d+)/.exec(out)?.[1]) || undefined;
   let stopping = false;
   const exitedBeforeStop = () => (stopping ? null : exited);
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   return {
     spec, endpoint: { host: '127.0.0.1', port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain }, pids: [child.pid!],
-    version: `chorus ${pkg.version}${spec.schedulers ? ` (${spec.schedulers} schedulers)` : ''}`,
+    version: `chorus ${pkg.version} (${schedulers ?? '?'} schedulers)`, schedulers,
     async stop() {
       stopping = true;
       if (exited === null) {

@@ -71,6 +71,33 @@ test('a non-anchor target is also checked against the anchors of the same run', 
   assert.match(md, /Chat, same run: ≥ 2× the best anchor's msg per server-CPU-s, 0 lost \| – \| – \| \*\*met\*\*/);
 });
 
+test('same-run targets use each anchor\'s median over rounds', () => {
+  const ej = [20_000, 30_000, 10_000].map((x) => run('ejabberd', 'chat', { lost: 0, msgPerServerCpuS: x }));
+  const chorus = run('chorus', 'chat', { sent: 100, delivered: 100, lost: 0, msgPerS: 5, msgPerServerCpuS: 41_000 });
+  const rel = checkTargets(chorus, [...ej, chorus]).find((c) => c.name.startsWith('Chat, same run'))!;
+  assert.is(rel.met, true);
+  assert.match(rel.detail, /2\.05× the best anchor \(20,000\)/);
+});
+
+test('cores: Chorus with 2 schedulers against Chorus with 1 in the same report', () => {
+  const one = { ...run('chorus-1s', 'chat', { lost: 0, msgPerS: 10_000, msgPerServerCpuS: 9_000 }) };
+  one.target = { ...one.target, chorus: true, schedulers: 1 };
+  const two = { ...run('chorus-2s', 'chat', { lost: 0, msgPerS: 17_000, msgPerServerCpuS: 9_500 }) };
+  two.target = { ...two.target, chorus: true, schedulers: 2 };
+  const c = checkTargets(two, [one, two]).find((x) => x.name.startsWith('Cores'))!;
+  assert.is(c.met, true);
+  assert.match(c.detail, /^1\.70× \(17,000 vs 10,000 msg\/s wall; per server-CPU-s 1\.06×\)/);
+  assert.not.ok(checkTargets(one, [one, two]).some((x) => x.name.startsWith('Cores')));
+  assert.equal(['chorus-1s', 'chorus-2s', 'x'], ['chorus schedulers=1', 'chorus schedulers=2', 'chorus schedulers=2 name=x'].map((s) => parseTarget(s).name));
+});
+
+test('other processes\' CPU during a run is shown and flagged', () => {
+  const r = run('x', 'chat', { sent: 1, delivered: 1, lost: 0, msgPerServerCpuS: 1 });
+  r.others = { cpuPct: 60, waitedS: 0, cpuPctBefore: 0 };
+  assert.match(saturation(r, 2)[0], /other processes used 60%/);
+  assert.match(toMarkdown(report([r])), /\| other processes' CPU \(% of a core\) \| 60 \|/);
+});
+
 test('a busy generator or a saturated machine is flagged', () => {
   const r = run('x', 'chat', { sent: 1, delivered: 1, lost: 0, msgPerServerCpuS: 1 });
   assert.equal(saturation(r, 2), []);
