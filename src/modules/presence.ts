@@ -4,6 +4,7 @@
 // answers to probes, directed presence, and unavailable presence when a resource goes away.
 import { serialize, x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
+import { delayElement, withDelay } from '../xmpp/delay.ts';
 import { stanzaErrorElement } from '../xmpp/errors.ts';
 import type { Jid } from '../xmpp/jid.ts';
 import { defineModule, type PresenceEvent, type SessionEvent, type UserContext } from '../xmpp/module.ts';
@@ -17,8 +18,11 @@ const MODULE = 'presence';
 
 /** Per resource: whether it sent available presence, and where it sent directed available presence. */
 interface ResourceState { on: boolean; directed: string[] }
-/** Kept in the user actor's snapshot: small, and it survives a restart so stale resources get cleaned up. */
-interface PresenceState { res: Record<string, ResourceState>; lastUnavailable: string | null }
+/**
+ * Kept in the user actor's snapshot: small, and it survives a restart so stale resources get cleaned up.
+ * `lastUnavailable` is the account's last unavailable presence and when it was sent, for probes (§4.3.2).
+ */
+interface PresenceState { res: Record<string, ResourceState>; lastUnavailable: { xml: string; at: number } | null }
 
 /** Cap on tracked directed-presence recipients per resource (the state lives in the actor snapshot). */
 const MAX_DIRECTED = 500;
@@ -154,7 +158,7 @@ function goUnavailable(ctx: ActorContext, resource: string, el: XmlElement, item
       user.deliver(s.resource, el.withAttrs({ to: fullOf(user, s.resource) }));
     }
     if (fromClient && user.session(resource)) user.setPresence(resource, null, 0);
-    st.lastUnavailable = serialize(el);
+    st.lastUnavailable = { xml: serialize(el), at: ctx.now() };
   }
   delete st.res[resource];
   user.setState(MODULE, st);
@@ -261,11 +265,11 @@ function outUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string,
   const cur = d.item;
   if (!cur) return;
   if (hasFrom(cur.subscription) || cur.pendingIn !== null) {
+    // §3.2.2: unavailable goes out while the contact is still subscribed, so before 'unsubscribed'
+    if (hasFrom(cur.subscription)) sendPresenceOf(ctx, contact, 'unavailable');
     ctx.route(stanza);
     const after: RosterItem = { ...cur, subscription: dropFrom(cur.subscription), pendingIn: null, approved: false };
-    const { write } = saveItem(ctx, cur, after, d.ver, contact);
-    if (hasFrom(cur.subscription)) sendPresenceOf(ctx, contact, 'unavailable'); // §3.2.2
-    return write;
+    return saveItem(ctx, cur, after, d.ver, contact).write;
   }
   if (cur.approved) return saveItem(ctx, cur, { ...cur, approved: false }, d.ver, contact).write;
 }
@@ -295,10 +299,10 @@ function inbound(ev: PresenceEvent, maxItems: number): void {
     return;
   }
   if (type === 'probe') {
-    const prober = ev.from;
+    const prober = ev.from, id = ev.stanza.attr('id');
     enqueue(ev, MODULE, {
       load: (storage) => loadItem(storage, owner, prober.toBareString()),
-      apply: (ctx, it) => answerProbe(ctx, prober, it),
+      apply: (ctx, it) => answerProbe(ctx, prober, id, it),
       hold: () => ev.keep(),
     });
     return;
@@ -317,21 +321,27 @@ function inbound(ev: PresenceEvent, maxItems: number): void {
   }
 }
 
-/** §4.3.2: presence of each available resource to a subscriber, unavailable when none, unsubscribed to others. */
-function answerProbe(ctx: ActorContext, prober: Jid, item: RosterItem | undefined): void {
+/**
+ * §4.3.2: to a subscriber, the last presence of each available resource, or when there is none the last
+ * unavailable presence with a delay stamp of when it was sent (a bare unavailable if there never was
+ * one); to anyone else, 'unsubscribed'. Replies the server makes up carry the probe's id.
+ */
+function answerProbe(ctx: ActorContext, prober: Jid, id: string | undefined, item: RosterItem | undefined): void {
   const user = ctx.user;
   const self = user.jid.toBareString();
   const to = prober.toString();
   const isSelf = prober.bareEquals(user.jid);
   if (!isSelf && !(item && hasFrom(item.subscription))) {
-    ctx.route(x('presence', { type: 'unsubscribed', from: self, to: prober.toBareString() }));
+    ctx.route(x('presence', { type: 'unsubscribed', id, from: self, to: prober.toBareString() }));
     return;
   }
   const avail = availableSessions(user).filter((s) => !(isSelf && s.resource === prober.resource));
   for (const s of avail) ctx.route(parseStored(s.presence).withAttrs({ from: fullOf(user, s.resource), to }));
   if (avail.length > 0) return;
   const last = getState(user).lastUnavailable;
-  ctx.route(last !== null ? parseStored(last).withAttrs({ to }) : x('presence', { type: 'unavailable', from: self, to }));
+  ctx.route(last !== null
+    ? withDelay(parseStored(last.xml).withAttrs({ to }), delayElement(self, last.at))
+    : x('presence', { type: 'unavailable', id, from: self, to }));
 }
 
 // A.3.1: None/To gain Pending In and the request is delivered (and kept); From/Both get an automatic
@@ -363,14 +373,14 @@ function inSubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: 
   return write;
 }
 
-// A.3.2: From and Pending In end; delivered, answered with 'unsubscribed', and the contact gets
-// unavailable presence from the user's resources (§3.3.3).
+// A.3.2: From and Pending In end; delivered, and the contact gets unavailable presence from the user's
+// resources (§3.3.3). No 'unsubscribed' goes back (RFC 3921's table had one): arriving after the
+// contact subscribed again, it would cancel that new request on the contact's side.
 function inUnsubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
   const cur = d.item;
   if (!cur || !(hasFrom(cur.subscription) || cur.pendingIn !== null)) return;
   const { write } = saveItem(ctx, cur, { ...cur, subscription: dropFrom(cur.subscription), pendingIn: null }, d.ver, contact);
   deliverToAvailable(ctx.user, stanza);
-  ctx.route(x('presence', { type: 'unsubscribed', from: ctx.user.jid.toBareString(), to: contact }));
   if (hasFrom(cur.subscription)) sendPresenceOf(ctx, contact, 'unavailable');
   return write;
 }

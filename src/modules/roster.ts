@@ -87,11 +87,12 @@ function rosterRemove(ev: ActorContext, iq: IqRequest, contact: string, data: It
     return;
   }
   // RFC 6121 §2.5.2: cancel both directions, pending requests included (the same effects as the user
-  // sending unsubscribe and unsubscribed, Appendix A.2.2 and A.2.4).
+  // sending unsubscribe and unsubscribed, Appendix A.2.2 and A.2.4; unavailable before unsubscribed,
+  // while the contact is still subscribed, §3.2.2).
   const self = ev.user.jid.toBareString();
   if (hasTo(item.subscription) || item.ask) ev.route(x('presence', { type: 'unsubscribe', from: self, to: contact }));
-  if (hasFrom(item.subscription) || item.pendingIn !== null) ev.route(x('presence', { type: 'unsubscribed', from: self, to: contact }));
   if (hasFrom(item.subscription)) sendPresenceOf(ev, contact, 'unavailable');
+  if (hasFrom(item.subscription) || item.pendingIn !== null) ev.route(x('presence', { type: 'unsubscribed', from: self, to: contact }));
   const { write } = saveItem(ev, item, null, data.ver, contact);
   iq.reply();
   return write;

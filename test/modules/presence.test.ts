@@ -143,17 +143,17 @@ const INBOUND: Record<string, Row[]> = {
     { from: 'From+PendingOut', passes: false, to: 'From+PendingOut', remote: ['available', 'subscribed'] },
     { from: 'Both', passes: false, to: 'Both', remote: ['available', 'subscribed'] },
   ],
-  // A.3.2; delivered ones are answered 'unsubscribed', and ending From sends unavailable (§3.3.3)
+  // A.3.2; ending From sends unavailable (§3.3.3), and nothing is answered (see the race test below)
   unsubscribe: [
     { from: 'None', passes: false, to: 'None' },
     { from: 'None+PendingOut', passes: false, to: 'None+PendingOut' },
-    { from: 'None+PendingIn', passes: true, to: 'None', remote: ['unsubscribed'] },
-    { from: 'None+PendingOut+In', passes: true, to: 'None+PendingOut', remote: ['unsubscribed'] },
+    { from: 'None+PendingIn', passes: true, to: 'None' },
+    { from: 'None+PendingOut+In', passes: true, to: 'None+PendingOut' },
     { from: 'To', passes: false, to: 'To' },
-    { from: 'To+PendingIn', passes: true, to: 'To', remote: ['unsubscribed'] },
-    { from: 'From', passes: true, to: 'None', remote: ['unavailable', 'unsubscribed'] },
-    { from: 'From+PendingOut', passes: true, to: 'None+PendingOut', remote: ['unavailable', 'unsubscribed'] },
-    { from: 'Both', passes: true, to: 'To', remote: ['unavailable', 'unsubscribed'] },
+    { from: 'To+PendingIn', passes: true, to: 'To' },
+    { from: 'From', passes: true, to: 'None', remote: ['unavailable'] },
+    { from: 'From+PendingOut', passes: true, to: 'None+PendingOut', remote: ['unavailable'] },
+    { from: 'Both', passes: true, to: 'To', remote: ['unavailable'] },
   ],
   // A.3.3
   subscribed: [
@@ -389,6 +389,39 @@ test('a full subscription handshake between two local accounts ends in Both on b
   assert.is(h.kept(), 0);
 });
 
+test('cancelling a subscription sends unavailable while the contact is still subscribed: before unsubscribed (§3.2.2)', async () => {
+  for (const how of ['unsubscribed', 'remove'] as const) {
+    const h = mk();
+    seed(h, ALICE, item(ROMEO, { subscription: 'both' }));
+    await connect(h, A);
+    await connect(h, A2);
+    if (how === 'remove') h.iq(A, 'set', `<query xmlns="${NS.ROSTER}"><item jid="${ROMEO}" subscription="remove"/></query>`);
+    else h.send(A, `<presence type="unsubscribed" to="${ROMEO}"/>`);
+    await h.settle();
+    const order = h.takeRemote().map((e) => `${typeOf(e)} ${e.attr('from')}`);
+    const cut = order.indexOf(`unsubscribed ${ALICE}`);
+    assert.ok(cut > 0, `${how}: ${order.join(', ')}`);
+    assert.equal(order.slice(0, cut).filter((o) => o.startsWith('unavailable')).sort(), [`unavailable ${A}`, `unavailable ${A2}`], `${how}: ${order.join(', ')}`);
+  }
+});
+
+test('unsubscribing and subscribing again at once: the contact approves and both end in Both', async () => {
+  for (const seedNo of [1, 2, 3, 4]) {
+    const h = mk({ seed: seedNo });
+    befriend(h, ALICE, BOB);
+    await connect(h, A);
+    await connect(h, B);
+    h.send(A, `<presence type="unsubscribe" to="${BOB}"/>`);
+    h.send(A, `<presence type="subscribe" to="${BOB}"/>`);
+    await h.settle();
+    assert.is(stateOf(stored(h, ALICE, BOB)), 'From+PendingOut', `seed ${seedNo}`);
+    h.send(B, `<presence type="subscribed" to="${ALICE}"/>`);
+    await h.settle();
+    assert.is(stateOf(stored(h, ALICE, BOB)), 'Both', `seed ${seedNo}`);
+    assert.is(stateOf(stored(h, BOB, ALICE)), 'Both', `seed ${seedNo}`);
+  }
+});
+
 test('back-to-back subscription stanzas for one contact are applied in order', async () => {
   for (const seedNo of [1, 2, 3, 4, 5, 6]) {
     const h = mk({ seed: seedNo });
@@ -560,21 +593,28 @@ test('probe from a subscriber: the presence of each available resource, addresse
   assert.equal(presences(h.received(A)), [], 'probes are not shown to the user');
 });
 
-test('probe from a subscriber while offline: the last unavailable presence, or a bare unavailable', async () => {
+test('probe from a subscriber while offline: the last unavailable presence with when it was sent, or a bare unavailable', async () => {
   const h = mk();
   seed(h, ALICE, item(ROMEO, { subscription: 'both' }));
   h.account('alice');
-  h.inject(`<presence type="probe" from="${ROMEO}" to="${ALICE}"/>`);
+  h.inject(`<presence type="probe" id="p1" from="${ROMEO}" to="${ALICE}"/>`);
   await h.settle();
-  assert.equal(h.takeRemote().map((e) => `${typeOf(e)} ${e.attr('from')}`), [`unavailable ${ALICE}`]);
+  assert.equal(h.takeRemote().map((e) => `${typeOf(e)} ${e.attr('from')} ${e.attr('id')}`), [`unavailable ${ALICE} p1`]);
   await connect(h, A);
-  h.send(A, '<presence type="unavailable"><status>on holiday</status></presence>');
+  h.clock = Date.UTC(2026, 0, 2, 3, 4, 5);
+  h.send(A, '<presence type="unavailable" id="bye"><status>on holiday</status></presence>');
   h.unbind(A);
   await h.settle();
   h.takeRemote();
-  h.inject(`<presence type="probe" from="${ROMEO}" to="${ALICE}"/>`);
+  h.clock += 60_000;
+  h.inject(`<presence type="probe" id="p2" from="${ROMEO}" to="${ALICE}"/>`);
   await h.settle();
-  assert.equal(h.takeRemote().map((e) => `${typeOf(e)} ${e.attr('from')} ${e.getChildText('status')}`), [`unavailable ${A} on holiday`]);
+  const [last, ...more] = h.takeRemote();
+  assert.is(more.length, 0);
+  assert.equal([typeOf(last!), last!.attr('from'), last!.attr('id'), last!.getChildText('status')], ['unavailable', A, 'bye', 'on holiday']);
+  const delay = last!.child('delay', NS.DELAY);
+  assert.is(delay?.attr('stamp'), '2026-01-02T03:04:05.000Z');
+  assert.is(delay?.attr('from'), ALICE);
 });
 
 test('probe from someone not subscribed: unsubscribed, and no presence', async () => {
@@ -582,9 +622,9 @@ test('probe from someone not subscribed: unsubscribed, and no presence', async (
     const h = mk();
     seed(h, ALICE, itemFor(state, ROMEO));
     await connect(h, A);
-    h.inject(`<presence type="probe" from="${ROMEO}/x" to="${ALICE}"/>`);
+    h.inject(`<presence type="probe" id="p" from="${ROMEO}/x" to="${ALICE}"/>`);
     await h.settle();
-    assert.equal(h.takeRemote().map((e) => `${typeOf(e)} ${e.attr('from')} ${e.attr('to')}`), [`unsubscribed ${ALICE} ${ROMEO}`], state);
+    assert.equal(h.takeRemote().map((e) => `${typeOf(e)} ${e.attr('from')} ${e.attr('to')} ${e.attr('id')}`), [`unsubscribed ${ALICE} ${ROMEO} p`], state);
   }
 });
 
