@@ -10,6 +10,8 @@ import { machineInfo, toHtml, toMarkdown, type Report } from './report.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export const USAGE = `usage: chorus bench <login|idle|chat|muc|soak> [options]
+       chorus bench suite [--target SPEC]… [--rounds N] [--quick]   (every workload of targets.md,
+                        one summary table + charts; see chorus bench suite --help)
        chorus bench report FILE.json…   (re-render Markdown and HTML from saved results)
 
 Targets (repeat --target for several; default: chorus, started by the bench itself)
@@ -195,7 +197,10 @@ export async function runBench(c: CliOptions, command: string): Promise<{ report
 /** `chorus bench report FILE.json…`: re-renders Markdown and HTML beside each saved JSON report. */
 async function rerender(files: string[]): Promise<number> {
   if (!files.length) { process.stderr.write('usage: chorus bench report FILE.json…\n'); return 2; }
+  const { isSuiteFile, rerenderSuite } = await import('./suite.ts');
   for (const f of files) {
+    const suite = await isSuiteFile(f);
+    if (suite) { await rerenderSuite(f, suite); process.stderr.write(`wrote ${f.replace(/\.json$/, '')}.md, .html\n`); continue; }
     const rep = JSON.parse(await readFile(f, 'utf8')) as Report;
     const md = toMarkdown(rep);
     const base = f.replace(/\.json$/, '');
@@ -209,6 +214,7 @@ async function rerender(files: string[]): Promise<number> {
 /** Entry for the chorus CLI: returns the exit code. */
 export async function benchCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'report') return rerender(argv.slice(1));
+  if (argv[0] === 'suite') return (await import('./suite.ts')).suiteCommand(argv.slice(1), join(ROOT, 'bench/results'));
   let c: CliOptions | 'help';
   try { c = parseArgs(argv); } catch (e) {
     process.stderr.write(`chorus bench: ${(e as Error).message}\n\n${USAGE}\n`);
@@ -229,5 +235,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await benchCommand(process.argv.slice(2));
+  // Not a top-level await: suite.ts imports this module, which must finish evaluating first.
+  void benchCommand(process.argv.slice(2)).then((code) => { process.exitCode = code; });
 }

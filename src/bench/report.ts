@@ -257,14 +257,14 @@ export function anchorsFor(r: RunResult): Anchor[] {
 
 function round1(x: number | undefined): number | undefined { return x === undefined || Number.isNaN(x) ? undefined : Math.round(x * 10) / 10; }
 
-function median(xs: number[]): number | undefined {
+export function median(xs: number[]): number | undefined {
   const v = xs.filter((x) => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
   if (!v.length) return undefined;
   const mid = v.length >> 1;
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
-function fmtNum(x: number | undefined): string {
+export function fmtNum(x: number | undefined): string {
   if (x === undefined || Number.isNaN(x)) return '–';
   if (Math.abs(x) >= 100) return Math.round(x).toLocaleString('en-US');
   return String(Math.round(x * 100) / 100);
@@ -277,7 +277,7 @@ export function byTarget(runs: RunResult[]): Map<string, RunResult[]> {
   return g;
 }
 
-function mdCell(s: string): string { return s.replace(/\|/g, '\\|').replace(/\n/g, ' '); }
+export function mdCell(s: string): string { return s.replace(/\|/g, '\\|').replace(/\n/g, ' '); }
 
 function describeOptions(r: RunResult): string {
   const o = r.options;
@@ -388,7 +388,7 @@ export function toMarkdown(rep: Report): string {
 
 // --- HTML with inline SVG ---
 
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+export const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
 export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -476,7 +476,7 @@ export function barChart(title: string, yLabel: string, labels: string[], series
 }
 
 /** Markdown (our own output: tables, lists, headings, quotes, inline code/bold) to HTML. */
-function mdToHtml(md: string): string {
+export function mdToHtml(md: string): string {
   const inline = (s: string) => esc(s).replace(/`([^`]+)`/g, '<code>$1</code>').replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>').replace(/&lt;br&gt;/g, '<br>');
   const out: string[] = [];
   const lines = md.split('\n');
