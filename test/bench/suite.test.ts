@@ -15,7 +15,7 @@ function run(name: string, scenario: RunResult['scenario'], metrics: Record<stri
   };
 }
 const entry = (id: string, runs: RunResult[], rounds = 1): SuiteEntry => ({ id, title: WORKLOADS.find((w) => w.id === id)!.title, command: `chorus bench ${id}`, files: [`x-${id}.md`], quick: false, runs, rounds });
-const lat = (p99: number) => ({ latency: { p50: 1, p90: 2, p99, p999: p99 * 2, max: p99 * 3 } });
+const lat = (p99: number) => ({ latency: { n: 100, mean: 1, p50: 1, p90: 2, p99, p999: p99 * 2, max: p99 * 3 } });
 
 const rep: SuiteReport = {
   tool: 'chorus bench suite', command: 'chorus bench suite --target chorus --target prosody --target ejabberd', createdAt: '2026-01-01T00:00:00Z',
@@ -75,8 +75,7 @@ test('the HTML summary is self-contained with well-formed charts', () => {
 
 test('suite arguments: defaults, workload ids, pass-through', () => {
   const o = parseSuiteArgs(['--rounds', '3', '--only', 'chat-200x10,idle-5000', '--workers', '2']);
-  assert.ok(o !== 'help');
-  if (o === 'help') return;
+  if (o === 'help') throw new Error('help');
   assert.equal(o.targets, ['chorus', 'prosody']);
   assert.equal(o.only, ['chat-200x10', 'idle-5000']);
   assert.equal(o.pass, ['--workers', '2']);
