@@ -1,7 +1,7 @@
 // The session's protocol work as plain functions of (context, input) → effects + context patch; the
 // machine (machine.ts) decides which run in which state. Effects go out through the runtime API.
 import { randomBytes } from 'node:crypto';
-import { courier, later, release, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import { courier, later, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
 import type { ChannelBindings, ConnInfo, ToConn } from '../../src/net/c2s-protocol.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
@@ -338,7 +338,8 @@ function iqRequest(ctx: SessionCtx, stanza: XmlElement, payload: XmlElement, h: 
 
 /** A stanza for the client (from its user actor): the receipt is released once the client has it. */
 export function onDeliver(ctx: SessionCtx, xml: string, receipt?: Receipt): void {
-  toConn(ctx, { type: 'deliver', xml, receipt });
+  // A durable delivery (offline mail) is kept in our mailbox until the client has it.
+  toConn(ctx, { type: 'deliver', xml, receipt: receipt ?? retain() });
 }
 
 /** What this session could not deliver goes back to the user actor, which routes it again. */

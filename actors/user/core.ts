@@ -89,6 +89,13 @@ export function onArrived(ctx: UserCtx, resource: string): Patch {
   return {};
 }
 
+export function onStarted(ctx: UserCtx): Patch {
+  const user = userContext(ctx);
+  xmpp().modules.run('user/started', { ...stanzaContext(ctx), user });
+  for (const s of user.sessions()) monitor(s.address); // monitors do not survive the restart
+  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
+}
+
 /** A watched session ended: a replaced one completes a pending bind; a vanished one is dropped. */
 export function onDown(ctx: UserCtx, address: string, reason: string): Patch {
   const resource = Object.keys(ctx.sessions).find((r) => ctx.sessions[r]!.address === address);
@@ -105,8 +112,10 @@ export function onDown(ctx: UserCtx, address: string, reason: string): Patch {
 
 /** A stanza addressed to this account (RFC 6121 §8.5). */
 export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
-  const to = parseJid(h.to!);
-  const from = parseJid(h.from!);
+  // Everything routed here was stamped by the server; anything else is a bug upstream: drop it.
+  if (!h.to || !h.from) return {};
+  const to = parseJid(h.to);
+  const from = parseJid(h.from);
   if (h.name === 'message') return routeMessage(ctx, xml, h, to, from);
   if (h.name === 'presence') {
     const stanza = parseElement(xml);
@@ -200,7 +209,8 @@ export function onOut(ctx: UserCtx, xml: string, h: StanzaHeader, resource: stri
 }
 
 export function onIqSelf(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
-  return runIq(ctx, xml, h, parseJid(h.from!), parseJid(ctx.jid), 'self');
+  // An IQ with no 'to' is answered from the account's bare JID (RFC 6120 §10.3.3).
+  return runIq(ctx, xml, h.to ? h : { ...h, to: ctx.jid }, parseJid(h.from!), parseJid(ctx.jid), 'self');
 }
 
 function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare'): Patch {
@@ -277,7 +287,8 @@ export function userContext(ctx: UserCtx): UserContext {
     jid,
     sessions: () => Object.values(ctx.sessions),
     session: (r) => ctx.sessions[r],
-    deliver: (r, stanza) => { const s = ctx.sessions[r]; if (s) deliver(ctx, s, typeof stanza === 'string' ? stanza : serialize(stanza), false); },
+    // Durable: a module handing over stored mail (offline) deletes its copy right after.
+    deliver: (r, stanza) => { const s = ctx.sessions[r]; if (s) void sendDurable(s.address, { type: 'deliver', xml: typeof stanza === 'string' ? stanza : serialize(stanza) } satisfies ToSessionFromUser); },
     state: <T>(module: string, init: () => T) => (ctx.mods[module] ?? (ctx.mods = { ...ctx.mods, [module]: init() })[module]) as T,
     setState: (module, value) => { ctx.mods = { ...ctx.mods, [module]: value }; },
     setSessionFeature: (r, key, value) => update(ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } })),

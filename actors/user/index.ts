@@ -5,7 +5,7 @@ import { assign, setup } from 'xstate';
 import { send, sender } from '../../src/runtime/api.ts';
 import { defineKind } from '../../src/runtime/kind.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
-import { initialUserContext, onArrived, onBind, onDown, onIqSelf, onModule, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeOut, type Patch, type UserCtx } from './core.ts';
+import { initialUserContext, onArrived, onStarted, onBind, onDown, onIqSelf, onModule, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeOut, type Patch, type UserCtx } from './core.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 type Ev = ToUser | RuntimeEvent;
@@ -37,6 +37,8 @@ const machine = setup({
     module: { actions: step((w, e) => onModule(w, e.module, e.data)) },
     arrived: { actions: step((w, e) => onArrived(w, e.resource)) },
     'runtime.down': { actions: step((w, e) => onDown(w, e.address, e.reason)) },
+    // After a crash or a reload: modules reconcile their state (e.g. sessions that vanished meanwhile).
+    'runtime.restored': { actions: step((w) => onStarted(w)) },
   },
 });
 

@@ -48,6 +48,7 @@ export class Connection {
   private streamTo: string | null = null;
   private corked = false;
   private closed = false;
+  /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
   private ended = false;
   private authTimer: NodeJS.Timeout | null;
   /** Inbound seq (counts message/presence/iq) and those not yet handled by the session, for replay. */
@@ -187,7 +188,7 @@ export class Connection {
         this.binding = 'open';
         this.releaseHeld();
         break;
-      case 'close': if (m.xml) this.write(m.xml); this.endSocket(); break;
+      case 'close': if (m.xml) this.write(m.xml); this.ended = true; this.endSocket(); break;
       case 'replay':
         if (this.unhandled) for (const [seq, s] of this.unhandled) this.rt.send(this.session, { type: 'stanza', xml: s.xml, h: s.h, seq } satisfies ToSession, this.address);
         break;
@@ -352,7 +353,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
-    if (this.smId && resumable.get(this.smId) === this && this.sessionUp) {
+    if (this.smId && resumable.get(this.smId) === this && this.sessionUp && !this.ended) {
       // Detached: the session stays (presence and all) until resumed or timed out.
       this.detachTimer = setTimeout(() => this.expire(), this.o.resumeTimeoutMs);
       this.detachTimer.unref();

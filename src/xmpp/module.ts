@@ -131,6 +131,8 @@ export interface ModuleApi<O> {
   hook<K extends HookName>(name: K, handler: HookHandler<K>, priority?: number): void;
   /** Shorthand for hook('iq') filtered to one `<type>/<target>/<xmlns>` key. */
   iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void): void;
+  /** The disco features of every loaded module (read at request time, so load order does not matter). */
+  features(): { host: Iterable<string>; account: Iterable<string> };
   /** Handler for this module's `later()` messages, in the actor that asked. */
   onLater(handler: (data: any, ctx: StanzaContext & { user?: UserContext; session?: SessionContext }) => void): void;
 }

@@ -30,6 +30,7 @@ export class ModuleSet {
       hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => boolean | void, priority),
       iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => { handler(e); return true; }, 0),
       onLater: (handler) => { this.laterHandlers.set(def.name, handler); },
+      features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
     };
     def.setup(api);
     this.loaded.push(def);
