@@ -3,20 +3,12 @@
 // An account (a user's bare JID, or no 'to' from the user: targets bare and self) answers disco#info
 // with identity account/registered and every module's account features (XEP-0030 §3.1 and RFC 6121
 // §8.5.1: the server answers for the account), and disco#items with no items.
-//
-// The feature lists live in the ModuleSet, which ModuleApi does not expose. This module reads them
-// through an optional `features()` on the api (see FeatureSource): the loader is expected to add it;
-// without it, disco#info carries this module's own features only and a warning is logged once.
+// The feature lists come from the loader (`m.features()`), read at request time.
 import { x } from '../xml/builder.ts';
-import type { IqRequest, ModuleApi } from '../xmpp/module.ts';
+import type { IqRequest } from '../xmpp/module.ts';
 import { defineModule } from '../xmpp/module.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
-
-/** What the loader is asked to add to ModuleApi: the declared features of all loaded modules, read at call time. */
-export interface FeatureSource {
-  features(): { host: Iterable<string>; account: Iterable<string> };
-}
 
 const OWN_HOST = [NS.DISCO_INFO, NS.DISCO_ITEMS];
 const OWN_ACCOUNT = [NS.DISCO_INFO];
@@ -38,15 +30,9 @@ export default defineModule({
       if (!jid) throw new Error(`config error: modules.options.disco.items: '${s}' is not a valid JID`);
       return jid.toString();
     });
-    const source = (m as ModuleApi<unknown> & Partial<FeatureSource>).features;
-    let warned = false;
-    const featureVars = (iq: IqRequest, kind: 'host' | 'account'): string[] => {
+    const featureVars = (kind: 'host' | 'account'): string[] => {
       const out = new Set<string>(kind === 'host' ? OWN_HOST : OWN_ACCOUNT);
-      if (source) for (const f of source()[kind]) out.add(f);
-      else if (!warned) {
-        warned = true;
-        iq.log('warn', 'disco: the module loader gives no features() to modules; disco#info lists only its own features');
-      }
+      for (const f of m.features()[kind]) out.add(f);
       return [...out].sort();
     };
 
@@ -61,7 +47,7 @@ export default defineModule({
       if (!noNode(iq)) return;
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
         x('identity', { category: 'server', type: 'im', name: m.options.name }),
-        featureVars(iq, 'host').map((f) => x('feature', { var: f }))));
+        featureVars('host').map((f) => x('feature', { var: f }))));
     };
     const hostItems = (iq: IqRequest) => {
       if (!noNode(iq)) return;
@@ -71,7 +57,7 @@ export default defineModule({
       if (!noNode(iq)) return;
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
         x('identity', { category: 'account', type: 'registered' }),
-        featureVars(iq, 'account').map((f) => x('feature', { var: f }))));
+        featureVars('account').map((f) => x('feature', { var: f }))));
     };
     const accountItems = (iq: IqRequest) => {
       if (!noNode(iq)) return;

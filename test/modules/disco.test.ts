@@ -1,6 +1,5 @@
-// disco (XEP-0030) through the real loader (ModuleSet) and a fake IqRequest. The module reads the
-// loaded modules' features through `features()` on its ModuleApi, which the loader does not give yet:
-// `withFeatures` adds it here exactly as proposed for ModuleSet.add.
+// disco (XEP-0030) through the real loader (ModuleSet) and a fake IqRequest; the module reads the
+// loaded modules' features through the loader's `features()`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialize } from '../../src/xml/builder.ts';
@@ -30,15 +29,10 @@ const accounty = defineModule({
   setup() {},
 });
 
-/** The proposed loader wiring: ModuleApi.features() reads the set's feature lists at call time. */
-function withFeatures(set: ModuleSet, def: ModuleDefinition<any>): ModuleDefinition {
-  return { ...def, setup: (m) => def.setup(Object.assign(m, { features: () => ({ host: set.hostFeatures, account: set.accountFeatures }) })) };
-}
-
 /** Loads disco first (so it cannot have seen the others at setup time), then the rest. */
-function load(others: ModuleDefinition<any>[], discoOptions: Record<string, unknown> = {}, wired = true): ModuleSet {
+function load(others: ModuleDefinition<any>[], discoOptions: Record<string, unknown> = {}): ModuleSet {
   const set = new ModuleSet([HOST]);
-  set.add(wired ? withFeatures(set, disco) : (disco as ModuleDefinition), discoOptions);
+  set.add(disco as ModuleDefinition, discoOptions);
   for (const d of others) set.add(d as ModuleDefinition);
   return set;
 }
@@ -152,15 +146,6 @@ test('a set to disco#info or disco#items is not-allowed', () => {
       assert.is(condition(ask(set, 'set', target, `<query xmlns="${ns}"/>`).reply), 'not-allowed', `${target} ${ns}`);
     }
   }
-});
-
-test('without the loader wiring disco still answers, with its own features, and says so once', () => {
-  const set = load([ping, offline], {}, false);
-  const first = ask(set, 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`);
-  assert.equal([...features(first.reply.child('query', NS.DISCO_INFO)!)].sort(), [NS.DISCO_INFO, NS.DISCO_ITEMS].sort());
-  assert.is(first.logs.length, 1);
-  assert.match(first.logs[0]!, /^warn: .*features\(\)/);
-  assert.equal(ask(set, 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`).logs, []);
 });
 
 test.run();
