@@ -15,7 +15,7 @@ import type { SaslStep } from '../../src/sasl/types.ts';
 import { stanzaError } from '../../src/xmpp/errors.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
 import {
-  bounce, initialContext, onArrived, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
+  bounce, connGone, forget, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
   streamFail, toConn, type Next, type SessionCtx,
 } from './stream.ts';
 
@@ -46,7 +46,13 @@ const machine = setup({
   context: ({ input }) => ({ ...initialContext(input), next: 'stay', bindId: '', bindResource: '' }),
   initial: 'opening',
   on: {
-    'runtime.restored': { actions: ({ context }) => toConn(context, { type: 'replay' }) },
+    'runtime.restored': [
+      // Restored at boot: the socket died with the old process; leave (mail goes offline).
+      { guard: ({ context }) => connGone(context), target: '.unbinding' },
+      // Restarted after a crash: the connection still holds what we had not handled; the user actor
+      // watches us again.
+      { actions: ({ context }) => { toConn(context, { type: 'replay' }); if (context.jid) onArrivedUser(context); } },
+    ],
     // The socket is gone for good (or a late delivery could not be written): end the session.
     closed: { target: '.closing', reenter: true, actions: ({ context, event }) => bounce(context, event.unacked) },
     end: { target: '.closing', actions: ({ context }) => toConn(context, { type: 'close', xml: '</stream:stream>' }) },
@@ -143,7 +149,7 @@ const machine = setup({
       always: { guard: ({ context }) => !context.jid, target: 'done' },
       on: { unbound: 'done' },
     },
-    done: { type: 'final' },
+    done: { type: 'final', entry: () => forget() },
   },
 });
 

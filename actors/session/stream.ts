@@ -211,6 +211,10 @@ export function onBound(ctx: SessionCtx, id: string, resource: string): Partial<
 /** First message at the new address: now the connection and the user actor may talk to us here. */
 export function onArrived(ctx: SessionCtx): void {
   toConn(ctx, { type: 'bound', address: self(), jid: ctx.jid! });
+  onArrivedUser(ctx);
+}
+
+export function onArrivedUser(ctx: SessionCtx): void {
   send(`user:${ctx.user}@${ctx.host}`, { type: 'arrived', resource: ctx.jid!.slice(ctx.jid!.indexOf('/') + 1) } satisfies ToUser);
 }
 
@@ -221,8 +225,25 @@ function handled(ctx: SessionCtx, seq: number): void {
   if (seq > 0) toConn(ctx, { type: 'handled', seq });
 }
 
+/** The highest inbound seq this session has taken, per address, for this thread's life: after a crash
+ *  restart the connection replays what it has not seen handled, and some of it may have survived in
+ *  our mailbox. Not persisted: when the thread dies the mailbox is gone too, and all must be replayed.
+ *  A stanza that crashed us counts as taken, so it is not replayed into another crash. */
+const taken = new Map<string, number>();
+
+export function alreadyTaken(seq: number): boolean {
+  if (seq <= 0) return false;
+  const me = self();
+  if (seq <= (taken.get(me) ?? 0)) return true;
+  taken.set(me, seq);
+  return false;
+}
+
+export function forget(): void { taken.delete(self()); }
+
 export function onClientStanza(ctx: SessionCtx, xml0: string, h0: StanzaHeader, seq: number): Next {
   const svc = xmpp();
+  if (alreadyTaken(seq)) return 'stay';
   const me = parseJid(ctx.jid!);
   if (h0.xmlns !== NS.CLIENT || (h0.name !== 'message' && h0.name !== 'presence' && h0.name !== 'iq')) {
     if (h0.name === 'iq' || h0.name === 'message' || h0.name === 'presence') return streamFail(ctx, 'invalid-namespace');
@@ -340,6 +361,11 @@ function iqRequest(ctx: SessionCtx, stanza: XmlElement, payload: XmlElement, h: 
 export function onDeliver(ctx: SessionCtx, xml: string, receipt?: Receipt): void {
   // A durable delivery (offline mail) is kept in our mailbox until the client has it.
   toConn(ctx, { type: 'deliver', xml, receipt: receipt ?? retain() });
+}
+
+/** After a node restart the connection this session served is gone (it lived in the old process). */
+export function connGone(ctx: SessionCtx): boolean {
+  return !ctx.conn.startsWith(`conn:${xmpp().settings.bootId}.`);
 }
 
 /** What this session could not deliver goes back to the user actor, which routes it again. */

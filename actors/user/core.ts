@@ -1,7 +1,7 @@
 // The user actor's work: one account's sessions, routing of stanzas addressed to it (RFC 6121 §8.5),
 // and the hooks that modules (roster, presence, offline, ...) run on. Pure functions over the
 // context; effects through the runtime API.
-import { later, monitor, release, retain, send, sendDurable, service, type Receipt } from '../../src/runtime/api.ts';
+import { later, monitor, release, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
@@ -101,8 +101,9 @@ export function onDown(ctx: UserCtx, address: string, reason: string): Patch {
   const resource = Object.keys(ctx.sessions).find((r) => ctx.sessions[r]!.address === address);
   if (!resource) return {};
   if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'noproc') {
-    // A crash: its supervisor restarts it under the same address; keep watching.
-    monitor(address);
+    // A crash: its supervisor restarts it under the same address and it says 'arrived' again. If
+    // it never comes back (its supervisor gave up), the check below finds it gone.
+    startTimer(`recheck:${resource}`, 5000, { type: 'arrived', resource } satisfies ToUser);
     return {};
   }
   return onUnbind(ctx, resource);

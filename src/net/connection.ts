@@ -31,7 +31,8 @@ export interface ConnectionOptions {
 
 interface Unacked { xml: string; receipt?: Receipt }
 
-const BOOT = randomBytes(3).toString('hex');
+/** This process's boot id: connection addresses of an earlier boot name sockets that are gone. */
+export const BOOT = randomBytes(4).toString('hex');
 let counter = 0;
 
 /** XEP-0198 stream ids of detached, resumable connections (main thread only). */
@@ -67,6 +68,8 @@ export class Connection {
   private smOut = 0;         // stanzas sent since enable
   private smAckedOut = 0;    // the client's last <a h>
   private unacked: Unacked[] = [];
+  /** An <r/> waits until everything received before it is handled (durable): then <a h/> says so. */
+  private ackWanted = 0;
   private detachTimer: NodeJS.Timeout | null = null;
   // rate limit
   private tokens: number;
@@ -145,14 +148,16 @@ export class Connection {
 
   // ---- inbound --------------------------------------------------------------------------------
 
+  /** `heldSeq`: replaying a stanza held during bind (-1: not counted yet). */
   private inbound(xml: string, h: StanzaHeader, heldSeq?: number): void {
+    // Everything after the bind request waits (XEP-0198 <enable/> too: it needs the bound session).
+    if (this.binding === 'asked' && heldSeq === undefined) { (this.held ??= []).push({ xml, h, seq: -1 }); return; }
     if (h.xmlns === NS.SM) { this.smNonza(xml, h); return; }
     if (h.name === 'starttls') this.framer.pause(); // nothing sent in plaintext after it may be read
     const counted = h.name === 'message' || h.name === 'presence' || h.name === 'iq';
-    const seq = heldSeq ?? (counted ? ++this.inSeq : 0);
-    if (counted && heldSeq === undefined) (this.unhandled ??= new Map()).set(seq, { xml, h });
+    const seq = counted ? ++this.inSeq : 0;
+    if (counted) (this.unhandled ??= new Map()).set(seq, { xml, h });
     if (this.unhandled && this.unhandled.size > 1000) { this.fail('policy-violation', 'too many stanzas in flight'); return; }
-    if (this.binding === 'asked') { (this.held ??= []).push({ xml, h, seq }); return; }
     if (this.binding === 'open' && h.name === 'iq') this.binding = 'asked';
     this.toSession({ type: 'stanza', xml, h, seq });
   }
@@ -165,7 +170,7 @@ export class Connection {
     switch (m.type) {
       case 'write': this.write(m.xml); break;
       case 'deliver': this.deliver(m.xml, m.receipt); break;
-      case 'handled': this.unhandled?.delete(m.seq); break;
+      case 'handled': this.unhandled?.delete(m.seq); if (this.ackWanted) this.answerAck(); break;
       case 'starttls': this.startTls(m.xml); break;
       case 'authenticated':
         this.authJid = m.jid;
@@ -199,6 +204,7 @@ export class Connection {
     const held = this.held;
     this.held = null;
     if (held) for (const s of held) this.inbound(s.xml, s.h, s.seq);
+    // A bind that failed again holds what follows its retry: inbound() re-held it in order.
   }
 
   /** A crashed session actor is restarted by its supervisor and asks for a replay; meanwhile we wait. */
@@ -251,7 +257,7 @@ export class Connection {
   private smNonza(xml: string, h: StanzaHeader): void {
     const attr = (name: string) => new RegExp(`\\s${name}=["']([^"']*)["']`).exec(xml.slice(0, xml.indexOf('>')))?.[1];
     switch (h.name) {
-      case 'r': this.write(`<a xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}"/>`); break;
+      case 'r': this.ackWanted = this.inSeq; this.answerAck(); break;
       case 'a': this.acked(Number(attr('h'))); break;
       case 'enable': {
         if (!this.boundJid || this.smId) { this.write(`<failed xmlns="${NS.SM}"><unexpected-request xmlns="${NS.STANZAS}"/></failed>`); break; }
@@ -266,6 +272,12 @@ export class Connection {
       case 'resume': this.resume(attr('previd') ?? '', Number(attr('h'))); break;
       default: this.write(`<failed xmlns="${NS.SM}"><feature-not-implemented xmlns="${NS.STANZAS}"/></failed>`);
     }
+  }
+
+  private answerAck(): void {
+    if (this.handledIn() < this.ackWanted) return;
+    this.ackWanted = 0;
+    this.write(`<a xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}"/>`);
   }
 
   /** Inbound stanzas handled so far: every seq below the oldest unhandled one. */

@@ -82,3 +82,23 @@ export class RawClient {
 }
 
 export const OPEN = `<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
+
+/** Logs in over a raw socket (PLAIN; the server must allow it, i.e. c2s_require_encryption false)
+ *  and binds `resource`. */
+export async function rawLogin(port: number, user: string, resource: string, password = 'secret'): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  c.send(OPEN);
+  await c.waitFor(/<\/stream:features>/);
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
+  await c.waitFor(/<success/);
+  c.send(OPEN);
+  await c.waitFor(/<bind xmlns/);
+  c.send(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+  await c.waitFor(/id="bind1"/);
+  return c;
+}
+
+/** Counts `<message>` elements with a body in what a raw client received. */
+export function bodies(text: string): string[] {
+  return [...text.matchAll(/<message[^>]*>.*?<body>([^<]*)<\/body>/g)].map((m) => m[1]!);
+}

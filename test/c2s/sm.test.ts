@@ -1,0 +1,92 @@
+// XEP-0198 stream management and crash tolerance: acks, resumption after a dropped socket, and a
+// session actor that crashes (or is killed) under a live connection that stays open.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { bodies, OPEN, rawLogin, RawClient, startServer, type TestServer } from '../helpers/xmpp.ts';
+
+let server: TestServer;
+test.before(async () => {
+  server = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 30; });
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'eve']) await server.addUser(u);
+});
+test.after(async () => { await server.stop(); });
+
+const SM = 'urn:xmpp:sm:3';
+const msg = (to: string, body: string) => `<message to='${to}' type='chat'><body>${body}</body></message>`;
+
+test('<r/> is answered once everything before it is handled: <a h/> counts them', async () => {
+  const a = await rawLogin(server.port, 'alice', 'ack');
+  a.send(`<enable xmlns='${SM}'/>`);
+  await a.waitFor(/<enabled xmlns="urn:xmpp:sm:3"/);
+  a.send(`<presence/>${msg('eve@localhost', '1')}${msg('eve@localhost', '2')}<r xmlns='${SM}'/>`);
+  await a.waitFor(/<a xmlns="urn:xmpp:sm:3" h="3"\/>/);
+  a.close();
+});
+
+test('a dropped socket is resumed: queued and unacknowledged stanzas arrive, none twice', async () => {
+  const b = await rawLogin(server.port, 'dave', 'phone');
+  b.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+  const enabled = await b.waitFor(/<enabled[^>]*id="([^"]+)"/);
+  const id = /id="([^"]+)"/.exec(enabled.slice(enabled.indexOf('<enabled')))![1]!;
+  await b.waitFor(/<presence from="dave@localhost\/phone"/); // our own presence: outbound stanza 1
+  const a = await rawLogin(server.port, 'alice', 'pc');
+  a.send(msg('dave@localhost/phone', 'before-1') + msg('dave@localhost/phone', 'before-2'));
+  await b.waitFor(/before-2/);
+  b.close(); // no ack, no stream close: the socket just dies
+  await new Promise((r) => setTimeout(r, 200));
+  a.send(msg('dave@localhost/phone', 'while-away'));
+  await new Promise((r) => setTimeout(r, 200));
+  // Bob comes back: authenticates, then resumes saying he handled the first one only.
+  const b2 = await RawClient.connect(server.port);
+  b2.send(OPEN);
+  await b2.waitFor(/<\/stream:features>/);
+  b2.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0dave\0secret').toString('base64')}</auth>`);
+  await b2.waitFor(/<success/);
+  b2.send(OPEN);
+  await b2.waitFor(/<sm xmlns/);
+  // Handled: our presence and before-1. So before-2 and while-away must come (again).
+  b2.send(`<resume xmlns='${SM}' previd='${id}' h='2'/>`);
+  await b2.waitFor(/<resumed[^>]*previd=/);
+  await b2.waitFor(/while-away/);
+  const got = bodies(b2.received);
+  assert.equal(got, ['before-2', 'while-away']);
+  // The resumed stream works both ways.
+  b2.send(msg('alice@localhost/pc', 'back'));
+  await a.waitFor(/back/);
+  a.close(); b2.close();
+});
+
+test('resuming an unknown or expired stream fails with item-not-found', async () => {
+  const c = await RawClient.connect(server.port);
+  c.send(OPEN);
+  await c.waitFor(/<\/stream:features>/);
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0carol\0secret').toString('base64')}</auth>`);
+  await c.waitFor(/<success/);
+  c.send(OPEN);
+  await c.waitFor(/<sm xmlns/);
+  c.send(`<resume xmlns='${SM}' previd='nope' h='0'/>`);
+  await c.waitFor(/<failed xmlns="urn:xmpp:sm:3"[^>]*><item-not-found/);
+  c.close();
+});
+
+test('a session actor killed from outside is restarted; the client connection stays open and working', async () => {
+  const c = await rawLogin(server.port, 'carol', 'desk');
+  c.send(`<enable xmlns='${SM}'/><presence/>`);
+  await c.waitFor(/<enabled/);
+  const a = await rawLogin(server.port, 'alice', 'kill');
+  a.send(`<presence/>`);
+  assert.ok(await server.node.runtime.kill('session:carol@localhost/desk'));
+  // The connection is not closed, the next stanzas are answered and mail still arrives.
+  c.send(`<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  await c.waitFor(/id="p1"/);
+  a.send(msg('carol@localhost/desk', 'after the crash'));
+  await c.waitFor(/after the crash/);
+  c.send(`<r xmlns='${SM}'/>`);
+  await c.waitFor(/<a xmlns="urn:xmpp:sm:3" h="2"\/>/);
+  assert.not.ok(c.closed);
+  assert.not.match(c.received, /stream:error/);
+  assert.ok(server.logs.some((l) => l.includes('session:carol@localhost/desk crashed: kill')), 'the crash is logged');
+  c.close(); a.close();
+});
+
+test.run();
