@@ -54,7 +54,7 @@ const machine = setup({
       { actions: ({ context }) => { toConn(context, { type: 'replay' }); if (context.jid) onArrivedUser(context); } },
     ],
     // The socket is gone for good (or a late delivery could not be written): end the session.
-    closed: { target: '.closing', reenter: true, actions: ({ context, event }) => bounce(context, event.unacked) },
+    closed: { target: '.unbinding', actions: ({ context, event }) => bounce(context, event.unacked) },
     end: { target: '.closing', actions: ({ context }) => toConn(context, { type: 'close', xml: '</stream:stream>' }) },
     deliver: { actions: ({ context, event }) => bounce(context, [{ xml: event.xml, receipt: event.receipt }]) },
   },

@@ -162,10 +162,15 @@ export function onSaslStep(ctx: SessionCtx, step: SaslStep): { patch: Partial<Se
     return { patch: { user }, next: 'authenticated' };
   }
   const failures = ctx.saslFailures + 1;
-  const send = () => write(ctx, saslFailure(step.condition));
-  if (step.delayMs) setTimeout(courierWrite(ctx, saslFailure(step.condition)), step.delayMs); else send();
-  // RFC 6120 §6.4.5: the server may close after a configurable number of retries.
-  if (failures >= 5) { streamFail(ctx, 'policy-violation', 'too many failed authentication attempts'); return { patch: { saslFailures: failures }, next: 'close' }; }
+  // RFC 6120 §6.4.5: the server may close after a configurable number of retries; the last failure
+  // is still answered, right before the stream error.
+  if (failures >= 5) {
+    toConn(ctx, { type: 'close', xml: saslFailure(step.condition) + streamError('policy-violation', 'too many failed authentication attempts') });
+    return { patch: { saslFailures: failures }, next: 'close' };
+  }
+  // The throttle's delay slows password guessing without holding the actor.
+  if (step.delayMs) setTimeout(courierWrite(ctx, saslFailure(step.condition)), step.delayMs);
+  else write(ctx, saslFailure(step.condition));
   return { patch: { saslFailures: failures }, next: 'open' };
 }
 

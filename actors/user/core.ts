@@ -19,9 +19,14 @@ export interface UserCtx {
   mods: Record<string, unknown>;
   /** Binds waiting for a replaced session to end: resource -> the new session's address. */
   pendingBinds: Record<string, string>;
+  /** The current monitor of each session (resource -> ref): a 'down' with another ref is stale (a
+   *  replaced session at the same address). */
+  watch: Record<string, number>;
+  /** A replaced session's monitor ref -> the resource whose new bind waits for it to exit. */
+  replacing: Record<string, string>;
 }
 
-export const initialUserContext = (address: string): UserCtx => ({ jid: address.slice('user:'.length), sessions: {}, mods: {}, pendingBinds: {} });
+export const initialUserContext = (address: string): UserCtx => ({ jid: address.slice('user:'.length), sessions: {}, mods: {}, pendingBinds: {}, watch: {}, replacing: {} });
 
 const xmpp = () => service<XmppService>('xmpp');
 
@@ -34,10 +39,13 @@ export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Patc
   const svc = xmpp();
   const existing = ctx.sessions[m.resource];
   if (existing) {
-    // Conflict: the new login wins (RFC 6120 §7.7.2.2); it is bound once the old one has ended.
+    // Conflict: the new login wins (RFC 6120 §7.7.2.2). It is bound once the old actor has really
+    // exited: both live at the same address.
     send(existing.address, { type: 'replace' } satisfies ToSessionFromUser);
-    monitor(existing.address);
-    return { pendingBinds: { ...ctx.pendingBinds, [m.resource]: m.session } };
+    const ref = monitor(existing.address);
+    const { [m.resource]: _, ...watch } = ctx.watch;
+    void _;
+    return { pendingBinds: { ...ctx.pendingBinds, [m.resource]: m.session }, watch, replacing: { ...ctx.replacing, [ref]: m.resource } };
   }
   if (Object.keys(ctx.sessions).length >= svc.settings.sessionsPerAccount) {
     const binder = pendingReplies.get(`${ctx.jid}/${m.resource}`);
@@ -78,28 +86,39 @@ export function onUnbind(ctx: UserCtx, resource: string): Patch {
   runHook(ctx, 'session/unbound', (c) => ({ ...c, user, resource }));
   const { [resource]: _, ...sessions } = ctx.sessions;
   void _;
-  const pending = ctx.pendingBinds[resource];
-  if (pending) return bindNow({ ...ctx, sessions }, resource, pending);
-  return { sessions, mods: ctx.mods };
+  const { [resource]: _w, ...watch } = ctx.watch;
+  void _w;
+  return { sessions, watch, mods: ctx.mods };
 }
 
 export function onArrived(ctx: UserCtx, resource: string): Patch {
   const s = ctx.sessions[resource];
-  if (s) monitor(s.address);
-  return {};
+  if (!s) return {};
+  return { watch: { ...ctx.watch, [resource]: monitor(s.address) } };
 }
 
 export function onStarted(ctx: UserCtx): Patch {
   const user = userContext(ctx);
   xmpp().modules.run('user/started', { ...stanzaContext(ctx), user });
-  for (const s of user.sessions()) monitor(s.address); // monitors do not survive the restart
-  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
+  // Monitors do not survive a restart: watch every session again.
+  const watch = Object.fromEntries(user.sessions().map((s) => [s.resource, monitor(s.address)]));
+  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods, watch, replacing: {} };
 }
 
 /** A watched session ended: a replaced one completes a pending bind; a vanished one is dropped. */
-export function onDown(ctx: UserCtx, address: string, reason: string): Patch {
-  const resource = Object.keys(ctx.sessions).find((r) => ctx.sessions[r]!.address === address);
-  if (!resource) return {};
+export function onDown(ctx: UserCtx, address: string, reason: string, ref: number): Patch {
+  const replaced = ctx.replacing[ref];
+  if (replaced !== undefined) {
+    // The replaced session is gone: its address is free for the new one.
+    const { [ref]: _, ...replacing } = ctx.replacing;
+    void _;
+    const gone = ctx.sessions[replaced] ? onUnbind(ctx, replaced) : {};
+    const c = { ...ctx, ...gone, replacing };
+    const pending = c.pendingBinds[replaced];
+    return pending ? { ...gone, replacing, ...bindNow(c, replaced, pending) } : { ...gone, replacing };
+  }
+  const resource = Object.keys(ctx.watch).find((r) => ctx.watch[r] === ref);
+  if (!resource || ctx.sessions[resource]?.address !== address) return {};
   if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'noproc') {
     // A crash: its supervisor restarts it under the same address and it says 'arrived' again. If
     // it never comes back (its supervisor gave up), the check below finds it gone.

@@ -36,7 +36,7 @@ const machine = setup({
     redeliver: { actions: step((w, e) => onRedeliver(w, e.xml, e.except)) },
     module: { actions: step((w, e) => onModule(w, e.module, e.data)) },
     arrived: { actions: step((w, e) => onArrived(w, e.resource)) },
-    'runtime.down': { actions: step((w, e) => onDown(w, e.address, e.reason)) },
+    'runtime.down': { actions: step((w, e) => onDown(w, e.address, e.reason, e.ref)) },
     // After a crash or a reload: modules reconcile their state (e.g. sessions that vanished meanwhile).
     'runtime.restored': { actions: step((w) => onStarted(w)) },
   },

@@ -80,6 +80,8 @@ interface Account {
   /** Next sequence number and number of stored messages (capped at the limit), once read. */
   next: number | undefined;
   count: number | undefined;
+  /** The account exists (checked once, on the first message to store). */
+  exists?: boolean;
   /** The delivery under way, if any: reading (a read is queued or its batch not yet delivered) or,
    *  between batches, waiting for the presence module to record the resource as available. */
   flush: { id: number; resource: string; cancelled: boolean; reading: boolean } | null;
@@ -139,11 +141,13 @@ export default defineModule({
       a.count = last.length ? (await a.storage.range<unknown>(prefix, { limit: Math.max(limit, 1) })).length : 0;
     };
 
-    const store = async (a: Account, xml: string, keep: number, full: string | null, failed: string | null): Promise<void> => {
+    const store = async (a: Account, xml: string, keep: number, full: string | null, failed: string | null, noAccount: string | null): Promise<void> => {
       let bounce: string | null = null, error: string | null = null;
       try {
         await load(a);
-        if (a.count! >= limit) bounce = full;
+        // Only accounts that exist have offline storage (RFC 6121 §8.5.1: otherwise service-unavailable).
+        if (!a.exists && (a.exists = (await a.storage.get(keys.acct(a.bare))) !== undefined) === false) bounce = noAccount;
+        else if (a.count! >= limit) bounce = full;
         else {
           const key = keys.offline(a.bare, a.next!);
           a.next!++;
@@ -206,7 +210,8 @@ export default defineModule({
       const xml = addDelayXml(ev.xml, ev.host, ev.now(), 'Offline Storage');
       const full = stanzaError(ev.stanza, null, 'service-unavailable', 'offline message storage is full');
       const failed = stanzaError(ev.stanza, null, 'internal-server-error');
-      enqueue(a, () => store(a, xml, keep, full, failed));
+      const noAccount = stanzaError(ev.stanza, null, 'service-unavailable');
+      enqueue(a, () => store(a, xml, keep, full, failed, noAccount));
       const f = a.flush;
       if (f?.reading) a.storedSinceRead++;
       else if (f) {

@@ -443,7 +443,7 @@ test('resource conflict: the older session gets a <conflict/> stream error, the 
   // the new session works: stanzas to the full JID reach it, and it is answered itself
   const bob = await login(plainServer.port, 'bob', 'conflict-sender');
   bob.send(`<message to='carol@localhost/same' type='chat' id='to-same'><body>hello</body></message>`);
-  const m = await next(second, /<message\b[^>]*\sid="to-same"[^>]*>[\s\S]*?<\/message>/);
+  const m = await next(second, /<message\b[^>]*\sid=["']to-same["'][^>]*>[\s\S]*?<\/message>/);
   assert.is(parseElement(m[0]).getChildText('body'), 'hello');
   await pingOk(second, 'second-alive');
   second.send('</stream:stream>');
