@@ -18,7 +18,12 @@ export class ConfigError extends Error {
  * Throws ConfigError listing every problem at once.
  */
 export async function loadConfig(path?: string): Promise<ChorusConfig> {
-  if (path === undefined) return defaultConfig();
+  if (path === undefined) {
+    // No file: a node for the domain localhost, reachable from this machine only.
+    const c = defaultConfig();
+    c.listen.address = '127.0.0.1';
+    return c;
+  }
   const file = resolve(path);
   let text: string;
   try {

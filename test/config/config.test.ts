@@ -26,12 +26,12 @@ async function problems(text: string): Promise<string[]> {
   throw new Error('expected a ConfigError');
 }
 
-test('no file: defaults, data_dir relative to the cwd', async () => {
+test('no file: defaults, data_dir relative to the cwd, listening on loopback only', async () => {
   const c = await loadConfig();
   assert.equal(c.source, null);
   assert.equal(c.hosts, ['localhost']);
   assert.equal(c.data_dir, resolve(process.cwd(), 'data'));
-  assert.equal(c.listen, { address: '::', c2s: 5222, c2s_direct_tls: 5223, s2s: 5269, http: 5280, component: 5347 });
+  assert.equal(c.listen, { address: '127.0.0.1', c2s: 5222, c2s_direct_tls: 5223, s2s: 5269, http: 5280, component: 5347 });
   assert.is(c.c2s_require_encryption, true);
   assert.is(c.schedulers, availableParallelism());
   assert.is(c.limits.max_stanza_bytes, 262144);
