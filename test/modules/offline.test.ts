@@ -151,8 +151,10 @@ const initial = (priority?: number) => `<presence>${priority === undefined ? '' 
 
 interface World { dir: string; db: Db; set: ModuleSet; u: FakeUser }
 
-async function world(options: Record<string, unknown> = {}, dir = tempDir('chorus-offline-')): Promise<World> {
+async function world(options: Record<string, unknown> = {}, dir = tempDir('chorus-offline-'), account = true): Promise<World> {
   const db = await openDb(dir);
+  // Offline storage is only for accounts that exist: the module checks for the account record.
+  if (account) await db.put(keys.acct(BARE), { scram: {} } as never, { valueEncoding: 'json' } as never);
   const set = new ModuleSet([HOST]);
   set.add(offline as never, options);
   return { dir, db, set, u: new FakeUser(set, db) };
@@ -451,6 +453,17 @@ test('storage survives a restart, and numbering continues after the stored messa
 });
 
 // ---- with the real presence module (which records presence only after its own async roster load) ----
+
+test('a message for an account that does not exist is not stored: the sender gets service-unavailable', async () => {
+  const w = await world({}, undefined, false);
+  assert.ok(w.u.undeliverable(msg('to nobody')));
+  await w.u.settle();
+  assert.equal(await w.u.stored(), []);
+  assert.is(w.u.routed.length, 1);
+  assert.match(w.u.routed[0]!, /type="error"[\s\S]*<service-unavailable/);
+  assert.is(w.u.released, w.u.kept, 'the durable stanza is released');
+  await done(w);
+});
 
 test('with roster and presence loaded: stored messages reach the initial presence, in order, under shuffled storage timing', async () => {
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
