@@ -24,6 +24,7 @@ export interface ActorContextApi {
   startTimer(name: string, ms: number, message: unknown): void;
   cancelTimer(name: string): void;
   retain(): Receipt | undefined;
+  messageId(): string | undefined;
   release(receipt: Receipt): void;
   persistNow(): void;
   later(): (message: unknown) => void;
@@ -69,6 +70,9 @@ export const kill = (target: Address, reason: ExitReason = 'kill'): void => ctx(
 /** Runtime timers survive a hot reload; after a crash restart the machine gets 'runtime.restored' to re-arm. */
 export const startTimer = (name: string, ms: number, message: unknown): void => ctx().startTimer(name, ms, message);
 export const cancelTimer = (name: string): void => ctx().cancelTimer(name);
+/** The id of the durable message being handled (stable across redeliveries: receivers drop
+ *  duplicates by it); undefined for a plain message. */
+export const messageId = (): string | undefined => ctx().messageId();
 /** Keep the durable message being handled in LevelDB after the handler returns, until release(). */
 export const retain = (): Receipt | undefined => ctx().retain();
 /** Works outside a handler too (a promise callback): it only names the message. */

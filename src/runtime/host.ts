@@ -606,6 +606,7 @@ export class ActorHost implements RouterSink {
       const t = rec.timers?.get(name);
       if (t) { clearTimeout(t); rec.timers!.delete(name); }
     },
+    messageId: () => this.currentItem?.seq,
     retain: (): Receipt | undefined => {
       const item = this.currentItem;
       if (!item?.seq) return undefined;

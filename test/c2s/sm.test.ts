@@ -56,6 +56,28 @@ test('a dropped socket is resumed: queued and unacknowledged stanzas arrive, non
   a.close(); b2.close();
 });
 
+test('a session that is not resumed in time sends its unacknowledged stanzas to offline storage', async () => {
+  const quick = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 1; });
+  await quick.addUser('frank'); await quick.addUser('gina');
+  const f = await rawLogin(quick.port, 'frank', 'phone');
+  f.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+  await f.waitFor(/<enabled/);
+  const g = await rawLogin(quick.port, 'gina', 'pc');
+  g.send(msg('frank@localhost/phone', 'unacked-1') + msg('frank@localhost/phone', 'unacked-2'));
+  await f.waitFor(/unacked-2/);
+  f.close(); // never acknowledged
+  await new Promise((r) => setTimeout(r, 200));
+  g.send(msg('frank@localhost', 'while-detached'));
+  await new Promise((r) => setTimeout(r, 2000)); // the 1 s resumption window passes
+  const f2 = await rawLogin(quick.port, 'frank', 'laptop');
+  f2.send('<presence/>');
+  await f2.waitFor(/while-detached/);
+  assert.equal(bodies(f2.received).sort(), ['unacked-1', 'unacked-2', 'while-detached']);
+  assert.match(f2.received, /<delay xmlns="urn:xmpp:delay"/);
+  f2.close(); g.close();
+  await quick.stop();
+});
+
 test('resuming an unknown or expired stream fails with item-not-found', async () => {
   const c = await RawClient.connect(server.port);
   c.send(OPEN);

@@ -68,6 +68,24 @@ test('monitors get a down message with the reason', async () => {
   assert.equal(m.downs.sort(), ['crasher:ghost:noproc', 'crasher:watched:boom requested']);
 });
 
+test('links: an abnormal exit takes the linked actor down too; one that traps exits gets a message', async () => {
+  const box = node.inbox('conn:sup6');
+  for (const a of ['crasher:l1', 'crasher:l2', 'crasher:l3', 'crasher:l4']) await node.runtime.spawn(a);
+  node.runtime.send('crasher:l1', { type: 'link', target: 'crasher:l2' });
+  node.runtime.send('crasher:l3', { type: 'trap' });
+  node.runtime.send('crasher:l3', { type: 'link', target: 'crasher:l4' });
+  await new Promise((r) => setTimeout(r, 50));
+  node.runtime.send('crasher:l2', { type: 'boom' });
+  node.runtime.send('crasher:l4', { type: 'boom' });
+  await until(() => node.logs.some((l) => l.includes('crasher:l1 crashed: boom requested')), 5000, 'l1 taken down by the link');
+  const l1 = await report('crasher:l1', box, 'conn:sup6');
+  assert.is(l1.restored, 1, 'l1 was restarted by its supervisor');
+  node.runtime.send('crasher:l3', { type: 'downs', to: 'conn:sup6' });
+  const l3 = await box.next((m) => m.type === 'downs');
+  assert.equal(l3.downs, ['exit:crasher:l4:boom requested']);
+  assert.not.ok(node.logs.some((l) => l.includes('crasher:l3 crashed')), 'l3 trapped the exit and lives');
+});
+
 test('a scheduler thread that dies is replaced and its actors restored from their snapshots', async () => {
   const box = node.inbox('conn:sup4');
   // Two actors on the same thread: one ends the thread, the other must come back with its state.
