@@ -29,9 +29,7 @@ const b64 = (s: string | Uint8Array) => Buffer.from(s).toString('base64');
 const unb64 = (s: string) => Buffer.from(s.trim() === '=' ? '' : s.trim(), 'base64').toString('utf8');
 const reEsc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function wrap(socket: Socket): RawClient {
-  return new (RawClient as unknown as new (s: Socket) => RawClient)(socket);
-}
+const wrap = (socket: Socket): RawClient => RawClient.wrap(socket);
 
 // Failed logins are throttled per client address with a growing delay; each connection here comes from
 // its own loopback address so one test's failures do not slow down the next.
@@ -58,21 +56,7 @@ async function connectDirectTls(port: number, opts: TlsOptions = {}): Promise<{ 
   return { c, tls: t };
 }
 
-const cursors = new WeakMap<RawClient, number>();
-
-/** Waits for `re` in what arrived after the previous `next` match, and moves past it. */
-async function next(c: RawClient, re: RegExp, ms = 8000): Promise<RegExpExecArray> {
-  const start = cursors.get(c) ?? 0;
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const rest = c.received.slice(start);
-    const m = re.exec(rest);
-    if (m) { cursors.set(c, start + m.index + m[0].length); return m; }
-    if (c.closed) throw new Error(`connection closed while waiting for ${re}; got: ${rest.slice(-600)}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got: ${rest.slice(-600)}`);
-    await sleep(5);
-  }
-}
+const next = (c: RawClient, re: RegExp, ms = 8000): Promise<RegExpExecArray> => c.next(re, ms);
 
 const features = (c: RawClient) => next(c, /<stream:features>[\s\S]*?<\/stream:features>|<stream:features\/>/).then((m) => m[0]);
 

@@ -38,27 +38,9 @@ function header(o: { to?: string | null; version?: string | null; xmlns?: string
   return `${o.decl === false ? '' : "<?xml version='1.0'?>"}<stream:stream${attrs}>`;
 }
 
-/** RawClient over an already connected socket (a TLS socket after STARTTLS). */
-function wrap(socket: Socket): RawClient {
-  return new (RawClient as unknown as new (s: Socket) => RawClient)(socket);
-}
+const wrap = (socket: Socket): RawClient => RawClient.wrap(socket);
 
-/** Per client: how far `next` has read. */
-const cursors = new WeakMap<RawClient, number>();
-
-/** Waits for `re` in what arrived after the previous `next` match, and moves past it. */
-async function next(c: RawClient, re: RegExp, ms = 5000): Promise<RegExpExecArray> {
-  const start = cursors.get(c) ?? 0;
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const rest = c.received.slice(start);
-    const m = re.exec(rest);
-    if (m) { cursors.set(c, start + m.index + m[0].length); return m; }
-    if (c.closed) throw new Error(`connection closed while waiting for ${re}; got: ${rest.slice(-600)}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got: ${rest.slice(-600)}`);
-    await sleep(5);
-  }
-}
+const next = (c: RawClient, re: RegExp, ms = 5000): Promise<RegExpExecArray> => c.next(re, ms);
 
 /** The whole element `<kind ... id='id' ...>…</kind>` anywhere in what the client received. */
 async function stanza(c: RawClient, kind: string, id: string, ms = 5000): Promise<string> {

@@ -53,6 +53,8 @@ export class RawClient {
     socket.on('close', () => { this.closed = true; this.check(); });
     socket.on('error', () => undefined);
   }
+  /** A RawClient over an already connected socket (a TLS socket after STARTTLS). */
+  static wrap(socket: Socket): RawClient { return new RawClient(socket); }
   static connect(port: number): Promise<RawClient> {
     return new Promise((resolve, reject) => { const s = connect(port, '127.0.0.1', () => resolve(new RawClient(s))); s.once('error', reject); });
   }
@@ -73,6 +75,19 @@ export class RawClient {
     });
   }
   get received(): string { return this.buf; }
+  private cursor = 0;
+  /** Waits for `re` in what arrived after the previous next() match, and moves past it. */
+  async next(re: RegExp, ms = 5000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const rest = this.buf.slice(this.cursor);
+      const m = re.exec(rest);
+      if (m) { this.cursor += m.index + m[0].length; return m; }
+      if (this.closed) throw new Error(`connection closed while waiting for ${re}; got: ${rest.slice(-600)}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; got: ${rest.slice(-600)}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
   private check(): void {
     for (const w of [...this.waiters]) {
       if (w.re.test(this.buf)) { clearTimeout(w.t); this.waiters.splice(this.waiters.indexOf(w), 1); w.resolve(this.buf); }
