@@ -31,8 +31,8 @@ interface Item { from?: Address; msg: unknown; seq?: string; rec?: StoredMessage
 
 type Status = 'starting' | 'running' | 'crashed' | 'stopped' | 'moved';
 
-/** How long a moved actor's old address keeps forwarding. */
-const MOVED_ALIAS_MS = 60_000;
+/** How long a moved actor's old address keeps forwarding (its correspondents switch within ms). */
+const MOVED_ALIAS_MS = 5_000;
 
 interface ActorRecord {
   address: Address;

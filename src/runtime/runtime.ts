@@ -18,6 +18,8 @@ export interface RuntimeOptions {
   actorDirs: string[];
   serviceModules?: string[];
   settings?: Record<string, unknown>;
+  /** Young-generation size of each scheduler's heap, MB (default 8). */
+  youngGenerationMb?: number;
   /** fsync every group commit (survives power loss); off, a commit survives a process kill. */
   sync?: boolean;
   log?: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
@@ -113,7 +115,12 @@ export class Runtime {
       sync: this.o.sync ?? false, actorDirs: this.o.actorDirs, serviceModules: this.o.serviceModules ?? [],
       settings: this.o.settings ?? {}, peers, restore,
     };
-    const worker = new Worker(SCHEDULER_BOOT, { workerData: data, transferList: peers.map(([, p]) => p) as never, name: `scheduler-${thread}` });
+    // A small young generation: many small, long-lived actors gain little from a big nursery, and
+    // each thread's nursery is resident memory (bytes per idle session).
+    const worker = new Worker(SCHEDULER_BOOT, {
+      workerData: data, transferList: peers.map(([, p]) => p) as never, name: `scheduler-${thread}`,
+      resourceLimits: { maxYoungGenerationSizeMb: this.o.youngGenerationMb ?? 8 },
+    });
     worker.on('error', (err) => this.log('error', `scheduler ${thread} died: ${err.stack ?? err.message}`));
     this.workers.set(thread, worker);
     const ready = new Promise<void>((resolve) => this.readyWaiters.set(thread, resolve));
