@@ -7,7 +7,7 @@
 // It starts as `session:@<conn>` and moves to `session:<full JID>` at bind (next to its user actor).
 // Its snapshot is saved on every change, so a crash restarts it here and the connection (main thread)
 // replays what it had not handled: the client notices nothing.
-import { assign, setup } from 'xstate';
+import { assign, enqueueActions, setup } from 'xstate';
 import { moveTo, send } from '../../src/runtime/api.ts';
 import { defineKind, type RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ConnInfo, ToSession } from '../../src/net/c2s-protocol.ts';
@@ -21,14 +21,13 @@ import {
 
 interface Ctx extends SessionCtx { next: Next; bindId: string; bindResource: string }
 
-type Ev = ToSession | ToSessionFromUser | RuntimeEvent | { type: 'sasl'; step: SaslStep } | { type: 'module'; module: string; data: unknown };
+type Ev = ToSession | ToSessionFromUser | RuntimeEvent | { type: 'sasl'; step: SaslStep } | { type: 'module'; module: string; data: unknown } | { type: 'internal.close' };
 
 const go = (next: Next) => ({ next });
 const isNext = (n: Next) => ({ context }: { context: Ctx }) => context.next === n;
 
 /** After a step, the machine moves where the step said (`next`); every step names its target. */
 const route = [
-  { guard: isNext('established'), target: '#session.established' },
   { guard: isNext('close'), target: '#session.closing' },
   { guard: isNext('open'), target: '#session.open' },
   { guard: isNext('securing'), target: '#session.securing' },
@@ -121,7 +120,9 @@ const machine = setup({
     },
     established: {
       on: {
-        stanza: { target: 'check', actions: assign(({ context, event }) => go(onClientStanza(context, event.xml, event.h, event.seq) === 'close' ? 'close' : 'established')) },
+        // The hot path: no assign and no target, so the snapshot is unchanged and nothing is written.
+        stanza: { actions: enqueueActions(({ context, event, enqueue }) => { if (onClientStanza(context, event.xml, event.h, event.seq) === 'close') enqueue.raise({ type: 'internal.close' }); }) },
+        'internal.close': 'closing',
         deliver: { actions: ({ context, event }) => onDeliver(context, event.xml, event.receipt) },
         replace: { target: 'closing', actions: ({ context }) => streamFail(context, 'conflict', 'replaced by a new login with the same resource') },
         detached: 'resumable',

@@ -44,7 +44,7 @@ const write = (ctx: SessionCtx, xml: string) => toConn(ctx, { type: 'write', xml
 /** SASL exchanges in progress; not in the snapshot (a crash or reload mid-exchange fails it). */
 const saslServers = new Map<string, SaslServer>();
 
-export type Next = 'open' | 'securing' | 'authenticating' | 'authenticated' | 'binding' | 'established' | 'close' | 'stay';
+export type Next = 'open' | 'securing' | 'authenticating' | 'authenticated' | 'binding' | 'close' | 'stay';
 
 /** Ends the stream: stream error (with our header if none was sent) and close. */
 export function streamFail(ctx: SessionCtx, condition: StreamErrorCondition, text?: string, headerSent = true): Next {

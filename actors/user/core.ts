@@ -157,11 +157,13 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
 function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Patch {
   const type = h.type ?? 'normal';
   const svc = xmpp();
+  // Hook events (a full parse) are built only when a module listens: this is the chat hot path.
   const event = () => ({ ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user: userContext(ctx) });
+  const delivered = () => { if (svc.modules.has('message/delivered')) svc.modules.run('message/delivered', event()); };
   if (svc.modules.has('message/in') && svc.modules.run('message/in', event())) return { mods: ctx.mods };
   if (to.resource) {
     const s = ctx.sessions[to.resource];
-    if (s) { deliver(ctx, s, xml, true); svc.modules.run('message/delivered', event()); return {}; }
+    if (s) { deliver(ctx, s, xml, true); delivered(); return {}; }
     // §8.5.3.2.1: no such resource — chat/normal as if to the bare JID; groupchat errors; others drop.
     if (type === 'groupchat') { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
     if (type === 'headline' || type === 'error') return {};
@@ -179,7 +181,7 @@ function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from:
   const top = Math.max(...candidates.map((s) => s.priority));
   const targets = type === 'headline' ? candidates : candidates.filter((s) => s.priority === top);
   targets.forEach((s, i) => deliver(ctx, s, xml, i === 0));
-  svc.modules.run('message/delivered', event());
+  delivered();
   return {};
 }
 

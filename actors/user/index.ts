@@ -1,7 +1,7 @@
 // The user actor: one per account, started on demand by the first stanza for it. It keeps the
 // account's bound sessions and routes what is addressed to the account. Its snapshot (sessions,
 // small module state) is saved whenever it changes, so a crash restarts it where it was.
-import { assign, setup } from 'xstate';
+import { enqueueActions, setup } from 'xstate';
 import { send, sender } from '../../src/runtime/api.ts';
 import { defineKind } from '../../src/runtime/kind.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
@@ -10,10 +10,12 @@ import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 type Ev = ToUser | RuntimeEvent;
 
-/** Handlers work on a copy of the context (module views mutate it); the copy plus patch is the new context. */
-const step = <E extends Ev>(f: (w: UserCtx, e: E) => Patch) => assign<UserCtx, E, undefined, Ev, never>(({ context, event }) => {
+/** Handlers work on a copy of the context (module views mutate it); the copy plus patch is the new
+ *  context — assigned only if a value changed, since a new context means a snapshot write. */
+const step = <E extends Ev>(f: (w: UserCtx, e: E) => Patch) => enqueueActions<UserCtx, E, undefined, Ev, never, never, never, never, never>(({ context, event, enqueue }) => {
   const w = { ...context };
-  return { ...w, ...f(w, event) };
+  const next = { ...w, ...f(w, event) };
+  if ((Object.keys(next) as Array<keyof UserCtx>).some((k) => next[k] !== context[k])) enqueue.assign(next);
 });
 
 const machine = setup({
