@@ -4,14 +4,24 @@
 // Chorus for a benchmark: loopback only, accounts u1..uN imported (SCRAM keys only), rate limits and
 // login-failure limits off, encryption optional unless asked. Adjust here if startNode changes shape.
 import { cp, mkdir, rename, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { defaultConfig, type ChorusConfig } from '../config/index.ts';
-import { startNode } from '../node.ts';
-import { importAccounts, DEFAULT_ITERATIONS } from '../storage/accounts.ts';
-import { openDb } from '../storage/db.ts';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ChorusConfig } from '../config/index.ts';
+
+type ConfigMod = typeof import('../config/index.ts');
+type NodeMod = typeof import('../node.ts');
+type AccountsMod = typeof import('../storage/accounts.ts');
+type DbMod = typeof import('../storage/db.ts');
+
+/** The server's modules, from this checkout or from another one (`root`, e.g. a pinned commit). */
+async function serverModules(root?: string): Promise<{ config: ConfigMod; node: NodeMod; accounts: AccountsMod; db: DbMod }> {
+  const base = root ? pathToFileURL(join(root, 'src') + '/').href : new URL('../', import.meta.url).href;
+  const load = <T>(path: string) => import(new URL(path, base).href) as Promise<T>;
+  const [config, node, accounts, db] = await Promise.all([load<ConfigMod>('config/index.ts'), load<NodeMod>('node.ts'), load<AccountsMod>('storage/accounts.ts'), load<DbMod>('storage/db.ts')]);
+  return { config, node, accounts, db };
+}
 
 export interface ChorusTargetOptions {
   port: number;
@@ -27,10 +37,12 @@ export interface ChorusTargetOptions {
   cacheDir?: string;
   iterations?: number;
   logLevel?: ChorusConfig['log_level'];
+  /** A Chorus checkout to run instead of this one (its src/node.ts etc.). */
+  root?: string;
 }
 
 /** The bench config: what `chorus bench` measures. */
-export function benchConfig(opts: ChorusTargetOptions): ChorusConfig {
+export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod['defaultConfig']): ChorusConfig {
   const config = defaultConfig(opts.dataDir);
   config.hosts = [opts.domain];
   config.data_dir = opts.dataDir;
@@ -52,18 +64,20 @@ export function benchConfig(opts: ChorusTargetOptions): ChorusConfig {
   return config;
 }
 
-async function provisionAccounts(opts: ChorusTargetOptions): Promise<void> {
-  const iterations = opts.iterations ?? DEFAULT_ITERATIONS;
+async function provisionAccounts(opts: ChorusTargetOptions, mods: { accounts: AccountsMod; db: DbMod }): Promise<void> {
+  const iterations = opts.iterations ?? mods.accounts.DEFAULT_ITERATIONS;
   const importInto = async (dataDir: string) => {
-    const db = await openDb(dataDir);
+    const db = await mods.db.openDb(dataDir);
     try {
       const accounts = Array.from({ length: opts.accounts }, (_, i) => ({ jid: `u${i + 1}@${opts.domain}`, password: opts.password }));
-      const r = await importAccounts(db, accounts, { hosts: [opts.domain], iterations });
+      const r = await mods.accounts.importAccounts(db, accounts, { hosts: [opts.domain], iterations });
       if (r.failed.length) throw new Error(`importing bench accounts failed: ${r.failed[0]!.error}`);
     } finally { await db.close(); }
   };
   if (!opts.cacheDir) return importInto(opts.dataDir);
-  const key = createHash('sha256').update(`${opts.domain}\0${opts.password}\0${iterations}`).digest('hex').slice(0, 12);
+  // Keyed by the code that writes account records too, so another checkout never reads a stale format.
+  const src = (f: string) => { try { return readFileSync(join(opts.root ?? fileURLToPath(new URL('../../', import.meta.url)), f)); } catch { return ''; } };
+  const key = createHash('sha256').update(`${opts.domain}\0${opts.password}\0${iterations}\0`).update(src('src/storage/accounts.ts')).update(src('src/storage/db.ts')).digest('hex').slice(0, 12);
   const cached = join(opts.cacheDir, `accounts-${opts.accounts}-${key}`);
   if (!existsSync(join(cached, 'db'))) {
     const tmp = `${cached}.tmp-${process.pid}`;
@@ -77,16 +91,19 @@ async function provisionAccounts(opts: ChorusTargetOptions): Promise<void> {
 }
 
 /** Imports the accounts, then starts the node. Runs in the child process (or in a test). */
-export async function startChorusTarget(opts: ChorusTargetOptions, log?: (level: string, text: string) => void): Promise<{ stop(): Promise<void> }> {
-  await provisionAccounts(opts);
-  return startNode(benchConfig(opts), log ? { log } : {});
+export async function startChorusTarget(opts: ChorusTargetOptions, log?: (level: string, text: string) => void): Promise<{ stop(): Promise<void>; schedulers: number }> {
+  const mods = await serverModules(opts.root);
+  await provisionAccounts(opts, mods);
+  const config = benchConfig(opts, mods.config.defaultConfig);
+  const node = await mods.node.startNode(config, log ? { log } : {});
+  return { stop: () => node.stop(), schedulers: config.schedulers };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const opts = JSON.parse(process.argv[2] ?? '{}') as ChorusTargetOptions;
   try {
     const node = await startChorusTarget(opts);
-    process.stdout.write(`CHORUS_READY PIDS=${process.pid} SCHEDULERS=${benchConfig(opts).schedulers}\n`);
+    process.stdout.write(`CHORUS_READY PIDS=${process.pid} SCHEDULERS=${node.schedulers}\n`);
     let stopping = false;
     const stop = async () => {
       if (stopping) return;

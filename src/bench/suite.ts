@@ -5,7 +5,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs, runBench, UsageError, type CliOptions } from './cli.ts';
-import { parseTarget } from './target.ts';
+import { parseTarget, pinRef } from './target.ts';
 import { barChart, COLORS, fmtNum, machineInfo, mdCell, mdToHtml, median, type Report } from './report.ts';
 import type { RunResult } from './runner.ts';
 
@@ -156,12 +156,13 @@ const quote = (w: string) => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g
 /** Runs the suite; returns the summary and where it was written. */
 export async function runSuite(o: SuiteOptions, command: string, outDefault: string): Promise<{ summary: SuiteReport; files: string[] }> {
   const createdAt = new Date();
+  o = { ...o, targets: o.targets.map(pinRef) };
   const chorusTargets = o.targets.filter((t) => parseTarget(t).chorus);
   const summary: SuiteReport = { tool: 'chorus bench suite', command, createdAt: createdAt.toISOString(), machine: machineInfo(), targets: o.targets.map((t) => parseTarget(t).name), workloads: [] };
   for (const w of WORKLOADS) {
     if (o.only && !o.only.includes(w.id)) continue;
     if (o.skip.includes(w.id)) continue;
-    const targets = w.cores ? (chorusTargets.length ? ['chorus schedulers=1', 'chorus schedulers=2'] : []) : o.targets;
+    const targets = w.cores ? (chorusTargets.length ? [1, 2].map((n) => `${chorusTargets[0]} schedulers=${n} name=chorus-${n}s`) : []) : o.targets;
     if (!targets.length) continue;
     const rounds = Math.min(o.rounds, w.maxRounds ?? o.rounds);
     const argv = [...(o.quick && w.quickArgs ? w.quickArgs : w.args), ...targets.flatMap((t) => ['--target', t]), ...(targets.length === 2 ? ['--compare'] : []),

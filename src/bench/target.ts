@@ -1,12 +1,13 @@
 // Targets: a Chorus the bench starts itself (in a child process, so its CPU and RSS are its own), or
 // any XMPP server by host/port/domain, optionally (re)started per run by a setup command — the
 // Prosody and ejabberd anchors are presets of that.
-import { spawn, execFile } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm, symlink } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
 import type { Endpoint } from './protocol.ts';
 import type { ChorusTargetOptions } from './chorus-target.ts';
 
@@ -28,6 +29,11 @@ export interface TargetSpec {
   schedulers?: number;
   /** Chorus only: extra node flags for the server process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p". */
   nodeArgs?: string;
+  /** Chorus only: run this git revision of the server (exported once into the bench state dir), not
+   *  the working tree, so edits made while a long comparison runs do not change what it measures. */
+  ref?: string;
+  /** Chorus only: run the server from another checkout. */
+  root?: string;
   version?: string;
 }
 
@@ -107,6 +113,8 @@ export function parseTarget(text: string): TargetSpec {
       case 'schedulers': t.schedulers = num(k, v); break;
       case 'version': t.version = v; break;
       case 'nodeargs': case 'node_args': t.nodeArgs = v; break;
+      case 'ref': t.ref = v; break;
+      case 'root': t.root = v; break;
       default: throw new Error(`unknown target key '${k}'`);
     }
   }
@@ -174,20 +182,70 @@ export function benchStateDir(): string {
   return process.env.BENCH_STATE || join(tmpdir(), `chorus-bench-${process.getuid?.() ?? 0}`);
 }
 
+/** `port` if nothing listens on it on 127.0.0.1, else a free port the system picks. */
+function portOrFree(port: number): Promise<number> {
+  const tryListen = (p: number) => new Promise<number | null>((res) => {
+    const srv = createServer();
+    srv.once('error', () => res(null));
+    srv.listen(p, '127.0.0.1', () => { const got = (srv.address() as { port: number }).port; srv.close(() => res(got)); });
+  });
+  return tryListen(port).then((p) => p ?? tryListen(0)).then((p) => p ?? port);
+}
+
+function git(args: string[], cwd = ROOT): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/** A target spec with its `ref=` resolved to a commit, so every run of a long comparison measures the
+ *  same code even if the branch moves meanwhile. */
+export function pinRef(text: string): string {
+  const spec = parseTarget(text);
+  if (!spec.chorus || !spec.ref) return text;
+  return `${text} ref=${git(['rev-parse', '--verify', `${spec.ref}^{commit}`])}`;
+}
+
+/** Which Chorus code a target runs: a checkout dir (undefined = this one) and a label with its commit. */
+export async function chorusSource(spec: Pick<TargetSpec, 'ref' | 'root'>): Promise<{ root?: string; label: string }> {
+  if (spec.ref) {
+    const sha = git(['rev-parse', '--verify', `${spec.ref}^{commit}`]);
+    const dir = join(benchStateDir(), 'chorus-src', sha);
+    if (!existsSync(join(dir, 'src', 'node.ts'))) {
+      const tmp = `${dir}.tmp-${process.pid}`;
+      await rm(tmp, { recursive: true, force: true });
+      await mkdir(tmp, { recursive: true });
+      execFileSync('/bin/sh', ['-c', `git archive ${sha} | tar -x -C '${tmp}'`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      await symlink(join(ROOT, 'node_modules'), join(tmp, 'node_modules'));
+      await rename(tmp, dir).catch(() => rm(tmp, { recursive: true, force: true }));
+    }
+    return { root: dir, label: `@${sha.slice(0, 7)}` };
+  }
+  const dir = spec.root ? resolve(spec.root) : ROOT;
+  let label = '';
+  try {
+    const sha = git(['rev-parse', '--short', 'HEAD'], dir);
+    const dirty = git(['status', '--porcelain', '--', 'src', 'actors', 'supervisors', 'package.json'], dir).split('\n').filter((l) => l && !/ src\/bench\//.test(l));
+    label = `@${sha}${dirty.length ? ` + uncommitted changes in ${dirty.length} files` : ''}`;
+  } catch { /* not a git checkout */ }
+  return { root: spec.root ? dir : undefined, label };
+}
+
 /**
  * Starts Chorus in a child process (src/bench/chorus-target.ts): its CPU and RSS are then its own.
  * The child's stderr (the node's warn/error log) is kept; lines of it, and an exit during the run,
  * come back in `notes()` for the report.
  */
 async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { password: string; tls: boolean }): Promise<LiveTarget> {
+  const source = await chorusSource(spec);
+  // Another bench (or anything) may hold the preset ports: then take free ones.
+  const port = await portOrFree(spec.port), tlsPort = spec.tlsPort ? await portOrFree(spec.tlsPort) : undefined;
   const dataDir = await mkdtemp(join(tmpdir(), 'chorus-bench-'));
   const entry = fileURLToPath(new URL('./chorus-target.ts', import.meta.url));
   const args = JSON.stringify({
-    port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain, accounts, password: opts.password, dataDir, tls: opts.tls,
-    schedulers: spec.schedulers, cacheDir: join(benchStateDir(), 'chorus'),
+    port, tlsPort, domain: spec.domain, accounts, password: opts.password, dataDir, tls: opts.tls,
+    schedulers: spec.schedulers, cacheDir: join(benchStateDir(), 'chorus'), root: source.root,
   } satisfies ChorusTargetOptions);
   const nodeArgs = shellWords(spec.nodeArgs ?? process.env.CHORUS_BENCH_NODE_ARGS ?? '');
-  const child = spawn(process.execPath, [...nodeArgs, '--import', import.meta.resolve('tsx'), entry, args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(process.execPath, [...nodeArgs, '--import', import.meta.resolve('tsx'), entry, args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: source.root ?? ROOT });
   let out = '', log = '', ready = false;
   let exited: string | null = null;
   child.stderr.on('data', (d) => { if (log.length < 4 << 20) log += d; if (!ready) out += d; });
@@ -205,10 +263,10 @@ async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { pas
   const schedulers = Number(/SCHEDULERS=(\d+)/.exec(out)?.[1]) || undefined;
   let stopping = false;
   const exitedBeforeStop = () => (stopping ? null : exited);
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(source.root ?? ROOT, 'package.json'), 'utf8')) as { version: string };
   return {
-    spec, endpoint: { host: '127.0.0.1', port: spec.port, tlsPort: spec.tlsPort, domain: spec.domain }, pids: [child.pid!],
-    version: `chorus ${pkg.version} (${schedulers ?? '?'} schedulers)`, schedulers,
+    spec, endpoint: { host: '127.0.0.1', port, tlsPort, domain: spec.domain }, pids: [child.pid!],
+    version: `chorus ${pkg.version} ${source.label} (${schedulers ?? '?'} schedulers)`.replace(/  +/g, ' '), schedulers,
     async stop() {
       stopping = true;
       if (exited === null) {

@@ -6,7 +6,7 @@ import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { parseTarget, prepareTarget } from '../../src/bench/target.ts';
+import { parseTarget, prepareTarget, pinRef, chorusSource } from '../../src/bench/target.ts';
 import { XmppClient } from '../../src/bench/client.ts';
 
 function freePort(): Promise<number> {
@@ -38,6 +38,15 @@ test('PIDs can come from a pid file; a failing setup command is an error', async
     await prepareTarget(parseTarget('port=1 setup="exit 3"'), 1, { password: 'pw', tls: false })
       .then(() => assert.unreachable(), (e: Error) => assert.match(e.message, /command failed/));
   } finally { await rm(dir, { recursive: true, force: true }); }
+});
+
+test('chorus ref= pins a commit; the working tree is labelled with its commit', async () => {
+  assert.match(pinRef('chorus ref=HEAD'), /^chorus ref=HEAD ref=[0-9a-f]{40}$/);
+  assert.is(parseTarget(pinRef('chorus ref=HEAD')).ref!.length, 40);
+  assert.is(pinRef('prosody'), 'prosody');
+  const here = await chorusSource({});
+  assert.is(here.root, undefined);
+  assert.match(here.label, /^@[0-9a-f]{7,}/);
 });
 
 test('a Chorus target runs in its own process: PLAIN, SCRAM-SHA-1 and STARTTLS logins, a message, a clean stop', async () => {
