@@ -8,7 +8,7 @@ import type { ChorusConfig } from './config/index.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
 import { createTlsContexts, type TlsContexts } from './net/tls.ts';
 import { c2sListener } from './net/c2s-listener.ts';
-import type { ConnectionOptions } from './net/connection.ts';
+import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
 import type { ChildSpec } from './runtime/supervisor.ts';
 import type { XmppSettings } from './xmpp/service.ts';
@@ -35,6 +35,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     serverSecret: serverSecret(config.data_dir),
     loginAttempts: { maxFailures: config.limits.login_attempts.max_failures, windowSeconds: config.limits.login_attempts.window_seconds },
     modules: config.modules,
+    bootId: BOOT,
   };
   const conn: ConnectionOptions = {
     maxStanzaBytes: config.limits.max_stanza_bytes,

@@ -18,6 +18,8 @@ export interface XmppSettings {
   maxStanzaBytes: number;
   serverSecret: string;
   loginAttempts: { maxFailures: number; windowSeconds: number };
+  /** The node process's boot id (connections are `conn:<boot>.<n>`). */
+  bootId: string;
   modules: ModulesConfig;
 }
 
