@@ -161,7 +161,9 @@ export function onSaslStep(ctx: SessionCtx, step: SaslStep): { patch: Partial<Se
     toConn(ctx, { type: 'authenticated', xml: `<success xmlns="${NS.SASL}">${step.data ? encodeSaslPayload(step.data) : ''}</success>`, jid });
     return { patch: { user }, next: 'authenticated' };
   }
-  const failures = ctx.saslFailures + 1;
+  // Only wrong credentials count towards closing the stream: a client that tries mechanisms or
+  // channel-binding types we refuse must still be able to fall back (slixmpp does).
+  const failures = ctx.saslFailures + (step.condition === 'not-authorized' ? 1 : 0);
   // RFC 6120 §6.4.5: the server may close after a configurable number of retries; the last failure
   // is still answered, right before the stream error.
   if (failures >= 5) {

@@ -70,6 +70,8 @@ export class Connection {
   private unacked: Unacked[] = [];
   /** An <r/> waits until everything received before it is handled (durable): then <a h/> says so. */
   private ackWanted = 0;
+  /** Our own <r/>, sent shortly after deliveries: a client acks what it got before it closes. */
+  private ackRequest: NodeJS.Timeout | null = null;
   private detachTimer: NodeJS.Timeout | null = null;
   // rate limit
   private tokens: number;
@@ -239,7 +241,8 @@ export class Connection {
       this.smOut++;
       if (this.unacked.length > this.o.maxUnacked) this.fail('policy-violation', 'too many unacknowledged stanzas');
       if (!this.closed) this.write(xml);
-      if (this.unacked.length % 8 === 0) this.write(`<r xmlns="${NS.SM}"/>`);
+      if (this.unacked.length >= 16) this.requestAck();
+      else if (!this.ackRequest) { this.ackRequest = setTimeout(() => this.requestAck(), 500); this.ackRequest.unref(); }
       return;
     }
     if (this.closed) { this.lost([{ xml, receipt }]); return; }
@@ -272,6 +275,11 @@ export class Connection {
       case 'resume': this.resume(attr('previd') ?? '', Number(attr('h'))); break;
       default: this.write(`<failed xmlns="${NS.SM}"><feature-not-implemented xmlns="${NS.STANZAS}"/></failed>`);
     }
+  }
+
+  private requestAck(): void {
+    if (this.ackRequest) { clearTimeout(this.ackRequest); this.ackRequest = null; }
+    if (!this.closed && this.unacked.length > 0) this.write(`<r xmlns="${NS.SM}"/>`);
   }
 
   private answerAck(): void {

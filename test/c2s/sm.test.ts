@@ -78,6 +78,37 @@ test('a session that is not resumed in time sends its unacknowledged stanzas to 
   await quick.stop();
 });
 
+test('the server asks for an ack soon after delivering, so a client that acks and closes gets nothing twice', async () => {
+  const h = await rawLogin(server.port, 'carol', 'once');
+  h.send(`<enable xmlns='${SM}'/>`);
+  await h.waitFor(/<enabled/);
+  const a = await rawLogin(server.port, 'alice', 'once');
+  a.send(msg('carol@localhost/once', 'just once'));
+  await h.waitFor(/just once/);
+  await h.next(/<r xmlns="urn:xmpp:sm:3"\/>/, 3000); // asked, without 8 stanzas waiting
+  h.send(`<a xmlns='${SM}' h='1'/></stream:stream>`);
+  await h.waitClosed();
+  const again = await rawLogin(server.port, 'carol', 'once');
+  again.send('<presence/>');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.not.match(again.received, /just once/);
+  again.close(); a.close();
+});
+
+test('failures that are not wrong credentials do not count towards closing the stream (clients fall back)', async () => {
+  const c = await RawClient.connect(server.port);
+  c.send(OPEN);
+  await c.waitFor(/<\/stream:features>/);
+  for (let i = 0; i < 6; i++) {
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!not base64!!</auth>`);
+    await c.next(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><incorrect-encoding\/>/);
+  }
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0carol\0secret').toString('base64')}</auth>`);
+  await c.next(/<success/);
+  assert.not.match(c.received, /stream:error/);
+  c.close();
+});
+
 test('resuming an unknown or expired stream fails with item-not-found', async () => {
   const c = await RawClient.connect(server.port);
   c.send(OPEN);
