@@ -486,7 +486,7 @@ export class ActorHost implements RouterSink {
       if (i % 1000 === 999) await new Promise((r) => setImmediate(r)); // let other mail through meanwhile
     }
     if (old && old.version !== loaded.def.version) this.o.log('info', `kind ${kind}: v${old.version} -> v${loaded.def.version}`);
-    return { kind, version: loaded.def.version, actors: moved, ms: performance.now() - t0 };
+    return { kind, version: loaded.def.version, actors: moved, ms: Math.round(performance.now() - t0) };
   }
 
   private migrate(rec: ActorRecord, def: KindDefinition): void {
