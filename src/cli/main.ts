@@ -177,6 +177,29 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  modules: {
+    usage: 'chorus modules [--markdown]',
+    summary: 'the feature modules: the XEPs each implements, its disco features and options (from their declarations)',
+    details: '',
+    flags: { markdown: false }, args: [0, 0],
+    async run(p, io) {
+      const { availableModules } = await import('../xmpp/modules.ts');
+      const defs = await availableModules();
+      if (p.flags.has('markdown')) {
+        io.out('| XEP | module | status | note |');
+        io.out('|---|---|---|---|');
+        for (const d of defs) for (const x of d.xeps ?? []) io.out(`| ${String(x.xep).padStart(4, '0')} | \`${d.name}\` | ${x.status ?? ''} | ${x.note ?? ''} |`);
+        return 0;
+      }
+      for (const d of defs) {
+        const xeps = (d.xeps ?? []).map((x) => `XEP-${String(x.xep).padStart(4, '0')}${x.status === 'partial' ? ' (partial)' : ''}`).join(', ');
+        io.out(`${d.name}${xeps ? ` — ${xeps}` : ''}: ${d.description}`);
+        for (const [k, o] of Object.entries(d.options ?? {})) io.out(`    modules.options.${d.name}.${k} = ${JSON.stringify(o.default)}  ${o.doc}`);
+      }
+      return 0;
+    },
+  },
+
   status: {
     usage: 'chorus status [--json]',
     summary: 'uptime, memory, schedulers and actors of the running node',
