@@ -377,6 +377,7 @@ export class Connection {
       // Detached: the session stays (presence and all) until resumed or timed out.
       this.detachTimer = setTimeout(() => this.expire(), this.o.resumeTimeoutMs);
       this.detachTimer.unref();
+      this.toSession({ type: 'detached' });
       return;
     }
     this.expire();
