@@ -109,14 +109,19 @@ async function actorsAndReload(n: number): Promise<void> {
   });
 }
 
+/** Heap after repeated reloads of one kind, sampled every 50: it must level off (old code is collected). */
 async function reloadLeak(times: number): Promise<void> {
   await withNode(1, async (node) => {
     for (let i = 0; i < 200; i++) node.runtime.send(`idle:r${i}`, { type: 'touch' });
     await node.runtime.reload('idle');
-    const h0 = (await node.runtime.stats(false, undefined, true))[0]!.heapUsed;
-    for (let i = 0; i < times; i++) await node.runtime.reload('idle');
-    const h1 = (await node.runtime.stats(false, undefined, true))[0]!.heapUsed;
-    record(`heap growth per reload over ${times} reloads`, (h1 - h0) / times, 'bytes', `${Math.round(h0 / 1024)} KiB -> ${Math.round(h1 / 1024)} KiB`);
+    const heap = async () => (await node.runtime.stats(false, undefined, true))[0]!.heapUsed;
+    const samples = [await heap()];
+    for (let i = 1; i <= times; i++) {
+      await node.runtime.reload('idle');
+      if (i % 50 === 0) samples.push(await heap());
+    }
+    const kib = samples.map((h) => Math.round(h / 1024));
+    record(`heap after ${times} reloads of a kind with 200 live actors`, (samples.at(-1)! - samples[0]!) / 1024, 'KiB growth', `every 50: ${kib.join(' → ')} KiB`);
   });
 }
 
@@ -139,7 +144,7 @@ if (want('schedulers')) for (const colocated of [true, false]) {
   record(`  speed-up 2 vs 1 (${what})`, (two / one) * 100, '%');
 }
 if (want('actors')) await actorsAndReload(Math.round(10_000 * (quick ? 0.2 : 1)));
-if (want('reload')) await reloadLeak(quick ? 10 : 50);
+if (want('reload')) await reloadLeak(quick ? 50 : 300);
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const dir = fileURLToPath(new URL('./results', import.meta.url));
