@@ -1,5 +1,6 @@
 // `chorus bench <scenario> [options]`: parses options, runs the scenario against one or more targets
 // (alternating for --compare), shows progress on a terminal and writes JSON, Markdown and HTML.
+import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,6 +14,8 @@ export const USAGE = `usage: chorus bench <login|idle|chat|muc|soak> [options]
        chorus bench suite [--target SPEC]… [--rounds N] [--quick]   (every workload of targets.md,
                         one summary table + charts; see chorus bench suite --help)
        chorus bench report FILE.json…   (re-render Markdown and HTML from saved results)
+       chorus bench runtime [--quick] [--only messages,schedulers,actors,reload]   (actor runtime micro-benchmarks)
+       chorus bench xml-framer          (stream framer throughput)
 
 Targets (repeat --target for several; default: chorus, started by the bench itself)
   --target SPEC        chorus | prosody | ejabberd | HOST:PORT[/DOMAIN] | key=value words:
@@ -216,6 +219,8 @@ async function rerender(files: string[]): Promise<number> {
 /** Entry for the chorus CLI: returns the exit code. */
 export async function benchCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'report') return rerender(argv.slice(1));
+  // The runtime and framer micro-benchmarks are scripts in bench/: run them the same way.
+  if (argv[0] === 'runtime' || argv[0] === 'xml-framer') return runScript(join(ROOT, `bench/${argv[0]}.bench.ts`), argv.slice(1));
   if (argv[0] === 'suite') return (await import('./suite.ts')).suiteCommand(argv.slice(1), join(ROOT, 'bench/results'));
   let c: CliOptions | 'help';
   try { c = parseArgs(argv); } catch (e) {
@@ -239,4 +244,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // Not a top-level await: suite.ts imports this module, which must finish evaluating first.
   void benchCommand(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}
+
+function runScript(file: string, args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file, ...args], { cwd: ROOT, stdio: 'inherit' });
+    child.on('exit', (code) => resolve(code ?? 1));
+  });
 }
