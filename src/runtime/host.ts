@@ -509,7 +509,10 @@ export class ActorHost implements RouterSink {
     let depth = 0;
     let max: SchedulerStats['maxMailbox'] = null;
     const list: ActorInfo[] = [];
+    let actors = 0;
     for (const rec of this.records.values()) {
+      if (rec.status === 'moved') continue; // a forwarding name, not an actor
+      actors++;
       byKind[rec.kind] = (byKind[rec.kind] ?? 0) + 1;
       depth += rec.queue.length;
       if (!max || rec.queue.length > max.depth) max = { address: rec.address, depth: rec.queue.length };
@@ -522,7 +525,7 @@ export class ActorHost implements RouterSink {
     const kinds: SchedulerStats['kinds'] = {};
     for (const [k, v] of this.kinds) kinds[k] = { version: v.def.version, loads: v.loads };
     return {
-      thread: this.o.thread, actors: this.records.size, byKind, mailboxDepth: depth, maxMailbox: max,
+      thread: this.o.thread, actors, byKind, mailboxDepth: depth, maxMailbox: max,
       handled: this.handledTotal, crashes: this.crashes, heapUsed: process.memoryUsage().heapUsed, kinds,
       list: withActors ? list : undefined,
     };
