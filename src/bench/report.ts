@@ -26,10 +26,10 @@ export function machineInfo(calibrate = true): Report['machine'] {
 
 /** A machine-speed yardstick (PBKDF2-SHA-256, 4096 iterations, one core, 0.5 s), so figures taken on
  *  different machines of the same kind can be set side by side. */
-function calibration(): number {
+export function calibration(ms = 500): number {
   const t0 = performance.now();
   let n = 0;
-  while (performance.now() - t0 < 500) { pbkdf2Sync('pw', 'salt', 4096, 32, 'sha256'); n++; }
+  while (performance.now() - t0 < ms) { pbkdf2Sync('pw', 'salt', 4096, 32, 'sha256'); n++; }
   return Math.round(n / ((performance.now() - t0) / 1000));
 }
 
@@ -373,12 +373,16 @@ export function toMarkdown(rep: Report): string {
     L.push('');
   }
   if (rep.rounds > 1) {
-    L.push('## Rounds', '', '| round | target | key figure | server CPU s | lost / failed |', '|---:|---|---:|---:|---:|');
+    L.push('## Rounds', '', `| round | target | ${mdCell(figs[0].label)} | server CPU s | lost / failed | other processes' CPU % | machine speed before the run |`, '|---:|---|---:|---:|---:|---:|---:|');
     rep.runs.forEach((r, i) => {
       const key = figs[0].get(r);
-      L.push(`| ${Math.floor(i / names.length) + 1} | ${mdCell(r.target.name)} | ${fmtNum(key)} | ${fmtNum(r.server.cpuS)} | ${fmtNum(r.metrics.lost ?? r.metrics.failed)} |`);
+      L.push(`| ${Math.floor(i / names.length) + 1} | ${mdCell(r.target.name)} | ${fmtNum(key)} | ${fmtNum(r.server.cpuS)} | ${fmtNum(r.metrics.lost ?? r.metrics.failed)} | ${fmtNum(r.others?.cpuPct)} | ${fmtNum(r.speedBefore)} |`);
     });
     L.push('');
+  }
+  const speeds = rep.runs.map((r) => r.speedBefore).filter((x): x is number => !!x);
+  if (speeds.length > 1 && Math.max(...speeds) > 1.25 * Math.min(...speeds)) {
+    L.push(`> The machine's speed changed during this report: the yardstick (PBKDF2-SHA-256-4096 per core-second, measured before each run) went from ${Math.min(...speeds)} to ${Math.max(...speeds)}. Figures per CPU-second move with it; compare targets within a round (they ran next to each other).`, '');
   }
   const errs = rep.runs.flatMap((r) => r.errors.map((e) => `${r.target.name}: ${e}`));
   if (errs.length) { L.push('## Errors seen (first few)', ''); for (const e of errs.slice(0, 10)) L.push(`- ${mdCell(e)}`); L.push(''); }

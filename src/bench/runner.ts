@@ -63,6 +63,8 @@ export interface RunResult {
   target: { name: string; host: string; port: number; domain: string; version: string; pids: number[]; schedulers?: number; chorus?: boolean };
   options: BenchOptions;
   startedAt: string;
+  /** PBKDF2-SHA-256-4096 per core-second just before the run (the machine's speed then). */
+  speedBefore?: number;
   skipped?: string;
   error?: string;
   /** Figures of the measured phase. */
@@ -98,10 +100,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: ProgressFn = () => {}): Promise<RunResult> {
   const startedAt = new Date().toISOString();
+  const { calibration } = await import('./report.ts');
+  const speedBefore = calibration(300); // the machine's speed right now (a shared VM's varies)
   progress({ phase: 'setup', done: 0, total: 1, note: `starting ${spec.name}` });
   const live = await prepareTarget(spec, accountsNeeded(o), { password: o.password, tls: o.tls !== 'none' });
   const result: RunResult = {
-    scenario: o.scenario, startedAt, options: o, wallS: 0, errors: [], metrics: {}, timeline: [],
+    scenario: o.scenario, startedAt, speedBefore, options: o, wallS: 0, errors: [], metrics: {}, timeline: [],
     target: { name: spec.name, host: live.endpoint.host, port: live.endpoint.port, domain: live.endpoint.domain, version: live.version, pids: live.pids, ...(spec.chorus ? { chorus: true, schedulers: live.schedulers } : {}) },
     server: { cpuS: 0, cpuPct: 0, rssBeforeKB: 0, rssAfterKB: 0, rssPeakKB: 0, measured: live.pids.length > 0 },
     generator: { cpuS: 0, cpuPct: 0, rssKB: 0, workers: o.workers },

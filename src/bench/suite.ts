@@ -346,6 +346,13 @@ export function suiteMarkdown(rep: SuiteReport): string {
     for (const t of suiteTargets(rep, s)) L.push(`| ${mdCell(t.target)} | ${mark(t.absolute.met)}: ${mdCell(t.absolute.detail)} | ${t.sameRun.detail || t.sameRun.met !== null ? `${mark(t.sameRun.met)}: ${mdCell(t.sameRun.detail)}` : 'n/a'} |`);
     L.push('');
   }
+  const speedRows = rep.workloads.map((e) => ({ id: e.id, xs: e.runs.map((r) => r.speedBefore).filter((x): x is number => !!x) })).filter((x) => x.xs.length);
+  if (speedRows.length) {
+    L.push('## Machine speed', '', 'PBKDF2-SHA-256-4096 per core-second, measured just before each run: on a shared VM it drifts, and every per-CPU-second figure drifts with it. Targets ran alternately within each workload, so compare them within a workload.', '');
+    L.push('| workload | min | max |', '|---|---:|---:|');
+    for (const x of speedRows) L.push(`| ${x.id} | ${Math.min(...x.xs)} | ${Math.max(...x.xs)} |`);
+    L.push('');
+  }
   const warn = rep.workloads.flatMap((e) => e.runs.filter((r) => (r.others?.cpuPct ?? 0) > 25).map((r) => `${e.id} / ${r.target.name}: other processes used ${r.others!.cpuPct}% of a core`));
   if (warn.length) { L.push('## Runs shared with other processes', ''); for (const x of warn) L.push(`- ${mdCell(x)}`); L.push(''); }
   const errs = rep.workloads.flatMap((e) => e.runs.flatMap((r) => r.errors.map((x) => `${e.id} / ${r.target.name}: ${x}`)));
