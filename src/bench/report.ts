@@ -449,7 +449,8 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
 /** Grouped bars (one group per label, one bar per series) as an SVG string. */
 export function barChart(title: string, yLabel: string, labels: string[], series: Array<{ name: string; color: string; values: number[] }>, w = 640, h = 260): string {
   const pad = { l: 64, r: 16, t: 28, b: 40 };
-  const yMax0 = Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite)));
+  // 18% headroom: the legend sits at the top and must not cover the tallest bar's label.
+  const yMax0 = 1.18 * Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite)));
   const step = niceStep(yMax0 || 1, 5);
   const yMax = Math.max(step, Math.ceil(yMax0 / step) * step);
   const Y = (y: number) => h - pad.b - (y / yMax) * (h - pad.t - pad.b);
