@@ -12,6 +12,8 @@ import type { RunResult } from './runner.ts';
 export interface Workload {
   id: string;
   title: string;
+  /** The title when --quick shortens the run. */
+  quickTitle?: string;
   /** `chorus bench` arguments (scenario first), without targets. */
   args: string[];
   quickArgs?: string[];
@@ -30,7 +32,7 @@ const lost = { label: 'lost', get: m('lost'), better: 'lower' } as const;
 
 export const WORKLOADS: Workload[] = [
   {
-    id: 'chat-200x10', title: 'Chat: 200 pairs, 10 in flight per sender, 20 s', args: ['chat', '-p', '200', '-w', '10', '-d', '20'], quickArgs: ['chat', '-p', '200', '-w', '10', '-d', '5'],
+    id: 'chat-200x10', quickTitle: 'Chat: 200 pairs, 10 in flight per sender, 5 s (quick)', title: 'Chat: 200 pairs, 10 in flight per sender, 20 s', args: ['chat', '-p', '200', '-w', '10', '-d', '20'], quickArgs: ['chat', '-p', '200', '-w', '10', '-d', '5'],
     figures: [
       { label: 'delivered msg per server-CPU-s', get: m('msgPerServerCpuS'), better: 'higher', key: true },
       { label: 'delivered msg/s (wall)', get: m('msgPerS'), better: 'higher' },
@@ -38,7 +40,7 @@ export const WORKLOADS: Workload[] = [
     ],
   },
   {
-    id: 'chat-50x1', title: 'Chat: 50 pairs, 1 in flight, 20 s', args: ['chat', '-p', '50', '-w', '1', '-d', '20'], quickArgs: ['chat', '-p', '50', '-w', '1', '-d', '5'],
+    id: 'chat-50x1', quickTitle: 'Chat: 50 pairs, 1 in flight, 5 s (quick)', title: 'Chat: 50 pairs, 1 in flight, 20 s', args: ['chat', '-p', '50', '-w', '1', '-d', '20'], quickArgs: ['chat', '-p', '50', '-w', '1', '-d', '5'],
     figures: [
       { label: 'p99 latency (ms)', get: p99, better: 'lower', key: true },
       { label: 'p50 latency (ms)', get: (r) => r.latency?.p50, better: 'lower' },
@@ -46,7 +48,7 @@ export const WORKLOADS: Workload[] = [
     ],
   },
   {
-    id: 'open-2000', title: 'Chat open loop: 2000 msg/s offered over 200 pairs, 20 s', args: ['chat', '-p', '200', '-r', '2000', '-d', '20'], quickArgs: ['chat', '-p', '200', '-r', '2000', '-d', '5'],
+    id: 'open-2000', quickTitle: 'Chat open loop: 2000 msg/s offered over 200 pairs, 5 s (quick)', title: 'Chat open loop: 2000 msg/s offered over 200 pairs, 20 s', args: ['chat', '-p', '200', '-r', '2000', '-d', '20'], quickArgs: ['chat', '-p', '200', '-r', '2000', '-d', '5'],
     figures: [
       { label: 'p99 latency (ms)', get: p99, better: 'lower', key: true },
       { label: 'p99.9 latency (ms)', get: (r) => r.latency?.p999, better: 'lower' },
@@ -54,27 +56,27 @@ export const WORKLOADS: Workload[] = [
     ],
   },
   {
-    id: 'login-plain', title: 'Login storm: 2000 clients, 50 at a time, PLAIN', args: ['login', '-c', '2000', '-k', '50', '--mech', 'PLAIN'], quickArgs: ['login', '-c', '500', '-k', '50', '--mech', 'PLAIN'],
+    id: 'login-plain', quickTitle: 'Login storm: 500 clients, 50 at a time, PLAIN (quick)', title: 'Login storm: 2000 clients, 50 at a time, PLAIN', args: ['login', '-c', '2000', '-k', '50', '--mech', 'PLAIN'], quickArgs: ['login', '-c', '500', '-k', '50', '--mech', 'PLAIN'],
     figures: [{ label: 'logins per server-CPU-s', get: m('loginsPerServerCpuS'), better: 'higher', key: true }, { label: 'failed', get: m('failed'), better: 'lower' }],
   },
   {
-    id: 'login-scram', title: 'Login storm: SCRAM-SHA-1, salted password cached by the client', args: ['login', '-c', '2000', '-k', '50', '--mech', 'SCRAM-SHA-1'], quickArgs: ['login', '-c', '500', '-k', '50', '--mech', 'SCRAM-SHA-1'],
+    id: 'login-scram', quickTitle: 'Login storm: 500 clients, SCRAM-SHA-1, salted password cached (quick)', title: 'Login storm: SCRAM-SHA-1, salted password cached by the client', args: ['login', '-c', '2000', '-k', '50', '--mech', 'SCRAM-SHA-1'], quickArgs: ['login', '-c', '500', '-k', '50', '--mech', 'SCRAM-SHA-1'],
     figures: [{ label: 'logins per server-CPU-s', get: m('loginsPerServerCpuS'), better: 'higher', key: true }, { label: 'login p99 (ms)', get: (r) => r.loginLatency?.p99, better: 'lower' }, { label: 'failed', get: m('failed'), better: 'lower' }],
   },
   {
-    id: 'login-scram-starttls', title: 'Login storm: SCRAM-SHA-1 + STARTTLS (ECDSA P-256)', args: ['login', '-c', '2000', '-k', '50', '--mech', 'SCRAM-SHA-1', '--tls', 'starttls'], quickArgs: ['login', '-c', '500', '-k', '50', '--mech', 'SCRAM-SHA-1', '--tls', 'starttls'],
+    id: 'login-scram-starttls', quickTitle: 'Login storm: 500 clients, SCRAM-SHA-1 + STARTTLS (quick)', title: 'Login storm: SCRAM-SHA-1 + STARTTLS (ECDSA P-256)', args: ['login', '-c', '2000', '-k', '50', '--mech', 'SCRAM-SHA-1', '--tls', 'starttls'], quickArgs: ['login', '-c', '500', '-k', '50', '--mech', 'SCRAM-SHA-1', '--tls', 'starttls'],
     figures: [{ label: 'logins per server-CPU-s', get: m('loginsPerServerCpuS'), better: 'higher', key: true }, { label: 'TLS handshake p50 (ms)', get: (r) => r.tlsLatency?.p50, better: 'lower' }, { label: 'failed', get: m('failed'), better: 'lower' }],
   },
   {
-    id: 'idle-5000', title: 'Idle: 5000 sessions with initial presence', args: ['idle', '-c', '5000'], quickArgs: ['idle', '-c', '1000'], maxRounds: 2,
+    id: 'idle-5000', quickTitle: 'Idle: 1000 sessions with initial presence (quick)', title: 'Idle: 5000 sessions with initial presence', args: ['idle', '-c', '5000'], quickArgs: ['idle', '-c', '1000'], maxRounds: 2,
     figures: [{ label: 'server RSS per session (KB)', get: m('kbPerSession'), better: 'lower', key: true }, { label: 'failed', get: m('failed'), better: 'lower' }],
   },
   {
-    id: 'muc', title: 'Group chat: 50 occupants, 5 senders, 5 in flight, 20 s', args: ['muc', '-d', '20'], quickArgs: ['muc', '-d', '5'], maxRounds: 1,
+    id: 'muc', quickTitle: 'Group chat: 50 occupants, 5 senders, 5 in flight, 5 s (quick)', title: 'Group chat: 50 occupants, 5 senders, 5 in flight, 20 s', args: ['muc', '-d', '20'], quickArgs: ['muc', '-d', '5'], maxRounds: 1,
     figures: [{ label: 'deliveries per server-CPU-s', get: m('deliveriesPerServerCpuS'), better: 'higher', key: true }, { label: 'lost deliveries', get: m('lost'), better: 'lower' }],
   },
   {
-    id: 'soak', title: 'Soak 60 s: 100 pairs at 1000 msg/s + 1000 idle + 5 logins/s', args: ['soak', '-p', '100', '-r', '1000', '-c', '1000', '--churn', '5', '-d', '60'], quickArgs: ['soak', '-p', '100', '-r', '1000', '-c', '1000', '--churn', '5', '-d', '15'], maxRounds: 1,
+    id: 'soak', quickTitle: 'Soak 15 s: 100 pairs at 1000 msg/s + 1000 idle + 5 logins/s (quick)', title: 'Soak 60 s: 100 pairs at 1000 msg/s + 1000 idle + 5 logins/s', args: ['soak', '-p', '100', '-r', '1000', '-c', '1000', '--churn', '5', '-d', '60'], quickArgs: ['soak', '-p', '100', '-r', '1000', '-c', '1000', '--churn', '5', '-d', '15'], maxRounds: 1,
     figures: [
       { label: 'p99 latency (ms)', get: p99, better: 'lower', key: true },
       { label: 'server RSS growth (KB/min)', get: m('rssGrowthKBPerMin'), better: 'lower' }, lost,
@@ -82,7 +84,7 @@ export const WORKLOADS: Workload[] = [
     ],
   },
   {
-    id: 'cores', title: 'Cores: Chorus with 1 vs 2 schedulers, chat 200 pairs × 10 in flight, 20 s', args: ['chat', '-p', '200', '-w', '10', '-d', '20'], quickArgs: ['chat', '-p', '200', '-w', '10', '-d', '5'], cores: true,
+    id: 'cores', quickTitle: 'Cores: Chorus with 1 vs 2 schedulers, chat 200 pairs × 10 in flight, 5 s (quick)', title: 'Cores: Chorus with 1 vs 2 schedulers, chat 200 pairs × 10 in flight, 20 s', args: ['chat', '-p', '200', '-w', '10', '-d', '20'], quickArgs: ['chat', '-p', '200', '-w', '10', '-d', '5'], cores: true,
     figures: [
       { label: 'delivered msg/s (wall)', get: m('msgPerS'), better: 'higher', key: true },
       { label: 'delivered msg per server-CPU-s', get: m('msgPerServerCpuS'), better: 'higher' },
@@ -171,7 +173,7 @@ export async function runSuite(o: SuiteOptions, command: string, outDefault: str
     process.stderr.write(`\n== ${w.id}: ${cmd}\n`);
     const c = parseArgs(argv) as CliOptions;
     const { report, files } = await runBench(c, cmd);
-    summary.workloads.push({ id: w.id, title: w.title, command: cmd, files: files.map((f) => relative(o.out ?? outDefault, f)), quick: o.quick, rounds, runs: report.runs.map(stripTimeline) });
+    summary.workloads.push({ id: w.id, title: o.quick && w.quickTitle ? w.quickTitle : w.title, command: cmd, files: files.map((f) => relative(o.out ?? outDefault, f)), quick: o.quick, rounds, runs: report.runs.map(stripTimeline) });
   }
   const out = o.out ?? outDefault;
   await mkdir(out, { recursive: true });
