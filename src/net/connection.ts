@@ -49,6 +49,8 @@ export class Connection {
   private streamTo: string | null = null;
   private corked = false;
   private closed = false;
+  /** The socket went to another connection (XEP-0198 resumption): it is not ours to close. */
+  private handedOver = false;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
   private ended = false;
   private authTimer: NodeJS.Timeout | null;
@@ -311,6 +313,9 @@ export class Connection {
       return;
     }
     // This connection's own (unbound) session ends; the socket and framer move to the old connection.
+    // Stop watching that session first: its normal exit must not destroy a socket we gave away.
+    this.rt.demonitor(this.session, this.monitorRef);
+    this.handedOver = true;
     this.sessionUp = false;
     this.rt.send(this.session, { type: 'closed', reason: 'resumed elsewhere', unacked: [] } satisfies ToSession, this.address);
     this.closed = true;
@@ -398,7 +403,7 @@ export class Connection {
     if (this.smId) resumable.delete(this.smId);
     this.rt.unregisterEndpoint(this.address);
     this.rt.demonitor(this.session, this.monitorRef);
-    if (!this.socket.destroyed) this.socket.destroy();
+    if (!this.handedOver && !this.socket.destroyed) this.socket.destroy();
   }
 
   /** For node shutdown. */
