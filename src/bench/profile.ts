@@ -25,7 +25,8 @@ function where(cf: CallFrame): string {
   if (!cf.url) return '';
   let u = cf.url;
   try { if (u.startsWith('file://')) u = relative(ROOT, fileURLToPath(u)); } catch { /* keep the URL */ }
-  return u;
+  // A pinned revision (chorus ref=…) runs from the bench state dir: show its paths as in the repo.
+  return u.replace(/^.*\/chorus-src\/[0-9a-f]{40}\//, '');
 }
 
 /** Self time per function and per file, from the samples (µs deltas), largest first. */
