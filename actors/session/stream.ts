@@ -1,16 +1,17 @@
 // The session's protocol work as plain functions of (context, input) → effects + context patch; the
 // machine (machine.ts) decides which run in which state. Effects go out through the runtime API.
 import { randomBytes } from 'node:crypto';
-import { courier, later, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import { courier, later, log, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
 import type { ChannelBindings, ConnInfo, ToConn } from '../../src/net/c2s-protocol.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { restamp, serialize, streamOpen, x } from '../../src/xml/builder.ts';
-import { iqResult, stanzaError, streamError, type StanzaErrorCondition, type StanzaErrorType, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
+import { stanzaError, streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import { Jid, JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xmpp/namespaces.ts';
-import type { IqRequest, SessionContext } from '../../src/xmpp/module.ts';
+import type { SessionContext } from '../../src/xmpp/module.ts';
 import type { XmppService } from '../../src/xmpp/service.ts';
 import { offeredMechanisms, selectMechanism, decodeSaslPayload, encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
 import type { SaslServer, SaslStep } from '../../src/sasl/types.ts';
@@ -326,11 +327,16 @@ function hostIq(ctx: SessionCtx, xml: string, h: StanzaHeader, from: Jid, to: Ji
   if (!payload) { reply(ctx, stanzaError(h, 'modify', 'bad-request', 'empty iq')); return; }
   const handler = svc.modules.iqHandler(h.type!, 'host', payload.getXmlns());
   if (!handler) { reply(ctx, stanzaError(h, 'cancel', 'service-unavailable')); return; }
-  const req = iqRequest(ctx, stanza, payload, h, from, to, (out) => reply(ctx, out));
-  try { handler(req); } catch (err) {
-    reply(ctx, stanzaError(h, 'cancel', 'internal-server-error'));
-    throw err; // a module bug is a crash the supervisor handles; the client already has its answer
-  }
+  const later_ = later();
+  dispatchIq(handler, {
+    host: ctx.host!, now: () => Date.now(), storage: svc.storage,
+    route: (s) => send(`user:${from.toBareString()}`, { type: 'route', xml: typeof s === 'string' ? s : serialize(s) } satisfies ToUser),
+    log: (level, text) => log(level, text),
+    later: (module) => (data) => later_({ type: 'module', module, data }),
+    keep: () => () => undefined,
+    stanza, payload, from, to, type: h.type as 'get' | 'set',
+    session: sessionContext(ctx),
+  }, h, (out) => reply(ctx, out));
 }
 
 export function sessionContext(ctx: SessionCtx): SessionContext {
@@ -339,28 +345,6 @@ export function sessionContext(ctx: SessionCtx): SessionContext {
     send: (stanza) => reply(ctx, typeof stanza === 'string' ? stanza : serialize(stanza)),
     feature: <T>(key: string) => ctx.features[key] as T | undefined,
     setFeature: (key, value) => { ctx.features = { ...ctx.features, [key]: value }; },
-  };
-}
-
-function iqRequest(ctx: SessionCtx, stanza: XmlElement, payload: XmlElement, h: StanzaHeader, from: Jid, to: Jid, out: (xml: string) => void): IqRequest {
-  const svc = xmpp();
-  let answered = false;
-  const once = (xml: string | null) => {
-    if (answered) throw new Error(`iq ${h.id} answered twice`);
-    answered = true;
-    if (xml) out(xml);
-  };
-  const later_ = later();
-  return {
-    host: ctx.host!, now: () => Date.now(), storage: svc.storage,
-    route: (s) => { const str = typeof s === 'string' ? s : serialize(s); send(`user:${from.toBareString()}`, { type: 'route', xml: str } satisfies ToUser); },
-    log: (level, text) => console.error(`[${level}] ${text}`),
-    later: (module) => (data) => later_({ type: 'module', module, data }),
-    keep: () => () => undefined,
-    stanza, payload, from, to, type: h.type as 'get' | 'set',
-    reply: (p) => once(iqResult(h, p ?? null)),
-    error: (condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string) => once(stanzaError(h, type ?? null, condition, text)),
-    session: sessionContext(ctx),
   };
 }
 

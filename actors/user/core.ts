@@ -6,10 +6,11 @@ import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { serialize } from '../../src/xml/builder.ts';
-import { iqResult, stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
+import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
 import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
-import type { IqRequest, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
+import type { SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
 import type { XmppService } from '../../src/xmpp/service.ts';
+import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 export interface UserCtx {
@@ -244,22 +245,8 @@ function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, t
   // IQs to one's own account fall back to the server's handler (ping, disco, version with no 'to').
   const handler = svc.modules.iqHandler(h.type!, target, ns) ?? (target === 'self' ? svc.modules.iqHandler(h.type!, 'host', ns) : undefined);
   if (!handler) { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
-  let answered = false;
-  const once = (out: string | null) => {
-    if (answered) throw new Error(`iq ${h.id} answered twice`);
-    answered = true;
-    if (out) routeOut(out);
-  };
   const user = userContext(ctx);
-  const req: IqRequest = {
-    ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user,
-    reply: (p) => once(iqResult(h, p ?? null)),
-    error: (condition, type, text) => once(stanzaError(h, type ?? null, condition, text)),
-  };
-  try { handler(req); } catch (err) {
-    if (!answered) once(stanzaError(h, 'cancel', 'internal-server-error'));
-    throw err;
-  }
+  dispatchIq(handler, { ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, routeOut);
   return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
 }
 
