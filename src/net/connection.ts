@@ -35,6 +35,9 @@ interface Unacked { xml: string; receipt?: Receipt }
 export const BOOT = randomBytes(4).toString('hex');
 let counter = 0;
 
+/** The attributes of XEP-0198 nonzas we read (built once: <r/> and <a/> come with every few stanzas). */
+const SM_ATTR = { h: /\sh=["']([^"']*)["']/, resume: /\sresume=["']([^"']*)["']/, previd: /\sprevid=["']([^"']*)["']/ };
+
 /** XEP-0198 stream ids of detached, resumable connections (main thread only). */
 const resumable = new Map<string, Connection>();
 
@@ -260,7 +263,8 @@ export class Connection {
   // ---- XEP-0198 -------------------------------------------------------------------------------
 
   private smNonza(xml: string, h: StanzaHeader): void {
-    const attr = (name: string) => new RegExp(`\\s${name}=["']([^"']*)["']`).exec(xml.slice(0, xml.indexOf('>')))?.[1];
+    const tag = xml.slice(0, xml.indexOf('>'));
+    const attr = (name: 'h' | 'resume' | 'previd') => SM_ATTR[name].exec(tag)?.[1];
     switch (h.name) {
       case 'r': this.ackWanted = this.inSeq; this.answerAck(); break;
       case 'a': this.acked(Number(attr('h'))); break;

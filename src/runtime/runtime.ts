@@ -37,6 +37,8 @@ export class Runtime {
   readonly started = Date.now();
   readonly log: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
   private workers = new Map<ThreadId, Worker>();
+  /** Threads started before: starting one again is a replacement (counted as a restart). */
+  private everStarted = new Set<ThreadId>();
   private endpoints = new Map<Address, EndpointHandler>();
   private exitWatchers = new Map<Address, (reason: ExitReason) => void>();
   private downWatchers = new Map<number, (reason: ExitReason) => void>();
@@ -68,10 +70,9 @@ export class Runtime {
   /** A supervisor child for scheduler thread `thread` (1-based); restarting it replaces the thread. */
   schedulerChild(thread: ThreadId): () => Promise<Child> {
     return async () => {
-      const replacing = this.workers.has(thread) || this.everStarted.has(thread);
+      if (this.everStarted.has(thread)) this.counters.schedulerRestarts++;
       const worker = await this.spawnScheduler(thread, true);
       this.everStarted.add(thread);
-      if (replacing) this.counters.schedulerRestarts++;
       let exitCb: ((r: ExitReason) => void) | null = null;
       let stopping = false;
       worker.once('exit', (code) => {
@@ -96,8 +97,6 @@ export class Runtime {
       };
     };
   }
-
-  private everStarted = new Set<ThreadId>();
 
   private async spawnScheduler(thread: ThreadId, restore: boolean): Promise<Worker> {
     // A fresh channel to main and to every live scheduler; live ones get their end as a 'peer' control.
