@@ -13,6 +13,7 @@ import { defineKind, type RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ConnInfo, ToSession } from '../../src/net/c2s-protocol.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import { stanzaError } from '../../src/xmpp/errors.ts';
+import { x } from '../../src/xml/builder.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
 import {
   bounce, connGone, forget, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
@@ -113,7 +114,7 @@ const machine = setup({
         },
         'bind-denied': {
           actions: ({ context, event }) => toConn(context, {
-            type: 'bind-failed', xml: stanzaError({ name: 'iq', xmlns: 'jabber:client', to: null, from: null, type: 'set', id: context.bindId, lang: null, nameEnd: 3, toStart: -1, toEnd: -1, fromStart: -1, fromEnd: -1 }, 'wait', event.condition, event.text) ?? '',
+            type: 'bind-failed', xml: stanzaError(x('iq', { type: 'set', id: context.bindId }), 'wait', event.condition, event.text) ?? '',
           }),
         },
       },
