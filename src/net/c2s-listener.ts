@@ -15,7 +15,14 @@ export function c2sListener(id: string, rt: Runtime, port: number, address: stri
       const conns = new Set<Connection>();
       const accept = (socket: Socket) => {
         if (rt.isStopping) { socket.destroy(); return; }
-        const c = new Connection(rt, socket, opts, directTls);
+        let c: Connection;
+        try {
+          c = new Connection(rt, socket, opts, directTls);
+        } catch (err) { // e.g. a TLS socket that died between handshake and here: only it is lost
+          opts.log('warn', `${id}: connection from ${socket.remoteAddress} not set up: ${(err as Error).message}`);
+          socket.destroy();
+          return;
+        }
         conns.add(c);
         socket.once('close', () => setTimeout(() => conns.delete(c), 6000).unref());
       };

@@ -91,7 +91,7 @@ export class Connection {
     this.tokens = o.burstBytes;
     this.sink = { conn: this };
     this.framer = this.newFramer();
-    rt.registerEndpoint(this.address, (m) => this.fromSession(m as ToConn));
+    rt.registerEndpoint(this.address, this.guard((m) => this.fromSession(m as ToConn)));
     const info: ConnInfo = { conn: this.address, remote: socket.remoteAddress ?? '', secure: directTls, directTls, host: null, cb: null };
     if (directTls) {
       const t = socket as TLSSocket;
@@ -99,11 +99,37 @@ export class Connection {
       info.cb = channelBindings(t);
     }
     // The spawn and then the first stanzas travel the same port, so the actor exists before its mail.
-    this.rt.spawn(this.session, info).catch((err: Error) => { this.o.log('error', `${this.address}: session did not start: ${err.message}`); this.destroy(); });
+    this.rt.spawn(this.session, info).catch(this.guard((err: Error) => { this.o.log('error', `${this.address}: session did not start: ${err.message}`); this.destroy(); }));
     this.watchSession();
-    this.authTimer = setTimeout(() => this.fail('connection-timeout', 'not authenticated in time'), o.authTimeoutMs);
-    this.authTimer.unref();
+    this.authTimer = this.timer(o.authTimeoutMs, () => this.fail('connection-timeout', 'not authenticated in time'));
     this.attach(socket);
+  }
+
+  /**
+   * Every way into a connection — socket and TLS events, actor messages, monitors, timers — goes
+   * through a guard: whatever goes wrong in one connection (hostile input the framer rejects from
+   * any call site, a bug) ends that connection with a stream error and never reaches the main
+   * thread's event loop, where an uncaught error would end every connection of the node.
+   */
+  private guard<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void {
+    return (...args: A) => {
+      try { fn(...args); } catch (err) { this.crashed(err); }
+    };
+  }
+
+  private crashed(err: unknown): void {
+    try {
+      if (err instanceof XmlError) { this.fail(err.condition, err.message); return; }
+      this.o.log('error', `${this.address}: ${(err as Error)?.stack ?? String(err)}`);
+      this.fail('internal-server-error');
+    } catch {
+      try { this.destroy(); } catch { /* the socket is beyond saving; the node is not */ }
+    }
+  }
+
+  /** An unref'd, guarded timer. */
+  private timer(ms: number, fn: () => void): NodeJS.Timeout {
+    return setTimeout(this.guard(fn), ms).unref();
   }
 
   private newFramer(): StreamFramer {
@@ -124,23 +150,18 @@ export class Connection {
     this.socket = socket;
     socket.setNoDelay(true);
     socket.on('data', this.onData);
-    socket.on('error', (err) => this.o.log('debug', `${this.address}: ${err.message}`));
-    socket.once('close', () => { if (this.socket === socket) this.socketClosed(); });
+    socket.on('error', this.guard((err: Error) => this.o.log('debug', `${this.address}: ${err.message}`)));
+    socket.once('close', this.guard(() => { if (this.socket === socket) this.socketClosed(); }));
   }
 
-  private onData = (chunk: Buffer): void => {
+  private onData = this.guard((chunk: Buffer): void => {
     if (this.closed) return;
-    if (this.o.bytesPerSecond > 0 && !this.charge(chunk.length)) return;
-    try {
-      this.framer.write(chunk);
-    } catch (err) {
-      if (err instanceof XmlError) this.fail(err.condition as StreamErrorCondition, err.message);
-      else { this.o.log('error', `${this.address}: ${(err as Error).stack}`); this.fail('internal-server-error'); }
-    }
-  };
+    if (this.o.bytesPerSecond > 0) this.charge(chunk.length);
+    this.framer.write(chunk);
+  });
 
   /** Token bucket: over the rate the socket stops being read until the bucket refills (TCP pushes back). */
-  private charge(bytes: number): boolean {
+  private charge(bytes: number): void {
     const now = Date.now();
     this.tokens = Math.min(this.o.burstBytes, this.tokens + ((now - this.lastRefill) / 1000) * this.o.bytesPerSecond);
     this.lastRefill = now;
@@ -148,9 +169,8 @@ export class Connection {
     if (this.tokens < 0 && !this.paused) {
       this.paused = true;
       this.socket.pause();
-      setTimeout(() => { this.paused = false; if (!this.closed) this.socket.resume(); }, Math.ceil((-this.tokens / this.o.bytesPerSecond) * 1000)).unref();
+      this.timer(Math.ceil((-this.tokens / this.o.bytesPerSecond) * 1000), () => { this.paused = false; if (!this.closed) this.socket.resume(); });
     }
-    return true;
   }
 
   // ---- inbound --------------------------------------------------------------------------------
@@ -217,14 +237,14 @@ export class Connection {
   /** A crashed session actor is restarted by its supervisor and asks for a replay; meanwhile we wait. */
   private watchSession(attempt = 0): void {
     const target = this.session;
-    this.monitorRef = this.rt.monitor(target, (reason) => {
+    this.monitorRef = this.rt.monitor(target, this.guard((reason) => {
       if (target !== this.session || reason === 'moved') return; // moved at bind: 'bound' names the new address
       // Just moved: the actor may not have arrived at its new address yet.
-      if (reason === 'noproc' && attempt < 40) { setTimeout(() => { if (target === this.session && !this.closed) this.watchSession(attempt + 1); }, 25).unref(); return; }
+      if (reason === 'noproc' && attempt < 40) { this.timer(25, () => { if (target === this.session && !this.closed) this.watchSession(attempt + 1); }); return; }
       if (reason === 'normal' || reason === 'shutdown') { this.sessionUp = false; this.destroy(); return; }
       this.o.log('warn', `${this.address}: session ${target} crashed (${reason}); the connection stays open`);
       this.watchSession();
-    });
+    }));
   }
 
   // ---- outbound -------------------------------------------------------------------------------
@@ -235,7 +255,7 @@ export class Connection {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => { this.corked = false; this.socket.uncork(); });
+      process.nextTick(this.guard(() => { this.corked = false; this.socket.uncork(); }));
     }
     this.socket.write(xml);
   }
@@ -247,7 +267,7 @@ export class Connection {
       if (this.unacked.length > this.o.maxUnacked) this.fail('policy-violation', 'too many unacknowledged stanzas');
       if (!this.closed) this.write(xml);
       if (this.unacked.length >= 16) this.requestAck();
-      else if (!this.ackRequest) { this.ackRequest = setTimeout(() => this.requestAck(), 500); this.ackRequest.unref(); }
+      else if (!this.ackRequest) this.ackRequest = this.timer(500, () => this.requestAck());
       return;
     }
     if (this.closed) { this.lost([{ xml, receipt }]); return; }
@@ -358,9 +378,9 @@ export class Connection {
     this.framer.reset(); // anything pipelined in plaintext after <starttls/> is dropped, never read
     this.framer.resume();
     this.secure = true;
-    tlsSocket.once('secure', () => {
+    tlsSocket.once('secure', this.guard(() => {
       this.toSession({ type: 'tls', host: (tlsSocket as TLSSocket & { servername?: string | false }).servername || null, cb: channelBindings(tlsSocket) });
-    });
+    }));
     this.attach(tlsSocket);
   }
 
@@ -375,7 +395,7 @@ export class Connection {
   private endSocket(): void {
     if (this.closed) return;
     this.socket.end();
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.timer(2000, () => this.socket.destroy());
   }
 
   private socketClosed(): void {
@@ -384,8 +404,7 @@ export class Connection {
     if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
     if (this.smId && resumable.get(this.smId) === this && this.sessionUp && !this.ended) {
       // Detached: the session stays (presence and all) until resumed or timed out.
-      this.detachTimer = setTimeout(() => this.expire(), this.o.resumeTimeoutMs);
-      this.detachTimer.unref();
+      this.detachTimer = this.timer(this.o.resumeTimeoutMs, () => this.expire());
       this.toSession({ type: 'detached' });
       return;
     }
@@ -398,7 +417,7 @@ export class Connection {
     this.unacked = [];
     this.toSession({ type: 'closed', reason: this.ended ? 'stream closed' : 'connection lost', unacked });
     // Late deliveries (in flight while closing) still reach us and are handed back via lost().
-    setTimeout(() => this.destroy(), 5000).unref();
+    this.timer(5000, () => this.destroy());
   }
 
   private destroy(): void {

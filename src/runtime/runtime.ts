@@ -262,9 +262,15 @@ export class Runtime {
 
   // ---- RouterSink ---------------------------------------------------------------------------
 
+  /** Main-thread callbacks (endpoints, monitors) guard themselves; this is the last resort, because
+   *  an error escaping here would reach the event loop of the thread that holds every socket. */
+  private callOut(what: string, fn: () => void): void {
+    try { fn(); } catch (err) { this.log('error', `main: ${what}: ${(err as Error)?.stack ?? String(err)}`); }
+  }
+
   private deliver(env: Envelope): void {
     const h = this.endpoints.get(env.t);
-    if (h) h(env.m, env.f);
+    if (h) this.callOut(env.t, () => h(env.m, env.f));
     if (env.d !== undefined && env.s !== undefined) {
       // Main-thread endpoints are not durable; confirm so the sender does not wait forever.
       this.router.sendControl(env.s, { c: 'confirm', token: env.d, error: h ? undefined : `no endpoint ${env.t}` });
@@ -281,7 +287,7 @@ export class Runtime {
         if (!normal) this.counters.actorCrashes++;
         const cb = this.exitWatchers.get(c.address);
         this.exitWatchers.delete(c.address);
-        if (cb) cb(c.reason);
+        if (cb) this.callOut(`exit of ${c.address}`, () => cb(c.reason));
         else if (!normal) this.router.controlFor(c.address, { c: 'forget', address: c.address });
         break;
       }
@@ -294,7 +300,7 @@ export class Runtime {
       case 'down': {
         const cb = this.downWatchers.get(c.ref);
         this.downWatchers.delete(c.ref);
-        cb?.(c.reason);
+        if (cb) this.callOut(`monitor ${c.ref}`, () => cb(c.reason));
         break;
       }
       case 'log': this.log(c.level, c.text); break;

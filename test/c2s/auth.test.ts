@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions, type TLSSocket } from 'node:tls';
-import { startServer, RawClient, OPEN, type TestServer } from '../helpers/xmpp.ts';
+import { startServer, RawClient, OPEN, starttls as tlsUpgrade, type TestServer } from '../helpers/xmpp.ts';
 import { ScramClient } from '../../src/sasl/scram.ts';
 import type { ChorusConfig } from '../../src/config/index.ts';
 import { parseElement } from '../../src/xml/element.ts';
@@ -70,12 +70,9 @@ async function open(c: RawClient): Promise<string[]> {
 }
 
 async function starttls(c: RawClient, opts: TlsOptions = {}): Promise<{ c: RawClient; tls: TLSSocket }> {
-  c.send(`<starttls xmlns='${NS.TLS}'/>`);
-  await next(c, /<proceed xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']\s*\/>/);
-  const t = tlsConnect({ socket: c.socket, servername: 'localhost', rejectUnauthorized: false, ...opts });
-  const w = track(wrap(t));
-  await once(t, 'secureConnect');
-  return { c: w, tls: t };
+  const r = await tlsUpgrade(c, opts);
+  track(r.c);
+  return r;
 }
 
 type SaslAnswer = { kind: 'challenge' | 'success'; data: string; xml: string } | { kind: 'failure'; condition: string; xml: string };

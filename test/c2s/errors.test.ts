@@ -4,10 +4,7 @@
 // handshake (§4.4).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { once } from 'node:events';
-import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls';
-import type { Socket } from 'node:net';
-import { startServer, RawClient, OPEN, type TestServer } from '../helpers/xmpp.ts';
+import { startServer, RawClient, OPEN, starttls, type TestServer } from '../helpers/xmpp.ts';
 import type { ChorusConfig } from '../../src/config/index.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 
@@ -37,8 +34,6 @@ function header(o: { to?: string | null; version?: string | null; xmlns?: string
   ].join('');
   return `${o.decl === false ? '' : "<?xml version='1.0'?>"}<stream:stream${attrs}>`;
 }
-
-const wrap = (socket: Socket): RawClient => RawClient.wrap(socket);
 
 const next = (c: RawClient, re: RegExp, ms = 5000): Promise<RegExpExecArray> => c.next(re, ms);
 
@@ -124,15 +119,6 @@ async function pingOk(c: RawClient, id: string): Promise<void> {
 async function withServer(over: (c: ChorusConfig) => void, fn: (s: TestServer) => Promise<void>): Promise<void> {
   const s = await startServer(over);
   try { await fn(s); } finally { await s.stop(); }
-}
-
-async function starttls(c: RawClient, opts: TlsOptions = {}): Promise<RawClient> {
-  c.send(`<starttls xmlns='${NS.TLS}'/>`);
-  await next(c, /<proceed xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']\s*\/>/);
-  const t = tlsConnect({ socket: c.socket, servername: 'localhost', rejectUnauthorized: false, ...opts });
-  const w = wrap(t);
-  await once(t, 'secureConnect');
-  return w;
 }
 
 // ---- the shared server: TLS optional, so PLAIN works on a plain socket ---------------------------------
@@ -390,7 +376,7 @@ test('TLS required (default config): features say <required/>, no mechanisms bef
     const p = track(await RawClient.connect(s.port));
     p.send(OPEN);
     await features(p);
-    const t = track(await starttls(p));
+    const t = track((await starttls(p)).c);
     t.send(OPEN);
     const f2 = await features(t);
     assert.not.ok(f2.includes('<starttls'), `no starttls after TLS: ${f2}`);

@@ -1,5 +1,7 @@
 // A real Chorus node for c2s tests: free loopback ports, a temp data dir, accounts created in its DB.
 import { createServer, connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { connect as tlsConnect, type ConnectionOptions as TlsOptions, type TLSSocket } from 'node:tls';
 import { rmSync } from 'node:fs';
 import { defaultConfig, type ChorusConfig } from '../../src/config/index.ts';
 import { startNode, type ChorusNode } from '../../src/node.ts';
@@ -97,6 +99,16 @@ export class RawClient {
 }
 
 export const OPEN = `<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
+
+/** STARTTLS on a raw client that has its stream features: the same stream, now over TLS. */
+export async function starttls(c: RawClient, opts: TlsOptions = {}): Promise<{ c: RawClient; tls: TLSSocket }> {
+  c.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+  await c.next(/<proceed xmlns=["']urn:ietf:params:xml:ns:xmpp-tls["']\s*\/>/);
+  const tls = tlsConnect({ socket: c.socket, servername: 'localhost', rejectUnauthorized: false, ...opts });
+  const w = RawClient.wrap(tls);
+  await once(tls, 'secureConnect');
+  return { c: w, tls };
+}
 
 /** Logs in over a raw socket (PLAIN; the server must allow it, i.e. c2s_require_encryption false)
  *  and binds `resource`. */
