@@ -171,20 +171,25 @@ export class Runtime {
   }
 
   private async startActor(address: Address, input: unknown, restore: boolean): Promise<Child> {
+    // Watched before it starts: an actor that ends at once reports its exit in the same batch as
+    // the spawn reply, and an exit nobody heard would keep it in its supervisor forever.
+    const child = this.actorChild(address);
     const c = await this.request(this.router.place(address), (reply) => ({ c: 'spawn', address, restore, input, reply }));
-    if (c.c === 'spawned' && c.error) throw new Error(c.error);
-    return this.actorChild(address);
+    if (c.c === 'spawned' && c.error) { this.exitWatchers.delete(address); throw new Error(c.error); }
+    return child;
   }
 
   private actorChild(address: Address): Child {
     let exitCb: ((r: ExitReason) => void) | null = null;
+    let early: ExitReason | null = null; // exited before its supervisor was listening
     let stopped: (() => void) | null = null;
     this.exitWatchers.set(address, (reason) => {
       if (stopped) { stopped(); return; }
-      exitCb?.(reason);
+      if (exitCb) exitCb(reason);
+      else early = reason;
     });
     return {
-      onExit: (cb) => { exitCb = cb; },
+      onExit: (cb) => { exitCb = cb; if (early !== null) { const r = early; early = null; queueMicrotask(() => cb(r)); } },
       stop: (timeout) => new Promise<void>((resolve) => {
         if (!this.exitWatchers.has(address)) { resolve(); return; }
         stopped = resolve;
