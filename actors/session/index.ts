@@ -20,7 +20,11 @@ import {
   streamFail, toConn, type Next, type SessionCtx,
 } from './stream.ts';
 
-interface Ctx extends SessionCtx { next: Next; bindId: string; bindResource: string }
+interface Ctx extends SessionCtx {
+  next: Next; bindId: string; bindResource: string;
+  /** Leaving waits for the user actor's 'unbound' and the connection's 'drained' (see unbinding). */
+  awaitUser: boolean; awaitConn: boolean;
+}
 
 type Ev = ToSession | ToSessionFromUser | RuntimeEvent | { type: 'sasl'; step: SaslStep } | { type: 'module'; module: string; data: unknown } | { type: 'internal.close' };
 
@@ -43,7 +47,7 @@ const machine = setup({
   types: { context: {} as Ctx, events: {} as Ev, input: {} as ConnInfo },
 }).createMachine({
   id: 'session',
-  context: ({ input }) => ({ ...initialContext(input), next: 'stay', bindId: '', bindResource: '' }),
+  context: ({ input }) => ({ ...initialContext(input), next: 'stay', bindId: '', bindResource: '', awaitUser: false, awaitConn: false }),
   initial: 'opening',
   on: {
     'runtime.restored': [
@@ -143,13 +147,26 @@ const machine = setup({
         closed: { target: 'unbinding', actions: ({ context, event }) => bounce(context, event.unacked) },
       },
     },
-    /** Told the user actor we are gone; anything it sent meanwhile is routed again. */
+    /**
+     * Told the user actor we are gone; anything it sends meanwhile is routed again (the top-level
+     * 'deliver'). Deliveries we sent the connection before it closed may still be in flight to it:
+     * 'drain' goes after them on the same FIFO path, and the connection hands each back ('closed')
+     * before it answers 'drained'. Only then is nothing of ours left anywhere but in routing.
+     */
     unbinding: {
-      entry: ({ context }) => {
-        if (context.jid) send(`user:${context.user}@${context.host}`, { type: 'unbind', resource: context.jid.slice(context.jid.indexOf('/') + 1) } satisfies ToUser);
+      entry: [
+        assign(({ context }) => ({ awaitUser: !!context.jid, awaitConn: !!context.jid && !connGone(context) })),
+        ({ context }) => {
+          if (context.awaitUser) send(`user:${context.user}@${context.host}`, { type: 'unbind', resource: context.jid!.slice(context.jid!.indexOf('/') + 1) } satisfies ToUser);
+          if (context.awaitConn) toConn(context, { type: 'drain' });
+        },
+      ],
+      always: { guard: ({ context }) => !context.awaitUser && !context.awaitConn, target: 'done' },
+      on: {
+        closed: { actions: ({ context, event }) => bounce(context, event.unacked) }, // late deliveries
+        unbound: { actions: assign({ awaitUser: false }) },
+        drained: { actions: assign({ awaitConn: false }) },
       },
-      always: { guard: ({ context }) => !context.jid, target: 'done' },
-      on: { unbound: 'done' },
     },
     done: { type: 'final', entry: () => forget() },
   },

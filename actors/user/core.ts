@@ -1,7 +1,7 @@
 // The user actor's work: one account's sessions, routing of stanzas addressed to it (RFC 6121 §8.5),
 // and the hooks that modules (roster, presence, offline, ...) run on. Pure functions over the
 // context; effects through the runtime API.
-import { later, monitor, release, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
+import { later, log, monitor, release, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
@@ -204,11 +204,18 @@ function bounceError(h: StanzaHeader, type: StanzaErrorType, condition: StanzaEr
   if (err) routeOut(err);
 }
 
+/** What we built or already accepted is re-read for its header only: the client's size limit is not
+ *  ours (a full roster result may well exceed max_stanza_bytes). */
+const OWN_STANZA = { maxStanzaBytes: Number.MAX_SAFE_INTEGER };
+
 /** Sends any stanza onward: local accounts get it in their user actor, durably. */
 export function routeOut(xml: string): void {
   const svc = xmpp();
   let h: StanzaHeader;
-  try { h = validateStanza(xml); } catch { return; }
+  try { h = validateStanza(xml, undefined, OWN_STANZA); } catch (err) {
+    log('error', `not routed, a stanza that does not parse: ${(err as Error).message}: ${xml.slice(0, 200)}`);
+    return;
+  }
   if (!h.to) return;
   let to: Jid;
   try { to = parseJid(h.to); } catch { return; }
@@ -253,13 +260,20 @@ function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, t
 /** A stanza a closing session could not deliver: to another resource, or offline. */
 export function onRedeliver(ctx: UserCtx, xml: string, except: string): Patch {
   let h: StanzaHeader;
-  try { h = validateStanza(xml); } catch { return {}; }
-  if (h.name !== 'message') return {};
+  let from: Jid;
+  try {
+    h = validateStanza(xml, undefined, OWN_STANZA);
+    from = parseJid(h.from ?? ctx.jid);
+  } catch (err) {
+    log('warn', `undeliverable stanza dropped: ${(err as Error).message}`);
+    return {};
+  }
+  // An error nobody received is not answered or kept (RFC 6120 §8.3.1); nor are non-messages.
+  if (h.name !== 'message' || h.type === 'error') return {};
   const exceptRes = except.includes('/') ? except.slice(except.indexOf('/') + 1) : '';
   const { [exceptRes]: _, ...others } = ctx.sessions;
   void _;
-  const bare = parseJid(ctx.jid);
-  return routeMessage({ ...ctx, sessions: others }, xml, h, bare, parseJid(h.from ?? ctx.jid));
+  return routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from);
 }
 
 export function onModule(ctx: UserCtx, module: string, data: unknown): Patch {

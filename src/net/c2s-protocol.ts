@@ -25,7 +25,9 @@ export type ToSession =
   /** The socket dropped but XEP-0198 resumption may bring it back: presence stays, mail queues. */
   | { type: 'detached' }
   /** A stream-management resumption attached a new socket to this session. */
-  | { type: 'resumed'; conn: string };
+  | { type: 'resumed'; conn: string }
+  /** The answer to 'drain': every delivery the session sent before it has been accounted for. */
+  | { type: 'drained' };
 
 export type ToConn =
   | { type: 'write'; xml: string }
@@ -42,4 +44,6 @@ export type ToConn =
   /** A stanza for the client; the receipt is released once the client has it (acked or written). */
   | { type: 'deliver'; xml: string; receipt?: Receipt }
   /** A restarted session asks for the inbound stanzas it has not handled yet. */
-  | { type: 'replay' };
+  | { type: 'replay' }
+  /** The ending session's last message: answer 'drained' once earlier deliveries are handed back. */
+  | { type: 'drain' };

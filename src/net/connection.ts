@@ -38,6 +38,13 @@ let counter = 0;
 /** The attributes of XEP-0198 nonzas we read (built once: <r/> and <a/> come with every few stanzas). */
 const SM_ATTR = { h: /\sh=["']([^"']*)["']/, resume: /\sresume=["']([^"']*)["']/, previd: /\sprevid=["']([^"']*)["']/ };
 
+/** Inbound stanzas not yet handled by the session: at HIGH the socket is no longer read, at LOW again. */
+const IN_FLIGHT_HIGH = 256;
+const IN_FLIGHT_LOW = 64;
+
+/** How long an <r/> may wait for the stanzas before it to be handled (a bound, not the usual case). */
+const ACK_WAIT_MS = 1000;
+
 /** XEP-0198 stream ids of detached, resumable connections (main thread only). */
 const resumable = new Map<string, Connection>();
 
@@ -52,6 +59,10 @@ export class Connection {
   private streamTo: string | null = null;
   private corked = false;
   private closed = false;
+  /** A stream error or close was written: nothing more goes out on this socket. */
+  private ending = false;
+  /** The session was told the socket is gone and given what it held: later deliveries go straight back. */
+  private expired = false;
   /** The socket went to another connection (XEP-0198 resumption): it is not ours to close. */
   private handedOver = false;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
@@ -73,15 +84,18 @@ export class Connection {
   private smOut = 0;         // stanzas sent since enable
   private smAckedOut = 0;    // the client's last <a h>
   private unacked: Unacked[] = [];
-  /** An <r/> waits until everything received before it is handled (durable): then <a h/> says so. */
-  private ackWanted = 0;
+  /** Each <r/> is answered once, in order: as soon as all that came before it is handled (durable),
+   *  whatever the client sent since, or after ACK_WAIT_MS with the count handled by then. */
+  private ackWaits: Array<{ upTo: number; by: number }> = [];
+  private ackTimer: NodeJS.Timeout | null = null;
   /** Our own <r/>, sent shortly after deliveries: a client acks what it got before it closes. */
   private ackRequest: NodeJS.Timeout | null = null;
   private detachTimer: NodeJS.Timeout | null = null;
-  // rate limit
+  // rate limit and flow control: the socket is read only while neither holds it
   private tokens: number;
   private lastRefill = Date.now();
-  private paused = false;
+  private overRate = false;
+  private inFlightFull = false;
   private secure: boolean;
 
   constructor(private readonly rt: Runtime, socket: Socket, private readonly o: ConnectionOptions, directTls: boolean) {
@@ -166,11 +180,17 @@ export class Connection {
     this.tokens = Math.min(this.o.burstBytes, this.tokens + ((now - this.lastRefill) / 1000) * this.o.bytesPerSecond);
     this.lastRefill = now;
     this.tokens -= bytes;
-    if (this.tokens < 0 && !this.paused) {
-      this.paused = true;
-      this.socket.pause();
-      this.timer(Math.ceil((-this.tokens / this.o.bytesPerSecond) * 1000), () => { this.paused = false; if (!this.closed) this.socket.resume(); });
+    if (this.tokens < 0 && !this.overRate) {
+      this.overRate = true;
+      this.reading();
+      this.timer(Math.ceil((-this.tokens / this.o.bytesPerSecond) * 1000), () => { this.overRate = false; this.reading(); });
     }
+  }
+
+  private reading(): void {
+    if (this.closed) return;
+    if (this.overRate || this.inFlightFull) this.socket.pause();
+    else this.socket.resume();
   }
 
   // ---- inbound --------------------------------------------------------------------------------
@@ -184,7 +204,12 @@ export class Connection {
     const counted = h.name === 'message' || h.name === 'presence' || h.name === 'iq';
     const seq = counted ? ++this.inSeq : 0;
     if (counted) (this.unhandled ??= new Map()).set(seq, { xml, h });
-    if (this.unhandled && this.unhandled.size > 1000) { this.fail('policy-violation', 'too many stanzas in flight'); return; }
+    if (counted && this.unhandled!.size >= IN_FLIGHT_HIGH && !this.inFlightFull) {
+      // A client faster than its session waits (TCP pushes back) instead of being cut off.
+      this.inFlightFull = true;
+      this.framer.pause();
+      this.reading();
+    }
     if (this.binding === 'open' && h.name === 'iq') this.binding = 'asked';
     this.toSession({ type: 'stanza', xml, h, seq });
   }
@@ -197,7 +222,15 @@ export class Connection {
     switch (m.type) {
       case 'write': this.write(m.xml); break;
       case 'deliver': this.deliver(m.xml, m.receipt); break;
-      case 'handled': this.unhandled?.delete(m.seq); if (this.ackWanted) this.answerAck(); break;
+      case 'handled':
+        this.unhandled?.delete(m.seq);
+        if (this.ackWaits.length) this.answerAcks();
+        if (this.inFlightFull && this.unhandled!.size <= IN_FLIGHT_LOW) {
+          this.inFlightFull = false;
+          this.reading();
+          this.framer.resume();
+        }
+        break;
       case 'starttls': this.startTls(m.xml); break;
       case 'authenticated':
         this.authJid = m.jid;
@@ -221,6 +254,8 @@ export class Connection {
         this.releaseHeld();
         break;
       case 'close': if (m.xml) this.write(m.xml); this.ended = true; this.endSocket(); break;
+      // The session's last word to us: everything it delivered before this has arrived (FIFO).
+      case 'drain': this.toSession({ type: 'drained' }); break;
       case 'replay':
         if (this.unhandled) for (const [seq, s] of this.unhandled) this.rt.send(this.session, { type: 'stanza', xml: s.xml, h: s.h, seq } satisfies ToSession, this.address);
         break;
@@ -240,8 +275,9 @@ export class Connection {
     this.monitorRef = this.rt.monitor(target, this.guard((reason) => {
       if (target !== this.session || reason === 'moved') return; // moved at bind: 'bound' names the new address
       // Just moved: the actor may not have arrived at its new address yet.
-      if (reason === 'noproc' && attempt < 40) { this.timer(25, () => { if (target === this.session && !this.closed) this.watchSession(attempt + 1); }); return; }
-      if (reason === 'normal' || reason === 'shutdown') { this.sessionUp = false; this.destroy(); return; }
+      if (reason === 'noproc' && attempt < 40) { this.timer(25, () => { if (target === this.session) this.watchSession(attempt + 1); }); return; }
+      // Gone (or never arrived): this connection has no one left to serve.
+      if (reason === 'normal' || reason === 'shutdown' || reason === 'noproc') { this.sessionUp = false; this.destroy(); return; }
       this.o.log('warn', `${this.address}: session ${target} crashed (${reason}); the connection stays open`);
       this.watchSession();
     }));
@@ -250,7 +286,7 @@ export class Connection {
   // ---- outbound -------------------------------------------------------------------------------
 
   write(xml: string): void {
-    if (this.closed || this.socket.destroyed) return;
+    if (this.closed || this.ending || this.socket.destroyed) return;
     if (!this.headerSent && (xml.startsWith('<?xml') || xml.startsWith('<stream:stream'))) this.headerSent = true;
     if (!this.corked) {
       this.corked = true;
@@ -260,17 +296,30 @@ export class Connection {
     this.socket.write(xml);
   }
 
+  /**
+   * Every stanza handed to us ends exactly one way: written and released (no XEP-0198), acknowledged
+   * by the client and released, or given back to the session (lost()) to be routed again — in the
+   * batch of expire() or, after it, one by one.
+   */
   private deliver(xml: string, receipt?: Receipt): void {
+    if (this.expired) { this.lost([{ xml, receipt }]); return; }
     if (this.smId) {
       this.unacked.push({ xml, receipt });
       this.smOut++;
-      if (this.unacked.length > this.o.maxUnacked) this.fail('policy-violation', 'too many unacknowledged stanzas');
-      if (!this.closed) this.write(xml);
+      if (this.unacked.length > this.o.maxUnacked) {
+        // A client that does not ack (or read) is not kept: its mail goes to its other resources or offline.
+        this.ended = true;
+        if (this.closed) this.expire(); // detached: nothing will resume this soon enough
+        else this.fail('policy-violation', 'too many unacknowledged stanzas');
+        return;
+      }
+      if (this.closed || this.ending) return; // held for a resumption, or for expire()
+      this.write(xml);
       if (this.unacked.length >= 16) this.requestAck();
       else if (!this.ackRequest) this.ackRequest = this.timer(500, () => this.requestAck());
       return;
     }
-    if (this.closed) { this.lost([{ xml, receipt }]); return; }
+    if (this.closed || this.ending) { this.lost([{ xml, receipt }]); return; }
     this.write(xml);
     if (receipt) this.rt.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq });
   }
@@ -286,7 +335,7 @@ export class Connection {
     const tag = xml.slice(0, xml.indexOf('>'));
     const attr = (name: 'h' | 'resume' | 'previd') => SM_ATTR[name].exec(tag)?.[1];
     switch (h.name) {
-      case 'r': this.ackWanted = this.inSeq; this.answerAck(); break;
+      case 'r': this.ackWaits.push({ upTo: this.inSeq, by: Date.now() + ACK_WAIT_MS }); this.answerAcks(); break;
       case 'a': this.acked(Number(attr('h'))); break;
       case 'enable': {
         if (!this.boundJid || this.smId) { this.write(`<failed xmlns="${NS.SM}"><unexpected-request xmlns="${NS.STANZAS}"/></failed>`); break; }
@@ -308,10 +357,16 @@ export class Connection {
     if (!this.closed && this.unacked.length > 0) this.write(`<r xmlns="${NS.SM}"/>`);
   }
 
-  private answerAck(): void {
-    if (this.handledIn() < this.ackWanted) return;
-    this.ackWanted = 0;
-    this.write(`<a xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}"/>`);
+  private answerAcks(): void {
+    const handled = this.handledIn(), now = Date.now();
+    let head = this.ackWaits[0];
+    while (head && (head.upTo <= handled || head.by <= now)) {
+      this.ackWaits.shift();
+      this.write(`<a xmlns="${NS.SM}" h="${(handled - this.smInBase) >>> 0}"/>`);
+      head = this.ackWaits[0];
+    }
+    if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = null; }
+    if (head) this.ackTimer = this.timer(head.by - now, () => { this.ackTimer = null; this.answerAcks(); });
   }
 
   /** Inbound stanzas handled so far: every seq below the oldest unhandled one. */
@@ -353,9 +408,13 @@ export class Connection {
     if (this.detachTimer) { clearTimeout(this.detachTimer); this.detachTimer = null; }
     this.closed = false;
     this.ended = false;
+    this.ending = false;
     this.framer = framer;
     this.sink = sink;
     this.attach(socket);
+    if (this.inFlightFull) this.framer.pause(); // we are inside its callback (<resume/>)
+    this.overRate = false;
+    this.reading();
     this.acked(h);
     this.write(`<resumed xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}" previd="${this.smId}"/>`);
     for (const u of this.unacked) this.write(u.xml);
@@ -393,7 +452,8 @@ export class Connection {
   }
 
   private endSocket(): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
+    this.ending = true;
     this.socket.end();
     this.timer(2000, () => this.socket.destroy());
   }
@@ -411,13 +471,18 @@ export class Connection {
     this.expire();
   }
 
+  /** Once: the session gets what the client never acknowledged. Late deliveries (in flight while
+   *  closing) still reach us and go back via lost(), until the session's 'drain' says there are no
+   *  more; its exit then ends this connection (watchSession). */
   private expire(): void {
+    if (this.expired) return;
+    this.expired = true;
+    this.closed = true;
+    if (this.detachTimer) { clearTimeout(this.detachTimer); this.detachTimer = null; }
     if (this.smId) resumable.delete(this.smId);
     const unacked = this.unacked;
     this.unacked = [];
     this.toSession({ type: 'closed', reason: this.ended ? 'stream closed' : 'connection lost', unacked });
-    // Late deliveries (in flight while closing) still reach us and are handed back via lost().
-    this.timer(5000, () => this.destroy());
   }
 
   private destroy(): void {

@@ -1,5 +1,6 @@
 // The promise of XEP-0198 on Chorus: a stanza the server acknowledged (<a h/>) is never lost, even if
-// the server process is SIGKILLed at any moment. Prosody 0.12 lost 346 of 1010 in the second case.
+// the server process is SIGKILLed at any moment (Prosody 0.12 lost 346 of 1010 in the second case),
+// or the recipient stops reading and is dropped for it, and a fast sender gets its acks as it goes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ClassicLevel } from 'classic-level';
 import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
-import { bodies, freePort, rawLogin } from '../helpers/xmpp.ts';
+import { bodies, freePort, rawLogin, startServer, type RawClient } from '../helpers/xmpp.ts';
 import { tempDir } from '../helpers/runtime.ts';
 
 const NODE = fileURLToPath(new URL('../fixtures/xmpp-node.ts', import.meta.url));
@@ -99,6 +100,84 @@ test('recipient online but not reading: every acknowledged message survives kill
   again.kill('SIGTERM');
   await new Promise((r) => again.once('exit', r));
   rmSync(dir, { recursive: true, force: true });
+});
+
+// ---- in one process: a recipient that stops reading, a sender that never pauses ----------------------
+
+const acks = (c: RawClient): number[] => [...c.received.matchAll(/<a xmlns="urn:xmpp:sm:3" h="(\d+)"\/>/g)].map((m) => Number(m[1]));
+
+/** Resolves once `ok()` holds, checked on each read from `c`; fails after `ms`. */
+function until(c: RawClient, ok: () => boolean, what: string, ms = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (ok()) { resolve(); return; }
+    const t = setTimeout(() => { c.socket.off('data', check); reject(new Error(`timed out: ${what}`)); }, ms);
+    const check = () => { if (ok()) { clearTimeout(t); c.socket.off('data', check); resolve(); } };
+    c.socket.on('data', check);
+  });
+}
+
+/** Sends `total` numbered messages with an <r/> after every tenth, in bursts; then asks until all are acked. */
+async function stream(a: RawClient, to: string, total: number): Promise<{ requests: number; acksWhileSending: number }> {
+  let requests = 0;
+  for (let i = 1; i <= total; i++) {
+    a.send(`<message to='${to}' type='chat' id='s${i}'><body>m${i}</body></message>${i % 10 === 0 ? `<r xmlns='${SM}'/>` : ''}`);
+    if (i % 10 === 0) requests++;
+    if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5));
+  }
+  const acksWhileSending = acks(a).length;
+  const deadline = Date.now() + 60_000;
+  while (Math.max(0, ...acks(a)) < total) {
+    assert.ok(Date.now() < deadline, `acked ${Math.max(0, ...acks(a))} of ${total}`);
+    await until(a, () => acks(a).length >= requests, `an <a/> for each of ${requests} <r/>`);
+    if (Math.max(...acks(a)) < total) { a.send(`<r xmlns='${SM}'/>`); requests++; }
+  }
+  return { requests, acksWhileSending };
+}
+
+test('a recipient that stops reading is dropped and loses nothing: every acknowledged message comes on its next login, once', async () => {
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.max_unacked = 100; c.modules.options = { offline: { max_messages: 10_000 } }; });
+  try {
+    await s.addUser('sender');
+    await s.addUser('slow');
+    const slow = await rawLogin(s.port, 'slow', 'stuck');
+    slow.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+    await slow.waitFor(/<enabled/);
+    slow.socket.pause();
+    const a = await rawLogin(s.port, 'sender', 'bulk');
+    a.send(`<enable xmlns='${SM}'/>`);
+    await a.waitFor(/<enabled/);
+    const total = 3000;
+    await stream(a, 'slow@localhost/stuck', total);
+    slow.close();
+    const again = await rawLogin(s.port, 'slow', 'after');
+    again.send('<presence/>');
+    await until(again, () => new Set(bodies(again.received)).size >= total, `${total} messages on the next login`, 60_000).catch(() => undefined);
+    const got = bodies(again.received).map((b) => Number(b.slice(1)));
+    const missing = [];
+    for (let n = 1; n <= total; n++) if (!got.includes(n)) missing.push(n);
+    console.log(`dropped for not reading: ${total} acknowledged, ${new Set(got).size} delivered on the next login, ${missing.length} missing, ${got.length - new Set(got).size} twice`);
+    assert.equal(missing, []);
+    assert.is(got.length, new Set(got).size, 'none twice');
+    a.close(); again.close();
+  } finally { await s.stop(); }
+});
+
+test('a sender that never pauses gets one <a/> for every <r/>, while it is still sending', async () => {
+  const s = await startServer((c) => { c.c2s_require_encryption = false; });
+  try {
+    await s.addUser('fast');
+    await s.addUser('rcpt');
+    const a = await rawLogin(s.port, 'fast', 'bulk');
+    a.send(`<enable xmlns='${SM}'/>`);
+    await a.waitFor(/<enabled/);
+    const { requests, acksWhileSending } = await stream(a, 'rcpt@localhost', 3000);
+    const h = acks(a);
+    console.log(`fast sender: ${requests} <r/>, ${h.length} <a/>, ${acksWhileSending} of them before the last message was sent`);
+    assert.is(h.length, requests, 'one <a/> per <r/>');
+    assert.ok(acksWhileSending > 0, 'acks arrive while the sender is still sending');
+    assert.ok(h.every((v, i) => i === 0 || v >= h[i - 1]!), 'h never goes back');
+    a.close();
+  } finally { await s.stop(); }
 });
 
 test.run();

@@ -97,6 +97,50 @@ test('Direct TLS: garbage after the handshake and an abrupt close end only that 
   await nodeServes('direct');
 });
 
+test('a roster at its item cap, larger than max_stanza_bytes in all, is still fetched', async () => {
+  const a = track(await rawLogin(server.port, 'alice', 'big-roster'));
+  const N = 1000; // the default max_items
+  let sets = '';
+  for (let i = 0; i < N; i++) sets += `<iq type='set' id='rs${i}'><query xmlns='jabber:iq:roster'><item jid='contact${i}@example.org' name='Contact ${i} ${'x'.repeat(240)}'><group>Friends</group></item></query></iq>`;
+  a.send(sets);
+  await a.waitFor(new RegExp(`id="rs${N - 1}"`), 60_000);
+  a.send(`<iq type='get' id='rget'><query xmlns='jabber:iq:roster'/></iq>`);
+  const text = await a.waitFor(/id="rget"[\s\S]*<\/iq>/, 30_000);
+  const result = text.slice(text.lastIndexOf('<iq', text.indexOf('id="rget"')));
+  assert.ok(result.length > server.config.limits.max_stanza_bytes, `the result is ${result.length} bytes`);
+  assert.is((result.match(/<item /g) ?? []).length, N);
+});
+
+test('a message to a malformed JID and an immediate disconnect crash no actor', async () => {
+  const before = server.node.runtime.counters.actorCrashes;
+  for (let i = 0; i < 5; i++) {
+    const c = await rawLogin(server.port, 'mallory', `bad-jid-${i}`);
+    c.send(`<presence/><message to='a@b@c' type='chat' id='bad${i}'><body>x</body></message>`);
+    c.close();
+  }
+  await nodeServes('bad-jid');
+  assert.is(server.node.runtime.counters.actorCrashes, before);
+});
+
+test('streams that end at once (bad XML, a bare close) leave no child behind in the sessions supervisor', async () => {
+  // Sessions that end within the tick they started in, in each of the ways that happens.
+  await Promise.all(Array.from({ length: 60 }, async (_, i) => {
+    const c = await RawClient.connect(server.port);
+    if (i % 3 === 0) c.close();
+    else { c.send(i % 3 === 1 ? OPEN + '<a></b>' : OPEN + '</stream:stream>'); await c.waitClosed(); }
+  }));
+  const rt = server.node.runtime;
+  const children = () => rt.supervisors().find((s) => s.name === 'sessions')!.children;
+  const live = async () => (await rt.stats(true, 'session')).reduce((n, t) => n + (t.list?.length ?? 0), 0);
+  const deadline = Date.now() + 20_000;
+  let counts: [number, number] = [children(), await live()];
+  while (counts[0] !== counts[1] && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50)); // sessions end on their own schedule: poll their count
+    counts = [children(), await live()];
+  }
+  assert.is(counts[0], counts[1], `supervisor children ${counts[0]}, live sessions ${counts[1]}`);
+});
+
 test('no crash was logged as an error by the node', () => {
   const errors = server.logs.filter((l) => l.startsWith('[error]'));
   assert.equal(errors, [], errors.join('\n'));
