@@ -30,6 +30,8 @@ export interface SessionCtx {
   user: string | null;
   jid: string | null;
   saslFailures: number;
+  /** The client tried a channel-binding type we do not offer (see MechanismOptions.bindingRefused). */
+  cbRefused?: boolean;
   features: Record<string, unknown>;
 }
 
@@ -78,8 +80,11 @@ function features(ctx: SessionCtx): string {
   if (!ctx.user) {
     if (!ctx.secure) parts.push(`<starttls xmlns="${NS.TLS}">${svc.settings.requireEncryption ? '<required/>' : ''}</starttls>`);
     if (ctx.secure || !svc.settings.requireEncryption) {
-      const mechs = offeredMechanisms(offerContext(ctx));
+      const offer = offerContext(ctx);
+      const mechs = offeredMechanisms(offer);
       parts.push(`<mechanisms xmlns="${NS.SASL}">${mechs.map((m) => `<mechanism>${m}</mechanism>`).join('')}</mechanisms>`);
+      // XEP-0440: which binding types the -PLUS mechanisms take on this connection.
+      if (offer.channelBindings.length) parts.push(`<sasl-channel-binding xmlns="${NS.SASL_CB}">${offer.channelBindings.map((t) => `<channel-binding type="${t}"/>`).join('')}</sasl-channel-binding>`);
     }
   } else {
     parts.push(`<bind xmlns="${NS.BIND}"/>`, `<session xmlns="${NS.SESSION}"><optional/></session>`, `<sm xmlns="${NS.SM}"/>`);
@@ -125,7 +130,7 @@ function startSasl(ctx: SessionCtx, auth: XmlElement): Next {
   for (const [k, v] of Object.entries(ctx.cb ?? {})) if (v) cbData[k] = Buffer.from(v, 'base64');
   const sel = selectMechanism(mechanism, offerContext(ctx), {
     lookup: svc.lookup(ctx.host!), serverSecret: svc.settings.serverSecret, domain: ctx.host!,
-    throttle: svc.throttle, address: ctx.remote, channelBindingData: cbData,
+    throttle: svc.throttle, address: ctx.remote, channelBindingData: cbData, bindingRefused: ctx.cbRefused === true,
   });
   if (!sel.ok) { write(ctx, saslFailure(sel.condition)); return 'stay'; }
   const text = auth.text();
@@ -164,17 +169,18 @@ export function onSaslStep(ctx: SessionCtx, step: SaslStep): { patch: Partial<Se
   }
   // Only wrong credentials count towards closing the stream: a client that tries mechanisms or
   // channel-binding types we refuse must still be able to fall back (slixmpp does).
-  const failures = ctx.saslFailures + (step.condition === 'not-authorized' ? 1 : 0);
+  const failures = ctx.saslFailures + (step.wrongCredentials ? 1 : 0);
+  const patch: Partial<SessionCtx> = { saslFailures: failures, ...(step.unsupportedBinding ? { cbRefused: true } : {}) };
   // RFC 6120 §6.4.5: the server may close after a configurable number of retries; the last failure
   // is still answered, right before the stream error.
   if (failures >= 5) {
     toConn(ctx, { type: 'close', xml: saslFailure(step.condition) + streamError('policy-violation', 'too many failed authentication attempts') });
-    return { patch: { saslFailures: failures }, next: 'close' };
+    return { patch, next: 'close' };
   }
   // The throttle's delay slows password guessing without holding the actor.
   if (step.delayMs) setTimeout(courierWrite(ctx, saslFailure(step.condition)), step.delayMs);
   else write(ctx, saslFailure(step.condition));
-  return { patch: { saslFailures: failures }, next: 'open' };
+  return { patch, next: 'open' };
 }
 
 function courierWrite(ctx: SessionCtx, xml: string): () => void {

@@ -38,6 +38,9 @@ export interface MechanismOptions extends SaslServerOptions, Pick<PlainServerOpt
   channelBindingData?: Partial<Record<ChannelBindingType, Uint8Array>>;
   /** Server nonce source for SCRAM (tests). */
   nonce?: () => string;
+  /** On this connection the client already tried a -PLUS mechanism with a binding type we do not
+   *  offer: it saw our -PLUS offer, so its 'y' that follows is a fallback, not a downgrade. */
+  bindingRefused?: boolean;
 }
 
 export type MechanismSelection =
@@ -64,7 +67,7 @@ export function selectMechanism(name: string, ctx: OfferContext, options: Mechan
     ...options,
     hash,
     plus: m[2] !== undefined,
-    plusOffered: offered.some((o) => o.endsWith('-PLUS')),
+    plusOffered: offered.some((o) => o.endsWith('-PLUS')) && !options.bindingRefused,
     channelBindings: bindings,
   });
   return { ok: true, server };

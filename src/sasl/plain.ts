@@ -2,7 +2,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { HashName, SaslServer, SaslServerOptions, SaslStep, ScramCredentials } from './types.ts';
 import { hashBytes, keysFromSaltedPassword, saltPassword, saslprep, storedVerifier } from './scram.ts';
-import { DEFAULT_FAKE_ITERATIONS, authzidAllowed, decodeMessage, failure, fakeSalt, throttled } from './server-common.ts';
+import { DEFAULT_FAKE_ITERATIONS, authzidAllowed, decodeMessage, credentialFailure, failure, fakeSalt, throttled } from './server-common.ts';
 
 export interface PlainServerOptions extends SaslServerOptions {
   /** Which stored verifier to check against, first present wins. Default SHA-256, SHA-512, SHA-1. */
@@ -74,7 +74,7 @@ export class PlainServer implements SaslServer {
       const { storedKey } = keysFromSaltedPassword(hash, await saltPassword(password, hash, c.salt, c.iterations));
       match = timingSafeEqual(storedKey, c.storedKey);
     } catch { /* a password failing SASLprep cannot match */ }
-    if (!match || !creds || !account) return this.#fail('not-authorized', 'invalid credentials', authcid);
+    if (!match || !creds || !account) { this.#state = 'done'; return credentialFailure(this.#o, 'invalid credentials', authcid); }
 
     const name = account.username ?? authcid;
     if (account.disabled) return this.#fail('account-disabled', 'account disabled', name);

@@ -8,7 +8,7 @@ import type {
 } from './types.ts';
 import { CHANNEL_BINDING_TYPES } from './types.ts';
 import {
-  DEFAULT_FAKE_ITERATIONS, authzidAllowed, decodeMessage, failure, fakeSalt, strictBase64, throttled,
+  DEFAULT_FAKE_ITERATIONS, authzidAllowed, credentialFailure, decodeMessage, failure, fakeSalt, strictBase64, throttled,
 } from './server-common.ts';
 
 export const DEFAULT_ITERATIONS = 4096;
@@ -109,8 +109,9 @@ export interface ScramServerOptions extends SaslServerOptions {
   hash: HashName;
   /** This exchange is the -PLUS mechanism. */
   plus?: boolean;
-  /** Some -PLUS mechanism was offered on this connection: a client flag of 'y' then means a downgrade.
-   *  selectMechanism sets it; set it yourself when constructing directly. */
+  /** Some -PLUS mechanism was offered on this connection and the client has not shown it saw it: a
+   *  client flag of 'y' then means a downgrade. selectMechanism sets it; set it yourself when
+   *  constructing directly. */
   plusOffered?: boolean;
   /** Channel binding data this connection can verify, by type. */
   channelBindings?: Partial<Record<ChannelBindingType, Uint8Array>>;
@@ -172,7 +173,10 @@ export class ScramServer implements SaslServer {
       if (!o.plus) return this.#fail('malformed-request', 'channel binding requested on a non-PLUS mechanism');
       const type = CHANNEL_BINDING_TYPES.find((t) => t === cbName);
       const data = type && o.channelBindings?.[type];
-      if (!data) return this.#fail('not-authorized', `unsupported channel binding type ${cbName}`);
+      if (!data) {
+        this.#state = 'done';
+        return { ...failure(o, 'not-authorized', `unsupported channel binding type ${cbName}`), unsupportedBinding: true };
+      }
       this.#cbData = data;
     } else if (o.plus) {
       return this.#fail('malformed-request', '-PLUS mechanism without channel binding');
@@ -250,7 +254,7 @@ export class ScramServer implements SaslServer {
     const clientKey = xor(proof, hmac(hash, creds.storedKey, authMessage));
     const proofOk = sameBytes(digest(hash, clientKey), creds.storedKey);
     const account = this.#account;
-    if (!proofOk || !account) return this.#fail('not-authorized', 'invalid credentials', user);
+    if (!proofOk || !account) { this.#state = 'done'; return credentialFailure(o, 'invalid credentials', user); }
 
     // Only now, with the password proven, may the account's state be revealed.
     const authcid = account.username ?? user;

@@ -35,11 +35,19 @@ export async function authzidAllowed(o: SaslServerOptions, authcid: string, auth
   try { return j.equals(new Jid(authcid, o.domain)); } catch { return false; }
 }
 
-/** Builds a failure step, recording it in the throttle when it was a failed credential check. */
-export function failure(o: SaslServerOptions, condition: SaslFailureCondition, reason: string, authcid?: string): SaslFailureStep {
+/** Builds a failure step. Only credentialFailure() counts toward throttling and lock-out: a refused
+ *  mechanism or binding type says nothing about whether the client knows the password. */
+export function failure(_o: SaslServerOptions, condition: SaslFailureCondition, reason: string, authcid?: string): SaslFailureStep {
   const step: SaslFailureStep = { kind: 'failure', condition, reason };
   if (authcid !== undefined) step.authcid = authcid;
-  if (condition === 'not-authorized' && o.throttle) {
+  return step;
+}
+
+/** A wrong password or proof: not-authorized, recorded in the throttle. */
+export function credentialFailure(o: SaslServerOptions, reason: string, authcid?: string): SaslFailureStep {
+  const step = failure(o, 'not-authorized', reason, authcid);
+  step.wrongCredentials = true;
+  if (o.throttle) {
     const delay = o.throttle.recordFailure(authcid, o.address);
     if (delay > 0) step.delayMs = delay;
   }

@@ -54,6 +54,10 @@ export type SaslStep =
     delayMs?: number;
     /** When throttled: when another attempt may succeed. */
     retryAfterMs?: number;
+    /** A password (or proof) was checked and was wrong: only this counts as a failed login. */
+    wrongCredentials?: true;
+    /** The client asked for a channel-binding type this connection does not offer. */
+    unsupportedBinding?: true;
   };
 
 export type SaslFailureStep = Extract<SaslStep, { kind: 'failure' }>;

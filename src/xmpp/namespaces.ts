@@ -12,6 +12,7 @@ export const NS = {
   STANZAS: 'urn:ietf:params:xml:ns:xmpp-stanzas',
   TLS: 'urn:ietf:params:xml:ns:xmpp-tls',
   SASL: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  SASL_CB: 'urn:xmpp:sasl-cb:0',
   BIND: 'urn:ietf:params:xml:ns:xmpp-bind',
   SESSION: 'urn:ietf:params:xml:ns:xmpp-session', // RFC 3921 legacy, still announced for old clients
   FRAMING: 'urn:ietf:params:xml:ns:xmpp-framing', // RFC 7395 WebSocket

@@ -70,6 +70,34 @@ test('a non-PLUS selection knows -PLUS was offered (downgrade detection)', async
   if (withoutPlus.ok) assert.is((await runScram(withoutPlus.server, client())).step.kind, 'success');
 });
 
+test("after a refused binding type, the client's 'y' is a fallback and succeeds; only a wrong password counts", async () => {
+  const o = await options();
+  const ctx: OfferContext = { tls: true, channelBindings: ['tls-exporter'] };
+  const withData = { ...o, channelBindingData: { 'tls-exporter': Buffer.from('x') } };
+  // slixmpp 1.8's defaults: -PLUS with tls-unique (not offered), refused without counting as a failed login.
+  const plus = selectMechanism('SCRAM-SHA-256-PLUS', ctx, withData);
+  assert.ok(plus.ok);
+  if (!plus.ok) return;
+  const refused = (await runScram(plus.server, new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw', channelBinding: { type: 'tls-unique' as never, data: Buffer.from('u') } }))).step;
+  expectFailure(refused, 'not-authorized');
+  assert.ok(refused.kind === 'failure' && refused.unsupportedBinding && !refused.wrongCredentials, JSON.stringify(refused));
+  // Then SCRAM with 'y': it saw our -PLUS offer and used it, so nothing was stripped on the way.
+  const fallback = selectMechanism('SCRAM-SHA-256', ctx, { ...withData, bindingRefused: true });
+  assert.ok(fallback.ok);
+  if (fallback.ok) assert.is((await runScram(fallback.server, new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw', supportsChannelBinding: true }))).step.kind, 'success');
+  // A 'y' refused as a downgrade does not count either; a wrong password does.
+  const downgrade = selectMechanism('SCRAM-SHA-256', ctx, withData);
+  if (downgrade.ok) {
+    const step = (await runScram(downgrade.server, new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw', supportsChannelBinding: true }))).step;
+    assert.ok(step.kind === 'failure' && !step.wrongCredentials, JSON.stringify(step));
+  }
+  const wrong = selectMechanism('SCRAM-SHA-256', ctx, withData);
+  if (wrong.ok) {
+    const step = (await runScram(wrong.server, new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'nope' }))).step;
+    assert.ok(step.kind === 'failure' && step.wrongCredentials === true, JSON.stringify(step));
+  }
+});
+
 test('binding data for a type not listed for the connection is not used', async () => {
   const o = await options();
   const data = Buffer.from('endpoint');
