@@ -1,7 +1,7 @@
 // A Chorus node from its config: the actor runtime with the XMPP actor kinds (actors/), the XMPP
 // service on every scheduler (src/xmpp/service.ts), the listeners and the admin commands.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChorusConfig } from './config/index.ts';
@@ -10,6 +10,7 @@ import { createTlsContexts, type TlsContexts } from './net/tls.ts';
 import { c2sListener } from './net/c2s-listener.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
+import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import type { ChildSpec } from './runtime/supervisor.ts';
 import type { XmppSettings } from './xmpp/service.ts';
 
@@ -21,11 +22,14 @@ export interface ChorusNode extends RunningRuntime { config: ChorusConfig; tls: 
 const LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 
 export async function startNode(config: ChorusConfig, opts: { log?: (level: string, text: string) => void } = {}): Promise<ChorusNode> {
-  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+  // Before anything is created: data_dir holds verifiers, offline messages and keys, so every file,
+  // LevelDB directory, certificate and socket Chorus makes is owner-only (umask 077).
+  usePrivateUmask();
   const max = LEVELS.indexOf(config.log_level);
   const log = opts.log ?? ((level: string, text: string) => {
     if (LEVELS.indexOf(level) <= max) process.stderr.write(`${new Date().toISOString()} [${level}] ${text}\n`);
   });
+  ensurePrivateDataDir(config.data_dir, log);
   const tls = await createTlsContexts(config, { log: (line) => log('info', line) });
   const settings: XmppSettings = {
     hosts: config.hosts,

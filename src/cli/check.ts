@@ -1,5 +1,6 @@
 // `chorus check`: everything that would make `chorus start` fail or a client complain, found before
-// starting — config, certificates, ports, data directory — each with advice on fixing it.
+// starting — config, certificates, ports, the data directory and its permissions — each with advice
+// on fixing it.
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -9,6 +10,7 @@ import { ConfigError, loadConfig } from '../config/load.ts';
 import { LISTENER_NAMES, type ChorusConfig } from '../config/types.ts';
 import { inspectCertificate } from '../net/tls.ts';
 import { isLockedError, openDb } from '../storage/db.ts';
+import { modeString, openEntries } from '../storage/private-files.ts';
 import { AdminClient } from './admin-client.ts';
 
 interface Io { out(line: string): void }
@@ -137,9 +139,20 @@ async function checkDataDir(config: ChorusConfig, running: boolean, r: Report): 
     r.line('FAIL', `data_dir ${dir}: not writable by uid ${process.getuid?.() ?? '?'}`, `chown the directory to the server's user, or run chorus as its owner (uid ${st.uid})`);
     return;
   }
+  const mode = modeString(st.mode);
   if (st.mode & 0o077) {
-    r.line('warn', `data_dir ${dir}: readable by other users (mode ${(st.mode & 0o777).toString(8)}); it holds password verifiers and keys`, `chmod 700 ${dir}`);
-  } else r.line('ok', `data_dir ${dir}: writable, private`);
+    const uid = process.getuid?.();
+    if (uid === st.uid || uid === 0) {
+      r.line('warn', `data_dir ${dir}: too open (mode ${mode}): other users can read password verifiers, keys and offline messages; chorus start will change it to 700`, `chmod 700 ${dir}`);
+    } else {
+      r.line('FAIL', `data_dir ${dir}: too open (mode ${mode}) and owned by uid ${st.uid}, not this user: chorus start will refuse it`, `as its owner: chmod 700 ${dir}`);
+    }
+  } else r.line('ok', `data_dir ${dir}: writable, private (mode ${mode})`);
+  const open = openEntries(dir);
+  if (open.total) {
+    const names = open.entries.map((e) => `${e.path} (${e.mode})`).join(', ') + (open.total > open.entries.length ? `, and ${open.total - open.entries.length} more` : '');
+    r.line('warn', `data_dir ${dir}: ${open.total} ${open.total === 1 ? 'entry' : 'entries'} under it open to other users: ${names}`, `chmod -R go-rwx ${dir}`);
+  } else r.line('ok', `data_dir ${dir}: everything under it is private`);
 
   // sockaddr_un holds 108 bytes on Linux (104 on macOS) including the terminating NUL.
   const sock = dataPaths(config).adminSocket;

@@ -9,6 +9,7 @@ import { checkDomain } from '../config/names.ts';
 import { dataPaths } from '../config/defaults.ts';
 import type { ChorusConfig } from '../config/types.ts';
 import { AccountError, accountJid, type ImportResult } from '../storage/accounts.ts';
+import { DataDirError, usePrivateUmask } from '../storage/private-files.ts';
 import { accountRequest } from './accounts.ts';
 import { AdminClient } from './admin-client.ts';
 import { runCheck } from './check.ts';
@@ -408,6 +409,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       const { benchCommand } = await import('../bench/cli.ts');
       return await benchCommand(rest);
     }
+    usePrivateUmask(); // whatever a command creates in data_dir (a DB opened offline too) is owner-only
     const parsed = parse(name, command, rest);
     if (parsed === 'help') {
       io.out(commandHelp(name, command));
@@ -419,7 +421,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       for (const line of e.message.split('\n')) io.err(`chorus: ${line}`);
       return 1;
     }
-    if (e instanceof CliError || e instanceof AccountError) {
+    if (e instanceof CliError || e instanceof AccountError || e instanceof DataDirError) {
       io.err(`chorus: ${e.message}`);
       return 1;
     }

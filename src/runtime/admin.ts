@@ -1,5 +1,6 @@
 // The operator's door into a running node: newline-delimited JSON over a unix socket in the data
-// directory, mode 0600 (the data directory itself is 0700), so only the node's owner can use it.
+// directory, private from creation (startNode sets umask 077; the data directory itself is 0700), so
+// only the node's owner can use it.
 // Request {id, cmd, args}; answer {id, ok: true, result} or {id, ok: false, error}.
 import { createServer, type Server } from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
@@ -30,6 +31,7 @@ export class AdminServer {
       });
     });
     await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(this.path, () => resolve()); });
+    // Belt and braces for an AdminServer started without startNode's umask (startRuntime alone, tests).
     chmodSync(this.path, 0o600);
     this.server = server;
   }

@@ -75,12 +75,46 @@ test('each problem is a FAIL line with advice, and the exit code is 1', async ()
     assert.match(text, `FAIL  tls example.org: ${join(dir, 'mix.key')} is not the private key of ${join(dir, 'mix.crt')}\n      → cert and key come from different issuances`);
     assert.match(text, 'warn  tls other.org: no certificate configured; a self-signed one will be generated at first start\n      → for clients to trust it, get one (e.g. certbot certonly -d other.org) and set tls.other.org.cert/.key');
     assert.match(text, `FAIL  listen.c2s 127.0.0.1:${busy.port}: in use by another program\n      → find it with: ss -ltnp 'sport = :${busy.port}'`);
-    assert.match(text, `warn  data_dir ${join(dir, 'open-data')}: readable by other users (mode 755); it holds password verifiers and keys\n      → chmod 700 ${join(dir, 'open-data')}`);
+    assert.match(text, `warn  data_dir ${join(dir, 'open-data')}: too open (mode 755): other users can read password verifiers, keys and offline messages; chorus start will change it to 700\n      → chmod 700 ${join(dir, 'open-data')}`);
     assert.match(text, 'warn  c2s_require_encryption is false');
     assert.is(lines.at(-1), 'check: 2 problems, 4 warnings');
   } finally {
     await close(busy.server);
   }
+});
+
+test('a too-open data_dir and the open files under it are reported, the list capped', async () => {
+  const data = join(dir, 'leaky-data');
+  await mkdir(join(data, 'certs'), { recursive: true });
+  await mkdir(join(data, 'old', 'deep'), { recursive: true });
+  await chmod(data, 0o755);
+  await chmod(join(data, 'certs'), 0o700);
+  await chmod(join(data, 'old'), 0o755);
+  await chmod(join(data, 'old', 'deep'), 0o711);
+  for (const [file, mode] of [['certs/example.org.crt', 0o644], ['certs/example.org.key', 0o640], ['old/a', 0o604], ['old/b', 0o600],
+    ['old/deep/c', 0o644], ['old/deep/d', 0o660], ['secret', 0o600]] as const) {
+    await writeFile(join(data, file), 'x');
+    await chmod(join(data, file), mode);
+  }
+  const { code, lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+  const text = lines.join('\n');
+  assert.match(text, `warn  data_dir ${data}: too open (mode 755): other users can read password verifiers, keys and offline messages; chorus start will change it to 700\n      → chmod 700 ${data}`);
+  assert.match(text, `warn  data_dir ${data}: 7 entries under it open to other users: certs/example.org.crt (644), certs/example.org.key (640), ` +
+    `old (755), old/a (604), old/deep (711), and 2 more\n      → chmod -R go-rwx ${data}`);
+  assert.not.match(text, /old\/b|secret/);
+  assert.is(code, 0, text); // warnings: chorus start fixes the directory itself, and it then guards the files
+});
+
+test('a private data_dir with private files is ok, with its mode', async () => {
+  const data = join(dir, 'tight-data');
+  await mkdir(join(data, 'db'), { recursive: true, mode: 0o700 });
+  await chmod(data, 0o700);
+  await chmod(join(data, 'db'), 0o700);
+  await writeFile(join(data, 'secret'), 'x', { mode: 0o600 });
+  await chmod(join(data, 'secret'), 0o600);
+  const { lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+  assert.ok(lines.includes(`ok    data_dir ${data}: writable, private (mode 700)`), lines.join('\n'));
+  assert.ok(lines.includes(`ok    data_dir ${data}: everything under it is private`), lines.join('\n'));
 });
 
 test('a port held by the running node is fine', async () => {
