@@ -54,6 +54,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   const node = await startRuntime({
     dataDir: config.data_dir,
     schedulers: config.schedulers,
+    sync: config.storage.sync,
     actorDirs: [ACTORS],
     serviceModules: [XMPP_SERVICE],
     settings: { xmpp: settings },

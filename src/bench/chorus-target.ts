@@ -32,6 +32,8 @@ export interface ChorusTargetOptions {
   dataDir: string;
   tls: boolean;
   schedulers?: number;
+  /** storage.sync for the node under test. */
+  sync?: boolean;
   /** A folder where imported account databases are kept by (count, password, iterations) and copied
    *  from on the next start: importing 5000 accounts costs 15000 PBKDF2 runs. */
   cacheDir?: string;
@@ -53,6 +55,7 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
   // Plain TCP benchmarks need it off; STARTTLS is still offered (a self-signed certificate is made at start).
   config.c2s_require_encryption = false;
   if (opts.schedulers) config.schedulers = opts.schedulers;
+  if (opts.sync) config.storage = { ...config.storage, sync: true };
   config.limits = {
     ...config.limits,
     bytes_per_second: false,

@@ -32,6 +32,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       login_attempts: { max_failures: 5, window_seconds: 60 },
     },
     stream_management: { resume_timeout_seconds: 300, max_unacked: 1000 },
+    storage: { sync: false },
     modules: { enabled: null, disabled: [], options: {} },
     log_level: 'info',
   };

@@ -50,6 +50,11 @@ export interface StreamManagementConfig {
   max_unacked: number;
 }
 
+export interface StorageConfig {
+  /** fsync every group commit: an acknowledged stanza survives power loss, not only a process kill. */
+  sync: boolean;
+}
+
 export interface ModulesConfig {
   /** null = every module that is on by default; a list = exactly these. */
   enabled: string[] | null;
@@ -71,6 +76,7 @@ export interface ChorusConfig {
   schedulers: number;
   limits: LimitsConfig;
   stream_management: StreamManagementConfig;
+  storage: StorageConfig;
   modules: ModulesConfig;
   log_level: LogLevel;
 }

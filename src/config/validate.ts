@@ -160,7 +160,7 @@ function stringList(ctx: Ctx, v: unknown, path: KeyPath, what: string,
 
 const TOP_KEYS = [
   'hosts', 'admins', 'data_dir', 'listen', 'tls', 'c2s_require_encryption', 'schedulers', 'limits',
-  'stream_management', 'modules', 'log_level',
+  'stream_management', 'storage', 'modules', 'log_level',
 ] as const;
 const MODULE_NAME = /^[a-z][a-z0-9_-]*$/;
 
@@ -239,6 +239,9 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
   const S = config.stream_management;
   S.resume_timeout_seconds = integer(ctx, sm, 'resume_timeout_seconds', ['stream_management'], S.resume_timeout_seconds, 0, 86_400, 'a number of seconds');
   S.max_unacked = integer(ctx, sm, 'max_unacked', ['stream_management'], S.max_unacked, 1, 1_000_000, 'a stanza count');
+
+  const st = section(ctx, top.storage, ['storage'], ['sync']);
+  config.storage.sync = boolean(ctx, st, 'sync', ['storage'], config.storage.sync);
 
   validateModules(ctx, top.modules, config);
 
