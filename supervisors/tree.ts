@@ -6,6 +6,7 @@
 //   ├── rooms                 dynamic        50 / 10 s   room:<room JID>        (transient)
 //   ├── sessions              dynamic        100 / 10 s  c2s:<conn>, session:<full JID> (transient)
 //   ├── actors                dynamic        50 / 10 s   every other kind       (transient)
+//   (each dynamic child: 5 restarts / 10 s of its own, then it is left down and not counted)
 //   └── listeners             one_for_one    5 / 30 s    c2s, c2s_direct_tls, admin socket, …
 //
 // rest_for_one: if the schedulers supervisor gives up, everything after it restarts with it; a
@@ -13,13 +14,16 @@
 import type { Runtime } from '../src/runtime/runtime.ts';
 import { Supervisor, type ChildSpec, type SupervisorLog } from '../src/runtime/supervisor.ts';
 
+/** One actor's own restart budget: a crash loop of one account or room stays its own. */
+const PER_CHILD = { intensity: 5, period: 10_000 };
+
 export function nodeTree(rt: Runtime, listeners: ChildSpec[], log: SupervisorLog): Supervisor {
   const schedulers: ChildSpec[] = Array.from({ length: rt.o.schedulers }, (_, i) => ({
     id: `scheduler-${i + 1}`, start: rt.schedulerChild(i + 1), restart: 'permanent', shutdown: 10_000,
   }));
   const actors = (name: string, kinds: string[] | 'default', intensity: number): ChildSpec => ({
     id: name, type: 'supervisor', restart: 'permanent', shutdown: 'infinity',
-    start: async () => rt.actorSupervisor(name, kinds, { restart: 'transient', intensity, period: 10_000 }, log),
+    start: async () => rt.actorSupervisor(name, kinds, { restart: 'transient', intensity, period: 10_000, perChild: PER_CHILD }, log),
   });
   return new Supervisor('chorus', [
     { id: 'schedulers', type: 'supervisor', shutdown: 'infinity', start: () => new Supervisor('schedulers', schedulers, { strategy: 'one_for_one', intensity: 5, period: 30_000 }, log).start() },

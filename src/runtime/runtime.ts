@@ -148,7 +148,7 @@ export class Runtime {
   // ---- actors -------------------------------------------------------------------------------
 
   /** A dynamic supervisor for actors of the given kinds (simple_one_for_one over addresses). */
-  actorSupervisor(name: string, kinds: string[] | 'default', flags: { restart?: 'permanent' | 'transient' | 'temporary'; intensity?: number; period?: number; shutdown?: Shutdown }, log: SupervisorLog): DynamicSupervisor<ActorArgs> {
+  actorSupervisor(name: string, kinds: string[] | 'default', flags: { restart?: 'permanent' | 'transient' | 'temporary'; intensity?: number; period?: number; perChild?: { intensity: number; period: number }; shutdown?: Shutdown }, log: SupervisorLog): DynamicSupervisor<ActorArgs> {
     const sup = new DynamicSupervisor<ActorArgs>(name, {
       restart: flags.restart ?? 'transient',
       shutdown: flags.shutdown ?? 5000,

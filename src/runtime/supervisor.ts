@@ -50,6 +50,8 @@ class Intensity {
     while (this.restarts.length && this.restarts[0]! <= now - this.period) this.restarts.shift();
     return this.restarts.length <= this.max;
   }
+  /** No restart within the period: nothing to remember. */
+  idle(now = Date.now()): boolean { return !this.restarts.length || this.restarts[this.restarts.length - 1]! <= now - this.period; }
 }
 
 export class Supervisor implements Child {
@@ -176,16 +178,20 @@ export class DynamicSupervisor<Args> implements Child {
   private children = new Map<string, { child: Child; args: Args; generation: number }>();
   private exitCb: ((reason: ExitReason) => void) | null = null;
   private intensity: Intensity;
+  /** Per child, when `perChild` is set: one child's crash loop is its own problem (see exited()). */
+  private childIntensity = new Map<string, Intensity>();
+  private readonly perChild: { intensity: number; period: number } | undefined;
   private stopping = false;
   readonly counters = { restarts: 0, started: 0 };
 
   constructor(
     readonly name: string,
     private readonly template: { start: (args: Args, restart: boolean) => Promise<Child>; restart?: RestartType; shutdown?: Shutdown },
-    flags: { intensity?: number; period?: number } = {},
+    flags: { intensity?: number; period?: number; perChild?: { intensity: number; period: number } } = {},
     private readonly log: SupervisorLog = () => {},
   ) {
     this.intensity = new Intensity(flags.intensity ?? 1, flags.period ?? 5000);
+    this.perChild = flags.perChild;
   }
 
   async startChild(id: string, args: Args): Promise<void> {
@@ -234,6 +240,21 @@ export class DynamicSupervisor<Args> implements Child {
     if (!shouldRestart(this.template.restart ?? 'transient', reason)) {
       if (!isNormal(reason)) this.log('warn', `${this.name}: ${id} exited: ${reason} (not restarted)`);
       return;
+    }
+    // Beyond its own budget a child is left down rather than counted against the supervisor: one
+    // account's crash loop (its own traffic) must not escalate to the node. An actor activated on
+    // demand comes back with its next message; the supervisor's intensity still catches failures
+    // spread over many children, which mean the code or the machine is at fault.
+    // The record outlives the child (re-adopted on demand, it keeps its window), so one id adds at
+    // most perChild.intensity restarts per period to the supervisor's count.
+    if (this.perChild) {
+      if (this.childIntensity.size > 10_000) for (const [k, v] of this.childIntensity) if (v.idle()) this.childIntensity.delete(k);
+      let mine = this.childIntensity.get(id);
+      if (!mine) this.childIntensity.set(id, (mine = new Intensity(this.perChild.intensity, this.perChild.period)));
+      if (!mine.allow()) {
+        this.log('error', `${this.name}: ${id} exited: ${reason}; more than ${this.perChild.intensity} crashes in ${this.perChild.period / 1000} s: left down`);
+        return;
+      }
     }
     this.log('error', `${this.name}: ${id} exited: ${reason}; restarting`);
     if (!this.intensity.allow()) {

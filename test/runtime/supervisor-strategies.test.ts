@@ -138,5 +138,30 @@ D('escalates when children crash too often', async () => {
   assert.is(sup.size, 0);
 });
 
+D('a child over its own budget is left down and does not count toward escalation', async () => {
+  const made = new Map<string, Fake[]>();
+  const sup = new DynamicSupervisor<string>('d', { start: async (id) => { const f = new Fake(id, []); made.set(id, [...(made.get(id) ?? []), f]); return f; } },
+    { intensity: 4, period: 10_000, perChild: { intensity: 2, period: 10_000 } });
+  let escalated = '';
+  sup.onExit((r) => { escalated = r; });
+  await sup.startChild('loop', 'loop');
+  for (let i = 0; i < 3; i++) { made.get('loop')!.at(-1)!.crash(); await settle(); }
+  assert.is(made.get('loop')!.length, 3, 'restarted twice, then left down');
+  assert.not.ok(sup.has('loop'));
+  // Adopted again (an on-demand actor's next message), it keeps its window: left down at once.
+  const again = new Fake('loop', []);
+  sup.adopt('loop', 'loop', again);
+  again.crash(); await settle();
+  assert.not.ok(sup.has('loop'));
+  // Two other children may still use the supervisor's budget of 4 (2 used by 'loop').
+  await sup.startChild('a', 'a');
+  made.get('a')!.at(-1)!.crash(); await settle();
+  made.get('a')!.at(-1)!.crash(); await settle();
+  assert.is(escalated, '', 'one crash loop did not escalate');
+  await sup.startChild('b', 'b');
+  made.get('b')!.at(-1)!.crash(); await settle();
+  assert.is(escalated, 'reached_max_restart_intensity', 'failures across children still escalate');
+});
+
 S.run();
 D.run();
