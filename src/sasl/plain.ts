@@ -32,9 +32,9 @@ export class PlainServer implements SaslServer {
     return this.#verify(response);
   }
 
-  #fail(condition: Parameters<typeof failure>[1], reason: string, authcid?: string): SaslStep {
+  #fail(condition: Parameters<typeof failure>[0], reason: string, authcid?: string): SaslStep {
     this.#state = 'done';
-    return failure(this.#o, condition, reason, authcid);
+    return failure(condition, reason, authcid);
   }
 
   async #verify(bytes: Uint8Array): Promise<SaslStep> {

@@ -155,9 +155,9 @@ export class ScramServer implements SaslServer {
     return this.#fail('malformed-request', 'unexpected response');
   }
 
-  #fail(condition: Parameters<typeof failure>[1], reason: string, authcid?: string): SaslStep {
+  #fail(condition: Parameters<typeof failure>[0], reason: string, authcid?: string): SaslStep {
     this.#state = 'done';
-    return failure(this.#o, condition, reason, authcid);
+    return failure(condition, reason, authcid);
   }
 
   async #clientFirst(bytes: Uint8Array): Promise<SaslStep> {
@@ -175,7 +175,7 @@ export class ScramServer implements SaslServer {
       const data = type && o.channelBindings?.[type];
       if (!data) {
         this.#state = 'done';
-        return { ...failure(o, 'not-authorized', `unsupported channel binding type ${cbName}`), unsupportedBinding: true };
+        return { ...failure('not-authorized', `unsupported channel binding type ${cbName}`), unsupportedBinding: true };
       }
       this.#cbData = data;
     } else if (o.plus) {

@@ -37,7 +37,7 @@ export async function authzidAllowed(o: SaslServerOptions, authcid: string, auth
 
 /** Builds a failure step. Only credentialFailure() counts toward throttling and lock-out: a refused
  *  mechanism or binding type says nothing about whether the client knows the password. */
-export function failure(_o: SaslServerOptions, condition: SaslFailureCondition, reason: string, authcid?: string): SaslFailureStep {
+export function failure(condition: SaslFailureCondition, reason: string, authcid?: string): SaslFailureStep {
   const step: SaslFailureStep = { kind: 'failure', condition, reason };
   if (authcid !== undefined) step.authcid = authcid;
   return step;
@@ -45,7 +45,7 @@ export function failure(_o: SaslServerOptions, condition: SaslFailureCondition, 
 
 /** A wrong password or proof: not-authorized, recorded in the throttle. */
 export function credentialFailure(o: SaslServerOptions, reason: string, authcid?: string): SaslFailureStep {
-  const step = failure(o, 'not-authorized', reason, authcid);
+  const step = failure('not-authorized', reason, authcid);
   step.wrongCredentials = true;
   if (o.throttle) {
     const delay = o.throttle.recordFailure(authcid, o.address);

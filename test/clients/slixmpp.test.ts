@@ -68,8 +68,7 @@ async function run(mode: 'starttls' | 'direct', resource: string): Promise<Outco
   child.stderr.on('data', (d) => (err += d));
   // The peer answers the client's hello, whichever resource it came from.
   const answer = (async () => {
-    const m = await peer.next(new RegExp(`<message[^>]*from="slix@localhost/${resource}"[^>]*>[\\s\\S]*?hello from slixmpp`), 40_000);
-    void m;
+    await peer.next(new RegExp(`<message[^>]*from="slix@localhost/${resource}"[^>]*>[\\s\\S]*?hello from slixmpp`), 40_000);
     peer.send(`<message to='slix@localhost/${resource}' type='chat'><body>hello back</body></message>`);
   })().catch(() => undefined);
   const code = await new Promise<number | null>((r) => child.on('close', r));
