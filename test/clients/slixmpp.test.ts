@@ -8,9 +8,7 @@ import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { connect as tlsConnect } from 'node:tls';
-import { once } from 'node:events';
-import { startServer, RawClient, OPEN, type TestServer } from '../helpers/xmpp.ts';
+import { startServer, rawLogin, type RawClient, type TestServer } from '../helpers/xmpp.ts';
 
 const PYTHON = '/usr/bin/python3'; // Debian's, where apt puts python3-slixmpp (not a pyenv shim)
 const SCRIPT = fileURLToPath(new URL('./slixmpp_client.py', import.meta.url));
@@ -28,7 +26,7 @@ test.before(async () => {
   server = await startServer();
   await server.addUser('slix');
   await server.addUser('peer');
-  peer = await tlsLogin(server.tlsPort, 'peer', 'desk');
+  peer = await rawLogin(server.tlsPort, 'peer', 'desk', 'secret', { directTls: true }); // the node requires TLS
 });
 test.after(async () => {
   peer?.close();
@@ -43,22 +41,6 @@ test.after(async () => {
     ].join('\n'));
   }
 });
-
-/** The second client: Direct TLS and PLAIN by hand, on a node with its default (TLS required) policy. */
-async function tlsLogin(port: number, user: string, resource: string): Promise<RawClient> {
-  const t = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, ALPNProtocols: ['xmpp-client'] });
-  await once(t, 'secureConnect');
-  const c = RawClient.wrap(t);
-  c.send(OPEN);
-  await c.next(/<\/stream:features>/);
-  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0secret`).toString('base64')}</auth>`);
-  await c.next(/<success/);
-  c.send(OPEN);
-  await c.next(/<\/stream:features>/);
-  c.send(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq><presence/>`);
-  await c.next(/id="b"/);
-  return c;
-}
 
 async function run(mode: 'starttls' | 'direct', resource: string): Promise<Outcome> {
   const port = mode === 'direct' ? server.tlsPort : server.port;

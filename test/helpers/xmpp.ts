@@ -60,6 +60,12 @@ export class RawClient {
   static connect(port: number): Promise<RawClient> {
     return new Promise((resolve, reject) => { const s = connect(port, '127.0.0.1', () => resolve(new RawClient(s))); s.once('error', reject); });
   }
+  /** Direct TLS (XEP-0368), the test's self-signed certificate accepted. */
+  static async connectTls(port: number): Promise<RawClient> {
+    const t = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false, ALPNProtocols: ['xmpp-client'] });
+    await once(t, 'secureConnect');
+    return new RawClient(t);
+  }
   send(data: string | Buffer): void { this.socket.write(data); }
   /** Waits until everything received so far matches `re`; returns the text. */
   waitFor(re: RegExp, ms = 5000): Promise<string> {
@@ -110,10 +116,10 @@ export async function starttls(c: RawClient, opts: TlsOptions = {}): Promise<{ c
   return { c: w, tls };
 }
 
-/** Logs in over a raw socket (PLAIN; the server must allow it, i.e. c2s_require_encryption false)
- *  and binds `resource`. */
-export async function rawLogin(port: number, user: string, resource: string, password = 'secret'): Promise<RawClient> {
-  const c = await RawClient.connect(port);
+/** Logs in over a raw socket (PLAIN; in plaintext the server must allow it, i.e.
+ *  c2s_require_encryption false; `directTls`: `port` is the Direct TLS one) and binds `resource`. */
+export async function rawLogin(port: number, user: string, resource: string, password = 'secret', o: { directTls?: boolean } = {}): Promise<RawClient> {
+  const c = o.directTls ? await RawClient.connectTls(port) : await RawClient.connect(port);
   c.send(OPEN);
   await c.waitFor(/<\/stream:features>/);
   c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`);
