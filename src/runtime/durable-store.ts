@@ -87,8 +87,11 @@ export class DurableStore {
     this.schedule();
   }
 
+  /** Reads see every write asked for before them: a restart right after a crash or a kill must not
+   *  read the snapshot (or the mailbox) from before a batch still being committed. */
   async loadMailbox(address: Address): Promise<StoredMessage[]> {
     if (!this.known.has(address)) return [];
+    await this.flushed();
     const prefix = mboxPrefix(address);
     const out: StoredMessage[] = [];
     for await (const value of this.db.values({ gte: prefix, lt: prefix + '\xff' })) out.push(JSON.parse(value));
@@ -98,6 +101,7 @@ export class DurableStore {
 
   async loadSnapshot(address: Address): Promise<StoredSnapshot | undefined> {
     if (!this.known.has(address)) return undefined;
+    await this.flushed();
     const v = await this.db.get(snapKey(address));
     return v === undefined ? undefined : JSON.parse(v);
   }
