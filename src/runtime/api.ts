@@ -1,6 +1,7 @@
-// The API an actor's machine uses from its actions, Erlang style: the scheduler sets the current actor
-// while it handles one message (xstate runs actions synchronously inside send), so `self()` and `send()`
-// need no plumbing through context — and a machine stays plain, persistable data.
+// The API an actor's machine uses from its actions, Erlang style: the scheduler knows which actor's
+// message is being handled (xstate runs actions synchronously inside send; a suspended handler's
+// awaits carry it along), so `self()` and `send()` need no plumbing through context — and a machine
+// stays plain, persistable data.
 import type { Address } from './address.ts';
 import type { ExitReason } from './protocol.ts';
 
@@ -24,6 +25,9 @@ export interface ActorContextApi {
   startTimer(name: string, ms: number, message: unknown): void;
   cancelTimer(name: string): void;
   retain(): Receipt | undefined;
+  suspend(promise: Promise<unknown>): void;
+  /** True while a message is being handled here (synchronously or after one of its awaits). */
+  inHandler(): boolean;
   messageId(): string | undefined;
   release(receipt: Receipt): void;
   persistNow(): void;
@@ -35,21 +39,13 @@ export interface ActorContextApi {
   service<T>(name: string): T;
 }
 
-let current: ActorContextApi | null = null;
-/** This thread's host, for the calls that do not depend on the current actor (release). */
+/** This thread's host; it knows which actor's message is being handled (across awaits too). */
 let thread: ActorContextApi | null = null;
 export function setThreadApi(api: ActorContextApi): void { thread = api; }
 
-/** Used by the scheduler only. */
-export function setCurrentActor(api: ActorContextApi | null): ActorContextApi | null {
-  const prev = current;
-  current = api;
-  return prev;
-}
-
 function ctx(): ActorContextApi {
-  if (!current) throw new Error('actor API used outside of an actor handling a message');
-  return current;
+  if (!thread?.inHandler()) throw new Error('actor API used outside of an actor handling a message');
+  return thread;
 }
 
 export const self = (): Address => ctx().self();
@@ -76,7 +72,11 @@ export const messageId = (): string | undefined => ctx().messageId();
 /** Keep the durable message being handled in LevelDB after the handler returns, until release(). */
 export const retain = (): Receipt | undefined => ctx().retain();
 /** Works outside a handler too (a promise callback): it only names the message. */
-export const release = (receipt: Receipt): void => (current ?? thread ?? ctx()).release(receipt);
+export const release = (receipt: Receipt): void => (thread ?? ctx()).release(receipt);
+/** Suspends this actor until the promise settles (see host.ts): its mailbox waits, the durable
+ *  message stays, and the machine then gets `{ type: 'runtime.resumed', value }`. A rejection
+ *  crashes the actor, and a durable message is redelivered to its restart. Once per message. */
+export const suspend = (promise: Promise<unknown>): void => ctx().suspend(promise);
 export const persistNow = (): void => ctx().persistNow();
 /** A function that sends a message to this actor later, from a promise callback or a timer: async work
  *  comes back as a message, so the actor still handles one message at a time. */

@@ -2,10 +2,18 @@
 // links, timers and hot reload. Each actor handles one message at a time, in order; the run loop gives
 // every ready actor at most BUDGET messages per turn and yields to I/O after SLICE_MS, so one busy
 // actor cannot starve the others on its thread.
+//
+// A handler may suspend its actor on a promise (the runtime API's suspend()): until it settles the
+// actor takes no other message, the durable message being handled stays in LevelDB, and no snapshot
+// is written; then the machine gets `runtime.resumed` with the value, as part of the same message. A
+// rejection (or EFFECT_TIMEOUT_MS without settling) crashes the actor and the message is redelivered
+// to its restart. The runtime API works across the handler's awaits: each message is a Frame, found
+// through AsyncLocalStorage (Prosody's util.async runner and OTP's process dictionary, in one).
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import { createActor, type AnyActor } from 'xstate';
 import { MAIN_THREAD, kindOf, type Address, type ThreadId } from './address.ts';
-import { setCurrentActor, setThreadApi, type ActorContextApi, type Receipt } from './api.ts';
+import { setThreadApi, type ActorContextApi, type Receipt } from './api.ts';
 import { Deque } from './deque.ts';
 import type { DurableStore, StoredMessage } from './durable-store.ts';
 import type { KindDefinition } from './kind.ts';
@@ -27,7 +35,28 @@ const SLICE_MS = 4;
 /** A durable message that crashed its receiver this many times is set aside as a dead letter. */
 const MAX_ATTEMPTS = 3;
 
-interface Item { from?: Address; msg: unknown; seq?: string; rec?: StoredMessage }
+interface Item {
+  from?: Address; msg: unknown; seq?: string; rec?: StoredMessage;
+  /** A `runtime.resumed` item: the message it continues (what a crash redelivers) and whether the
+   *  handler retained it before suspending. */
+  origin?: Item; retained?: boolean;
+}
+
+/** One message being handled, from its handler's first line to its last await. */
+interface Frame {
+  rec: ActorRecord;
+  item: Item;
+  /** The handler called retain(): the durable message outlives the handler. */
+  retained: boolean;
+  /** False once the message is done: a late callback of the handler may not act for the actor. */
+  open: boolean;
+  suspended: Promise<unknown> | null;
+}
+
+const frames = new AsyncLocalStorage<Frame>();
+
+/** An effect that has not settled after this long crashes its actor (OTP's call timeout, generously). */
+export const EFFECT_TIMEOUT_MS = 30_000;
 
 type Status = 'starting' | 'running' | 'crashed' | 'stopped' | 'moved';
 
@@ -62,6 +91,8 @@ interface ActorRecord {
   /** A snapshot to start from instead of storage (an actor moved here from another address). */
   handoff: Record<string, unknown> | null;
   watching: Map<number, Address> | null;
+  /** The message whose handler is suspended on a promise; the mailbox waits meanwhile. */
+  waiting: Frame | null;
 }
 
 export interface HostOptions {
@@ -78,9 +109,6 @@ export class ActorHost implements RouterSink {
   private kindLoading = new Map<string, Promise<KindDefinition>>();
   private runQueue = new Deque<ActorRecord>();
   private drainScheduled = false;
-  private current: ActorRecord | null = null;
-  private currentItem: Item | null = null;
-  private retainCurrent = false;
   private refCounter = 0;
   private replyCounter = 0;
   private replies = new Map<number, (c: Control) => void>();
@@ -221,6 +249,7 @@ export class ActorHost implements RouterSink {
       address, kind: kindOf(address), def: null, actor: null, status: 'starting', queue: new Deque(), inRun: false,
       handled: 0, lastSaved: undefined, lastActive: Date.now(), monitors: null, links: null, trap: false,
       timers: null, exitRequested: null, spawnInput, seen: null, mailboxLoaded: false, starting: null, persistRequested: false, moveTo: null, handoff: null, watching: null,
+      waiting: null,
     };
   }
 
@@ -231,8 +260,7 @@ export class ActorHost implements RouterSink {
     const actor = createActor(def.machine, opts as never);
     // Without an error listener xstate rethrows on a timer, which would take the whole thread down.
     actor.subscribe({ error: () => undefined });
-    const prev = this.enter(rec, null);
-    try { actor.start(); } finally { this.leave(prev); }
+    this.inFrame(rec, { msg: null }, () => actor.start());
     rec.lastSaved = snapshot ? actor.getSnapshot() : undefined;
     return actor;
   }
@@ -304,7 +332,7 @@ export class ActorHost implements RouterSink {
   private enqueueFront(rec: ActorRecord, item: Item): void { rec.queue.unshift(item); }
 
   private schedule(rec: ActorRecord): void {
-    if (rec.inRun || rec.queue.length === 0) return;
+    if (rec.inRun || rec.waiting || rec.queue.length === 0) return;
     rec.inRun = true;
     this.runQueue.push(rec);
     if (!this.drainScheduled) { this.drainScheduled = true; setImmediate(this.drain); }
@@ -316,7 +344,7 @@ export class ActorHost implements RouterSink {
     let rec: ActorRecord | undefined;
     while ((rec = this.runQueue.shift())) {
       rec.inRun = false;
-      for (let n = 0; n < BUDGET && rec.status === 'running' && rec.queue.length > 0; n++) this.handle(rec, rec.queue.shift()!);
+      for (let n = 0; n < BUDGET && rec.status === 'running' && !rec.waiting && rec.queue.length > 0; n++) this.handle(rec, rec.queue.shift()!);
       if (rec.status === 'running') this.schedule(rec);
       if (performance.now() > deadline) break;
     }
@@ -325,22 +353,23 @@ export class ActorHost implements RouterSink {
 
   private handle(rec: ActorRecord, item: Item): void {
     const actor = rec.actor!;
-    const prev = this.enter(rec, item);
     let error: unknown;
+    let frame: Frame;
     try {
-      actor.send(item.msg as never);
+      frame = this.inFrame(rec, item, () => actor.send(item.msg as never));
     } catch (err) {
       error = err;
-    } finally {
-      this.leave(prev);
+      frame = (err as { frame?: Frame }).frame!;
     }
     const snap = actor.getSnapshot();
     if (error === undefined && snap.status === 'error') error = snap.error;
-    if (error !== undefined) { this.crash(rec, error instanceof Error ? `${error.message}` : String(error), item, error); return; }
+    if (error !== undefined) { frame.open = false; this.crash(rec, reasonOf(error), item, error); return; }
+    if (frame.suspended) { this.suspend(rec, frame); return; }
+    frame.open = false;
     rec.handled++;
     this.handledTotal++;
     rec.lastActive = Date.now();
-    if (item.seq && !this.retainCurrent) this.o.store.removeMessage(rec.address, item.seq);
+    if (item.seq && !frame.retained) this.o.store.removeMessage(rec.address, item.seq);
     if ((rec.persistRequested || (rec.def!.persist === 'always' && snap !== rec.lastSaved)) && snap.status === 'active') this.saveSnapshot(rec, snap);
     rec.persistRequested = false;
     if (snap.status === 'done') { this.stop(rec, 'normal'); return; }
@@ -348,17 +377,34 @@ export class ActorHost implements RouterSink {
     if (rec.exitRequested) this.exitRequested(rec);
   }
 
-  private enter(rec: ActorRecord, item: Item | null): ActorContextApi | null {
-    this.current = rec;
-    this.currentItem = item;
-    this.retainCurrent = false;
-    return setCurrentActor(this.api);
+  /** Runs f as the actor handling item; the frame comes back (attached to an error f throws). */
+  private inFrame(rec: ActorRecord, item: Item, f: () => void): Frame {
+    const frame: Frame = { rec, item, retained: item.retained ?? false, open: true, suspended: null };
+    try {
+      frames.run(frame, f);
+    } catch (err) {
+      throw Object.assign(err instanceof Error ? err : new Error(String(err)), { frame });
+    }
+    return frame;
   }
 
-  private leave(prev: ActorContextApi | null): void {
-    this.current = null;
-    this.currentItem = null;
-    setCurrentActor(prev);
+  /** The handler suspended: nothing more of this actor runs until its promise settles. */
+  private suspend(rec: ActorRecord, frame: Frame): void {
+    rec.waiting = frame;
+    const promise = frame.suspended!;
+    frame.suspended = null;
+    const settle = (error: unknown, value?: unknown) => {
+      clearTimeout(timer);
+      if (rec.waiting !== frame) return; // the actor ended meanwhile (killed, shut down)
+      rec.waiting = null;
+      frame.open = false;
+      const origin = frame.item.origin ?? frame.item;
+      if (error !== undefined) { this.crash(rec, reasonOf(error), origin, error); return; }
+      this.enqueueFront(rec, { from: origin.from, msg: { type: 'runtime.resumed', value }, seq: origin.seq, rec: origin.rec, origin, retained: frame.retained });
+      this.schedule(rec);
+    };
+    const timer = setTimeout(() => settle(new Error(`effect did not settle within ${EFFECT_TIMEOUT_MS} ms`)), EFFECT_TIMEOUT_MS);
+    promise.then((v) => settle(undefined, v), (e: unknown) => settle(e ?? new Error('effect rejected')));
   }
 
   private saveSnapshot(rec: ActorRecord, snap: unknown): void {
@@ -409,9 +455,10 @@ export class ActorHost implements RouterSink {
   }
 
   /** An abnormal end. The record (and its queue) stays until the supervisor restarts or forgets it. */
-  private crash(rec: ActorRecord, reason: ExitReason, item?: Item, error?: unknown): void {
+  private crash(rec: ActorRecord, reason: ExitReason, crashed?: Item, error?: unknown): void {
     this.crashes++;
-    this.halt(rec, 'crashed');
+    const item = crashed?.origin ?? crashed;
+    this.halt(rec, 'crashed', item);
     if (item?.seq && item.rec) {
       item.rec.attempts++;
       if (item.rec.attempts >= MAX_ATTEMPTS) {
@@ -427,7 +474,16 @@ export class ActorHost implements RouterSink {
     this.notifyExit(rec, reason);
   }
 
-  private halt(rec: ActorRecord, status: Status): void {
+  /** Ends the machine. A durable message suspended in its handler (and not the one that crashed it)
+   *  goes back to the head of the queue, for the restart. */
+  private halt(rec: ActorRecord, status: Status, crashed?: Item): void {
+    const w = rec.waiting;
+    if (w) {
+      rec.waiting = null;
+      w.open = false;
+      const origin = w.item.origin ?? w.item;
+      if (origin !== crashed && origin.seq) rec.queue.unshift(origin);
+    }
     rec.status = status;
     if (rec.timers) for (const t of rec.timers.values()) clearTimeout(t);
     rec.timers = null;
@@ -437,7 +493,7 @@ export class ActorHost implements RouterSink {
 
   /** Like Erlang's exit(Pid, Reason) from outside: between two of the target's messages. */
   private terminate(rec: ActorRecord, reason: ExitReason): void {
-    if (this.current === rec) { rec.exitRequested = reason; return; }
+    if (frames.getStore()?.rec === rec && !rec.waiting) { rec.exitRequested = reason; return; }
     if (rec.status === 'starting') { this.records.delete(rec.address); rec.status = 'stopped'; this.notifyExit(rec, reason); return; }
     if (reason === 'normal' || reason === 'shutdown') this.stop(rec, reason);
     else this.crash(rec, reason);
@@ -553,7 +609,8 @@ export class ActorHost implements RouterSink {
   async shutdown(): Promise<void> {
     for (const rec of [...this.records.values()]) {
       if (rec.status === 'running') {
-        if (rec.def?.persist === 'always' && rec.actor) this.saveSnapshot(rec, rec.actor.getSnapshot());
+        // A suspended actor's state is half a message: its last snapshot stays and the message replays.
+        if (rec.def?.persist === 'always' && rec.actor && !rec.waiting) this.saveSnapshot(rec, rec.actor.getSnapshot());
         this.halt(rec, 'stopped');
       }
     }
@@ -570,9 +627,9 @@ export class ActorHost implements RouterSink {
 
   private readonly api: ActorContextApi = {
     self: () => this.cur().address,
-    sender: () => this.currentItem?.from,
-    send: (to, message) => this.router.send({ t: to, f: this.current?.address, m: message }),
-    sendDurable: (to, message) => this.durable.send(to, this.current?.address, message),
+    sender: () => this.frame()?.item.from,
+    send: (to, message) => this.router.send({ t: to, f: this.frame()?.rec.address, m: message }),
+    sendDurable: (to, message) => this.durable.send(to, this.frame()?.rec.address, message),
     spawn: (address, input) => this.request(MAIN_THREAD, (reply) => ({ c: 'spawn', address, restore: false, input, reply }))
       .then((c) => { if (c.c === 'spawned' && c.error) throw new Error(c.error); }),
     monitor: (target) => {
@@ -609,13 +666,20 @@ export class ActorHost implements RouterSink {
       const t = rec.timers?.get(name);
       if (t) { clearTimeout(t); rec.timers!.delete(name); }
     },
-    messageId: () => this.currentItem?.seq,
+    messageId: () => this.frame()?.item.seq,
     retain: (): Receipt | undefined => {
-      const item = this.currentItem;
-      if (!item?.seq) return undefined;
-      this.retainCurrent = true;
-      return { address: this.cur().address, seq: item.seq };
+      const f = this.frame();
+      if (!f?.item.seq) return undefined;
+      f.retained = true;
+      return { address: f.rec.address, seq: f.item.seq };
     },
+    suspend: (promise) => {
+      const f = this.frame();
+      if (!f) throw new Error('suspend() used outside of a handler');
+      if (f.suspended) throw new Error('suspend() called twice for one message');
+      f.suspended = promise;
+    },
+    inHandler: () => this.frame() !== undefined,
     release: (receipt) => this.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq }),
     persistNow: () => { this.cur().persistRequested = true; },
     later: () => {
@@ -635,7 +699,7 @@ export class ActorHost implements RouterSink {
       if (kindOf(address) !== rec.kind) throw new Error(`moveTo: ${address} is not a ${rec.kind} address`);
       rec.moveTo = address;
     },
-    log: (level, text) => this.o.log(level, `${this.current?.address ?? '?'}: ${text}`),
+    log: (level, text) => this.o.log(level, `${this.frame()?.rec.address ?? '?'}: ${text}`),
     service: <T>(name: string): T => {
       const s = this.o.services.get(name);
       if (s === undefined) throw new Error(`no service '${name}' on this scheduler`);
@@ -643,8 +707,17 @@ export class ActorHost implements RouterSink {
     },
   };
 
+  /** The message being handled here, synchronously or after one of its handler's awaits. */
+  private frame(): Frame | undefined {
+    const f = frames.getStore();
+    return f?.open ? f : undefined;
+  }
+
   private cur(): ActorRecord {
-    if (!this.current) throw new Error('actor API used outside of a handler');
-    return this.current;
+    const f = this.frame();
+    if (!f) throw new Error('actor API used outside of a handler (or after its message was handled)');
+    return f.rec;
   }
 }
+
+const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -37,5 +37,7 @@ export type RuntimeEvent =
   | { type: 'runtime.down'; address: Address; ref: number; reason: string }
   | { type: 'runtime.exit'; from: Address; reason: string }
   | { type: 'runtime.restored'; reason: string }
+  /** The promise a handler suspended on (api suspend()) settled with value: the same message goes on. */
+  | { type: 'runtime.resumed'; value: unknown }
   /** First message of an actor that moveTo() brought here: it now exists at its new address. */
   | { type: 'runtime.moved' };
