@@ -26,7 +26,7 @@ interface Ctx extends SessionCtx {
   awaitUser: boolean; awaitConn: boolean;
 }
 
-type Ev = ToSession | ToSessionFromUser | RuntimeEvent | { type: 'sasl'; step: SaslStep } | { type: 'module'; module: string; data: unknown } | { type: 'internal.close' };
+type Ev = ToSession | ToSessionFromUser | RuntimeEvent | { type: 'sasl'; step: SaslStep } | { type: 'internal.close' };
 
 const go = (next: Next) => ({ next });
 const isNext = (n: Next) => ({ context }: { context: Ctx }) => context.next === n;

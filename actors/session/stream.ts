@@ -1,7 +1,7 @@
 // The session's protocol work as plain functions of (context, input) → effects + context patch; the
 // machine (machine.ts) decides which run in which state. Effects go out through the runtime API.
 import { randomBytes } from 'node:crypto';
-import { courier, later, log, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import { courier, later, log, release, retain, self, send, sendDurable, service, suspend } from '../../src/runtime/api.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
 import type { ChannelBindings, ConnInfo, ToConn } from '../../src/net/c2s-protocol.ts';
@@ -333,16 +333,14 @@ function hostIq(ctx: SessionCtx, xml: string, h: StanzaHeader, from: Jid, to: Ji
   if (!payload) { reply(ctx, stanzaError(h, 'modify', 'bad-request', 'empty iq')); return; }
   const handler = svc.modules.iqHandler(h.type!, 'host', payload.getXmlns());
   if (!handler) { reply(ctx, stanzaError(h, 'cancel', 'service-unavailable')); return; }
-  const later_ = later();
-  dispatchIq(handler, {
+  const pending = dispatchIq(handler, {
     host: ctx.host!, now: () => Date.now(), storage: svc.storage,
     route: (s) => send(`user:${from.toBareString()}`, { type: 'route', xml: typeof s === 'string' ? s : serialize(s) } satisfies ToUser),
     log: (level, text) => log(level, text),
-    later: (module) => (data) => later_({ type: 'module', module, data }),
-    keep: () => () => undefined,
     stanza, payload, from, to, type: h.type as 'get' | 'set',
     session: sessionContext(ctx),
   }, h, (out) => reply(ctx, out));
+  if (pending) suspend(pending); // an async handler: this session's next stanza waits for its answer
 }
 
 export function sessionContext(ctx: SessionCtx): SessionContext {

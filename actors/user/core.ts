@@ -1,14 +1,17 @@
 // The user actor's work: one account's sessions, routing of stanzas addressed to it (RFC 6121 §8.5),
-// and the hooks that modules (roster, presence, offline, ...) run on. Pure functions over the
-// context; effects through the runtime API.
-import { later, log, monitor, release, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
+// and the hooks that modules (roster, presence, offline, ...) run on. Functions over the context;
+// effects through the runtime API. A hook may be async: then the step is a promise of its patch and
+// the actor is suspended on it (the machine applies the patch when it resumes).
+import { log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
+import { andThen } from '../../src/xmpp/module.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { serialize } from '../../src/xml/builder.ts';
 import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
 import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
-import type { SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
+import { parsePriority } from '../../src/xmpp/priority.ts';
+import type { Hooks as UserHooks, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
 import type { XmppService } from '../../src/xmpp/service.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
@@ -33,10 +36,12 @@ const xmpp = () => service<XmppService>('xmpp');
 
 /** The context changes of one message, applied by the machine with assign(). */
 export type Patch = Partial<UserCtx>;
+/** A patch now, or once the async hooks it ran have settled. */
+export type Step = Patch | Promise<Patch>;
 
 // ---- sessions -----------------------------------------------------------------------------------
 
-export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Patch {
+export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Step {
   const svc = xmpp();
   const existing = ctx.sessions[m.resource];
   if (existing) {
@@ -57,15 +62,15 @@ export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Patc
   return bindNow(ctx, m.resource, m.session);
 }
 
-function bindNow(ctx: UserCtx, resource: string, address: string): Patch {
+function bindNow(ctx: UserCtx, resource: string, address: string): Step {
   const info: SessionInfo = { resource, address, presence: null, priority: 0, interested: false, features: {} };
   const sessions = { ...ctx.sessions, [resource]: info };
   const { [resource]: _, ...pendingBinds } = ctx.pendingBinds;
   void _;
   sendBindOk(ctx, resource);
   const next = { ...ctx, sessions, pendingBinds };
-  runHook(next, 'session/bound', (c) => ({ ...c, user: userContext(next), resource }));
-  return { sessions: next.sessions, pendingBinds, mods: next.mods };
+  return andThen(xmpp().modules.run('session/bound', { ...stanzaContext(next), user: userContext(next), resource }),
+    () => ({ sessions: next.sessions, pendingBinds, mods: next.mods }));
 }
 
 /** The session asked under its pre-bind name; `bind-ok` reaches it there or, once moved, forwarded. */
@@ -81,15 +86,15 @@ export function rememberBinder(ctx: UserCtx, resource: string, from: string | un
 }
 
 /** A session ended. A login waiting for this resource (a conflict) is bound now. */
-export function onUnbind(ctx: UserCtx, resource: string): Patch {
+export function onUnbind(ctx: UserCtx, resource: string): Step {
   if (!ctx.sessions[resource]) return {};
-  const user = userContext(ctx);
-  runHook(ctx, 'session/unbound', (c) => ({ ...c, user, resource }));
-  const { [resource]: _, ...sessions } = ctx.sessions;
-  void _;
-  const { [resource]: _w, ...watch } = ctx.watch;
-  void _w;
-  return { sessions, watch, mods: ctx.mods };
+  return andThen(xmpp().modules.run('session/unbound', { ...stanzaContext(ctx), user: userContext(ctx), resource }), () => {
+    const { [resource]: _, ...sessions } = ctx.sessions;
+    void _;
+    const { [resource]: _w, ...watch } = ctx.watch;
+    void _w;
+    return { sessions, watch, mods: ctx.mods };
+  });
 }
 
 export function onArrived(ctx: UserCtx, resource: string): Patch {
@@ -98,25 +103,27 @@ export function onArrived(ctx: UserCtx, resource: string): Patch {
   return { watch: { ...ctx.watch, [resource]: monitor(s.address) } };
 }
 
-export function onStarted(ctx: UserCtx): Patch {
+export function onStarted(ctx: UserCtx): Step {
   const user = userContext(ctx);
-  xmpp().modules.run('user/started', { ...stanzaContext(ctx), user });
-  // Monitors do not survive a restart: watch every session again.
-  const watch = Object.fromEntries(user.sessions().map((s) => [s.resource, monitor(s.address)]));
-  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods, watch, replacing: {} };
+  return andThen(xmpp().modules.run('user/started', { ...stanzaContext(ctx), user }), () => {
+    // Monitors do not survive a restart: watch every session again.
+    const watch = Object.fromEntries(user.sessions().map((s) => [s.resource, monitor(s.address)]));
+    return { sessions: sessionsOf(user), mods: ctx.mods, watch, replacing: {} };
+  });
 }
 
 /** A watched session ended: a replaced one completes a pending bind; a vanished one is dropped. */
-export function onDown(ctx: UserCtx, address: string, reason: string, ref: number): Patch {
+export function onDown(ctx: UserCtx, address: string, reason: string, ref: number): Step {
   const replaced = ctx.replacing[ref];
   if (replaced !== undefined) {
     // The replaced session is gone: its address is free for the new one.
     const { [ref]: _, ...replacing } = ctx.replacing;
     void _;
-    const gone = ctx.sessions[replaced] ? onUnbind(ctx, replaced) : {};
-    const c = { ...ctx, ...gone, replacing };
-    const pending = c.pendingBinds[replaced];
-    return pending ? { ...gone, replacing, ...bindNow(c, replaced, pending) } : { ...gone, replacing };
+    return andThen(ctx.sessions[replaced] ? onUnbind(ctx, replaced) : {}, (gone) => {
+      const c = { ...ctx, ...gone, replacing };
+      const pending = c.pendingBinds[replaced];
+      return pending ? andThen(bindNow(c, replaced, pending), (bound) => ({ ...gone, replacing, ...bound })) : { ...gone, replacing };
+    });
   }
   const resource = Object.keys(ctx.watch).find((r) => ctx.watch[r] === ref);
   if (!resource || ctx.sessions[resource]?.address !== address) return {};
@@ -132,7 +139,7 @@ export function onDown(ctx: UserCtx, address: string, reason: string, ref: numbe
 // ---- routing ------------------------------------------------------------------------------------
 
 /** A stanza addressed to this account (RFC 6121 §8.5). */
-export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
+export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
   // Everything routed here was stamped by the server; anything else is a bug upstream: drop it.
   if (!h.to || !h.from) return {};
   const to = parseJid(h.to);
@@ -141,8 +148,10 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
   if (h.name === 'presence') {
     const stanza = parseElement(xml);
     const ev = { ...stanzaContext(ctx), stanza, xml, from, to, user: userContext(ctx) };
-    if (!xmpp().modules.run('presence/in', ev)) for (const s of available(ctx)) deliver(ctx, s, xml, false);
-    return { sessions: ev.user.sessions().reduce((a, s) => ({ ...a, [s.resource]: s }), {} as Record<string, SessionInfo>), mods: ctx.mods };
+    return andThen(xmpp().modules.run('presence/in', ev), (handled) => {
+      if (!handled) for (const s of available(ctx)) deliver(ctx, s, xml, false);
+      return { sessions: sessionsOf(ev.user), mods: ctx.mods };
+    });
   }
   // iq
   if (to.resource) {
@@ -155,16 +164,23 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
   return {};
 }
 
-function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Patch {
-  const type = h.type ?? 'normal';
+function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Step {
   const svc = xmpp();
   // Hook events (a full parse) are built only when a module listens: this is the chat hot path.
   const event = () => ({ ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user: userContext(ctx) });
-  const delivered = () => { if (svc.modules.has('message/delivered')) svc.modules.run('message/delivered', event()); };
-  if (svc.modules.has('message/in') && svc.modules.run('message/in', event())) return { mods: ctx.mods };
+  if (!svc.modules.has('message/in')) return deliverMessage(ctx, xml, h, to, event);
+  return andThen(svc.modules.run('message/in', event()), (handled) => (handled ? { mods: ctx.mods } : deliverMessage(ctx, xml, h, to, event)));
+}
+
+type MessageEventOf = () => UserHooks['message/delivered'];
+
+function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, event: MessageEventOf): Step {
+  const type = h.type ?? 'normal';
+  const svc = xmpp();
+  const delivered = (): Step => (svc.modules.has('message/delivered') ? andThen(svc.modules.run('message/delivered', event()), () => ({ mods: ctx.mods })) : {});
   if (to.resource) {
     const s = ctx.sessions[to.resource];
-    if (s) { deliver(ctx, s, xml, true); delivered(); return {}; }
+    if (s) { deliver(ctx, s, xml, true); return delivered(); }
     // §8.5.3.2.1: no such resource — chat/normal as if to the bare JID; groupchat errors; others drop.
     if (type === 'groupchat') { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
     if (type === 'headline' || type === 'error') return {};
@@ -174,16 +190,16 @@ function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from:
   const candidates = available(ctx).filter((s) => s.priority >= 0);
   if (candidates.length === 0) {
     if (type === 'headline') return {};
-    const ev = event();
-    if (!svc.modules.run('message/undeliverable', ev)) bounceError(h, 'cancel', 'service-unavailable');
-    return { mods: ctx.mods };
+    return andThen(svc.modules.run('message/undeliverable', event()), (handled) => {
+      if (!handled) bounceError(h, 'cancel', 'service-unavailable');
+      return { mods: ctx.mods };
+    });
   }
   // chat/normal go to the highest priority (all of them on a tie); headline to every non-negative one.
   const top = Math.max(...candidates.map((s) => s.priority));
   const targets = type === 'headline' ? candidates : candidates.filter((s) => s.priority === top);
   targets.forEach((s, i) => deliver(ctx, s, xml, i === 0));
-  delivered();
-  return {};
+  return delivered();
 }
 
 function available(ctx: UserCtx): SessionInfo[] {
@@ -224,26 +240,24 @@ export function routeOut(xml: string): void {
 }
 
 /** Presence one of our sessions sent: modules (presence) broadcast it; without them it is dropped. */
-export function onOut(ctx: UserCtx, xml: string, h: StanzaHeader, resource: string): Patch {
+export function onOut(ctx: UserCtx, xml: string, h: StanzaHeader, resource: string): Step {
   if (!ctx.sessions[resource]) return {};
   const from = parseJid(h.from!);
   const to = h.to ? parseJid(h.to) : parseJid(ctx.jid);
   const user = userContext(ctx);
-  const handled = xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource });
-  // With no presence module, still record the session's availability: routing depends on it.
-  if (!handled && !h.to) {
-    const p = parseElement(xml);
-    user.setPresence(resource, h.type === 'unavailable' ? null : xml, Number(p.getChildText('priority') ?? 0) || 0);
-  }
-  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
+  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource }), (handled) => {
+    // With no presence module, still record the session's availability: routing depends on it.
+    if (!handled && !h.to) user.setPresence(resource, h.type === 'unavailable' ? null : xml, parsePriority(parseElement(xml)));
+    return { sessions: sessionsOf(user), mods: ctx.mods };
+  });
 }
 
-export function onIqSelf(ctx: UserCtx, xml: string, h: StanzaHeader): Patch {
+export function onIqSelf(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
   // An IQ with no 'to' is answered from the account's bare JID (RFC 6120 §10.3.3).
   return runIq(ctx, xml, h.to ? h : { ...h, to: ctx.jid }, parseJid(h.from!), parseJid(ctx.jid), 'self');
 }
 
-function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare'): Patch {
+function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare'): Step {
   const svc = xmpp();
   const stanza = parseElement(xml);
   const payload = stanza.children.find((c): c is XmlElement => typeof c !== 'string');
@@ -253,12 +267,12 @@ function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, t
   const handler = svc.modules.iqHandler(h.type!, target, ns) ?? (target === 'self' ? svc.modules.iqHandler(h.type!, 'host', ns) : undefined);
   if (!handler) { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
   const user = userContext(ctx);
-  dispatchIq(handler, { ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, routeOut);
-  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
+  return andThen(dispatchIq(handler, { ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, routeOut),
+    () => ({ sessions: sessionsOf(user), mods: ctx.mods }));
 }
 
 /** A stanza a closing session could not deliver: to another resource, or offline. */
-export function onRedeliver(ctx: UserCtx, xml: string, except: string): Patch {
+export function onRedeliver(ctx: UserCtx, xml: string, except: string): Step {
   let h: StanzaHeader;
   let from: Jid;
   try {
@@ -276,30 +290,18 @@ export function onRedeliver(ctx: UserCtx, xml: string, except: string): Patch {
   return routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from);
 }
 
-export function onModule(ctx: UserCtx, module: string, data: unknown): Patch {
-  const h = xmpp().modules.later(module);
-  if (!h) return {};
-  const user = userContext(ctx);
-  h(data, { ...stanzaContext(ctx), user });
-  return { sessions: Object.fromEntries(user.sessions().map((s) => [s.resource, s])), mods: ctx.mods };
-}
+const sessionsOf = (user: UserContext): Record<string, SessionInfo> => Object.fromEntries(user.sessions().map((s) => [s.resource, s]));
 
 // ---- module views ---------------------------------------------------------------------------------
 
 function stanzaContext(ctx: UserCtx): StanzaContext {
   const svc = xmpp();
-  const l = later();
   return {
     host: parseJid(ctx.jid).domain,
     now: () => Date.now(),
     route: (s) => routeOut(typeof s === 'string' ? s : serialize(s)),
     storage: svc.storage,
     log: (level, text) => { if (level !== 'debug') console.error(`[${level}] ${ctx.jid}: ${text}`); },
-    later: (module) => (data) => l({ type: 'module', module, data } satisfies ToUser),
-    keep: () => {
-      const r = retain();
-      return () => { if (r) release(r); };
-    },
   };
 }
 
@@ -310,8 +312,10 @@ export function userContext(ctx: UserCtx): UserContext {
     jid,
     sessions: () => Object.values(ctx.sessions),
     session: (r) => ctx.sessions[r],
-    // Durable: a module handing over stored mail (offline) deletes its copy right after.
-    deliver: (r, stanza) => { const s = ctx.sessions[r]; if (s) void sendDurable(s.address, { type: 'deliver', xml: typeof stanza === 'string' ? stanza : serialize(stanza) } satisfies ToSessionFromUser); },
+    deliver: (r, stanza) => {
+      const s = ctx.sessions[r];
+      return s ? sendDurable(s.address, { type: 'deliver', xml: typeof stanza === 'string' ? stanza : serialize(stanza) } satisfies ToSessionFromUser) : Promise.resolve();
+    },
     state: <T>(module: string, init: () => T) => (ctx.mods[module] ?? (ctx.mods = { ...ctx.mods, [module]: init() })[module]) as T,
     setState: (module, value) => { ctx.mods = { ...ctx.mods, [module]: value }; },
     setSessionFeature: (r, key, value) => update(ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } })),
@@ -323,8 +327,4 @@ export function userContext(ctx: UserCtx): UserContext {
 function update(ctx: UserCtx, r: string, f: (s: SessionInfo) => SessionInfo): void {
   const s = ctx.sessions[r];
   if (s) ctx.sessions = { ...ctx.sessions, [r]: f(s) };
-}
-
-function runHook<K extends 'session/bound' | 'session/unbound'>(ctx: UserCtx, name: K, make: (c: StanzaContext) => any): void {
-  xmpp().modules.run(name, make(stanzaContext(ctx)));
 }

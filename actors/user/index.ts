@@ -2,19 +2,23 @@
 // account's bound sessions and routes what is addressed to the account. Its snapshot (sessions,
 // small module state) is saved whenever it changes, so a crash restarts it where it was.
 import { enqueueActions, setup } from 'xstate';
-import { send, sender } from '../../src/runtime/api.ts';
+import { send, sender, suspend } from '../../src/runtime/api.ts';
 import { defineKind } from '../../src/runtime/kind.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
-import { initialUserContext, onArrived, onStarted, onBind, onDown, onIqSelf, onModule, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeOut, type Patch, type UserCtx } from './core.ts';
+import { andThen } from '../../src/xmpp/module.ts';
+import { initialUserContext, onArrived, onStarted, onBind, onDown, onIqSelf, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeOut, type Patch, type Step, type UserCtx } from './core.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 type Ev = ToUser | RuntimeEvent;
 
 /** Handlers work on a copy of the context (module views mutate it); the copy plus patch is the new
- *  context — assigned only if a value changed, since a new context means a snapshot write. */
-const step = <E extends Ev>(f: (w: UserCtx, e: E) => Patch) => enqueueActions<UserCtx, E, undefined, Ev, never, never, never, never, never>(({ context, event, enqueue }) => {
+ *  context — assigned only if a value changed, since a new context means a snapshot write. A step
+ *  that is still running (async hooks) suspends the actor; its patch comes back in runtime.resumed. */
+const step = <E extends Ev>(f: (w: UserCtx, e: E) => Step) => enqueueActions<UserCtx, E, undefined, Ev, never, never, never, never, never>(({ context, event, enqueue }) => {
   const w = { ...context };
-  const next = { ...w, ...f(w, event) };
+  const r = f(w, event);
+  if (r instanceof Promise) { suspend(r.then((patch) => ({ ...w, ...patch }))); return; }
+  const next = { ...w, ...r };
   if ((Object.keys(next) as Array<keyof UserCtx>).some((k) => next[k] !== context[k])) enqueue.assign(next);
 });
 
@@ -25,22 +29,18 @@ const machine = setup({
   context: ({ input }) => initialUserContext(input.address),
   on: {
     bind: { actions: step((w, e) => { rememberBinder(w, e.resource, sender()); return onBind(w, e); }) },
-    unbind: {
-      actions: [
-        step((w, e) => onUnbind(w, e.resource)),
-        ({ event }) => { const s = sender(); if (s) send(s, { type: 'unbound' } satisfies ToSessionFromUser); void event; },
-      ],
-    },
+    // 'unbound' promises the session that nothing more comes: it is sent once the hooks have run.
+    unbind: { actions: step((w, e) => { const s = sender(); return andThen(onUnbind(w, e.resource), (p) => { if (s) send(s, { type: 'unbound' } satisfies ToSessionFromUser); return p; }); }) },
     stanza: { actions: step((w, e) => onStanza(w, e.xml, e.h)) },
     out: { actions: step((w, e) => onOut(w, e.xml, e.h, e.resource)) },
     'iq-self': { actions: step((w, e) => onIqSelf(w, e.xml, e.h)) },
     route: { actions: ({ event }) => routeOut(event.xml) },
     redeliver: { actions: step((w, e) => onRedeliver(w, e.xml, e.except)) },
-    module: { actions: step((w, e) => onModule(w, e.module, e.data)) },
     arrived: { actions: step((w, e) => onArrived(w, e.resource)) },
     'runtime.down': { actions: step((w, e) => onDown(w, e.address, e.reason, e.ref)) },
     // After a crash or a reload: modules reconcile their state (e.g. sessions that vanished meanwhile).
     'runtime.restored': { actions: step((w) => onStarted(w)) },
+    'runtime.resumed': { actions: step((_, e) => e.value as Patch) },
   },
 });
 

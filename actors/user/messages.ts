@@ -17,7 +17,6 @@ export type ToUser =
   | { type: 'route'; xml: string }
   /** A stanza a closing session could not deliver: route it again, to other resources or offline. */
   | { type: 'redeliver'; xml: string; except: string }
-  | { type: 'module'; module: string; data: unknown }
   /** A bound session has arrived at its `session:<full JID>` address: watch it from now on. */
   | { type: 'arrived'; resource: string };
 

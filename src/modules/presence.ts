@@ -7,10 +7,11 @@ import { parseElement, type XmlElement } from '../xml/element.ts';
 import { delayElement, withDelay } from '../xmpp/delay.ts';
 import { stanzaErrorElement } from '../xmpp/errors.ts';
 import type { Jid } from '../xmpp/jid.ts';
-import { defineModule, type PresenceEvent, type SessionEvent, type UserContext } from '../xmpp/module.ts';
+import { andThen, defineModule, type PresenceEvent, type SessionEvent, type UserContext } from '../xmpp/module.ts';
 import { NS } from '../xmpp/namespaces.ts';
+import { parsePriority } from '../xmpp/priority.ts';
 import {
-  availableSessions, busy, enqueue, hasFrom, hasTo, limitsFor, loadAll, loadForChange, loadItem, newItem, resume, saveItem,
+  availableSessions, hasFrom, hasTo, limitsFor, loadAll, loadForChange, loadItem, newItem, saveItem,
   sendPresenceOf, type ActorContext, type ItemAndVersion, type RosterItem, type Subscription,
 } from './roster-store.ts';
 
@@ -34,13 +35,6 @@ function getState(user: UserContext): PresenceState {
   return user.state<PresenceState>(MODULE, () => ({ res: {}, lastUnavailable: null }));
 }
 
-/** RFC 6121 §4.7.2.3: an integer in -128..127, 0 when absent. Out of range is clamped; not a number is 0. */
-export function parsePriority(stanza: XmlElement): number {
-  const text = stanza.getChildText('priority')?.trim();
-  if (text === undefined || !/^[+-]?\d{1,12}$/.test(text)) return 0;
-  return Math.min(127, Math.max(-128, Number(text)));
-}
-
 const addTo = (s: Subscription): Subscription => (s === 'from' ? 'both' : s === 'none' ? 'to' : s);
 const dropTo = (s: Subscription): Subscription => (s === 'both' ? 'from' : s === 'to' ? 'none' : s);
 const addFrom = (s: Subscription): Subscription => (s === 'to' ? 'both' : s === 'none' ? 'from' : s);
@@ -57,24 +51,24 @@ function parseStored(xml: string): XmlElement {
 }
 
 // ---- outbound: what the user's client sent -------------------------------------------------------
+// Handlers that read the roster are async (the user actor waits for them); the others stay synchronous.
 
-function outbound(ev: PresenceEvent & { resource: string }, maxItems: number): void {
+type Outbound = PresenceEvent & { resource: string };
+
+function outbound(ev: Outbound, maxItems: number): void | Promise<void> {
   const user = ev.user;
   const type = ev.stanza.attr('type');
   const hasTarget = ev.stanza.attr('to') !== undefined;
   const full = fullOf(user, ev.resource);
   if (type === undefined || type === 'unavailable') {
-    if (!hasTarget) broadcast(ev, full, type === undefined);
-    else directed(ev, full, type === undefined);
-    return;
+    return hasTarget ? directed(ev, full, type === undefined) : broadcast(ev, full, type === undefined);
   }
   if (SUBSCRIPTION_TYPES.has(type)) {
     if (!hasTarget) { refuse(ev, 'bad-request', 'a subscription request needs a to'); return; }
     const contact = ev.to.bare();
     // An account is implicitly subscribed to itself (RFC 6121 §4.2.2); there is no state to change.
     if (contact.bareEquals(user.jid)) return;
-    outboundSubscription(ev, type as SubscriptionType, contact.toString(), maxItems);
-    return;
+    return outboundSubscription(ev, type as SubscriptionType, contact.toString(), maxItems);
   }
   if (type === 'probe' || type === 'error') {
     if (hasTarget) ev.route(ev.stanza.withAttrs({ from: full, to: ev.to.toString() }));
@@ -83,37 +77,23 @@ function outbound(ev: PresenceEvent & { resource: string }, maxItems: number): v
   refuse(ev, 'bad-request', `unknown presence type '${type}'`);
 }
 
-function refuse(ev: PresenceEvent & { resource: string }, condition: 'bad-request', text: string): void {
+function refuse(ev: Outbound, condition: 'bad-request', text: string): void {
   const err = stanzaErrorElement(ev.stanza, null, condition, text);
   if (err) ev.user.deliver(ev.resource, err.withAttrs({ to: fullOf(ev.user, ev.resource) }));
 }
 
 /** Presence with no 'to': initial or subsequent available presence (§4.2, §4.4) or unavailable (§4.5). */
-function broadcast(ev: PresenceEvent & { resource: string }, full: string, available: boolean): void {
-  const owner = ev.user.jid.toBareString();
-  const resource = ev.resource;
+async function broadcast(ev: Outbound, full: string, available: boolean): Promise<void> {
   const el = ev.stanza.withAttrs({ from: full, to: null });
-  if (available) {
-    const priority = parsePriority(ev.stanza);
-    enqueue(ev, MODULE, {
-      load: (storage) => loadAll(storage, owner),
-      apply: (ctx, items) => goAvailable(ctx, resource, el, priority, items),
-      hold: () => ev.keep(),
-    });
-    return;
-  }
-  // Nothing to undo for a resource that never sent presence (and nothing queued that could change that).
-  if (!busy(owner) && !getState(ev.user).res[resource]) return;
-  enqueue(ev, MODULE, {
-    load: (storage) => loadAll(storage, owner),
-    apply: (ctx, items) => goUnavailable(ctx, resource, el, items, true),
-    hold: () => ev.keep(),
-  });
+  // Nothing to undo for a resource that never sent presence.
+  if (!available && !getState(ev.user).res[ev.resource]) return;
+  const items = await loadAll(ev.storage, ev.user.jid.toBareString());
+  if (available) goAvailable(ev, ev.resource, el, parsePriority(ev.stanza), items);
+  else goUnavailable(ev, ev.resource, el, items, true);
 }
 
 function goAvailable(ctx: ActorContext, resource: string, el: XmlElement, priority: number, items: RosterItem[]): void {
   const user = ctx.user;
-  if (!user.session(resource)) return; // gone before its presence was handled: nothing to announce
   const st = getState(user);
   const prev = st.res[resource];
   const initial = !prev?.on;
@@ -165,103 +145,87 @@ function goUnavailable(ctx: ActorContext, resource: string, el: XmlElement, item
 }
 
 /** Presence with a 'to' (§4.6): routed as is, and remembered so unavailable reaches the recipient too. */
-function directed(ev: PresenceEvent & { resource: string }, full: string, available: boolean): void {
+function directed(ev: Outbound, full: string, available: boolean): void {
   const target = ev.to.toString();
   const stanza = ev.stanza.withAttrs({ from: full, to: target });
-  if (ev.to.bareEquals(ev.user.jid)) { ev.route(stanza); return; } // to the user's own JID: nothing to track
-  const resource = ev.resource;
-  enqueue(ev, MODULE, {
-    hold: () => ev.keep(),
-    apply: (ctx) => {
-      ctx.route(stanza);
-      const st = getState(ctx.user);
-      const r = st.res[resource] ?? { on: false, directed: [] };
-      if (!available) r.directed = r.directed.filter((d) => d !== target);
-      else if (!r.directed.includes(target)) {
-        if (r.directed.length < MAX_DIRECTED) r.directed.push(target);
-        else ctx.log('warn', `${full}: more than ${MAX_DIRECTED} directed presence recipients; ${target} will not get unavailable`);
-      }
-      if (!r.on && r.directed.length === 0) delete st.res[resource];
-      else st.res[resource] = r;
-      ctx.user.setState(MODULE, st);
-    },
-  });
+  ev.route(stanza);
+  if (ev.to.bareEquals(ev.user.jid)) return; // to the user's own JID: nothing to track
+  const st = getState(ev.user);
+  const r = st.res[ev.resource] ?? { on: false, directed: [] };
+  if (!available) r.directed = r.directed.filter((d) => d !== target);
+  else if (!r.directed.includes(target)) {
+    if (r.directed.length < MAX_DIRECTED) r.directed.push(target);
+    else ev.log('warn', `${full}: more than ${MAX_DIRECTED} directed presence recipients; ${target} will not get unavailable`);
+  }
+  if (!r.on && r.directed.length === 0) delete st.res[ev.resource];
+  else st.res[ev.resource] = r;
+  ev.user.setState(MODULE, st);
 }
 
-/** A resource left without (or before handling) its unavailable presence. */
-function cleanUp(ev: ActorContext, resource: string): void {
-  const owner = ev.user.jid.toBareString();
-  if (!busy(owner) && !getState(ev.user).res[resource]) return;
-  const el = x('presence', { type: 'unavailable', from: fullOf(ev.user, resource) });
-  enqueue(ev, MODULE, {
-    load: (storage) => loadAll(storage, owner),
-    apply: (ctx, items) => goUnavailable(ctx, resource, el, items, false),
-  });
+/** Resources that left without their unavailable presence (a stream that ended, or a crash). */
+async function cleanUp(ev: ActorContext, resources: string[]): Promise<void> {
+  const stale = resources.filter((r) => getState(ev.user).res[r]);
+  if (stale.length === 0) return;
+  const items = await loadAll(ev.storage, ev.user.jid.toBareString());
+  for (const r of stale) goUnavailable(ev, r, x('presence', { type: 'unavailable', from: fullOf(ev.user, r) }), items, false);
 }
 
 // ---- subscriptions: the tables of RFC 6121 Appendix A -------------------------------------------
 
-function outboundSubscription(ev: PresenceEvent & { resource: string }, type: SubscriptionType, contact: string, maxItems: number): void {
+async function outboundSubscription(ev: Outbound, type: SubscriptionType, contact: string, maxItems: number): Promise<void> {
   const owner = ev.user.jid.toBareString();
-  const resource = ev.resource;
   // §3.1.2: subscription stanzas go out from the bare JID, to the bare JID.
   const stanza = ev.stanza.withAttrs({ from: owner, to: contact });
-  enqueue(ev, MODULE, {
-    // only subscribe and subscribed (a pre-approval) can add an item
-    load: (storage) => loadForChange(storage, owner, contact, type === 'subscribe' || type === 'subscribed' ? maxItems : null),
-    hold: () => ev.keep(),
-    apply: (ctx, d) => {
-      switch (type) {
-        case 'subscribe': return outSubscribe(ctx, resource, stanza, contact, d);
-        case 'unsubscribe': return outUnsubscribe(ctx, stanza, contact, d);
-        case 'subscribed': return outSubscribed(ctx, resource, stanza, contact, d);
-        case 'unsubscribed': return outUnsubscribed(ctx, stanza, contact, d);
-      }
-    },
-  });
+  // only subscribe and subscribed (a pre-approval) can add an item
+  const d = await loadForChange(ev.storage, owner, contact, type === 'subscribe' || type === 'subscribed' ? maxItems : null);
+  switch (type) {
+    case 'subscribe': return outSubscribe(ev, ev.resource, stanza, contact, d);
+    case 'unsubscribe': return outUnsubscribe(ev, stanza, contact, d);
+    case 'subscribed': return outSubscribed(ev, ev.resource, stanza, contact, d);
+    case 'unsubscribed': return outUnsubscribed(ev, stanza, contact, d);
+  }
 }
 
 function rosterFull(ctx: ActorContext, resource: string, stanza: XmlElement): void {
   const err = stanzaErrorElement(stanza, null, 'policy-violation', 'the roster is full');
-  if (err && ctx.user.session(resource)) ctx.user.deliver(resource, err.withAttrs({ to: fullOf(ctx.user, resource) }));
+  if (err) ctx.user.deliver(resource, err.withAttrs({ to: fullOf(ctx.user, resource) }));
 }
 
 // A.2.1: always routed; None/From (+ Pending In) gain Pending Out.
-function outSubscribe(ctx: ActorContext, resource: string, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function outSubscribe(ctx: ActorContext, resource: string, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   if (!cur && d.full) { rosterFull(ctx, resource, stanza); return; }
   ctx.route(stanza);
   if (cur && (hasTo(cur.subscription) || cur.ask)) return;
-  return saveItem(ctx, cur, { ...(cur ?? newItem(contact)), ask: true, listed: true }, d.ver, contact).write;
+  return saveItem(ctx, cur, { ...(cur ?? newItem(contact)), ask: true, listed: true }, d.ver, contact);
 }
 
 // A.2.2: always routed; To and Pending Out are cancelled.
-function outUnsubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function outUnsubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   ctx.route(stanza);
   if (!cur || !(hasTo(cur.subscription) || cur.ask)) return;
-  return saveItem(ctx, cur, { ...cur, subscription: dropTo(cur.subscription), ask: false }, d.ver, contact).write;
+  return saveItem(ctx, cur, { ...cur, subscription: dropTo(cur.subscription), ask: false }, d.ver, contact);
 }
 
 // A.2.3: approves a pending request (routed), else records a pre-approval (§3.4, not routed).
-function outSubscribed(ctx: ActorContext, resource: string, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function outSubscribed(ctx: ActorContext, resource: string, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   const sub = cur?.subscription ?? 'none';
   if (hasFrom(sub)) return;
   if (cur && cur.pendingIn !== null) {
     ctx.route(stanza);
     const after: RosterItem = { ...cur, subscription: addFrom(sub), pendingIn: null, approved: false, listed: true };
-    const { write } = saveItem(ctx, cur, after, d.ver, contact);
     sendPresenceOf(ctx, contact, 'current'); // §3.1.5: the new subscriber gets current presence at once
-    return write;
+    return saveItem(ctx, cur, after, d.ver, contact);
   }
   if (cur?.approved) return;
   if (!cur && d.full) { rosterFull(ctx, resource, stanza); return; }
-  return saveItem(ctx, cur, { ...(cur ?? newItem(contact)), approved: true, listed: true }, d.ver, contact).write;
+  return saveItem(ctx, cur, { ...(cur ?? newItem(contact)), approved: true, listed: true }, d.ver, contact);
 }
 
 // A.2.4: denies a pending request or cancels From (routed); otherwise only cancels a pre-approval.
-function outUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function outUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   if (!cur) return;
   if (hasFrom(cur.subscription) || cur.pendingIn !== null) {
@@ -269,55 +233,37 @@ function outUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string,
     if (hasFrom(cur.subscription)) sendPresenceOf(ctx, contact, 'unavailable');
     ctx.route(stanza);
     const after: RosterItem = { ...cur, subscription: dropFrom(cur.subscription), pendingIn: null, approved: false };
-    return saveItem(ctx, cur, after, d.ver, contact).write;
+    return saveItem(ctx, cur, after, d.ver, contact);
   }
-  if (cur.approved) return saveItem(ctx, cur, { ...cur, approved: false }, d.ver, contact).write;
+  if (cur.approved) return saveItem(ctx, cur, { ...cur, approved: false }, d.ver, contact);
 }
 
 // ---- inbound: what arrives for this user --------------------------------------------------------
 
-function inbound(ev: PresenceEvent, maxItems: number): void {
-  const user = ev.user;
+function inbound(ev: PresenceEvent, maxItems: number): void | Promise<void> {
   const type = ev.stanza.attr('type');
-  const owner = user.jid.toBareString();
   if (type !== undefined && SUBSCRIPTION_TYPES.has(type)) {
-    if (ev.from.bareEquals(user.jid)) return;
-    const contact = ev.from.toBareString();
-    const stanza = ev.stanza.withAttrs({ from: contact, to: owner });
-    enqueue(ev, MODULE, {
-      load: (storage) => loadForChange(storage, owner, contact, type === 'subscribe' ? maxItems : null),
-      hold: () => ev.keep(),
-      apply: (ctx, d) => {
-        switch (type as SubscriptionType) {
-          case 'subscribe': return inSubscribe(ctx, stanza, contact, d);
-          case 'unsubscribe': return inUnsubscribe(ctx, stanza, contact, d);
-          case 'subscribed': return inSubscribed(ctx, stanza, contact, d);
-          case 'unsubscribed': return inUnsubscribed(ctx, stanza, contact, d);
-        }
-      },
-    });
-    return;
+    return ev.from.bareEquals(ev.user.jid) ? undefined : inboundSubscription(ev, type as SubscriptionType, maxItems);
   }
-  if (type === 'probe') {
-    const prober = ev.from, id = ev.stanza.attr('id');
-    enqueue(ev, MODULE, {
-      load: (storage) => loadItem(storage, owner, prober.toBareString()),
-      apply: (ctx, it) => answerProbe(ctx, prober, id, it),
-      hold: () => ev.keep(),
-    });
-    return;
-  }
+  if (type === 'probe') return answerProbe(ev, ev.from, ev.stanza.attr('id'));
   if (type === undefined || type === 'unavailable' || type === 'error') {
-    const to = ev.to, xml = ev.xml;
-    enqueue(ev, MODULE, {
-      hold: () => ev.keep(),
-      apply: (ctx) => {
-        // §8.5.3: to a full JID, that session only, if it exists; §8.5.2: to the bare JID, every
-        // available resource. Nothing is kept for an account that is offline.
-        if (!to.isBare()) { if (ctx.user.session(to.resource)) ctx.user.deliver(to.resource, xml); return; }
-        deliverToAvailable(ctx.user, xml);
-      },
-    });
+    // §8.5.3: to a full JID, that session only, if it exists; §8.5.2: to the bare JID, every
+    // available resource. Nothing is kept for an account that is offline.
+    if (!ev.to.isBare()) { if (ev.user.session(ev.to.resource)) ev.user.deliver(ev.to.resource, ev.xml); return; }
+    deliverToAvailable(ev.user, ev.xml);
+  }
+}
+
+async function inboundSubscription(ev: PresenceEvent, type: SubscriptionType, maxItems: number): Promise<void> {
+  const owner = ev.user.jid.toBareString();
+  const contact = ev.from.toBareString();
+  const stanza = ev.stanza.withAttrs({ from: contact, to: owner });
+  const d = await loadForChange(ev.storage, owner, contact, type === 'subscribe' ? maxItems : null);
+  switch (type) {
+    case 'subscribe': return inSubscribe(ev, stanza, contact, d);
+    case 'unsubscribe': return inUnsubscribe(ev, stanza, contact, d);
+    case 'subscribed': return inSubscribed(ev, stanza, contact, d);
+    case 'unsubscribed': return inUnsubscribed(ev, stanza, contact, d);
   }
 }
 
@@ -326,8 +272,9 @@ function inbound(ev: PresenceEvent, maxItems: number): void {
  * unavailable presence with a delay stamp of when it was sent (a bare unavailable if there never was
  * one); to anyone else, 'unsubscribed'. Replies the server makes up carry the probe's id.
  */
-function answerProbe(ctx: ActorContext, prober: Jid, id: string | undefined, item: RosterItem | undefined): void {
+async function answerProbe(ctx: ActorContext, prober: Jid, id: string | undefined): Promise<void> {
   const user = ctx.user;
+  const item = await loadItem(ctx.storage, user.jid.toBareString(), prober.toBareString());
   const self = user.jid.toBareString();
   const to = prober.toString();
   const isSelf = prober.bareEquals(user.jid);
@@ -346,7 +293,7 @@ function answerProbe(ctx: ActorContext, prober: Jid, id: string | undefined, ite
 
 // A.3.1: None/To gain Pending In and the request is delivered (and kept); From/Both get an automatic
 // 'subscribed'; a pre-approval accepts on the user's behalf (§3.4).
-function inSubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function inSubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   const sub = cur?.subscription ?? 'none';
   const self = ctx.user.jid.toBareString();
@@ -357,7 +304,7 @@ function inSubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: 
   }
   if (cur?.approved) {
     const after: RosterItem = { ...cur, subscription: addFrom(sub), approved: false, pendingIn: null, listed: true };
-    const { write } = saveItem(ctx, cur, after, d.ver, contact);
+    const write = saveItem(ctx, cur, after, d.ver, contact);
     ctx.route(x('presence', { type: 'subscribed', from: self, to: contact }));
     sendPresenceOf(ctx, contact, 'current');
     return write;
@@ -368,7 +315,7 @@ function inSubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: 
     if (err) ctx.route(err);
     return;
   }
-  const { write } = saveItem(ctx, cur, { ...(cur ?? newItem(contact)), pendingIn: serialize(stanza) }, d.ver, contact);
+  const write = saveItem(ctx, cur, { ...(cur ?? newItem(contact)), pendingIn: serialize(stanza) }, d.ver, contact);
   deliverToAvailable(ctx.user, stanza);
   return write;
 }
@@ -376,29 +323,29 @@ function inSubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: 
 // A.3.2: From and Pending In end; delivered, and the contact gets unavailable presence from the user's
 // resources (§3.3.3). No 'unsubscribed' goes back (RFC 3921's table had one): arriving after the
 // contact subscribed again, it would cancel that new request on the contact's side.
-function inUnsubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function inUnsubscribe(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   if (!cur || !(hasFrom(cur.subscription) || cur.pendingIn !== null)) return;
-  const { write } = saveItem(ctx, cur, { ...cur, subscription: dropFrom(cur.subscription), pendingIn: null }, d.ver, contact);
+  const write = saveItem(ctx, cur, { ...cur, subscription: dropFrom(cur.subscription), pendingIn: null }, d.ver, contact);
   deliverToAvailable(ctx.user, stanza);
   if (hasFrom(cur.subscription)) sendPresenceOf(ctx, contact, 'unavailable');
   return write;
 }
 
 // A.3.3: only an outstanding request (Pending Out without To) becomes To.
-function inSubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function inSubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   if (!cur || !cur.ask || hasTo(cur.subscription)) return;
-  const { write } = saveItem(ctx, cur, { ...cur, subscription: addTo(cur.subscription), ask: false }, d.ver, contact);
+  const write = saveItem(ctx, cur, { ...cur, subscription: addTo(cur.subscription), ask: false }, d.ver, contact);
   deliverToAvailable(ctx.user, stanza);
   return write;
 }
 
 // A.3.4: To and Pending Out end.
-function inUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<unknown> | void {
+function inUnsubscribed(ctx: ActorContext, stanza: XmlElement, contact: string, d: ItemAndVersion): Promise<void> | void {
   const cur = d.item;
   if (!cur || !(cur.ask || hasTo(cur.subscription))) return;
-  const { write } = saveItem(ctx, cur, { ...cur, subscription: dropTo(cur.subscription), ask: false }, d.ver, contact);
+  const write = saveItem(ctx, cur, { ...cur, subscription: dropTo(cur.subscription), ask: false }, d.ver, contact);
   deliverToAvailable(ctx.user, stanza);
   return write;
 }
@@ -410,16 +357,15 @@ export default defineModule({
   streamFeatures: [serialize(x('sub', { xmlns: NS.PRE_APPROVAL }))],
   setup(m) {
     const maxItems = () => limitsFor(m.hosts).maxItems;
-    m.onLater(resume);
-    m.hook('presence/out', (ev) => { outbound(ev, maxItems()); return true; });
-    m.hook('presence/in', (ev) => { inbound(ev, maxItems()); return true; });
-    m.hook('session/unbound', (ev: SessionEvent) => { cleanUp(ev, ev.resource); });
+    m.hook('presence/out', (ev) => andThen(outbound(ev, maxItems()), () => true));
+    m.hook('presence/in', (ev) => andThen(inbound(ev, maxItems()), () => true));
+    m.hook('session/unbound', (ev: SessionEvent) => cleanUp(ev, [ev.resource]));
     // A resource still in the state when it binds again belongs to a stream that ended without an
     // unbound (a crash): its contacts still think it is online.
-    m.hook('session/bound', (ev: SessionEvent) => { if (getState(ev.user).res[ev.resource]) cleanUp(ev, ev.resource); });
+    m.hook('session/bound', (ev: SessionEvent) => cleanUp(ev, [ev.resource]));
     m.hook('user/started', (ev) => {
       const live = new Set(ev.user.sessions().map((s) => s.resource));
-      for (const resource of Object.keys(getState(ev.user).res)) if (!live.has(resource)) cleanUp(ev, resource);
+      return cleanUp(ev, Object.keys(getState(ev.user).res).filter((r) => !live.has(r)));
     });
   },
 });

@@ -1,13 +1,11 @@
 // What the roster and presence modules share: the stored roster item (RFC 6121 §2.1 plus the
-// subscription sub-states of Appendix A), its XML form, versioned writes with roster pushes, and the
-// per-account task queue that keeps every read-modify-write of one roster in arrival order.
+// subscription sub-states of Appendix A), its XML form, and versioned writes with roster pushes.
 //
-// Why a queue: hooks are synchronous and storage is not. A roster change reads an item, decides, and
-// writes; two such changes for one account must not interleave (a `subscribe` and an inbound
-// `subscribed` for the same contact would both start from the old state). Each task loads its data off
-// the actor, comes back in through `later()` to decide and act with a fresh context, and the next task
-// starts only after the previous one's writes have landed. Tasks that need no data and find the queue
-// idle run at once, inside the hook that created them.
+// Every change is read, decide, write inside one async hook: the user actor is suspended until the
+// hook settles, so two changes for one account never interleave (a `subscribe` and an inbound
+// `subscribed` for the same contact cannot both start from the old state), and the stanza stays in
+// the durable mailbox until the write has landed — a crash in between replays it, and every change
+// is safe to replay.
 import { keys } from '../storage/db.ts';
 import { serialize, x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
@@ -83,7 +81,7 @@ export async function isFull(storage: Storage, owner: string, max: number): Prom
   return (await storage.range(keys.rosterOf(owner), { limit: max })).length >= max;
 }
 
-/** One item with the version, for tasks that change a single contact. */
+/** One item with the version, for changes to a single contact. */
 export interface ItemAndVersion { item: RosterItem | undefined; ver: number | undefined; full: boolean }
 
 /** `maxItems` null: this change never creates a record, so the limit is not looked at. */
@@ -113,14 +111,16 @@ export function pushToInterested(user: UserContext, ver: number, item: XmlElemen
   }
 }
 
+export type ActorContext = StanzaContext & { user: UserContext };
+
 /**
  * Stores one contact's new record (null = gone) and, when what the client sees changed, bumps the version
- * and pushes the item. Returns the write, which the task queue waits for before starting the next task.
+ * and pushes the item. The push goes first: a crash before the write replays the change, which pushes
+ * again (harmless), whereas a write without its push would never be pushed on replay.
  */
-export function saveItem(
-  ctx: StanzaContext & { user: UserContext }, before: RosterItem | undefined, after: RosterItem | null,
-  ver: number | undefined, contact: string,
-): { write: Promise<void>; ver: number | undefined } {
+export async function saveItem(
+  ctx: ActorContext, before: RosterItem | undefined, after: RosterItem | null, ver: number | undefined, contact: string,
+): Promise<void> {
   const owner = ctx.user.jid.toBareString();
   const shown = (i: RosterItem | null | undefined) => (i && i.listed ? serialize(itemElement(i)) : null);
   const beforeXml = shown(before), afterXml = shown(after);
@@ -129,165 +129,12 @@ export function saveItem(
   const keep = after !== null && (after.listed || after.pendingIn !== null);
   if (keep) ops.push({ type: 'put', key: keys.roster(owner, contact), value: after });
   else if (before !== undefined) ops.push({ type: 'del', key: keys.roster(owner, contact) });
-  let newVer = ver;
   if (beforeXml !== afterXml) {
-    newVer = nextVersion(ver, ctx.now());
+    const newVer = nextVersion(ver, ctx.now());
     ops.push({ type: 'put', key: keys.rosterver(owner), value: newVer });
     pushToInterested(ctx.user, newVer, afterXml !== null ? itemElement(after!) : x('item', { jid: contact, subscription: 'remove' }));
   }
-  return { write: ops.length ? ctx.storage.batch(ops) : Promise.resolve(), ver: newVer };
-}
-
-// ---- the per-account task queue ------------------------------------------------------------------
-
-export type ActorContext = StanzaContext & { user: UserContext };
-
-export interface TaskSpec<T> {
-  /** Reads what the decision needs, off the actor. Omitted: the task needs no data. */
-  load?: (storage: Storage) => Promise<T>;
-  /** Decides and acts inside the actor; a returned promise (the writes) holds the queue until it settles. */
-  apply: (ctx: ActorContext, data: T) => void | Promise<unknown>;
-  /** Runs inside the actor instead of apply when load failed. */
-  fail?: (ctx: ActorContext, err: unknown) => void;
-  /**
-   * The event's keep(): the stanza stays in the durable mailbox until the task's writes have landed, so
-   * a crash in between replays it (every task is safe to replay). Called only when the task cannot
-   * finish inside the hook; the release runs inside the actor.
-   */
-  hold?: () => () => void;
-}
-
-interface Task {
-  id: number;
-  spec: TaskSpec<any>;
-  storage: Storage;
-  wake: (data: unknown) => void;
-  log: StanzaContext['log'];
-  state: 'queued' | 'loading' | 'ready' | 'applying';
-  since: number;
-  data?: unknown;
-  error?: unknown;
-  failed?: boolean;
-  release?: () => void;
-}
-
-interface Queue { owner: string; tasks: Task[] }
-
-/** What a queue's `later()` message carries: a task's data is ready, or its stanza can be released. */
-export interface WakeMessage { rosterTask: number; owner: string; release?: true }
-
-// Per thread, like the user actors it serves (one ModuleSet per scheduler thread).
-const queues = new Map<string, Queue>();
-/** Releases of finished tasks, waiting for their trip back into the actor. */
-const releases = new Map<number, () => void>();
-let taskSeq = 0;
-/** A task that has not come back for this long is assumed lost (its actor moved or crashed) and dropped. */
-const STUCK_MS = 30_000;
-
-/** True when the account has tasks waiting or running. */
-export function busy(owner: string): boolean {
-  return (queues.get(owner)?.tasks.length ?? 0) > 0;
-}
-
-/** Queues a task for the event's account; `module` names the module whose onLater hands it to resume(). */
-export function enqueue<T>(ev: ActorContext, module: string, spec: TaskSpec<T>): void {
-  const owner = ev.user.jid.toBareString();
-  let q = queues.get(owner);
-  if (!q) queues.set(owner, (q = { owner, tasks: [] }));
-  const head = q.tasks[0];
-  if (head && Date.now() - head.since > STUCK_MS) {
-    ev.log('warn', `roster task ${head.id} for ${owner} never came back (${head.state}); dropped`);
-    q.tasks.shift();
-    if (q.tasks[0]) start(q);
-  }
-  const task: Task = { id: ++taskSeq, spec, storage: ev.storage, wake: ev.later(module), log: ev.log, state: 'queued', since: Date.now() };
-  q.tasks.push(task);
-  if (q.tasks.length === 1 && !spec.load) {
-    task.state = 'ready';
-    run(q, task, ev, spec.hold); // idle queue, nothing to read: act now, in this hook
-    return;
-  }
-  task.release = spec.hold?.();
-  if (q.tasks.length === 1) start(q);
-}
-
-/** The onLater handler of both modules: a task whose data is loaded continues here, inside the actor. */
-export function resume(data: unknown, ctx: StanzaContext & { user?: UserContext }): void {
-  const m = data as Partial<WakeMessage> | null;
-  if (!m || typeof m.rosterTask !== 'number' || typeof m.owner !== 'string') return;
-  if (m.release) {
-    const release = releases.get(m.rosterTask);
-    releases.delete(m.rosterTask);
-    release?.();
-    return;
-  }
-  const q = queues.get(m.owner);
-  const task = q?.tasks[0];
-  if (!q || !task || task.id !== m.rosterTask || task.state !== 'ready') return;
-  if (!ctx.user || ctx.user.jid.toBareString() !== m.owner) return;
-  run(q, task, ctx as ActorContext);
-}
-
-function start(q: Queue): void {
-  const task = q.tasks[0];
-  if (!task || task.state !== 'queued') return;
-  task.since = Date.now();
-  const wake = () => {
-    task.state = 'ready';
-    try {
-      task.wake({ rosterTask: task.id, owner: q.owner } satisfies WakeMessage);
-    } catch (err) {
-      task.log('error', `roster task ${task.id}: cannot wake the actor: ${(err as Error).message}`);
-      finish(q, task);
-    }
-  };
-  if (!task.spec.load) { wake(); return; }
-  task.state = 'loading';
-  task.spec.load(task.storage).then(
-    (d) => { task.data = d; },
-    (e) => { task.error = e; task.failed = true; },
-  ).then(wake);
-}
-
-/** `hold` is given when running inside the hook: the task takes the event's keep() only if it must wait. */
-function run(q: Queue, task: Task, ctx: ActorContext, hold?: () => () => void): void {
-  task.state = 'applying';
-  task.since = Date.now();
-  let pending: unknown;
-  try {
-    if (task.failed) {
-      ctx.log('error', `roster read for ${q.owner} failed: ${(task.error as Error)?.message ?? task.error}`);
-      task.spec.fail?.(ctx, task.error);
-    } else {
-      pending = task.spec.apply(ctx, task.data);
-    }
-  } catch (err) {
-    ctx.log('error', `roster task for ${q.owner} threw: ${(err as Error)?.stack ?? err}`);
-  }
-  if (pending instanceof Promise) {
-    if (hold) task.release = hold();
-    pending.catch((err) => task.log('error', `roster write for ${q.owner} failed: ${(err as Error)?.message ?? err}`))
-      .finally(() => {
-        if (task.release) {
-          releases.set(task.id, task.release);
-          try { task.wake({ rosterTask: task.id, owner: q.owner, release: true } satisfies WakeMessage); } catch { releases.delete(task.id); }
-        }
-        finish(q, task);
-      });
-  } else {
-    task.release?.();
-    finish(q, task);
-  }
-}
-
-function finish(q: Queue, task: Task): void {
-  if (q.tasks[0] !== task) return;
-  q.tasks.shift();
-  if (q.tasks.length === 0) {
-    if (queues.get(q.owner) === q) queues.delete(q.owner);
-    return;
-  }
-  start(q);
+  if (ops.length) await ctx.storage.batch(ops);
 }
 
 // ---- presence the subscription changes send ------------------------------------------------------

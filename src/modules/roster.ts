@@ -5,7 +5,7 @@ import { tryParseJid } from '../xmpp/jid.ts';
 import { defineModule, type IqRequest } from '../xmpp/module.ts';
 import { NS } from '../xmpp/namespaces.ts';
 import {
-  enqueue, hasFrom, hasTo, itemElement, loadAll, loadForChange, loadVersion, newItem, resume, saveItem, sendPresenceOf,
+  hasFrom, hasTo, itemElement, loadAll, loadForChange, loadVersion, newItem, saveItem, sendPresenceOf,
   setLimits, versionString, type ActorContext, type ItemAndVersion, type RosterItem,
 } from './roster-store.ts';
 
@@ -18,6 +18,9 @@ const options = {
 } as const;
 
 type Options = { max_items: number; max_name_length: number; max_group_length: number };
+
+/** A roster IQ from one of the account's own resources, in its user actor. */
+type OwnIq = IqRequest & ActorContext;
 
 /** A roster set's item once checked: what the client may change. */
 interface SetRequest { jid: string; remove: boolean; name?: string; groups: string[] }
@@ -50,9 +53,9 @@ export function checkSet(iq: IqRequest, o: Options): SetRequest | { error: Param
   return { jid: contact, remove: false, name, groups };
 }
 
-function rosterGet(ev: ActorContext, iq: IqRequest, data: { items: RosterItem[]; ver: number | undefined }): void {
+function rosterGet(iq: OwnIq, data: { items: RosterItem[]; ver: number | undefined }): void {
   const resource = iq.from.resource;
-  if (resource) ev.user.setInterested(resource);
+  if (resource) iq.user.setInterested(resource);
   const asked = iq.payload.attr('ver');
   // RFC 6121 §2.6.3: an empty result when the client is up to date. With no counter stored yet there is
   // nothing to compare with, so the full roster goes out.
@@ -64,9 +67,9 @@ function rosterGet(ev: ActorContext, iq: IqRequest, data: { items: RosterItem[];
     data.items.filter((i) => i.listed).map(itemElement)));
 }
 
-function rosterSet(ev: ActorContext, iq: IqRequest, req: SetRequest, data: ItemAndVersion): void | Promise<unknown> {
+async function rosterSet(iq: OwnIq, req: SetRequest, data: ItemAndVersion): Promise<void> {
   const { item } = data;
-  if (req.remove) return rosterRemove(ev, iq, req.jid, data);
+  if (req.remove) return rosterRemove(iq, req.jid, data);
   if (item === undefined && data.full) {
     iq.error('policy-violation', undefined, 'the roster is full');
     return;
@@ -75,12 +78,11 @@ function rosterSet(ev: ActorContext, iq: IqRequest, req: SetRequest, data: ItemA
   // subscription state machine changes them.
   const after: RosterItem = { ...(item ?? newItem(req.jid)), name: req.name, groups: req.groups, listed: true };
   if (after.name === undefined) delete after.name;
-  const { write } = saveItem(ev, item, after, data.ver, req.jid);
-  iq.reply();
-  return write;
+  await saveItem(iq, item, after, data.ver, req.jid);
+  iq.reply(); // once stored: a client that sees the result can rely on it
 }
 
-function rosterRemove(ev: ActorContext, iq: IqRequest, contact: string, data: ItemAndVersion): void | Promise<unknown> {
+async function rosterRemove(iq: OwnIq, contact: string, data: ItemAndVersion): Promise<void> {
   const { item } = data;
   if (!item || !item.listed) {
     iq.error('item-not-found', undefined, 'no such roster item');
@@ -89,13 +91,12 @@ function rosterRemove(ev: ActorContext, iq: IqRequest, contact: string, data: It
   // RFC 6121 §2.5.2: cancel both directions, pending requests included (the same effects as the user
   // sending unsubscribe and unsubscribed, Appendix A.2.2 and A.2.4; unavailable before unsubscribed,
   // while the contact is still subscribed, §3.2.2).
-  const self = ev.user.jid.toBareString();
-  if (hasTo(item.subscription) || item.ask) ev.route(x('presence', { type: 'unsubscribe', from: self, to: contact }));
-  if (hasFrom(item.subscription)) sendPresenceOf(ev, contact, 'unavailable');
-  if (hasFrom(item.subscription) || item.pendingIn !== null) ev.route(x('presence', { type: 'unsubscribed', from: self, to: contact }));
-  const { write } = saveItem(ev, item, null, data.ver, contact);
+  const self = iq.user.jid.toBareString();
+  if (hasTo(item.subscription) || item.ask) iq.route(x('presence', { type: 'unsubscribe', from: self, to: contact }));
+  if (hasFrom(item.subscription)) sendPresenceOf(iq, contact, 'unavailable');
+  if (hasFrom(item.subscription) || item.pendingIn !== null) iq.route(x('presence', { type: 'unsubscribed', from: self, to: contact }));
+  await saveItem(iq, item, null, data.ver, contact);
   iq.reply();
-  return write;
 }
 
 export default defineModule({
@@ -107,35 +108,20 @@ export default defineModule({
   setup(m) {
     const o = m.options as Options;
     setLimits(m.hosts, { maxItems: o.max_items });
-    m.onLater(resume);
 
-    m.iq('get', 'self', NS.ROSTER, (iq) => {
+    m.iq('get', 'self', NS.ROSTER, async (iq) => {
       if (!forOwner(iq)) return;
-      const ev: ActorContext = iq;
-      const owner = ev.user.jid.toBareString();
-      enqueue(ev, MODULE, {
-        load: async (storage) => {
-          const [items, ver] = await Promise.all([loadAll(storage, owner), loadVersion(storage, owner)]);
-          return { items, ver };
-        },
-        apply: (ctx, data) => rosterGet(ctx, iq, data),
-        fail: () => iq.error('internal-server-error'),
-        hold: () => iq.keep(),
-      });
+      const owner = iq.user.jid.toBareString();
+      const [items, ver] = await Promise.all([loadAll(iq.storage, owner), loadVersion(iq.storage, owner)]);
+      rosterGet(iq, { items, ver });
     });
 
-    m.iq('set', 'self', NS.ROSTER, (iq) => {
+    m.iq('set', 'self', NS.ROSTER, async (iq) => {
       if (!forOwner(iq)) return;
-      const ev: ActorContext = iq;
       const req = checkSet(iq, o);
       if ('error' in req) { iq.error(req.error, undefined, req.text); return; }
-      const owner = ev.user.jid.toBareString();
-      enqueue(ev, MODULE, {
-        load: (storage) => loadForChange(storage, owner, req.jid, req.remove ? null : o.max_items),
-        apply: (ctx, data) => rosterSet(ctx, iq, req, data),
-        fail: () => iq.error('internal-server-error'),
-        hold: () => iq.keep(),
-      });
+      const data = await loadForChange(iq.storage, iq.user.jid.toBareString(), req.jid, req.remove ? null : o.max_items);
+      await rosterSet(iq, req, data);
     });
 
     // Someone else's roster IQ addressed to this account (RFC 6121 §2.1.5: only the account's own
@@ -147,7 +133,7 @@ export default defineModule({
 });
 
 // The core only routes the account's own IQs here; this guards a mistake there, since it would expose the roster.
-function forOwner(iq: IqRequest): iq is IqRequest & { user: NonNullable<IqRequest['user']> } {
+function forOwner(iq: IqRequest): iq is OwnIq {
   if (iq.user && iq.from.bareEquals(iq.user.jid)) return true;
   iq.error('forbidden');
   return false;

@@ -25,11 +25,6 @@ export interface StanzaContext {
   route(stanza: XmlElement | string): void;
   storage: Storage;
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
-  /** Sends a message to this actor later (for async work): it arrives as a 'module' event. */
-  later(module: string): (data: unknown) => void;
-  /** Keeps the stanza being handled in the durable mailbox until the returned function is called —
-   *  for a module that takes responsibility asynchronously (offline storage writes it first). */
-  keep(): () => void;
 }
 
 export interface IqRequest extends StanzaContext {
@@ -64,8 +59,9 @@ export interface UserContext {
   jid: Jid;
   sessions(): SessionInfo[];
   session(resource: string): SessionInfo | undefined;
-  /** Writes a stanza to one of this user's bound sessions (it becomes a durable delivery). */
-  deliver(resource: string, stanza: XmlElement | string): void;
+  /** Writes a stanza to one of this user's bound sessions, durably: resolves once the session's
+   *  mailbox holds it (a module handing over stored mail deletes its copy after that). */
+  deliver(resource: string, stanza: XmlElement | string): Promise<void>;
   /** Per-module state kept in the user actor's snapshot (keep it small; big data goes to storage). */
   state<T>(module: string, init: () => T): T;
   setState<T>(module: string, value: T): void;
@@ -113,7 +109,10 @@ export interface Hooks {
 }
 
 export type HookName = keyof Hooks;
-export type HookHandler<K extends HookName> = (event: Hooks[K]) => boolean | void;
+/** true stops the chain (handled). A promise suspends the actor running the hook until it settles:
+ *  read, decide, write — no other stanza of that actor interleaves. */
+export type HookResult = boolean | void | Promise<boolean | void>;
+export type HookHandler<K extends HookName> = (event: Hooks[K]) => HookResult;
 
 export interface Storage {
   get<T>(key: string): Promise<T | undefined>;
@@ -130,11 +129,9 @@ export interface ModuleApi<O> {
   /** Registers a handler; priority: higher runs first (Prosody's convention). */
   hook<K extends HookName>(name: K, handler: HookHandler<K>, priority?: number): void;
   /** Shorthand for hook('iq') filtered to one `<type>/<target>/<xmlns>` key. */
-  iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void): void;
+  iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void | Promise<void>): void;
   /** The disco features of every loaded module (read at request time, so load order does not matter). */
   features(): { host: Iterable<string>; account: Iterable<string> };
-  /** Handler for this module's `later()` messages, in the actor that asked. */
-  onLater(handler: (data: any, ctx: StanzaContext & { user?: UserContext; session?: SessionContext }) => void): void;
 }
 
 export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
@@ -148,6 +145,11 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   options?: S;
   depends?: string[];
   setup(m: ModuleApi<OptionValues<S>>): void;
+}
+
+/** f applied to a value that may still be coming: synchronous code stays synchronous. */
+export function andThen<T, R>(v: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
 }
 
 export function defineModule<S extends Record<string, OptionSpec>>(def: ModuleDefinition<S>): ModuleDefinition<S> {

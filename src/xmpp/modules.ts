@@ -4,18 +4,16 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import type { HookName, Hooks, IqRequest, ModuleApi, ModuleDefinition, OptionSpec, StanzaContext, UserContext, SessionContext } from './module.ts';
+import { andThen, type HookName, type HookResult, type Hooks, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
 export interface ModulesConfig { enabled: string[] | null; disabled: string[]; options: Record<string, Record<string, unknown>> }
 
-type Entry = { module: string; priority: number; handler: (e: any) => boolean | void };
-type LaterHandler = (data: unknown, ctx: StanzaContext & { user?: UserContext; session?: SessionContext }) => void;
+type Entry = { module: string; priority: number; handler: (e: any) => HookResult };
 
 export class ModuleSet {
   private hooks = new Map<string, Entry[]>();
-  private laterHandlers = new Map<string, LaterHandler>();
   readonly loaded: ModuleDefinition[] = [];
   readonly hostFeatures = new Set<string>();
   readonly accountFeatures = new Set<string>();
@@ -27,9 +25,8 @@ export class ModuleSet {
     const options = validateOptions(def.name, def.options ?? {}, rawOptions);
     const api: ModuleApi<any> = {
       options, hosts: this.hosts,
-      hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => boolean | void, priority),
-      iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => { handler(e); return true; }, 0),
-      onLater: (handler) => { this.laterHandlers.set(def.name, handler); },
+      hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => HookResult, priority),
+      iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => andThen(handler(e), () => true), 0),
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
     };
     def.setup(api);
@@ -39,30 +36,38 @@ export class ModuleSet {
     this.streamFeatures.push(...(def.streamFeatures ?? []));
   }
 
-  private register(module: string, key: string, handler: (e: any) => boolean | void, priority: number): void {
+  private register(module: string, key: string, handler: (e: any) => HookResult, priority: number): void {
     const list = this.hooks.get(key) ?? [];
     list.push({ module, priority, handler });
     list.sort((a, b) => b.priority - a.priority);
     this.hooks.set(key, list);
   }
 
-  /** Runs a hook's handlers by priority until one returns true; true if one did. */
-  run<K extends HookName>(name: K, event: Hooks[K]): boolean {
+  /** Runs a hook's handlers by priority until one returns (or resolves to) true; true if one did.
+   *  Synchronous while every handler is: a promise only once a handler returns one. */
+  run<K extends HookName>(name: K, event: Hooks[K]): boolean | Promise<boolean> {
     const list = this.hooks.get(name);
-    if (!list) return false;
-    for (const e of list) if (e.handler(event) === true) return true;
-    return false;
+    return list ? runFrom(list, 0, event) : false;
   }
 
   /** The IQ handler for `<type>/<target>/<xmlns>`, if a module registered one. */
-  iqHandler(type: string, target: string, xmlns: string): ((e: IqRequest) => boolean | void) | undefined {
+  iqHandler(type: string, target: string, xmlns: string): ((e: IqRequest) => HookResult) | undefined {
     return this.hooks.get(`iq/${type}/${target}/${xmlns}`)?.[0]?.handler;
   }
 
   has(name: string): boolean { return this.hooks.has(name); }
 
-  later(module: string): LaterHandler | undefined { return this.laterHandlers.get(module); }
 }
+
+function runFrom(list: Entry[], from: number, event: unknown): boolean | Promise<boolean> {
+  for (let i = from; i < list.length; i++) {
+    const r = list[i]!.handler(event);
+    if (r === true) return true;
+    if (r instanceof Promise) return r.then((v) => (v === true ? true : runFrom(list, i + 1, event)));
+  }
+  return false;
+}
+
 
 function validateOptions(module: string, specs: Record<string, OptionSpec>, raw: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};

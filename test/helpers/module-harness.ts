@@ -1,19 +1,21 @@
 // An in-memory stand-in for the core, to test feature modules without sockets or actors: one simulated
 // user actor per account (its bound sessions, module state and hook runs), an in-memory Storage, and
-// routing between them. Every hook run, later() message and routed stanza is a separate macrotask, as
-// actor messages are, and each session records what was delivered to it.
+// routing between them. Every hook run and routed stanza is a separate macrotask, as actor messages
+// are; an async hook holds its account's next message until it settles (the runtime's suspend());
+// each session records what was delivered to it.
 //
 // Stricter than the core where that catches module bugs: state is copied in and out as JSON (mutating
-// without setState is lost), later() data is structured-cloned, later() and keep() must be called while
-// the message they belong to is being handled, everything a module builds is serialized and parsed
-// again, an IQ answered twice throws, and an exception in any hook fails settle().
+// without setState is lost), route() must be called while the message it belongs to is being handled
+// (its awaits included), everything a module builds is serialized and parsed again, an IQ answered
+// twice throws, and an exception in any hook (a rejected promise too: an actor crash) fails settle().
 import { serialize } from '../../src/xml/builder.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
-import { iqResultElement, stanzaErrorElement } from '../../src/xmpp/errors.ts';
+import { stanzaErrorElement } from '../../src/xmpp/errors.ts';
+import { dispatchIq } from '../../src/xmpp/iq.ts';
 import { Jid, parseJid } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xmpp/namespaces.ts';
-import type {
-  IqRequest, ModuleDefinition, SessionInfo, StanzaContext, Storage, UserContext,
+import {
+  andThen, type ModuleDefinition, type SessionInfo, type StanzaContext, type Storage, type UserContext,
 } from '../../src/xmpp/module.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
 
@@ -83,6 +85,9 @@ interface SimUser {
   inboxes: Map<string, string[]>;
   state: Map<string, string>;
   ctx: UserContext;
+  /** Messages waiting; the one being handled (0: none) — an async one until it settles. */
+  queue: Array<() => unknown>;
+  current: number;
 }
 
 export interface HarnessOptions {
@@ -117,10 +122,7 @@ export class Harness {
   private errors: unknown[] = [];
   private openIqs = new Map<string, string>();
   private iqSeq = 0;
-  /** The actor message being handled (contexts made for it are only valid while it runs). */
-  private current = 0;
   private messageSeq = 0;
-  private keeps = new Set<number>();
 
   constructor(defs: ModuleDefinition<any>[], o: HarnessOptions = {}) {
     this.host = o.host ?? 'example.com';
@@ -135,7 +137,7 @@ export class Harness {
     const bare = new Jid(local, this.host).toString();
     let u = this.users.get(bare);
     if (!u) {
-      const created: SimUser = { jid: parseJid(bare), sessions: new Map(), inboxes: new Map(), state: new Map(), ctx: null as never };
+      const created: SimUser = { jid: parseJid(bare), sessions: new Map(), inboxes: new Map(), state: new Map(), ctx: null as never, queue: [], current: 0 };
       created.ctx = this.userContext(created);
       this.users.set(bare, (u = created));
     }
@@ -150,7 +152,7 @@ export class Harness {
       if (u.sessions.has(jid.resource)) throw new Error(`${full} is already bound`);
       u.sessions.set(jid.resource, { resource: jid.resource, address: `session:${full}`, presence: null, priority: 0, interested: false, features: {} });
       u.inboxes.set(jid.resource, []);
-      this.modules.run('session/bound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource });
+      return this.modules.run('session/bound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource });
     });
   }
 
@@ -160,8 +162,7 @@ export class Harness {
     const u = this.userOf(jid);
     this.post(u, () => {
       if (!u.sessions.has(jid.resource)) throw new Error(`${full} is not bound`);
-      this.modules.run('session/unbound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource });
-      u.sessions.delete(jid.resource);
+      return andThen(this.modules.run('session/unbound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource }), () => { u.sessions.delete(jid.resource); });
     });
   }
 
@@ -181,12 +182,10 @@ export class Harness {
       if (el.name === 'presence') {
         const toAttr = el.attr('to');
         const ev = { ...this.stanzaContext(u), stanza: el, xml: serialize(el), from, to: toAttr ? parseJid(toAttr) : u.jid, user: u.ctx, resource: from.resource };
-        if (!this.modules.run('presence/out', ev)) this.unhandled.push(serialize(el));
-      } else if (el.name === 'iq') {
-        this.clientIq(u, from, el);
-      } else {
-        this.route(el);
+        return andThen(this.modules.run('presence/out', ev), (handled) => { if (!handled) this.unhandled.push(serialize(el)); });
       }
+      if (el.name === 'iq') return this.clientIq(u, from, el);
+      this.route(el);
     });
   }
 
@@ -205,7 +204,7 @@ export class Harness {
     this.post(u, () => this.arrive(u, to, el));
   }
 
-  /** Waits until no hook, later() message or storage operation is pending; rethrows the first hook error. */
+  /** Waits until no hook or storage operation is pending; rethrows the first hook error. */
   async settle(): Promise<void> {
     let quiet = 0;
     for (let i = 0; i < 100_000 && quiet < 3; i++) {
@@ -250,9 +249,6 @@ export class Harness {
   /** IQs sent by clients and not answered yet (id → sender). */
   unanswered(): string[] { return [...this.openIqs.values()]; }
 
-  /** Stanzas a module kept (keep()) and has not released. */
-  kept(): number { return this.keeps.size; }
-
   /** Sends an IQ from a client and returns its id. */
   iq(full: string, type: 'get' | 'set', payload: string, to?: string): string {
     const id = `iq${++this.iqSeq}`;
@@ -293,48 +289,36 @@ export class Harness {
     return this.account(jid.local);
   }
 
-  // One actor message: run later, one at a time (JS runs each callback to completion).
-  private post(u: SimUser, f: () => void): void {
+  // One actor message: run later, one at a time per account; a promise it returns holds the next.
+  private post(u: SimUser, f: () => unknown): void {
     this.inflight++;
-    setImmediate(() => {
-      this.inflight--;
-      this.current = ++this.messageSeq;
-      try { f(); } catch (e) { this.errors.push(e); this.logs.push(`[error] ${u.jid}: ${(e as Error).stack}`); }
-      this.current = 0;
-    });
+    u.queue.push(f);
+    if (u.queue.length === 1 && u.current === 0) setImmediate(() => this.pump(u));
+  }
+
+  private pump(u: SimUser): void {
+    const f = u.queue.shift();
+    if (!f) return;
+    u.current = ++this.messageSeq;
+    const fail = (e: unknown) => { this.errors.push(e); this.logs.push(`[error] ${u.jid}: ${(e as Error)?.stack ?? e}`); };
+    const done = () => { u.current = 0; this.inflight--; if (u.queue.length) setImmediate(() => this.pump(u)); };
+    let r: unknown;
+    try { r = f(); } catch (e) { fail(e); }
+    if (r instanceof Promise) r.catch(fail).finally(done);
+    else done();
   }
 
   private stanzaContext(u: SimUser): StanzaContext {
-    const message = this.current;
+    const message = u.current;
     const during = (what: string) => {
-      if (this.current !== message) throw new Error(`${what} called after the message it belongs to was handled`);
+      if (u.current !== message) throw new Error(`${what} called after the message it belongs to was handled`);
     };
     return {
       host: this.host,
       now: () => this.clock,
-      route: (s) => this.route(s),
+      route: (s) => { during('route()'); this.route(s); },
       storage: this.moduleStorage,
       log: (level, text) => { this.logs.push(`[${level}] ${u.jid}: ${text}`); },
-      later: (module) => {
-        during('later()');
-        return (data) => {
-          const copy = structuredClone(data);
-          this.post(u, () => {
-            const h = this.modules.later(module);
-            if (!h) throw new Error(`later() for module ${module}, which has no onLater handler`);
-            h(copy, { ...this.stanzaContext(u), user: u.ctx });
-          });
-        };
-      },
-      keep: () => {
-        during('keep()');
-        const id = ++this.messageSeq;
-        this.keeps.add(id);
-        return () => {
-          if (this.current === 0) throw new Error('a kept stanza released outside the actor');
-          if (!this.keeps.delete(id)) throw new Error('a kept stanza released twice');
-        };
-      },
     };
   }
 
@@ -355,6 +339,7 @@ export class Harness {
         const box = u.sessions.has(resource) ? u.inboxes.get(resource) : undefined;
         if (box) box.push(xml);
         else this.dropped.push(xml);
+        return Promise.resolve();
       },
       state: <T>(module: string, init: () => T): T => {
         const v = u.state.get(module);
@@ -373,56 +358,42 @@ export class Harness {
     };
   }
 
-  private arrive(u: SimUser, to: Jid, el: XmlElement): void {
+  private arrive(u: SimUser, to: Jid, el: XmlElement): unknown {
     const xml = serialize(el);
     if (el.name === 'presence') {
       const fromAttr = el.attr('from');
       if (fromAttr === undefined) throw new Error(`presence with no 'from' routed to ${to}: ${xml}`);
       const ev = { ...this.stanzaContext(u), stanza: el, xml, from: parseJid(fromAttr), to, user: u.ctx };
-      if (!this.modules.run('presence/in', ev)) this.unhandled.push(xml);
-      return;
+      return andThen(this.modules.run('presence/in', ev), (handled) => { if (!handled) this.unhandled.push(xml); });
     }
     const type = el.attr('type');
     if (el.name === 'iq' && to.isBare() && (type === 'get' || type === 'set')) {
-      this.serveIq(u, 'bare', parseJid(el.attr('from')!), el, (reply) => this.route(reply));
-      return;
+      return this.serveIq(u, 'bare', parseJid(el.attr('from')!), el, (reply) => this.route(reply));
     }
     if (!to.isBare() && u.sessions.has(to.resource)) u.ctx.deliver(to.resource, xml);
     else this.dropped.push(xml);
   }
 
-  private clientIq(u: SimUser, from: Jid, el: XmlElement): void {
+  private clientIq(u: SimUser, from: Jid, el: XmlElement): unknown {
     const type = el.attr('type');
     const toAttr = el.attr('to');
     const to = toAttr ? parseJid(toAttr) : null;
     if ((type === 'get' || type === 'set') && (to === null || (to.isBare() && to.bareEquals(u.jid)))) {
-      this.serveIq(u, 'self', from, el, (reply) => u.ctx.deliver(from.resource, reply));
-    } else {
-      this.route(el);
+      return this.serveIq(u, 'self', from, el, (reply) => u.ctx.deliver(from.resource, reply));
     }
+    this.route(el);
   }
 
-  private serveIq(owner: SimUser, target: 'self' | 'bare', from: Jid, el: XmlElement, answer: (reply: XmlElement) => void): void {
+  private serveIq(owner: SimUser, target: 'self' | 'bare', from: Jid, el: XmlElement, answer: (reply: XmlElement) => void): unknown {
     const type = el.attr('type') as 'get' | 'set';
-    const id = el.attr('id') ?? '';
     const payload = el.getChildren()[0];
-    const key = `${from}#${id}`;
+    const key = `${from}#${el.attr('id') ?? ''}`;
     this.openIqs.set(key, `${from} ${serialize(el)}`);
-    let answered = false;
-    const once = () => {
-      if (answered) throw new Error(`IQ ${id} from ${from} answered twice`);
-      answered = true;
-      this.openIqs.delete(key);
-    };
-    const req: IqRequest = {
-      ...this.stanzaContext(owner),
-      stanza: el, payload: payload!, from, to: el.attr('to') ? parseJid(el.attr('to')!) : owner.jid, type, user: owner.ctx,
-      reply: (p) => { once(); answer(iqResultElement(el, p)); },
-      error: (condition, errType, text) => { once(); answer(stanzaErrorElement(el, errType ?? null, condition, text)!); },
-    };
+    const out = (xml: string) => { this.openIqs.delete(key); answer(strict(xml)); };
     const handler = payload ? this.modules.iqHandler(type, target, payload.getXmlns()) : undefined;
-    if (handler) handler(req);
-    else req.error('service-unavailable');
+    if (!handler) { out(serialize(stanzaErrorElement(el, null, 'service-unavailable')!)); return; }
+    const to = el.attr('to') ? parseJid(el.attr('to')!) : owner.jid;
+    return dispatchIq(handler, { ...this.stanzaContext(owner), stanza: el, payload: payload!, from, to, type, user: owner.ctx }, el, out);
   }
 }
 

@@ -50,7 +50,7 @@ function ask(set: ModuleSet, type: 'get' | 'set', target: 'host' | 'self' | 'bar
   const logs: string[] = [];
   const req: IqRequest = {
     host: HOST, now: () => Date.now(), route: () => { throw new Error('unexpected route'); }, storage: noStorage,
-    log: (level, text) => { logs.push(`${level}: ${text}`); }, later: () => () => {}, keep: () => () => {},
+    log: (level, text) => { logs.push(`${level}: ${text}`); },
     stanza, payload: p, from: parseJid(from), to: parseJid(to), type,
     reply: (pl) => { out.push(iqResultElement(stanza, pl)); },
     error: (c, t, text) => { out.push(stanzaErrorElement(stanza, t ?? null, c, text)!); },

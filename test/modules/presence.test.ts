@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import presence, { parsePriority } from '../../src/modules/presence.ts';
+import presence from '../../src/modules/presence.ts';
+import { parsePriority } from '../../src/xmpp/priority.ts';
 import roster from '../../src/modules/roster.ts';
 import type { RosterItem, Subscription } from '../../src/modules/roster-store.ts';
 import { keys } from '../../src/storage/db.ts';
@@ -218,7 +219,6 @@ for (const [type, rows] of Object.entries(OUTBOUND)) {
       assert.is(stateOf(stored(h, ALICE, ROMEO)), row.to, `${what}: new state`);
       assert.is(stored(h, ALICE, ROMEO)?.approved ?? false, row.approved ?? false, `${what}: pre-approval`);
       checkPush(h, row, what);
-      assert.is(h.kept(), 0);
     });
   }
 }
@@ -240,7 +240,6 @@ for (const [type, rows] of Object.entries(INBOUND)) {
       assert.equal(h.takeRemote().map(typeOf).sort(), row.remote ?? [], `${what}: sent back to the contact`);
       assert.is(stateOf(stored(h, ALICE, ROMEO)), row.to, `${what}: new state`);
       checkPush(h, row, what);
-      assert.is(h.kept(), 0);
     });
   }
 }
@@ -386,7 +385,6 @@ test('a full subscription handshake between two local accounts ends in Both on b
   // the client sees the push before the contact's presence that follows it
   const seen = h.received(A).map((e) => (e.name === 'iq' ? `push:${e.child('query')?.child('item')?.attr('subscription')}` : `${typeOf(e)}:${e.attr('from')}`));
   assert.ok(seen.indexOf('push:to') < seen.indexOf(`available:${B}`), seen.join(' '));
-  assert.is(h.kept(), 0);
 });
 
 test('cancelling a subscription sends unavailable while the contact is still subscribed: before unsubscribed (§3.2.2)', async () => {

@@ -35,7 +35,7 @@ function ask(set: ModuleSet, type: 'get' | 'set', payload: string, o: { now?: ()
   const out: XmlElement[] = [];
   const req: IqRequest = {
     host: HOST, now: o.now ?? (() => Date.now()), route: () => { throw new Error('unexpected route'); }, storage: noStorage,
-    log: () => {}, later: () => () => {}, keep: () => () => {},
+    log: () => {},
     stanza, payload: p, from: parseJid(FROM), to: parseJid(HOST), type,
     reply: (pl) => { out.push(iqResultElement(stanza, pl)); },
     error: (c, t, text) => { out.push(stanzaErrorElement(stanza, t ?? null, c, text)!); },
