@@ -61,6 +61,8 @@ const machine = setup({
     closed: { target: '.unbinding', actions: ({ context, event }) => bounce(context, event.unacked) },
     end: { target: '.closing', actions: ({ context }) => toConn(context, { type: 'close', xml: '</stream:stream>' }) },
     deliver: { actions: ({ context, event }) => bounce(context, [{ xml: event.xml, receipt: event.receipt }]) },
+    // What the user actor's modules set for this session (read by its outbound hooks).
+    features: { actions: assign(({ context, event }) => ({ features: { ...context.features, ...event.features } })) },
   },
   states: {
     opening: {
@@ -112,7 +114,7 @@ const machine = setup({
         'bind-ok': {
           target: 'established',
           actions: [
-            assign(({ context, event }) => ({ ...onBound(context, context.bindId, event.resource) })),
+            assign(({ context, event }) => ({ ...onBound(context, context.bindId, event.resource, event.features) })),
             ({ context }) => moveTo(`session:${context.jid}`),
           ],
         },

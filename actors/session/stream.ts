@@ -5,13 +5,14 @@ import { courier, later, log, release, retain, self, send, sendDurable, service,
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
 import type { ChannelBindings, ConnInfo, ToConn } from '../../src/net/c2s-protocol.ts';
-import type { StanzaHeader } from '../../src/xml/framer.ts';
+import { validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { restamp, serialize, streamOpen, x } from '../../src/xml/builder.ts';
 import { stanzaError, streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import { Jid, JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xmpp/namespaces.ts';
-import type { SessionContext } from '../../src/xmpp/module.ts';
+import type { SessionContext, StanzaContext, StanzaKind } from '../../src/xmpp/module.ts';
+import { outboundHook, runOutbound } from '../../src/xmpp/router.ts';
 import type { XmppService } from '../../src/xmpp/service.ts';
 import { offeredMechanisms, selectMechanism, decodeSaslPayload, encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
 import type { SaslServer, SaslStep } from '../../src/sasl/types.ts';
@@ -216,10 +217,10 @@ export function onBindInput(ctx: SessionCtx, xml: string, h: StanzaHeader): { ne
   return { next: 'stay', pending: { id: h.id ?? '', resource } };
 }
 
-export function onBound(ctx: SessionCtx, id: string, resource: string): Partial<SessionCtx> {
+export function onBound(ctx: SessionCtx, id: string, resource: string, features: Record<string, unknown>): Partial<SessionCtx> {
   const jid = `${ctx.user}@${ctx.host}/${resource}`;
   write(ctx, serialize(x('iq', { type: 'result', id }, x('bind', { xmlns: NS.BIND }, x('jid', null, jid)))));
-  return { jid };
+  return { jid, features: { ...ctx.features, ...features } };
 }
 
 /** First message at the new address: now the connection and the user actor may talk to us here. */
@@ -281,7 +282,18 @@ export function onClientStanza(ctx: SessionCtx, xml0: string, h0: StanzaHeader, 
     handled(ctx, seq);
     return 'stay';
   }
-  const { xml, header: h } = restamp(xml0, h0, { from: ctx.jid! });
+  let { xml, header: h } = restamp(xml0, h0, { from: ctx.jid! });
+  // The sender's outbound hooks (pre-<kind>/<target>): a module may veto the stanza or rewrite it.
+  const kind = h.name as StanzaKind;
+  if (svc.modules.has(outboundHook(kind, to ?? me.bare()))) {
+    const out = runOutbound(svc.modules, kind, stanzaContextOf(ctx, me), xml, me, to ?? me.bare(), (c, t, text, o) => reply(ctx, stanzaError(h, t ?? null, c, text, o)));
+    if (out.stopped) { handled(ctx, seq); return 'stay'; }
+    if (out.xml !== null) {
+      xml = out.xml;
+      h = validateStanza(xml, undefined, { maxStanzaBytes: Number.MAX_SAFE_INTEGER });
+      to = h.to ? parseJid(h.to) : null;
+    }
+  }
   const bare = `${ctx.user}@${ctx.host}`;
   // Presence always goes to the sender's own user actor (broadcast, subscriptions, directed).
   if (h.name === 'presence') { routeDurable(ctx, `user:${bare}`, { type: 'out', xml, h, resource: me.resource }, seq); return 'stay'; }
@@ -333,14 +345,18 @@ function hostIq(ctx: SessionCtx, xml: string, h: StanzaHeader, from: Jid, to: Ji
   if (!payload) { reply(ctx, stanzaError(h, 'modify', 'bad-request', 'empty iq')); return; }
   const handler = svc.modules.iqHandler(h.type!, 'host', payload.getXmlns());
   if (!handler) { reply(ctx, stanzaError(h, 'cancel', 'service-unavailable')); return; }
-  const pending = dispatchIq(handler, {
-    host: ctx.host!, now: () => Date.now(), storage: svc.storage,
+  const pending = dispatchIq(handler, { ...stanzaContextOf(ctx, from), stanza, payload, from, to, type: h.type as 'get' | 'set' }, h, (out) => reply(ctx, out));
+  if (pending) suspend(pending); // an async handler: this session's next stanza waits for its answer
+}
+
+/** What a module running in this session gets; what it routes goes out through the user actor. */
+function stanzaContextOf(ctx: SessionCtx, from: Jid): StanzaContext & { session: SessionContext } {
+  return {
+    host: ctx.host!, now: () => Date.now(), storage: xmpp().storage,
     route: (s) => send(`user:${from.toBareString()}`, { type: 'route', xml: typeof s === 'string' ? s : serialize(s) } satisfies ToUser),
     log: (level, text) => log(level, text),
-    stanza, payload, from, to, type: h.type as 'get' | 'set',
     session: sessionContext(ctx),
-  }, h, (out) => reply(ctx, out));
-  if (pending) suspend(pending); // an async handler: this session's next stanza waits for its answer
+  };
 }
 
 export function sessionContext(ctx: SessionCtx): SessionContext {

@@ -3,7 +3,8 @@
 // effects through the runtime API. A hook may be async: then the step is a promise of its patch and
 // the actor is suspended on it (the machine applies the patch when it resumes).
 import { log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
-import { andThen } from '../../src/xmpp/module.ts';
+import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
+import { inboundEvent, inboundHook, runOutbound } from '../../src/xmpp/router.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
@@ -11,7 +12,7 @@ import { serialize } from '../../src/xml/builder.ts';
 import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
 import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
 import { parsePriority } from '../../src/xmpp/priority.ts';
-import type { Hooks as UserHooks, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
+import type { Hooks as UserHooks, InboundEvent, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
 import type { XmppService } from '../../src/xmpp/service.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
@@ -67,16 +68,19 @@ function bindNow(ctx: UserCtx, resource: string, address: string): Step {
   const sessions = { ...ctx.sessions, [resource]: info };
   const { [resource]: _, ...pendingBinds } = ctx.pendingBinds;
   void _;
-  sendBindOk(ctx, resource);
   const next = { ...ctx, sessions, pendingBinds };
-  return andThen(xmpp().modules.run('session/bound', { ...stanzaContext(next), user: userContext(next), resource }),
-    () => ({ sessions: next.sessions, pendingBinds, mods: next.mods }));
+  // The bound hooks run first: what they set for the session (its features) goes with bind-ok.
+  return andThen(xmpp().modules.run('session/bound', { ...stanzaContext(next), user: userContext(next), resource }), () => {
+    sendBindOk(next, resource);
+    return { sessions: next.sessions, pendingBinds, mods: next.mods };
+  });
 }
 
 /** The session asked under its pre-bind name; `bind-ok` reaches it there or, once moved, forwarded. */
 function sendBindOk(ctx: UserCtx, resource: string): void {
   const waiting = pendingReplies.get(`${ctx.jid}/${resource}`);
-  if (waiting) { pendingReplies.delete(`${ctx.jid}/${resource}`); send(waiting, { type: 'bind-ok', resource } satisfies ToSessionFromUser); }
+  const features = ctx.sessions[resource]?.features ?? {};
+  if (waiting) { pendingReplies.delete(`${ctx.jid}/${resource}`); send(waiting, { type: 'bind-ok', resource, features } satisfies ToSessionFromUser); }
 }
 
 /** Who asked to bind (their pre-bind address), until answered; not persisted (a crash fails the bind). */
@@ -100,6 +104,8 @@ export function onUnbind(ctx: UserCtx, resource: string): Step {
 export function onArrived(ctx: UserCtx, resource: string): Patch {
   const s = ctx.sessions[resource];
   if (!s) return {};
+  // Features set since bind-ok went out (or lost in a session restart) catch up here.
+  if (Object.keys(s.features).length > 0) send(s.address, { type: 'features', features: s.features } satisfies ToSessionFromUser);
   return { watch: { ...ctx.watch, [resource]: monitor(s.address) } };
 }
 
@@ -146,30 +152,37 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
   const from = parseJid(h.from);
   if (h.name === 'message') return routeMessage(ctx, xml, h, to, from);
   if (h.name === 'presence') {
-    const stanza = parseElement(xml);
-    const ev = { ...stanzaContext(ctx), stanza, xml, from, to, user: userContext(ctx) };
-    return andThen(xmpp().modules.run('presence/in', ev), (handled) => {
+    const user = userContext(ctx);
+    return andThen(xmpp().modules.run(inboundHook('presence', to), inboundEvent({ ...stanzaContext(ctx), user }, xml, from, to, errorTo(h))), (handled) => {
       if (!handled) for (const s of available(ctx)) deliver(ctx, s, xml, false);
-      return { sessions: sessionsOf(ev.user), mods: ctx.mods };
+      return { sessions: sessionsOf(user), mods: ctx.mods };
     });
   }
-  // iq
-  if (to.resource) {
-    const s = ctx.sessions[to.resource];
-    if (s) { deliver(ctx, s, xml, true); return {}; }
-    if (h.type === 'get' || h.type === 'set') bounceError(h, 'cancel', 'service-unavailable');
-    return {};
-  }
-  if (h.type === 'get' || h.type === 'set') return runIq(ctx, xml, h, from, to, 'bare');
-  return {};
+  return inbound(ctx, xml, h, to, from, () => {
+    if (to.resource) {
+      const s = ctx.sessions[to.resource];
+      if (s) { deliver(ctx, s, xml, true); return {}; }
+      if (h.type === 'get' || h.type === 'set') bounceError(h, 'cancel', 'service-unavailable');
+      return {};
+    }
+    return h.type === 'get' || h.type === 'set' ? runIq(ctx, xml, h, from, to, 'bare') : {};
+  });
+}
+
+/** The recipient's `<kind>/<bare|full>` hooks, then `core` unless one handled the stanza. Events (a
+ *  full parse) are built only when a module listens: this is the chat hot path. */
+function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: () => Step): Step {
+  const svc = xmpp();
+  const hook = inboundHook(h.name as StanzaKind, to);
+  if (!svc.modules.has(hook)) return core();
+  const user = userContext(ctx);
+  return andThen(svc.modules.run(hook, inboundEvent({ ...stanzaContext(ctx), user }, xml, from, to, errorTo(h))),
+    (handled) => (handled ? { sessions: sessionsOf(user), mods: ctx.mods } : core()));
 }
 
 function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Step {
-  const svc = xmpp();
-  // Hook events (a full parse) are built only when a module listens: this is the chat hot path.
-  const event = () => ({ ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user: userContext(ctx) });
-  if (!svc.modules.has('message/in')) return deliverMessage(ctx, xml, h, to, event);
-  return andThen(svc.modules.run('message/in', event()), (handled) => (handled ? { mods: ctx.mods } : deliverMessage(ctx, xml, h, to, event)));
+  const event = () => inboundEvent({ ...stanzaContext(ctx), user: userContext(ctx) }, xml, from, to, errorTo(h));
+  return inbound(ctx, xml, h, to, from, () => deliverMessage(ctx, xml, h, to, event));
 }
 
 type MessageEventOf = () => UserHooks['message/delivered'];
@@ -215,10 +228,12 @@ function deliver(ctx: UserCtx, s: SessionInfo, xml: string, durable: boolean): v
 }
 
 /** An error back to the sender of `h` (never for an error: RFC 6120 §8.3.1). */
-function bounceError(h: StanzaHeader, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void {
+function bounceError(h: StanzaHeader, type: StanzaErrorType | null, condition: StanzaErrorCondition, text?: string): void {
   const err = stanzaError(h, type, condition, text);
   if (err) routeOut(err);
 }
+
+const errorTo = (h: StanzaHeader): InboundEvent['error'] => (condition, type, text, o) => { const err = stanzaError(h, type ?? null, condition, text, o); if (err) routeOut(err); };
 
 /** What we built or already accepted is re-read for its header only: the client's size limit is not
  *  ours (a full roster result may well exceed max_stanza_bytes). */
@@ -226,17 +241,44 @@ const OWN_STANZA = { maxStanzaBytes: Number.MAX_SAFE_INTEGER };
 
 /** Sends any stanza onward: local accounts get it in their user actor, durably. */
 export function routeOut(xml: string): void {
-  const svc = xmpp();
+  const r = readHeader(xml);
+  if (r) forward(xml, r.h, r.to);
+}
+
+/**
+ * A stanza a module sends from this actor. On the account's behalf ('from' is its JID) it passes the
+ * outbound hooks first, as its clients' stanzas do in their sessions: a presence broadcast reaches
+ * a contact only if the contact's pre-presence hooks let it.
+ */
+export function routeAsUser(ctx: UserCtx, xml: string): void {
+  const r = readHeader(xml);
+  if (!r) return;
+  const { h, to } = r;
+  let from: Jid | null = null;
+  try { from = h.from ? parseJid(h.from) : null; } catch { /* not ours to hook */ }
+  if (from && from.bareEquals(parseJid(ctx.jid)) && (h.name === 'message' || h.name === 'presence' || h.name === 'iq')) {
+    // Nobody to answer when a hook vetoes: the server itself sent it.
+    const out = runOutbound(xmpp().modules, h.name, { ...stanzaContext(ctx), user: userContext(ctx) }, xml, from, to, () => undefined);
+    if (out.stopped) return;
+    if (out.xml !== null) { routeOut(out.xml); return; }
+  }
+  forward(xml, h, to);
+}
+
+function readHeader(xml: string): { h: StanzaHeader; to: Jid } | null {
   let h: StanzaHeader;
   try { h = validateStanza(xml, undefined, OWN_STANZA); } catch (err) {
     log('error', `not routed, a stanza that does not parse: ${(err as Error).message}: ${xml.slice(0, 200)}`);
-    return;
+    return null;
   }
-  if (!h.to) return;
-  let to: Jid;
-  try { to = parseJid(h.to); } catch { return; }
-  if (!svc.isLocal(to.domain) || !to.local) return; // no s2s yet; the server itself takes nothing here
-  void sendDurable(`user:${to.toBareString()}`, { type: 'stanza', xml, h } satisfies ToUser);
+  if (!h.to) return null;
+  try { return { h, to: parseJid(h.to) }; } catch { return null; }
+}
+
+function forward(xml: string, h: StanzaHeader, to: Jid): void {
+  if (!xmpp().isLocal(to.domain) || !to.local) return; // no s2s yet; the server itself takes nothing here
+  sendDurable(`user:${to.toBareString()}`, { type: 'stanza', xml, h } satisfies ToUser)
+    .catch((err: Error) => log('error', `not routed to ${to.toBareString()}: ${err.message}`));
 }
 
 /** Presence one of our sessions sent: modules (presence) broadcast it; without them it is dropped. */
@@ -245,7 +287,11 @@ export function onOut(ctx: UserCtx, xml: string, h: StanzaHeader, resource: stri
   const from = parseJid(h.from!);
   const to = h.to ? parseJid(h.to) : parseJid(ctx.jid);
   const user = userContext(ctx);
-  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource }), (handled) => {
+  const error: InboundEvent['error'] = (condition, type, text, o) => {
+    const err = stanzaError(h, type ?? null, condition, text, o);
+    if (err) void user.deliver(resource, err);
+  };
+  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource, error }), (handled) => {
     // With no presence module, still record the session's availability: routing depends on it.
     if (!handled && !h.to) user.setPresence(resource, h.type === 'unavailable' ? null : xml, parsePriority(parseElement(xml)));
     return { sessions: sessionsOf(user), mods: ctx.mods };
@@ -299,7 +345,7 @@ function stanzaContext(ctx: UserCtx): StanzaContext {
   return {
     host: parseJid(ctx.jid).domain,
     now: () => Date.now(),
-    route: (s) => routeOut(typeof s === 'string' ? s : serialize(s)),
+    route: (s) => routeAsUser(ctx, typeof s === 'string' ? s : serialize(s)),
     storage: svc.storage,
     log: (level, text) => { if (level !== 'debug') console.error(`[${level}] ${ctx.jid}: ${text}`); },
   };
@@ -314,11 +360,20 @@ export function userContext(ctx: UserCtx): UserContext {
     session: (r) => ctx.sessions[r],
     deliver: (r, stanza) => {
       const s = ctx.sessions[r];
-      return s ? sendDurable(s.address, { type: 'deliver', xml: typeof stanza === 'string' ? stanza : serialize(stanza) } satisfies ToSessionFromUser) : Promise.resolve();
+      if (!s) return Promise.resolve();
+      const sent = sendDurable(s.address, { type: 'deliver', xml: typeof stanza === 'string' ? stanza : serialize(stanza) } satisfies ToSessionFromUser);
+      // Modules that do not wait for a delivery must not leave a rejection unhandled.
+      sent.catch((err: Error) => log('error', `delivery to ${s.address} failed: ${err.message}`));
+      return sent;
     },
     state: <T>(module: string, init: () => T) => (ctx.mods[module] ?? (ctx.mods = { ...ctx.mods, [module]: init() })[module]) as T,
     setState: (module, value) => { ctx.mods = { ...ctx.mods, [module]: value }; },
-    setSessionFeature: (r, key, value) => update(ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } })),
+    setSessionFeature: (r, key, value) => {
+      update(ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } }));
+      // Before it has arrived at its address the session gets its features with bind-ok and on arrival.
+      const s = ctx.sessions[r];
+      if (s && ctx.watch[r] !== undefined) send(s.address, { type: 'features', features: s.features } satisfies ToSessionFromUser);
+    },
     setPresence: (r, presence, priority) => update(ctx, r, (s) => ({ ...s, presence, priority })),
     setInterested: (r) => update(ctx, r, (s) => ({ ...s, interested: true })),
   };

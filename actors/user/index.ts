@@ -6,7 +6,7 @@ import { send, sender, suspend } from '../../src/runtime/api.ts';
 import { defineKind } from '../../src/runtime/kind.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { andThen } from '../../src/xmpp/module.ts';
-import { initialUserContext, onArrived, onStarted, onBind, onDown, onIqSelf, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeOut, type Patch, type Step, type UserCtx } from './core.ts';
+import { initialUserContext, onArrived, onStarted, onBind, onDown, onIqSelf, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeAsUser, type Patch, type Step, type UserCtx } from './core.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 type Ev = ToUser | RuntimeEvent;
@@ -34,7 +34,7 @@ const machine = setup({
     stanza: { actions: step((w, e) => onStanza(w, e.xml, e.h)) },
     out: { actions: step((w, e) => onOut(w, e.xml, e.h, e.resource)) },
     'iq-self': { actions: step((w, e) => onIqSelf(w, e.xml, e.h)) },
-    route: { actions: ({ event }) => routeOut(event.xml) },
+    route: { actions: ({ context, event }) => routeAsUser(context, event.xml) },
     redeliver: { actions: step((w, e) => onRedeliver(w, e.xml, e.except)) },
     arrived: { actions: step((w, e) => onArrived(w, e.resource)) },
     'runtime.down': { actions: step((w, e) => onDown(w, e.address, e.reason, e.ref)) },

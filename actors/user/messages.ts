@@ -22,7 +22,10 @@ export type ToUser =
 
 /** What a user actor sends to its sessions. */
 export type ToSessionFromUser =
-  | { type: 'bind-ok'; resource: string }
+  /** The resource is bound; `features` are what the bound hooks set for the session. */
+  | { type: 'bind-ok'; resource: string; features: Record<string, unknown> }
+  /** The session's features changed (SessionContext.feature reads them). */
+  | { type: 'features'; features: Record<string, unknown> }
   | { type: 'bind-denied'; condition: 'resource-constraint' | 'not-allowed' | 'conflict'; text: string }
   /** Another login took this resource: end with a conflict stream error (RFC 6120 §7.7.2.2). */
   | { type: 'replace' }

@@ -10,7 +10,6 @@
 // resource after the stored ones. The next sequence number and the count live in the actor's state
 // (its snapshot, read from disk once): a message replayed after a crash is written under the same key
 // again, never twice. A storage error crashes the actor; the durable message is redelivered.
-import { stanzaError } from '../xmpp/errors.ts';
 import { addDelayXml } from '../xmpp/delay.ts';
 import { defineModule, type Storage, type UserContext } from '../xmpp/module.ts';
 import { NS } from '../xmpp/namespaces.ts';
@@ -89,10 +88,10 @@ export default defineModule({
       if (what !== 'store') return what === 'drop';
       const bare = ev.user.jid.toBareString();
       // Only accounts that exist have offline storage (RFC 6121 §8.5.1: otherwise service-unavailable).
-      if ((await ev.storage.get(keys.acct(bare))) === undefined) { ev.route(stanzaError(ev.stanza, null, 'service-unavailable')!); return true; }
+      if ((await ev.storage.get(keys.acct(bare))) === undefined) { ev.error('service-unavailable'); return true; }
       const st = await loadState(ev.user, ev.storage, limit);
       if (st.count >= limit) {
-        ev.route(stanzaError(ev.stanza, null, 'service-unavailable', 'offline message storage is full')!);
+        ev.error('service-unavailable', undefined, 'offline message storage is full');
         ev.user.setState(MODULE, st);
         return true;
       }

@@ -64,7 +64,7 @@ function outbound(ev: Outbound, maxItems: number): void | Promise<void> {
     return hasTarget ? directed(ev, full, type === undefined) : broadcast(ev, full, type === undefined);
   }
   if (SUBSCRIPTION_TYPES.has(type)) {
-    if (!hasTarget) { refuse(ev, 'bad-request', 'a subscription request needs a to'); return; }
+    if (!hasTarget) { ev.error('bad-request', undefined, 'a subscription request needs a to'); return; }
     const contact = ev.to.bare();
     // An account is implicitly subscribed to itself (RFC 6121 §4.2.2); there is no state to change.
     if (contact.bareEquals(user.jid)) return;
@@ -74,12 +74,7 @@ function outbound(ev: Outbound, maxItems: number): void | Promise<void> {
     if (hasTarget) ev.route(ev.stanza.withAttrs({ from: full, to: ev.to.toString() }));
     return;
   }
-  refuse(ev, 'bad-request', `unknown presence type '${type}'`);
-}
-
-function refuse(ev: Outbound, condition: 'bad-request', text: string): void {
-  const err = stanzaErrorElement(ev.stanza, null, condition, text);
-  if (err) ev.user.deliver(ev.resource, err.withAttrs({ to: fullOf(ev.user, ev.resource) }));
+  ev.error('bad-request', undefined, `unknown presence type '${type}'`);
 }
 
 /** Presence with no 'to': initial or subsequent available presence (§4.2, §4.4) or unavailable (§4.5). */
@@ -358,7 +353,7 @@ export default defineModule({
   setup(m) {
     const maxItems = () => limitsFor(m.hosts).maxItems;
     m.hook('presence/out', (ev) => andThen(outbound(ev, maxItems()), () => true));
-    m.hook('presence/in', (ev) => andThen(inbound(ev, maxItems()), () => true));
+    for (const target of ['bare', 'full'] as const) m.hook(`presence/${target}`, (ev) => andThen(inbound(ev, maxItems()), () => true));
     m.hook('session/unbound', (ev: SessionEvent) => cleanUp(ev, [ev.resource]));
     // A resource still in the state when it binds again belongs to a stream that ended without an
     // unbound (a crash): its contacts still think it is online.

@@ -4,7 +4,7 @@
 // The loader owns the registrations (as Prosody's module manager and ejabberd's gen_mod do).
 import type { Jid } from './jid.ts';
 import type { XmlElement } from '../xml/element.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from './errors.ts';
+import type { StanzaErrorCondition, StanzaErrorOptions, StanzaErrorType } from './errors.ts';
 
 export interface XepDeclaration { xep: number; version?: string; status?: 'complete' | 'partial'; note?: string }
 
@@ -65,6 +65,8 @@ export interface UserContext {
   /** Per-module state kept in the user actor's snapshot (keep it small; big data goes to storage). */
   state<T>(module: string, init: () => T): T;
   setState<T>(module: string, value: T): void;
+  /** A value the session actor sees too (SessionContext.feature), e.g. for its outbound hooks:
+   *  sent with bind's answer, and to the session whenever it changes. */
   setSessionFeature(resource: string, key: string, value: unknown): void;
   /** Records a session's current presence (null = unavailable) and priority; routing reads these. */
   setPresence(resource: string, presence: string | null, priority: number): void;
@@ -81,27 +83,49 @@ export interface SessionContext {
   setFeature(key: string, value: unknown): void;
 }
 
-export interface MessageEvent extends StanzaContext { stanza: XmlElement; xml: string; from: Jid; to: Jid; user: UserContext }
-export interface PresenceEvent extends StanzaContext { stanza: XmlElement; xml: string; from: Jid; to: Jid; user: UserContext }
-export interface OutboundEvent extends StanzaContext { stanza: XmlElement; xml: string; from: Jid; to: Jid | null; session: SessionContext }
+/** Where a stanza is addressed: the server's own domain, an account's bare JID, or one of its resources. */
+export type Target = 'host' | 'bare' | 'full';
+export type StanzaKind = 'message' | 'presence' | 'iq';
+
+interface StanzaEventBase extends StanzaContext {
+  stanza: XmlElement;
+  xml: string;
+  from: Jid;
+  to: Jid;
+  /** Answers the sender with a stanza error from the server, not through any hook (never for an
+   *  error: RFC 6120 §8.3.1). The handler then returns true: the stanza goes no further. */
+  error(condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string, o?: StanzaErrorOptions): void;
+}
+
+/**
+ * A stanza on its way out, before the router sends it: from a local client (in its session actor,
+ * `session` set), or sent by the server on the account's behalf (in the user actor, `user` set:
+ * presence broadcasts, subscription stanzas). Handlers run synchronously; one may veto (return
+ * true, with or without error()), or rewrite by assigning `stanza` (the router sends that instead).
+ */
+export interface OutboundEvent extends StanzaEventBase { session?: SessionContext; user?: UserContext }
+
+/** A stanza for a local account, in its user actor, before the core delivers it. */
+export interface InboundEvent extends StanzaEventBase { user: UserContext }
+export type MessageEvent = InboundEvent;
+export type PresenceEvent = InboundEvent;
 export interface SessionEvent extends StanzaContext { user: UserContext; resource: string }
 
+/** Prosody's grammar: `pre-<kind>/<target>` outbound (the sender's side), `<kind>/<target>` at the
+ *  recipient's user actor. */
+type RouteHooks = { [K in `pre-${StanzaKind}/${Target}`]: OutboundEvent } & { [K in `${StanzaKind}/${'bare' | 'full'}`]: InboundEvent };
+
 /** Hook points and their events. A handler returning true stops the chain (handled). */
-export interface Hooks {
+export interface Hooks extends RouteHooks {
   /** `<type>/<target>/<payload xmlns>`, target host | self | bare. Runs where the reply is natural. */
   iq: IqRequest;
-  /** A message for this user (bare or full JID) before the core delivers it. */
-  'message/in': MessageEvent;
   /** A message the core could not deliver to any session (chat/normal to an offline user). */
   'message/undeliverable': MessageEvent;
   /** A message the core delivered to a session (for carbons, archives). */
   'message/delivered': MessageEvent;
-  /** A presence stanza for this user from someone else (subscriptions, probes, broadcasts). */
-  'presence/in': PresenceEvent;
-  /** A presence stanza this user's session sent (broadcast, directed, subscription requests). */
+  /** Presence this user's session sent, in the user actor (broadcast, directed, subscription
+   *  requests), after its pre-presence hooks passed it. */
   'presence/out': PresenceEvent & { resource: string };
-  /** Any stanza a client sent, in its session, before routing. */
-  'stanza/out': OutboundEvent;
   'session/bound': SessionEvent;
   'session/unbound': SessionEvent;
   /** Called after a user actor's restart or hot reload with the module's state. */

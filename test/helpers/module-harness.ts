@@ -15,8 +15,9 @@ import { dispatchIq } from '../../src/xmpp/iq.ts';
 import { Jid, parseJid } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xmpp/namespaces.ts';
 import {
-  andThen, type ModuleDefinition, type SessionInfo, type StanzaContext, type Storage, type UserContext,
+  andThen, type InboundEvent, type ModuleDefinition, type SessionContext, type SessionInfo, type StanzaContext, type StanzaKind, type Storage, type UserContext,
 } from '../../src/xmpp/module.ts';
+import { inboundEvent, inboundHook, runOutbound } from '../../src/xmpp/router.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
 
 type BatchOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
@@ -179,20 +180,29 @@ export class Harness {
     const el = reparse(stanza).withAttrs({ from: full });
     this.post(u, () => {
       if (!u.sessions.has(from.resource)) throw new Error(`${full} sent a stanza but is not bound`);
-      if (el.name === 'presence') {
-        const toAttr = el.attr('to');
-        const ev = { ...this.stanzaContext(u), stanza: el, xml: serialize(el), from, to: toAttr ? parseJid(toAttr) : u.jid, user: u.ctx, resource: from.resource };
-        return andThen(this.modules.run('presence/out', ev), (handled) => { if (!handled) this.unhandled.push(serialize(el)); });
+      const toAttr = el.attr('to');
+      const to = toAttr ? parseJid(toAttr) : u.jid;
+      const answer: InboundEvent['error'] = (c, t, text, o) => {
+        const err = stanzaErrorElement(el, t ?? null, c, text, o);
+        if (err) void u.ctx.deliver(from.resource, err);
+      };
+      // The session's outbound hooks, as the session actor runs them.
+      const out = runOutbound(this.modules, el.name as StanzaKind, { ...this.stanzaContext(u), session: this.sessionContext(u, from) }, serialize(el), from, to, answer);
+      if (out.stopped) return;
+      const sent = out.xml === null ? el : reparse(out.xml);
+      if (sent.name === 'presence') {
+        const ev = { ...this.stanzaContext(u), stanza: sent, xml: serialize(sent), from, to, user: u.ctx, resource: from.resource, error: answer };
+        return andThen(this.modules.run('presence/out', ev), (handled) => { if (!handled) this.unhandled.push(serialize(sent)); });
       }
-      if (el.name === 'iq') return this.clientIq(u, from, el);
-      this.route(el);
+      if (sent.name === 'iq') return this.clientIq(u, from, sent);
+      this.route(sent);
     });
   }
 
   /** A stanza arriving from elsewhere (another server), routed like any other. */
   inject(stanza: string | XmlElement): void { this.route(stanza); }
 
-  /** The core's routing: local accounts get 'presence/in' or delivery, other domains go to `remote`. */
+  /** The core's routing: local accounts get their inbound hooks or delivery, other domains go to `remote`. */
   route(stanza: string | XmlElement): void {
     const el = reparse(stanza);
     const toAttr = el.attr('to');
@@ -316,7 +326,7 @@ export class Harness {
     return {
       host: this.host,
       now: () => this.clock,
-      route: (s) => { during('route()'); this.route(s); },
+      route: (s) => { during('route()'); this.routeAs(u, s); },
       storage: this.moduleStorage,
       log: (level, text) => { this.logs.push(`[${level}] ${u.jid}: ${text}`); },
     };
@@ -358,20 +368,47 @@ export class Harness {
     };
   }
 
+  /** What a module routes from the user actor: on the account's behalf it passes the outbound hooks. */
+  private routeAs(u: SimUser, stanza: string | XmlElement): void {
+    const el = reparse(stanza);
+    const fromAttr = el.attr('from'), toAttr = el.attr('to');
+    if (fromAttr !== undefined && toAttr !== undefined && parseJid(fromAttr).bareEquals(u.jid)) {
+      const out = runOutbound(this.modules, el.name as StanzaKind, { ...this.stanzaContext(u), user: u.ctx }, serialize(el), parseJid(fromAttr), parseJid(toAttr), () => undefined);
+      if (out.stopped) return;
+      if (out.xml !== null) { this.route(out.xml); return; }
+    }
+    this.route(el);
+  }
+
+  private sessionContext(u: SimUser, jid: Jid): SessionContext {
+    const live = () => u.sessions.get(jid.resource);
+    return {
+      jid,
+      send: (s) => { void u.ctx.deliver(jid.resource, s); },
+      feature: <T>(key: string) => live()?.features[key] as T | undefined,
+      setFeature: (key, value) => { const s = live(); if (s) s.features[key] = value; },
+    };
+  }
+
   private arrive(u: SimUser, to: Jid, el: XmlElement): unknown {
     const xml = serialize(el);
-    if (el.name === 'presence') {
-      const fromAttr = el.attr('from');
-      if (fromAttr === undefined) throw new Error(`presence with no 'from' routed to ${to}: ${xml}`);
-      const ev = { ...this.stanzaContext(u), stanza: el, xml, from: parseJid(fromAttr), to, user: u.ctx };
-      return andThen(this.modules.run('presence/in', ev), (handled) => { if (!handled) this.unhandled.push(xml); });
-    }
-    const type = el.attr('type');
-    if (el.name === 'iq' && to.isBare() && (type === 'get' || type === 'set')) {
-      return this.serveIq(u, 'bare', parseJid(el.attr('from')!), el, (reply) => this.route(reply));
-    }
-    if (!to.isBare() && u.sessions.has(to.resource)) u.ctx.deliver(to.resource, xml);
-    else this.dropped.push(xml);
+    const fromAttr = el.attr('from');
+    if (fromAttr === undefined) throw new Error(`${el.name} with no 'from' routed to ${to}: ${xml}`);
+    const from = parseJid(fromAttr);
+    const error: InboundEvent['error'] = (c, t, text, o) => {
+      const err = stanzaErrorElement(el, t ?? null, c, text, o);
+      if (err) this.route(err);
+    };
+    const ev = inboundEvent({ ...this.stanzaContext(u), user: u.ctx }, xml, from, to, error);
+    return andThen(this.modules.run(inboundHook(el.name as StanzaKind, to), ev), (handled) => {
+      if (handled) return undefined;
+      if (el.name === 'presence') { this.unhandled.push(xml); return undefined; }
+      const type = el.attr('type');
+      if (el.name === 'iq' && to.isBare() && (type === 'get' || type === 'set')) return this.serveIq(u, 'bare', from, el, (reply) => this.route(reply));
+      if (!to.isBare() && u.sessions.has(to.resource)) void u.ctx.deliver(to.resource, xml);
+      else this.dropped.push(xml);
+      return undefined;
+    });
   }
 
   private clientIq(u: SimUser, from: Jid, el: XmlElement): unknown {

@@ -11,6 +11,7 @@ import { x } from '../../src/xml/builder.ts';
 import { parseElement } from '../../src/xml/element.ts';
 import { addDelayXml, appendChildXml, delayElement, withDelay, xmppDateTime } from '../../src/xmpp/delay.ts';
 import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
+import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
 import type { SessionInfo, StanzaContext, Storage, UserContext } from '../../src/xmpp/module.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
 import { NS } from '../../src/xmpp/namespaces.ts';
@@ -77,7 +78,8 @@ class FakeUser {
   /** A message the core found undeliverable; resolves to the hook chain's answer. */
   undeliverable(xml: string): Promise<boolean> {
     const stanza = parseElement(xml);
-    return this.message(() => this.set.run('message/undeliverable', { ...this.ctx(), stanza, xml, from: parseJid(stanza.attr('from')!), to: parseJid(stanza.attr('to')!), user: this.user() }));
+    const error = (c: StanzaErrorCondition, t?: StanzaErrorType, text?: string) => { this.routed.push(stanzaError(stanza, t ?? null, c, text)!); };
+    return this.message(() => this.set.run('message/undeliverable', { ...this.ctx(), stanza, xml, from: parseJid(stanza.attr('from')!), to: parseJid(stanza.attr('to')!), user: this.user(), error }));
   }
 
   /** Presence a session sent: the hooks run, then (as the presence module does) the presence is recorded. */
@@ -87,6 +89,7 @@ class FakeUser {
     return this.message(async () => {
       const handled = await this.set.run('presence/out', {
         ...this.ctx(), stanza, xml, from: this.jid.withResource(resource), to: to ? parseJid(to) : this.jid, user: this.user(), resource,
+        error: () => { throw new Error('offline never refuses a presence'); },
       });
       if (!to && stanza.attr('type') === undefined) this.user().setPresence(resource, xml, parsePriority(stanza));
       return handled;
