@@ -5,6 +5,7 @@
 import type { ClassicLevel } from 'classic-level';
 import type { Address } from './address.ts';
 import type { PersistedSnapshot } from './kind.ts';
+import { keys, mailboxSeq, PREFIX } from '../storage/db.ts';
 
 type Db = ClassicLevel<string, string>;
 type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
@@ -12,11 +13,6 @@ type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: stri
 export interface StoredMessage { seq: string; from?: Address; message: unknown; attempts: number }
 export interface StoredSnapshot { kind: string; version: number; snapshot: PersistedSnapshot; savedAt: number }
 
-/** `!` separates key parts, so it is escaped inside addresses (resources may contain it). */
-export const keyPart = (address: Address): string => address.replace(/%/g, '%25').replace(/!/g, '%21');
-export const unkeyPart = (part: string): Address => part.replace(/%21/g, '!').replace(/%25/g, '%');
-const mboxPrefix = (address: Address) => `mbox!${keyPart(address)}!`;
-const snapKey = (address: Address) => `snap!${keyPart(address)}`;
 
 export class DurableStore {
   private ops: Op[] = [];
@@ -37,32 +33,32 @@ export class DurableStore {
   /** Seqs are clock-based so a replacement thread (or a restarted node) keeps appending after older keys. */
   nextSeq(): string {
     this.lastSeq = Math.max(this.lastSeq + 1, Date.now() * 1000);
-    return String(this.lastSeq).padStart(17, '0');
+    return mailboxSeq(this.lastSeq);
   }
 
   appendMessage(address: Address, from: Address | undefined, message: unknown, seq = this.nextSeq()): string {
     this.known.add(address);
     const rec: StoredMessage = { seq, from, message, attempts: 0 };
-    this.ops.push({ type: 'put', key: mboxPrefix(address) + seq, value: JSON.stringify(rec) });
+    this.ops.push({ type: 'put', key: keys.mbox(address, seq), value: JSON.stringify(rec) });
     this.schedule();
     return seq;
   }
 
   /** Rewrites a message's record, e.g. to count a delivery attempt that crashed its receiver. */
   updateMessage(address: Address, rec: StoredMessage): void {
-    this.ops.push({ type: 'put', key: mboxPrefix(address) + rec.seq, value: JSON.stringify(rec) });
+    this.ops.push({ type: 'put', key: keys.mbox(address, rec.seq), value: JSON.stringify(rec) });
     this.schedule();
   }
 
   removeMessage(address: Address, seq: string): void {
-    this.ops.push({ type: 'del', key: mboxPrefix(address) + seq });
+    this.ops.push({ type: 'del', key: keys.mbox(address, seq) });
     this.schedule();
   }
 
   /** Coalesced: only the last snapshot of an address per batch is written. null deletes it. */
   saveSnapshot(address: Address, snap: StoredSnapshot | null): void {
     if (snap) this.known.add(address);
-    this.snapshots.set(snapKey(address), snap && JSON.stringify(snap));
+    this.snapshots.set(keys.snap(address), snap && JSON.stringify(snap));
     this.schedule();
   }
 
@@ -82,8 +78,8 @@ export class DurableStore {
 
   /** A message that keeps crashing its receiver leaves the mailbox but is kept for an operator. */
   deadLetter(address: Address, rec: StoredMessage): void {
-    this.ops.push({ type: 'del', key: mboxPrefix(address) + rec.seq });
-    this.ops.push({ type: 'put', key: `dead!${keyPart(address)}!${rec.seq}`, value: JSON.stringify(rec) });
+    this.ops.push({ type: 'del', key: keys.mbox(address, rec.seq) });
+    this.ops.push({ type: 'put', key: keys.dead(address, rec.seq), value: JSON.stringify(rec) });
     this.schedule();
   }
 
@@ -92,7 +88,7 @@ export class DurableStore {
   async loadMailbox(address: Address): Promise<StoredMessage[]> {
     if (!this.known.has(address)) return [];
     await this.flushed();
-    const prefix = mboxPrefix(address);
+    const prefix = keys.mboxOf(address);
     const out: StoredMessage[] = [];
     for await (const value of this.db.values({ gte: prefix, lt: prefix + '\xff' })) out.push(JSON.parse(value));
     for (const m of out) this.lastSeq = Math.max(this.lastSeq, Number(m.seq));
@@ -102,7 +98,7 @@ export class DurableStore {
   async loadSnapshot(address: Address): Promise<StoredSnapshot | undefined> {
     if (!this.known.has(address)) return undefined;
     await this.flushed();
-    const v = await this.db.get(snapKey(address));
+    const v = await this.db.get(keys.snap(address));
     return v === undefined ? undefined : JSON.parse(v);
   }
 
@@ -110,12 +106,12 @@ export class DurableStore {
    *  boot. Must run once before the thread starts actors (it fills the known-address set). */
   async scanOwned(mine: (address: Address) => boolean): Promise<Set<Address>> {
     const found = this.known;
-    for await (const key of this.db.keys({ gte: 'mbox!', lt: 'mbox!\xff' })) {
-      const a = unkeyPart(key.slice(5, key.lastIndexOf('!')));
+    for await (const key of this.db.keys({ gte: PREFIX.mbox, lt: `${PREFIX.mbox}\xff` })) {
+      const a = keys.addressOf(key);
       if (mine(a)) found.add(a);
     }
-    for await (const key of this.db.keys({ gte: 'snap!', lt: 'snap!\xff' })) {
-      const a = unkeyPart(key.slice(5));
+    for await (const key of this.db.keys({ gte: PREFIX.snap, lt: `${PREFIX.snap}\xff` })) {
+      const a = keys.addressOf(key);
       if (mine(a)) found.add(a);
     }
     return found;

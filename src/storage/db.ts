@@ -4,7 +4,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { escapeKeyPart, unescapeKeyPart } from '../xmpp/jid.ts';
 
 /** The DB as this module opens it (utf8 keys, JSON values). */
 export type Db = ClassicLevel<string, unknown>;
@@ -37,8 +36,20 @@ export function isLockedError(err: unknown): boolean {
   return false;
 }
 
+/** Makes a string safe as one `!`-separated LevelDB key part (JIDs may contain `!`). Injective. */
+export function escapeKeyPart(s: string): string {
+  return s.includes('!') || s.includes('%') ? s.replace(/[%!]/g, (c) => (c === '%' ? '%25' : '%21')) : s;
+}
+
+export function unescapeKeyPart(s: string): string {
+  return s.includes('%') ? s.replace(/%2[51]/g, (c) => (c === '%25' ? '%' : '!')) : s;
+}
+
 const part = escapeKeyPart;
 const seq = (n: number | bigint): string => String(n).padStart(16, '0');
+
+/** A durable mailbox sequence number (clock-based, microseconds: 17 digits sort until year 5138). */
+export const mailboxSeq = (n: number): string => String(n).padStart(17, '0');
 
 /** Key builders for every prefix in the conventions table; the only place key strings are made. */
 export const keys = {
@@ -48,14 +59,18 @@ export const keys = {
   rosterver: (owner: string) => `rosterver!${part(owner)}`,
   offline: (bare: string, n: number | bigint) => `offline!${part(bare)}!${seq(n)}`,
   offlineOf: (bare: string) => `offline!${part(bare)}!`,
-  mbox: (address: string, n: number | bigint) => `mbox!${part(address)}!${seq(n)}`,
+  /** `seq` from mailboxSeq(). */
+  mbox: (address: string, seq: string) => `mbox!${part(address)}!${seq}`,
   mboxOf: (address: string) => `mbox!${part(address)}!`,
   snap: (address: string) => `snap!${part(address)}`,
+  dead: (address: string, seq: string) => `dead!${part(address)}!${seq}`,
+  /** The address in an `mbox!` or `snap!` key. */
+  addressOf: (key: string) => unescapeKeyPart(key.startsWith('mbox!') ? key.slice(5, key.lastIndexOf('!')) : key.slice(key.indexOf('!') + 1)),
   /** The bare JID in an `acct!` key. */
   acctJid: (key: string) => unescapeKeyPart(key.slice('acct!'.length)),
 } as const;
 
-export const PREFIX = { acct: 'acct!', roster: 'roster!', rosterver: 'rosterver!', offline: 'offline!', mbox: 'mbox!', snap: 'snap!' } as const;
+export const PREFIX = { acct: 'acct!', roster: 'roster!', rosterver: 'rosterver!', offline: 'offline!', mbox: 'mbox!', snap: 'snap!', dead: 'dead!' } as const;
 
 /**
  * Iterator bounds for every key starting with `prefix`. The upper bound is the prefix with its last

@@ -7,6 +7,7 @@
 // keywords, ']]>').
 import { isUtf8 } from 'node:buffer';
 import { NS } from '../xmpp/namespaces.ts';
+import { escapeAttr } from './builder.ts';
 import { XmlError } from './error.ts';
 import {
   ASCII, MAX_REF, NAME_CHAR, NAME_START, decodeAttr, isWideNameChar, isWideNameStart, isXmlChar, utf8Length,
@@ -897,7 +898,7 @@ export class StreamFramer {
   /** Copies declarations of stream-level prefixes the stanza uses into its start tag, so it stands alone. */
   private spliceInherited(xml: string, h: StanzaHeader, prefixes: string[]): string {
     let decls = '';
-    for (const p of prefixes) decls += ` xmlns:${p}="${escapeForAttr(this.nsUri.get(p)!)}"`;
+    for (const p of prefixes) decls += ` xmlns:${p}="${escapeAttr(this.nsUri.get(p)!)}"`;
     const at = h.nameEnd, d = decls.length;
     if (h.toStart > at) { h.toStart += d; h.toEnd += d; }
     if (h.fromStart > at) { h.fromStart += d; h.fromEnd += d; }
@@ -1044,10 +1045,6 @@ export class StreamFramer {
       else seen.push(key);
     }
   }
-}
-
-function escapeForAttr(v: string): string {
-  return v.replace(/[&<"]/g, (ch) => (ch === '&' ? '&amp;' : ch === '<' ? '&lt;' : '&quot;'));
 }
 
 /**

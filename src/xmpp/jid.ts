@@ -92,17 +92,6 @@ export function tryParseJid(s: string): Jid | undefined {
   try { return parseJid(s); } catch (e) { if (e instanceof JidError) return undefined; throw e; }
 }
 
-// ---- key escaping -------------------------------------------------------------------------------
-
-/** Makes a string safe as one `!`-separated LevelDB key part (JIDs may contain `!`). Injective. */
-export function escapeKeyPart(s: string): string {
-  return s.includes('!') || s.includes('%') ? s.replace(/[%!]/g, (c) => (c === '%' ? '%25' : '%21')) : s;
-}
-
-export function unescapeKeyPart(s: string): string {
-  return s.includes('%') ? s.replace(/%2[51]/g, (c) => (c === '%25' ? '%' : '!')) : s;
-}
-
 // ---- parts --------------------------------------------------------------------------------------
 
 // ASCII fast paths: everything printable is PVALID in both PRECIS classes, so only the localpart

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { escapeKeyPart, unescapeKeyPart } from '../../src/storage/db.ts';
 import {
-  Jid, JidError, parseJid, tryParseJid, escapeKeyPart, unescapeKeyPart,
+  Jid, JidError, parseJid, tryParseJid,
   prepareLocalpart, prepareResourcepart, prepareDomainpart, type JidPart,
 } from '../../src/xmpp/jid.ts';
 
