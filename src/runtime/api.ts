@@ -37,6 +37,7 @@ export interface ActorContextApi {
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
   /** Shared services of this thread (db, config, ...), installed by the node. */
   service<T>(name: string): T;
+  callAt(home: Address, service: string, method: string, args: unknown[]): Promise<unknown>;
 }
 
 /** This thread's host; it knows which actor's message is being handled (across awaits too). */
@@ -78,6 +79,13 @@ export const release = (receipt: Receipt): void => (thread ?? ctx()).release(rec
  *  crashes the actor, and a durable message is redelivered to its restart. Once per message. */
 export const suspend = (promise: Promise<unknown>): void => ctx().suspend(promise);
 export const persistNow = (): void => ctx().persistNow();
+/** Calls `method` of service `service` on the thread where an actor named `home` would live, so that
+ *  state kept per key in a service (the login throttle) meets in one place whichever thread asks.
+ *  Works outside a handler; rejects after 5 s without an answer (a thread that died). */
+export const callAt = (home: Address, service: string, method: string, ...args: unknown[]): Promise<unknown> => {
+  if (!thread) throw new Error('callAt used off a scheduler thread');
+  return thread.callAt(home, service, method, args);
+};
 /** A function that sends a message to this actor later, from a promise callback or a timer: async work
  *  comes back as a message, so the actor still handles one message at a time. */
 export const later = (): ((message: unknown) => void) => ctx().later();

@@ -173,7 +173,13 @@ export class ActorHost implements RouterSink {
           (err: Error) => c.reply !== undefined && this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply, error: err.message }),
         );
         break;
-      case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done':
+      case 'call':
+        this.callLocal(c.service, c.method, c.args).then(
+          (value) => this.router.sendControl(fromThread, { c: 'call-reply', reply: c.reply, value }),
+          (err: Error) => this.router.sendControl(fromThread, { c: 'call-reply', reply: c.reply, error: err?.message ?? String(err) }),
+        );
+        break;
+      case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done': case 'call-reply':
         this.replies.get(c.reply)?.(c);
         this.replies.delete(c.reply);
         break;
@@ -618,6 +624,28 @@ export class ActorHost implements RouterSink {
     await this.o.store.flushed();
   }
 
+  private async callLocal(service: string, method: string, args: unknown[]): Promise<unknown> {
+    const s = this.o.services.get(service) as Record<string, unknown> | undefined;
+    const f = s?.[method];
+    if (typeof f !== 'function') throw new Error(`no method ${service}.${method} on scheduler ${this.o.thread}`);
+    return f.apply(s, args);
+  }
+
+  private callAt(home: Address, service: string, method: string, args: unknown[]): Promise<unknown> {
+    const at = this.router.place(home);
+    if (at === this.o.thread) return this.callLocal(service, method, args);
+    const reply = ++this.replyCounter;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.replies.delete(reply); reject(new Error(`${service}.${method} on scheduler ${at}: no answer in 5 s`)); }, 5_000);
+      this.replies.set(reply, (c) => {
+        clearTimeout(timer);
+        if (c.c === 'call-reply' && c.error !== undefined) reject(new Error(c.error));
+        else resolve(c.c === 'call-reply' ? c.value : undefined);
+      });
+      this.router.sendControl(at, { c: 'call', service, method, args, reply });
+    });
+  }
+
   request(thread: ThreadId, make: (reply: number) => Control): Promise<Control> {
     const reply = ++this.replyCounter;
     return new Promise((resolve) => { this.replies.set(reply, resolve); this.router.sendControl(thread, make(reply)); });
@@ -700,6 +728,7 @@ export class ActorHost implements RouterSink {
       rec.moveTo = address;
     },
     log: (level, text) => this.o.log(level, `${this.frame()?.rec.address ?? '?'}: ${text}`),
+    callAt: (home, service, method, args) => this.callAt(home, service, method, args),
     service: <T>(name: string): T => {
       const s = this.o.services.get(name);
       if (s === undefined) throw new Error(`no service '${name}' on this scheduler`);

@@ -38,6 +38,9 @@ export type Control =
   | { c: 'thread-down'; thread: ThreadId }
   | { c: 'ready'; thread: ThreadId }
   | { c: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; text: string }
+  /** A method of a shared service on its home thread (callAt): state keyed by something other than an actor. */
+  | { c: 'call'; service: string; method: string; args: unknown[]; reply: number }
+  | { c: 'call-reply'; reply: number; value?: unknown; error?: string }
   | { c: 'shutdown'; reply: number }
   | { c: 'shutdown-done'; reply: number };
 

@@ -48,7 +48,7 @@ export class PlainServer implements SaslServer {
     try { authcid = saslprep(rawAuthcid); } catch { return this.#fail('malformed-request', 'authcid fails SASLprep'); }
     if (authcid === '') return this.#fail('malformed-request', 'empty authcid');
 
-    const refused = throttled(o, authcid);
+    const refused = await throttled(o, authcid);
     if (refused) { this.#state = 'done'; return refused; }
 
     let account;
@@ -85,7 +85,7 @@ export class PlainServer implements SaslServer {
       }
       if (!allowed) return this.#fail('invalid-authzid', `may not act as ${authzid}`, name);
     }
-    o.throttle?.recordSuccess(name, o.address);
+    await o.throttle?.recordSuccess(name, o.address);
     this.#state = 'done';
     return authzid === '' ? { kind: 'success', authcid: name } : { kind: 'success', authcid: name, authzid };
   }

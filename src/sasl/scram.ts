@@ -202,7 +202,7 @@ export class ScramServer implements SaslServer {
     const clientNonce = attrs[1].slice(2);
     if (!NONCE.test(clientNonce)) return this.#fail('malformed-request', 'bad client nonce');
 
-    const refused = throttled(o, username);
+    const refused = await throttled(o, username);
     if (refused) { this.#state = 'done'; return refused; }
 
     let account: StoredCredentials | undefined;
@@ -267,7 +267,7 @@ export class ScramServer implements SaslServer {
       }
       if (!allowed) return this.#fail('invalid-authzid', `may not act as ${authzid}`, authcid);
     }
-    o.throttle?.recordSuccess(authcid, o.address);
+    await o.throttle?.recordSuccess(authcid, o.address);
     this.#state = 'done';
     const serverSignature = hmac(hash, creds.serverKey, authMessage);
     const step: SaslStep = { kind: 'success', data: Buffer.from(`v=${serverSignature.toString('base64')}`), authcid };

@@ -44,20 +44,20 @@ export function failure(condition: SaslFailureCondition, reason: string, authcid
 }
 
 /** A wrong password or proof: not-authorized, recorded in the throttle. */
-export function credentialFailure(o: SaslServerOptions, reason: string, authcid?: string): SaslFailureStep {
+export async function credentialFailure(o: SaslServerOptions, reason: string, authcid?: string): Promise<SaslFailureStep> {
   const step = failure('not-authorized', reason, authcid);
   step.wrongCredentials = true;
   if (o.throttle) {
-    const delay = o.throttle.recordFailure(authcid, o.address);
+    const delay = await o.throttle.recordFailure(authcid, o.address);
     if (delay > 0) step.delayMs = delay;
   }
   return step;
 }
 
 /** A throttling refusal, or undefined when the attempt may proceed. */
-export function throttled(o: SaslServerOptions, authcid: string): SaslFailureStep | undefined {
+export async function throttled(o: SaslServerOptions, authcid: string): Promise<SaslFailureStep | undefined> {
   if (!o.throttle) return undefined;
-  const d = o.throttle.check(authcid, o.address);
+  const d = await o.throttle.check(authcid, o.address);
   if (d.allowed) return undefined;
   return { kind: 'failure', condition: 'temporary-auth-failure', reason: 'too many failed attempts', authcid, retryAfterMs: d.retryAfterMs };
 }

@@ -88,7 +88,16 @@ class Buckets {
   }
 }
 
-export class AuthThrottle {
+/** What the SASL mechanisms consult: an AuthThrottle answers at once; the node's answers from the
+ *  thread that keeps each key's bucket (src/xmpp/service.ts). */
+export interface LoginThrottle {
+  check(account: string | undefined, address: string | undefined): ThrottleDecision | Promise<ThrottleDecision>;
+  /** Resolves to how long to wait before sending the failure. */
+  recordFailure(account: string | undefined, address: string | undefined): number | Promise<number>;
+  recordSuccess(account: string | undefined, address?: string): void | Promise<void>;
+}
+
+export class AuthThrottle implements LoginThrottle {
   #accounts: Buckets | undefined;
   #addresses: Buckets | undefined;
   #backoff: BackoffConfig | undefined;
@@ -148,7 +157,8 @@ export class AuthThrottle {
   }
 }
 
-function defaultNormalize(name: string): string {
+/** One key per account however it is spelled (the JID localpart preparation). */
+export function defaultNormalize(name: string): string {
   try { return prepareLocalpart(name); } catch { return name; }
 }
 

@@ -1,5 +1,5 @@
 // Shared SASL types: what a mechanism returns at each step, stored credentials, failure names.
-import type { AuthThrottle } from './throttle.ts';
+import type { LoginThrottle } from './throttle.ts';
 
 export type HashName = 'SHA-1' | 'SHA-256' | 'SHA-512';
 export const HASHES: readonly HashName[] = ['SHA-512', 'SHA-256', 'SHA-1'];
@@ -82,6 +82,6 @@ export interface SaslServerOptions {
   /** Decides whether authcid may act as authzid (already known to differ from empty). */
   authorize?: (authcid: string, authzid: string) => boolean | Promise<boolean>;
   /** Failed-attempt throttle consulted once the username is known; `address` is the peer's IP. */
-  throttle?: AuthThrottle;
+  throttle?: LoginThrottle;
   address?: string;
 }

@@ -5,7 +5,8 @@ import type { ClassicLevel } from 'classic-level';
 import type { SchedulerData } from '../runtime/scheduler.ts';
 import { accountLookup } from '../storage/accounts.ts';
 import { kvStorage } from '../storage/kv.ts';
-import { AuthThrottle } from '../sasl/throttle.ts';
+import { callAt } from '../runtime/api.ts';
+import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle, type ThrottleDecision } from '../sasl/throttle.ts';
 import type { CredentialLookup } from '../sasl/types.ts';
 import type { Storage } from './module.ts';
 import { loadModules, type ModuleSet, type ModulesConfig } from './modules.ts';
@@ -28,7 +29,7 @@ export interface XmppService {
   modules: ModuleSet;
   storage: Storage;
   lookup(host: string): CredentialLookup;
-  throttle: AuthThrottle;
+  throttle: LoginThrottle;
   isLocal(domain: string): boolean;
 }
 
@@ -41,8 +42,40 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
   const svc: XmppService = {
     settings, modules, storage: kvStorage(db),
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
-    throttle: new AuthThrottle({ account: { capacity: settings.loginAttempts.maxFailures, refillPerMinute: (settings.loginAttempts.maxFailures * 60) / settings.loginAttempts.windowSeconds } }),
+    throttle: nodeThrottle(),
     isLocal: (domain) => hosts.has(domain),
   };
+  services.set(THROTTLE, new AuthThrottle({ account: { capacity: settings.loginAttempts.maxFailures, refillPerMinute: (settings.loginAttempts.maxFailures * 60) / settings.loginAttempts.windowSeconds } }));
   services.set('xmpp', svc);
+}
+
+/** This thread's share of the login throttle: the buckets whose home is here. */
+const THROTTLE = 'login-throttle';
+const ALLOWED: ThrottleDecision = { allowed: true, retryAfterMs: 0 };
+
+/**
+ * The node's login throttle. Streams are placed on a thread by connection before anyone knows the
+ * account, so per-thread buckets would multiply every limit by the number of schedulers: each
+ * account's bucket lives on the thread of `throttle:<account>`, each address's on that of
+ * `throttle:<address key>`, and every attempt is counted there.
+ */
+function nodeThrottle(): LoginThrottle {
+  const at = (key: string, method: keyof LoginThrottle, ...args: unknown[]) => callAt(`throttle:${key}`, THROTTLE, method, ...args);
+  const both = <T>(account: string | undefined, address: string | undefined, method: keyof LoginThrottle, none: T): Promise<[T, T]> => Promise.all([
+    account === undefined ? none : at(defaultNormalize(account), method, account, undefined) as Promise<T>,
+    address === undefined ? none : at(addressKey(address), method, undefined, address) as Promise<T>,
+  ]);
+  return {
+    async check(account, address) {
+      const [a, b] = await both(account, address, 'check', ALLOWED);
+      const wait = Math.max(a.retryAfterMs, b.retryAfterMs);
+      return { allowed: wait === 0, retryAfterMs: wait };
+    },
+    async recordFailure(account, address) {
+      return Math.max(...(await both(account, address, 'recordFailure', 0)));
+    },
+    async recordSuccess(account) {
+      if (account !== undefined) await at(defaultNormalize(account), 'recordSuccess', account);
+    },
+  };
 }

@@ -312,6 +312,28 @@ test('the 5th failed attempt is still answered with <failure><not-authorized/></
   await expectStreamError(c, 'policy-violation');
 });
 
+test('the account throttle counts every failure on the node, whichever scheduler each stream is on', async () => {
+  // Streams are placed on the two schedulers by connection id: with per-thread buckets the fifth
+  // attempt below would get through unless all four failures had landed on its thread.
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.login_attempts = { max_failures: 4, window_seconds: 600 }; });
+  try {
+    await s.addUser('henry');
+    for (let i = 1; i <= 4; i++) {
+      const c = await connectPlain(s.port); // each from its own address: only the account's bucket fills
+      await open(c);
+      plain(c, 'henry', `wrong-${i}`);
+      await expectFailure(c, 'not-authorized').catch((err: Error) => { throw new Error(`attempt ${i}: ${err.message}`); });
+      c.close();
+    }
+    const c = await connectPlain(s.port);
+    await open(c);
+    plain(c, 'henry', 'secret');
+    await expectFailure(c, 'temporary-auth-failure');
+  } finally {
+    await s.stop();
+  }
+});
+
 // ---- successful logins over TLS --------------------------------------------------------------------------
 
 test('Direct TLS (ALPN xmpp-client): SCRAM-SHA-256 login and bind', async () => {
