@@ -90,6 +90,7 @@ test('recipient online but not reading: every acknowledged message survives kill
   await slow.waitFor(/<enabled/);
   slow.socket.pause();
   const acked = await streamAndKill(port, child, 'slow@localhost/stuck', 3000, 1000);
+  assert.ok(acked >= 1000, `only ${acked} acknowledged before the kill: the test would check nothing`);
   slow.close();
   const again = await startChild(dir, port);
   const got = await collect(port, 'slow');
