@@ -355,13 +355,14 @@ function stanzaContextOf(ctx: SessionCtx, from: Jid): StanzaContext & { session:
     host: ctx.host!, now: () => Date.now(), storage: xmpp().storage,
     route: (s) => send(`user:${from.toBareString()}`, { type: 'route', xml: typeof s === 'string' ? s : serialize(s) } satisfies ToUser),
     log: (level, text) => log(level, text),
-    session: sessionContext(ctx),
+    session: sessionContext(ctx, from),
   };
 }
 
-export function sessionContext(ctx: SessionCtx): SessionContext {
+/** `jid`: the session's own, when the caller has it parsed already (the chat path). */
+export function sessionContext(ctx: SessionCtx, jid = parseJid(ctx.jid!)): SessionContext {
   return {
-    jid: parseJid(ctx.jid!),
+    jid,
     send: (stanza) => reply(ctx, typeof stanza === 'string' ? stanza : serialize(stanza)),
     feature: <T>(key: string) => ctx.features[key] as T | undefined,
     setFeature: (key, value) => { ctx.features = { ...ctx.features, [key]: value }; },

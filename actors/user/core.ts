@@ -343,7 +343,7 @@ const sessionsOf = (user: UserContext): Record<string, SessionInfo> => Object.fr
 function stanzaContext(ctx: UserCtx): StanzaContext {
   const svc = xmpp();
   return {
-    host: parseJid(ctx.jid).domain,
+    host: ctx.jid.slice(ctx.jid.indexOf('@') + 1), // a user actor's address is always local@domain
     now: () => Date.now(),
     route: (s) => routeAsUser(ctx, typeof s === 'string' ? s : serialize(s)),
     storage: svc.storage,
@@ -351,33 +351,36 @@ function stanzaContext(ctx: UserCtx): StanzaContext {
   };
 }
 
-/** A mutable view over the context for one message; the machine assigns what it changed. */
-export function userContext(ctx: UserCtx): UserContext {
-  const jid = parseJid(ctx.jid);
-  return {
-    jid,
-    sessions: () => Object.values(ctx.sessions),
-    session: (r) => ctx.sessions[r],
-    deliver: (r, stanza) => {
-      const s = ctx.sessions[r];
-      if (!s) return Promise.resolve();
-      const sent = sendDurable(s.address, { type: 'deliver', xml: typeof stanza === 'string' ? stanza : serialize(stanza) } satisfies ToSessionFromUser);
-      // Modules that do not wait for a delivery must not leave a rejection unhandled.
-      sent.catch((err: Error) => log('error', `delivery to ${s.address} failed: ${err.message}`));
-      return sent;
-    },
-    state: <T>(module: string, init: () => T) => (ctx.mods[module] ?? (ctx.mods = { ...ctx.mods, [module]: init() })[module]) as T,
-    setState: (module, value) => { ctx.mods = { ...ctx.mods, [module]: value }; },
-    setSessionFeature: (r, key, value) => {
-      update(ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } }));
-      // Before it has arrived at its address the session gets its features with bind-ok and on arrival.
-      const s = ctx.sessions[r];
-      if (s && ctx.watch[r] !== undefined) send(s.address, { type: 'features', features: s.features } satisfies ToSessionFromUser);
-    },
-    setPresence: (r, presence, priority) => update(ctx, r, (s) => ({ ...s, presence, priority })),
-    setInterested: (r) => update(ctx, r, (s) => ({ ...s, interested: true })),
-  };
+/** A mutable view over the context for one message; the machine assigns what it changed. A class:
+ *  one allocation per message on the chat path, not a dozen closures. */
+class UserView implements UserContext {
+  #jid: Jid | undefined;
+  constructor(private readonly ctx: UserCtx) {}
+  get jid(): Jid { return (this.#jid ??= parseJid(this.ctx.jid)); }
+  sessions(): SessionInfo[] { return Object.values(this.ctx.sessions); }
+  session(r: string): SessionInfo | undefined { return this.ctx.sessions[r]; }
+  deliver(r: string, stanza: XmlElement | string): Promise<void> {
+    const s = this.ctx.sessions[r];
+    if (!s) return Promise.resolve();
+    const sent = sendDurable(s.address, { type: 'deliver', xml: typeof stanza === 'string' ? stanza : serialize(stanza) } satisfies ToSessionFromUser);
+    // Modules that do not wait for a delivery must not leave a rejection unhandled.
+    sent.catch((err: Error) => log('error', `delivery to ${s.address} failed: ${err.message}`));
+    return sent;
+  }
+  // Reading stores nothing (a first read would otherwise cost a snapshot write): setState does.
+  state<T>(module: string, init: () => T): T { return (module in this.ctx.mods ? this.ctx.mods[module] : init()) as T; }
+  setState<T>(module: string, value: T): void { this.ctx.mods = { ...this.ctx.mods, [module]: value }; }
+  setSessionFeature(r: string, key: string, value: unknown): void {
+    update(this.ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } }));
+    // Before it has arrived at its address the session gets its features with bind-ok and on arrival.
+    const s = this.ctx.sessions[r];
+    if (s && this.ctx.watch[r] !== undefined) send(s.address, { type: 'features', features: s.features } satisfies ToSessionFromUser);
+  }
+  setPresence(r: string, presence: string | null, priority: number): void { update(this.ctx, r, (s) => ({ ...s, presence, priority })); }
+  setInterested(r: string): void { update(this.ctx, r, (s) => ({ ...s, interested: true })); }
 }
+
+export const userContext = (ctx: UserCtx): UserContext => new UserView(ctx);
 
 function update(ctx: UserCtx, r: string, f: (s: SessionInfo) => SessionInfo): void {
   const s = ctx.sessions[r];

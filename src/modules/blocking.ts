@@ -20,7 +20,9 @@ const FEATURE = 'blocking';
 /** In the user actor's snapshot: the blocked JIDs (as given, normalized) and who asked for the list. */
 interface BlockState { jids: string[]; interested: string[] }
 
-const getState = (user: UserContext): BlockState => user.state<BlockState>(MODULE, () => ({ jids: [], interested: [] }));
+/** What an account that never blocked anyone reads (never mutated: changes go through setState). */
+const NONE: BlockState = { jids: [], interested: [] };
+const getState = (user: UserContext): BlockState => user.state<BlockState>(MODULE, () => NONE);
 
 /** XEP-0191 §6 (XEP-0016's order): the full JID, the bare JID, the domain with the resource, the domain. */
 export function isBlocked(list: readonly string[], jid: Jid): boolean {

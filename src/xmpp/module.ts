@@ -62,7 +62,8 @@ export interface UserContext {
   /** Writes a stanza to one of this user's bound sessions, durably: resolves once the session's
    *  mailbox holds it (a module handing over stored mail deletes its copy after that). */
   deliver(resource: string, stanza: XmlElement | string): Promise<void>;
-  /** Per-module state kept in the user actor's snapshot (keep it small; big data goes to storage). */
+  /** Per-module state kept in the user actor's snapshot (keep it small; big data goes to storage).
+   *  `init` is what a module that never called setState reads; reading stores nothing. */
   state<T>(module: string, init: () => T): T;
   setState<T>(module: string, value: T): void;
   /** A value the session actor sees too (SessionContext.feature), e.g. for its outbound hooks:

@@ -16,41 +16,57 @@ export const outboundHook = (kind: StanzaKind, to: Jid) => `pre-${kind}/${target
 export const inboundHook = (kind: StanzaKind, to: Jid) => `${kind}/${to.resource === '' ? 'bare' : 'full'}` as const;
 
 type ErrorFn = OutboundEvent['error'];
+type Base = StanzaContext & { session?: SessionContext; user?: UserContext };
 
-/** A route event whose stanza is parsed only when a handler reads it (the chat path stays a string). */
-function routeEvent<E>(base: object, xml: string, from: Jid, to: Jid, error: ErrorFn, onSet: (v: XmlElement) => void): E {
-  let parsed: XmlElement | undefined;
-  return Object.defineProperty({ ...base, xml, from, to, error }, 'stanza', {
-    get: () => (parsed ??= parseElement(xml)),
-    set: (v: XmlElement) => { onSet(v); parsed = v; },
-    enumerable: true,
-  }) as E;
+/** A route event. A class, not a spread object with a property getter (~3 µs each on the chat path):
+ *  the stanza is parsed only when a handler reads it. */
+class RouteEvent {
+  readonly host: string; readonly now: StanzaContext['now']; readonly route: StanzaContext['route'];
+  readonly storage: StanzaContext['storage']; readonly log: StanzaContext['log'];
+  readonly session?: SessionContext; readonly user?: UserContext;
+  protected parsed: XmlElement | undefined;
+  constructor(base: Base, readonly xml: string, readonly from: Jid, readonly to: Jid, readonly error: ErrorFn) {
+    this.host = base.host; this.now = base.now; this.route = base.route; this.storage = base.storage; this.log = base.log;
+    if (base.session) this.session = base.session;
+    if (base.user) this.user = base.user;
+  }
+}
+
+class Outbound extends RouteEvent implements OutboundEvent {
+  replaced: XmlElement | null = null;
+  get stanza(): XmlElement { return this.replaced ?? (this.parsed ??= parseElement(this.xml)); }
+  set stanza(v: XmlElement) { this.replaced = v; }
+}
+
+class Inbound extends RouteEvent implements InboundEvent {
+  declare readonly user: UserContext;
+  get stanza(): XmlElement { return (this.parsed ??= parseElement(this.xml)); }
+  // Inbound hooks veto or stop; the core delivers the stanza as it came, so it is not rewritable.
+  set stanza(_: XmlElement) { throw new Error('an inbound stanza cannot be rewritten'); }
 }
 
 export type Outcome = { stopped: true } | { stopped: false; xml: string | null };
+const STOPPED: Outcome = { stopped: true };
+const PASSED: Outcome = { stopped: false, xml: null };
 
 /**
  * Runs the outbound hooks of a stanza from `from` (a local account). Stopped: a handler vetoed it
  * (and answered, if it had to). Otherwise `xml` is the rewritten stanza, or null for the original.
  * Outbound hooks are synchronous: they decide on what the actor holds, never wait.
  */
-export function runOutbound(
-  modules: ModuleSet, kind: StanzaKind, base: StanzaContext & { session?: SessionContext; user?: UserContext },
-  xml: string, from: Jid, to: Jid, error: ErrorFn,
-): Outcome {
+export function runOutbound(modules: ModuleSet, kind: StanzaKind, base: Base, xml: string, from: Jid, to: Jid, error: ErrorFn): Outcome {
   const name = outboundHook(kind, to);
-  if (!modules.has(name)) return { stopped: false, xml: null };
-  let replaced: XmlElement | null = null;
-  const r = modules.run(name, routeEvent<OutboundEvent>(base, xml, from, to, error, (v) => { replaced = v; }));
+  if (!modules.has(name)) return PASSED;
+  const ev = new Outbound(base, xml, from, to, error);
+  const r = modules.run(name, ev);
   if (r instanceof Promise) {
     r.catch(() => undefined);
     throw new Error(`${name}: a handler returned a promise; outbound hooks are synchronous`);
   }
-  return r ? { stopped: true } : { stopped: false, xml: replaced ? serialize(replaced) : null };
+  return r ? STOPPED : ev.replaced ? { stopped: false, xml: serialize(ev.replaced) } : PASSED;
 }
 
-/** The inbound event for `<kind>/<target>` (and the hooks after it: undeliverable, delivered).
- *  Inbound hooks veto or stop; the core delivers the stanza as it came, so it is not rewritable. */
+/** The inbound event for `<kind>/<target>` (and the hooks after it: undeliverable, delivered). */
 export function inboundEvent(base: StanzaContext & { user: UserContext }, xml: string, from: Jid, to: Jid, error: ErrorFn): InboundEvent {
-  return routeEvent<InboundEvent>(base, xml, from, to, error, () => { throw new Error('an inbound stanza cannot be rewritten'); });
+  return new Inbound(base, xml, from, to, error);
 }
