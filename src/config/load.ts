@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document } from 'yaml';
+import { moduleProblems } from '../xmpp/modules.ts';
 import { defaultConfig } from './defaults.ts';
 import { formatPath, validateConfig, type KeyPath } from './validate.ts';
 import type { ChorusConfig } from './types.ts';
@@ -33,7 +34,11 @@ export async function loadConfig(path?: string): Promise<ChorusConfig> {
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : String(e);
     throw new ConfigError([`${file}: cannot read: ${why}`]);
   }
-  return parseConfig(text, { source: file, baseDir: dirname(file) });
+  const config = parseConfig(text, { source: file, baseDir: dirname(file) });
+  // The modules' own checks (names, options, dependencies), as the schedulers will run them.
+  const problems = await moduleProblems(config.hosts, config.modules);
+  if (problems.length) throw new ConfigError(problems);
+  return config;
 }
 
 /** Parse and validate YAML text; `baseDir` anchors relative paths. Exposed for tests and tools. */

@@ -107,6 +107,33 @@ export async function availableModules(): Promise<ModuleDefinition[]> {
   return defs;
 }
 
+/**
+ * Every problem loadModules would stop at, all at once: names that match no module, bad module
+ * options, a needed module disabled. `chorus check` and `chorus start` run it on the config before
+ * anything starts, so a mistake is a config error there and not a scheduler dying.
+ */
+export async function moduleProblems(hosts: string[], cfg: ModulesConfig): Promise<string[]> {
+  const all = await availableModules();
+  const byName = new Map(all.map((d) => [d.name, d]));
+  const known = [...byName.keys()].join(', ');
+  const problems: string[] = [];
+  const lists: Array<[string, string[]]> = [['enabled', cfg.enabled ?? []], ['disabled', cfg.disabled], ['options', Object.keys(cfg.options)]];
+  for (const [list, names] of lists) {
+    for (const name of names) if (!byName.has(name)) problems.push(`modules.${list}: no module named '${name}' (available: ${known})`);
+  }
+  for (const [name, raw] of Object.entries(cfg.options)) {
+    const def = byName.get(name);
+    if (!def) continue;
+    try { validateOptions(name, def.options ?? {}, raw); } catch (e) { problems.push(unprefixed(e)); }
+  }
+  if (problems.length === 0) {
+    try { await loadModules(hosts, cfg); } catch (e) { problems.push(unprefixed(e)); }
+  }
+  return problems;
+}
+
+const unprefixed = (e: unknown): string => String((e as Error)?.message ?? e).replace(/^config error: /, '');
+
 /** Loads the enabled modules in dependency order. */
 export async function loadModules(hosts: string[], cfg: ModulesConfig): Promise<ModuleSet> {
   const all = await availableModules();

@@ -57,14 +57,14 @@ test('partial sections merge with defaults; relative paths resolve against the f
     'data_dir: ../state',
     'listen: { address: 127.0.0.1, c2s: 15222, s2s: false }',
     'limits: { login_attempts: { max_failures: 3 } }',
-    'modules: { disabled: [register], options: { mam: { default_policy: roster } } }',
+    'modules: { disabled: [version], options: { offline: { max_messages: 10 } } }',
   ].join('\n'));
   const c = await loadConfig(file);
   assert.equal(c.hosts, ['example.org', 'chat.example.net']);
   assert.is(c.data_dir, join(dir, 'state'));
   assert.equal(c.listen, { address: '127.0.0.1', c2s: 15222, c2s_direct_tls: 5223, s2s: false, http: 5280, component: 5347 });
   assert.equal(c.limits.login_attempts, { max_failures: 3, window_seconds: 60 });
-  assert.equal(c.modules.options, { mam: { default_policy: 'roster' } });
+  assert.equal(c.modules.options, { offline: { max_messages: 10 } });
 });
 
 test('bad types: every problem listed at once, naming the key, the expectation and the value', async () => {

@@ -1,0 +1,82 @@
+// The shipped chorus.example.yaml, as a new admin uses it: `chorus check` and `chorus start` accept
+// it (only its certificate paths, data_dir and ports substituted), and a client gets a stream.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateSelfSigned } from '../../src/net/tls.ts';
+import { freePort } from '../helpers/xmpp.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function run(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/chorus.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+test('chorus.example.yaml: check says 0 problems, start serves it, a bad module name fails both alike', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chorus-example-'));
+  try {
+    const { cert, key } = await generateSelfSigned('example.org');
+    await writeFile(join(dir, 'fullchain.pem'), cert);
+    await writeFile(join(dir, 'privkey.pem'), key, { mode: 0o600 });
+    const port = await freePort();
+    const text = (await readFile(join(root, 'chorus.example.yaml'), 'utf8'))
+      .replace('/etc/letsencrypt/live/example.org/fullchain.pem', join(dir, 'fullchain.pem'))
+      .replace('/etc/letsencrypt/live/example.org/privkey.pem', join(dir, 'privkey.pem'))
+      .replace('address: "::"', 'address: 127.0.0.1')
+      .replace(/c2s: 5222/, `c2s: ${port}`)
+      .replace(/c2s_direct_tls: 5223/, `c2s_direct_tls: ${await freePort()}`)
+      .replace(/schedulers: 4/, 'schedulers: 2');
+    const config = join(dir, 'chorus.yaml');
+    await writeFile(config, text);
+
+    const check = await run(['check', '--config', config]);
+    assert.match(check.out, /check: 0 problems/, check.out);
+
+    const node = spawn(process.execPath, ['bin/chorus.js', 'start', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    try {
+      const exited = once(node, 'exit').then(() => { throw new Error(`chorus start exited:\n${log}`); });
+      const serving = new Promise<string>((resolve) => {
+        node.stderr.on('data', (d) => { log += d; if (log.includes('chorus: serving')) resolve(log); });
+      }).then(async () => {
+        const s = connect(port, '127.0.0.1');
+        await once(s, 'connect');
+        s.write(`<?xml version='1.0'?><stream:stream to='example.org' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`);
+        const [data] = await once(s, 'data');
+        s.destroy();
+        return String(data);
+      });
+      const header = await Promise.race([serving, exited]);
+      assert.match(header, /from=["']example\.org["']/);
+      assert.match(header, /<starttls/);
+    } finally {
+      node.kill('SIGTERM');
+      await once(node, 'exit');
+    }
+
+    await writeFile(config, text.replace('    - version', '    - register'));
+    const bad = await run(['check', '--config', config]);
+    assert.is(bad.code, 1);
+    assert.match(bad.out, /modules\.disabled: no module named 'register'/);
+    const start = await run(['start', '--config', config]);
+    assert.is(start.code, 1);
+    assert.match(start.out, /modules\.disabled: no module named 'register'/);
+    assert.not.match(start.out, /scheduler \d+ died/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
