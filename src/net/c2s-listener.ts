@@ -8,23 +8,29 @@ import type { Child, ChildSpec } from '../runtime/supervisor.ts';
 import { Connection, type ConnectionOptions } from './connection.ts';
 import type { TlsContexts } from './tls.ts';
 
+/** How long streams get to close after system-shutdown before their sockets are cut (the
+ *  listener's supervisor waits 5 s). */
+const SHUTDOWN_GRACE_MS = 3000;
+
 export function c2sListener(id: string, rt: Runtime, port: number, address: string, directTls: boolean, tls: TlsContexts | null, opts: ConnectionOptions): ChildSpec {
   return {
     id, restart: 'permanent', shutdown: 5000,
     start: async (): Promise<Child> => {
+      // Connections until they are done (a detached one waits for resumption with no socket); sockets
+      // of this server until they close (after a resumption another listener's connection owns one).
       const conns = new Set<Connection>();
+      const sockets = new Set<Socket>();
       const accept = (socket: Socket) => {
         if (rt.isStopping) { socket.destroy(); return; }
         let c: Connection;
         try {
-          c = new Connection(rt, socket, opts, directTls);
+          c = new Connection(rt, socket, opts, directTls, () => conns.delete(c));
         } catch (err) { // e.g. a TLS socket that died between handshake and here: only it is lost
           opts.log('warn', `${id}: connection from ${socket.remoteAddress} not set up: ${(err as Error).message}`);
           socket.destroy();
           return;
         }
         conns.add(c);
-        socket.once('close', () => setTimeout(() => conns.delete(c), 6000).unref());
       };
       let server: Server;
       if (directTls) {
@@ -40,13 +46,18 @@ export function c2sListener(id: string, rt: Runtime, port: number, address: stri
         server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} on ${address} is already in use` : err.message)));
         server.listen(port, address, () => resolve());
       });
+      server.on('connection', (raw: Socket) => { sockets.add(raw); raw.once('close', () => sockets.delete(raw)); });
       let exitCb: ((r: string) => void) | null = null;
       server.on('error', (err) => exitCb?.(err.message));
       return {
         onExit: (cb) => { exitCb = cb; },
         stop: async () => {
           exitCb = null;
+          // Every stream is told system-shutdown; a socket still open after the grace is cut, so that
+          // server.close() (which waits for all of them) returns and the node can exit.
+          const grace = setTimeout(() => { for (const raw of sockets) raw.destroy(); }, SHUTDOWN_GRACE_MS);
           await new Promise<void>((r) => { server.close(() => r()); for (const c of conns) c.shutdown(); });
+          clearTimeout(grace);
         },
       };
     },

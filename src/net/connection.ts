@@ -65,6 +65,7 @@ export class Connection {
   private expired = false;
   /** The socket went to another connection (XEP-0198 resumption): it is not ours to close. */
   private handedOver = false;
+  private done = false;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
   private ended = false;
   private authTimer: NodeJS.Timeout | null;
@@ -98,7 +99,9 @@ export class Connection {
   private inFlightFull = false;
   private secure: boolean;
 
-  constructor(private readonly rt: Runtime, socket: Socket, private readonly o: ConnectionOptions, directTls: boolean) {
+  /** `onDone`: once, when this connection is finished (its session gone), not when its first socket
+   *  closes — a detached stream lives on and may take over another socket (XEP-0198 resumption). */
+  constructor(private readonly rt: Runtime, socket: Socket, private readonly o: ConnectionOptions, directTls: boolean, private readonly onDone: () => void = () => undefined) {
     this.socket = socket;
     this.secure = directTls;
     this.session = `session:@${BOOT}.${counter}`;
@@ -486,6 +489,7 @@ export class Connection {
   }
 
   private destroy(): void {
+    if (!this.done) { this.done = true; this.onDone(); }
     this.closed = true;
     if (this.detachTimer) clearTimeout(this.detachTimer);
     if (this.smId) resumable.delete(this.smId);
@@ -494,9 +498,10 @@ export class Connection {
     if (!this.handedOver && !this.socket.destroyed) this.socket.destroy();
   }
 
-  /** For node shutdown. */
+  /** For node shutdown: ends this stream, or the one that took over this connection's socket. */
   shutdown(): void {
-    this.fail('system-shutdown');
+    if (this.handedOver) this.sink.conn.shutdown();
+    else this.fail('system-shutdown');
   }
 }
 

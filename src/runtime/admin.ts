@@ -2,7 +2,7 @@
 // directory, private from creation (startNode sets umask 077; the data directory itself is 0700), so
 // only the node's owner can use it.
 // Request {id, cmd, args}; answer {id, ok: true, result} or {id, ok: false, error}.
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 
 export type AdminHandler = (args: Record<string, unknown>) => Promise<unknown>;
@@ -11,11 +11,15 @@ const MAX_LINE = 16 * 1024 * 1024; // import-users sends whole files
 
 export class AdminServer {
   private server: Server | null = null;
+  /** Open admin connections: closing the node must not wait for a client that stays connected. */
+  private readonly socks = new Set<Socket>();
   constructor(readonly path: string, private readonly handlers: Map<string, AdminHandler>) {}
 
   async listen(): Promise<void> {
     if (existsSync(this.path)) unlinkSync(this.path); // a stale socket of a node that was killed
     const server = createServer((sock) => {
+      this.socks.add(sock);
+      sock.once('close', () => this.socks.delete(sock));
       let buf = '';
       sock.setEncoding('utf8');
       sock.on('error', () => undefined);
@@ -53,7 +57,7 @@ export class AdminServer {
   async close(): Promise<void> {
     const s = this.server;
     this.server = null;
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+    if (s) await new Promise<void>((r) => { s.close(() => r()); for (const sock of this.socks) sock.destroy(); });
     if (existsSync(this.path)) unlinkSync(this.path);
   }
 }

@@ -56,6 +56,46 @@ test('a dropped socket is resumed: queued and unacknowledged stanzas arrive, non
   a.close(); b2.close();
 });
 
+/** Authenticates a new connection as `user` and resumes `previd`; null if the server refused (it may
+ *  not have seen the old socket die yet). */
+async function tryResume(port: number, user: string, previd: string): Promise<RawClient | null> {
+  const c = await RawClient.connect(port);
+  c.send(OPEN);
+  await c.waitFor(/<\/stream:features>/);
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0secret`).toString('base64')}</auth>`);
+  await c.waitFor(/<success/);
+  c.send(OPEN);
+  await c.waitFor(/<sm xmlns/);
+  c.send(`<resume xmlns='${SM}' previd='${previd}' h='0'/>`);
+  const r = await c.waitFor(/<resumed[^>]*>|<failed[\s\S]*?<\/failed>/);
+  if (r.includes('<resumed')) return c;
+  c.close();
+  return null;
+}
+
+test('SIGTERM after a resumption: the resumed stream gets system-shutdown and the node stops (#18.2)', async () => {
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 30; });
+  await s.addUser('frank');
+  const f = await rawLogin(s.port, 'frank', 'phone');
+  f.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+  const enabled = await f.waitFor(/<enabled[^>]*id="([^"]+)"/);
+  const id = /id="([^"]+)"/.exec(enabled.slice(enabled.indexOf('<enabled')))![1]!;
+  f.close();
+  // A phone comes back after a while: later than the listener once forgot a closed socket's stream (6 s).
+  await new Promise((r) => setTimeout(r, 6500));
+  let f2: RawClient | null = null;
+  for (let i = 0; i < 50 && !f2; i++) f2 = await tryResume(s.port, 'frank', id); // until the server saw the drop
+  assert.ok(f2, 'resumed');
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([
+    s.stop().then(() => true),
+    new Promise<boolean>((r) => { timer = setTimeout(() => r(false), 20_000); }),
+  ]).finally(() => clearTimeout(timer));
+  assert.ok(stopped, 'the node stopped within 20 s');
+  await f2!.waitFor(/system-shutdown/);
+  await f2!.waitClosed();
+});
+
 test('a session that is not resumed in time sends its unacknowledged stanzas to offline storage', async () => {
   const quick = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 1; });
   await quick.addUser('frank'); await quick.addUser('gina');

@@ -5,7 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,6 +180,10 @@ test('reload session: exit 0, clients stay connected and keep working', async ()
 });
 
 test('SIGTERM stops the node: exit 0, socket gone, clients told, status says no node runs', async () => {
+  // An admin client that stays connected (a stuck tool) must not hold the node up.
+  const idle = connect(sock);
+  await once(idle, 'connect');
+  idle.on('error', () => undefined);
   node!.kill('SIGTERM');
   const exit = await within(nodeExit!, 15_000, 'the node to exit after SIGTERM');
   assert.equal(exit, { code: 0, signal: null }, nodeErr);
