@@ -15,6 +15,7 @@ import { AdminClient } from './admin-client.ts';
 import { runCheck } from './check.ts';
 import { CliError } from './errors.ts';
 import { readPassword } from './password.ts';
+import { OperatorError, rootCause } from '../operator-error.ts';
 
 export { CliError };
 
@@ -425,7 +426,15 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
       io.err(`chorus: ${e.message}`);
       return 1;
     }
-    io.err(`chorus: internal error in "${name}": ${(e as Error)?.stack ?? e}`);
+    const root = rootCause(e);
+    if (root instanceof OperatorError) {
+      io.err(`chorus: ${root.message}`);
+      if (root.fix) io.err(`chorus: fix: ${root.fix}`);
+      return 1;
+    }
+    // A bug, not a mistake of the operator's: the stack is for a bug report (CHORUS_DEBUG=1).
+    if (process.env.CHORUS_DEBUG) io.err(`chorus: internal error in "${name}": ${(e as Error)?.stack ?? e}`);
+    else io.err(`chorus: internal error in "${name}": ${(e as Error)?.message ?? e} (CHORUS_DEBUG=1 shows the stack)`);
     return 1;
   }
 }

@@ -7,6 +7,18 @@ import type { Runtime } from '../runtime/runtime.ts';
 import type { Child, ChildSpec } from '../runtime/supervisor.ts';
 import { Connection, type ConnectionOptions } from './connection.ts';
 import type { TlsContexts } from './tls.ts';
+import { OperatorError } from '../operator-error.ts';
+
+function listenError(err: NodeJS.ErrnoException, id: string, port: number, address: string): Error {
+  if (err.code === 'EADDRINUSE') {
+    return new OperatorError(`listen.${id}: port ${port} on ${address} is already in use`, `stop the program holding it (ss -ltnp 'sport = :${port}' names it) or set listen.${id} to a free port`);
+  }
+  if (err.code === 'EACCES') {
+    return new OperatorError(`listen.${id}: no permission to listen on port ${port}`, 'ports below 1024 need root or CAP_NET_BIND_SERVICE (the systemd unit can grant AmbientCapabilities=CAP_NET_BIND_SERVICE); or use a port from 1024 up');
+  }
+  if (err.code === 'EADDRNOTAVAIL') return new OperatorError(`listen.address: ${address} is not an address of this machine`, 'use one of its addresses, or "::" for all of them');
+  return err;
+}
 
 /** How long streams get to close after system-shutdown before their sockets are cut (the
  *  listener's supervisor waits 5 s). */
@@ -43,7 +55,7 @@ export function c2sListener(id: string, rt: Runtime, port: number, address: stri
         server = createTcpServer(accept);
       }
       await new Promise<void>((resolve, reject) => {
-        server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} on ${address} is already in use` : err.message)));
+        server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, id, port, address)));
         server.listen(port, address, () => resolve());
       });
       server.on('connection', (raw: Socket) => { sockets.add(raw); raw.once('close', () => sockets.delete(raw)); });

@@ -15,6 +15,7 @@ import * as tls from 'node:tls';
 import { dataPaths } from '../config/defaults.ts';
 import type { ChorusConfig } from '../config/types.ts';
 import { tlsServerEndPoint } from '../sasl/channel-binding.ts';
+import { OperatorError } from '../operator-error.ts';
 
 export const TLS_MIN_VERSION: tls.SecureVersion = 'TLSv1.2';
 export const TLS_MAX_VERSION: tls.SecureVersion = 'TLSv1.3';
@@ -167,14 +168,18 @@ async function loadHost(host: string, certFile: string, keyFile: string, selfSig
   try {
     [cert, key] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
   } catch (e) {
-    throw new Error(`tls.${host}: cannot read ${(e as NodeJS.ErrnoException).path ?? certFile}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    const err = e as NodeJS.ErrnoException;
+    const file = err.path ?? certFile;
+    throw new OperatorError(`tls.${host}: cannot read ${file}: ${err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.code ?? e}`,
+      err.code === 'EACCES' ? `let the node's user read it (e.g. a certbot deploy hook that copies it with that owner)` : `set tls.${host}.cert and .key to the certificate chain and its key (chorus check shows what it finds)`);
   }
   let context: tls.SecureContext, x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
     context = tls.createSecureContext({ ...TLS_PROTOCOL_OPTIONS, cert, key });
   } catch (e) {
-    throw new Error(`tls.${host}: cannot use ${certFile} with ${keyFile}: ${(e as Error).message}`);
+    throw new OperatorError(`tls.${host}: cannot use ${certFile} with ${keyFile}: ${(e as Error).message}`,
+      'the key must be the one the certificate was issued for: with certbot, fullchain.pem with privkey.pem of the same live/ directory');
   }
   return { cert: { host, certFile, keyFile, selfSigned, leaf: x509.raw }, pem: { cert, key }, context, x509 };
 }

@@ -4,6 +4,7 @@
 // one_for_one, one_for_all, rest_for_one; more than `intensity` restarts within `period` ms makes the
 // supervisor stop all its children and exit, which its own parent sees as a crash (escalation).
 import type { ExitReason } from './protocol.ts';
+import { OperatorError, rootCause } from '../operator-error.ts';
 
 export type RestartType = 'permanent' | 'transient' | 'temporary';
 export type Strategy = 'one_for_one' | 'one_for_all' | 'rest_for_one';
@@ -81,10 +82,11 @@ export class Supervisor implements Child {
       try {
         await this.startChild(r);
       } catch (err) {
-        this.log('error', `${this.name}: child ${spec.id} failed to start: ${(err as Error).message}`);
+        // An operator's mistake is told once, by whoever started the tree (the CLI: one line and its fix).
+        if (!(rootCause(err) instanceof OperatorError)) this.log('error', `${this.name}: child ${spec.id} failed to start: ${(err as Error).message}`);
         await this.stopFrom(0);
         this.children = [];
-        throw new Error(`supervisor ${this.name}: child ${spec.id} failed to start: ${(err as Error).message}`);
+        throw new Error(`supervisor ${this.name}: child ${spec.id} failed to start: ${(err as Error).message}`, { cause: err });
       }
     }
     return this;

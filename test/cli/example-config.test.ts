@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,6 +75,36 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
     assert.match(start.out, /modules\.disabled: no module named 'register'/);
     assert.not.match(start.out, /scheduler \d+ died/);
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('ordinary mistakes at start: one line naming the problem and its fix, no stack trace (#18.5)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chorus-mistake-'));
+  const holder = createServer();
+  try {
+    const port = await freePort();
+    await new Promise<void>((r) => holder.listen(port, '127.0.0.1', () => r()));
+    const config = join(dir, 'chorus.yaml');
+    const base = `hosts: [localhost]\ndata_dir: ./data\n`;
+    await writeFile(config, `${base}listen: { address: 127.0.0.1, c2s: ${port}, c2s_direct_tls: ${await freePort()} }\n`);
+    const taken = await run(['start', '--config', config]);
+    assert.is(taken.code, 1);
+    assert.match(taken.out, /chorus: listen\.c2s: port \d+ on 127\.0\.0\.1 is already in use\nchorus: fix: /);
+    assert.not.match(taken.out, /\n\s+at /, 'no stack trace');
+    assert.not.match(taken.out, /internal error/);
+
+    const other = await generateSelfSigned('localhost');
+    const mine = await generateSelfSigned('localhost');
+    await writeFile(join(dir, 'cert.pem'), other.cert);
+    await writeFile(join(dir, 'key.pem'), mine.key, { mode: 0o600 });
+    await writeFile(config, `${base}listen: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\ntls: { localhost: { cert: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} } }\n`);
+    const mismatch = await run(['start', '--config', config]);
+    assert.is(mismatch.code, 1);
+    assert.match(mismatch.out, /chorus: tls\.localhost: cannot use .*\nchorus: fix: the key must be the one/);
+    assert.not.match(mismatch.out, /\n\s+at /, 'no stack trace');
+  } finally {
+    holder.close();
     await rm(dir, { recursive: true, force: true });
   }
 });
