@@ -30,7 +30,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     if (LEVELS.indexOf(level) <= max) process.stderr.write(`${new Date().toISOString()} [${level}] ${text}\n`);
   });
   ensurePrivateDataDir(config.data_dir, log);
-  const tls = await createTlsContexts(config, { log: (line) => log('info', line) });
+  const tls = await createTlsContexts(config, { log: (line) => log('info', line), warn: (line) => log('warn', line) });
   const settings: XmppSettings = {
     hosts: config.hosts,
     requireEncryption: config.c2s_require_encryption,
@@ -70,6 +70,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       // Certificates are re-read on every reload: open connections keep theirs, new ones get the new.
       ['reload', async (args: Record<string, unknown>) => {
         const certificates = args.kind ? undefined : await tls.reload();
+        for (const f of certificates?.failed ?? []) log('error', `reload: tls.${f.host}: ${f.error}; still serving the previous certificate`);
+        for (const w of certificates?.warnings ?? []) log('warn', `reload: tls.${w.host}: ${w.warning}`);
         return { certificates, kinds: await builtin.get('reload')!(args) };
       }],
     ]),

@@ -16,6 +16,7 @@ import { runCheck } from './check.ts';
 import { CliError } from './errors.ts';
 import { readPassword } from './password.ts';
 import { OperatorError, rootCause } from '../operator-error.ts';
+import type { TlsReloadResult } from '../net/tls.ts';
 
 export { CliError };
 
@@ -244,8 +245,13 @@ const COMMANDS: Record<string, Command> = {
     details: '',
     flags: { json: false }, args: [0, 1],
     async run(p, io) {
-      show(io, await nodeRequest(p, 'reload', p.pos[0] === undefined ? {} : { kind: p.pos[0] }), p.flags.has('json'));
-      return 0;
+      const r = await nodeRequest(p, 'reload', p.pos[0] === undefined ? {} : { kind: p.pos[0] }) as { certificates?: TlsReloadResult };
+      show(io, r, p.flags.has('json'));
+      // A certbot deploy hook runs this: a certificate that was not installed must fail it.
+      const failed = r.certificates?.failed ?? [];
+      for (const f of failed) io.err(`chorus: tls.${f.host}: not reloaded: ${f.error}`);
+      for (const w of r.certificates?.warnings ?? []) io.err(`chorus: warning: tls.${w.host}: ${w.warning}`);
+      return failed.length ? 1 : 0;
     },
   },
 

@@ -51,6 +51,24 @@ export interface TlsReloadResult {
   reloaded: string[];
   /** Hosts whose files could not be used; they keep serving their previous certificate. */
   failed: { host: string; error: string }[];
+  /** What chorus check would say of the certificates now installed (expired, another name, no chain). */
+  warnings: { host: string; warning: string }[];
+}
+
+/**
+ * chorus check's certificate inspection, for start and reload: a certificate that cannot serve
+ * (unreadable, not a certificate, a key that is not its own) throws; one that serves but that
+ * clients will refuse or that soon will be (expired, for another name, leaf without its chain,
+ * about to expire) comes back as warnings. Self-signed ones generated here are not warned about.
+ */
+async function vetCertificate(host: string, certFile: string, keyFile: string, selfSigned: boolean): Promise<string[]> {
+  const r = await inspectCertificate(host, certFile, keyFile);
+  const fatal = r.problems.filter((p) => /cannot read|not a PEM|private key|OpenSSL refuses/.test(p));
+  if (fatal.length) {
+    throw new OperatorError(`tls.${host}: ${fatal.join('; ')}`,
+      'the key must be the one the certificate was issued for: with certbot, fullchain.pem with privkey.pem of the same live/ directory');
+  }
+  return selfSigned ? [] : [...r.problems, ...r.warnings];
 }
 
 export interface TlsContexts {
@@ -81,6 +99,8 @@ interface Loaded {
 export interface TlsOptions {
   /** Where the "generated a self-signed certificate" line goes. */
   log?: (line: string) => void;
+  /** Where what is wrong with a configured certificate goes (default: log). */
+  warn?: (line: string) => void;
 }
 
 /**
@@ -105,7 +125,10 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
 
   // Keyed by the ASCII (A-label) form of each host.
   let loaded = new Map<string, Loaded>();
-  for (const [host, src] of sources) loaded.set(asciiName(host), await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
+  for (const [host, src] of sources) {
+    for (const w of await vetCertificate(host, src.certFile, src.keyFile, src.selfSigned)) (opts.warn ?? log)(`tls.${host}: ${w}`);
+    loaded.set(asciiName(host), await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
+  }
   const hosts = [...sources.keys()];
   const attached = new Set<tls.Server>();
 
@@ -142,11 +165,13 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
     },
     async reload() {
       const next = new Map(loaded);
-      const result: TlsReloadResult = { reloaded: [], failed: [] };
+      const result: TlsReloadResult = { reloaded: [], failed: [], warnings: [] };
       for (const [host, src] of sources) {
         try {
+          const warnings = await vetCertificate(host, src.certFile, src.keyFile, src.selfSigned);
           next.set(asciiName(host), await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
           result.reloaded.push(host);
+          for (const warning of warnings) result.warnings.push({ host, warning });
         } catch (e) {
           result.failed.push({ host, error: (e as Error).message });
         }

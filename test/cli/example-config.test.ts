@@ -101,10 +101,44 @@ test('ordinary mistakes at start: one line naming the problem and its fix, no st
     await writeFile(config, `${base}listen: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\ntls: { localhost: { cert: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} } }\n`);
     const mismatch = await run(['start', '--config', config]);
     assert.is(mismatch.code, 1);
-    assert.match(mismatch.out, /chorus: tls\.localhost: cannot use .*\nchorus: fix: the key must be the one/);
+    assert.match(mismatch.out, /chorus: tls\.localhost: .*private key.*\nchorus: fix: the key must be the one/);
     assert.not.match(mismatch.out, /\n\s+at /, 'no stack trace');
   } finally {
     holder.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('certificates at start and reload: warned about as chorus check would, a mismatched key refused with exit 1 (#18.3)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chorus-certs-'));
+  const certFile = join(dir, 'fullchain.pem'), keyFile = join(dir, 'privkey.pem');
+  const put = async (p: { cert: string; key: string }, key = p.key) => { await writeFile(certFile, p.cert); await writeFile(keyFile, key, { mode: 0o600 }); };
+  await put(await generateSelfSigned('other.example'));
+  const config = join(dir, 'chorus.yaml');
+  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\n` +
+    `tls: { localhost: { cert: ${certFile}, key: ${keyFile} } }\n`);
+  const node = spawn(process.execPath, ['bin/chorus.js', 'start', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      node.stderr.on('data', (d) => { log += d; if (log.includes('chorus: serving')) resolve(); });
+      node.once('exit', () => reject(new Error(`chorus start exited:\n${log}`)));
+    });
+    assert.match(log, /\[warn\] tls\.localhost: does not cover localhost/);
+
+    await put(await generateSelfSigned('localhost'), (await generateSelfSigned('localhost')).key);
+    const bad = await run(['reload', '--config', config]);
+    assert.is(bad.code, 1, bad.out);
+    assert.match(bad.out, /chorus: tls\.localhost: not reloaded: .*private key/);
+
+    await put(await generateSelfSigned('localhost'));
+    const good = await run(['reload', '--config', config]);
+    assert.is(good.code, 0, good.out);
+    assert.match(good.out, /warning: tls\.localhost: self-signed/);
+    assert.match(log, /\[error\] reload: tls\.localhost: .*still serving the previous certificate/);
+  } finally {
+    node.kill('SIGTERM');
+    await once(node, 'exit');
     await rm(dir, { recursive: true, force: true });
   }
 });
