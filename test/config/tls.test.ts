@@ -164,7 +164,9 @@ test('reload: new handshakes get new files, open connections stay up, bad files 
   await writeFile(files.key, v1.key);
   const c = config('reload', ['r.test']);
   c.tls['r.test'] = files;
-  const ctx = await createTlsContexts(c, { log: () => assert.unreachable('no generation for a configured host') });
+  const warned: string[] = [];
+  const ctx = await createTlsContexts(c, { log: () => assert.unreachable('no generation for a configured host'), warn: (w) => warned.push(w) });
+  assert.equal(warned, ['tls.r.test: self-signed: clients will warn unless the certificate is pinned or trusted by hand']);
   assert.is(ctx.certificateFor('r.test')?.selfSigned, false);
   const srv = tls.createServer(ctx.serverOptions(), (s) => s.on('data', (d) => s.write(d)));
   ctx.attach(srv);
@@ -175,7 +177,7 @@ test('reload: new handshakes get new files, open connections stay up, bad files 
   const v2 = await generateSelfSigned('r.test');
   await writeFile(files.cert, v2.cert);
   await writeFile(files.key, v2.key);
-  assert.equal(await ctx.reload(), { reloaded: ['r.test'], failed: [] });
+  assert.equal(await ctx.reload(), { reloaded: ['r.test'], failed: [], warnings: [{ host: 'r.test', warning: 'self-signed: clients will warn unless the certificate is pinned or trusted by hand' }] });
   const after = await handshake(p, { servername: 'r.test' });
   const afterNoSni = await handshake(p, {});
   assert.equal(after.raw, new X509Certificate(v2.cert).raw);
@@ -188,7 +190,7 @@ test('reload: new handshakes get new files, open connections stay up, bad files 
   const bad = await ctx.reload();
   assert.equal(bad.reloaded, []);
   assert.is(bad.failed.length, 1);
-  assert.match(bad.failed[0]!.error, /^tls\.r\.test: cannot use .*r\.crt with .*r\.key: /);
+  assert.match(bad.failed[0]!.error, /^tls\.r\.test: .*r\.key is not the private key of .*r\.crt/);
   const still = await handshake(p, { servername: 'r.test' });
   assert.equal(still.raw, new X509Certificate(v2.cert).raw);
   for (const r of [before, after, afterNoSni, still]) r.socket.destroy();
