@@ -72,7 +72,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         const certificates = args.kind ? undefined : await tls.reload();
         for (const f of certificates?.failed ?? []) log('error', `reload: tls.${f.host}: ${f.error}; still serving the previous certificate`);
         for (const w of certificates?.warnings ?? []) log('warn', `reload: tls.${w.host}: ${w.warning}`);
-        return { certificates, kinds: await builtin.get('reload')!(args) };
+        const kinds = await builtin.get('reload')!(args);
+        log('info', `reload: ${args.kind ? `kind ${String(args.kind)}` : 'all kinds'}${certificates ? `, certificates of ${certificates.reloaded.join(', ') || 'no host'}` : ''}`);
+        return { certificates, kinds };
       }],
     ]),
     onFatal: () => { process.exitCode = 1; },

@@ -133,7 +133,11 @@ function startSasl(ctx: SessionCtx, auth: XmlElement): Next {
     lookup: svc.lookup(ctx.host!), serverSecret: svc.settings.serverSecret, domain: ctx.host!,
     throttle: svc.throttle, address: ctx.remote, channelBindingData: cbData, bindingRefused: ctx.cbRefused === true,
   });
-  if (!sel.ok) { write(ctx, saslFailure(sel.condition)); return 'stay'; }
+  if (!sel.ok) {
+    logLogin(ctx, mechanism, { kind: 'failure', condition: sel.condition, reason: sel.condition === 'invalid-mechanism' ? 'mechanism not offered' : 'TLS first' });
+    write(ctx, saslFailure(sel.condition));
+    return 'stay';
+  }
   const text = auth.text();
   const initial = text === '' ? undefined : decodeSaslPayload(text);
   if (text !== '' && !initial) { write(ctx, saslFailure('incorrect-encoding')); return 'stay'; }
@@ -159,8 +163,27 @@ export function onSaslInput(ctx: SessionCtx, xml: string, h: StanzaHeader): Next
   return 'stay';
 }
 
+/**
+ * Logins at info level, one line each in a fixed format an operator's tools can match (fail2ban:
+ * `login failed: user=\S+ ip=<HOST> `). Never a password: `reason` is the mechanism's own text.
+ * Failures are limited to 20 lines a second per scheduler; how many were left out rides on the next.
+ */
+const failureLines = { since: 0, lines: 0, dropped: 0 };
+function logLogin(ctx: SessionCtx, mechanism: string, step: Extract<SaslStep, { kind: 'success' | 'failure' }>): void {
+  const who = `user=${step.authcid ?? '?'}@${ctx.host} ip=${ctx.remote} mechanism=${mechanism}`;
+  if (step.kind === 'success') { log('info', `login: ${who}`); return; }
+  const now = Date.now();
+  if (now - failureLines.since >= 1000) { failureLines.since = now; failureLines.lines = 0; }
+  if (failureLines.lines >= 20) { failureLines.dropped++; return; }
+  failureLines.lines++;
+  const dropped = failureLines.dropped ? ` (${failureLines.dropped} more not logged)` : '';
+  failureLines.dropped = 0;
+  log('info', `login failed: ${who} condition=${step.condition} reason=${JSON.stringify(step.reason)}${dropped}`);
+}
+
 export function onSaslStep(ctx: SessionCtx, step: SaslStep): { patch: Partial<SessionCtx>; next: Next } {
   if (step.kind === 'challenge') { write(ctx, `<challenge xmlns="${NS.SASL}">${encodeSaslPayload(step.data)}</challenge>`); return { patch: {}, next: 'stay' }; }
+  logLogin(ctx, saslServers.get(self())?.mechanism ?? '?', step);
   saslServers.delete(self());
   if (step.kind === 'success') {
     const user = step.authcid;

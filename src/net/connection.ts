@@ -66,6 +66,7 @@ export class Connection {
   /** The socket went to another connection (XEP-0198 resumption): it is not ours to close. */
   private handedOver = false;
   private done = false;
+  private readonly remote: string;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
   private ended = false;
   private authTimer: NodeJS.Timeout | null;
@@ -109,7 +110,9 @@ export class Connection {
     this.sink = { conn: this };
     this.framer = this.newFramer();
     rt.registerEndpoint(this.address, this.guard((m) => this.fromSession(m as ToConn)));
-    const info: ConnInfo = { conn: this.address, remote: socket.remoteAddress ?? '', secure: directTls, directTls, host: null, cb: null };
+    this.remote = socket.remoteAddress ?? '';
+    const info: ConnInfo = { conn: this.address, remote: this.remote, secure: directTls, directTls, host: null, cb: null };
+    o.log('info', `${this.address}: opened (${this.remote}${directTls ? ', Direct TLS' : ''})`);
     if (directTls) {
       const t = socket as TLSSocket;
       info.host = (t as TLSSocket & { servername?: string | false }).servername || null;
@@ -489,7 +492,11 @@ export class Connection {
   }
 
   private destroy(): void {
-    if (!this.done) { this.done = true; this.onDone(); }
+    if (!this.done) {
+      this.done = true;
+      this.o.log('info', `${this.address}: closed (${this.remote})`);
+      this.onDone();
+    }
     this.closed = true;
     if (this.detachTimer) clearTimeout(this.detachTimer);
     if (this.smId) resumable.delete(this.smId);

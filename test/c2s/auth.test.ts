@@ -199,6 +199,21 @@ test('PLAIN, wrong password → <failure><not-authorized/></failure>; the stream
   assertBound(await bind(c, 'plain'), 'alice@localhost/plain');
 });
 
+test('each login and failed login is one info line with user, address and mechanism, never the password (#17.4, #18.6)', async () => {
+  const c = await connectPlain(plainServer.port);
+  await open(c);
+  plain(c, 'carol', 'hunter2-wrong');
+  await expectFailure(c, 'not-authorized');
+  plain(c, 'carol', 'secret');
+  assert.is((await sasl(c)).kind, 'success');
+  const ip = c.socket.localAddress!;
+  const lines = plainServer.logs.filter((l) => l.includes(`ip=${ip} `));
+  assert.ok(lines.some((l) => /^\[info\] session:\S+: login failed: user=carol@localhost ip=\S+ mechanism=PLAIN condition=not-authorized reason="/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^\[info\] session:\S+: login: user=carol@localhost ip=\S+ mechanism=PLAIN$/.test(l)), lines.join('\n'));
+  assert.not.ok(plainServer.logs.some((l) => l.includes('hunter2')), 'no password in the log');
+  assert.ok(plainServer.logs.some((l) => /^\[info\] conn:\S+: opened \(/.test(l)));
+});
+
 for (const hash of ['SHA-1', 'SHA-256', 'SHA-512'] as const) {
   test(`SCRAM-${hash}: wrong password → not-authorized; right password → success with a valid server signature`, async () => {
     const c = await connectPlain(plainServer.port);
