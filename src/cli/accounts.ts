@@ -1,7 +1,7 @@
 // Account commands, one implementation for both paths: the CLI calls handleAccountRequest directly on
 // the DB when no node runs, and a running node (which holds the LevelDB lock) calls it from its admin
 // socket (src/runtime/admin.ts) — plug in with `accountAdminHandlers(db, { hosts })`.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { dataPaths } from '../config/defaults.ts';
 import type { ChorusConfig } from '../config/types.ts';
 import {
@@ -93,7 +93,7 @@ export function accountAdminHandlers(db: AnyDb, opts: AccountHandlerOptions = {}
  * CLI side: send the command to the running node if its admin socket answers, else open the DB
  * ourselves. The JID is checked against config.hosts first so both paths give the same error.
  */
-export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, args: Args): Promise<unknown> {
+export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, args: Args, o: { newDatabase?: boolean } = {}): Promise<unknown> {
   if (typeof args.jid === 'string') {
     try {
       args = { ...args, jid: accountJid(args.jid, cmd === 'adduser' ? config.hosts : undefined) };
@@ -111,10 +111,18 @@ export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, 
       client.close();
     }
   }
-  // Nothing to read, and no reason to create a data directory just to say so.
-  if (!existsSync(paths.db) && cmd !== 'adduser' && cmd !== 'import-users') {
-    if (cmd === 'users') return [];
-    throw new CliError(`no account ${args.jid} (no database yet at ${paths.db})`);
+  if (!existsSync(paths.db)) {
+    // Nothing to read, and no reason to create a data directory just to say so.
+    if (cmd !== 'adduser' && cmd !== 'import-users') {
+      if (cmd === 'users') return [];
+      throw new CliError(`no account ${args.jid} (no database yet at ${paths.db})`);
+    }
+    // A node runs, but not on this data_dir: the account would land in a database it never reads.
+    const others = o.newDatabase ? [] : runningNodes();
+    if (others.length) {
+      throw new CliError(`no database at ${paths.db}, and a node is running elsewhere (${others.map((n) => `pid ${n.pid} in ${n.cwd}`).join('; ')}): ` +
+        `this command would create an empty database that node never sees. Point it at the node's config (--config FILE or CHORUS_CONFIG), or pass --new-database`);
+    }
   }
   let db: AnyDb;
   try {
@@ -135,4 +143,21 @@ export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, 
   } finally {
     await db.close();
   }
+}
+
+/** Other `chorus start` processes on this machine (Linux /proc; elsewhere none are found). */
+function runningNodes(): Array<{ pid: number; cwd: string }> {
+  const out: Array<{ pid: number; cwd: string }> = [];
+  let pids: string[];
+  try { pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return out; }
+  for (const d of pids) {
+    const pid = Number(d);
+    if (pid === process.pid) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const at = argv.findIndex((a) => /(^|\/)chorus(\.js)?$/.test(a));
+      if (at >= 0 && argv[at + 1] === 'start') out.push({ pid, cwd: readlinkSync(`/proc/${d}/cwd`) });
+    } catch { /* gone, or not ours to read */ }
+  }
+  return out;
 }

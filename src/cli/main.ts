@@ -35,14 +35,16 @@ interface Io { out(line: string): void; err(line: string): void }
 
 const CONFIG_HELP = '  --config FILE   the YAML config (default: $CHORUS_CONFIG, else ./chorus.yaml if present, else built-in defaults)';
 
+const NEW_DATABASE_HELP = '  --new-database    create the data_dir\'s database even though a node runs elsewhere on this machine';
+
 const COMMANDS: Record<string, Command> = {
   start: {
     usage: 'chorus start [--config FILE]',
     summary: 'run the node in the foreground (Ctrl-C or SIGTERM stops it cleanly)',
     details: '',
     flags: {}, args: [0, 0],
-    async run(p) {
-      const config = await configFrom(p);
+    async run(p, io) {
+      const config = await configFrom(p, io);
       const running = await AdminClient.connect(dataPaths(config).adminSocket);
       if (running) {
         running.close();
@@ -75,20 +77,21 @@ const COMMANDS: Record<string, Command> = {
   },
 
   adduser: {
-    usage: 'chorus adduser JID [PASSWORD] [--iterations N]',
+    usage: 'chorus adduser JID [PASSWORD] [--iterations N] [--new-database]',
     summary: 'create an account',
     details: [
       'Without PASSWORD, asks for it on the terminal (not echoed, twice), or reads one line from stdin',
       'when that is a pipe (PASSWORD on the command line is visible to other users in ps).',
       'Only SCRAM-SHA-1/256/512 verifiers are stored, never the password.',
-      '  --iterations N  PBKDF2 iterations (default 4096)',
+      '  --iterations N    PBKDF2 iterations (default 4096)',
+      NEW_DATABASE_HELP,
     ].join('\n'),
-    flags: { iterations: true }, args: [1, 2],
+    flags: { iterations: true, 'new-database': false }, args: [1, 2],
     async run(p, io) {
-      const config = await configFrom(p);
+      const config = await configFrom(p, io);
       const jid = userJid(p.pos[0]!, config.hosts);
       const password = p.pos[1] ?? await readPassword(jid, { confirm: true });
-      const r = await accountRequest(config, 'adduser', { jid, password, iterations: intFlag(p, 'iterations') }) as { jid: string };
+      const r = await accountRequest(config, 'adduser', { jid, password, iterations: intFlag(p, 'iterations') }, { newDatabase: p.flags.has('new-database') }) as { jid: string };
       io.out(`created ${r.jid}`);
       return 0;
     },
@@ -100,7 +103,7 @@ const COMMANDS: Record<string, Command> = {
     details: 'Asks for the new password on the terminal (not echoed, twice), or reads one line from stdin.\n  --iterations N  PBKDF2 iterations (default 4096)',
     flags: { iterations: true }, args: [1, 1],
     async run(p, io) {
-      const config = await configFrom(p);
+      const config = await configFrom(p, io);
       const jid = userJid(p.pos[0]!);
       const password = await readPassword(jid, { confirm: true });
       const r = await accountRequest(config, 'passwd', { jid, password, iterations: intFlag(p, 'iterations') }) as { jid: string };
@@ -115,7 +118,7 @@ const COMMANDS: Record<string, Command> = {
     details: '',
     flags: {}, args: [1, 1],
     async run(p, io) {
-      const config = await configFrom(p);
+      const config = await configFrom(p, io);
       const r = await accountRequest(config, 'deluser', { jid: userJid(p.pos[0]!) }) as { jid: string };
       io.out(`deleted ${r.jid}`);
       return 0;
@@ -128,7 +131,7 @@ const COMMANDS: Record<string, Command> = {
     details: '',
     flags: {}, args: [0, 1],
     async run(p, io) {
-      const config = await configFrom(p);
+      const config = await configFrom(p, io);
       let host: string | undefined;
       if (p.pos[0] !== undefined) {
         const d = checkDomain(p.pos[0]);
@@ -143,17 +146,18 @@ const COMMANDS: Record<string, Command> = {
   },
 
   'import-users': {
-    usage: 'chorus import-users FILE [--iterations N]',
+    usage: 'chorus import-users FILE [--iterations N] [--new-database]',
     summary: 'create accounts from lines of "JID PASSWORD" (FILE "-" = stdin)',
     details: [
       'The password is the rest of the line after the JID and its spaces. Blank lines and lines',
       'starting with # are skipped. Bad lines are reported by number; the good ones are imported.',
       'Exit code 1 when any line failed.',
-      '  --iterations N  PBKDF2 iterations (default 4096)',
+      '  --iterations N    PBKDF2 iterations (default 4096)',
+      NEW_DATABASE_HELP,
     ].join('\n'),
-    flags: { iterations: true }, args: [1, 1],
+    flags: { iterations: true, 'new-database': false }, args: [1, 1],
     async run(p, io) {
-      const config = await configFrom(p);
+      const config = await configFrom(p, io);
       const file = p.pos[0]!;
       let text: string;
       try {
@@ -163,7 +167,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const lines = text.split('\n');
       if (lines.at(-1) === '') lines.pop();
-      const r = await accountRequest(config, 'import-users', { lines, iterations: intFlag(p, 'iterations') }) as ImportResult;
+      const r = await accountRequest(config, 'import-users', { lines, iterations: intFlag(p, 'iterations') }, { newDatabase: p.flags.has('new-database') }) as ImportResult;
       for (const f of r.failed) io.err(`${file === '-' ? 'stdin' : file}:${f.line}: ${f.error}`);
       io.out(`imported ${r.imported} account${r.imported === 1 ? '' : 's'}` + (r.failed.length ? `; ${r.failed.length} line${r.failed.length === 1 ? '' : 's'} failed` : ''));
       return r.failed.length ? 1 : 0;
@@ -312,15 +316,24 @@ function parse(name: string, c: Command, argv: string[]): Parsed | 'help' {
   return { pos, flags };
 }
 
+/** As a service finds it: --config, $CHORUS_CONFIG, /etc/chorus/chorus.yaml, ./chorus.yaml; none:
+ *  the built-in defaults (data in ./data). */
 function configPath(p: Parsed): string | undefined {
   const flag = p.flags.get('config');
   if (typeof flag === 'string') return resolve(flag);
   if (process.env.CHORUS_CONFIG) return resolve(process.env.CHORUS_CONFIG);
-  return existsSync('chorus.yaml') ? resolve('chorus.yaml') : undefined;
+  for (const f of [SYSTEM_CONFIG, 'chorus.yaml']) if (existsSync(f)) return resolve(f);
+  return undefined;
 }
 
-function configFrom(p: Parsed): Promise<ChorusConfig> {
-  return loadConfig(configPath(p));
+const SYSTEM_CONFIG = '/etc/chorus/chorus.yaml';
+
+/** The config a command runs with; which file and data_dir is said on stderr, so a command run from
+ *  the wrong directory cannot quietly work on another database. */
+async function configFrom(p: Parsed, io?: Io): Promise<ChorusConfig> {
+  const config = await loadConfig(configPath(p));
+  if (!p.flags.has('config')) io?.err(`chorus: config ${config.source ?? 'none found (built-in defaults)'}; data_dir ${config.data_dir}`);
+  return config;
 }
 
 function intFlag(p: Parsed, key: string): number | undefined {

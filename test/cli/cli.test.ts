@@ -21,6 +21,9 @@ test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'chorus-cli-'));
   config = join(dir, 'chorus.yaml');
   await writeFile(config, 'hosts: [example.org, example.net]\ndata_dir: ./data\nlisten: { address: 127.0.0.1 }\n');
+  // The database exists, as after a first start: the suite's other files may run nodes meanwhile, and
+  // creating a fresh database beside a running node is refused (test/cli/config-discovery.test.ts).
+  await (await openDb(join(dir, 'data'))).close();
 });
 test.after(async () => { await rm(dir, { recursive: true, force: true }); });
 
