@@ -7,6 +7,7 @@ import type {
   ScramCredentialsJson, StoredCredentials,
 } from './types.ts';
 import { CHANNEL_BINDING_TYPES } from './types.ts';
+import { pooledPbkdf2 } from './pbkdf2-pool.ts';
 import {
   DEFAULT_FAKE_ITERATIONS, authzidAllowed, credentialFailure, decodeMessage, failure, fakeSalt, strictBase64, throttled,
 } from './server-common.ts';
@@ -62,7 +63,8 @@ export function keysFromSaltedPassword(hash: HashName, saltedPassword: Uint8Arra
 export async function deriveCredentials(password: string, hash: HashName, iterations = DEFAULT_ITERATIONS,
   salt: Uint8Array = randomBytes(SALT_BYTES)): Promise<ScramCredentials> {
   if (!Number.isInteger(iterations) || iterations < 1) throw new RangeError('iterations must be a positive integer');
-  const { storedKey, serverKey } = keysFromSaltedPassword(hash, await saltPassword(password, hash, salt, iterations));
+  const salted = await pooledPbkdf2(saslprep(password), salt, iterations, HASH_BYTES[hash], NODE_HASH[hash]);
+  const { storedKey, serverKey } = keysFromSaltedPassword(hash, salted);
   return { salt: Buffer.from(salt), iterations, storedKey, serverKey };
 }
 

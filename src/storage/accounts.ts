@@ -54,7 +54,7 @@ function checkIterations(n: number | undefined): number {
   return it;
 }
 
-/** Verifiers for every hash, derived in parallel (pbkdf2 runs on libuv's thread pool). */
+/** Verifiers for every hash, derived in parallel on the PBKDF2 pool (src/sasl/pbkdf2-pool.ts). */
 async function derive(password: string, iterations: number): Promise<Record<HashName, ScramCredentialsJson>> {
   let all: ScramCredentials[];
   try {
@@ -194,7 +194,7 @@ export async function importAccounts(db: AnyDb, lines: Iterable<string | { jid: 
 
   let imported = 0;
   const created = new Date().toISOString();
-  // Enough in flight to keep the pbkdf2 thread pool busy without holding every record in memory.
+  // Enough in flight to keep the PBKDF2 pool busy without holding every record in memory.
   const lanes = Math.max(8, availableParallelism() * 4);
   for (let start = 0; start < todo.length; start += batchSize) {
     const chunk = todo.slice(start, start + batchSize);
