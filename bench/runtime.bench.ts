@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { startRuntime, type RunningRuntime } from '../src/runtime/node.ts';
 import { placeAddress } from '../src/runtime/address.ts';
+import { nodeTree } from '../supervisors/tree.ts';
 
 const ACTORS = fileURLToPath(new URL('./actors', import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -23,7 +24,7 @@ const record = (name: string, value: number, unit: string, note?: string) => {
 
 async function withNode<T>(schedulers: number, fn: (n: RunningRuntime, wait: (pred: (m: any) => boolean) => Promise<any>) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
-  const node = await startRuntime({ dataDir: dir, schedulers, actorDirs: [ACTORS], log: (l, t) => { if (l === 'error') console.error(t); } });
+  const node = await startRuntime({ dataDir: dir, schedulers, actorDirs: [ACTORS], tree: nodeTree, log: (l, t) => { if (l === 'error') console.error(t); } });
   const waiters: Array<{ pred: (m: any) => boolean; resolve: (m: any) => void }> = [];
   node.runtime.registerEndpoint('conn:bench', (m) => {
     const i = waiters.findIndex((w) => w.pred(m));

@@ -1,5 +1,5 @@
 // A Chorus node from its config: the actor runtime with the XMPP actor kinds (actors/), the XMPP
-// service on every scheduler (src/xmpp/service.ts), the listeners and the admin commands.
+// service on every scheduler (src/xmpp-service.ts), the listeners and the admin commands.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,12 +10,13 @@ import { createTlsContexts, type TlsContexts } from './net/tls.ts';
 import { c2sListener } from './net/c2s-listener.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
+import { nodeTree } from '../supervisors/tree.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import type { ChildSpec } from './runtime/supervisor.ts';
-import type { XmppSettings } from './xmpp/service.ts';
+import type { XmppSettings } from './xmpp-service.ts';
 
 const ACTORS = fileURLToPath(new URL('../actors', import.meta.url));
-const XMPP_SERVICE = new URL('./xmpp/service.ts', import.meta.url).href;
+const XMPP_SERVICE = new URL('./xmpp-service.ts', import.meta.url).href;
 
 export interface ChorusNode extends RunningRuntime { config: ChorusConfig; tls: TlsContexts | null }
 
@@ -52,6 +53,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     log,
   };
   const node = await startRuntime({
+    tree: nodeTree,
     dataDir: config.data_dir,
     schedulers: config.schedulers,
     sync: config.storage.sync,

@@ -9,7 +9,7 @@ import { x } from '../xml/builder.ts';
 import type { XmlElement } from '../xml/element.ts';
 import { tryParseJid, type Jid } from '../xmpp/jid.ts';
 import { defineModule, type InboundEvent, type IqRequest, type OutboundEvent, type UserContext } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 import { hasFrom, loadAll, sendPresenceOf, type ActorContext } from './roster-store.ts';
 
 const MODULE = 'blocking';

@@ -7,7 +7,7 @@
 import { x } from '../xml/builder.ts';
 import type { IqRequest } from '../xmpp/module.ts';
 import { defineModule } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
 
 const OWN_HOST = [NS.DISCO_INFO, NS.DISCO_ITEMS];

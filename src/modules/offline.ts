@@ -12,7 +12,7 @@
 // again, never twice. A storage error crashes the actor; the durable message is redelivered.
 import { addDelayXml } from '../xmpp/delay.ts';
 import { defineModule, type Storage, type UserContext } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 import { parsePriority } from '../xmpp/priority.ts';
 import type { XmlElement } from '../xml/element.ts';
 import { keys } from '../storage/db.ts';

@@ -1,7 +1,7 @@
 // XEP-0199 XMPP Ping, client-to-server: an IQ get with <ping xmlns='urn:xmpp:ping'/> to the server's
 // domain (or with no 'to': the core falls back to this host handler) gets an empty result.
 import { defineModule } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 
 export default defineModule({
   name: 'ping',

@@ -8,7 +8,7 @@ import { delayElement, withDelay } from '../xmpp/delay.ts';
 import { stanzaErrorElement } from '../xmpp/errors.ts';
 import type { Jid } from '../xmpp/jid.ts';
 import { andThen, defineModule, type PresenceEvent, type SessionEvent, type UserContext } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 import { parsePriority } from '../xmpp/priority.ts';
 import {
   availableSessions, hasFrom, hasTo, limitsFor, loadAll, loadForChange, loadItem, newItem, saveItem,

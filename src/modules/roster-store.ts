@@ -9,7 +9,7 @@
 import { keys } from '../storage/db.ts';
 import { serialize, x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 import type { StanzaContext, Storage, UserContext } from '../xmpp/module.ts';
 
 export type Subscription = 'none' | 'to' | 'from' | 'both';

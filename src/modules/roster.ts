@@ -3,7 +3,7 @@
 import { serialize, x } from '../xml/builder.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
 import { defineModule, type IqRequest } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 import {
   hasFrom, hasTo, itemElement, loadAll, loadForChange, loadVersion, newItem, saveItem, sendPresenceOf,
   setLimits, versionString, type ActorContext, type ItemAndVersion, type RosterItem,

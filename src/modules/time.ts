@@ -3,7 +3,7 @@
 import { x } from '../xml/builder.ts';
 import { xmppDateTime, xmppTzo } from '../xmpp/delay.ts';
 import { defineModule } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 
 export default defineModule({
   name: 'time',

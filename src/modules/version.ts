@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { release, type } from 'node:os';
 import { x } from '../xml/builder.ts';
 import { defineModule } from '../xmpp/module.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 
 let cachedVersion: string | undefined;
 

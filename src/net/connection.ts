@@ -12,7 +12,7 @@ import type { Receipt } from '../runtime/api.ts';
 import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
 import { streamOpen } from '../xml/builder.ts';
 import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
 import type { ChannelBindings, ConnInfo, ToConn, ToSession } from './c2s-protocol.ts';
 

@@ -1,10 +1,10 @@
-// Starting and stopping a node: the runtime, its supervision tree (supervisors/tree.ts) and the admin
-// socket. What runs on top (XMPP listeners, services) comes in as child specs and service modules.
+// Starting and stopping a node: the runtime, its supervision tree and the admin socket. The tree
+// (supervisors/tree.ts) and what runs on top (XMPP listeners, services) are passed in: the runtime
+// knows no application.
 import { join } from 'node:path';
-import { nodeTree } from '../../supervisors/tree.ts';
 import { AdminServer, type AdminHandler } from './admin.ts';
 import { Runtime, type RuntimeOptions } from './runtime.ts';
-import type { ChildSpec, Supervisor } from './supervisor.ts';
+import type { ChildSpec, Supervisor, SupervisorLog } from './supervisor.ts';
 
 export interface RunningRuntime {
   runtime: Runtime;
@@ -14,6 +14,8 @@ export interface RunningRuntime {
 }
 
 export interface StartRuntimeOptions extends RuntimeOptions {
+  /** Builds the supervision tree (supervisors/tree.ts's nodeTree) over the runtime and the listeners. */
+  tree: (runtime: Runtime, listeners: ChildSpec[], log: SupervisorLog) => Supervisor;
   listeners?: (runtime: Runtime) => ChildSpec[];
   /** Extra admin commands (they may override the runtime's own, e.g. to add to 'reload'). */
   adminCommands?: (runtime: Runtime, builtin: Map<string, AdminHandler>) => Map<string, AdminHandler>;
@@ -25,7 +27,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<RunningRunti
   const runtime = new Runtime(o);
   await runtime.open();
   const log = (level: 'info' | 'warn' | 'error', text: string) => runtime.log(level, text);
-  const root = nodeTree(runtime, o.listeners?.(runtime) ?? [], log);
+  const root = o.tree(runtime, o.listeners?.(runtime) ?? [], log);
   try {
     await root.start();
   } catch (err) {

@@ -89,7 +89,7 @@ class Buckets {
 }
 
 /** What the SASL mechanisms consult: an AuthThrottle answers at once; the node's answers from the
- *  thread that keeps each key's bucket (src/xmpp/service.ts). */
+ *  thread that keeps each key's bucket (src/xmpp-service.ts). */
 export interface LoginThrottle {
   check(account: string | undefined, address: string | undefined): ThrottleDecision | Promise<ThrottleDecision>;
   /** Resolves to how long to wait before sending the failure. */

@@ -1,6 +1,6 @@
 // Building and writing XML: typed element construction with name checks, escaping, serialisation, and
 // address stamping on stanza strings without a parse (routers do this on every message).
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from './namespaces.ts';
 import { isQName } from './chars.ts';
 import { XmlElement, type XmlNode } from './element.ts';
 import type { StanzaHeader } from './framer.ts';

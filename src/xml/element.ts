@@ -2,7 +2,7 @@
 // tree via fast-xml-parser 5. fast-xml-parser is lenient (mismatched tags, bare '&', DTD entities), so it
 // only ever sees strings the framer accepted, or is preceded by validateStanza() when asked.
 import { XMLParser } from 'fast-xml-parser';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from './namespaces.ts';
 import { decodeAttr, decodeText } from './chars.ts';
 import { XmlError } from './error.ts';
 import { validateStanza } from './framer.ts';

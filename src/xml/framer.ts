@@ -6,7 +6,7 @@
 // by byte costs linear time; multi-unit lookahead is used only for bounded tokens (references, '<!'
 // keywords, ']]>').
 import { isUtf8 } from 'node:buffer';
-import { NS } from '../xmpp/namespaces.ts';
+import { NS } from './namespaces.ts';
 import { escapeAttr } from './builder.ts';
 import { XmlError } from './error.ts';
 import {

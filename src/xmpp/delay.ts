@@ -2,7 +2,7 @@
 // a stanza later than it was sent (offline storage now; MAM and MUC history later).
 import { serialize, x } from '../xml/builder.ts';
 import type { XmlElement } from '../xml/element.ts';
-import { NS } from './namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 
 /**
  * XEP-0082 DateTime in UTC, `CCYY-MM-DDThh:mm:ss.sssZ`. Milliseconds are kept (XEP-0082 allows

@@ -2,15 +2,10 @@
 import { serialize, x } from '../xml/builder.ts';
 import { XmlElement } from '../xml/element.ts';
 import type { StanzaHeader } from '../xml/framer.ts';
-import { NS } from './namespaces.ts';
+import { NS } from '../xml/namespaces.ts';
 
-/** RFC 6120 §4.9.3. */
-export type StreamErrorCondition =
-  | 'bad-format' | 'bad-namespace-prefix' | 'conflict' | 'connection-timeout' | 'host-gone' | 'host-unknown'
-  | 'improper-addressing' | 'internal-server-error' | 'invalid-from' | 'invalid-namespace' | 'invalid-xml'
-  | 'not-authorized' | 'not-well-formed' | 'policy-violation' | 'remote-connection-failed' | 'reset'
-  | 'resource-constraint' | 'restricted-xml' | 'see-other-host' | 'system-shutdown' | 'undefined-condition'
-  | 'unsupported-encoding' | 'unsupported-feature' | 'unsupported-stanza-type' | 'unsupported-version';
+import type { StreamErrorCondition } from '../xml/error.ts';
+export type { StreamErrorCondition };
 
 export const STREAM_ERROR_CONDITIONS: readonly StreamErrorCondition[] = [
   'bad-format', 'bad-namespace-prefix', 'conflict', 'connection-timeout', 'host-gone', 'host-unknown',

@@ -13,7 +13,7 @@ import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { stanzaErrorElement } from '../../src/xmpp/errors.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import { Jid, parseJid } from '../../src/xmpp/jid.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import {
   andThen, type InboundEvent, type ModuleDefinition, type SessionContext, type SessionInfo, type StanzaContext, type StanzaKind, type Storage, type UserContext,
 } from '../../src/xmpp/module.ts';

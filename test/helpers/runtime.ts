@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRuntime, type RunningRuntime, type StartRuntimeOptions } from '../../src/runtime/node.ts';
+import { nodeTree } from '../../supervisors/tree.ts';
 
 export const FIXTURE_ACTORS = fileURLToPath(new URL('../fixtures/actors', import.meta.url));
 
@@ -21,7 +22,7 @@ export async function startTestNode(o: Partial<StartRuntimeOptions> & { dir?: st
   const dir = o.dir ?? tempDir();
   const logs: string[] = [];
   const node = await startRuntime({
-    dataDir: dir, schedulers: 2, actorDirs: [FIXTURE_ACTORS], ...o,
+    dataDir: dir, schedulers: 2, actorDirs: [FIXTURE_ACTORS], tree: nodeTree, ...o,
     log: (level, text) => { logs.push(`[${level}] ${text}`); if (process.env.CHORUS_TEST_LOG) console.error(`[${level}] ${text}`); },
   });
   return {

@@ -9,7 +9,7 @@ import { keys } from '../../src/storage/db.ts';
 import { serialize } from '../../src/xml/builder.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
 import { parseJid } from '../../src/xmpp/jid.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import { Harness, type HarnessOptions } from '../helpers/module-harness.ts';
 
 const A = 'alice@example.com/a';

@@ -8,7 +8,7 @@ import { iqResultElement, stanzaErrorElement } from '../../src/xmpp/errors.ts';
 import { parseJid } from '../../src/xmpp/jid.ts';
 import { defineModule, type IqRequest, type ModuleDefinition, type Storage } from '../../src/xmpp/module.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import disco from '../../src/modules/disco.ts';
 import ping from '../../src/modules/ping.ts';
 import version from '../../src/modules/version.ts';

@@ -14,7 +14,7 @@ import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
 import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
 import type { SessionInfo, StanzaContext, Storage, UserContext } from '../../src/xmpp/module.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import { parsePriority } from '../../src/xmpp/priority.ts';
 import offline, { OFFLINE_BATCH, offlineDisposition } from '../../src/modules/offline.ts';
 import presence from '../../src/modules/presence.ts';

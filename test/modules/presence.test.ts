@@ -6,7 +6,7 @@ import roster from '../../src/modules/roster.ts';
 import type { RosterItem, Subscription } from '../../src/modules/roster-store.ts';
 import { keys } from '../../src/storage/db.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import { Harness, type HarnessOptions } from '../helpers/module-harness.ts';
 
 const ALICE = 'alice@example.com';

@@ -9,7 +9,7 @@ import type { RosterItem } from '../../src/modules/roster-store.ts';
 import { keys, openDb } from '../../src/storage/db.ts';
 import { kvStorage } from '../../src/storage/kv.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import { Harness, type HarnessOptions } from '../helpers/module-harness.ts';
 
 const A = 'alice@example.com/a';

@@ -10,7 +10,7 @@ import { iqResultElement, stanzaErrorElement } from '../../src/xmpp/errors.ts';
 import { parseJid } from '../../src/xmpp/jid.ts';
 import type { IqRequest, ModuleDefinition, Storage } from '../../src/xmpp/module.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import ping from '../../src/modules/ping.ts';
 import version from '../../src/modules/version.ts';
 import time from '../../src/modules/time.ts';

@@ -7,7 +7,7 @@ import {
   STANZA_ERROR_TYPES, STREAM_ERROR_CONDITIONS, iqResult, iqResultElement, stanzaError, stanzaErrorElement,
   streamError, type StanzaErrorCondition,
 } from '../../src/xmpp/errors.ts';
-import { NS } from '../../src/xmpp/namespaces.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import { feed } from './_util.ts';
 
 test('all 25 RFC 6120 stream error conditions, each a well-formed error a peer can read', () => {

@@ -2,14 +2,14 @@
 // credential lookup and the login throttle. Installed by the runtime as the 'xmpp' service; actors
 // get it with service<XmppService>('xmpp').
 import type { ClassicLevel } from 'classic-level';
-import type { SchedulerData } from '../runtime/scheduler.ts';
-import { accountLookup } from '../storage/accounts.ts';
-import { kvStorage } from '../storage/kv.ts';
-import { callAt } from '../runtime/api.ts';
-import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle, type ThrottleDecision } from '../sasl/throttle.ts';
-import type { CredentialLookup } from '../sasl/types.ts';
-import type { Storage } from './module.ts';
-import { loadModules, type ModuleSet, type ModulesConfig } from './modules.ts';
+import type { SchedulerData } from './runtime/scheduler.ts';
+import { accountLookup } from './storage/accounts.ts';
+import { kvStorage } from './storage/kv.ts';
+import { callAt } from './runtime/api.ts';
+import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle, type ThrottleDecision } from './sasl/throttle.ts';
+import type { CredentialLookup } from './sasl/types.ts';
+import type { Storage } from './xmpp/module.ts';
+import { loadModules, type ModuleSet, type ModulesConfig } from './xmpp/modules.ts';
 
 /** The part of the config the actors need; plain data, passed to every scheduler. */
 export interface XmppSettings {
