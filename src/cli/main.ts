@@ -426,7 +426,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
   try {
     if (!command) throw new CliError(`unknown command ${JSON.stringify(name)} (see chorus --help)`);
     if (name === 'bench') {
-      const { benchCommand } = await import('../bench/cli.ts');
+      const { benchCommand } = await import('../../bench/lib/cli.ts');
       return await benchCommand(rest);
     }
     usePrivateUmask(); // whatever a command creates in data_dir (a DB opened offline too) is owner-only

@@ -4,10 +4,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { XmppClient } from '../../src/bench/client.ts';
-import { Framer, attr, childText, stanzaName } from '../../src/bench/parser.ts';
-import { LoadWorker } from '../../src/bench/worker.ts';
-import type { StatsReport } from '../../src/bench/protocol.ts';
+import { XmppClient } from '../../bench/lib/client.ts';
+import { Framer, attr, childText, stanzaName } from '../../bench/lib/parser.ts';
+import { LoadWorker } from '../../bench/lib/worker.ts';
+import type { StatsReport } from '../../bench/lib/protocol.ts';
 import { ScramServer, deriveCredentials } from '../../src/sasl/scram.ts';
 import type { HashName, ScramCredentials } from '../../src/sasl/types.ts';
 

@@ -1,7 +1,7 @@
 // The bench client's incremental framer and its stanza accessors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Framer, attr, childText, stanzaName, escapeXml, unescapeXml } from '../../src/bench/parser.ts';
+import { Framer, attr, childText, stanzaName, escapeXml, unescapeXml } from '../../bench/lib/parser.ts';
 
 function collect() {
   const ev: string[] = [];

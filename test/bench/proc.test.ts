@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { readStat, readRssKB, processTree, sampleTree, ProcSampler } from '../../src/bench/proc.ts';
+import { readStat, readRssKB, processTree, sampleTree, ProcSampler } from '../../bench/lib/proc.ts';
 
 test('readStat reads this process', () => {
   const st = readStat(process.pid)!;

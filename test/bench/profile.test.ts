@@ -1,7 +1,7 @@
 // The .cpuprofile summary: self time per function from samples and time deltas, idle left out of "busy".
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { summarise, profileMarkdown, type CpuProfile } from '../../src/bench/profile.ts';
+import { summarise, profileMarkdown, type CpuProfile } from '../../bench/lib/profile.ts';
 
 const cf = (functionName: string, url = '') => ({ functionName, url, lineNumber: 9, columnNumber: 0 });
 const profile: CpuProfile = {

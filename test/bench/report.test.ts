@@ -3,11 +3,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { XMLValidator } from 'fast-xml-parser';
-import { toMarkdown, toHtml, checkTargets, lineChart, saturation, type Report } from '../../src/bench/report.ts';
-import { Histogram, percentilesMs } from '../../src/bench/histogram.ts';
-import { DEFAULTS, type RunResult, type BenchOptions } from '../../src/bench/runner.ts';
-import { parseArgs, UsageError, type CliOptions } from '../../src/bench/cli.ts';
-import { parseTarget, shellWords } from '../../src/bench/target.ts';
+import { toMarkdown, toHtml, checkTargets, lineChart, saturation, type Report } from '../../bench/lib/report.ts';
+import { Histogram, percentilesMs } from '../../bench/lib/histogram.ts';
+import { DEFAULTS, type RunResult, type BenchOptions } from '../../bench/lib/runner.ts';
+import { parseArgs, UsageError, type CliOptions } from '../../bench/lib/cli.ts';
+import { parseTarget, shellWords } from '../../bench/lib/target.ts';
 
 function run(name: string, scenario: RunResult['scenario'], metrics: Record<string, number>, opts: Partial<BenchOptions> = {}): RunResult {
   const h = new Histogram();

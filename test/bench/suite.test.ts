@@ -3,8 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { XMLValidator } from 'fast-xml-parser';
-import { suiteMarkdown, suiteHtml, suiteTargets, parseSuiteArgs, WORKLOADS, type SuiteReport, type SuiteEntry } from '../../src/bench/suite.ts';
-import { DEFAULTS, type RunResult } from '../../src/bench/runner.ts';
+import { suiteMarkdown, suiteHtml, suiteTargets, parseSuiteArgs, WORKLOADS, type SuiteReport, type SuiteEntry } from '../../bench/lib/suite.ts';
+import { DEFAULTS, type RunResult } from '../../bench/lib/runner.ts';
 
 function run(name: string, scenario: RunResult['scenario'], metrics: Record<string, number>, extra: Partial<RunResult> = {}): RunResult {
   return {

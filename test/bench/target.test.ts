@@ -6,8 +6,8 @@ import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { parseTarget, prepareTarget, pinRef, chorusSource } from '../../src/bench/target.ts';
-import { XmppClient } from '../../src/bench/client.ts';
+import { parseTarget, prepareTarget, pinRef, chorusSource } from '../../bench/lib/target.ts';
+import { XmppClient } from '../../bench/lib/client.ts';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -1,6 +1,6 @@
 // Summarises V8 .cpuprofile files (node --cpu-prof: one per thread) by self time: the top functions
 // and files of each thread, and of all threads together. Usage:
-//   node --import tsx src/bench/profile.ts [--top N] FILE.cpuprofile…
+//   node --import tsx bench/lib/profile.ts [--top N] FILE.cpuprofile…
 import { readFileSync } from 'node:fs';
 import { basename, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -118,7 +118,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   let top = 25;
   const i = args.indexOf('--top');
   if (i >= 0) { top = Number(args[i + 1]) || top; args.splice(i, 2); }
-  if (!args.length) { process.stderr.write('usage: node --import tsx src/bench/profile.ts [--top N] FILE.cpuprofile…\n'); process.exit(2); }
+  if (!args.length) { process.stderr.write('usage: node --import tsx bench/lib/profile.ts [--top N] FILE.cpuprofile…\n'); process.exit(2); }
   const named = args.map((f) => ({ name: basename(f), summary: summarise(JSON.parse(readFileSync(f, 'utf8')) as CpuProfile) }));
   process.stdout.write(profileMarkdown(named, top) + '\n');
 }

@@ -1,6 +1,6 @@
 // Why the load generator has its own client: per-stanza cost of its framer (+ reading the body's
 // timestamp) and string building, against @xmpp/client's parser (@xmpp/xml on ltx, element trees)
-// and element serialisation. Run: node --import tsx src/bench/microbench.ts
+// and element serialisation. Run: node --import tsx bench/lib/microbench.ts
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Framer } from './parser.ts';

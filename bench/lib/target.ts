@@ -234,7 +234,7 @@ export async function chorusSource(spec: Pick<TargetSpec, 'ref' | 'root'>): Prom
 }
 
 /**
- * Starts Chorus in a child process (src/bench/chorus-target.ts): its CPU and RSS are then its own.
+ * Starts Chorus in a child process (bench/lib/chorus-target.ts): its CPU and RSS are then its own.
  * The child's stderr (the node's warn/error log) is kept; lines of it, and an exit during the run,
  * come back in `notes()` for the report.
  */

@@ -1,7 +1,7 @@
 // SCRAM for the load generator, using the project's SASL library so the math is written once. The
 // salted password is cached per (hash, salt, iterations, password), as mobile clients cache it: the
 // generator's PBKDF2 then stays off the hot path (it never counts as server CPU anyway).
-import { ScramClient, type SaltedPasswordCache } from '../sasl/scram.ts';
+import { ScramClient, type SaltedPasswordCache } from '../../src/sasl/scram.ts';
 import { stanzaName } from './parser.ts';
 
 const cache = new Map<string, SaltedPasswordCache>();

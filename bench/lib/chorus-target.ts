@@ -8,16 +8,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ChorusConfig } from '../config/index.ts';
+import type { ChorusConfig } from '../../src/config/index.ts';
 
-type ConfigMod = typeof import('../config/index.ts');
-type NodeMod = typeof import('../node.ts');
-type AccountsMod = typeof import('../storage/accounts.ts');
-type DbMod = typeof import('../storage/db.ts');
+type ConfigMod = typeof import('../../src/config/index.ts');
+type NodeMod = typeof import('../../src/node.ts');
+type AccountsMod = typeof import('../../src/storage/accounts.ts');
+type DbMod = typeof import('../../src/storage/db.ts');
 
 /** The server's modules, from this checkout or from another one (`root`, e.g. a pinned commit). */
 async function serverModules(root?: string): Promise<{ config: ConfigMod; node: NodeMod; accounts: AccountsMod; db: DbMod }> {
-  const base = root ? pathToFileURL(join(root, 'src') + '/').href : new URL('../', import.meta.url).href;
+  const base = root ? pathToFileURL(join(root, 'src') + '/').href : new URL('../../src/', import.meta.url).href;
   const load = <T>(path: string) => import(new URL(path, base).href) as Promise<T>;
   const [config, node, accounts, db] = await Promise.all([load<ConfigMod>('config/index.ts'), load<NodeMod>('node.ts'), load<AccountsMod>('storage/accounts.ts'), load<DbMod>('storage/db.ts')]);
   return { config, node, accounts, db };
