@@ -135,9 +135,13 @@ export class Supervisor implements Child {
     this.counters.restarts++;
     const i = this.children.indexOf(r);
     const group = this.strategy === 'one_for_one' ? [r] : this.strategy === 'one_for_all' ? this.children : this.children.slice(i);
-    // Siblings that must go too are stopped right to left, then the whole group starts left to right.
+    // Siblings that must go too are stopped right to left, then the group starts left to right —
+    // except temporary ones, which OTP never restarts: a sibling's crash ends them for good.
     for (const s of [...group].reverse()) if (s !== r && s.child) await this.stopOne(s);
+    const gone = group.filter((s) => s !== r && (s.spec.restart ?? 'permanent') === 'temporary');
+    if (gone.length) this.children = this.children.filter((c) => !gone.includes(c));
     for (const s of group) {
+      if (gone.includes(s)) continue;
       if (s.child) continue;
       try {
         await this.startChild(s);

@@ -52,6 +52,21 @@ S('one_for_all stops the others in reverse and restarts all in order', async () 
   assert.equal(j, ['stop c', 'stop a', 'start a', 'start b', 'start c']);
 });
 
+S('a temporary sibling stopped by one_for_all or rest_for_one is not started again, and is gone (OTP)', async () => {
+  for (const strategy of ['one_for_all', 'rest_for_one'] as const) {
+    const j: string[] = []; const live = new Map<string, Fake>();
+    const list = [...specs(j, ['a'], live), ...specs(j, ['t'], live, 'temporary'), ...specs(j, ['c'], live)];
+    const sup = await new Supervisor('s', list, { strategy, intensity: 5 }).start();
+    j.length = 0;
+    live.get('a')!.crash();
+    await settle();
+    assert.equal(j, ['stop c', 'stop t', 'start a', 'start c'], strategy);
+    j.length = 0;
+    await sup.stop();
+    assert.equal(j, ['stop c', 'stop a'], `${strategy}: t is no longer a child`);
+  }
+});
+
 S('rest_for_one restarts the crashed child and those started after it', async () => {
   const j: string[] = []; const live = new Map<string, Fake>();
   await new Supervisor('s', specs(j, ['a', 'b', 'c', 'd'], live), { strategy: 'rest_for_one', intensity: 5 }).start();
