@@ -96,11 +96,15 @@ test('SNI picks the certificate per host; no SNI gets the first host; TLS 1.3 an
   const a = await handshake(port, { servername: 'a.test' });
   const b = await handshake(port, { servername: 'b.test' });
   const none = await handshake(port, {});
+  // A name the node does not serve (#17.3): the default host's certificate, not an alert — clients
+  // that send their SRV target as SNI still connect, and then check the name themselves.
+  const unknown = await handshake(port, { servername: 'nobody.example' });
   const v12 = await handshake(port, { servername: 'b.test', maxVersion: 'TLSv1.2' });
-  for (const r of [a, b, none, v12]) r.socket.destroy();
+  for (const r of [a, b, none, unknown, v12]) r.socket.destroy();
   assert.is(a.cn, 'a.test');
   assert.is(b.cn, 'b.test');
   assert.is(none.cn, 'a.test');
+  assert.is(unknown.cn, 'a.test');
   assert.is(a.protocol, 'TLSv1.3');
   assert.is(v12.protocol, 'TLSv1.2');
   assert.match(v12.cipher, /^ECDHE-ECDSA-(AES(128|256)-GCM-SHA(256|384)|CHACHA20-POLY1305)$/);
