@@ -87,7 +87,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
 
 function describe(c: ChorusConfig): string {
   const l = c.listen;
-  return [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`].filter(Boolean).join(', ');
+  const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`].filter(Boolean).join(', ');
+  const later = (['s2s', 'http', 'component'] as const).filter((k) => l[k] !== false).map((k) => `${k} ${l[k]}`);
+  return later.length ? `${open} (not yet built, so closed: ${later.join(', ')})` : open;
 }
 
 /** A per-node secret (fake SCRAM salts for unknown users must not change between restarts). */

@@ -1,7 +1,7 @@
 // Account commands, one implementation for both paths: the CLI calls handleAccountRequest directly on
 // the DB when no node runs, and a running node (which holds the LevelDB lock) calls it from its admin
 // socket (src/runtime/admin.ts) — plug in with `accountAdminHandlers(db, { hosts })`.
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dataPaths } from '../config/defaults.ts';
 import type { ChorusConfig } from '../config/types.ts';
 import {
@@ -10,6 +10,7 @@ import {
 import { isLockedError, openDb, type AnyDb } from '../storage/db.ts';
 import { AdminClient, type AdminResponse } from './admin-client.ts';
 import { CliError } from './errors.ts';
+import { runningNodes } from './processes.ts';
 
 export const ACCOUNT_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users'] as const;
 export type AccountCommand = (typeof ACCOUNT_COMMANDS)[number];
@@ -143,21 +144,4 @@ export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, 
   } finally {
     await db.close();
   }
-}
-
-/** Other `chorus start` processes on this machine (Linux /proc; elsewhere none are found). */
-function runningNodes(): Array<{ pid: number; cwd: string }> {
-  const out: Array<{ pid: number; cwd: string }> = [];
-  let pids: string[];
-  try { pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return out; }
-  for (const d of pids) {
-    const pid = Number(d);
-    if (pid === process.pid) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      const at = argv.findIndex((a) => /(^|\/)chorus(\.js)?$/.test(a));
-      if (at >= 0 && argv[at + 1] === 'start') out.push({ pid, cwd: readlinkSync(`/proc/${d}/cwd`) });
-    } catch { /* gone, or not ours to read */ }
-  }
-  return out;
 }

@@ -12,6 +12,7 @@ import { inspectCertificate } from '../net/tls.ts';
 import { isLockedError, openDb } from '../storage/db.ts';
 import { modeString, openEntries } from '../storage/private-files.ts';
 import { AdminClient } from './admin-client.ts';
+import { portHolder } from './processes.ts';
 
 interface Io { out(line: string): void }
 type Level = 'ok' | 'warn' | 'FAIL';
@@ -109,8 +110,10 @@ async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Pr
     const err = await tryListen(port, addr);
     if (err === null) r.line('ok', `${at}: free`);
     else if (err === 'EADDRINUSE') {
-      if (running) r.line('ok', `${at}: in use, by the running node as far as can be told`);
-      else r.line('FAIL', `${at}: in use by another program`, `find it with: ss -ltnp 'sport = :${port}' — or choose another port in listen.${name}`);
+      const holder = portHolder(port);
+      if (holder && running && holder.node) r.line('ok', `${at}: in use by the running node (pid ${holder.pid})`);
+      else if (holder) r.line('FAIL', `${at}: in use by ${holder.command} (pid ${holder.pid})`, `stop it, or choose another port in listen.${name}`);
+      else r.line('FAIL', `${at}: in use, by a process this user cannot see`, `find it with: sudo ss -ltnp 'sport = :${port}' — or choose another port in listen.${name}`);
     } else if (err === 'EACCES') {
       r.line('FAIL', `${at}: not allowed to bind ports below 1024`, 'use a port ≥ 1024, or grant the capability: setcap cap_net_bind_service=+ep $(command -v node)');
     } else if (err === 'EADDRNOTAVAIL') {

@@ -59,6 +59,7 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
         return String(data);
       });
       const header = await Promise.race([serving, exited]);
+      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+ \(not yet built, so closed: s2s 5269, http 5280, component 5347\)/);
       assert.match(header, /from=["']example\.org["']/);
       assert.match(header, /<starttls/);
     } finally {
