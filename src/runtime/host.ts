@@ -475,7 +475,7 @@ export class ActorHost implements RouterSink {
         rec.queue.unshift(item);
       }
     }
-    const where = error instanceof Error && error.stack ? `\n${error.stack.split('\n').slice(1, 4).join('\n')}` : '';
+    const where = error instanceof Error && error.stack ? `\n${this.o.loader.mapStack(error.stack).split('\n').slice(1, 4).join('\n')}` : '';
     this.o.log('error', `actor ${rec.address} crashed: ${reason}${where}`);
     this.notifyExit(rec, reason);
   }

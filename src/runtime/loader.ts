@@ -4,10 +4,11 @@
 // Imports that leave the kind's folder (the runtime API, shared src/ libraries, packages) are not
 // bundled: they resolve to this thread's own, already-loaded module instances, so `self()` in a
 // reloaded actor is the same function the scheduler drives.
+import { originalPositionFor, TraceMap } from '@jridgewell/trace-mapping';
 import { build, type Plugin } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { compileFunction } from 'node:vm';
 import type { KindDefinition } from './kind.ts';
 
@@ -16,6 +17,9 @@ export interface LoadedKind { def: KindDefinition; file: string; loads: number }
 export class KindLoader {
   private loads = new Map<string, number>();
   private hostModules = new Map<string, unknown>();
+  /** Source maps of loaded bundles by their vm filename (Node maps no stack of vm-compiled code).
+   *  One per load: a reload replaces the kind's entry, so old maps do not pile up. */
+  private maps = new Map<string, { kind: string; map: TraceMap }>();
 
   constructor(private readonly dirs: string[]) {}
 
@@ -52,14 +56,17 @@ export class KindLoader {
     };
     const out = await build({
       entryPoints: [file], bundle: true, write: false, format: 'cjs', platform: 'node', target: 'node20',
-      sourcemap: 'inline', logLevel: 'silent', plugins: [keepOutside],
+      sourcemap: 'external', sourcesContent: false, outfile: `${file}.bundle.js`, logLevel: 'silent', plugins: [keepOutside],
     });
     for (const spec of externals) await this.hostModule(spec);
     const n = (this.loads.get(kind) ?? 0) + 1;
     this.loads.set(kind, n);
-    const fn = compileFunction(out.outputFiles[0]!.text, ['require', 'module', 'exports'], {
-      filename: `${pathToFileURL(file).href}#load${n}`,
-    });
+    const code = out.outputFiles.find((f) => f.path.endsWith('.js'))!;
+    const map = out.outputFiles.find((f) => f.path.endsWith('.map'));
+    const filename = `${pathToFileURL(file).href}#load${n}`;
+    const fn = compileFunction(code.text, ['require', 'module', 'exports'], { filename });
+    for (const [name, m] of this.maps) if (m.kind === kind) this.maps.delete(name);
+    if (map) this.maps.set(filename, { kind, map: new TraceMap(map.text, code.path) });
     const mod = { exports: {} as Record<string, unknown> };
     fn((spec: string) => {
       const ns = this.hostModules.get(spec);
@@ -71,6 +78,18 @@ export class KindLoader {
       throw new Error(`${file} must default-export defineKind({ kind: '${kind}', ... })`);
     }
     return { def, file, loads: n };
+  }
+
+  /** A stack trace with the positions in loaded bundles replaced by the source files' lines. */
+  mapStack(stack: string): string {
+    return stack.replace(/(file:\/\/[^\s()]+#load\d+):(\d+):(\d+)/g, (whole, name: string, line: string, col: string) => {
+      const m = this.maps.get(name);
+      if (!m) return whole;
+      const p = originalPositionFor(m.map, { line: Number(line), column: Number(col) - 1 });
+      if (p.source === null || p.line === null) return whole;
+      const source = p.source.startsWith('file:') ? p.source : pathToFileURL(resolve(dirname(fileURLToPath(name.replace(/#load\d+$/, ''))), p.source)).href;
+      return `${source}:${p.line}:${(p.column ?? 0) + 1}`;
+    });
   }
 
   private async hostModule(spec: string): Promise<void> {

@@ -4,11 +4,14 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { MAIN_THREAD, kindOf, placeAddress, type Address, type ThreadId } from './address.ts';
 import { DurableSender } from './durable-sender.ts';
 import type { Control, Envelope, ExitReason, ReloadResult, SchedulerStats } from './protocol.ts';
+import { KindLoader } from './loader.ts';
 import { Router } from './router.ts';
+import { typeErrors } from './typecheck.ts';
 import type { SchedulerData } from './scheduler.ts';
 import { DynamicSupervisor, type Child, type Shutdown, type SupervisorLog } from './supervisor.ts';
 
@@ -237,8 +240,18 @@ export class Runtime {
     return all.map((c) => (c as Extract<Control, { c: 'stats-reply' }>).stats);
   }
 
-  /** Hot reload: every scheduler loads the kind's new code and moves its live actors over. */
+  /** Hot reload: the compiler checks the kind's code, then every scheduler loads it and moves its
+   *  live actors over. Code that does not typecheck is refused and the old code keeps running. */
   async reload(kind: string): Promise<ReloadResult[]> {
+    const file = new KindLoader(this.o.actorDirs).locate(kind);
+    if (file) {
+      const started = performance.now();
+      const errors = await typeErrors(dirname(file));
+      const ms = Math.round(performance.now() - started);
+      if (errors === null) this.log('info', `reload: ${kind} not typechecked (no tsconfig.json above it, or TypeScript is not installed)`);
+      else this.log('info', `reload: typecheck of ${kind}: ${errors.length} error${errors.length === 1 ? '' : 's'} in ${ms} ms`);
+      if (errors?.length) throw new Error(`reload of ${kind} refused: its code does not typecheck:\n${errors.join('\n')}`);
+    }
     const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'reload', kind, reply }))));
     return all.map((c) => {
       const r = c as Extract<Control, { c: 'reloaded' }>;

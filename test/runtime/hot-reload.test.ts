@@ -53,4 +53,46 @@ test('a reload whose new code does not compile fails clearly and keeps the old c
   assert.is((await box.next()).code, 2);
 });
 
+test('a reload whose code does not typecheck is refused with the compiler\'s error, and the old code runs on (#17.1)', async () => {
+  const { writeFileSync, readFileSync, symlinkSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  // A project around the temp actors folder, as the repository is around actors/.
+  const project = dirname(actors);
+  writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({ extends: join(process.cwd(), 'tsconfig.json'), include: ['actors'], exclude: [] }));
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module' }));
+  symlinkSync(join(process.cwd(), 'node_modules'), join(project, 'node_modules'));
+  writeKindVersion(actors, 'tally', 'tally.v1.ts');
+  const file = join(actors, 'tally', 'index.ts');
+  // A misspelt identifier: esbuild would bundle it, the compiler refuses it (TS2552).
+  writeFileSync(file, readFileSync(file, 'utf8').replace('send(event.to, {', 'sned(event.to, {'));
+  let error = '';
+  try { await node.runtime.reload('tally'); } catch (err) { error = (err as Error).message; }
+  assert.match(error, /reload of tally refused: its code does not typecheck/, `${error}\n${node.logs.join("\n")}`);
+  assert.match(error, /actors\/tally\/index\.ts\(\d+,\d+\): error TS\d+: Cannot find name 'sned'/);
+  assert.ok(node.logs.some((l) => /reload: typecheck of tally: [1-9]\d* errors? in \d+ ms/.test(l)), node.logs.join("\n"));
+  const box = node.inbox('conn:reload3');
+  node.runtime.send('tally:1', { type: 'report', to: 'conn:reload3' });
+  assert.ok((await box.next()).code >= 1, 'the running code still answers');
+});
+
+test('a crash in loaded actor code is logged with the source file and line, not the bundle position (#17.1)', async () => {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(join(actors, 'thrower'), { recursive: true });
+  writeFileSync(join(actors, 'thrower', 'fail.ts'), ['// a helper in a second file of the kind', 'export function fail(): never {', "  throw new Error('thrown on line 3 of fail.ts');", '}', ''].join('\n'));
+  writeFileSync(join(actors, 'thrower', 'index.ts'), [
+    "import { setup } from 'xstate';",
+    `import { defineKind } from '${join(process.cwd(), 'src/runtime/kind.ts')}';`,
+    "import { fail } from './fail.ts';",
+    "const machine = setup({}).createMachine({ on: { go: { actions: () => fail() } } });",
+    "export default defineKind({ kind: 'thrower', version: 1, machine, activation: 'on-demand', persist: 'never' });",
+    '',
+  ].join('\n'));
+  node.runtime.send('thrower:1', { type: 'go' });
+  const { until } = await import('../helpers/runtime.ts');
+  await until(() => node.logs.some((l) => l.includes('thrown on line 3')), 10_000, 'the crash to be logged');
+  const entry = node.logs.find((l) => l.includes('thrown on line 3'))!;
+  assert.match(entry, /thrower\/fail\.ts:3:\d+/);
+  assert.not.match(entry, /#load\d+:/);
+});
+
 test.run();
