@@ -266,6 +266,15 @@ export class Harness {
     return id;
   }
 
+  /** Sends an IQ, waits until everything settled, and returns its reply (throws if there is none). */
+  async ask(full: string, type: 'get' | 'set', payload: string): Promise<XmlElement> {
+    const id = this.iq(full, type, payload);
+    await this.settle();
+    const r = this.reply(full, id);
+    if (!r) throw new Error(`no reply to ${id}`);
+    return r;
+  }
+
   /** The reply a session got to IQ `id`. */
   reply(full: string, id: string): XmlElement | undefined {
     return this.received(full).find((e) => e.name === 'iq' && e.attr('id') === id && (e.attr('type') === 'result' || e.attr('type') === 'error'));

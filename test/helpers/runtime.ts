@@ -13,6 +13,8 @@ export interface TestNode extends RunningRuntime {
   logs: string[];
   /** Collects messages sent to a main-thread endpoint. */
   inbox(address: string): { messages: unknown[]; next(pred?: (m: any) => boolean, ms?: number): Promise<any> };
+  /** Asks a fixture actor for its `report` (sent to `box`'s address) and waits for it. */
+  report(address: string, box: ReturnType<TestNode['inbox']>, to: string): Promise<any>;
   cleanup(): Promise<void>;
 }
 
@@ -47,6 +49,10 @@ export async function startTestNode(o: Partial<StartRuntimeOptions> & { dir?: st
           });
         },
       };
+    },
+    report(address, box, to) {
+      node.runtime.send(address, { type: 'report', to });
+      return box.next((m) => m.type === 'report' && m.address === address);
     },
     async cleanup() { await node.stop(); if (!o.dir) rmSync(dir, { recursive: true, force: true }); },
   };

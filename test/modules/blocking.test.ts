@@ -22,13 +22,6 @@ const both = (h: Harness, owner: string, contact: string) => h.storage.seed(keys
   jid: contact, groups: [], subscription: 'both', ask: false, approved: false, pendingIn: null, listed: true,
 } satisfies RosterItem);
 
-async function ask(h: Harness, full: string, type: 'get' | 'set', payload: string): Promise<XmlElement> {
-  const id = h.iq(full, type, payload);
-  await h.settle();
-  const r = h.reply(full, id);
-  if (!r) throw new Error(`no reply to ${id}`);
-  return r;
-}
 const blockIq = (...jids: string[]) => `<block xmlns="${NS.BLOCKING}">${jids.map((j) => `<item jid="${j}"/>`).join('')}</block>`;
 const unblockIq = (...jids: string[]) => `<unblock xmlns="${NS.BLOCKING}">${jids.map((j) => `<item jid="${j}"/>`).join('')}</unblock>`;
 const listed = (r: XmlElement) => (r.child('blocklist', NS.BLOCKING)?.getChildren('item') ?? []).map((i) => i.attr('jid'));
@@ -61,37 +54,37 @@ test('get, block and unblock: the list, with pushes to the resources that asked 
   const h = mk();
   h.bind(A); h.bind(A2);
   await h.settle();
-  assert.equal(listed(await ask(h, A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), []);
+  assert.equal(listed(await h.ask(A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), []);
   h.clear();
-  const r = await ask(h, A2, 'set', blockIq('romeo@montague.example', 'Capulet.Example'));
+  const r = await h.ask(A2, 'set', blockIq('romeo@montague.example', 'Capulet.Example'));
   assert.is(r.attr('type'), 'result');
   const push = h.received(A).find((e) => e.name === 'iq' && e.attr('type') === 'set');
   assert.equal(push?.child('block', NS.BLOCKING)?.getChildren('item').map((i) => i.attr('jid')), ['romeo@montague.example', 'capulet.example']);
   assert.not.ok(h.received(A2).some((e) => e.attr('type') === 'set'), 'no push to a resource that never asked');
-  assert.equal(listed(await ask(h, A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), ['romeo@montague.example', 'capulet.example']);
+  assert.equal(listed(await h.ask(A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), ['romeo@montague.example', 'capulet.example']);
   h.clear();
-  await ask(h, A2, 'set', unblockIq('capulet.example'));
+  await h.ask(A2, 'set', unblockIq('capulet.example'));
   assert.ok(h.received(A).some((e) => e.child('unblock', NS.BLOCKING)?.getChildren('item')[0]?.attr('jid') === 'capulet.example'));
-  assert.equal(listed(await ask(h, A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), ['romeo@montague.example']);
-  await ask(h, A2, 'set', unblockIq()); // §3.5: no items = everyone
-  assert.equal(listed(await ask(h, A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), []);
+  assert.equal(listed(await h.ask(A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), ['romeo@montague.example']);
+  await h.ask(A2, 'set', unblockIq()); // §3.5: no items = everyone
+  assert.equal(listed(await h.ask(A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), []);
 });
 
 test('bad requests: no items, an invalid JID, an unknown element, beyond the limit', async () => {
   const h = mk({ options: { blocking: { max_items: 2 } } });
   h.bind(A);
   await h.settle();
-  assert.is(condition(await ask(h, A, 'set', blockIq())), 'bad-request');
-  assert.is(condition(await ask(h, A, 'set', blockIq('a@b@c'))), 'jid-malformed');
-  assert.is(condition(await ask(h, A, 'set', `<blocked xmlns="${NS.BLOCKING}"/>`)), 'bad-request');
-  assert.is((await ask(h, A, 'set', blockIq('x@example.net', 'y@example.net'))).attr('type'), 'result');
-  assert.is(condition(await ask(h, A, 'set', blockIq('z@example.net'))), 'resource-constraint');
+  assert.is(condition(await h.ask(A, 'set', blockIq())), 'bad-request');
+  assert.is(condition(await h.ask(A, 'set', blockIq('a@b@c'))), 'jid-malformed');
+  assert.is(condition(await h.ask(A, 'set', `<blocked xmlns="${NS.BLOCKING}"/>`)), 'bad-request');
+  assert.is((await h.ask(A, 'set', blockIq('x@example.net', 'y@example.net'))).attr('type'), 'result');
+  assert.is(condition(await h.ask(A, 'set', blockIq('z@example.net'))), 'resource-constraint');
   assert.equal(h.unanswered(), []);
 });
 
 test('blocking a subscribed contact sends it unavailable; then nothing of alice reaches bob', async () => {
   const h = await friends();
-  await ask(h, A, 'set', blockIq(BOB));
+  await h.ask(A, 'set', blockIq(BOB));
   const toBob = h.take(B);
   assert.ok(toBob.some((e) => e.name === 'presence' && e.attr('type') === 'unavailable' && e.attr('from') === A), 'unavailable on block');
   // a new presence broadcast skips bob
@@ -109,7 +102,7 @@ test('blocking a subscribed contact sends it unavailable; then nothing of alice 
 
 test('from a blocked entity: messages and IQ get/set answered service-unavailable, presence and the rest dropped', async () => {
   const h = await friends();
-  await ask(h, A, 'set', blockIq(BOB));
+  await h.ask(A, 'set', blockIq(BOB));
   h.clear();
   h.send(B, `<message to="${ALICE}" id="m1" type="chat"><body>hi</body></message>`);
   h.send(B, `<iq to="${A}" id="q1" type="get"><query xmlns="jabber:iq:version"/></iq>`);
@@ -125,9 +118,9 @@ test('from a blocked entity: messages and IQ get/set answered service-unavailabl
 
 test('unblocking sends current presence to a subscribed contact again; messages flow', async () => {
   const h = await friends();
-  await ask(h, A, 'set', blockIq(BOB));
+  await h.ask(A, 'set', blockIq(BOB));
   h.clear();
-  await ask(h, A, 'set', unblockIq(BOB));
+  await h.ask(A, 'set', unblockIq(BOB));
   assert.ok(h.take(B).some((e) => e.name === 'presence' && e.attr('type') === undefined && e.attr('from') === A), 'current presence on unblock');
   h.send(A, `<message to="${B}" id="m1" type="chat"><body>back</body></message>`);
   await h.settle();
@@ -136,14 +129,14 @@ test('unblocking sends current presence to a subscribed contact again; messages 
 
 test('a session bound after the block checks its outbound stanzas too; the list survives a restart', async () => {
   const h = await friends();
-  await ask(h, A, 'set', blockIq(BOB));
+  await h.ask(A, 'set', blockIq(BOB));
   h.restart('alice');
   h.bind(A2);
   await h.settle();
   h.send(A2, `<message to="${BOB}" id="m2" type="chat"><body>hi</body></message>`);
   await h.settle();
   assert.is(condition(h.received(A2).find((e) => e.attr('id') === 'm2')), 'not-acceptable');
-  assert.equal(listed(await ask(h, A2, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), [BOB]);
+  assert.equal(listed(await h.ask(A2, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), [BOB]);
 });
 
 test('the server announces the feature', () => {

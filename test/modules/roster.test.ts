@@ -35,13 +35,6 @@ async function connect(h: Harness, full: string, o: { get?: boolean; available?:
   h.clear();
 }
 
-async function ask(h: Harness, full: string, type: 'get' | 'set', payload: string): Promise<XmlElement> {
-  const id = h.iq(full, type, payload);
-  await h.settle();
-  const r = h.reply(full, id);
-  if (!r) throw new Error(`no reply to ${id}`);
-  return r;
-}
 
 const errorOf = (r: XmlElement) => r.attr('type') === 'error' ? r.child('error')!.getChildren()[0]!.name : null;
 const itemsOf = (query: XmlElement | undefined) => (query?.getChildren('item') ?? []).map((i) => ({
@@ -63,7 +56,7 @@ test('get lists roster items with name, groups, subscription, ask and approved; 
   seed(h, 'alice@example.com', item('dave@example.com', { approved: true }));
   seed(h, 'alice@example.com', item('eve@example.com', { listed: false, pendingIn: '<presence type="subscribe" from="eve@example.com" to="alice@example.com"/>' }));
   await connect(h, A, { get: false });
-  const r = await ask(h, A, 'get', q());
+  const r = await h.ask(A, 'get', q());
   assert.is(r.attr('type'), 'result');
   assert.equal(itemsOf(r.child('query', NS.ROSTER)), [
     { jid: 'bob@example.com', name: 'Bob', subscription: 'both', ask: undefined, approved: undefined, groups: ['Friends', 'Work'] },
@@ -77,7 +70,7 @@ test('get lists roster items with name, groups, subscription, ask and approved; 
 test('set adds an item: stored under keys.roster, pushed with a version, then a result', async () => {
   const h = mk();
   await connect(h, A);
-  const r = await ask(h, A, 'set', q('<item jid="Bob@Example.com" name="Bob"><group>Friends</group></item>'));
+  const r = await h.ask(A, 'set', q('<item jid="Bob@Example.com" name="Bob"><group>Friends</group></item>'));
   assert.is(r.attr('type'), 'result');
   assert.is(r.children.length, 0);
   // the JID is stored normalised
@@ -98,13 +91,13 @@ test('pushes go to resources that asked for the roster, and only to them', async
   const h = mk();
   await connect(h, A);
   await connect(h, A2, { get: false });
-  await ask(h, A, 'set', q('<item jid="bob@example.com"/>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com"/>'));
   assert.is(pushesIn(h.received(A)).length, 1);
   assert.is(pushesIn(h.received(A2)).length, 0);
   assert.is(h.session(A2)!.interested, false);
-  await ask(h, A2, 'get', q());
+  await h.ask(A2, 'get', q());
   h.clear();
-  await ask(h, A, 'set', q('<item jid="carol@example.com"/>'));
+  await h.ask(A, 'set', q('<item jid="carol@example.com"/>'));
   assert.is(pushesIn(h.received(A)).length, 1);
   assert.is(pushesIn(h.received(A2)).length, 1);
 });
@@ -114,11 +107,11 @@ test('set updates name and groups and keeps the subscription state', async () =>
   const pending = '<presence type="subscribe" from="bob@example.com" to="alice@example.com"/>';
   seed(h, 'alice@example.com', item('bob@example.com', { subscription: 'to', pendingIn: pending, name: 'B', groups: ['Old'] }));
   await connect(h, A);
-  await ask(h, A, 'set', q('<item jid="bob@example.com" name="Bobby"><group>New</group><group>Other</group></item>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bobby"><group>New</group><group>Other</group></item>'));
   assert.equal(stored(h, 'alice@example.com', 'bob@example.com'),
     item('bob@example.com', { subscription: 'to', pendingIn: pending, name: 'Bobby', groups: ['New', 'Other'] }));
   // an item without a name loses it; an empty name is no name
-  await ask(h, A, 'set', q('<item jid="bob@example.com" name=""/>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com" name=""/>'));
   const after = stored(h, 'alice@example.com', 'bob@example.com')!;
   assert.is(after.name, undefined);
   assert.equal(after.groups, []);
@@ -128,10 +121,10 @@ test('set updates name and groups and keeps the subscription state', async () =>
 test('a set that changes nothing is answered but neither pushed nor versioned', async () => {
   const h = mk();
   await connect(h, A);
-  await ask(h, A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
   const ver = h.storage.peek(keys.rosterver('alice@example.com'));
   h.clear();
-  const r = await ask(h, A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
+  const r = await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
   assert.is(r.attr('type'), 'result');
   assert.is(pushesIn(h.received(A)).length, 0);
   assert.is(h.storage.peek(keys.rosterver('alice@example.com')), ver);
@@ -140,21 +133,21 @@ test('a set that changes nothing is answered but neither pushed nor versioned', 
 test('versioning: ver only when asked, an empty result when up to date, the full roster otherwise', async () => {
   const h = mk();
   await connect(h, A, { get: false });
-  const first = await ask(h, A, 'get', q('', ' ver=""'));
+  const first = await h.ask(A, 'get', q('', ' ver=""'));
   const v0 = first.child('query')!.attr('ver');
   assert.type(v0, 'string');
-  await ask(h, A, 'set', q('<item jid="bob@example.com"/>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com"/>'));
   const v1 = pushesIn(h.received(A))[0]!.child('query')!.attr('ver')!;
-  await ask(h, A, 'set', q('<item jid="carol@example.com"/>'));
+  await h.ask(A, 'set', q('<item jid="carol@example.com"/>'));
   const v2 = pushesIn(h.received(A))[1]!.child('query')!.attr('ver')!;
   assert.ok(Number(v2) > Number(v1), 'versions grow');
-  const upToDate = await ask(h, A, 'get', q('', ` ver="${v2}"`));
+  const upToDate = await h.ask(A, 'get', q('', ` ver="${v2}"`));
   assert.is(upToDate.attr('type'), 'result');
   assert.is(upToDate.children.length, 0, 'empty result when the client has the current version');
-  const stale = await ask(h, A, 'get', q('', ` ver="${v1}"`));
+  const stale = await h.ask(A, 'get', q('', ` ver="${v1}"`));
   assert.is(stale.child('query')!.attr('ver'), v2);
   assert.equal(itemsOf(stale.child('query')).map((i) => i.jid), ['bob@example.com', 'carol@example.com']);
-  const plain = await ask(h, A, 'get', q());
+  const plain = await h.ask(A, 'get', q());
   assert.is(plain.child('query')!.attr('ver'), undefined);
   assert.is(itemsOf(plain.child('query')).length, 2);
 });
@@ -164,7 +157,7 @@ test('versioning: a roster without a stored version is never reported up to date
   // items written without a version counter (e.g. by an import)
   seed(h, 'alice@example.com', item('bob@example.com'));
   await connect(h, A, { get: false });
-  const r = await ask(h, A, 'get', q('', ' ver="0"'));
+  const r = await h.ask(A, 'get', q('', ' ver="0"'));
   assert.equal(itemsOf(r.child('query')).map((i) => i.jid), ['bob@example.com']);
 });
 
@@ -172,7 +165,7 @@ test('a new account starts its versions above any an earlier account of the same
   const h = mk();
   h.clock = 5_000_000;
   await connect(h, A);
-  await ask(h, A, 'set', q('<item jid="bob@example.com"/>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com"/>'));
   assert.is(h.storage.peek(keys.rosterver('alice@example.com')), 5_000_000);
 });
 
@@ -196,7 +189,7 @@ for (const [what, inner, condition] of invalid) {
   test(`set with ${what}: ${condition}, nothing stored or pushed`, async () => {
     const h = mk({ options: { roster: { max_name_length: 10, max_group_length: 8 } } });
     await connect(h, A);
-    const r = await ask(h, A, 'set', q(inner));
+    const r = await h.ask(A, 'set', q(inner));
     assert.is(errorOf(r), condition);
     assert.equal(h.storage.data.size, 0);
     assert.is(pushesIn(h.received(A)).length, 0);
@@ -206,14 +199,14 @@ for (const [what, inner, condition] of invalid) {
 test('limits are inclusive: a name and a group of exactly the limit are accepted', async () => {
   const h = mk({ options: { roster: { max_name_length: 10, max_group_length: 8 } } });
   await connect(h, A);
-  const r = await ask(h, A, 'set', q(`<item jid="bob@example.com" name="${'n'.repeat(10)}"><group>${'g'.repeat(8)}</group></item>`));
+  const r = await h.ask(A, 'set', q(`<item jid="bob@example.com" name="${'n'.repeat(10)}"><group>${'g'.repeat(8)}</group></item>`));
   assert.is(r.attr('type'), 'result');
 });
 
 test("set ignores the client's ask, approved and subscription state", async () => {
   const h = mk();
   await connect(h, A);
-  await ask(h, A, 'set', q('<item jid="bob@example.com" ask="subscribe" approved="true"/>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com" ask="subscribe" approved="true"/>'));
   assert.equal(stored(h, 'alice@example.com', 'bob@example.com'), item('bob@example.com'));
   assert.equal(h.remote, [], 'no subscription request went out');
 });
@@ -236,12 +229,12 @@ test('roster IQs from another account are forbidden', async () => {
 test('item limit: an addition beyond max_items is refused, updates and removals still work', async () => {
   const h = mk({ options: { roster: { max_items: 2 } } });
   await connect(h, A, { available: true });
-  await ask(h, A, 'set', q('<item jid="b1@example.com"/>'));
-  await ask(h, A, 'set', q('<item jid="b2@example.com"/>'));
-  const r = await ask(h, A, 'set', q('<item jid="b3@example.com"/>'));
+  await h.ask(A, 'set', q('<item jid="b1@example.com"/>'));
+  await h.ask(A, 'set', q('<item jid="b2@example.com"/>'));
+  const r = await h.ask(A, 'set', q('<item jid="b3@example.com"/>'));
   assert.is(errorOf(r), 'policy-violation');
   assert.is(stored(h, 'alice@example.com', 'b3@example.com'), undefined);
-  assert.is((await ask(h, A, 'set', q('<item jid="b2@example.com" name="two"/>'))).attr('type'), 'result');
+  assert.is((await h.ask(A, 'set', q('<item jid="b2@example.com" name="two"/>'))).attr('type'), 'result');
   // an outbound subscribe would add an item too: refused to the client, not routed
   h.clear();
   h.send(A, `<presence type="subscribe" to="${ROMEO}"/>`);
@@ -255,8 +248,8 @@ test('item limit: an addition beyond max_items is refused, updates and removals 
   await h.settle();
   assert.is(stored(h, 'alice@example.com', ROMEO), undefined);
   assert.is(h.takeRemote().map((e) => e.attr('type')).join(), 'error');
-  await ask(h, A, 'set', q('<item jid="b1@example.com" subscription="remove"/>'));
-  assert.is((await ask(h, A, 'set', q('<item jid="b3@example.com"/>'))).attr('type'), 'result');
+  await h.ask(A, 'set', q('<item jid="b1@example.com" subscription="remove"/>'));
+  assert.is((await h.ask(A, 'set', q('<item jid="b3@example.com"/>'))).attr('type'), 'result');
 });
 
 test('remove of an item not in the roster: item-not-found, hidden pending records included', async () => {
@@ -264,8 +257,8 @@ test('remove of an item not in the roster: item-not-found, hidden pending record
   const pending = `<presence type="subscribe" from="${ROMEO}" to="alice@example.com"/>`;
   seed(h, 'alice@example.com', item(ROMEO, { listed: false, pendingIn: pending }));
   await connect(h, A);
-  assert.is(errorOf(await ask(h, A, 'set', q('<item jid="nobody@example.com" subscription="remove"/>'))), 'item-not-found');
-  assert.is(errorOf(await ask(h, A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`))), 'item-not-found');
+  assert.is(errorOf(await h.ask(A, 'set', q('<item jid="nobody@example.com" subscription="remove"/>'))), 'item-not-found');
+  assert.is(errorOf(await h.ask(A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`))), 'item-not-found');
   assert.is(stored(h, 'alice@example.com', ROMEO)?.pendingIn, pending);
   assert.equal(h.remote, []);
 });
@@ -274,7 +267,7 @@ test('remove with subscription both: unsubscribe, unsubscribed and unavailable g
   const h = mk();
   seed(h, 'alice@example.com', item(ROMEO, { subscription: 'both', name: 'R' }));
   await connect(h, A, { available: true });
-  const r = await ask(h, A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`));
+  const r = await h.ask(A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`));
   assert.is(r.attr('type'), 'result');
   assert.is(stored(h, 'alice@example.com', ROMEO), undefined);
   const out = h.takeRemote().map((e) => `${e.attr('type')} ${e.attr('from')}`);
@@ -288,9 +281,9 @@ test('remove of a none item sends no presence; pending requests both ways are ca
   seed(h, 'alice@example.com', item('none@montague.example'));
   seed(h, 'alice@example.com', item(ROMEO, { ask: true, pendingIn: `<presence type="subscribe" from="${ROMEO}" to="alice@example.com"/>` }));
   await connect(h, A);
-  await ask(h, A, 'set', q('<item jid="none@montague.example" subscription="remove"/>'));
+  await h.ask(A, 'set', q('<item jid="none@montague.example" subscription="remove"/>'));
   assert.equal(h.takeRemote(), []);
-  await ask(h, A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`));
+  await h.ask(A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`));
   assert.equal(h.takeRemote().map((e) => e.attr('type')).sort(), ['unsubscribe', 'unsubscribed']);
 });
 
@@ -300,7 +293,7 @@ test("remove between two local accounts ends the contact's side too", async () =
   seed(h, 'bob@example.com', item('alice@example.com', { subscription: 'both' }));
   await connect(h, A, { available: true });
   await connect(h, B, { available: true });
-  await ask(h, A, 'set', q('<item jid="bob@example.com" subscription="remove"/>'));
+  await h.ask(A, 'set', q('<item jid="bob@example.com" subscription="remove"/>'));
   assert.is(stored(h, 'bob@example.com', 'alice@example.com')?.subscription, 'none');
   const got = h.received(B);
   assert.equal(pushesIn(got).map((p) => p.child('query')!.child('item')!.attr('subscription')).pop(), 'none');
@@ -316,7 +309,7 @@ test('storage failure: internal-server-error, the actor crashes as on any error,
   assert.match(String(crash?.message), 'disk on fire');
   assert.is(errorOf(h.reply(A, id)!), 'internal-server-error');
   h.storage.failWith = null;
-  assert.is((await ask(h, A, 'get', q())).attr('type'), 'result');
+  assert.is((await h.ask(A, 'get', q())).attr('type'), 'result');
   assert.ok(h.logs.some((l) => l.includes('disk on fire')));
 });
 
@@ -345,7 +338,7 @@ test('on LevelDB through kvStorage: add, subscribe, approve, versioned get, remo
     const h = mk({ storage });
     await connect(h, A, { available: true });
     await connect(h, B, { available: true });
-    await ask(h, A, 'set', q('<item jid="bob@example.com" name="Bob"><group>G</group></item>'));
+    await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"><group>G</group></item>'));
     h.send(A, '<presence type="subscribe" to="bob@example.com"/>');
     await h.settle();
     h.send(B, '<presence type="subscribed" to="alice@example.com"/>');
@@ -353,11 +346,11 @@ test('on LevelDB through kvStorage: add, subscribe, approve, versioned get, remo
     const mine = await storage.get<RosterItem>(keys.roster('alice@example.com', 'bob@example.com'));
     assert.equal(mine, item('bob@example.com', { name: 'Bob', groups: ['G'], subscription: 'to' }));
     assert.is((await storage.get<RosterItem>(keys.roster('bob@example.com', 'alice@example.com')))?.subscription, 'from');
-    const full = await ask(h, A, 'get', q('', ' ver=""'));
+    const full = await h.ask(A, 'get', q('', ' ver=""'));
     const ver = full.child('query')!.attr('ver')!;
     assert.equal(itemsOf(full.child('query')).map((i) => `${i.jid} ${i.subscription}`), ['bob@example.com to']);
-    assert.is((await ask(h, A, 'get', q('', ` ver="${ver}"`))).children.length, 0);
-    await ask(h, A, 'set', q('<item jid="bob@example.com" subscription="remove"/>'));
+    assert.is((await h.ask(A, 'get', q('', ` ver="${ver}"`))).children.length, 0);
+    await h.ask(A, 'set', q('<item jid="bob@example.com" subscription="remove"/>'));
     assert.equal(await storage.range(keys.rosterOf('alice@example.com')), []);
     assert.is((await storage.get<RosterItem>(keys.roster('bob@example.com', 'alice@example.com')))?.subscription, 'none');
     assert.equal(h.unanswered(), []);

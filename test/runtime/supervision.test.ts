@@ -8,19 +8,14 @@ let node: TestNode;
 test.before(async () => { node = await startTestNode(); });
 test.after(async () => { await node.cleanup(); });
 
-async function report(address: string, box: ReturnType<TestNode['inbox']>, to: string) {
-  node.runtime.send(address, { type: 'report', to });
-  return box.next((m) => m.type === 'report' && m.address === address);
-}
-
 test('a crashed actor is restarted from its last snapshot; the crash is logged with its reason', async () => {
   const box = node.inbox('conn:sup1');
   await node.runtime.spawn('crasher:a');
   for (let i = 0; i < 5; i++) node.runtime.send('crasher:a', { type: 'inc' });
-  assert.is((await report('crasher:a', box, 'conn:sup1')).count, 5);
+  assert.is((await node.report('crasher:a', box, 'conn:sup1')).count, 5);
   node.runtime.send('crasher:a', { type: 'boom' });
   node.runtime.send('crasher:a', { type: 'inc' }); // queued behind the crash: must survive the restart
-  const r = await report('crasher:a', box, 'conn:sup1');
+  const r = await node.report('crasher:a', box, 'conn:sup1');
   assert.is(r.count, 6);
   assert.is(r.restored, 1);
   assert.ok(node.logs.some((l) => l.includes('crasher:a crashed: boom requested')), 'crash logged');
@@ -31,9 +26,9 @@ test('kill (exit/2 with kill) is a crash the supervisor handles', async () => {
   const box = node.inbox('conn:sup2');
   await node.runtime.spawn('crasher:k');
   node.runtime.send('crasher:k', { type: 'inc' });
-  assert.is((await report('crasher:k', box, 'conn:sup2')).count, 1);
+  assert.is((await node.report('crasher:k', box, 'conn:sup2')).count, 1);
   assert.ok(await node.runtime.kill('crasher:k'));
-  const r = await report('crasher:k', box, 'conn:sup2');
+  const r = await node.report('crasher:k', box, 'conn:sup2');
   assert.is(r.restored, 1);
   assert.is(r.count, 1);
   assert.not.ok(await node.runtime.kill('crasher:nobody'));
@@ -78,7 +73,7 @@ test('links: an abnormal exit takes the linked actor down too; one that traps ex
   node.runtime.send('crasher:l2', { type: 'boom' });
   node.runtime.send('crasher:l4', { type: 'boom' });
   await until(() => node.logs.some((l) => l.includes('crasher:l1 crashed: boom requested')), 5000, 'l1 taken down by the link');
-  const l1 = await report('crasher:l1', box, 'conn:sup6');
+  const l1 = await node.report('crasher:l1', box, 'conn:sup6');
   assert.is(l1.restored, 1, 'l1 was restarted by its supervisor');
   node.runtime.send('crasher:l3', { type: 'downs', to: 'conn:sup6' });
   const l3 = await box.next((m) => m.type === 'downs');
@@ -94,11 +89,11 @@ test('a scheduler thread that dies is replaced and its actors restored from thei
   await node.runtime.spawn('crasher:t');
   await node.runtime.spawn(other);
   for (let i = 0; i < 3; i++) node.runtime.send(other, { type: 'inc' });
-  assert.is((await report(other, box, 'conn:sup4')).count, 3);
+  assert.is((await node.report(other, box, 'conn:sup4')).count, 3);
   const before = node.runtime.counters.schedulerRestarts;
   node.runtime.send('crasher:t', { type: 'exit-thread' });
   await until(() => node.runtime.counters.schedulerRestarts > before, 10_000, 'thread replaced');
-  const r = await report(other, box, 'conn:sup4');
+  const r = await node.report(other, box, 'conn:sup4');
   assert.is(r.count, 3);
   assert.ok(r.restored >= 1);
   assert.ok(node.logs.some((l) => /scheduler thread \d died/.test(l)));

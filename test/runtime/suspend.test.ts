@@ -7,17 +7,12 @@ let node: TestNode;
 test.before(async () => { node = await startTestNode(); });
 test.after(async () => { await node.cleanup(); });
 
-async function report(address: string, box: ReturnType<TestNode['inbox']>, to: string) {
-  node.runtime.send(address, { type: 'report', to });
-  return box.next((m) => m.type === 'report' && m.address === address);
-}
-
 test('the mailbox waits while a handler is suspended; the API works after its await', async () => {
   const box = node.inbox('conn:w1');
   await node.runtime.spawn('waiter:o');
   node.runtime.send('waiter:o', { type: 'fetch', ms: 300, value: 'a', to: 'conn:w1' });
   node.runtime.send('waiter:o', { type: 'note', value: 'b' }); // arrives while 'fetch' is suspended
-  const r = await report('waiter:o', box, 'conn:w1');
+  const r = await node.report('waiter:o', box, 'conn:w1');
   assert.equal(r.log, ['a', 'b']);
   assert.is((await box.next((m) => m.type === 'after-await')).self, 'waiter:o');
 });
@@ -26,7 +21,7 @@ test('a durable message suspended in its handler survives a kill: the restart ha
   const box = node.inbox('conn:w2');
   await node.runtime.spawn('waiter:k');
   node.runtime.send('waiter:k', { type: 'note', value: 'n' }); // a snapshot to restart from
-  assert.equal((await report('waiter:k', box, 'conn:w2')).log, ['n']);
+  assert.equal((await node.report('waiter:k', box, 'conn:w2')).log, ['n']);
   await node.runtime.sendDurable('waiter:k', { type: 'fetch', ms: 1500, value: 'k', to: 'conn:w2' });
   const first = await box.next((m) => m.type === 'started');
   assert.ok(first.id, 'durable');
@@ -34,7 +29,7 @@ test('a durable message suspended in its handler survives a kill: the restart ha
   const again = await box.next((m) => m.type === 'started');
   assert.is(again.id, first.id, 'the same message, redelivered');
   await box.next((m) => m.type === 'after-await');
-  const r = await report('waiter:k', box, 'conn:w2');
+  const r = await node.report('waiter:k', box, 'conn:w2');
   assert.equal(r.log, ['n', 'k']);
   assert.is(r.restored, 1);
 });
@@ -43,11 +38,11 @@ test('a rejected effect crashes the actor; its durable message is redelivered an
   const box = node.inbox('conn:w3');
   await node.runtime.spawn('waiter:f');
   node.runtime.send('waiter:f', { type: 'note', value: 'n' });
-  assert.equal((await report('waiter:f', box, 'conn:w3')).log, ['n']);
+  assert.equal((await node.report('waiter:f', box, 'conn:w3')).log, ['n']);
   await node.runtime.sendDurable('waiter:f', { type: 'fetch', ms: 10, value: 'f', to: 'conn:w3', failOnce: true });
   await until(() => node.logs.some((l) => l.includes('waiter:f crashed: disk on fire')), 10_000, 'crash logged');
   await box.next((m) => m.type === 'after-await');
-  const r = await report('waiter:f', box, 'conn:w3');
+  const r = await node.report('waiter:f', box, 'conn:w3');
   assert.equal(r.log, ['n', 'f']);
   assert.is(r.restored, 1);
 });
