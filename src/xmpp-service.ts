@@ -6,7 +6,7 @@ import type { SchedulerData } from './runtime/scheduler.ts';
 import { accountLookup } from './storage/accounts.ts';
 import { kvStorage } from './storage/kv.ts';
 import { callAt } from './runtime/api.ts';
-import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle, type ThrottleDecision } from './sasl/throttle.ts';
+import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle } from './sasl/throttle.ts';
 import type { CredentialLookup } from './sasl/types.ts';
 import type { Storage } from './xmpp/module.ts';
 import { loadModules, type ModuleSet, type ModulesConfig } from './xmpp/modules.ts';
@@ -51,7 +51,6 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
 
 /** This thread's share of the login throttle: the buckets whose home is here. */
 const THROTTLE = 'login-throttle';
-const ALLOWED: ThrottleDecision = { allowed: true, retryAfterMs: 0 };
 
 /**
  * The node's login throttle. Streams are placed on a thread by connection before anyone knows the
@@ -60,15 +59,18 @@ const ALLOWED: ThrottleDecision = { allowed: true, retryAfterMs: 0 };
  * `throttle:<address key>`, and every attempt is counted there.
  */
 function nodeThrottle(): LoginThrottle {
-  const at = (key: string, method: keyof LoginThrottle, ...args: unknown[]) => callAt(`throttle:${key}`, THROTTLE, method, ...args);
+  const at = (key: string, method: keyof AuthThrottle, ...args: unknown[]) => callAt(`throttle:${key}`, THROTTLE, method, ...args);
   const both = <T>(account: string | undefined, address: string | undefined, method: keyof LoginThrottle, none: T): Promise<[T, T]> => Promise.all([
     account === undefined ? none : at(defaultNormalize(account), method, account, undefined) as Promise<T>,
     address === undefined ? none : at(addressKey(address), method, undefined, address) as Promise<T>,
   ]);
   return {
+    // As AuthThrottle.check, with the address's and the account's state each on its own home.
     async check(account, address) {
-      const [a, b] = await both(account, address, 'check', ALLOWED);
-      const wait = Math.max(a.retryAfterMs, b.retryAfterMs);
+      const source = address === undefined ? { retryAfterMs: 0, failed: true }
+        : await at(addressKey(address), 'sourceState', address) as { retryAfterMs: number; failed: boolean };
+      const accountWait = source.failed && account !== undefined ? await at(defaultNormalize(account), 'accountWait', account) as number : 0;
+      const wait = Math.max(source.retryAfterMs, accountWait);
       return { allowed: wait === 0, retryAfterMs: wait };
     },
     async recordFailure(account, address) {

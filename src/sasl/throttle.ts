@@ -119,14 +119,27 @@ export class AuthThrottle implements LoginThrottle {
     this.#normalize = options.normalizeAccount ?? defaultNormalize;
   }
 
-  /** May an attempt for this account from this address go ahead? Either may be unknown. */
+  /**
+   * May an attempt for this account from this address go ahead? Either may be unknown. The address's
+   * own bucket always counts; the account's only for a source that has failed lately (or an unknown
+   * one): guesses from elsewhere must not lock the real user out at home (#8).
+   */
   check(account: string | undefined, address: string | undefined): ThrottleDecision {
-    const now = this.#now();
-    const wait = Math.max(
-      account !== undefined && this.#accounts ? this.#accounts.retryAfter(this.#normalize(account), now) : 0,
-      address !== undefined && this.#addresses ? this.#addresses.retryAfter(addressKey(address), now) : 0,
-    );
+    const source = address === undefined ? { retryAfterMs: 0, failed: true } : this.sourceState(address);
+    const wait = Math.max(source.retryAfterMs, source.failed ? this.accountWait(account) : 0);
     return { allowed: wait === 0, retryAfterMs: wait };
+  }
+
+  /** The address's wait, and whether it has failures on record (not yet refilled). */
+  sourceState(address: string): { retryAfterMs: number; failed: boolean } {
+    if (!this.#addresses) return { retryAfterMs: 0, failed: true };
+    const key = addressKey(address);
+    return { retryAfterMs: this.#addresses.retryAfter(key, this.#now()), failed: this.#addresses.map.has(key) };
+  }
+
+  /** How long this account's bucket makes a failed source wait. */
+  accountWait(account: string | undefined): number {
+    return account !== undefined && this.#accounts ? this.#accounts.retryAfter(this.#normalize(account), this.#now()) : 0;
   }
 
   /** Records a failed attempt; returns how long to wait before sending the failure. */

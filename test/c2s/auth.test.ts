@@ -39,8 +39,8 @@ const nextIp = () => { lastIp++; return `127.0.${lastIp >> 8}.${lastIp & 255}`; 
 const clients: RawClient[] = [];
 function track<T extends RawClient>(c: T): T { clients.push(c); return c; }
 
-async function connectPlain(port: number): Promise<RawClient> {
-  const s = netConnect({ port, host: '127.0.0.1', localAddress: nextIp() });
+async function connectPlain(port: number, localAddress = nextIp()): Promise<RawClient> {
+  const s = netConnect({ port, host: '127.0.0.1', localAddress });
   const c = track(wrap(s));
   await once(s, 'connect');
   s.setNoDelay(true);
@@ -327,23 +327,30 @@ test('the 5th failed attempt is still answered with <failure><not-authorized/></
   await expectStreamError(c, 'policy-violation');
 });
 
-test('the account throttle counts every failure on the node, whichever scheduler each stream is on', async () => {
-  // Streams are placed on the two schedulers by connection id: with per-thread buckets the fifth
-  // attempt below would get through unless all four failures had landed on its thread.
+test('the account throttle counts failures node-wide, and locks out only sources that failed, not the real user (#7.8, #8)', async () => {
+  // Streams are placed on the two schedulers by connection id: with per-thread buckets the retry
+  // below would get through unless all four failures had landed on its thread.
   const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.login_attempts = { max_failures: 4, window_seconds: 600 }; });
   try {
     await s.addUser('henry');
-    for (let i = 1; i <= 4; i++) {
-      const c = await connectPlain(s.port); // each from its own address: only the account's bucket fills
+    const attackers = [nextIp(), nextIp(), nextIp(), nextIp()];
+    for (const [i, ip] of attackers.entries()) {
+      const c = await connectPlain(s.port, ip); // one guess from each address: only the account's bucket fills
       await open(c);
       plain(c, 'henry', `wrong-${i}`);
-      await expectFailure(c, 'not-authorized').catch((err: Error) => { throw new Error(`attempt ${i}: ${err.message}`); });
+      await expectFailure(c, 'not-authorized').catch((err: Error) => { throw new Error(`attempt ${i + 1}: ${err.message}`); });
       c.close();
     }
-    const c = await connectPlain(s.port);
-    await open(c);
-    plain(c, 'henry', 'secret');
-    await expectFailure(c, 'temporary-auth-failure');
+    // An address that guessed wrong is refused now, even with the right password ...
+    const again = await connectPlain(s.port, attackers[0]);
+    await open(again);
+    plain(again, 'henry', 'secret');
+    await expectFailure(again, 'temporary-auth-failure');
+    // ... while the real user, from an address that never failed, still gets in.
+    const home = await connectPlain(s.port);
+    await open(home);
+    plain(home, 'henry', 'secret');
+    assert.is((await sasl(home)).kind, 'success');
   } finally {
     await s.stop();
   }

@@ -27,6 +27,15 @@ test('account bucket: capacity failures, then refused until a token refills', ()
   assert.ok(t.check('juliet', undefined).allowed);
 });
 
+test('an account locked by guesses from some sources still lets a source that never failed in (#8)', () => {
+  const c = clock();
+  const t = new AuthThrottle({ now: c.now, account: { capacity: 3, refillPerMinute: 1 }, backoff: false });
+  for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) t.recordFailure('juliet', ip);
+  assert.not.ok(t.check('juliet', '10.0.0.1').allowed, 'a source that failed');
+  assert.not.ok(t.check('juliet', undefined).allowed, 'an unknown source');
+  assert.ok(t.check('juliet', '192.0.2.7').allowed, 'the real user, from elsewhere');
+});
+
 test('account names are normalised so case variants share a bucket', () => {
   const t = new AuthThrottle({ now: clock().now, account: { capacity: 2, refillPerMinute: 1 }, address: false });
   t.recordFailure('Juliet', undefined);
