@@ -121,7 +121,8 @@ export class Connection {
     // The spawn and then the first stanzas travel the same port, so the actor exists before its mail.
     this.rt.spawn(this.session, info).catch(this.guard((err: Error) => { this.o.log('error', `${this.address}: session did not start: ${err.message}`); this.destroy(); }));
     this.watchSession();
-    this.authTimer = this.timer(o.authTimeoutMs, () => this.fail('connection-timeout', 'not authenticated in time'));
+    // Until bound: a stream that authenticates and never binds would otherwise live forever.
+    this.authTimer = this.timer(o.authTimeoutMs, () => this.fail('connection-timeout', this.authJid ? 'no resource bound in time' : 'not authenticated in time'));
     this.attach(socket);
   }
 
@@ -240,7 +241,6 @@ export class Connection {
       case 'starttls': this.startTls(m.xml); break;
       case 'authenticated':
         this.authJid = m.jid;
-        if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
         this.write(m.xml);
         this.framer.pause();
         this.framer.reset({ keepPending: true });
@@ -248,6 +248,7 @@ export class Connection {
         this.binding = 'open';
         break;
       case 'bound':
+        if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
         this.boundJid = m.jid;
         this.session = m.address;
         this.binding = 'no';

@@ -490,16 +490,23 @@ test('bad-namespace-prefix: an undeclared prefix', async () => {
 
 // ---- timers and rates ----------------------------------------------------------------------------------
 
-test('auth timeout → connection-timeout; an authenticated stream is not timed out', async () => {
+test('auth timeout → connection-timeout, for a stream that authenticated but never bound too; a bound stream is not timed out', async () => {
   await withServer((c) => { c.c2s_require_encryption = false; c.limits.auth_timeout_seconds = 1; }, async (s) => {
     await s.addUser('alice');
     const t0 = Date.now();
     const idle = track(await opened(s.port));
     const silent = track(await RawClient.connect(s.port)); // never sends a header
     const ok = track(await login(s.port));
+    // Authenticated but never bound: the same limit covers bind (#7.3), or such a stream lives forever.
+    const unbound = track(await opened(s.port));
+    unbound.send(`<auth xmlns='${NS.SASL}' mechanism='PLAIN'>${b64('\0alice\0secret')}</auth>`);
+    await next(unbound, /<success\b/);
+    unbound.send(OPEN);
+    await features(unbound);
     await expectStreamError(idle, 'connection-timeout', { ms: 4000 });
     assert.ok(Date.now() - t0 >= 950, `not before the timeout (${Date.now() - t0} ms)`);
     await expectStreamError(silent, 'connection-timeout', { ms: 4000, headerFirst: true });
+    await expectStreamError(unbound, 'connection-timeout', { ms: 4000 });
     await sleep(Math.max(0, 1600 - (Date.now() - t0)));
     await pingOk(ok, 'still-here');
   });
