@@ -8,6 +8,7 @@ import type { ChorusConfig } from './config/index.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
 import { createTlsContexts, type TlsContexts } from './net/tls.ts';
 import { c2sListener } from './net/c2s-listener.ts';
+import { ConnectionCensus } from './net/census.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
 import { nodeTree } from '../supervisors/tree.ts';
@@ -50,6 +51,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     resumeTimeoutMs: config.stream_management.resume_timeout_seconds * 1000,
     maxUnacked: config.stream_management.max_unacked,
     tls,
+    census: new ConnectionCensus({ perAddress: config.limits.connections_per_ip, unauthenticated: config.limits.unauthenticated_connections, exempt: config.limits.connections_per_ip_exempt }),
     log,
   };
   const node = await startRuntime({

@@ -41,6 +41,12 @@ export interface LimitsConfig {
   burst_bytes: number;
   sessions_per_account: number;
   auth_timeout_seconds: number;
+  /** Open client connections from one address (an IPv6 /64 counts as one). */
+  connections_per_ip: number;
+  /** Addresses connections_per_ip does not apply to (this machine; a reverse proxy). */
+  connections_per_ip_exempt: string[];
+  /** Client connections not yet authenticated, in total. */
+  unauthenticated_connections: number;
   login_attempts: LoginAttemptsConfig;
 }
 

@@ -7,6 +7,8 @@ import type { Runtime } from '../runtime/runtime.ts';
 import type { Child, ChildSpec } from '../runtime/supervisor.ts';
 import { Connection, type ConnectionOptions } from './connection.ts';
 import type { TlsContexts } from './tls.ts';
+import { streamOpen } from '../xml/builder.ts';
+import { streamError } from '../xmpp/errors.ts';
 import { OperatorError } from '../operator-error.ts';
 
 function listenError(err: NodeJS.ErrnoException, id: string, port: number, address: string): Error {
@@ -34,11 +36,20 @@ export function c2sListener(id: string, rt: Runtime, port: number, address: stri
       const sockets = new Set<Socket>();
       const accept = (socket: Socket) => {
         if (rt.isStopping) { socket.destroy(); return; }
+        const refused = opts.census?.admit(socket.remoteAddress ?? '');
+        if (refused) {
+          opts.log('debug', `${id}: refused a connection from ${socket.remoteAddress}: ${refused}`);
+          socket.on('error', () => undefined);
+          socket.end(streamOpen({ id: 'refused' }) + streamError('policy-violation', refused));
+          setTimeout(() => socket.destroy(), 2000).unref();
+          return;
+        }
         let c: Connection;
         try {
           c = new Connection(rt, socket, opts, directTls, () => conns.delete(c));
         } catch (err) { // e.g. a TLS socket that died between handshake and here: only it is lost
           opts.log('warn', `${id}: connection from ${socket.remoteAddress} not set up: ${(err as Error).message}`);
+          opts.census?.gone(socket.remoteAddress ?? '', false);
           socket.destroy();
           return;
         }

@@ -15,6 +15,7 @@ import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
 import type { ChannelBindings, ConnInfo, ToConn, ToSession } from './c2s-protocol.ts';
+import type { ConnectionCensus } from './census.ts';
 
 export interface ConnectionOptions {
   maxStanzaBytes: number;
@@ -26,6 +27,8 @@ export interface ConnectionOptions {
   maxUnacked: number;
   /** For STARTTLS: SNI contexts (null when no TLS is configured). */
   tls: TlsContexts | null;
+  /** The counts behind limits.connections_per_ip and unauthenticated_connections; the listener admits. */
+  census?: ConnectionCensus;
   log: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
 }
 
@@ -240,6 +243,7 @@ export class Connection {
         break;
       case 'starttls': this.startTls(m.xml); break;
       case 'authenticated':
+        if (!this.authJid) this.o.census?.authenticated();
         this.authJid = m.jid;
         this.write(m.xml);
         this.framer.pause();
@@ -496,6 +500,7 @@ export class Connection {
     if (!this.done) {
       this.done = true;
       this.o.log('info', `${this.address}: closed (${this.remote})`);
+      this.o.census?.gone(this.remote, this.authJid !== null);
       this.onDone();
     }
     this.closed = true;

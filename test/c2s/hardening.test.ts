@@ -146,4 +146,45 @@ test('no crash was logged as an error by the node', () => {
   assert.equal(errors, [], errors.join('\n'));
 });
 
+test('limits: connections per IP and unauthenticated connections in total, refused with policy-violation; counts come back (#8)', async () => {
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.connections_per_ip = 3; c.limits.unauthenticated_connections = 5; });
+  const mine: RawClient[] = [];
+  const open = async (from: string) => { const c = await RawClient.connect(s.port, from); mine.push(c); c.send(OPEN); return c; };
+  /** Until a connection from `from` is admitted (the server counts one out when its session is done). */
+  const admitted = async (from: string) => {
+    for (let i = 0; i < 100; i++) {
+      const c = await open(from);
+      const got = await c.waitFor(/<\/stream:features>|<\/stream:error>/);
+      if (got.includes('</stream:features>')) return c;
+      await c.waitClosed();
+    }
+    throw new Error(`no connection from ${from} admitted`);
+  };
+  try {
+    await s.addUser('alice');
+    const a = [await admitted('127.0.0.5'), await admitted('127.0.0.5'), await admitted('127.0.0.5')];
+    const fourth = await open('127.0.0.5');
+    await streamError(fourth, ['policy-violation']);
+    assert.match(fourth.received, /too many connections from 127\.0\.0\.5/);
+    // 127.0.0.1 is exempt from the per-IP limit, not from the total of unauthenticated ones (3 + 2 = 5).
+    await admitted('127.0.0.1');
+    await admitted('127.0.0.1');
+    const sixth = await open('127.0.0.6');
+    await streamError(sixth, ['policy-violation']);
+    assert.match(sixth.received, /not yet authenticated/);
+    // An authenticated stream no longer counts as unauthenticated; a closed one gives its place back.
+    a[0]!.send(plainAuth('alice'));
+    await a[0]!.waitFor(/<success/);
+    await admitted('127.0.0.6');
+    a[1]!.close();
+    const again = await admitted('127.0.0.5');
+    again.close();
+    // Churn does not leak counts: many connections one after another from one address.
+    for (let i = 0; i < 10; i++) (await admitted('127.0.0.7')).close();
+  } finally {
+    for (const c of mine) c.close();
+    await s.stop();
+  }
+});
+
 test.run();

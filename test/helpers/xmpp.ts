@@ -57,8 +57,9 @@ export class RawClient {
   }
   /** A RawClient over an already connected socket (a TLS socket after STARTTLS). */
   static wrap(socket: Socket): RawClient { return new RawClient(socket); }
-  static connect(port: number): Promise<RawClient> {
-    return new Promise((resolve, reject) => { const s = connect(port, '127.0.0.1', () => resolve(new RawClient(s))); s.once('error', reject); });
+  /** `localAddress`: another loopback address to connect from (127.0.0.1 is exempt from the per-IP limit). */
+  static connect(port: number, localAddress?: string): Promise<RawClient> {
+    return new Promise((resolve, reject) => { const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(new RawClient(s))); s.once('error', reject); });
   }
   /** Direct TLS (XEP-0368), the test's self-signed certificate accepted. */
   static async connectTls(port: number): Promise<RawClient> {

@@ -1,0 +1,37 @@
+// How many client connections there are, per source address and unauthenticated in total, so a
+// public server can refuse one more before it costs anything: one host opening thousands of
+// sockets, or a flood of connections that never log in (#8). Shared by both c2s listeners; the
+// counts follow each Connection from accept until it is done.
+import { addressKey } from '../sasl/throttle.ts';
+
+export interface CensusLimits { perAddress: number; unauthenticated: number; exempt: string[] }
+
+export class ConnectionCensus {
+  private byAddress = new Map<string, number>();
+  private unauthenticated = 0;
+  private readonly exempt: Set<string>;
+  constructor(private readonly limits: CensusLimits) { this.exempt = new Set(limits.exempt.map(addressKey)); }
+
+  /** Counts a new connection in, or says why not. */
+  admit(remote: string): string | null {
+    const key = addressKey(remote);
+    const n = this.byAddress.get(key) ?? 0;
+    if (n >= this.limits.perAddress && !this.exempt.has(key)) return `too many connections from ${key} (limits.connections_per_ip: ${this.limits.perAddress})`;
+    if (this.unauthenticated >= this.limits.unauthenticated) return `too many connections not yet authenticated (limits.unauthenticated_connections: ${this.limits.unauthenticated})`;
+    this.byAddress.set(key, n + 1);
+    this.unauthenticated++;
+    return null;
+  }
+
+  authenticated(): void { this.unauthenticated--; }
+
+  gone(remote: string, authenticated: boolean): void {
+    const key = addressKey(remote);
+    const n = (this.byAddress.get(key) ?? 1) - 1;
+    if (n > 0) this.byAddress.set(key, n);
+    else this.byAddress.delete(key);
+    if (!authenticated) this.unauthenticated--;
+  }
+
+  get counts(): { addresses: number; unauthenticated: number } { return { addresses: this.byAddress.size, unauthenticated: this.unauthenticated }; }
+}
