@@ -50,6 +50,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     authTimeoutMs: config.limits.auth_timeout_seconds * 1000,
     resumeTimeoutMs: config.stream_management.resume_timeout_seconds * 1000,
     maxUnacked: config.stream_management.max_unacked,
+    maxOutboundBytes: config.limits.max_outbound_bytes,
     tls,
     census: new ConnectionCensus({ perAddress: config.limits.connections_per_ip, unauthenticated: config.limits.unauthenticated_connections, exempt: config.limits.connections_per_ip_exempt }),
     log,

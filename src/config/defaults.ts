@@ -32,6 +32,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       connections_per_ip: 100,
       connections_per_ip_exempt: ['127.0.0.1', '::1'],
       unauthenticated_connections: 10_000,
+      max_outbound_bytes: 4_194_304,
       login_attempts: { max_failures: 5, window_seconds: 60 },
     },
     stream_management: { resume_timeout_seconds: 300, max_unacked: 1000 },

@@ -47,6 +47,8 @@ export interface LimitsConfig {
   connections_per_ip_exempt: string[];
   /** Client connections not yet authenticated, in total. */
   unauthenticated_connections: number;
+  /** Bytes waiting to be written to one client beyond which it is closed as not reading. */
+  max_outbound_bytes: number;
   login_attempts: LoginAttemptsConfig;
 }
 

@@ -25,6 +25,8 @@ export interface ConnectionOptions {
   authTimeoutMs: number;
   resumeTimeoutMs: number;
   maxUnacked: number;
+  /** Bytes written to a socket and not yet taken by the kernel beyond which its client is not reading. */
+  maxOutboundBytes: number;
   /** For STARTTLS: SNI contexts (null when no TLS is configured). */
   tls: TlsContexts | null;
   /** The counts behind limits.connections_per_ip and unauthenticated_connections; the listener admits. */
@@ -49,6 +51,9 @@ const IN_FLIGHT_LOW = 64;
 const ACK_WAIT_MS = 1000;
 
 /** XEP-0198 stream ids of detached, resumable connections (main thread only). */
+/** How long a client with more than max_outbound_bytes waiting may take none of it before it is closed. */
+const OUTBOUND_STALL_MS = 10_000;
+
 const resumable = new Map<string, Connection>();
 
 export class Connection {
@@ -69,6 +74,10 @@ export class Connection {
   /** The socket went to another connection (XEP-0198 resumption): it is not ours to close. */
   private handedOver = false;
   private done = false;
+  /** Without XEP-0198: delivered stanzas written but not yet taken by the kernel; released as it takes
+   *  them, given back to the session if the socket dies first. */
+  private flushing: Unacked[] = [];
+  private stall: NodeJS.Timeout | null = null;
   private readonly remote: string;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
   private ended = false;
@@ -296,7 +305,7 @@ export class Connection {
 
   // ---- outbound -------------------------------------------------------------------------------
 
-  write(xml: string): void {
+  write(xml: string, written?: (err?: Error | null) => void): void {
     if (this.closed || this.ending || this.socket.destroyed) return;
     if (!this.headerSent && (xml.startsWith('<?xml') || xml.startsWith('<stream:stream'))) this.headerSent = true;
     if (!this.corked) {
@@ -304,7 +313,7 @@ export class Connection {
       this.socket.cork();
       process.nextTick(this.guard(() => { this.corked = false; this.socket.uncork(); }));
     }
-    this.socket.write(xml);
+    this.socket.write(xml, written && this.guard(written));
   }
 
   /**
@@ -326,13 +335,48 @@ export class Connection {
       }
       if (this.closed || this.ending) return; // held for a resumption, or for expire()
       this.write(xml);
+      this.checkOutbound();
+      if (this.closed || this.ending) return;
       if (this.unacked.length >= 16) this.requestAck();
       else if (!this.ackRequest) this.ackRequest = this.timer(500, () => this.requestAck());
       return;
     }
     if (this.closed || this.ending) { this.lost([{ xml, receipt }]); return; }
-    this.write(xml);
-    if (receipt) this.rt.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq });
+    if (!receipt) { this.write(xml); this.checkOutbound(); return; }
+    const item = { xml, receipt };
+    this.flushing.push(item);
+    this.write(xml, (err) => {
+      const i = this.flushing.indexOf(item);
+      if (err || i < 0) return; // not written: expire() gives it back
+      this.flushing.splice(i, 1);
+      this.rt.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq });
+    });
+    this.checkOutbound();
+  }
+
+  /**
+   * A client that does not read is not buffered for without bound. Above max_outbound_bytes waiting,
+   * it has OUTBOUND_STALL_MS to take some of it (a phone catching up on a backlog does); a client that
+   * took nothing in that time, or with 16 times the limit waiting, is closed and its mail routed again.
+   */
+  private checkOutbound(): void {
+    const waiting = this.socket.writableLength, max = this.o.maxOutboundBytes;
+    if (this.closed || this.ending || waiting <= max || this.stall) return;
+    if (waiting > 16 * max) { this.notReading(waiting); return; }
+    const taken = () => this.socket.bytesWritten - this.socket.writableLength; // handed to the kernel
+    const mark = taken();
+    this.stall = this.timer(OUTBOUND_STALL_MS, () => {
+      this.stall = null;
+      if (this.socket.writableLength <= max) return;
+      if (taken() === mark) this.notReading(this.socket.writableLength);
+      else this.checkOutbound(); // it reads, slowly: watch again
+    });
+  }
+
+  private notReading(waiting: number): void {
+    this.ended = true; // no resumption: the next stream would not read either
+    // Ended, not destroyed: a client that reads again within the 2 s grace still gets what is buffered.
+    this.fail('policy-violation', `the client does not read (${waiting} bytes waiting)`);
   }
 
   /** Stanzas the client never got go back to the session, which routes them again (offline storage). */
@@ -491,8 +535,9 @@ export class Connection {
     this.closed = true;
     if (this.detachTimer) { clearTimeout(this.detachTimer); this.detachTimer = null; }
     if (this.smId) resumable.delete(this.smId);
-    const unacked = this.unacked;
+    const unacked = [...this.unacked, ...this.flushing];
     this.unacked = [];
+    this.flushing = [];
     this.toSession({ type: 'closed', reason: this.ended ? 'stream closed' : 'connection lost', unacked });
   }
 

@@ -3,6 +3,7 @@
 // or the recipient stops reading and is dropped for it, and a fast sender gets its acks as it goes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { until as waitFor } from '../helpers/runtime.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -118,10 +119,10 @@ function until(c: RawClient, ok: () => boolean, what: string, ms = 30_000): Prom
 }
 
 /** Sends `total` numbered messages with an <r/> after every tenth, in bursts; then asks until all are acked. */
-async function stream(a: RawClient, to: string, total: number): Promise<{ requests: number; acksWhileSending: number }> {
+async function stream(a: RawClient, to: string, total: number, pad = ''): Promise<{ requests: number; acksWhileSending: number }> {
   let requests = 0;
   for (let i = 1; i <= total; i++) {
-    a.send(`<message to='${to}' type='chat' id='s${i}'><body>m${i}</body></message>${i % 10 === 0 ? `<r xmlns='${SM}'/>` : ''}`);
+    a.send(`<message to='${to}' type='chat' id='s${i}'><body>m${i}${pad}</body></message>${i % 10 === 0 ? `<r xmlns='${SM}'/>` : ''}`);
     if (i % 10 === 0) requests++;
     if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5));
   }
@@ -159,6 +160,42 @@ test('a recipient that stops reading is dropped and loses nothing: every acknowl
     console.log(`dropped for not reading: ${total} acknowledged, ${new Set(got).size} delivered on the next login, ${missing.length} missing, ${got.length - new Set(got).size} twice`);
     assert.equal(missing, []);
     assert.is(got.length, new Set(got).size, 'none twice');
+    a.close(); again.close();
+  } finally { await s.stop(); }
+});
+
+test('a recipient without XEP-0198 that stops reading is closed once max_outbound_bytes wait, and loses nothing (#8)', async () => {
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.max_outbound_bytes = 65_536; c.limits.bytes_per_second = false; c.modules.options = { offline: { max_messages: 10_000 } }; });
+  try {
+    await s.addUser('sender');
+    await s.addUser('deaf');
+    const deaf = await rawLogin(s.port, 'deaf', 'tv'); // no <enable/>: nothing is acknowledged end to end
+    deaf.send('<presence/>');
+    await deaf.waitFor(/<presence from="deaf@localhost\/tv"/);
+    deaf.socket.pause();
+    const a = await rawLogin(s.port, 'sender', 'bulk');
+    a.send(`<enable xmlns='${SM}'/>`);
+    await a.waitFor(/<enabled/);
+    const pad = 'x'.repeat(8000);
+    const total = 600; // ~4.8 MB: more than the kernel's buffers, so the server's own buffer grows
+    await stream(a, 'deaf@localhost/tv', total, pad);
+    await waitFor(() => s.logs.some((l) => l.includes("the client does not read")), 60_000, "the server to give up on the deaf client");
+    // It reads again at once (within the 2 s the server gives a closing stream): whatever the kernel
+    // took arrives, then what the server still buffered, then the stream error. What the server had
+    // not written yet went back to the account's routing: offline storage.
+    deaf.socket.resume();
+    await deaf.waitClosed(10_000);
+    assert.match(deaf.received, /<policy-violation/);
+    const live = bodies(deaf.received).map((b) => Number(b.slice(1, b.indexOf('x') < 0 ? undefined : b.indexOf('x'))));
+    const again = await rawLogin(s.port, 'deaf', 'later');
+    again.send('<presence/>');
+    const stored = () => bodies(again.received).map((b) => Number(b.slice(1, b.indexOf('x') < 0 ? undefined : b.indexOf('x'))));
+    await until(again, () => new Set([...live, ...stored()]).size >= total, `all ${total} live or from offline storage`, 60_000).catch(() => undefined);
+    const got = new Set([...live, ...stored()]);
+    const missing = [];
+    for (let n = 1; n <= total; n++) if (!got.has(n)) missing.push(n);
+    console.log(`not reading, no XEP-0198: ${live.length} live before the close, ${stored().length} from offline storage, ${missing.length} missing`);
+    assert.equal(missing, []);
     a.close(); again.close();
   } finally { await s.stop(); }
 });
