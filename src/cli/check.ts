@@ -188,6 +188,10 @@ function advise(config: ChorusConfig, r: Report): void {
   if (!config.c2s_require_encryption) {
     r.line('warn', 'c2s_require_encryption is false: clients may authenticate in clear text', 'turn it on outside of tests');
   }
+  if (config.admins.length) {
+    r.line('warn', `admins: ${config.admins.join(', ')} get no extra rights yet: ad-hoc admin commands (XEP-0133) are not built`,
+      'administer with the chorus command on this machine (adduser, passwd, deluser, status, kill, reload)');
+  }
   for (const admin of config.admins) {
     const domain = admin.slice(admin.lastIndexOf('@') + 1);
     if (!config.hosts.includes(domain)) r.line('warn', `admins: ${admin} is not on one of this server's hosts`, 'admins are normally local accounts');
