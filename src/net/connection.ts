@@ -313,7 +313,7 @@ export class Connection {
       this.socket.cork();
       process.nextTick(this.guard(() => { this.corked = false; this.socket.uncork(); }));
     }
-    this.socket.write(xml, written && this.guard(written));
+    this.socket.write(xml, written);
   }
 
   /**
@@ -342,17 +342,17 @@ export class Connection {
       return;
     }
     if (this.closed || this.ending) { this.lost([{ xml, receipt }]); return; }
-    if (!receipt) { this.write(xml); this.checkOutbound(); return; }
-    const item = { xml, receipt };
-    this.flushing.push(item);
-    this.write(xml, (err) => {
-      const i = this.flushing.indexOf(item);
-      if (err || i < 0) return; // not written: expire() gives it back
-      this.flushing.splice(i, 1);
-      this.rt.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq });
-    });
+    if (receipt) { this.flushing.push({ xml, receipt }); this.write(xml, this.taken); } else this.write(xml);
     this.checkOutbound();
   }
+
+  /** The kernel took a delivered stanza (writes complete in order: the oldest one waiting). One bound
+   *  function for every write, not a closure each: this is the chat path. */
+  private readonly taken = this.guard((err?: Error | null): void => {
+    if (err) return; // not written: expire() gives it back
+    const item = this.flushing.shift();
+    if (item?.receipt) this.rt.router.controlFor(item.receipt.address, { c: 'release', address: item.receipt.address, seq: item.receipt.seq });
+  });
 
   /**
    * A client that does not read is not buffered for without bound. Above max_outbound_bytes waiting,
