@@ -13,7 +13,7 @@ import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '..
 import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
 import { parsePriority } from '../../src/xmpp/priority.ts';
 import type { Hooks as UserHooks, InboundEvent, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
-import type { XmppService } from '../../src/xmpp/service.ts';
+import type { XmppService } from '../../src/xmpp-service.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
