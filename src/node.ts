@@ -51,6 +51,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     resumeTimeoutMs: config.stream_management.resume_timeout_seconds * 1000,
     maxUnacked: config.stream_management.max_unacked,
     maxOutboundBytes: config.limits.max_outbound_bytes,
+    maxDepth: config.limits.max_xml_depth,
+    maxAttributes: config.limits.max_xml_attributes,
     tls,
     census: new ConnectionCensus({ perAddress: config.limits.connections_per_ip, unauthenticated: config.limits.unauthenticated_connections, exempt: config.limits.connections_per_ip_exempt }),
     log,

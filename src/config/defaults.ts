@@ -33,6 +33,8 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       connections_per_ip_exempt: ['127.0.0.1', '::1'],
       unauthenticated_connections: 10_000,
       max_outbound_bytes: 4_194_304,
+      max_xml_depth: 32,
+      max_xml_attributes: 64,
       login_attempts: { max_failures: 5, window_seconds: 60 },
     },
     stream_management: { resume_timeout_seconds: 300, max_unacked: 1000 },

@@ -49,6 +49,10 @@ export interface LimitsConfig {
   unauthenticated_connections: number;
   /** Bytes waiting to be written to one client beyond which it is closed as not reading. */
   max_outbound_bytes: number;
+  /** Element nesting in a stanza (the stanza itself is depth 1). */
+  max_xml_depth: number;
+  /** Attributes (namespace declarations included) on one element. */
+  max_xml_attributes: number;
   login_attempts: LoginAttemptsConfig;
 }
 

@@ -222,7 +222,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 
   const L = config.limits;
   const limits = section(ctx, top.limits, ['limits'],
-    ['max_stanza_bytes', 'bytes_per_second', 'burst_bytes', 'sessions_per_account', 'auth_timeout_seconds', 'connections_per_ip', 'connections_per_ip_exempt', 'unauthenticated_connections', 'max_outbound_bytes', 'login_attempts']);
+    ['max_stanza_bytes', 'bytes_per_second', 'burst_bytes', 'sessions_per_account', 'auth_timeout_seconds', 'connections_per_ip', 'connections_per_ip_exempt', 'unauthenticated_connections', 'max_outbound_bytes', 'max_xml_depth', 'max_xml_attributes', 'login_attempts']);
   // RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
   L.max_stanza_bytes = integer(ctx, limits, 'max_stanza_bytes', ['limits'], L.max_stanza_bytes, 10_000, 64 * 1024 * 1024, 'a byte count');
   if (limits.bytes_per_second === false) L.bytes_per_second = false;
@@ -240,6 +240,8 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
     });
     if (exempt) L.connections_per_ip_exempt = exempt;
   }
+  L.max_xml_depth = integer(ctx, limits, 'max_xml_depth', ['limits'], L.max_xml_depth, 4, 1000, 'a nesting depth');
+  L.max_xml_attributes = integer(ctx, limits, 'max_xml_attributes', ['limits'], L.max_xml_attributes, 8, 10_000, 'an attribute count');
   L.max_outbound_bytes = integer(ctx, limits, 'max_outbound_bytes', ['limits'], L.max_outbound_bytes, 65_536, 2 ** 31, 'a byte count');
   L.unauthenticated_connections = integer(ctx, limits, 'unauthenticated_connections', ['limits'], L.unauthenticated_connections, 1, 10_000_000, 'a number of connections');
   const attempts = section(ctx, limits.login_attempts, ['limits', 'login_attempts'], ['max_failures', 'window_seconds']);

@@ -27,6 +27,9 @@ export interface ConnectionOptions {
   maxUnacked: number;
   /** Bytes written to a socket and not yet taken by the kernel beyond which its client is not reading. */
   maxOutboundBytes: number;
+  /** The framer's limits on element nesting and on attributes per element. */
+  maxDepth: number;
+  maxAttributes: number;
   /** For STARTTLS: SNI contexts (null when no TLS is configured). */
   tls: TlsContexts | null;
   /** The counts behind limits.connections_per_ip and unauthenticated_connections; the listener admits. */
@@ -171,7 +174,7 @@ export class Connection {
       onStreamStart: (h: StreamHeader) => sink.conn.header(h),
       onStanza: (xml: string, h: StanzaHeader) => sink.conn.inbound(xml, h),
       onStreamEnd: () => { sink.conn.ended = true; sink.conn.toSession({ type: 'end' }); },
-    }, { maxStanzaBytes: this.o.maxStanzaBytes });
+    }, { maxStanzaBytes: this.o.maxStanzaBytes, maxDepth: this.o.maxDepth, maxAttributes: this.o.maxAttributes });
   }
 
   private header(h: StreamHeader): void {

@@ -512,6 +512,24 @@ test('auth timeout → connection-timeout, for a stream that authenticated but n
   });
 });
 
+test('limits.max_xml_depth and max_xml_attributes: one level or attribute more is policy-violation (#8)', async () => {
+  await withServer((c) => { c.c2s_require_encryption = false; c.limits.max_xml_depth = 5; c.limits.max_xml_attributes = 10; }, async (s) => {
+    await s.addUser('alice');
+    const nest = (n: number) => '<x xmlns="urn:example:nest">'.repeat(n) + '</x>'.repeat(n);
+    const attrs = (n: number) => Array.from({ length: n - 3 }, (_, i) => ` a${i}='v'`).join(''); // plus type, id and to
+    const ok = track(await login(s.port));
+    // depth 5: the message, then four nested elements; 10 attributes: type, id, to and seven more.
+    ok.send(`<message to='alice@localhost' type='chat' id='deep-ok'>${nest(4)}</message><iq type='get' id='attrs-ok'${attrs(10)} to='localhost'><ping xmlns='${NS.PING}'/></iq>`);
+    await pingOk(ok, 'after-limits');
+    const deep = track(await login(s.port, 'alice', 'deep'));
+    deep.send(`<message to='alice@localhost' type='chat'>${nest(5)}</message>`);
+    await expectStreamError(deep, 'policy-violation');
+    const wide = track(await login(s.port, 'alice', 'wide'));
+    wide.send(`<iq type='get' id='w'${attrs(11)} to='localhost'><ping xmlns='${NS.PING}'/></iq>`);
+    await expectStreamError(wide, 'policy-violation');
+  });
+});
+
 test('rate limit: the server reads slower but drops nothing; all answered in order', async () => {
   const rate = 50_000, burst = 8192;
   await withServer((c) => { c.c2s_require_encryption = false; c.limits.bytes_per_second = rate; c.limits.burst_bytes = burst; }, async (s) => {
