@@ -102,24 +102,31 @@ export default defineModule({
 
     // Before the presence module records the presence: the resource is not yet a delivery candidate,
     // so nothing the core delivers live can overtake the stored messages.
-    m.hook('presence/out', async (ev) => {
+    m.hook('presence/out', (ev) => {
       if (ev.stanza.attr('type') !== undefined || ev.stanza.attr('to') !== undefined) return false;
       const session = ev.user.session(ev.resource);
       if (!session || candidate(session) || parsePriority(ev.stanza) < 0) return false;
-      const bare = ev.user.jid.toBareString();
-      const st = await loadState(ev.user, ev.storage, limit);
-      let delivered = 0;
-      for (;;) {
-        const batch = await ev.storage.range<unknown>(keys.offlineOf(bare), { limit: OFFLINE_BATCH });
-        if (batch.length === 0) break;
-        // Deleted once the session's durable mailbox holds them: a crash in between delivers twice, never zero times.
-        await Promise.all(batch.flatMap(([, xml]) => (typeof xml === 'string' ? [ev.user.deliver(ev.resource, xml)] : [])));
-        await ev.storage.batch(batch.map(([key]) => ({ type: 'del' as const, key })));
-        delivered += batch.length;
-        if (batch.length < OFFLINE_BATCH) break;
-      }
-      if (delivered > 0 || st.count > 0) ev.user.setState(MODULE, { next: st.next, count: 0 });
-      return false;
+      // The state counts what is stored: when it says none, there is nothing to read and no reason to
+      // suspend the actor (this runs at every login).
+      const known = ev.user.state<OfflineState | null>(MODULE, () => null);
+      if (known && known.count === 0) return false;
+      return flush(ev.user, ev.resource, ev.storage);
     }, OFFLINE_PRESENCE_PRIORITY);
   },
 });
+
+/** Delivers the stored messages to `resource` in order, deleting each batch once the session has it. */
+async function flush(user: UserContext, resource: string, storage: Storage): Promise<false> {
+  const bare = user.jid.toBareString();
+  const { next } = await loadState(user, storage, 1); // the count is about to be 0: count no further
+  for (;;) {
+    const batch = await storage.range<unknown>(keys.offlineOf(bare), { limit: OFFLINE_BATCH });
+    if (batch.length === 0) break;
+    // Deleted once the session's durable mailbox holds them: a crash in between delivers twice, never zero times.
+    await Promise.all(batch.flatMap(([, xml]) => (typeof xml === 'string' ? [user.deliver(resource, xml)] : [])));
+    await storage.batch(batch.map(([key]) => ({ type: 'del' as const, key })));
+    if (batch.length < OFFLINE_BATCH) break;
+  }
+  user.setState(MODULE, { next, count: 0 });
+  return false;
+}
