@@ -5,14 +5,14 @@ import { courier, later, log, release, retain, self, send, sendDurable, service,
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
 import type { ChannelBindings, ConnInfo, ToConn } from '../../src/net/c2s-protocol.ts';
-import { validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
+import { OWN_STANZA, validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { restamp, serialize, streamOpen, x } from '../../src/xml/builder.ts';
 import { stanzaError, streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import { Jid, JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import type { SessionContext, StanzaContext, StanzaKind } from '../../src/xmpp/module.ts';
-import { outboundHook, runOutbound } from '../../src/xmpp/router.ts';
+import { runOutbound } from '../../src/xmpp/router.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { offeredMechanisms, selectMechanism, decodeSaslPayload, encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
 import type { SaslServer, SaslStep } from '../../src/sasl/types.ts';
@@ -307,15 +307,12 @@ export function onClientStanza(ctx: SessionCtx, xml0: string, h0: StanzaHeader, 
   }
   let { xml, header: h } = restamp(xml0, h0, { from: ctx.jid! });
   // The sender's outbound hooks (pre-<kind>/<target>): a module may veto the stanza or rewrite it.
-  const kind = h.name as StanzaKind;
-  if (svc.modules.has(outboundHook(kind, to ?? me.bare()))) {
-    const out = runOutbound(svc.modules, kind, stanzaContextOf(ctx, me), xml, me, to ?? me.bare(), (c, t, text, o) => reply(ctx, stanzaError(h, t ?? null, c, text, o)));
-    if (out.stopped) { handled(ctx, seq); return 'stay'; }
-    if (out.xml !== null) {
-      xml = out.xml;
-      h = validateStanza(xml, undefined, { maxStanzaBytes: Number.MAX_SAFE_INTEGER });
-      to = h.to ? parseJid(h.to) : null;
-    }
+  const out = runOutbound(svc.modules, h.name as StanzaKind, () => stanzaContextOf(ctx, me), xml, me, to ?? me.bare(), (c, t, text, o) => reply(ctx, stanzaError(h, t ?? null, c, text, o)));
+  if (out.stopped) { handled(ctx, seq); return 'stay'; }
+  if (out.xml !== null) {
+    xml = out.xml;
+    h = validateStanza(xml, undefined, OWN_STANZA);
+    to = h.to ? parseJid(h.to) : null;
   }
   const bare = `${ctx.user}@${ctx.host}`;
   // Presence always goes to the sender's own user actor (broadcast, subscriptions, directed).

@@ -6,7 +6,7 @@ import { log, monitor, retain, send, sendDurable, service, startTimer, type Rece
 import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
 import { inboundEvent, inboundHook, runOutbound } from '../../src/xmpp/router.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
-import { validateStanza } from '../../src/xml/framer.ts';
+import { OWN_STANZA, validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { serialize } from '../../src/xml/builder.ts';
 import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
@@ -235,9 +235,6 @@ function bounceError(h: StanzaHeader, type: StanzaErrorType | null, condition: S
 
 const errorTo = (h: StanzaHeader): InboundEvent['error'] => (condition, type, text, o) => { const err = stanzaError(h, type ?? null, condition, text, o); if (err) routeOut(err); };
 
-/** What we built or already accepted is re-read for its header only: the client's size limit is not
- *  ours (a full roster result may well exceed max_stanza_bytes). */
-const OWN_STANZA = { maxStanzaBytes: Number.MAX_SAFE_INTEGER };
 
 /** Sends any stanza onward: local accounts get it in their user actor, durably. */
 export function routeOut(xml: string): void {
@@ -258,7 +255,7 @@ export function routeAsUser(ctx: UserCtx, xml: string): void {
   try { from = h.from ? parseJid(h.from) : null; } catch { /* not ours to hook */ }
   if (from && from.bareEquals(parseJid(ctx.jid)) && (h.name === 'message' || h.name === 'presence' || h.name === 'iq')) {
     // Nobody to answer when a hook vetoes: the server itself sent it.
-    const out = runOutbound(xmpp().modules, h.name, { ...stanzaContext(ctx), user: userContext(ctx) }, xml, from, to, () => undefined);
+    const out = runOutbound(xmpp().modules, h.name, () => ({ ...stanzaContext(ctx), user: userContext(ctx) }), xml, from, to, () => undefined);
     if (out.stopped) return;
     if (out.xml !== null) { routeOut(out.xml); return; }
   }

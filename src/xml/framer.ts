@@ -1047,6 +1047,10 @@ export class StreamFramer {
   }
 }
 
+/** For re-reading what the server built or already accepted: the header only matters, and a client's
+ *  size limit is not the server's (a full roster result may well exceed max_stanza_bytes). */
+export const OWN_STANZA = { maxStanzaBytes: Number.MAX_SAFE_INTEGER } as const;
+
 /**
  * Checks that `xml` is exactly one well-formed element under the same rules as a stream, and returns its
  * header. For stanzas from storage or other untrusted strings before parseElement().

@@ -54,10 +54,10 @@ const PASSED: Outcome = { stopped: false, xml: null };
  * (and answered, if it had to). Otherwise `xml` is the rewritten stanza, or null for the original.
  * Outbound hooks are synchronous: they decide on what the actor holds, never wait.
  */
-export function runOutbound(modules: ModuleSet, kind: StanzaKind, base: Base, xml: string, from: Jid, to: Jid, error: ErrorFn): Outcome {
+export function runOutbound(modules: ModuleSet, kind: StanzaKind, base: () => Base, xml: string, from: Jid, to: Jid, error: ErrorFn): Outcome {
   const name = outboundHook(kind, to);
-  if (!modules.has(name)) return PASSED;
-  const ev = new Outbound(base, xml, from, to, error);
+  if (!modules.has(name)) return PASSED; // the chat path with no outbound module: no event built
+  const ev = new Outbound(base(), xml, from, to, error);
   const r = modules.run(name, ev);
   if (r instanceof Promise) {
     r.catch(() => undefined);

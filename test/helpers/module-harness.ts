@@ -187,7 +187,7 @@ export class Harness {
         if (err) void u.ctx.deliver(from.resource, err);
       };
       // The session's outbound hooks, as the session actor runs them.
-      const out = runOutbound(this.modules, el.name as StanzaKind, { ...this.stanzaContext(u), session: this.sessionContext(u, from) }, serialize(el), from, to, answer);
+      const out = runOutbound(this.modules, el.name as StanzaKind, () => ({ ...this.stanzaContext(u), session: this.sessionContext(u, from) }), serialize(el), from, to, answer);
       if (out.stopped) return;
       const sent = out.xml === null ? el : reparse(out.xml);
       if (sent.name === 'presence') {
@@ -382,7 +382,7 @@ export class Harness {
     const el = reparse(stanza);
     const fromAttr = el.attr('from'), toAttr = el.attr('to');
     if (fromAttr !== undefined && toAttr !== undefined && parseJid(fromAttr).bareEquals(u.jid)) {
-      const out = runOutbound(this.modules, el.name as StanzaKind, { ...this.stanzaContext(u), user: u.ctx }, serialize(el), parseJid(fromAttr), parseJid(toAttr), () => undefined);
+      const out = runOutbound(this.modules, el.name as StanzaKind, () => ({ ...this.stanzaContext(u), user: u.ctx }), serialize(el), parseJid(fromAttr), parseJid(toAttr), () => undefined);
       if (out.stopped) return;
       if (out.xml !== null) { this.route(out.xml); return; }
     }
