@@ -35,9 +35,13 @@ export async function loadConfig(path?: string): Promise<ChorusConfig> {
     throw new ConfigError([`${file}: cannot read: ${why}`]);
   }
   const config = parseConfig(text, { source: file, baseDir: dirname(file) });
-  // The modules' own checks (names, options, dependencies), as the schedulers will run them.
-  const problems = await moduleProblems(config.hosts, config.modules);
-  if (problems.length) throw new ConfigError(problems);
+  // The modules' own checks (names, options, dependencies), as the schedulers will run them; a config
+  // that says nothing of modules has nothing of its own to check (and every command loads a config).
+  const m = config.modules;
+  if (m.enabled !== null || m.disabled.length || Object.keys(m.options).length) {
+    const problems = await moduleProblems(config.hosts, m);
+    if (problems.length) throw new ConfigError(problems);
+  }
   return config;
 }
 

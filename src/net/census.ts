@@ -33,5 +33,4 @@ export class ConnectionCensus {
     if (!authenticated) this.unauthenticated--;
   }
 
-  get counts(): { addresses: number; unauthenticated: number } { return { addresses: this.byAddress.size, unauthenticated: this.unauthenticated }; }
 }

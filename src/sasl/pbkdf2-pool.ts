@@ -19,5 +19,5 @@ export async function pooledPbkdf2(password: string, salt: Uint8Array, iteration
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength);
 }
 
-/** Derivations the pool has finished in this process (for `chorus status` and tests). */
+/** Derivations the pool has finished in this process (tests show the work went there). */
 export const pbkdf2Completed = (): number => pool?.completed ?? 0;
