@@ -12,6 +12,8 @@ import { ConnectionCensus } from './net/census.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
 import { nodeTree } from '../supervisors/tree.ts';
+import type { ToUser } from '../actors/user/messages.ts';
+import type { Runtime } from './runtime/runtime.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import type { ChildSpec } from './runtime/supervisor.ts';
 import type { XmppSettings } from './xmpp-service.ts';
@@ -73,7 +75,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       return specs;
     },
     adminCommands: (rt, builtin) => new Map([
-      ...accountAdminHandlers(rt.db, { hosts: config.hosts }),
+      ...accountAdminHandlers(rt.db, { hosts: config.hosts, cleanUp: (bare) => deleteInUserActor(rt, bare) }),
       // Certificates are re-read on every reload: open connections keep theirs, new ones get the new.
       ['reload', async (args: Record<string, unknown>) => {
         const certificates = args.kind ? undefined : await tls.reload();
@@ -88,6 +90,26 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   });
   log('info', `chorus: serving ${config.hosts.join(', ')} on ${describe(config)}; data in ${config.data_dir}`);
   return { ...node, config, tls };
+}
+
+let deletions = 0;
+
+/** A deleted account's user actor removes its data and closes its sessions; resolves when it has.
+ *  The message is durable: a node that stops first does it at the next start. */
+function deleteInUserActor(rt: Runtime, bare: string): Promise<void> {
+  const reply = `node:deleted-${++deletions}`;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      rt.unregisterEndpoint(reply);
+      reject(new Error(`the account is deleted, but its data was not removed within 60 s (the node retries it)`));
+    }, 60_000);
+    rt.registerEndpoint(reply, () => { clearTimeout(timer); rt.unregisterEndpoint(reply); resolve(); });
+    rt.sendDurable(`user:${bare}`, { type: 'delete', reply } satisfies ToUser, reply).catch((e: Error) => {
+      clearTimeout(timer);
+      rt.unregisterEndpoint(reply);
+      reject(e);
+    });
+  });
 }
 
 function describe(c: ChorusConfig): string {

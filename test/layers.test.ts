@@ -54,4 +54,8 @@ test('the SASL mechanisms are a library over the protocol one: no runtime, socke
   assert.equal(violations('src/sasl', ['src/runtime', 'src/net', 'src/modules', 'actors', 'supervisors']), []);
 });
 
+test('storage and accounts name no feature: modules remove their own data (user/deleted)', () => {
+  assert.equal(violations('src/storage', ['src/modules', 'src/runtime', 'src/net', 'actors', 'supervisors', 'src/cli']), []);
+});
+
 test.run();

@@ -132,6 +132,7 @@ const machine = setup({
         'internal.close': 'closing',
         deliver: { actions: ({ context, event }) => onDeliver(context, event.xml, event.receipt) },
         replace: { target: 'closing', actions: ({ context }) => streamFail(context, 'conflict', 'replaced by a new login with the same resource') },
+        kick: { target: 'closing', actions: ({ context, event }) => streamFail(context, event.condition, event.text) },
         detached: 'resumable',
         'runtime.moved': { actions: ({ context }) => onArrived(context) },
       },
@@ -141,6 +142,7 @@ const machine = setup({
         resumed: 'established',
         deliver: { actions: ({ context, event }) => onDeliver(context, event.xml, event.receipt) },
         replace: { target: 'closing', actions: ({ context }) => toConn(context, { type: 'close' }) },
+        kick: { target: 'closing', actions: ({ context }) => toConn(context, { type: 'close' }) },
       },
     },
     /** Waiting for the connection's final word (what the client never got) before leaving. */

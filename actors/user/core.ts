@@ -2,7 +2,7 @@
 // and the hooks that modules (roster, presence, offline, ...) run on. Functions over the context;
 // effects through the runtime API. A hook may be async: then the step is a promise of its patch and
 // the actor is suspended on it (the machine applies the patch when it resumes).
-import { log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
+import { exit, log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
 import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
 import { inboundEvent, inboundHook, runOutbound } from '../../src/xmpp/router.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
@@ -140,6 +140,19 @@ export function onDown(ctx: UserCtx, address: string, reason: string, ref: numbe
     return {};
   }
   return onUnbind(ctx, resource);
+}
+
+/** The account was deleted: the modules remove what they stored (telling contacts while the
+ *  sessions are still here), the sessions are closed, and the actor ends — its snapshot with it. */
+export function onDeleted(ctx: UserCtx, reply: string): Step {
+  const user = userContext(ctx);
+  const live = { ...stanzaContext(ctx), user };
+  return andThen(xmpp().modules.run('user/deleted', { jid: user.jid, storage: live.storage, log: live.log, live }), () => {
+    for (const s of user.sessions()) send(s.address, { type: 'kick', condition: 'not-authorized', text: 'account deleted' } satisfies ToSessionFromUser);
+    send(reply, { type: 'deleted' });
+    exit('normal');
+    return {};
+  });
 }
 
 // ---- routing ------------------------------------------------------------------------------------

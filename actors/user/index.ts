@@ -6,7 +6,7 @@ import { send, sender, suspend } from '../../src/runtime/api.ts';
 import { defineKind } from '../../src/runtime/kind.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { andThen } from '../../src/xmpp/module.ts';
-import { initialUserContext, onArrived, onStarted, onBind, onDown, onIqSelf, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeAsUser, type Patch, type Step, type UserCtx } from './core.ts';
+import { initialUserContext, onArrived, onStarted, onBind, onDeleted, onDown, onIqSelf, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeAsUser, type Patch, type Step, type UserCtx } from './core.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 type Ev = ToUser | RuntimeEvent;
@@ -37,6 +37,7 @@ const machine = setup({
     route: { actions: ({ context, event }) => routeAsUser(context, event.xml) },
     redeliver: { actions: step((w, e) => onRedeliver(w, e.xml, e.except)) },
     arrived: { actions: step((w, e) => onArrived(w, e.resource)) },
+    delete: { actions: step((w, e) => onDeleted(w, e.reply)) },
     'runtime.down': { actions: step((w, e) => onDown(w, e.address, e.reason, e.ref)) },
     // After a crash or a reload: modules reconcile their state (e.g. sessions that vanished meanwhile).
     'runtime.restored': { actions: step((w) => onStarted(w)) },

@@ -1,4 +1,4 @@
-// Messages a user actor (`user:<bare JID>`) receives. Stanzas travel as strings with their framer
+// Messages a user actor (`user:<bare JID>`) receives, and what it sends back. Stanzas travel as strings with their framer
 // header: routing needs no full parse.
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 
@@ -18,7 +18,9 @@ export type ToUser =
   /** A stanza a closing session could not deliver: route it again, to other resources or offline. */
   | { type: 'redeliver'; xml: string; except: string }
   /** A bound session has arrived at its `session:<full JID>` address: watch it from now on. */
-  | { type: 'arrived'; resource: string };
+  | { type: 'arrived'; resource: string }
+  /** The account was deleted (its record is gone): clean up, close the sessions, tell `reply`, end. */
+  | { type: 'delete'; reply: string };
 
 /** What a user actor sends to its sessions. */
 export type ToSessionFromUser =
@@ -29,6 +31,8 @@ export type ToSessionFromUser =
   | { type: 'bind-denied'; condition: 'resource-constraint' | 'not-allowed' | 'conflict'; text: string }
   /** Another login took this resource: end with a conflict stream error (RFC 6120 §7.7.2.2). */
   | { type: 'replace' }
+  /** End the stream with this error (the account was deleted). */
+  | { type: 'kick'; condition: 'not-authorized'; text: string }
   /** The answer to unbind: nothing more will be delivered to this session. */
   | { type: 'unbound' }
   | { type: 'deliver'; xml: string; receipt?: { address: string; seq: string } };

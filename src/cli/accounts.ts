@@ -7,7 +7,10 @@ import type { ChorusConfig } from '../config/types.ts';
 import {
   AccountError, accountJid, createAccount, deleteAccount, importAccounts, listAccounts, setPassword,
 } from '../storage/accounts.ts';
-import { isLockedError, openDb, type AnyDb } from '../storage/db.ts';
+import { isLockedError, keys, openDb, type AnyDb } from '../storage/db.ts';
+import { kvStorage } from '../storage/kv.ts';
+import { parseJid } from '../xmpp/jid.ts';
+import { loadModules } from '../xmpp/modules.ts';
 import { AdminClient, type AdminResponse } from './admin-client.ts';
 import { CliError } from './errors.ts';
 import { runningNodes } from './processes.ts';
@@ -22,6 +25,8 @@ export function isAccountCommand(cmd: unknown): cmd is AccountCommand {
 export interface AccountHandlerOptions {
   /** The node's hosts: accounts on other domains are refused. */
   hosts?: readonly string[];
+  /** Removes a deleted account's data: in the user actor on a running node, else offlineCleanUp. */
+  cleanUp: (bare: string) => Promise<void>;
 }
 
 type Args = Record<string, unknown>;
@@ -47,7 +52,7 @@ async function run(db: AnyDb, cmd: AccountCommand, args: Args, opts: AccountHand
     case 'passwd':
       return { jid: await setPassword(db, str(args, cmd, 'jid'), str(args, cmd, 'password'), { iterations: iterations(args, cmd) }) };
     case 'deluser':
-      return deleteAccount(db, str(args, cmd, 'jid'));
+      return deleteAccount(db, str(args, cmd, 'jid'), opts.cleanUp);
     case 'users': {
       const host = args.host === undefined || args.host === null ? undefined : str(args, cmd, 'host');
       return listAccounts(db, host);
@@ -66,7 +71,7 @@ async function run(db: AnyDb, cmd: AccountCommand, args: Args, opts: AccountHand
  * Answer one admin request for an account command. Never throws: failures become
  * `{ ok: false, error }` with a message naming the problem.
  */
-export async function handleAccountRequest(db: AnyDb, req: unknown, opts: AccountHandlerOptions = {}): Promise<AdminResponse> {
+export async function handleAccountRequest(db: AnyDb, req: unknown, opts: AccountHandlerOptions): Promise<AdminResponse> {
   const r = (typeof req === 'object' && req !== null ? req : {}) as { id?: unknown; cmd?: unknown; args?: unknown };
   const id = typeof r.id === 'number' ? r.id : null;
   if (!isAccountCommand(r.cmd)) {
@@ -82,7 +87,7 @@ export async function handleAccountRequest(db: AnyDb, req: unknown, opts: Accoun
 }
 
 /** The same commands as handlers for src/runtime/admin.ts's AdminServer (throwing on failure). */
-export function accountAdminHandlers(db: AnyDb, opts: AccountHandlerOptions = {}): Map<string, (args: Args) => Promise<unknown>> {
+export function accountAdminHandlers(db: AnyDb, opts: AccountHandlerOptions): Map<string, (args: Args) => Promise<unknown>> {
   return new Map(ACCOUNT_COMMANDS.map((cmd) => [cmd, async (args: Args) => {
     const res = await handleAccountRequest(db, { id: 0, cmd, args }, opts);
     if (!res.ok) throw new AccountError(res.error);
@@ -138,10 +143,21 @@ export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, 
     throw new CliError(`cannot open the database ${paths.db}: ${(e as Error).message}`);
   }
   try {
-    const res = await handleAccountRequest(db, { id: 0, cmd, args }, { hosts: config.hosts });
+    const res = await handleAccountRequest(db, { id: 0, cmd, args }, { hosts: config.hosts, cleanUp: (bare) => offlineCleanUp(db, config, bare) });
     if (!res.ok) throw new CliError(res.error);
     return res.result;
   } finally {
     await db.close();
   }
 }
+
+/**
+ * A deleted account's data when no node runs: the modules' `user/deleted` hooks with storage only
+ * (nobody to notify), and the user actor's snapshot (its module state, e.g. the blocklist).
+ */
+async function offlineCleanUp(db: AnyDb, config: ChorusConfig, bare: string): Promise<void> {
+  const modules = await loadModules(config.hosts, config.modules);
+  await modules.run('user/deleted', { jid: parseJid(bare), storage: kvStorage(db), log: (level, text) => console.error(`[${level}] ${bare}: ${text}`) });
+  await db.del(keys.snap(`user:${bare}`));
+}
+

@@ -112,6 +112,11 @@ export default defineModule({
       if (known && known.count === 0) return false;
       return flush(ev.user, ev.resource, ev.storage);
     }, OFFLINE_PRESENCE_PRIORITY);
+
+    m.hook('user/deleted', async (ev) => {
+      const stored = await ev.storage.range<unknown>(keys.offlineOf(ev.jid.toBareString()));
+      if (stored.length) await ev.storage.batch(stored.map(([key]) => ({ type: 'del' as const, key })));
+    });
   },
 });
 

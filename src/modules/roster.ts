@@ -1,5 +1,6 @@
 // RFC 6121 §2: roster get (with versioning, §2.6), set (add/update) and remove, roster pushes to the
 // resources that asked for the roster, and a per-account item limit. Runs in the user actor.
+import { keys } from '../storage/db.ts';
 import { serialize, x } from '../xml/builder.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
 import { defineModule, type IqRequest } from '../xmpp/module.ts';
@@ -91,12 +92,16 @@ async function rosterRemove(iq: OwnIq, contact: string, data: ItemAndVersion): P
   // RFC 6121 §2.5.2: cancel both directions, pending requests included (the same effects as the user
   // sending unsubscribe and unsubscribed, Appendix A.2.2 and A.2.4; unavailable before unsubscribed,
   // while the contact is still subscribed, §3.2.2).
-  const self = iq.user.jid.toBareString();
-  if (hasTo(item.subscription) || item.ask) iq.route(x('presence', { type: 'unsubscribe', from: self, to: contact }));
-  if (hasFrom(item.subscription)) sendPresenceOf(iq, contact, 'unavailable');
-  if (hasFrom(item.subscription) || item.pendingIn !== null) iq.route(x('presence', { type: 'unsubscribed', from: self, to: contact }));
+  cancelSubscriptions(iq, item);
   await saveItem(iq, item, null, data.ver, contact);
   iq.reply();
+}
+
+function cancelSubscriptions(ctx: ActorContext, item: RosterItem): void {
+  const self = ctx.user.jid.toBareString();
+  if (hasTo(item.subscription) || item.ask) ctx.route(x('presence', { type: 'unsubscribe', from: self, to: item.jid }));
+  if (hasFrom(item.subscription)) sendPresenceOf(ctx, item.jid, 'unavailable');
+  if (hasFrom(item.subscription) || item.pendingIn !== null) ctx.route(x('presence', { type: 'unsubscribed', from: self, to: item.jid }));
 }
 
 export default defineModule({
@@ -129,6 +134,15 @@ export default defineModule({
     for (const type of ['get', 'set'] as const) {
       m.iq(type, 'bare', NS.ROSTER, (iq) => iq.error('forbidden'));
     }
+
+    // A deleted account's contacts are told, as if it had removed each of them (Prosody does the
+    // same); without a running node there is nobody to tell, and only the storage goes.
+    m.hook('user/deleted', async (ev) => {
+      const owner = ev.jid.toBareString();
+      const items = await ev.storage.range<RosterItem>(keys.rosterOf(owner));
+      if (ev.live) for (const [, item] of items) cancelSubscriptions(ev.live, item);
+      await ev.storage.batch([...items.map(([key]) => ({ type: 'del' as const, key })), { type: 'del', key: keys.rosterver(owner) }]);
+    });
   },
 });
 

@@ -94,17 +94,16 @@ export async function setPassword(db: AnyDb, jid: string, password: string, opts
   return bare;
 }
 
-/** Delete an account and the data only it owns (roster, roster version, offline messages). */
-export async function deleteAccount(db: AnyDb, jid: string): Promise<{ jid: string; removedKeys: number }> {
+/**
+ * Delete an account. Its record goes first (no new login can start), then `cleanUp` removes what
+ * the feature modules stored for it (their `user/deleted` hooks): this file names no feature.
+ */
+export async function deleteAccount(db: AnyDb, jid: string, cleanUp: (bare: string) => Promise<void>): Promise<{ jid: string }> {
   const bare = accountJid(jid);
   if (!(await readRecord(db, bare))) throw new AccountError(`no account ${bare}`);
-  const ops: { type: 'del'; key: string }[] = [{ type: 'del', key: keys.acct(bare) }];
-  if ((await db.get(keys.rosterver(bare))) !== undefined) ops.push({ type: 'del', key: keys.rosterver(bare) });
-  for (const prefix of [keys.rosterOf(bare), keys.offlineOf(bare)]) {
-    for await (const key of db.keys(range(prefix))) ops.push({ type: 'del', key });
-  }
-  await db.batch(ops);
-  return { jid: bare, removedKeys: ops.length };
+  await db.del(keys.acct(bare));
+  await cleanUp(bare);
+  return { jid: bare };
 }
 
 /** Bare JIDs of all accounts, in key order; only those of `host` when given. */

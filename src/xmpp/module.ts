@@ -131,6 +131,19 @@ export interface Hooks extends RouteHooks {
   'session/unbound': SessionEvent;
   /** Called after a user actor's restart or hot reload with the module's state. */
   'user/started': { user: UserContext } & StanzaContext;
+  /** The account's record is gone: each module removes what it stored for it. */
+  'user/deleted': AccountDeletedEvent;
+}
+
+/**
+ * Runs in the account's user actor when a node runs (`live` set: sessions still bound, stanzas can
+ * be routed, e.g. to cancel subscriptions), else in the CLI that deleted it, with storage only.
+ */
+export interface AccountDeletedEvent {
+  jid: Jid;
+  storage: Storage;
+  log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
+  live?: StanzaContext & { user: UserContext };
 }
 
 export type HookName = keyof Hooks;

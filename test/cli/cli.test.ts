@@ -11,7 +11,7 @@ import { accountAdminHandlers } from '../../src/cli/accounts.ts';
 import { AdminServer } from '../../src/runtime/admin.ts';
 import { ScramClient, ScramServer } from '../../src/sasl/scram.ts';
 import { accountLookup, listAccounts } from '../../src/storage/accounts.ts';
-import { openDb, type Db } from '../../src/storage/db.ts';
+import { keys, openDb, type Db } from '../../src/storage/db.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 let dir = '';
@@ -95,10 +95,22 @@ test('bad JIDs, foreign hosts, duplicates and missing accounts are one clear lin
   userError(await chorus(withConfig('users', 'nowhere.example')), 'chorus: nowhere.example is not a host of this server (hosts: example.org, example.net)');
 });
 
-test('users HOST filters; deluser removes', async () => {
+test('users HOST filters; deluser removes the account and what the modules kept for it, nobody else\'s', async () => {
   assert.is((await chorus(withConfig('users', 'example.net'))).out, 'bob@example.net\n');
+  const bob = 'bob@example.net';
+  const kept = [keys.roster('alice@example.org', bob), keys.roster('bob@example.net.au', 'x@y.z'), keys.offline('bob@example.net.au', 1)];
+  const gone = [keys.roster(bob, 'alice@example.org'), keys.rosterver(bob), keys.offline(bob, 1), keys.offline(bob, 2), keys.snap(`user:${bob}`)];
+  const db = await openDb(join(dir, 'data'));
+  await db.batch([...kept, ...gone].map((key) => ({ type: 'put' as const, key, value: '{}' })));
+  await db.close();
   assert.equal(await chorus(withConfig('deluser', 'BOB@example.net')), { code: 0, out: 'deleted bob@example.net\n', err: '' });
   assert.equal(await chorus(withConfig('users')), { code: 0, out: 'alice@example.org\n', err: '' });
+  const after = await openDb(join(dir, 'data'));
+  const left = new Set<string>();
+  for await (const k of after.keys()) left.add(k);
+  await after.close();
+  assert.equal(gone.filter((k) => left.has(k)), []);
+  assert.equal(kept.filter((k) => !left.has(k)), []);
 });
 
 test('import-users reports bad lines by number and imports the rest', async () => {
@@ -123,7 +135,7 @@ test('node-only commands say clearly that no node is running', async () => {
 
 test('with a node holding the DB, account commands go through its admin socket', async () => {
   const db = await openDb(join(dir, 'data'));
-  const handlers = accountAdminHandlers(db, { hosts: ['example.org', 'example.net'] });
+  const handlers = accountAdminHandlers(db, { hosts: ['example.org', 'example.net'], cleanUp: async () => {} });
   handlers.set('status', async () => ({ uptimeSeconds: 42, schedulers: [{ thread: 0, actors: 3 }] }));
   handlers.set('actors', async (args) => [{ address: `session:alice@example.org/${String(args.kind ?? 'any')}`, kind: 'session', scheduler: 0 }]);
   const admin = new AdminServer(join(dir, 'data', 'admin.sock'), handlers);

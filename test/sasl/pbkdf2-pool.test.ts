@@ -26,7 +26,7 @@ test('while 200 accounts are imported through the admin handlers, chat and pings
     const b = await rawLogin(s.port, 'bob', 'pc');
     b.send('<presence/>');
     await b.waitFor(/<presence from="bob@localhost\/pc"/);
-    const handlers = (await import('../../src/cli/accounts.ts')).accountAdminHandlers(s.node.runtime.db, { hosts: ['localhost'] });
+    const handlers = (await import('../../src/cli/accounts.ts')).accountAdminHandlers(s.node.runtime.db, { hosts: ['localhost'], cleanUp: async () => {} });
     const lines = Array.from({ length: 200 }, (_, i) => `batch${i}@localhost pw${i}`);
     let importing = true;
     const done = handlers.get('import-users')!({ lines }).finally(() => { importing = false; });
