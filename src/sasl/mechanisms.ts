@@ -69,6 +69,8 @@ export function selectMechanism(name: string, ctx: OfferContext, options: Mechan
     plus: m[2] !== undefined,
     plusOffered: offered.some((o) => o.endsWith('-PLUS')) && !options.bindingRefused,
     channelBindings: bindings,
+    // The stream's features list XEP-0440's element exactly when there are binding types to offer.
+    advertised: { mechanisms: offered, ...(ctx.channelBindings.length ? { channelBindings: ctx.channelBindings } : {}) },
   });
   return { ok: true, server };
 }

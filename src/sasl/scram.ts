@@ -119,6 +119,24 @@ export interface ScramServerOptions extends SaslServerOptions {
   channelBindings?: Partial<Record<ChannelBindingType, Uint8Array>>;
   /** Server nonce source (tests pin it). */
   nonce?: () => string;
+  /** What this connection advertised, for XEP-0474's `h` attribute; none = no attribute. */
+  advertised?: Advertised;
+}
+
+/** The SASL mechanisms and, when XEP-0440 listed them, the channel-binding types a stream offered. */
+export interface Advertised { mechanisms: readonly string[]; channelBindings?: readonly string[] }
+
+/**
+ * XEP-0474 (SSDP, 0.5.0) §5.1: the SCRAM hash of the sorted mechanisms joined by U+001E, then U+001F
+ * and the sorted binding types likewise if XEP-0440 was used; base64. The client compares it with
+ * what it saw: a MITM that struck -PLUS or a binding type from the features is caught, and since it
+ * sits in server-first-message, the client proof signs it.
+ */
+export function downgradeHash(hash: HashName, a: Advertised): string {
+  const octets = (l: readonly string[]) => [...l].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).join('\x1e');
+  let s = octets(a.mechanisms);
+  if (a.channelBindings) s += '\x1f' + octets(a.channelBindings);
+  return digest(hash, Buffer.from(s, 'ascii')).toString('base64');
 }
 
 type ServerState = 'start' | 'first' | 'final' | 'done';
@@ -227,7 +245,8 @@ export class ScramServer implements SaslServer {
     this.#nonce = clientNonce + serverNonce;
     this.#gs2Header = text.slice(0, text.length - bare.length);
     this.#clientFirstBare = bare;
-    this.#serverFirst = `r=${this.#nonce},s=${this.#creds.salt.toString('base64')},i=${this.#creds.iterations}`;
+    const ssdp = this.#o.advertised ? `,h=${downgradeHash(this.#o.hash, this.#o.advertised)}` : '';
+    this.#serverFirst = `r=${this.#nonce},s=${this.#creds.salt.toString('base64')},i=${this.#creds.iterations}${ssdp}`;
     this.#state = 'final';
     return { kind: 'challenge', data: Buffer.from(this.#serverFirst, 'utf8') };
   }
@@ -303,6 +322,8 @@ export interface ScramClientOptions {
   nonce?: string;
   /** Refuse servers asking for more work than this (default 10 million). */
   maxIterations?: number;
+  /** What the server's features listed: a server `h` (XEP-0474) that does not match fails. */
+  advertised?: Advertised;
 }
 
 export class ScramClient {
@@ -347,6 +368,10 @@ export class ScramClient {
     if (!salt || salt.length === 0) throw new Error('SCRAM: bad salt');
     const iterations = /^[1-9][0-9]{0,9}$/.test(i.slice(2)) ? Number(i.slice(2)) : NaN;
     if (!(iterations <= (this.#o.maxIterations ?? 10_000_000))) throw new Error('SCRAM: bad iteration count');
+    const h = attrs.find((a) => a.startsWith('h='))?.slice(2);
+    if (h !== undefined && this.#o.advertised && h !== downgradeHash(this.hash, this.#o.advertised)) {
+      throw new Error('SCRAM: the server saw other mechanisms or channel-binding types than we did (XEP-0474): a downgrade');
+    }
 
     const cached = this.#o.cached;
     let saltedPassword: Uint8Array;

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import {
   offeredMechanisms, selectMechanism, decodeSaslPayload, encodeSaslPayload, type MechanismOptions, type OfferContext,
 } from '../../src/sasl/mechanisms.ts';
-import { ScramClient } from '../../src/sasl/scram.ts';
+import { downgradeHash, ScramClient } from '../../src/sasl/scram.ts';
 import { plainMessage } from '../../src/sasl/plain.ts';
 import { SECRET, expectFailure, makeAccount, runScram, store } from './helpers.ts';
 
@@ -108,6 +108,41 @@ test('binding data for a type not listed for the connection is not used', async 
   const { step } = await runScram(s.server, new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw',
     channelBinding: { type: 'tls-server-end-point', data } }));
   expectFailure(step, 'not-authorized');
+});
+
+test("XEP-0474: the hash of the XEP's own example", () => {
+  assert.is(downgradeHash('SHA-1', { mechanisms: ['SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1'], channelBindings: ['tls-server-end-point', 'tls-exporter'] }),
+    'G6k/rBLDqgOhRRaCuuatSDFkJ08=');
+});
+
+test('XEP-0474: server-first carries h over what the stream offered; a client that saw less refuses', async () => {
+  const o = await options();
+  const ctx: OfferContext = { tls: true, channelBindings: ['tls-exporter', 'tls-server-end-point'] };
+  const opts = { ...o, channelBindingData: { 'tls-exporter': Buffer.from('e'), 'tls-server-end-point': Buffer.from('p') } };
+  const seen = { mechanisms: offeredMechanisms(ctx), channelBindings: ctx.channelBindings };
+  const s1 = selectMechanism('SCRAM-SHA-256', ctx, opts);
+  assert.ok(s1.ok);
+  if (!s1.ok) return;
+  const honest = new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw', advertised: seen });
+  const first = await s1.server.start(Buffer.from(honest.clientFirst()));
+  assert.ok(first.kind === 'challenge' && first.data.toString().endsWith(`,h=${downgradeHash('SHA-256', seen)}`));
+  const whole = selectMechanism('SCRAM-SHA-256', ctx, opts);
+  assert.ok(whole.ok);
+  if (whole.ok) assert.is((await runScram(whole.server, new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw', advertised: seen }))).step.kind, 'success');
+  // A MITM struck the -PLUS mechanisms and XEP-0440's list from the features the client got.
+  const struck = new ScramClient({ hash: 'SHA-256', username: 'juliet', password: 'pw', advertised: { mechanisms: offeredMechanisms({ tls: true, channelBindings: [] }) } });
+  const s2 = selectMechanism('SCRAM-SHA-256', ctx, opts);
+  assert.ok(s2.ok);
+  if (!s2.ok) return;
+  const challenge = await s2.server.start(Buffer.from(struck.clientFirst()));
+  assert.ok(challenge.kind === 'challenge');
+  if (challenge.kind !== 'challenge') return;
+  try {
+    await struck.clientFinal(challenge.data.toString());
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /XEP-0474/);
+  }
 });
 
 test('payload encoding per RFC 6120 §6.4.2', () => {
