@@ -276,7 +276,14 @@ export class Connection {
         this.binding = 'open';
         this.releaseHeld();
         break;
-      case 'close': if (m.xml) this.write(m.xml); this.ended = true; this.endSocket(); break;
+      case 'close':
+        this.ended = true;
+        // Detached (XEP-0198): no socket to close, and the session (replaced by a new login) waits
+        // for its unacknowledged stanzas now, not at the resumption timeout.
+        if (this.closed) { this.expire(); break; }
+        if (m.xml) this.write(m.xml);
+        this.endSocket();
+        break;
       // The session's last word to us: everything it delivered before this has arrived (FIFO).
       case 'drain': this.toSession({ type: 'drained' }); break;
       case 'replay':

@@ -96,6 +96,25 @@ test('SIGTERM after a resumption: the resumed stream gets system-shutdown and th
   await f2!.waitClosed();
 });
 
+test('a new login taking the resource of a detached stream binds at once, and gets what the old one never acked', async () => {
+  const old = await rawLogin(server.port, 'carol', 'phone');
+  old.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+  await old.waitFor(/<enabled[^>]*resume="true"/);
+  const a = await rawLogin(server.port, 'alice', 'desk');
+  a.send(msg('carol@localhost/phone', 'never-acked'));
+  await old.waitFor(/never-acked/);
+  old.close(); // detached: resumable for 30 s
+  await new Promise((r) => setTimeout(r, 200));
+  // A client that does not resume (nbxmpp after a restart) logs in again with the same resource:
+  // its bind must not wait for the detached stream's resumption timeout.
+  const started = Date.now();
+  const again = await rawLogin(server.port, 'carol', 'phone');
+  assert.ok(Date.now() - started < 4000, `bind took ${Date.now() - started} ms`);
+  again.send('<presence/>');
+  await again.waitFor(/never-acked/);
+  for (const c of [a, again]) c.close();
+});
+
 test('a session that is not resumed in time sends its unacknowledged stanzas to offline storage', async () => {
   const quick = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 1; });
   await quick.addUser('frank'); await quick.addUser('gina');
