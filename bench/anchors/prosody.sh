@@ -6,7 +6,8 @@
 #   prosody.sh stop        kills only the PID this script started
 #   prosody.sh accounts N  (re)writes accounts only
 # Env: PROSODY_PORT (15222), PROSODY_TLS_PORT (15223), BENCH_DOMAIN (bench.local), BENCH_STATE dir,
-#      PROSODY_MINIMAL=1 for a minimal module set, PROSODY_LOG_LEVEL (info, Debian's default).
+#      PROSODY_MINIMAL=1 for a minimal module set, PROSODY_LOG_LEVEL (info, Debian's default),
+#      PROSODY_REQUIRE_ENCRYPTION=true for Debian's TLS defaults (the client matrix uses it).
 set -euo pipefail
 PORT=${PROSODY_PORT:-15222}
 TLS_PORT=${PROSODY_TLS_PORT:-15223}
@@ -68,8 +69,8 @@ https_ports = { }
 admin_socket = "$STATE/admin.sock"
 $(modules)
 modules_disabled = { "s2s" }
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+c2s_require_encryption = ${PROSODY_REQUIRE_ENCRYPTION:-false}
+allow_unencrypted_plain_auth = $([[ ${PROSODY_REQUIRE_ENCRYPTION:-false} == true ]] && echo false || echo true)
 authentication = "internal_hashed"
 storage = "internal"
 limits = { c2s = { rate = "1000mb/s" } }
