@@ -60,7 +60,7 @@ const machine = setup({
     // The socket is gone for good (or a late delivery could not be written): end the session.
     closed: { target: '.unbinding', actions: ({ context, event }) => bounce(context, event.unacked) },
     end: { target: '.closing', actions: ({ context }) => toConn(context, { type: 'close', xml: '</stream:stream>' }) },
-    deliver: { actions: ({ context, event }) => bounce(context, [{ xml: event.xml, receipt: event.receipt }]) },
+    deliver: { actions: ({ context, event }) => bounce(context, [event]) },
     // What the user actor's modules set for this session (read by its outbound hooks).
     features: { actions: assign(({ context, event }) => ({ features: { ...context.features, ...event.features } })) },
   },
@@ -130,7 +130,7 @@ const machine = setup({
         // The hot path: no assign and no target, so the snapshot is unchanged and nothing is written.
         stanza: { actions: enqueueActions(({ context, event, enqueue }) => { if (onClientStanza(context, event.xml, event.h, event.seq) === 'close') enqueue.raise({ type: 'internal.close' }); }) },
         'internal.close': 'closing',
-        deliver: { actions: ({ context, event }) => onDeliver(context, event.xml, event.receipt) },
+        deliver: { actions: ({ context, event }) => onDeliver(context, event) },
         replace: { target: 'closing', actions: ({ context }) => streamFail(context, 'conflict', 'replaced by a new login with the same resource') },
         kick: { target: 'closing', actions: ({ context, event }) => streamFail(context, event.condition, event.text) },
         detached: 'resumable',
@@ -140,7 +140,7 @@ const machine = setup({
     resumable: {
       on: {
         resumed: 'established',
-        deliver: { actions: ({ context, event }) => onDeliver(context, event.xml, event.receipt) },
+        deliver: { actions: ({ context, event }) => onDeliver(context, event) },
         replace: { target: 'closing', actions: ({ context }) => toConn(context, { type: 'close' }) },
         kick: { target: 'closing', actions: ({ context }) => toConn(context, { type: 'close' }) },
       },

@@ -3,8 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { courier, later, log, release, retain, self, send, sendDurable, service, suspend } from '../../src/runtime/api.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
-import type { Receipt } from '../../src/runtime/api.ts';
-import type { ChannelBindings, ConnInfo, ToConn } from '../../src/net/c2s-protocol.ts';
+import type { ChannelBindings, ConnInfo, Delivery, ToConn } from '../../src/net/c2s-protocol.ts';
 import { OWN_STANZA, validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { restamp, serialize, streamOpen, x } from '../../src/xml/builder.ts';
@@ -390,9 +389,9 @@ export function sessionContext(ctx: SessionCtx, jid = parseJid(ctx.jid!)): Sessi
 }
 
 /** A stanza for the client (from its user actor): the receipt is released once the client has it. */
-export function onDeliver(ctx: SessionCtx, xml: string, receipt?: Receipt): void {
+export function onDeliver(ctx: SessionCtx, d: Delivery): void {
   // A durable delivery (offline mail) is kept in our mailbox until the client has it.
-  toConn(ctx, { type: 'deliver', xml, receipt: receipt ?? retain() });
+  toConn(ctx, { type: 'deliver', xml: d.xml, receipt: d.receipt ?? retain(), sent: d.sent });
 }
 
 /** After a node restart the connection this session served is gone (it lived in the old process). */
@@ -401,12 +400,12 @@ export function connGone(ctx: SessionCtx): boolean {
 }
 
 /** What this session could not deliver goes back to the user actor, which routes it again. */
-export function bounce(ctx: SessionCtx, items: Array<{ xml: string; receipt?: Receipt }>): void {
+export function bounce(ctx: SessionCtx, items: readonly Delivery[]): void {
   if (!ctx.user || !ctx.host) return;
   const bare = `${ctx.user}@${ctx.host}`;
   for (const it of items) {
     const receipt = it.receipt;
-    sendDurable(`user:${bare}`, { type: 'redeliver', xml: it.xml, except: ctx.jid ?? '' } satisfies ToUser).then(() => {
+    sendDurable(`user:${bare}`, { type: 'redeliver', xml: it.xml, except: ctx.jid ?? '', sent: it.sent } satisfies ToUser).then(() => {
       if (receipt) release(receipt);
     });
   }

@@ -29,9 +29,12 @@ export interface UserCtx {
   watch: Record<string, number>;
   /** A replaced session's monitor ref -> the resource whose new bind waits for it to exit. */
   replacing: Record<string, string>;
+  /** The `sent` stamps of fanned-out messages one copy of which was routed again (the latest 64):
+   *  the other copies, handed back later, are not. */
+  rerouted: number[];
 }
 
-export const initialUserContext = (address: string): UserCtx => ({ jid: address.slice('user:'.length), sessions: {}, mods: {}, pendingBinds: {}, watch: {}, replacing: {} });
+export const initialUserContext = (address: string): UserCtx => ({ jid: address.slice('user:'.length), sessions: {}, mods: {}, pendingBinds: {}, watch: {}, replacing: {}, rerouted: [] });
 
 const xmpp = () => service<XmppService>('xmpp');
 
@@ -64,7 +67,7 @@ export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Step
 }
 
 function bindNow(ctx: UserCtx, resource: string, address: string): Step {
-  const info: SessionInfo = { resource, address, presence: null, priority: 0, interested: false, features: {} };
+  const info: SessionInfo = { resource, address, presence: null, priority: 0, since: 0, interested: false, features: {} };
   const sessions = { ...ctx.sessions, [resource]: info };
   const { [resource]: _, ...pendingBinds } = ctx.pendingBinds;
   void _;
@@ -224,8 +227,18 @@ function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, eve
   // chat/normal go to the highest priority (all of them on a tie); headline to every non-negative one.
   const top = Math.max(...candidates.map((s) => s.priority));
   const targets = type === 'headline' ? candidates : candidates.filter((s) => s.priority === top);
-  targets.forEach((s, i) => deliver(ctx, s, xml, i === 0));
+  // Copies to several resources carry when they were sent: one handed back later is not routed again
+  // while another resource has it (onRedeliver).
+  const sent = targets.length > 1 ? fanOutStamp() : undefined;
+  targets.forEach((s, i) => deliver(ctx, s, xml, i === 0, sent));
   return delivered();
+}
+
+let lastStamp = 0;
+/** A time (ms) that also names the fan-out: unique on this thread, where the account's actor runs. */
+function fanOutStamp(): number {
+  lastStamp = Math.max(Date.now(), lastStamp + 0.001);
+  return lastStamp;
 }
 
 function available(ctx: UserCtx): SessionInfo[] {
@@ -234,10 +247,10 @@ function available(ctx: UserCtx): SessionInfo[] {
 
 /** To one session. The durable copy of the message being handled stays in LevelDB (retained) until
  *  that client has it: acknowledged (XEP-0198) or written. */
-function deliver(ctx: UserCtx, s: SessionInfo, xml: string, durable: boolean): void {
+function deliver(ctx: UserCtx, s: SessionInfo, xml: string, durable: boolean, sent?: number): void {
   const receipt: Receipt | undefined = durable ? retain() : undefined;
   void ctx;
-  send(s.address, { type: 'deliver', xml, receipt } satisfies ToSessionFromUser);
+  send(s.address, sent === undefined ? { type: 'deliver', xml, receipt } satisfies ToSessionFromUser : { type: 'deliver', xml, receipt, sent } satisfies ToSessionFromUser);
 }
 
 /** An error back to the sender of `h` (never for an error: RFC 6120 §8.3.1). */
@@ -328,7 +341,7 @@ function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, t
 }
 
 /** A stanza a closing session could not deliver: to another resource, or offline. */
-export function onRedeliver(ctx: UserCtx, xml: string, except: string): Step {
+export function onRedeliver(ctx: UserCtx, xml: string, except: string, sent?: number): Step {
   let h: StanzaHeader;
   let from: Jid;
   try {
@@ -341,9 +354,22 @@ export function onRedeliver(ctx: UserCtx, xml: string, except: string): Step {
   // An error nobody received is not answered or kept (RFC 6120 §8.3.1); nor are non-messages.
   if (h.name !== 'message' || h.type === 'error') return {};
   const exceptRes = except.includes('/') ? except.slice(except.indexOf('/') + 1) : '';
-  const { [exceptRes]: _, ...others } = ctx.sessions;
-  void _;
-  return routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from);
+  const { [exceptRes]: leaving, ...others } = ctx.sessions;
+  // The handing-back session holds no copy from now on: were another handed back too, that one
+  // must not count on this one.
+  const keep = (p: Patch): Patch => (leaving ? { ...p, sessions: { ...(p.sessions ?? ctx.sessions), [exceptRes]: { ...leaving, since: 0 } } } : p);
+  if (sent !== undefined) {
+    // Copies of one message reached several resources: routed again once at most, and not while
+    // another resource has it (as each resource ends, its unbind may overtake its hand-back).
+    const holder = Object.values(others).find((s) => s.presence !== null && s.priority >= 0 && s.since > 0 && s.since <= sent);
+    if (holder || (ctx.rerouted ?? []).includes(sent)) {
+      log('info', `${ctx.jid}: a copy of a message that ${exceptRes} never got is not routed again: ${holder ? `${holder.resource} has it` : 'another copy was'}`);
+      return keep({});
+    }
+    const rerouted = [...(ctx.rerouted ?? []), sent].slice(-64);
+    return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from), (p) => keep({ ...p, rerouted }));
+  }
+  return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from), keep);
 }
 
 const sessionsOf = (user: UserContext): Record<string, SessionInfo> => Object.fromEntries(user.sessions().map((s) => [s.resource, s]));
@@ -386,7 +412,9 @@ class UserView implements UserContext {
     const s = this.ctx.sessions[r];
     if (s && this.ctx.watch[r] !== undefined) send(s.address, { type: 'features', features: s.features } satisfies ToSessionFromUser);
   }
-  setPresence(r: string, presence: string | null, priority: number): void { update(this.ctx, r, (s) => ({ ...s, presence, priority })); }
+  setPresence(r: string, presence: string | null, priority: number): void {
+    update(this.ctx, r, (s) => ({ ...s, presence, priority, since: presence === null ? 0 : s.presence === null || !s.since ? Date.now() : s.since }));
+  }
   setInterested(r: string): void { update(this.ctx, r, (s) => ({ ...s, interested: true })); }
 }
 

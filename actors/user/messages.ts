@@ -1,6 +1,7 @@
 // Messages a user actor (`user:<bare JID>`) receives, and what it sends back. Stanzas travel as strings with their framer
 // header: routing needs no full parse.
 import type { StanzaHeader } from '../../src/xml/framer.ts';
+import type { Delivery } from '../../src/net/c2s-protocol.ts';
 
 export type ToUser =
   /** A session asks to bind a resource (conflicts and the session limit are decided here). */
@@ -16,7 +17,7 @@ export type ToUser =
   /** A stanza a module running elsewhere wants routed (parsed here). */
   | { type: 'route'; xml: string }
   /** A stanza a closing session could not deliver: route it again, to other resources or offline. */
-  | { type: 'redeliver'; xml: string; except: string }
+  | { type: 'redeliver'; xml: string; except: string; sent?: number }
   /** A bound session has arrived at its `session:<full JID>` address: watch it from now on. */
   | { type: 'arrived'; resource: string }
   /** The account was deleted (its record is gone): clean up, close the sessions, tell `reply`, end. */
@@ -35,4 +36,4 @@ export type ToSessionFromUser =
   | { type: 'kick'; condition: 'not-authorized'; text: string }
   /** The answer to unbind: nothing more will be delivered to this session. */
   | { type: 'unbound' }
-  | { type: 'deliver'; xml: string; receipt?: { address: string; seq: string } };
+  | ({ type: 'deliver' } & Delivery);

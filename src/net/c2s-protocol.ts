@@ -12,6 +12,11 @@ export interface ConnInfo {
   cb: ChannelBindings | null;
 }
 
+/** A stanza on its way to a client. `receipt`: its durable message, released once the client has it.
+ *  `sent`: when the user actor sent it, set on each copy of a message it gave to several resources
+ *  (a copy handed back is then not routed again while another resource has it). */
+export interface Delivery { xml: string; receipt?: Receipt; sent?: number }
+
 export interface ChannelBindings { 'tls-exporter'?: string; 'tls-server-end-point'?: string } // base64
 
 export type ToSession =
@@ -21,7 +26,7 @@ export type ToSession =
   | { type: 'tls'; host: string | null; cb: ChannelBindings }
   | { type: 'end' }
   /** The socket is gone. `unacked`: what the client never acknowledged (stream management). */
-  | { type: 'closed'; reason: string; unacked: Array<{ xml: string; receipt?: Receipt }> }
+  | { type: 'closed'; reason: string; unacked: Delivery[] }
   /** The socket dropped but XEP-0198 resumption may bring it back: presence stays, mail queues. */
   | { type: 'detached' }
   /** A stream-management resumption attached a new socket to this session. */
@@ -42,7 +47,7 @@ export type ToConn =
   /** Inbound stanza `seq` is handled (its effects durable): it counts for XEP-0198 <a h=…/>. */
   | { type: 'handled'; seq: number }
   /** A stanza for the client; the receipt is released once the client has it (acked or written). */
-  | { type: 'deliver'; xml: string; receipt?: Receipt }
+  | ({ type: 'deliver' } & Delivery)
   /** A restarted session asks for the inbound stanzas it has not handled yet. */
   | { type: 'replay' }
   /** The ending session's last message: answer 'drained' once earlier deliveries are handed back. */

@@ -8,13 +8,12 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
-import type { Receipt } from '../runtime/api.ts';
 import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
 import { streamOpen } from '../xml/builder.ts';
 import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
-import type { ChannelBindings, ConnInfo, ToConn, ToSession } from './c2s-protocol.ts';
+import type { ChannelBindings, ConnInfo, Delivery, ToConn, ToSession } from './c2s-protocol.ts';
 import type { ConnectionCensus } from './census.ts';
 
 export interface ConnectionOptions {
@@ -37,7 +36,6 @@ export interface ConnectionOptions {
   log: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
 }
 
-interface Unacked { xml: string; receipt?: Receipt }
 
 /** This process's boot id: connection addresses of an earlier boot name sockets that are gone. */
 export const BOOT = randomBytes(4).toString('hex');
@@ -79,7 +77,7 @@ export class Connection {
   private done = false;
   /** Without XEP-0198: delivered stanzas written but not yet taken by the kernel; released as it takes
    *  them, given back to the session if the socket dies first. */
-  private flushing: Unacked[] = [];
+  private flushing: Delivery[] = [];
   private stall: NodeJS.Timeout | null = null;
   private readonly remote: string;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
@@ -100,7 +98,7 @@ export class Connection {
   private smInBase = 0;      // inSeq when SM was enabled: <a h> counts from there
   private smOut = 0;         // stanzas sent since enable
   private smAckedOut = 0;    // the client's last <a h>
-  private unacked: Unacked[] = [];
+  private unacked: Delivery[] = [];
   /** Each <r/> is answered once, in order: as soon as all that came before it is handled (durable),
    *  whatever the client sent since, or after ACK_WAIT_MS with the count handled by then. */
   private ackWaits: Array<{ upTo: number; by: number }> = [];
@@ -243,7 +241,7 @@ export class Connection {
   private fromSession(m: ToConn): void {
     switch (m.type) {
       case 'write': this.write(m.xml); break;
-      case 'deliver': this.deliver(m.xml, m.receipt); break;
+      case 'deliver': this.deliver({ xml: m.xml, receipt: m.receipt, sent: m.sent }); break;
       case 'handled':
         this.unhandled?.delete(m.seq);
         if (this.ackWaits.length) this.answerAcks();
@@ -331,10 +329,10 @@ export class Connection {
    * by the client and released, or given back to the session (lost()) to be routed again — in the
    * batch of expire() or, after it, one by one.
    */
-  private deliver(xml: string, receipt?: Receipt): void {
-    if (this.expired) { this.lost([{ xml, receipt }]); return; }
+  private deliver(d: Delivery): void {
+    if (this.expired) { this.lost([d]); return; }
     if (this.smId) {
-      this.unacked.push({ xml, receipt });
+      this.unacked.push(d);
       this.smOut++;
       if (this.unacked.length > this.o.maxUnacked) {
         // A client that does not ack (or read) is not kept: its mail goes to its other resources or offline.
@@ -344,15 +342,15 @@ export class Connection {
         return;
       }
       if (this.closed || this.ending) return; // held for a resumption, or for expire()
-      this.write(xml);
+      this.write(d.xml);
       this.checkOutbound();
       if (this.closed || this.ending) return;
       if (this.unacked.length >= 16) this.requestAck();
       else if (!this.ackRequest) this.ackRequest = this.timer(500, () => this.requestAck());
       return;
     }
-    if (this.closed || this.ending) { this.lost([{ xml, receipt }]); return; }
-    if (receipt) { this.flushing.push({ xml, receipt }); this.write(xml, this.taken); } else this.write(xml);
+    if (this.closed || this.ending) { this.lost([d]); return; }
+    if (d.receipt) { this.flushing.push(d); this.write(d.xml, this.taken); } else this.write(d.xml);
     this.checkOutbound();
   }
 
@@ -390,7 +388,7 @@ export class Connection {
   }
 
   /** Stanzas the client never got go back to the session, which routes them again (offline storage). */
-  private lost(items: Unacked[]): void {
+  private lost(items: Delivery[]): void {
     if (items.length) this.rt.send(this.session, { type: 'closed', reason: 'undelivered', unacked: items } satisfies ToSession, this.address);
   }
 

@@ -49,6 +49,8 @@ export interface SessionInfo {
   /** Last available presence, or null before initial presence / after unavailable. */
   presence: string | null;
   priority: number;
+  /** When it last became available (ms; 0 while unavailable): which copies of a message it has. */
+  since: number;
   /** The session asked for the roster (RFC 6121 §2.1.6: pushes go to interested resources only). */
   interested: boolean;
   features: Record<string, unknown>;

@@ -244,15 +244,17 @@ test('an unknown user fails exactly like a wrong password (PLAIN and SCRAM)', as
     const c = await connectPlain(plainServer.port); await open(c);
     const r = await scram(c, new ScramClient({ hash: 'SHA-256', username, password: 'wrong' }));
     assert.ok(r.serverFirst, `a challenge for ${username}: ${r.answer.xml}`);
-    const f = /^r=[^,]+,s=([^,]+),i=(\d+)$/.exec(r.serverFirst!);
+    // XEP-0474's h depends on the stream's offer only: the same for a real and an unknown user.
+    const f = /^r=[^,]+,s=([^,]+),i=(\d+),h=([^,]+)$/.exec(r.serverFirst!);
     assert.ok(f, `server-first: ${r.serverFirst}`);
     assert.is(r.answer.kind, 'failure');
-    return { salt: f![1]!, iterations: f![2]!, failure: r.answer.xml };
+    return { salt: f![1]!, iterations: f![2]!, failure: r.answer.xml, h: f![3]! };
   };
   const real = await attempt('bob');
   const ghost1 = await attempt('nosuchuser');
   const ghost2 = await attempt('nosuchuser');
   assert.is(ghost1.failure, real.failure);
+  assert.is(ghost1.h, real.h);
   assert.is(ghost1.iterations, real.iterations, 'same iteration count');
   assert.is(Buffer.from(ghost1.salt, 'base64').length, Buffer.from(real.salt, 'base64').length, 'same salt size');
   assert.is(ghost2.salt, ghost1.salt, 'an unknown user has a stable salt, like a real one');

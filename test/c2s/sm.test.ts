@@ -137,6 +137,64 @@ test('a session that is not resumed in time sends its unacknowledged stanzas to 
   await quick.stop();
 });
 
+test('a message to the bare JID reaches each resource once, though the copy of one that expires detached comes back', async () => {
+  const quick = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 1; });
+  await quick.addUser('hana'); await quick.addUser('ivan');
+  const phone = await rawLogin(quick.port, 'hana', 'phone');
+  phone.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+  await phone.waitFor(/<enabled/);
+  const desk = await rawLogin(quick.port, 'hana', 'desk');
+  desk.send('<presence/>');
+  await phone.waitFor(/<presence from="hana@localhost\/desk"/);
+  phone.close(); // detached, with presence: the next message to hana@localhost goes to both
+  await new Promise((r) => setTimeout(r, 200));
+  const i = await rawLogin(quick.port, 'ivan', 'pc');
+  i.send(msg('hana@localhost', 'for both'));
+  await desk.waitFor(/for both/);
+  // The phone's stream expires after 1 s and hands its copy back; the desk has it already.
+  await desk.waitFor(/<presence[^>]*from="hana@localhost\/phone"[^>]*type="unavailable"|<presence[^>]*type="unavailable"[^>]*from="hana@localhost\/phone"/, 10_000);
+  const deadline = Date.now() + 10_000;
+  while (!quick.logs.some((l) => l.includes('hana@localhost: a copy of a message that phone never got is not routed again: desk has it')) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(quick.logs.some((l) => l.includes('not routed again: desk has it')), quick.logs.slice(-10).join('\n'));
+  assert.equal(bodies(desk.received), ['for both']);
+  // Nothing went to offline storage either: a new resource gets nothing.
+  const later = await rawLogin(quick.port, 'hana', 'later');
+  later.send(`<presence/><iq type='get' id='p1'><query xmlns='jabber:iq:roster'/></iq>`); // answered by the user actor after the login's offline flush
+  await later.waitFor(/id="p1"/);
+  assert.equal(bodies(later.received), []);
+  for (const c of [desk, i, later]) c.close();
+  await quick.stop();
+});
+
+test('when every resource a bare-JID message reached expires detached, it is stored offline once', async () => {
+  const quick = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 1; });
+  await quick.addUser('jun'); await quick.addUser('kim');
+  const devices = [];
+  for (const r of ['phone', 'tablet']) {
+    const d = await rawLogin(quick.port, 'jun', r);
+    d.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+    await d.waitFor(/<enabled/);
+    devices.push(d);
+  }
+  await devices[0]!.waitFor(/<presence from="jun@localhost\/tablet"/);
+  const k = await rawLogin(quick.port, 'kim', 'pc');
+  k.send(msg('jun@localhost', 'for both'));
+  for (const d of devices) await d.waitFor(/for both/);
+  for (const d of devices) d.close(); // neither acknowledged it
+  const deadline = Date.now() + 10_000;
+  while (!quick.logs.some((l) => l.includes('jun@localhost: a copy of a message that')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const later = await rawLogin(quick.port, 'jun', 'later');
+  later.send('<presence/>');
+  await later.waitFor(/for both/, 10_000);
+  later.send(`<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>`);
+  await later.waitFor(/id="r1"/);
+  assert.equal(bodies(later.received), ['for both'], quick.logs.filter((l) => l.includes('jun')).join('\n') + later.received);
+  for (const c of [k, later]) c.close();
+  await quick.stop();
+});
+
 test('the server asks for an ack soon after delivering, so a client that acks and closes gets nothing twice', async () => {
   const h = await rawLogin(server.port, 'carol', 'once');
   h.send(`<enable xmlns='${SM}'/>`);

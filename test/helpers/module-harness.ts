@@ -151,7 +151,7 @@ export class Harness {
     const u = this.userOf(jid);
     this.post(u, () => {
       if (u.sessions.has(jid.resource)) throw new Error(`${full} is already bound`);
-      u.sessions.set(jid.resource, { resource: jid.resource, address: `session:${full}`, presence: null, priority: 0, interested: false, features: {} });
+      u.sessions.set(jid.resource, { resource: jid.resource, address: `session:${full}`, presence: null, priority: 0, since: 0, interested: false, features: {} });
       u.inboxes.set(jid.resource, []);
       return this.modules.run('session/bound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource });
     });

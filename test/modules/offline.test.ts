@@ -72,7 +72,7 @@ class FakeUser {
   }
 
   bind(resource: string): void {
-    this.sessions.set(resource, { resource, address: `session:${BARE}/${resource}`, presence: null, priority: 0, interested: false, features: {} });
+    this.sessions.set(resource, { resource, address: `session:${BARE}/${resource}`, presence: null, priority: 0, since: 0, interested: false, features: {} });
   }
 
   /** A message the core found undeliverable; resolves to the hook chain's answer. */
