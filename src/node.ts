@@ -2,7 +2,7 @@
 // service on every scheduler (src/xmpp-service.ts), the listeners and the admin commands.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChorusConfig } from './config/index.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
@@ -14,6 +14,8 @@ import { startRuntime, type RunningRuntime } from './runtime/node.ts';
 import { nodeTree } from '../supervisors/tree.ts';
 import type { ToUser } from '../actors/user/messages.ts';
 import type { Runtime } from './runtime/runtime.ts';
+import { typeErrors } from './runtime/typecheck.ts';
+import { moduleFiles } from './xmpp/modules.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import type { ChildSpec } from './runtime/supervisor.ts';
 import type { XmppSettings } from './xmpp-service.ts';
@@ -78,6 +80,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       ...accountAdminHandlers(rt.db, { hosts: config.hosts, cleanUp: (bare) => deleteInUserActor(rt, bare) }),
       // Certificates are re-read on every reload: open connections keep theirs, new ones get the new.
       ['reload', async (args: Record<string, unknown>) => {
+        const module = typeof args.kind === 'string' ? (await moduleFiles(config.modules.paths)).get(args.kind) : undefined;
+        if (module) return { modules: await reloadModule(rt, module.def.name, module.file) };
         const certificates = args.kind ? undefined : await tls.reload();
         for (const f of certificates?.failed ?? []) log('error', `reload: tls.${f.host}: ${f.error}; still serving the previous certificate`);
         for (const w of certificates?.warnings ?? []) log('warn', `reload: tls.${w.host}: ${w.warning}`);
@@ -90,6 +94,15 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   });
   log('info', `chorus: serving ${config.hosts.join(', ')} on ${describe(config)}; data in ${config.data_dir}`);
   return { ...node, config, tls };
+}
+
+/** A feature module's new code on every scheduler, once the compiler has passed it (as for kinds). */
+async function reloadModule(rt: Runtime, name: string, file: string): Promise<unknown[]> {
+  const errors = await typeErrors(dirname(file));
+  if (errors?.length) throw new Error(`reload of module ${name} refused: its code does not typecheck:\n${errors.join('\n')}`);
+  const out = await rt.callServices('xmpp', 'reloadModule', [name]);
+  rt.log('info', `reload: module ${name} (${file})`);
+  return out;
 }
 
 let deletions = 0;

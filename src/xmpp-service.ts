@@ -9,7 +9,10 @@ import { callAt } from './runtime/api.ts';
 import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle } from './sasl/throttle.ts';
 import type { CredentialLookup } from './sasl/types.ts';
 import type { Storage } from './xmpp/module.ts';
-import { loadModules, type ModuleSet, type ModulesConfig } from './xmpp/modules.ts';
+import { dirname } from 'node:path';
+import type { KindLoader } from './runtime/loader.ts';
+import type { ModuleDefinition } from './xmpp/module.ts';
+import { loadModules, moduleFiles, type ModuleSet, type ModulesConfig } from './xmpp/modules.ts';
 
 /** The part of the config the actors need; plain data, passed to every scheduler. */
 export interface XmppSettings {
@@ -26,7 +29,10 @@ export interface XmppSettings {
 
 export interface XmppService {
   settings: XmppSettings;
+  /** Read at each message (a module reload swaps it). */
   modules: ModuleSet;
+  /** Hot reload of one feature module on this thread: its code as it is now, the same options. */
+  reloadModule(name: string): Promise<{ module: string; file: string; loads: number }>;
   storage: Storage;
   lookup(host: string): CredentialLookup;
   throttle: LoginThrottle;
@@ -44,6 +50,17 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
     throttle: nodeThrottle(),
     isLocal: (domain) => hosts.has(domain),
+    reloadModule: async (name) => {
+      const found = (await moduleFiles(settings.modules.paths)).get(name);
+      if (!found) throw new Error(`no module named '${name}'`);
+      if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (see modules.enabled / disabled)`);
+      // Bundled fresh with the helpers beside it; the contract and libraries stay this thread's.
+      const { exports, loads } = await (services.get('loader') as KindLoader).evaluate(found.file, dirname(found.file), `module ${name}`);
+      const def = exports.default as ModuleDefinition | undefined;
+      if (!def?.setup || def.name !== name) throw new Error(`${found.file}: its default export is no longer defineModule({ name: '${name}', ... })`);
+      svc.modules = svc.modules.replacing(def, settings.modules.options[name]);
+      return { module: name, file: found.file, loads };
+    },
   };
   services.set(THROTTLE, new AuthThrottle({ account: { capacity: settings.loginAttempts.maxFailures, refillPerMinute: (settings.loginAttempts.maxFailures * 60) / settings.loginAttempts.windowSeconds } }));
   services.set('xmpp', svc);

@@ -244,8 +244,8 @@ const COMMANDS: Record<string, Command> = {
   },
 
   reload: {
-    usage: 'chorus reload [KIND] [--json]',
-    summary: 'hot-reload actor kinds (all, or one) in the running node',
+    usage: 'chorus reload [KIND | MODULE] [--json]',
+    summary: 'hot-reload actor kinds (all, or one), or one feature module, in the running node',
     details: '',
     flags: { json: false }, args: [0, 1],
     async run(p, io) {

@@ -39,7 +39,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
     },
     stream_management: { resume_timeout_seconds: 300, max_unacked: 1000 },
     storage: { sync: false },
-    modules: { enabled: null, disabled: [], options: {} },
+    modules: { enabled: null, disabled: [], options: {}, paths: [] },
     log_level: 'info',
   };
 }

@@ -2,6 +2,8 @@
 // config file's directory, or the working directory when there is no file) so nothing downstream
 // depends on the process's cwd.
 
+import type { ModulesConfig } from '../xmpp/modules.ts';
+
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
 
@@ -67,13 +69,8 @@ export interface StorageConfig {
   sync: boolean;
 }
 
-export interface ModulesConfig {
-  /** null = every module that is on by default; a list = exactly these. */
-  enabled: string[] | null;
-  disabled: string[];
-  /** Per-module options, keyed by module name; each module validates its own map. */
-  options: Record<string, Record<string, unknown>>;
-}
+/** The feature modules' section; its type belongs to the module loader (src/xmpp/modules.ts). */
+export type { ModulesConfig };
 
 export interface ChorusConfig {
   /** Absolute path of the YAML file this came from, or null for built-in defaults. */

@@ -1,7 +1,7 @@
 // Validation of the parsed YAML tree into a ChorusConfig. It never stops at the first problem: every
 // bad key is collected so an operator fixes the file in one go, and each message names the key path,
 // what was expected and what was found.
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
@@ -334,7 +334,7 @@ function unreadable(file: string): string | null {
 }
 
 function validateModules(ctx: Ctx, v: unknown, config: ChorusConfig): void {
-  const m = section(ctx, v, ['modules'], ['enabled', 'disabled', 'options']);
+  const m = section(ctx, v, ['modules'], ['enabled', 'disabled', 'options', 'paths']);
   const names = (key: 'enabled' | 'disabled'): string[] | null =>
     stringList(ctx, m[key], ['modules', key], 'module names', (s, p) => {
       if (MODULE_NAME.test(s)) return s;
@@ -347,6 +347,15 @@ function validateModules(ctx: Ctx, v: unknown, config: ChorusConfig): void {
   config.modules.disabled.forEach((name, i) => {
     if (enabled.includes(name)) ctx.say(['modules', 'disabled', i], `"${name}" is also in modules.enabled; list it in one of them only`);
   });
+  // Folders of the operator's own modules (Prosody's plugin_paths), relative to the config file.
+  if (m.paths !== undefined && m.paths !== null) {
+    config.modules.paths = stringList(ctx, m.paths, ['modules', 'paths'], 'folders', (s, p) => {
+      const abs = isAbsolute(s) ? s : resolve(ctx.opts.baseDir, s);
+      if (ctx.opts.checkFiles === false || (existsSync(abs) && statSync(abs).isDirectory())) return abs;
+      ctx.bad(p, 'an existing folder of module files', s);
+      return null;
+    }) ?? [];
+  }
   if (m.options === undefined || m.options === null) return;
   if (!isMapping(m.options)) {
     ctx.bad(['modules', 'options'], 'a mapping of module name to its options', m.options);

@@ -19,7 +19,7 @@ export class KindLoader {
   private hostModules = new Map<string, unknown>();
   /** Source maps of loaded bundles by their vm filename (Node maps no stack of vm-compiled code).
    *  One per load: a reload replaces the kind's entry, so old maps do not pile up. */
-  private maps = new Map<string, { kind: string; map: TraceMap }>();
+  private maps = new Map<string, { name: string; map: TraceMap }>();
 
   constructor(private readonly dirs: string[]) {}
 
@@ -35,7 +35,20 @@ export class KindLoader {
   async load(kind: string): Promise<LoadedKind> {
     const file = this.locate(kind);
     if (!file) throw new Error(`no actor kind '${kind}' (looked for ${kind}/index.ts in ${this.dirs.join(', ')})`);
-    const kindDir = dirname(file);
+    const { exports, loads } = await this.evaluate(file, dirname(file), kind);
+    const def = (exports.default ?? exports) as KindDefinition;
+    if (!def || def.kind !== kind || !def.machine) {
+      throw new Error(`${file} must default-export defineKind({ kind: '${kind}', ... })`);
+    }
+    return { def, file, loads };
+  }
+
+  /**
+   * Fresh code of `file`: what it imports from inside `ownDir` is bundled with it, everything else is
+   * this thread's loaded instance. Also for code that is not an actor kind (feature modules);
+   * `name` keys its load count and source map.
+   */
+  async evaluate(file: string, ownDir: string, name: string): Promise<{ exports: Record<string, unknown>; loads: number }> {
     const externals = new Set<string>();
     const keepOutside: Plugin = {
       name: 'chorus-host-modules',
@@ -44,8 +57,8 @@ export class KindLoader {
           if (args.kind === 'entry-point') return undefined;
           if (args.path.startsWith('.') || isAbsolute(args.path)) {
             const target = resolve(args.resolveDir, args.path);
-            const rel = relative(kindDir, target);
-            if (!rel.startsWith('..') && !isAbsolute(rel)) return undefined; // inside the kind: bundle it
+            const rel = relative(ownDir, target);
+            if (!rel.startsWith('..') && !isAbsolute(rel)) return undefined; // inside: bundle it
             externals.add(target);
             return { path: target, external: true };
           }
@@ -57,27 +70,25 @@ export class KindLoader {
     const out = await build({
       entryPoints: [file], bundle: true, write: false, format: 'cjs', platform: 'node', target: 'node20',
       sourcemap: 'external', sourcesContent: false, outfile: `${file}.bundle.js`, logLevel: 'silent', plugins: [keepOutside],
+      // CommonJS has no import.meta: the entry's URL stands in (files beside it resolve the same).
+      define: { 'import.meta.url': JSON.stringify(pathToFileURL(file).href) },
     });
     for (const spec of externals) await this.hostModule(spec);
-    const n = (this.loads.get(kind) ?? 0) + 1;
-    this.loads.set(kind, n);
+    const n = (this.loads.get(name) ?? 0) + 1;
+    this.loads.set(name, n);
     const code = out.outputFiles.find((f) => f.path.endsWith('.js'))!;
     const map = out.outputFiles.find((f) => f.path.endsWith('.map'));
     const filename = `${pathToFileURL(file).href}#load${n}`;
     const fn = compileFunction(code.text, ['require', 'module', 'exports'], { filename });
-    for (const [name, m] of this.maps) if (m.kind === kind) this.maps.delete(name);
-    if (map) this.maps.set(filename, { kind, map: new TraceMap(map.text, code.path) });
+    for (const [loaded, m] of this.maps) if (m.name === name) this.maps.delete(loaded);
+    if (map) this.maps.set(filename, { name, map: new TraceMap(map.text, code.path) });
     const mod = { exports: {} as Record<string, unknown> };
     fn((spec: string) => {
       const ns = this.hostModules.get(spec);
-      if (!ns) throw new Error(`actor kind ${kind}: module ${spec} was not preloaded`);
+      if (!ns) throw new Error(`${name}: module ${spec} was not preloaded`);
       return ns;
     }, mod, mod.exports);
-    const def = (mod.exports.default ?? mod.exports) as KindDefinition;
-    if (!def || def.kind !== kind || !def.machine) {
-      throw new Error(`${file} must default-export defineKind({ kind: '${kind}', ... })`);
-    }
-    return { def, file, loads: n };
+    return { exports: mod.exports, loads: n };
   }
 
   /** A stack trace with the positions in loaded bundles replaced by the source files' lines. */

@@ -260,6 +260,15 @@ export class Runtime {
     });
   }
 
+  /** A method of a shared service on every scheduler thread (e.g. a feature module's reload). */
+  async callServices(service: string, method: string, args: unknown[]): Promise<unknown[]> {
+    return Promise.all(this.threadIds().map(async (t) => {
+      const c = await this.request(t, (reply) => ({ c: 'call', service, method, args, reply }));
+      if (c.c === 'call-reply' && c.error !== undefined) throw new Error(c.error);
+      return c.c === 'call-reply' ? c.value : undefined;
+    }));
+  }
+
   supervisors(): Array<{ name: string; children: number; restarts: number }> {
     const seen = new Set<DynamicSupervisor<ActorArgs>>([...this.kindSupervisors.values(), ...(this.defaultSupervisor ? [this.defaultSupervisor] : [])]);
     return [...seen].map((s) => ({ name: s.name, children: s.size, restarts: s.counters.restarts }));
@@ -322,7 +331,7 @@ export class Runtime {
         break;
       }
       case 'log': this.log(c.level, c.text); break;
-      case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done':
+      case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done': case 'call-reply':
         this.replies.get(c.reply)?.(c);
         this.replies.delete(c.reply);
         break;

@@ -27,7 +27,9 @@ export interface SchedulerData {
 const data = workerData as SchedulerData;
 const db = new ClassicLevel<string, string>(data.dbPath, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
 await db.open({ multithreading: true });
-const services = new Map<string, unknown>([['db', db], ['settings', data.settings]]);
+// The loader is a service too: code that hot-reloads more than actor kinds (feature modules) uses it.
+const loader = new KindLoader(data.actorDirs);
+const services = new Map<string, unknown>([['db', db], ['settings', data.settings], ['loader', loader]]);
 for (const m of data.serviceModules) {
   const mod = (await import(m)) as { install: (s: Map<string, unknown>, d: SchedulerData) => Promise<void> | void };
   await mod.install(services, data);
@@ -35,7 +37,7 @@ for (const m of data.serviceModules) {
 
 const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string) => router.sendControl(0, { c: 'log', level, text });
 const store = new DurableStore(db, data.sync);
-const host = new ActorHost({ thread: data.thread, store, loader: new KindLoader(data.actorDirs), services, log });
+const host = new ActorHost({ thread: data.thread, store, loader, services, log });
 const router = new Router(data.thread, data.schedulers, {
   deliver: (env) => host.deliver(env),
   control: (c: Control, from) => {

@@ -8,20 +8,68 @@ import { andThen, type HookName, type HookResult, type Hooks, type IqRequest, ty
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
-export interface ModulesConfig { enabled: string[] | null; disabled: string[]; options: Record<string, Record<string, unknown>> }
+export interface ModulesConfig {
+  /** null = every module that is on by default; a list = exactly these. */
+  enabled: string[] | null;
+  disabled: string[];
+  /** Per-module options, keyed by module name; each module validates its own map. */
+  options: Record<string, Record<string, unknown>>;
+  /** More folders of module files, after src/modules/ (Prosody's plugin_paths). */
+  paths?: string[];
+}
 
 type Entry = { module: string; priority: number; handler: (e: any) => HookResult };
 
 export class ModuleSet {
   private hooks = new Map<string, Entry[]>();
   readonly loaded: ModuleDefinition[] = [];
-  readonly hostFeatures = new Set<string>();
-  readonly accountFeatures = new Set<string>();
-  readonly streamFeatures: string[] = [];
+  // Shared by a set and those that replace it: modules read them through features() at request time.
+  readonly hostFeatures: Set<string>;
+  readonly accountFeatures: Set<string>;
+  readonly streamFeatures: string[];
 
-  constructor(readonly hosts: string[]) {}
+  constructor(readonly hosts: string[], from?: ModuleSet) {
+    this.hostFeatures = from?.hostFeatures ?? new Set();
+    this.accountFeatures = from?.accountFeatures ?? new Set();
+    this.streamFeatures = from?.streamFeatures ?? [];
+  }
+
+  /**
+   * A new set with `def` in place of the loaded module of its name (a hot reload): that module's
+   * hooks replaced, the others' kept. A new set, not a change to this one: a hook chain running on
+   * this set (an actor suspended in it) finishes on the code it started with.
+   */
+  replacing(def: ModuleDefinition, rawOptions: Record<string, unknown> = {}): ModuleSet {
+    const i = this.loaded.findIndex((d) => d.name === def.name);
+    if (i < 0) throw new Error(`module ${def.name} is not loaded`);
+    for (const dep of def.depends ?? []) if (!this.loaded.some((d) => d.name === dep)) throw new Error(`module ${def.name} now needs ${dep}, which is not loaded`);
+    const next = new ModuleSet(this.hosts, this);
+    for (const [key, list] of this.hooks) {
+      const kept = list.filter((e) => e.module !== def.name);
+      if (kept.length) next.hooks.set(key, kept);
+    }
+    next.setUp(def, rawOptions);
+    // Features as the modules declare them now, in load order.
+    next.loaded.push(...this.loaded.map((d) => (d.name === def.name ? def : d)));
+    next.hostFeatures.clear(); next.accountFeatures.clear(); next.streamFeatures.length = 0;
+    for (const d of next.loaded) next.declare(d);
+    return next;
+  }
+
+  private declare(def: ModuleDefinition): void {
+    for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
+    for (const f of def.features?.account ?? []) this.accountFeatures.add(f);
+    this.streamFeatures.push(...(def.streamFeatures ?? []));
+  }
 
   add(def: ModuleDefinition, rawOptions: Record<string, unknown> = {}): void {
+    this.setUp(def, rawOptions);
+    this.loaded.push(def);
+    this.declare(def);
+  }
+
+  /** Validates the options and runs the module's setup against this set (its hooks land here). */
+  private setUp(def: ModuleDefinition, rawOptions: Record<string, unknown>): void {
     const options = validateOptions(def.name, def.options ?? {}, rawOptions);
     const api: ModuleApi<any> = {
       options, hosts: this.hosts,
@@ -30,15 +78,11 @@ export class ModuleSet {
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
     };
     def.setup(api);
-    this.loaded.push(def);
-    for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
-    for (const f of def.features?.account ?? []) this.accountFeatures.add(f);
-    this.streamFeatures.push(...(def.streamFeatures ?? []));
   }
 
   private register(module: string, key: string, handler: (e: any) => HookResult, priority: number): void {
-    const list = this.hooks.get(key) ?? [];
-    list.push({ module, priority, handler });
+    // A new array each time: a chain already running keeps iterating the one it started on.
+    const list = [...(this.hooks.get(key) ?? []), { module, priority, handler }];
     list.sort((a, b) => b.priority - a.priority);
     this.hooks.set(key, list);
   }
@@ -93,18 +137,24 @@ function validateOptions(module: string, specs: Record<string, OptionSpec>, raw:
   return out;
 }
 
-/** Every module of src/modules/: files whose default export is a defineModule(); files without a
- *  default export are helpers of a module (e.g. its storage). */
-export async function availableModules(): Promise<ModuleDefinition[]> {
-  const files = readdirSync(MODULE_DIR).filter((f) => f.endsWith('.ts')).sort();
-  const defs: ModuleDefinition[] = [];
-  for (const f of files) {
-    const mod = (await import(pathToFileURL(join(MODULE_DIR, f)).href)) as { default?: ModuleDefinition };
-    if (mod.default === undefined) continue;
-    if (!mod.default.setup) throw new Error(`src/modules/${f}: its default export is not a defineModule({...})`);
-    defs.push(mod.default);
+/** The files of every module: src/modules/ and then `paths`, by module name (the first wins). */
+export async function moduleFiles(paths: readonly string[] = []): Promise<Map<string, { file: string; def: ModuleDefinition }>> {
+  const out = new Map<string, { file: string; def: ModuleDefinition }>();
+  for (const dir of [MODULE_DIR, ...paths]) {
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts')).sort()) {
+      const file = join(dir, f);
+      const mod = (await import(pathToFileURL(file).href)) as { default?: ModuleDefinition };
+      if (mod.default === undefined) continue; // a helper of a module (e.g. its storage)
+      if (!mod.default.setup) throw new Error(`${file}: its default export is not a defineModule({...})`);
+      if (!out.has(mod.default.name)) out.set(mod.default.name, { file, def: mod.default });
+    }
   }
-  return defs;
+  return out;
+}
+
+/** Every module: files whose default export is a defineModule(). */
+export async function availableModules(paths: readonly string[] = []): Promise<ModuleDefinition[]> {
+  return [...(await moduleFiles(paths)).values()].map((m) => m.def);
 }
 
 /**
@@ -113,7 +163,7 @@ export async function availableModules(): Promise<ModuleDefinition[]> {
  * anything starts, so a mistake is a config error there and not a scheduler dying.
  */
 export async function moduleProblems(hosts: string[], cfg: ModulesConfig): Promise<string[]> {
-  const all = await availableModules();
+  const all = await availableModules(cfg.paths);
   const byName = new Map(all.map((d) => [d.name, d]));
   const known = [...byName.keys()].join(', ');
   const problems: string[] = [];
@@ -136,7 +186,7 @@ const unprefixed = (e: unknown): string => String((e as Error)?.message ?? e).re
 
 /** Loads the enabled modules in dependency order. */
 export async function loadModules(hosts: string[], cfg: ModulesConfig): Promise<ModuleSet> {
-  const all = await availableModules();
+  const all = await availableModules(cfg.paths);
   const byName = new Map(all.map((d) => [d.name, d]));
   for (const name of [...(cfg.enabled ?? []), ...cfg.disabled, ...Object.keys(cfg.options)]) {
     if (!byName.has(name)) throw new Error(`config error: modules: no module named '${name}' (available: ${[...byName.keys()].join(', ')})`);

@@ -38,7 +38,7 @@ test('no file: defaults, data_dir relative to the cwd, listening on loopback onl
   assert.is(c.limits.sessions_per_account, 10);
   assert.is(c.limits.auth_timeout_seconds, 30);
   assert.is(c.stream_management.resume_timeout_seconds, 300);
-  assert.equal(c.modules, { enabled: null, disabled: [], options: {} });
+  assert.equal(c.modules, { enabled: null, disabled: [], options: {}, paths: [] });
   assert.is(c.log_level, 'info');
 });
 
