@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
 import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
 import { streamOpen } from '../xml/builder.ts';
+import { parseElement } from '../xml/element.ts';
 import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
@@ -42,7 +43,6 @@ export const BOOT = randomBytes(4).toString('hex');
 let counter = 0;
 
 /** The attributes of XEP-0198 nonzas we read (built once: <r/> and <a/> come with every few stanzas). */
-const SM_ATTR = { h: /\sh=["']([^"']*)["']/, resume: /\sresume=["']([^"']*)["']/, previd: /\sprevid=["']([^"']*)["']/ };
 
 /** Inbound stanzas not yet handled by the session: at HIGH the socket is no longer read, at LOW again. */
 const IN_FLIGHT_HIGH = 256;
@@ -395,8 +395,9 @@ export class Connection {
   // ---- XEP-0198 -------------------------------------------------------------------------------
 
   private smNonza(xml: string, h: StanzaHeader): void {
-    const tag = xml.slice(0, xml.indexOf('>'));
-    const attr = (name: 'h' | 'resume' | 'previd') => SM_ATTR[name].exec(tag)?.[1];
+    // The framer has checked it; its attributes are read as any element's (entities and all).
+    const el = parseElement(xml, NS.SM);
+    const attr = (name: 'h' | 'resume' | 'previd') => el.attr(name);
     switch (h.name) {
       case 'r': this.ackWaits.push({ upTo: this.inSeq, by: Date.now() + ACK_WAIT_MS }); this.answerAcks(); break;
       case 'a': this.acked(Number(attr('h'))); break;
