@@ -7,6 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ const PROSODY_SH = here('../../bench/anchors/prosody.sh');
 const PASSWORD = 'pw';
 
 type Mode = 'starttls' | 'direct';
-interface Outcome { login: boolean; mechanism: string | null; roster: boolean | null; message_in: boolean; error: string | null }
+interface Outcome { login: boolean; mechanism: string | null; roster: boolean | null; message_in: boolean; error: string | null; resumed?: boolean; while_away?: boolean }
 interface Server { name: string; port: number; tlsPort: number; stop(): Promise<void>; mechanismOf?(user: string): string | null }
 interface Client {
   name: string;
@@ -32,6 +33,28 @@ interface Client {
   modes: Mode[];
   /** Logs in as `user`, says hello to `peer`, and reports what it saw. */
   run(server: Server, mode: Mode, user: string, peer: string): Promise<Outcome>;
+  /** The same through `cut`'s proxy, which is cut once the hello is answered; `away` then sends a
+   *  message to the client's full JID, which must reach it on the resumed stream (XEP-0198). Only
+   *  for libraries that resume by default (or, as nbxmpp, when the application reconnects). */
+  resume?(cut: Cut, user: string, peer: string, away: (to: string) => Promise<void>): Promise<Outcome>;
+}
+
+/** A TCP proxy to a server port whose connections the test can cut (a network drop). */
+interface Cut { port: number; cut(): void; close(): Promise<void> }
+async function cuttable(target: number): Promise<Cut> {
+  const open = new Set<Socket>();
+  const server = createServer((down) => {
+    const up = connect(target, '127.0.0.1');
+    for (const [a, b] of [[down, up], [up, down]] as const) {
+      open.add(a);
+      a.on('error', () => undefined);
+      a.on('close', () => { open.delete(a); b.destroy(); });
+      a.pipe(b);
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const cut = () => { for (const s of open) s.destroy(); };
+  return { port: (server.address() as AddressInfo).port, cut, close: () => new Promise((r) => { cut(); server.close(() => r()); }) };
 }
 
 function pyVersion(module: string): Client['version'] {
@@ -48,10 +71,27 @@ function collect(cmd: string, args: string[], input?: string): Promise<{ code: n
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
 }
 
-/** A Python script of test/clients with the contract JID PASSWORD HOST PORT MODE PEER → one JSON line. */
-function pythonClient(name: string, module: string, script: string): Client {
+/** A Python script of test/clients with the contract JID PASSWORD HOST PORT MODE PEER [resume] →
+ *  one JSON line (and, resuming, a {"phase": "cut-me"} line before it). */
+function pythonClient(name: string, module: string, script: string, resumes = false): Client {
   return {
     name, version: pyVersion(module), modes: ['starttls', 'direct'],
+    ...(resumes ? {
+      async resume(cut: Cut, user: string, peer: string, away: (to: string) => Promise<void>): Promise<Outcome> {
+        const full = `${user}@localhost/${module}-resume`;
+        const child = spawn(PYTHON, [here(script), full, PASSWORD, '127.0.0.1', String(cut.port), 'starttls', peer, 'resume'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '', err = '', cutDone = false;
+        child.stderr.on('data', (d) => (err += d));
+        child.stdout.on('data', (d) => {
+          out += d;
+          if (!cutDone && out.includes('"phase": "cut-me"')) { cutDone = true; cut.cut(); void away(full); }
+        });
+        const code = await new Promise<number | null>((r) => child.on('close', r));
+        const line = out.trim().split('\n').pop() ?? '';
+        assert.ok(line.startsWith('{') && !line.includes('"phase"'), `${name} (exit ${code}) printed no result: ${out}\n${err.slice(-1500)}`);
+        return JSON.parse(line) as Outcome;
+      },
+    } : {}),
     async run(server, mode, user, peer) {
       const port = mode === 'direct' ? server.tlsPort : server.port;
       const r = await collect(PYTHON, [here(script), `${user}@localhost/${module}-${mode}`, PASSWORD, '127.0.0.1', String(port), mode, peer]);
@@ -96,40 +136,55 @@ const goSendxmpp: Client = {
 };
 
 /** xmpp.js, in this process: the mechanism is the one its <auth/> names. */
+/** An xmpp.js client over `service`; with `cut`, the drop-and-resume run. */
+async function xmppJsRun(service: string, user: string, resource: string, peer: string, drop?: { cut: Cut; away: (to: string) => Promise<void> }): Promise<Outcome> {
+  const out: Outcome = { login: false, mechanism: null, roster: false, message_in: false, error: null, ...(drop ? { resumed: false, while_away: false } : {}) };
+  const c = client({ service, domain: 'localhost', username: user, password: PASSWORD, resource });
+  c.on('error', (e: Error) => { if (!drop || out.resumed) out.error ??= e.message; });
+  c.on('send', (el: Element) => { if (el.is('auth') || el.is('authenticate')) out.mechanism = el.attrs.mechanism ?? null; });
+  const heard = (body: string) => new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => resolve(false), 30_000);
+    c.on('stanza', (s: Element) => { if (s.is('message') && s.getChildText('body') === body) { clearTimeout(t); resolve(true); } });
+  });
+  const back = heard('hello back');
+  try {
+    await c.start();
+    out.login = true;
+    out.roster = !!(await c.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })), 10_000)).getChild('query');
+    await c.send(xml('presence'));
+    await c.send(xml('message', { to: peer, type: 'chat' }, xml('body', {}, 'hello from @xmpp/client')));
+    out.message_in = await back;
+    if (drop) {
+      const resumed = new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 30_000);
+        (c.streamManagement as unknown as { on(e: 'resumed', f: () => void): void }).on('resumed', () => { clearTimeout(t); resolve(true); });
+      });
+      const away = heard('while away');
+      drop.cut.cut();
+      await drop.away(`${user}@localhost/${resource}`);
+      out.resumed = await resumed;
+      out.while_away = await away;
+    }
+  } catch (e) {
+    out.error ??= (e as Error).message;
+  } finally {
+    await c.stop().catch(() => undefined);
+  }
+  return out;
+}
+
 const xmppJs: Client = {
   name: '@xmpp/client',
   version: { ok: true, v: (await import('@xmpp/client/package.json', { with: { type: 'json' } })).default.version },
   modes: ['starttls', 'direct'],
-  async run(server, mode, user, peer) {
-    const out: Outcome = { login: false, mechanism: null, roster: false, message_in: false, error: null };
-    const service = mode === 'direct' ? `xmpps://127.0.0.1:${server.tlsPort}` : `xmpp://127.0.0.1:${server.port}`;
-    const c = client({ service, domain: 'localhost', username: user, password: PASSWORD, resource: `xmppjs-${mode}` });
-    c.on('error', (e: Error) => { out.error ??= e.message; });
-    c.on('send', (el: Element) => { if (el.is('auth') || el.is('authenticate')) out.mechanism = el.attrs.mechanism ?? null; });
-    const back = new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), 30_000);
-      c.on('stanza', (s: Element) => { if (s.is('message') && s.getChildText('body') === 'hello back') { clearTimeout(t); resolve(true); } });
-    });
-    try {
-      await c.start();
-      out.login = true;
-      out.roster = !!(await c.iqCaller.request(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })), 10_000)).getChild('query');
-      await c.send(xml('presence'));
-      await c.send(xml('message', { to: peer, type: 'chat' }, xml('body', {}, 'hello from @xmpp/client')));
-      out.message_in = await back;
-    } catch (e) {
-      out.error ??= (e as Error).message;
-    } finally {
-      await c.stop().catch(() => undefined);
-    }
-    return out;
-  },
+  run: (server, mode, user, peer) => xmppJsRun(mode === 'direct' ? `xmpps://127.0.0.1:${server.tlsPort}` : `xmpp://127.0.0.1:${server.port}`, user, `xmppjs-${mode}`, peer),
+  resume: (cut, user, peer, away) => xmppJsRun(`xmpp://127.0.0.1:${cut.port}`, user, 'xmppjs-resume', peer, { cut, away }),
 };
 
 const ALL: Client[] = [
   pythonClient('slixmpp', 'slixmpp', './slixmpp_client.py'),
-  pythonClient('aioxmpp', 'aioxmpp', './aioxmpp_client.py'),
-  pythonClient('nbxmpp (Gajim)', 'nbxmpp', './nbxmpp_client.py'),
+  pythonClient('aioxmpp', 'aioxmpp', './aioxmpp_client.py', true),
+  pythonClient('nbxmpp (Gajim)', 'nbxmpp', './nbxmpp_client.py', true),
   goSendxmpp,
   xmppJs,
 ];
@@ -176,9 +231,10 @@ async function prosody(users: number): Promise<Server> {
 // ---- the run ----------------------------------------------------------------------------------------
 
 const rows: string[] = [];
+const resumeRows: string[] = [];
 const SERVERS = ['chorus', 'prosody'] as const;
-// prosody.sh names its accounts u1..uN: u1 is the peer, each client and mode has its own account.
-const accounts = CLIENTS.length * 2 + 1;
+// prosody.sh names its accounts u1..uN: u1 is the peer, each client and run has its own account.
+const accounts = CLIENTS.length * 3 + 1;
 const users = Array.from({ length: accounts }, (_, i) => `u${i + 1}`);
 
 for (const which of SERVERS) {
@@ -211,6 +267,24 @@ for (const which of SERVERS) {
     }
   });
 
+  CLIENTS.forEach((c, i) => {
+    if (!c.resume) return;
+    const user = `u${2 + CLIENTS.length * 2 + i}`;
+    test(`${which}: ${c.name} resumes its stream (XEP-0198) after the connection is cut, and gets what was sent meanwhile`, async () => {
+      assert.ok(c.version.ok, c.version.ok ? '' : c.version.why);
+      const cut = await cuttable(server.port);
+      try {
+        const away = (to: string) => peer.c.send(xml('message', { to, type: 'chat' }, xml('body', {}, 'while away')));
+        const r = await c.resume!(cut, user, 'u1@localhost/peer', away);
+        const yn = (v: boolean | undefined) => (v ? 'yes' : 'no');
+        resumeRows.push(`| ${c.name} ${c.version.ok ? c.version.v : ''} | ${server.name} | ${yn(r.resumed)} | ${yn(r.while_away)} |`);
+        assert.equal({ message_in: r.message_in, resumed: r.resumed, while_away: r.while_away, error: r.error }, { message_in: true, resumed: true, while_away: true, error: null }, JSON.stringify(r));
+      } finally {
+        await cut.close();
+      }
+    });
+  });
+
   test(`${which}: down`, async () => {
     await peer?.stop();
     await server?.stop();
@@ -227,6 +301,13 @@ test.after(() => {
     'client names, or the server\'s login line where the client does not say; roster "—": the client has none.', '',
     '| client | server | transport | SASL | login | roster | message both ways |',
     '|---|---|---|---|---|---|---|', ...rows, '',
+    '## Stream resumption', '',
+    'The same libraries that resume a stream with their defaults (XEP-0198; nbxmpp when the application',
+    'connects again, as Gajim does), over STARTTLS through a proxy whose connection the test cuts once the',
+    'first message is answered; the peer then writes to the client\'s full JID. slixmpp (no XEP-0198 plugin',
+    'by default) and go-sendxmpp (one-shot) have no row.', '',
+    '| client | server | stream resumed | message sent meanwhile arrives |',
+    '|---|---|---|---|', ...resumeRows, '',
   ].join('\n'));
 });
 
