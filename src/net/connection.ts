@@ -241,7 +241,7 @@ export class Connection {
   private fromSession(m: ToConn): void {
     switch (m.type) {
       case 'write': this.write(m.xml); break;
-      case 'deliver': this.deliver({ xml: m.xml, receipt: m.receipt, sent: m.sent }); break;
+      case 'deliver': this.deliver(m); break; // the message is the Delivery: no copy on the chat path
       case 'handled':
         this.unhandled?.delete(m.seq);
         if (this.ackWaits.length) this.answerAcks();

@@ -25,7 +25,12 @@ const PASSWORD = 'pw';
 
 type Mode = 'starttls' | 'direct';
 interface Outcome { login: boolean; mechanism: string | null; roster: boolean | null; message_in: boolean; error: string | null; resumed?: boolean; while_away?: boolean }
-interface Server { name: string; port: number; tlsPort: number; stop(): Promise<void>; mechanismOf?(user: string): string | null }
+interface Server {
+  name: string; port: number; tlsPort: number; stop(): Promise<void>;
+  mechanismOf?(user: string): string | null;
+  /** The mechanisms (and binding types) refused on the stream before the user's login. */
+  refusedBefore?(user: string): string[];
+}
 interface Client {
   name: string;
   /** Installed version, or why it is missing. */
@@ -203,6 +208,16 @@ async function chorus(users: string[]): Promise<Server & { node: TestServer }> {
       const line = [...node.logs].reverse().find((l) => l.includes(`login: user=${user}@localhost `));
       return line ? /mechanism=(\S+)/.exec(line)![1]! : null;
     },
+    // The login lines name the stream's session: the failures logged under it came first.
+    refusedBefore: (user) => {
+      const line = [...node.logs].reverse().find((l) => l.includes(`login: user=${user}@localhost `));
+      const session = line && /(session:\S+): login:/.exec(line)?.[1];
+      if (!session) return [];
+      return node.logs.filter((l) => l.includes(`${session}: login failed:`)).map((l) => {
+        const m = /mechanism=(\S+) condition=(\S+) reason="([^"]*)"/.exec(l);
+        return m ? `${m[1]} (${m[3]})` : l;
+      });
+    },
   };
 }
 
@@ -259,7 +274,9 @@ for (const which of SERVERS) {
         assert.ok(c.version.ok, c.version.ok ? '' : c.version.why);
         const r = await c.run(server, mode, user, 'u1@localhost/peer');
         const seen = server.mechanismOf?.(user);
-        const mech = seen && r.mechanism && seen !== r.mechanism ? `${r.mechanism} (server: ${seen})` : (r.mechanism ?? seen ?? '—');
+        const picked = seen && r.mechanism && seen !== r.mechanism ? `${r.mechanism} (server: ${seen})` : (r.mechanism ?? seen ?? '—');
+        const refused = server.refusedBefore?.(user) ?? [];
+        const mech = refused.length ? `${picked}, after ${refused.join('; ')}` : picked;
         const yn = (v: boolean | null) => (v === null ? '—' : v ? 'yes' : 'no');
         rows.push(`| ${c.name} ${c.version.ok ? c.version.v : ''} | ${server.name} | ${mode === 'direct' ? 'Direct TLS' : 'STARTTLS'} | ${mech} | ${yn(r.login)} | ${yn(r.roster)} | ${yn(r.message_in)} |`);
         assert.equal({ login: r.login, roster: r.roster !== false, message_in: r.message_in, error: r.error }, { login: true, roster: true, message_in: true, error: null }, JSON.stringify(r));
@@ -298,7 +315,9 @@ test.after(() => {
     'Written by `test/clients/matrix.test.ts` on each run: each client library with its default settings',
     '(only the self-signed certificate accepted) against a fresh Chorus node and, in the same run, Debian\'s',
     'Prosody (`bench/anchors/prosody.sh`, encryption required as in Debian\'s config). "SASL" is what the',
-    'client names, or the server\'s login line where the client does not say; roster "—": the client has none.', '',
+    'client names, or the server\'s login line where the client does not say, and on Chorus the attempts its',
+    'log shows refused before it on the same stream (none of which counts toward the lock-out); roster "—":',
+    'the client has none.', '',
     '| client | server | transport | SASL | login | roster | message both ways |',
     '|---|---|---|---|---|---|---|', ...rows, '',
     '## Stream resumption', '',
