@@ -1,5 +1,8 @@
 // Framer throughput on one core: stanzas/s for ~250 B and ~3 KB stanzas, fed as 64 KiB socket-sized reads
-// and as one write per stanza. Run: node --import tsx bench/xml-framer.bench.ts
+// and as one write per stanza; then the tree builder (parseElement, fast-xml-parser behind the framer)
+// on the same stanzas, for the decision in docs/ARCHITECTURE.md ("One XML grammar").
+// Run: node --import tsx bench/xml-framer.bench.ts
+import { parseElement } from '../src/xml/element.ts';
 import { StreamFramer } from '../src/xml/framer.ts';
 
 const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
@@ -59,3 +62,23 @@ bench('250 B', small, false);
 bench('250 B', small, true);
 bench('3 KB', large, false);
 bench('3 KB', large, true);
+
+/** Median trees per second, over the same stanzas the framer had. */
+function trees(label: string, make: (n: number) => string): void {
+  const stanzas = Array.from({ length: 2000 }, (_, n) => make(n));
+  const bytes = Buffer.byteLength(stanzas[0]!);
+  for (let w = 0; w < 5; w++) for (const s of stanzas) parseElement(s);
+  const rates: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    let count = 0;
+    const t0 = process.hrtime.bigint();
+    while (process.hrtime.bigint() - t0 < 300_000_000n) { for (const s of stanzas) parseElement(s); count += stanzas.length; }
+    rates.push(count / (Number(process.hrtime.bigint() - t0) / 1e9));
+  }
+  rates.sort((a, b) => a - b);
+  console.log(`${label.padEnd(6)} (${bytes} B, parseElement to a tree): ${Math.round(rates[2]!).toLocaleString('en')} stanzas/s`);
+}
+
+trees('250 B', small);
+trees('3 KB', large);
+
