@@ -10,8 +10,9 @@ import type { Jid } from '../xmpp/jid.ts';
 import { andThen, defineModule, type PresenceEvent, type SessionEvent, type UserContext } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
 import { parsePriority } from '../xmpp/priority.ts';
+import type { RosterApi } from './roster.ts';
 import {
-  availableSessions, hasFrom, hasTo, limitsFor, loadAll, loadForChange, loadItem, newItem, saveItem,
+  availableSessions, hasFrom, hasTo, loadAll, loadForChange, loadItem, newItem, saveItem,
   sendPresenceOf, type ActorContext, type ItemAndVersion, type RosterItem, type Subscription,
 } from './roster-store.ts';
 
@@ -351,7 +352,8 @@ export default defineModule({
   depends: ['roster'],
   streamFeatures: [serialize(x('sub', { xmlns: NS.PRE_APPROVAL }))],
   setup(m) {
-    const maxItems = () => limitsFor(m.hosts).maxItems;
+    const roster = m.depends<RosterApi>('roster');
+    const maxItems = () => roster.maxItems;
     m.hook('presence/out', (ev) => andThen(outbound(ev, maxItems()), () => true));
     for (const target of ['bare', 'full'] as const) m.hook(`presence/${target}`, (ev) => andThen(inbound(ev, maxItems()), () => true));
     m.hook('session/unbound', (ev: SessionEvent) => cleanUp(ev, [ev.resource]));

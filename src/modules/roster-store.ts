@@ -50,18 +50,6 @@ export function itemElement(item: RosterItem): XmlElement {
 
 // ---- storage -------------------------------------------------------------------------------------
 
-export interface Limits {
-  /** Most roster records per account (pending inbound requests count too: they are stored). */
-  maxItems: number;
-}
-
-export const DEFAULT_LIMITS: Limits = { maxItems: 1000 };
-
-// The contract gives a module no way to read another module's options, so roster.ts registers its limits
-// here under its ModuleSet's `hosts` array (one array per ModuleSet) and presence.ts looks them up.
-const limitsBySet = new WeakMap<readonly string[], Limits>();
-export function setLimits(hosts: readonly string[], limits: Limits): void { limitsBySet.set(hosts, limits); }
-export function limitsFor(hosts: readonly string[]): Limits { return limitsBySet.get(hosts) ?? DEFAULT_LIMITS; }
 
 export async function loadItem(storage: Storage, owner: string, contact: string): Promise<RosterItem | undefined> {
   return storage.get<RosterItem>(keys.roster(owner, contact));

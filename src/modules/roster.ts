@@ -7,7 +7,7 @@ import { defineModule, type IqRequest } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
 import {
   hasFrom, hasTo, itemElement, loadAll, loadForChange, loadVersion, newItem, saveItem, sendPresenceOf,
-  setLimits, versionString, type ActorContext, type ItemAndVersion, type RosterItem,
+  versionString, type ActorContext, type ItemAndVersion, type RosterItem,
 } from './roster-store.ts';
 
 const MODULE = 'roster';
@@ -19,6 +19,12 @@ const options = {
 } as const;
 
 type Options = { max_items: number; max_name_length: number; max_group_length: number };
+
+/** What the roster module gives the modules that depend on it (m.depends('roster')). */
+export interface RosterApi {
+  /** Most roster records per account (pending inbound requests count too: they are stored). */
+  maxItems: number;
+}
 
 /** A roster IQ from one of the account's own resources, in its user actor. */
 type OwnIq = IqRequest & ActorContext;
@@ -112,7 +118,6 @@ export default defineModule({
   options,
   setup(m) {
     const o = m.options as Options;
-    setLimits(m.hosts, { maxItems: o.max_items });
 
     m.iq('get', 'self', NS.ROSTER, async (iq) => {
       if (!forOwner(iq)) return;
@@ -143,6 +148,7 @@ export default defineModule({
       if (ev.live) for (const [, item] of items) cancelSubscriptions(ev.live, item);
       await ev.storage.batch([...items.map(([key]) => ({ type: 'del' as const, key })), { type: 'del', key: keys.rosterver(owner) }]);
     });
+    return { maxItems: o.max_items } satisfies RosterApi;
   },
 });
 

@@ -172,6 +172,9 @@ export interface ModuleApi<O> {
   iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void | Promise<void>): void;
   /** The disco features of every loaded module (read at request time, so load order does not matter). */
   features(): { host: Iterable<string>; account: Iterable<string> };
+  /** What a module named in `depends` returned from its setup (Prosody's module:depends). Taken
+   *  at setup: after a reload of that module, a dependent sees the new API once it is reloaded too. */
+  depends<T>(module: string): T;
 }
 
 export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
@@ -184,7 +187,8 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   streamFeatures?: string[];
   options?: S;
   depends?: string[];
-  setup(m: ModuleApi<OptionValues<S>>): void;
+  /** Registers the hooks; what it returns is the API other modules get with `m.depends(name)`. */
+  setup(m: ModuleApi<OptionValues<S>>): void | object;
 }
 
 /** f applied to a value that may still be coming: synchronous code stays synchronous. */

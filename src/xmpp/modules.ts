@@ -22,6 +22,8 @@ type Entry = { module: string; priority: number; handler: (e: any) => HookResult
 
 export class ModuleSet {
   private hooks = new Map<string, Entry[]>();
+  /** What each module's setup returned, for its dependents. */
+  private apis = new Map<string, object>();
   readonly loaded: ModuleDefinition[] = [];
   // Shared by a set and those that replace it: modules read them through features() at request time.
   readonly hostFeatures: Set<string>;
@@ -44,6 +46,7 @@ export class ModuleSet {
     if (i < 0) throw new Error(`module ${def.name} is not loaded`);
     for (const dep of def.depends ?? []) if (!this.loaded.some((d) => d.name === dep)) throw new Error(`module ${def.name} now needs ${dep}, which is not loaded`);
     const next = new ModuleSet(this.hosts, this);
+    next.apis = new Map(this.apis);
     for (const [key, list] of this.hooks) {
       const kept = list.filter((e) => e.module !== def.name);
       if (kept.length) next.hooks.set(key, kept);
@@ -76,8 +79,14 @@ export class ModuleSet {
       hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => HookResult, priority),
       iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => andThen(handler(e), () => true), 0),
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
+      depends: <T>(name: string): T => {
+        if (!def.depends?.includes(name)) throw new Error(`module ${def.name} uses ${name} without naming it in depends`);
+        const dep = this.apis.get(name);
+        if (!dep) throw new Error(`module ${def.name} needs ${name}, which is not loaded yet`);
+        return dep as T;
+      },
     };
-    def.setup(api);
+    this.apis.set(def.name, def.setup(api) ?? {});
   }
 
   private register(module: string, key: string, handler: (e: any) => HookResult, priority: number): void {
