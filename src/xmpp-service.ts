@@ -12,7 +12,7 @@ import type { Storage } from './xmpp/module.ts';
 import { dirname } from 'node:path';
 import type { KindLoader } from './runtime/loader.ts';
 import type { ModuleDefinition } from './xmpp/module.ts';
-import { loadModules, moduleFiles, type ModuleSet, type ModulesConfig } from './xmpp/modules.ts';
+import { loadModules, moduleFiles, rawOptionsOf, type ModuleSet, type ModulesConfig } from './xmpp/modules.ts';
 
 /** The part of the config the actors need; plain data, passed to every scheduler. */
 export interface XmppSettings {
@@ -58,7 +58,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
       const { exports, loads } = await (services.get('loader') as KindLoader).evaluate(found.file, dirname(found.file), `module ${name}`);
       const def = exports.default as ModuleDefinition | undefined;
       if (!def?.setup || def.name !== name) throw new Error(`${found.file}: its default export is no longer defineModule({ name: '${name}', ... })`);
-      svc.modules = svc.modules.replacing(def, settings.modules.options[name]);
+      svc.modules = svc.modules.replacing(def, rawOptionsOf(settings.modules, name));
       return { module: name, file: found.file, loads };
     },
   };

@@ -38,7 +38,7 @@ export async function loadConfig(path?: string): Promise<ChorusConfig> {
   // The modules' own checks (names, options, dependencies), as the schedulers will run them; a config
   // that says nothing of modules has nothing of its own to check (and every command loads a config).
   const m = config.modules;
-  if (m.enabled !== null || m.disabled.length || Object.keys(m.options).length) {
+  if (m.enabled !== null || m.disabled.length || Object.keys(m.options).length || Object.keys(m.hosts ?? {}).length || m.paths?.length) {
     const problems = await moduleProblems(config.hosts, m);
     if (problems.length) throw new ConfigError(problems);
   }

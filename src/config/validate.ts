@@ -334,7 +334,7 @@ function unreadable(file: string): string | null {
 }
 
 function validateModules(ctx: Ctx, v: unknown, config: ChorusConfig): void {
-  const m = section(ctx, v, ['modules'], ['enabled', 'disabled', 'options', 'paths']);
+  const m = section(ctx, v, ['modules'], ['enabled', 'disabled', 'options', 'paths', 'hosts']);
   const names = (key: 'enabled' | 'disabled'): string[] | null =>
     stringList(ctx, m[key], ['modules', key], 'module names', (s, p) => {
       if (MODULE_NAME.test(s)) return s;
@@ -355,6 +355,25 @@ function validateModules(ctx: Ctx, v: unknown, config: ChorusConfig): void {
       ctx.bad(p, 'an existing folder of module files', s);
       return null;
     }) ?? [];
+  }
+  // Per-host options over modules.options; their values are checked against each module's specs
+  // by moduleProblems (src/xmpp/modules.ts), as modules.options are.
+  if (m.hosts !== undefined && m.hosts !== null) {
+    if (!isMapping(m.hosts)) ctx.bad(['modules', 'hosts'], 'a mapping of host to { module: options }', m.hosts);
+    else {
+      const hosts: NonNullable<ChorusConfig['modules']['hosts']> = {};
+      for (const [host, mods] of Object.entries(m.hosts)) {
+        if (!config.hosts.includes(host)) { ctx.bad(['modules', 'hosts', host], `one of the hosts (${config.hosts.join(', ')})`, host); continue; }
+        if (!isMapping(mods)) { ctx.bad(['modules', 'hosts', host], 'a mapping of module name to its options', mods); continue; }
+        hosts[host] = {};
+        for (const [name, opts] of Object.entries(mods)) {
+          if (!MODULE_NAME.test(name)) ctx.bad(['modules', 'hosts', host, name], 'a module name as the key', name);
+          else if (opts !== null && opts !== undefined && !isMapping(opts)) ctx.bad(['modules', 'hosts', host, name], 'a mapping of that module\'s options', opts);
+          else hosts[host]![name] = (opts ?? {}) as Record<string, unknown>;
+        }
+      }
+      config.modules.hosts = hosts;
+    }
   }
   if (m.options === undefined || m.options === null) return;
   if (!isMapping(m.options)) {

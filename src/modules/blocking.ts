@@ -123,7 +123,6 @@ export default defineModule({
   options,
   depends: ['roster'],
   setup(m) {
-    const maxItems = m.options.max_items;
     m.iq('get', 'self', NS.BLOCKING, (iq) => {
       const user = iq.user!;
       const st = getState(user);
@@ -133,7 +132,7 @@ export default defineModule({
     });
     m.iq('set', 'self', NS.BLOCKING, (iq) => {
       const ev = iq as IqRequest & ActorContext;
-      if (iq.payload.localName === 'block') return block(ev, maxItems);
+      if (iq.payload.localName === 'block') return block(ev, m.optionsFor(ev.host).max_items);
       if (iq.payload.localName === 'unblock') return unblock(ev);
       iq.error('bad-request', 'modify', `unknown blocking request <${iq.payload.localName}/>`);
     });

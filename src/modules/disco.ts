@@ -25,11 +25,12 @@ export default defineModule({
   features: { host: OWN_HOST, account: OWN_ACCOUNT },
   options,
   setup(m) {
-    const items = m.options.items.map((s) => {
+    // Each host's items, checked once: a host may list its own services (modules.hosts.<host>.disco).
+    const itemsOf = new Map(m.hosts.map((host) => [host, m.optionsFor(host).items.map((s) => {
       const jid = tryParseJid(s);
-      if (!jid) throw new Error(`config error: modules.options.disco.items: '${s}' is not a valid JID`);
+      if (!jid) throw new Error(`config error: modules.options.disco.items (for ${host}): '${s}' is not a valid JID`);
       return jid.toString();
-    });
+    })]));
     const featureVars = (kind: 'host' | 'account'): string[] => {
       const out = new Set<string>(kind === 'host' ? OWN_HOST : OWN_ACCOUNT);
       for (const f of m.features()[kind]) out.add(f);
@@ -46,12 +47,12 @@ export default defineModule({
     const hostInfo = (iq: IqRequest) => {
       if (!noNode(iq)) return;
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
-        x('identity', { category: 'server', type: 'im', name: m.options.name }),
+        x('identity', { category: 'server', type: 'im', name: m.optionsFor(iq.host).name }),
         featureVars('host').map((f) => x('feature', { var: f }))));
     };
     const hostItems = (iq: IqRequest) => {
       if (!noNode(iq)) return;
-      iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }, items.map((jid) => x('item', { jid }))));
+      iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }, (itemsOf.get(iq.host) ?? []).map((jid) => x('item', { jid }))));
     };
     const accountInfo = (iq: IqRequest) => {
       if (!noNode(iq)) return;

@@ -81,9 +81,8 @@ export default defineModule({
   features: { host: ['msgoffline'] },
   options,
   setup(m) {
-    const limit = m.options.max_messages;
-
     m.hook('message/undeliverable', async (ev) => {
+      const limit = m.optionsFor(ev.host).max_messages;
       const what = offlineDisposition(ev.stanza);
       if (what !== 'store') return what === 'drop';
       const bare = ev.user.jid.toBareString();

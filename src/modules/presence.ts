@@ -353,9 +353,9 @@ export default defineModule({
   streamFeatures: [serialize(x('sub', { xmlns: NS.PRE_APPROVAL }))],
   setup(m) {
     const roster = m.depends<RosterApi>('roster');
-    const maxItems = () => roster.maxItems;
-    m.hook('presence/out', (ev) => andThen(outbound(ev, maxItems()), () => true));
-    for (const target of ['bare', 'full'] as const) m.hook(`presence/${target}`, (ev) => andThen(inbound(ev, maxItems()), () => true));
+    const maxItems = (host: string) => roster.maxItems(host);
+    m.hook('presence/out', (ev) => andThen(outbound(ev, maxItems(ev.host)), () => true));
+    for (const target of ['bare', 'full'] as const) m.hook(`presence/${target}`, (ev) => andThen(inbound(ev, maxItems(ev.host)), () => true));
     m.hook('session/unbound', (ev: SessionEvent) => cleanUp(ev, [ev.resource]));
     // A resource still in the state when it binds again belongs to a stream that ended without an
     // unbound (a crash): its contacts still think it is online.

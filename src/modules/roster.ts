@@ -22,8 +22,8 @@ type Options = { max_items: number; max_name_length: number; max_group_length: n
 
 /** What the roster module gives the modules that depend on it (m.depends('roster')). */
 export interface RosterApi {
-  /** Most roster records per account (pending inbound requests count too: they are stored). */
-  maxItems: number;
+  /** Most roster records per account of `host` (pending inbound requests count too: they are stored). */
+  maxItems(host: string): number;
 }
 
 /** A roster IQ from one of the account's own resources, in its user actor. */
@@ -117,7 +117,7 @@ export default defineModule({
   streamFeatures: [serialize(x('ver', { xmlns: NS.ROSTER_VER }))],
   options,
   setup(m) {
-    const o = m.options as Options;
+    const optionsFor = (host: string) => m.optionsFor(host) as Options;
 
     m.iq('get', 'self', NS.ROSTER, async (iq) => {
       if (!forOwner(iq)) return;
@@ -128,6 +128,7 @@ export default defineModule({
 
     m.iq('set', 'self', NS.ROSTER, async (iq) => {
       if (!forOwner(iq)) return;
+      const o = optionsFor(iq.host);
       const req = checkSet(iq, o);
       if ('error' in req) { iq.error(req.error, undefined, req.text); return; }
       const data = await loadForChange(iq.storage, iq.user.jid.toBareString(), req.jid, req.remove ? null : o.max_items);
@@ -148,7 +149,7 @@ export default defineModule({
       if (ev.live) for (const [, item] of items) cancelSubscriptions(ev.live, item);
       await ev.storage.batch([...items.map(([key]) => ({ type: 'del' as const, key })), { type: 'del', key: keys.rosterver(owner) }]);
     });
-    return { maxItems: o.max_items } satisfies RosterApi;
+    return { maxItems: (host) => optionsFor(host).max_items } satisfies RosterApi;
   },
 });
 

@@ -29,12 +29,13 @@ export default defineModule({
   options,
   setup(m) {
     const version = chorusVersion();
-    const os = m.options.show_os ? `${type()} ${release()}` : null;
+    const os = `${type()} ${release()}`;
     m.iq('get', 'host', NS.VERSION, (iq) => {
+      const showOs = m.optionsFor(iq.host).show_os;
       iq.reply(x('query', { xmlns: NS.VERSION },
         x('name', null, 'Chorus'),
         x('version', null, version),
-        os !== null && x('os', null, os)));
+        showOs && x('os', null, os)));
     });
     m.iq('set', 'host', NS.VERSION, (iq) => iq.error('not-allowed'));
   },

@@ -164,7 +164,10 @@ export interface Storage {
 }
 
 export interface ModuleApi<O> {
+  /** The options of the config's `modules.options`, defaults filled in. */
   options: O;
+  /** The options for one host: `modules.hosts.<host>` over `options` (read them per stanza, by its host). */
+  optionsFor(host: string): O;
   hosts: string[];
   /** Registers a handler; priority: higher runs first (Prosody's convention). */
   hook<K extends HookName>(name: K, handler: HookHandler<K>, priority?: number): void;

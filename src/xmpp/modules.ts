@@ -16,6 +16,18 @@ export interface ModulesConfig {
   options: Record<string, Record<string, unknown>>;
   /** More folders of module files, after src/modules/ (Prosody's plugin_paths). */
   paths?: string[];
+  /** Per-host options over `options` (Prosody's options under a VirtualHost): host → module → options. */
+  hosts?: Record<string, Record<string, Record<string, unknown>>>;
+}
+
+/** A module's options as given: the global map and each host's overrides. */
+export interface RawOptions { global?: Record<string, unknown>; hosts?: Record<string, Record<string, unknown>> }
+
+/** What the config says of one module's options. */
+export function rawOptionsOf(cfg: ModulesConfig, module: string): RawOptions {
+  const hosts: Record<string, Record<string, unknown>> = {};
+  for (const [host, mods] of Object.entries(cfg.hosts ?? {})) if (mods[module]) hosts[host] = mods[module]!;
+  return { global: cfg.options[module], hosts };
 }
 
 type Entry = { module: string; priority: number; handler: (e: any) => HookResult };
@@ -41,7 +53,7 @@ export class ModuleSet {
    * hooks replaced, the others' kept. A new set, not a change to this one: a hook chain running on
    * this set (an actor suspended in it) finishes on the code it started with.
    */
-  replacing(def: ModuleDefinition, rawOptions: Record<string, unknown> = {}): ModuleSet {
+  replacing(def: ModuleDefinition, rawOptions: RawOptions = {}): ModuleSet {
     const i = this.loaded.findIndex((d) => d.name === def.name);
     if (i < 0) throw new Error(`module ${def.name} is not loaded`);
     for (const dep of def.depends ?? []) if (!this.loaded.some((d) => d.name === dep)) throw new Error(`module ${def.name} now needs ${dep}, which is not loaded`);
@@ -65,17 +77,19 @@ export class ModuleSet {
     this.streamFeatures.push(...(def.streamFeatures ?? []));
   }
 
-  add(def: ModuleDefinition, rawOptions: Record<string, unknown> = {}): void {
+  add(def: ModuleDefinition, rawOptions: RawOptions = {}): void {
     this.setUp(def, rawOptions);
     this.loaded.push(def);
     this.declare(def);
   }
 
   /** Validates the options and runs the module's setup against this set (its hooks land here). */
-  private setUp(def: ModuleDefinition, rawOptions: Record<string, unknown>): void {
-    const options = validateOptions(def.name, def.options ?? {}, rawOptions);
+  private setUp(def: ModuleDefinition, raw: RawOptions): void {
+    const options = validateOptions(def.name, def.options ?? {}, raw.global ?? {});
+    const perHost = new Map(Object.entries(raw.hosts ?? {}).map(([host, o]) => [host, validateOptions(def.name, def.options ?? {}, { ...raw.global, ...o }, `modules.hosts.${host}.${def.name}`)]));
     const api: ModuleApi<any> = {
       options, hosts: this.hosts,
+      optionsFor: (host: string) => perHost.get(host) ?? options,
       hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => HookResult, priority),
       iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => andThen(handler(e), () => true), 0),
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
@@ -122,12 +136,12 @@ function runFrom(list: Entry[], from: number, event: unknown): boolean | Promise
 }
 
 
-function validateOptions(module: string, specs: Record<string, OptionSpec>, raw: Record<string, unknown>): Record<string, unknown> {
+function validateOptions(module: string, specs: Record<string, OptionSpec>, raw: Record<string, unknown>, at = `modules.options.${module}`): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const key of Object.keys(raw)) if (!(key in specs)) throw new Error(`config error: modules.options.${module}.${key}: unknown option (known: ${Object.keys(specs).join(', ') || 'none'})`);
+  for (const key of Object.keys(raw)) if (!(key in specs)) throw new Error(`config error: ${at}.${key}: unknown option (known: ${Object.keys(specs).join(', ') || 'none'})`);
   for (const [key, spec] of Object.entries(specs)) {
     const v = raw[key] ?? spec.default;
-    const where = `modules.options.${module}.${key}`;
+    const where = `${at}.${key}`;
     switch (spec.type) {
       case 'number':
         if (typeof v !== 'number' || Number.isNaN(v)) throw new Error(`config error: ${where}: expected a number, got ${JSON.stringify(v)}`);
@@ -185,6 +199,14 @@ export async function moduleProblems(hosts: string[], cfg: ModulesConfig): Promi
     if (!def) continue;
     try { validateOptions(name, def.options ?? {}, raw); } catch (e) { problems.push(unprefixed(e)); }
   }
+  for (const [host, mods] of Object.entries(cfg.hosts ?? {})) {
+    if (!hosts.includes(host)) problems.push(`modules.hosts.${host}: not one of the hosts (${hosts.join(', ')})`);
+    for (const [name, raw] of Object.entries(mods)) {
+      const def = byName.get(name);
+      if (!def) { problems.push(`modules.hosts.${host}: no module named '${name}' (available: ${known})`); continue; }
+      try { validateOptions(name, def.options ?? {}, { ...cfg.options[name], ...raw }, `modules.hosts.${host}.${name}`); } catch (e) { problems.push(unprefixed(e)); }
+    }
+  }
   if (problems.length === 0) {
     try { await loadModules(hosts, cfg); } catch (e) { problems.push(unprefixed(e)); }
   }
@@ -212,7 +234,7 @@ export async function loadModules(hosts: string[], cfg: ModulesConfig): Promise<
       if (cfg.disabled.includes(dep)) throw new Error(`config error: modules: ${d.name} needs ${dep}, which is disabled`);
       visit(dd, [...path, d.name]);
     }
-    set.add(d, cfg.options[d.name]);
+    set.add(d, rawOptionsOf(cfg, d.name));
     done.add(d.name);
   };
   for (const d of wanted) visit(d, []);

@@ -130,7 +130,7 @@ export class Harness {
     this.storage = new MemoryStorage(o.seed ?? Number(process.env.CHORUS_HARNESS_SEED ?? 1));
     this.moduleStorage = this.counting(o.storage ?? this.storage);
     this.modules = new ModuleSet([this.host]);
-    for (const d of defs) this.modules.add(d, o.options?.[d.name]);
+    for (const d of defs) this.modules.add(d, { global: o.options?.[d.name] });
   }
 
   /** The account's actor (created on first use: the account exists). */

@@ -45,4 +45,23 @@ test('replacing: a new set with the module\'s hooks and features swapped; the ol
   }
 });
 
+test('options per host: modules.hosts.<host> over modules.options, each checked against the specs', async () => {
+  const limited = defineModule({
+    name: 'limited', description: 'one option',
+    options: { max: { type: 'number', default: 10, min: 1, doc: 'a limit' } },
+    setup(m) { return { a: m.optionsFor('a.example').max, b: m.optionsFor('b.example').max, other: m.optionsFor('c.example').max }; },
+  });
+  let seen: unknown;
+  const set = new ModuleSet(['a.example', 'b.example', 'c.example']);
+  set.add(limited, { global: { max: 5 }, hosts: { 'b.example': { max: 2 } } });
+  set.add(defineModule({ name: 'reader', description: 'reads it', depends: ['limited'], setup(m) { seen = m.depends('limited'); } }));
+  assert.equal(seen, { a: 5, b: 2, other: 5 });
+  assert.throws(() => new ModuleSet(['b.example']).add(limited, { hosts: { 'b.example': { max: 0 } } }), /modules\.hosts\.b\.example\.limited\.max: must be at least 1/);
+  const { moduleProblems } = await import('../../src/xmpp/modules.ts');
+  const problems = await moduleProblems(['a.example'], { enabled: null, disabled: [], options: {}, hosts: { 'z.example': { offline: {} }, 'a.example': { offline: { max_messages: -1 }, nosuch: {} } } });
+  assert.equal(problems.slice(0, 2), ['modules.hosts.z.example: not one of the hosts (a.example)', 'modules.hosts.a.example.offline.max_messages: must be at least 0, got -1']);
+  assert.match(problems[2] ?? '', /^modules\.hosts\.a\.example: no module named 'nosuch' \(available: .*offline/);
+  assert.is(problems.length, 3);
+});
+
 test.run();

@@ -32,7 +32,7 @@ const accounty = defineModule({
 /** Loads disco first (so it cannot have seen the others at setup time), then the rest. */
 function load(others: ModuleDefinition<any>[], discoOptions: Record<string, unknown> = {}): ModuleSet {
   const set = new ModuleSet([HOST]);
-  set.add(disco as ModuleDefinition, discoOptions);
+  set.add(disco as ModuleDefinition, { global: discoOptions });
   for (const d of others) set.add(d as ModuleDefinition);
   return set;
 }
@@ -124,7 +124,7 @@ test('disco#items: the configured services on the server, none on an account', (
 });
 
 test('an invalid JID in items is a config error at load', () => {
-  assert.throws(() => load([], { items: ['not a jid@'] }), /modules\.options\.disco\.items: 'not a jid@' is not a valid JID/);
+  assert.throws(() => load([], { items: ['not a jid@'] }), /modules\.options\.disco\.items \(for [^)]+\): 'not a jid@' is not a valid JID/);
   assert.throws(() => load([], { items: 'conference.example.com' }), /expected a list of strings/);
 });
 

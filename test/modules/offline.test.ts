@@ -116,7 +116,7 @@ async function world(options: Record<string, unknown> = {}, dir = tempDir('choru
   // Offline storage is only for accounts that exist: the module checks for the account record.
   if (account) await db.put(keys.acct(BARE), { scram: {} } as never, { valueEncoding: 'json' } as never);
   const set = new ModuleSet([HOST]);
-  set.add(offline as never, options);
+  set.add(offline as never, { global: options });
   return { dir, db, set, u: new FakeUser(set, db) };
 }
 async function done(w: World, keepDir = false): Promise<void> {
@@ -332,7 +332,7 @@ test('with roster and presence loaded: stored messages reach the initial presenc
 test('declares XEP-0160 and XEP-0203, feature msgoffline; the limit option is validated', () => {
   assert.equal(offline.xeps?.map((d) => d.xep), [160, 203]);
   assert.equal(offline.features?.host, ['msgoffline']);
-  assert.throws(() => new ModuleSet([HOST]).add(offline as never, { max_messages: -1 }), /max_messages: must be at least 0/);
+  assert.throws(() => new ModuleSet([HOST]).add(offline as never, { global: { max_messages: -1 } }), /max_messages: must be at least 0/);
 });
 
 test.run();

@@ -22,7 +22,7 @@ const noStorage = new Proxy({} as Storage, { get: () => { throw new Error('IQ mo
 
 function load(defs: Array<[ModuleDefinition<any>, Record<string, unknown>?]>): ModuleSet {
   const set = new ModuleSet([HOST]);
-  for (const [d, o] of defs) set.add(d as ModuleDefinition, o ?? {});
+  for (const [d, o] of defs) set.add(d as ModuleDefinition, { global: o ?? {} });
   return set;
 }
 
