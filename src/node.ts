@@ -81,7 +81,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       // Certificates are re-read on every reload: open connections keep theirs, new ones get the new.
       ['reload', async (args: Record<string, unknown>) => {
         const module = typeof args.kind === 'string' ? (await moduleFiles(config.modules.paths)).get(args.kind) : undefined;
-        if (module) return { modules: await reloadModule(rt, module.def.name, module.file) };
+        if (module) return { modules: await moduleChange(rt, 'reload', module.def.name, module.file) };
         const certificates = args.kind ? undefined : await tls.reload();
         for (const f of certificates?.failed ?? []) log('error', `reload: tls.${f.host}: ${f.error}; still serving the previous certificate`);
         for (const w of certificates?.warnings ?? []) log('warn', `reload: tls.${w.host}: ${w.warning}`);
@@ -89,6 +89,14 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         log('info', `reload: ${args.kind ? `kind ${String(args.kind)}` : 'all kinds'}${certificates ? `, certificates of ${certificates.reloaded.join(', ') || 'no host'}` : ''}`);
         return { certificates, kinds };
       }],
+      ['load', async (args: Record<string, unknown>) => {
+        const name = String(args.module ?? '');
+        const all = await moduleFiles(config.modules.paths);
+        const module = all.get(name);
+        if (!module) throw new Error(`no module named '${name}' (available: ${[...all.keys()].join(', ')})`);
+        return { modules: await moduleChange(rt, 'load', name, module.file) };
+      }],
+      ['unload', async (args: Record<string, unknown>) => ({ modules: await moduleChange(rt, 'unload', String(args.module ?? '')) })],
     ]),
     onFatal: () => { process.exitCode = 1; },
   });
@@ -96,12 +104,16 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   return { ...node, config, tls };
 }
 
-/** A feature module's new code on every scheduler, once the compiler has passed it (as for kinds). */
-async function reloadModule(rt: Runtime, name: string, file: string): Promise<unknown[]> {
-  const errors = await typeErrors(dirname(file));
-  if (errors?.length) throw new Error(`reload of module ${name} refused: its code does not typecheck:\n${errors.join('\n')}`);
-  const out = await rt.callServices('xmpp', 'reloadModule', [name]);
-  rt.log('info', `reload: module ${name} (${file})`);
+/** A feature module loaded, reloaded or unloaded on every scheduler; new code only once the compiler
+ *  has passed it, as for kinds. The checks that can refuse (dependencies) see the same set on every
+ *  thread, so all of them agree. */
+async function moduleChange(rt: Runtime, verb: 'load' | 'reload' | 'unload', name: string, file?: string): Promise<unknown[]> {
+  if (file) {
+    const errors = await typeErrors(dirname(file));
+    if (errors?.length) throw new Error(`${verb} of module ${name} refused: its code does not typecheck:\n${errors.join('\n')}`);
+  }
+  const out = await rt.callServices('xmpp', `${verb}Module`, [name]);
+  rt.log('info', `${verb}: module ${name}${file ? ` (${file})` : ''}`);
   return out;
 }
 

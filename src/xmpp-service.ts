@@ -33,6 +33,9 @@ export interface XmppService {
   modules: ModuleSet;
   /** Hot reload of one feature module on this thread: its code as it is now, the same options. */
   reloadModule(name: string): Promise<{ module: string; file: string; loads: number }>;
+  /** Loads a module that is not loaded (its code as it is now), or unloads one, on this thread. */
+  loadModule(name: string): Promise<{ module: string; file: string; loads: number }>;
+  unloadModule(name: string): Promise<{ module: string }>;
   storage: Storage;
   lookup(host: string): CredentialLookup;
   throttle: LoginThrottle;
@@ -51,17 +54,31 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     throttle: nodeThrottle(),
     isLocal: (domain) => hosts.has(domain),
     reloadModule: async (name) => {
-      const found = (await moduleFiles(settings.modules.paths)).get(name);
-      if (!found) throw new Error(`no module named '${name}'`);
-      if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (see modules.enabled / disabled)`);
-      // Bundled fresh with the helpers beside it; the contract and libraries stay this thread's.
-      const { exports, loads } = await (services.get('loader') as KindLoader).evaluate(found.file, dirname(found.file), `module ${name}`);
-      const def = exports.default as ModuleDefinition | undefined;
-      if (!def?.setup || def.name !== name) throw new Error(`${found.file}: its default export is no longer defineModule({ name: '${name}', ... })`);
+      if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);
+      const { def, file, loads } = await freshModule(name);
       svc.modules = svc.modules.replacing(def, rawOptionsOf(settings.modules, name));
-      return { module: name, file: found.file, loads };
+      return { module: name, file, loads };
+    },
+    loadModule: async (name) => {
+      const { def, file, loads } = await freshModule(name);
+      svc.modules = svc.modules.adding(def, rawOptionsOf(settings.modules, name));
+      return { module: name, file, loads };
+    },
+    unloadModule: async (name) => {
+      svc.modules = svc.modules.without(name);
+      return { module: name };
     },
   };
+  /** A module's code as it is on disk now, bundled fresh with the helpers beside it (the contract and
+   *  libraries stay this thread's instances). */
+  async function freshModule(name: string): Promise<{ def: ModuleDefinition; file: string; loads: number }> {
+    const found = (await moduleFiles(settings.modules.paths)).get(name);
+    if (!found) throw new Error(`no module named '${name}'`);
+    const { exports, loads } = await (services.get('loader') as KindLoader).evaluate(found.file, dirname(found.file), `module ${name}`);
+    const def = exports.default as ModuleDefinition | undefined;
+    if (!def?.setup || def.name !== name) throw new Error(`${found.file}: its default export is no longer defineModule({ name: '${name}', ... })`);
+    return { def, file: found.file, loads };
+  }
   services.set(THROTTLE, new AuthThrottle({ account: { capacity: settings.loginAttempts.maxFailures, refillPerMinute: (settings.loginAttempts.maxFailures * 60) / settings.loginAttempts.windowSeconds } }));
   services.set('xmpp', svc);
 }

@@ -259,6 +259,30 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  load: {
+    usage: 'chorus load MODULE',
+    summary: 'load a feature module that is not loaded into the running node',
+    details: 'MODULE as listed by chorus modules (or in a modules.paths folder); what it depends on must be loaded',
+    flags: {}, args: [1, 1],
+    async run(p, io) {
+      await nodeRequest(p, 'load', { module: p.pos[0] });
+      io.out(`loaded ${p.pos[0]}`);
+      return 0;
+    },
+  },
+
+  unload: {
+    usage: 'chorus unload MODULE',
+    summary: 'unload a feature module from the running node (its hooks, features and disco entries go)',
+    details: 'refused while a loaded module depends on it; the config decides what loads at the next start',
+    flags: {}, args: [1, 1],
+    async run(p, io) {
+      await nodeRequest(p, 'unload', { module: p.pos[0] });
+      io.out(`unloaded ${p.pos[0]}`);
+      return 0;
+    },
+  },
+
   bench: {
     usage: 'chorus bench <scenario> [options]',
     summary: 'load-test a server (see chorus bench --help)',

@@ -71,6 +71,38 @@ export class ModuleSet {
     return next;
   }
 
+  /** A new set with one more module (loaded on a running node); what it depends on must be loaded. */
+  adding(def: ModuleDefinition, rawOptions: RawOptions = {}): ModuleSet {
+    if (this.loaded.some((d) => d.name === def.name)) throw new Error(`module ${def.name} is already loaded (chorus reload ${def.name} loads its new code)`);
+    for (const dep of def.depends ?? []) if (!this.loaded.some((d) => d.name === dep)) throw new Error(`module ${def.name} needs ${dep}: load ${dep} first`);
+    const next = this.copy((d) => d);
+    next.add(def, rawOptions);
+    return next;
+  }
+
+  /** A new set without the module: its hooks, features and API gone. Refused while another needs it. */
+  without(name: string): ModuleSet {
+    if (!this.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded`);
+    const needing = this.loaded.filter((d) => d.depends?.includes(name)).map((d) => d.name);
+    if (needing.length) throw new Error(`module ${name} is needed by ${needing.join(', ')}: unload ${needing.length > 1 ? 'them' : 'it'} first`);
+    return this.copy((d) => (d.name === name ? null : d));
+  }
+
+  /** This set's registrations, each module mapped (null drops it); the feature sets are shared. */
+  private copy(map: (d: ModuleDefinition) => ModuleDefinition | null): ModuleSet {
+    const next = new ModuleSet(this.hosts, this);
+    const gone = new Set(this.loaded.filter((d) => map(d) === null).map((d) => d.name));
+    next.apis = new Map([...this.apis].filter(([n]) => !gone.has(n)));
+    for (const [key, list] of this.hooks) {
+      const kept = list.filter((e) => !gone.has(e.module));
+      if (kept.length) next.hooks.set(key, kept);
+    }
+    next.loaded.push(...this.loaded.filter((d) => !gone.has(d.name)));
+    next.hostFeatures.clear(); next.accountFeatures.clear(); next.streamFeatures.length = 0;
+    for (const d of next.loaded) next.declare(d);
+    return next;
+  }
+
   private declare(def: ModuleDefinition): void {
     for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
     for (const f of def.features?.account ?? []) this.accountFeatures.add(f);

@@ -59,11 +59,12 @@ const greet = async (): Promise<string> => (await client.iq(xml('iq', { type: 'g
 const features = async (): Promise<string[]> => (await client.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' }))))
   .getChild('query')!.getChildren('feature').map((f) => f.attrs.var as string);
 
-async function reload(name: string): Promise<unknown> {
+async function request(cmd: string, args: Record<string, unknown>): Promise<unknown> {
   const admin = await AdminClient.connect(dataPaths(server.config).adminSocket);
   assert.ok(admin, 'the node answers on its admin socket');
-  try { return await admin!.request('reload', { kind: name }); } finally { admin!.close(); }
+  try { return await admin!.request(cmd, args); } finally { admin!.close(); }
 }
+const reload = (name: string) => request('reload', { kind: name });
 
 test('a module changed on disk is reloaded on every scheduler; the connected client gets the new code', async () => {
   assert.is(await greet(), 'hello!');
@@ -96,6 +97,29 @@ test('built-in modules reload too (roster), and keep working', async () => {
   assert.is(r.modules.length, server.config.schedulers);
   const roster = await client.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
   assert.ok(roster.getChild('query', 'jabber:iq:roster'));
+});
+
+test('unload and load: the module\'s answer and feature go and come back; a needed module is not unloaded', async () => {
+  await request('unload', { module: 'greeting' });
+  const gone = await client.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('greeting', { xmlns: NS }))).catch((e: Error) => e);
+  assert.match(String(gone), /service-unavailable/);
+  assert.not.ok((await features()).some((f) => f.startsWith('urn:example:greeting')));
+  writeModule('hello again', 'urn:example:greeting:4');
+  await request('load', { module: 'greeting' });
+  assert.is(await greet(), 'hello again.');
+  assert.ok((await features()).includes('urn:example:greeting:4'));
+  try {
+    await request('unload', { module: 'roster' });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /module roster is needed by (blocking, presence|presence, blocking): unload them first/);
+  }
+  try {
+    await request('load', { module: 'greeting' });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /module greeting is already loaded/);
+  }
 });
 
 test.run();

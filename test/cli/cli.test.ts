@@ -171,7 +171,7 @@ test('with a node holding the DB, account commands go through its admin socket',
 test('--help for every command; unknown commands and options are named', async () => {
   const top = await chorus(['--help']);
   assert.is(top.code, 0);
-  for (const cmd of ['start', 'adduser', 'passwd', 'deluser', 'users', 'import-users', 'check', 'status', 'actors', 'kill', 'reload', 'bench']) {
+  for (const cmd of ['start', 'adduser', 'passwd', 'deluser', 'users', 'import-users', 'check', 'status', 'actors', 'kill', 'reload', 'load', 'unload', 'bench']) {
     assert.match(top.out, new RegExp(`^  ${cmd} `, 'm'));
     const h = await chorus([cmd, '--help']);
     assert.is(h.code, 0, `${cmd} --help: ${h.err}`);
