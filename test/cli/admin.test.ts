@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chorusCli, type Run } from '../helpers/process.ts';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -26,17 +27,7 @@ const clients: RawClient[] = [];
 let alice: RawClient;
 let bob: RawClient;
 
-interface Run { code: number | null; out: string; err: string }
-function chorus(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/chorus.js', ...args, '--config', config], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code, out, err }));
-    child.stdin.end('');
-  });
-}
+const chorus = (...args: string[]): Promise<Run> => chorusCli([...args, '--config', config]);
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;

@@ -2,18 +2,16 @@
 // through a node's admin socket while the node holds the DB lock.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
+import { chorusCli, type Run } from '../helpers/process.ts';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { accountAdminHandlers } from '../../src/cli/accounts.ts';
 import { AdminServer } from '../../src/runtime/admin.ts';
 import { ScramClient, ScramServer } from '../../src/sasl/scram.ts';
 import { accountLookup, listAccounts } from '../../src/storage/accounts.ts';
 import { keys, openDb, type Db } from '../../src/storage/db.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 let dir = '';
 let config = '';
 
@@ -27,17 +25,7 @@ test.before(async () => {
 });
 test.after(async () => { await rm(dir, { recursive: true, force: true }); });
 
-interface Run { code: number | null; out: string; err: string }
-function chorus(args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/chorus.js', ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code, out, err }));
-    child.stdin.end(input ?? '');
-  });
-}
+const chorus = (args: string[], input?: string): Promise<Run> => chorusCli(args, { input });
 const withConfig = (...args: string[]) => [...args, '--config', config];
 
 /** One clean error line, exit 1, nothing on stdout, no stack trace. */

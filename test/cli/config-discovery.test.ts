@@ -3,25 +3,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
+import { CHORUS_BIN, chorusCli } from '../helpers/process.ts';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/xmpp.ts';
 
-const CHORUS = fileURLToPath(new URL('../../bin/chorus.js', import.meta.url));
 
-function chorus(cwd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHORUS, ...args], { cwd, env: { ...process.env, CHORUS_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+const chorus = (cwd: string, args: string[], env: Record<string, string> = {}) => chorusCli(args, { cwd, env: { ...process.env, CHORUS_CONFIG: '', ...env } });
 
 test('without --config: $CHORUS_CONFIG, else ./chorus.yaml; the command says which config and data_dir', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'chorus-find-'));
@@ -42,7 +33,7 @@ test('adduser refuses to create a fresh database while a node runs elsewhere; --
   const elsewhere = await mkdtemp(join(tmpdir(), 'chorus-elsewhere-'));
   await writeFile(join(nodeDir, 'chorus.yaml'), `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\n`);
   await writeFile(join(elsewhere, 'chorus.yaml'), 'hosts: [localhost]\ndata_dir: ./data\n');
-  const node = spawn(process.execPath, [CHORUS, 'start'], { cwd: nodeDir, env: { ...process.env, CHORUS_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const node = spawn(process.execPath, [CHORUS_BIN, 'start'], { cwd: nodeDir, env: { ...process.env, CHORUS_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   try {
     await new Promise<void>((resolve, reject) => {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { client, xml, type Element } from '@xmpp/client';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
+import { run } from '../helpers/process.ts';
 import { login, type TestClient } from '../helpers/clients.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // @xmpp/client: the self-signed certificate
@@ -67,14 +68,6 @@ function pyVersion(module: string): Client['version'] {
   return r.status === 0 ? { ok: true, v: r.stdout.trim() } : { ok: false, why: `python3-${module} is not installed for ${PYTHON} (.ci/run installs it)` };
 }
 
-function collect(cmd: string, args: string[], input?: string): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  child.stdin.end(input ?? '');
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })));
-}
 
 /** A Python script of test/clients with the contract JID PASSWORD HOST PORT MODE PEER [resume] →
  *  one JSON line (and, resuming, a {"phase": "cut-me"} line before it). */
@@ -99,7 +92,7 @@ function pythonClient(name: string, module: string, script: string, resumes = fa
     } : {}),
     async run(server, mode, user, peer) {
       const port = mode === 'direct' ? server.tlsPort : server.port;
-      const r = await collect(PYTHON, [here(script), `${user}@localhost/${module}-${mode}`, PASSWORD, '127.0.0.1', String(port), mode, peer]);
+      const r = await run(PYTHON, [here(script), `${user}@localhost/${module}-${mode}`, PASSWORD, '127.0.0.1', String(port), mode, peer]);
       const line = r.out.trim().split('\n').pop() ?? '';
       assert.ok(line.startsWith('{'), `${name} (exit ${r.code}) printed no result: ${r.out}\n${r.err.slice(-1500)}`);
       return JSON.parse(line) as Outcome;
@@ -130,7 +123,7 @@ const goSendxmpp: Client = {
     });
     if (!(await seen(/<jid>[^<]+<\/jid><\/bind>/))) return { login: false, mechanism: null, roster: null, message_in: false, error: `its listener never bound: ${heard.slice(-300)}` };
     const answered = seen(/: hello back/);
-    const sent = await collect('go-sendxmpp', ['-d', ...common, peer], 'hello from go-sendxmpp\n');
+    const sent = await run('go-sendxmpp', ['-d', ...common, peer], { input: 'hello from go-sendxmpp\n' });
     const message_in = await answered;
     listener.kill();
     // Its debug transcript shows what it received: a SASL challenge means SCRAM, none means PLAIN.

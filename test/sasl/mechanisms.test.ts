@@ -5,7 +5,7 @@ import {
 } from '../../src/sasl/mechanisms.ts';
 import { downgradeHash, ScramClient } from '../../src/sasl/scram.ts';
 import { plainMessage } from '../../src/sasl/plain.ts';
-import { SECRET, expectFailure, makeAccount, runScram, store } from './helpers.ts';
+import { SECRET, expectFailure, makeAccount, runScram, store } from '../helpers/sasl.ts';
 
 const ALL_SCRAM = ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1'];
 const ALL_PLUS = ALL_SCRAM.map((m) => `${m}-PLUS`);

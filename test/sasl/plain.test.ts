@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PlainServer, plainMessage } from '../../src/sasl/plain.ts';
 import type { CredentialLookup } from '../../src/sasl/types.ts';
-import { SECRET, expectFailure, makeAccount, store } from './helpers.ts';
+import { SECRET, expectFailure, makeAccount, store } from '../helpers/sasl.ts';
 
 const plain = (lookup: CredentialLookup, extra: Partial<ConstructorParameters<typeof PlainServer>[0]> = {}) =>
   new PlainServer({ lookup, serverSecret: SECRET, ...extra });

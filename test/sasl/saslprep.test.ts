@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ScramClient, deriveCredentials, saslprep } from '../../src/sasl/scram.ts';
 import { PlainServer, plainMessage } from '../../src/sasl/plain.ts';
-import { SECRET, expectFailure, makeAccount, runScram, scramServer, store } from './helpers.ts';
+import { SECRET, expectFailure, makeAccount, runScram, scramServer, store } from '../helpers/sasl.ts';
 
 test('RFC 4013 §3 examples', () => {
   assert.is(saslprep('I\u00adX'), 'IX'); // soft hyphen mapped to nothing

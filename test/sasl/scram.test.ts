@@ -5,7 +5,7 @@ import {
   ScramClient, deriveCredentials, credentialsToJson, credentialsFromJson, saltPassword, keysFromSaltedPassword,
 } from '../../src/sasl/scram.ts';
 import type { HashName } from '../../src/sasl/types.ts';
-import { SECRET, b64, expectFailure, makeAccount, rejects, runScram, scramServer, store } from './helpers.ts';
+import { SECRET, b64, expectFailure, makeAccount, rejects, runScram, scramServer, store } from '../helpers/sasl.ts';
 
 // ---- RFC test vectors -----------------------------------------------------------------------------
 

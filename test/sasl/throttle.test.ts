@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { AuthThrottle, addressKey } from '../../src/sasl/throttle.ts';
 import { ScramClient } from '../../src/sasl/scram.ts';
 import { PlainServer, plainMessage } from '../../src/sasl/plain.ts';
-import { SECRET, expectFailure, makeAccount, runScram, scramServer, store } from './helpers.ts';
+import { SECRET, expectFailure, makeAccount, runScram, scramServer, store } from '../helpers/sasl.ts';
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };

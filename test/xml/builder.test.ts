@@ -5,7 +5,7 @@ import {
 } from '../../src/xml/builder.ts';
 import { parseElement } from '../../src/xml/element.ts';
 import { validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
-import { HEADER, feed, recorder, stanzas } from './_util.ts';
+import { HEADER, feed, recorder, stanzas } from '../helpers/framer.ts';
 
 test('escapeText: markup characters, CR as a reference, unencodable characters replaced', () => {
   assert.is(escapeText('a<b>c&d]]>e'), 'a&lt;b&gt;c&amp;d]]&gt;e');

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { serialize, x } from '../../src/xml/builder.ts';
 import { XmlElement, parseElement, type XmlNode } from '../../src/xml/element.ts';
 import { XmlError, validateStanza } from '../../src/xml/framer.ts';
-import { HEADER, feed, stanzas } from './_util.ts';
+import { HEADER, feed, stanzas } from '../helpers/framer.ts';
 
 const attrs = (o: Record<string, string>): Record<string, string> => Object.assign(Object.create(null), o);
 

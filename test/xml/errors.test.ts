@@ -8,7 +8,7 @@ import {
   streamError, type StanzaErrorCondition,
 } from '../../src/xmpp/errors.ts';
 import { NS } from '../../src/xml/namespaces.ts';
-import { feed } from './_util.ts';
+import { feed } from '../helpers/framer.ts';
 
 test('all 25 RFC 6120 stream error conditions, each a well-formed error a peer can read', () => {
   assert.is(new Set(STREAM_ERROR_CONDITIONS).size, 25);

@@ -2,7 +2,7 @@
 // cuts inside multi-byte UTF-8 sequences, references, CDATA terminators and markup keywords.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { HEADER, feed, feedBytes, recorder, stanzas } from './_util.ts';
+import { HEADER, feed, feedBytes, recorder, stanzas } from '../helpers/framer.ts';
 
 // 2-, 3- and 4-byte sequences in element and attribute names, attribute values, text and CDATA
 const MULTI = "<message to='jülïet@例え.jp' id='😀'><body>Grüße 𝄞 漢字 € &#x1F600;</body>" +

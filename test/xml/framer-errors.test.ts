@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FramerOptions } from '../../src/xml/framer.ts';
 import type { StreamErrorCondition } from '../../src/xmpp/errors.ts';
-import { HEADER, feed, feedBytes, recorder, stanzas } from './_util.ts';
+import { HEADER, feed, feedBytes, recorder, stanzas } from '../helpers/framer.ts';
 
 type Case = [label: string, input: string | Buffer, condition: StreamErrorCondition, options?: FramerOptions];
 

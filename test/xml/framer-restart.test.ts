@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StreamFramer, XmlError, type StanzaHeader } from '../../src/xml/framer.ts';
-import { HEADER, recorder, type Event } from './_util.ts';
+import { HEADER, recorder, type Event } from '../helpers/framer.ts';
 
 const TLS = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
 const AUTH = "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldABy</auth>";

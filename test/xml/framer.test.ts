@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StreamFramer, validateStanza, XmlError } from '../../src/xml/framer.ts';
-import { HEADER, feed, feedBytes, recorder, stanzas, type Event } from './_util.ts';
+import { HEADER, feed, feedBytes, recorder, stanzas, type Event } from '../helpers/framer.ts';
 
 function ok(input: string, options?: Parameters<typeof feed>[2]): Event[] {
   const run = feed(input, [], options);

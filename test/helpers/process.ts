@@ -1,0 +1,25 @@
+// Child processes for tests: one run to its end, with what it printed.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Run { code: number | null; out: string; err: string }
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CHORUS_BIN = join(ROOT, 'bin/chorus.js');
+
+export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code, out, err }));
+    child.stdin.on('error', () => undefined); // a child that exits before reading its input
+    child.stdin.end(o.input ?? '');
+  });
+}
+
+/** The `chorus` command with these arguments, from the repository root unless `cwd` says. */
+export const chorusCli = (args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> =>
+  run(process.execPath, [CHORUS_BIN, ...args], { cwd: ROOT, ...o });
