@@ -4,10 +4,10 @@
 //   ├── schedulers            one_for_one    5 / 30 s    scheduler-1 … scheduler-N (worker threads)
 //   ├── users                 dynamic        50 / 10 s   user:<bare JID>        (transient)
 //   ├── rooms                 dynamic        50 / 10 s   room:<room JID>        (transient)
-//   ├── sessions              dynamic        100 / 10 s  c2s:<conn>, session:<full JID> (transient)
+//   ├── sessions              dynamic        100 / 10 s  session:@<conn>, session:<full JID> (transient)
 //   ├── actors                dynamic        50 / 10 s   every other kind       (transient)
 //   (each dynamic child: 5 restarts / 10 s of its own, then it is left down and not counted)
-//   └── listeners             one_for_one    5 / 30 s    c2s, c2s_direct_tls, admin socket, …
+//   └── listeners             one_for_one    5 / 30 s    c2s, c2s_direct_tls (the admin socket is outside the tree)
 //
 // rest_for_one: if the schedulers supervisor gives up, everything after it restarts with it; a
 // listener that gives up takes nothing else down.
@@ -29,7 +29,7 @@ export function nodeTree(rt: Runtime, listeners: ChildSpec[], log: SupervisorLog
     { id: 'schedulers', type: 'supervisor', shutdown: 'infinity', start: () => new Supervisor('schedulers', schedulers, { strategy: 'one_for_one', intensity: 5, period: 30_000 }, log).start() },
     actors('users', ['user'], 50),
     actors('rooms', ['room'], 50),
-    actors('sessions', ['c2s', 'session'], 100),
+    actors('sessions', ['session'], 100),
     actors('actors', 'default', 50),
     { id: 'listeners', type: 'supervisor', shutdown: 'infinity', start: () => new Supervisor('listeners', listeners, { strategy: 'one_for_one', intensity: 5, period: 30_000 }, log).start() },
   ], { strategy: 'rest_for_one', intensity: 3, period: 60_000 }, log);

@@ -1,7 +1,7 @@
 // The session actor: one per client stream. Its states follow the stream (RFC 6120):
 //
 //   opening ─header→ open ─starttls→ securing ─tls→ opening
-//                     └─auth→ authenticating ─success→ authenticated ─header→ binding ─bind→ established
+//                     └─auth→ authenticating ─success→ opening ─header→ binding ─bind→ established
 //   established ⇄ resumable (XEP-0198: socket gone, session kept)        any ─→ closing → unbinding → done
 //
 // It starts as `session:@<conn>` and moves to `session:<full JID>` at bind (next to its user actor).

@@ -383,7 +383,7 @@ function stanzaContext(ctx: UserCtx): StanzaContext {
     now: () => Date.now(),
     route: (s) => routeAsUser(ctx, typeof s === 'string' ? s : serialize(s)),
     storage: svc.storage,
-    log: (level, text) => { if (level !== 'debug') console.error(`[${level}] ${ctx.jid}: ${text}`); },
+    log: (level, text) => log(level, `${ctx.jid}: ${text}`), // the node's log, at its level
   };
 }
 
