@@ -259,29 +259,10 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
-  load: {
-    usage: 'chorus load MODULE',
-    summary: 'load a feature module that is not loaded into the running node',
-    details: 'MODULE as listed by chorus modules (or in a modules.paths folder); what it depends on must be loaded',
-    flags: {}, args: [1, 1],
-    async run(p, io) {
-      await nodeRequest(p, 'load', { module: p.pos[0] });
-      io.out(`loaded ${p.pos[0]}`);
-      return 0;
-    },
-  },
-
-  unload: {
-    usage: 'chorus unload MODULE',
-    summary: 'unload a feature module from the running node (its hooks, features and disco entries go)',
-    details: 'refused while a loaded module depends on it; the config decides what loads at the next start',
-    flags: {}, args: [1, 1],
-    async run(p, io) {
-      await nodeRequest(p, 'unload', { module: p.pos[0] });
-      io.out(`unloaded ${p.pos[0]}`);
-      return 0;
-    },
-  },
+  load: moduleCommand('load', 'load a feature module that is not loaded into the running node',
+    'MODULE as listed by chorus modules (or in a modules.paths folder); what it depends on must be loaded'),
+  unload: moduleCommand('unload', 'unload a feature module from the running node (its hooks, features and disco entries go)',
+    'refused while a loaded module depends on it; the config decides what loads at the next start'),
 
   bench: {
     usage: 'chorus bench <scenario> [options]',
@@ -291,6 +272,18 @@ const COMMANDS: Record<string, Command> = {
     run: async () => 0, // dispatched before parsing: bench owns its arguments
   },
 };
+
+/** `chorus load|unload MODULE`: one module, on the running node. */
+function moduleCommand(verb: 'load' | 'unload', summary: string, details: string): Command {
+  return {
+    usage: `chorus ${verb} MODULE`, summary, details, flags: {}, args: [1, 1],
+    async run(p, io) {
+      await nodeRequest(p, verb, { module: p.pos[0] });
+      io.out(`${verb}ed ${p.pos[0]}`);
+      return 0;
+    },
+  };
+}
 
 function topHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
