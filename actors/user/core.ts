@@ -250,7 +250,7 @@ function available(ctx: UserCtx): SessionInfo[] {
 function deliver(ctx: UserCtx, s: SessionInfo, xml: string, durable: boolean, sent?: number): void {
   const receipt: Receipt | undefined = durable ? retain() : undefined;
   void ctx;
-  send(s.address, sent === undefined ? { type: 'deliver', xml, receipt } satisfies ToSessionFromUser : { type: 'deliver', xml, receipt, sent } satisfies ToSessionFromUser);
+  send(s.address, { type: 'deliver', xml, receipt, sent } satisfies ToSessionFromUser);
 }
 
 /** An error back to the sender of `h` (never for an error: RFC 6120 §8.3.1). */

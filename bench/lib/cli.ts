@@ -75,6 +75,14 @@ export interface CliOptions {
 
 export class UsageError extends Error {}
 
+/** The next option of `a` (taken off it) and its value: from `--key=value`, or the next word. */
+export function nextOption(a: string[]): { key: string; value: () => string | undefined } {
+  const word = a.shift()!;
+  const eq = word.indexOf('=');
+  if (word.startsWith('--') && eq > 0) return { key: word.slice(0, eq), value: () => word.slice(eq + 1) };
+  return { key: word, value: () => a.shift() };
+}
+
 /** Parses argv (after `bench`). */
 export function parseArgs(argv: string[]): CliOptions | 'help' {
   const a = [...argv];
@@ -91,11 +99,7 @@ export function parseArgs(argv: string[]): CliOptions | 'help' {
     return n;
   };
   while (a.length) {
-    let k = a.shift()!;
-    let v: string | undefined;
-    const eq = k.indexOf('=');
-    if (k.startsWith('--') && eq > 0) { v = k.slice(eq + 1); k = k.slice(0, eq); }
-    const val = () => v ?? a.shift();
+    const { key: k, value: val } = nextOption(a);
     given.add(k);
     switch (k) {
       case '--target': case '-t': targets.push(val() ?? ''); break;

@@ -50,16 +50,15 @@ function figures(scenario: string): Figure[] {
     { label: 'wall time measured (s)', get: (r) => r.wallS },
   ];
   const m = (k: string) => (r: RunResult) => r.metrics[k];
+  const latency: Figure[] = (['p50', 'p99', 'p999', 'max'] as const).map((q) => (
+    { label: `latency ${q === 'p999' ? 'p99.9' : q} (ms)`, get: lat(q), better: 'lower' as const }));
   switch (scenario) {
     case 'chat': return [
       { label: 'delivered msg per server-CPU-s', get: m('msgPerServerCpuS'), better: 'higher' },
       { label: 'delivered msg/s (wall)', get: m('msgPerS'), better: 'higher' },
       { label: 'sent', get: m('sent') }, { label: 'delivered', get: m('delivered') },
       { label: 'lost', get: m('lost'), better: 'lower' },
-      { label: 'latency p50 (ms)', get: lat('p50'), better: 'lower' },
-      { label: 'latency p99 (ms)', get: lat('p99'), better: 'lower' },
-      { label: 'latency p99.9 (ms)', get: lat('p999'), better: 'lower' },
-      { label: 'latency max (ms)', get: lat('max'), better: 'lower' },
+      ...latency,
       { label: 'generator CPU ms per 1000 msg', get: m('genCpuPerKMsg') },
       ...common,
     ];
@@ -69,10 +68,7 @@ function figures(scenario: string): Figure[] {
       { label: 'occupants', get: m('occupants') }, { label: 'senders', get: m('senders') },
       { label: 'messages sent', get: m('sent') }, { label: 'deliveries', get: m('deliveries') },
       { label: 'lost deliveries', get: m('lost'), better: 'lower' },
-      { label: 'latency p50 (ms)', get: lat('p50'), better: 'lower' },
-      { label: 'latency p99 (ms)', get: lat('p99'), better: 'lower' },
-      { label: 'latency p99.9 (ms)', get: lat('p999'), better: 'lower' },
-      { label: 'latency max (ms)', get: lat('max'), better: 'lower' },
+      ...latency,
       ...common,
     ];
     case 'login': return [

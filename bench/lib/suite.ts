@@ -4,7 +4,7 @@
 // / not met both in absolute terms and against the anchors measured in the same run, and charts.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parseArgs, runBench, UsageError, type CliOptions } from './cli.ts';
+import { nextOption, parseArgs, runBench, UsageError, type CliOptions } from './cli.ts';
 import { parseTarget, pinRef } from './target.ts';
 import { barChart, COLORS, fmtNum, machineInfo, mdCell, mdToHtml, median, type Report } from './report.ts';
 import type { RunResult } from './runner.ts';
@@ -130,11 +130,7 @@ export function parseSuiteArgs(argv: string[]): SuiteOptions | 'help' {
     return list;
   };
   while (a.length) {
-    let k = a.shift()!;
-    let v: string | undefined;
-    const eq = k.indexOf('=');
-    if (k.startsWith('--') && eq > 0) { v = k.slice(eq + 1); k = k.slice(0, eq); }
-    const val = () => v ?? a.shift();
+    const { key: k, value: val } = nextOption(a);
     switch (k) {
       case '--target': case '-t': o.targets.push(val() ?? ''); break;
       case '--rounds': { const n = Number(val()); if (!Number.isInteger(n) || n < 1) throw new UsageError('--rounds needs a number ≥ 1'); o.rounds = n; break; }

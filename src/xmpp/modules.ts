@@ -57,27 +57,20 @@ export class ModuleSet {
     const i = this.loaded.findIndex((d) => d.name === def.name);
     if (i < 0) throw new Error(`module ${def.name} is not loaded`);
     for (const dep of def.depends ?? []) if (!this.loaded.some((d) => d.name === dep)) throw new Error(`module ${def.name} now needs ${dep}, which is not loaded`);
-    const next = new ModuleSet(this.hosts, this);
-    next.apis = new Map(this.apis);
-    for (const [key, list] of this.hooks) {
-      const kept = list.filter((e) => e.module !== def.name);
-      if (kept.length) next.hooks.set(key, kept);
-    }
+    const next = this.copyWithout(def.name);
     next.setUp(def, rawOptions);
-    // Features as the modules declare them now, in load order.
-    next.loaded.push(...this.loaded.map((d) => (d.name === def.name ? def : d)));
-    next.hostFeatures.clear(); next.accountFeatures.clear(); next.streamFeatures.length = 0;
-    for (const d of next.loaded) next.declare(d);
-    return next;
+    next.loaded.splice(i, 0, def); // its place in load order, for the features
+    return next.redeclared();
   }
 
   /** A new set with one more module (loaded on a running node); what it depends on must be loaded. */
   adding(def: ModuleDefinition, rawOptions: RawOptions = {}): ModuleSet {
     if (this.loaded.some((d) => d.name === def.name)) throw new Error(`module ${def.name} is already loaded (chorus reload ${def.name} loads its new code)`);
     for (const dep of def.depends ?? []) if (!this.loaded.some((d) => d.name === dep)) throw new Error(`module ${def.name} needs ${dep}: load ${dep} first`);
-    const next = this.copy((d) => d);
-    next.add(def, rawOptions);
-    return next;
+    const next = this.copyWithout(null);
+    next.setUp(def, rawOptions);
+    next.loaded.push(def);
+    return next.redeclared();
   }
 
   /** A new set without the module: its hooks, features and API gone. Refused while another needs it. */
@@ -85,22 +78,27 @@ export class ModuleSet {
     if (!this.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded`);
     const needing = this.loaded.filter((d) => d.depends?.includes(name)).map((d) => d.name);
     if (needing.length) throw new Error(`module ${name} is needed by ${needing.join(', ')}: unload ${needing.length > 1 ? 'them' : 'it'} first`);
-    return this.copy((d) => (d.name === name ? null : d));
+    return this.copyWithout(name).redeclared();
   }
 
-  /** This set's registrations, each module mapped (null drops it); the feature sets are shared. */
-  private copy(map: (d: ModuleDefinition) => ModuleDefinition | null): ModuleSet {
+  /** This set's registrations less one module's (or none). The feature sets are shared, so they are
+   *  recomputed (redeclared) only once the new set is complete: a failed setup leaves them as they were. */
+  private copyWithout(name: string | null): ModuleSet {
     const next = new ModuleSet(this.hosts, this);
-    const gone = new Set(this.loaded.filter((d) => map(d) === null).map((d) => d.name));
-    next.apis = new Map([...this.apis].filter(([n]) => !gone.has(n)));
+    next.apis = new Map([...this.apis].filter(([n]) => n !== name));
     for (const [key, list] of this.hooks) {
-      const kept = list.filter((e) => !gone.has(e.module));
+      const kept = list.filter((e) => e.module !== name);
       if (kept.length) next.hooks.set(key, kept);
     }
-    next.loaded.push(...this.loaded.filter((d) => !gone.has(d.name)));
-    next.hostFeatures.clear(); next.accountFeatures.clear(); next.streamFeatures.length = 0;
-    for (const d of next.loaded) next.declare(d);
+    next.loaded.push(...this.loaded.filter((d) => d.name !== name));
     return next;
+  }
+
+  /** The disco and stream features as the loaded modules declare them, in load order. */
+  private redeclared(): this {
+    this.hostFeatures.clear(); this.accountFeatures.clear(); this.streamFeatures.length = 0;
+    for (const d of this.loaded) this.declare(d);
+    return this;
   }
 
   private declare(def: ModuleDefinition): void {
