@@ -9,6 +9,7 @@ import { callAt } from './runtime/api.ts';
 import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle } from './sasl/throttle.ts';
 import type { CredentialLookup } from './sasl/types.ts';
 import type { Storage } from './xmpp/module.ts';
+import type { Domains } from './xmpp/routing.ts';
 import { dirname } from 'node:path';
 import type { KindLoader } from './runtime/loader.ts';
 import type { ModuleDefinition } from './xmpp/module.ts';
@@ -39,7 +40,10 @@ export interface XmppService {
   storage: Storage;
   lookup(host: string): CredentialLookup;
   throttle: LoginThrottle;
+  /** A host of accounts (the stream's 'to' must be one). */
   isLocal(domain: string): boolean;
+  /** Every domain this node serves, for routing (routing.ts). */
+  domains: Domains;
 }
 
 export async function install(services: Map<string, unknown>, data: SchedulerData): Promise<void> {
@@ -53,6 +57,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
     throttle: nodeThrottle(),
     isLocal: (domain) => hosts.has(domain),
+    domains: { isHost: (domain) => hosts.has(domain), service: () => undefined },
     reloadModule: async (name) => {
       if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);
       const { def, file, loads } = await freshModule(name);

@@ -16,7 +16,7 @@ import { stanzaError } from '../../src/xmpp/errors.ts';
 import { x } from '../../src/xml/builder.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
 import {
-  bounce, connGone, forget, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
+  bounce, connGone, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
   streamFail, toConn, type Next, type SessionCtx,
 } from './stream.ts';
 
@@ -61,8 +61,9 @@ const machine = setup({
     closed: { target: '.unbinding', actions: ({ context, event }) => bounce(context, event.unacked) },
     end: { target: '.closing', actions: ({ context }) => toConn(context, { type: 'close', xml: '</stream:stream>' }) },
     deliver: { actions: ({ context, event }) => bounce(context, [event]) },
-    // What the user actor's modules set for this session (read by its outbound hooks).
-    features: { actions: assign(({ context, event }) => ({ features: { ...context.features, ...event.features } })) },
+    // The user actor restarted: what it was handling of ours may be lost; the connection sends
+    // again what is not handled (it drops what it had taken already).
+    replay: { actions: ({ context }) => toConn(context, { type: 'replay' }) },
   },
   states: {
     opening: {
@@ -114,7 +115,7 @@ const machine = setup({
         'bind-ok': {
           target: 'established',
           actions: [
-            assign(({ context, event }) => ({ ...onBound(context, context.bindId, event.resource, event.features) })),
+            assign(({ context, event }) => ({ ...onBound(context, context.bindId, event.resource) })),
             ({ context }) => moveTo(`session:${context.jid}`),
           ],
         },
@@ -172,7 +173,7 @@ const machine = setup({
         drained: { actions: assign({ awaitConn: false }) },
       },
     },
-    done: { type: 'final', entry: () => forget() },
+    done: { type: 'final' },
   },
 });
 

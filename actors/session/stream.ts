@@ -1,17 +1,14 @@
 // The session's protocol work as plain functions of (context, input) → effects + context patch; the
-// machine (machine.ts) decides which run in which state. Effects go out through the runtime API.
+// machine (index.ts) decides which run in which state. Effects go out through the runtime API.
 import { randomBytes } from 'node:crypto';
-import { courier, later, log, release, retain, self, send, sendDurable, service, suspend } from '../../src/runtime/api.ts';
-import { dispatchIq } from '../../src/xmpp/iq.ts';
+import { courier, later, log, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
 import type { ChannelBindings, ConnInfo, Delivery, ToConn } from '../../src/net/c2s-protocol.ts';
-import { OWN_STANZA, validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
+import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { restamp, serialize, streamOpen, x } from '../../src/xml/builder.ts';
 import { stanzaError, streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
-import { Jid, JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
+import { JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xml/namespaces.ts';
-import type { SessionContext, StanzaContext, StanzaKind } from '../../src/xmpp/module.ts';
-import { runOutbound } from '../../src/xmpp/router.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { offeredMechanisms, selectMechanism, decodeSaslPayload, encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
 import type { SaslServer, SaslStep } from '../../src/sasl/types.ts';
@@ -32,12 +29,11 @@ export interface SessionCtx {
   saslFailures: number;
   /** The client tried a channel-binding type we do not offer (see MechanismOptions.bindingRefused). */
   cbRefused?: boolean;
-  features: Record<string, unknown>;
 }
 
 export const initialContext = (info: ConnInfo): SessionCtx => ({
   conn: info.conn, remote: info.remote, secure: info.secure, directTls: info.directTls, cb: info.cb,
-  host: info.host, streamId: '', lang: null, user: null, jid: null, saslFailures: 0, features: {},
+  host: info.host, streamId: '', lang: null, user: null, jid: null, saslFailures: 0,
 });
 
 const xmpp = () => service<XmppService>('xmpp');
@@ -239,10 +235,10 @@ export function onBindInput(ctx: SessionCtx, xml: string, h: StanzaHeader): { ne
   return { next: 'stay', pending: { id: h.id ?? '', resource } };
 }
 
-export function onBound(ctx: SessionCtx, id: string, resource: string, features: Record<string, unknown>): Partial<SessionCtx> {
+export function onBound(ctx: SessionCtx, id: string, resource: string): Partial<SessionCtx> {
   const jid = `${ctx.user}@${ctx.host}/${resource}`;
   write(ctx, serialize(x('iq', { type: 'result', id }, x('bind', { xmlns: NS.BIND }, x('jid', null, jid)))));
-  return { jid, features: { ...ctx.features, ...features } };
+  return { jid };
 }
 
 /** First message at the new address: now the connection and the user actor may talk to us here. */
@@ -262,39 +258,25 @@ function handled(ctx: SessionCtx, seq: number): void {
   if (seq > 0) toConn(ctx, { type: 'handled', seq });
 }
 
-/** The highest inbound seq this session has taken, per address, for this thread's life: after a crash
- *  restart the connection replays what it has not seen handled, and some of it may have survived in
- *  our mailbox. Not persisted: when the thread dies the mailbox is gone too, and all must be replayed.
- *  A stanza that crashed us counts as taken, so it is not replayed into another crash. */
-const taken = new Map<string, number>();
-
-export function alreadyTaken(seq: number): boolean {
-  if (seq <= 0) return false;
-  const me = self();
-  if (seq <= (taken.get(me) ?? 0)) return true;
-  taken.set(me, seq);
-  return false;
-}
-
-export function forget(): void { taken.delete(self()); }
-
+/**
+ * A client's stanza: the stream's own checks (RFC 6120 §8.1: namespace, a 'from' that is ours, a
+ * well-formed 'to', an IQ's id and type), then stamped with the full JID and handed to the
+ * account's user actor (same thread), which runs the outbound hooks and routes it. The session
+ * decides no route.
+ */
 export function onClientStanza(ctx: SessionCtx, xml0: string, h0: StanzaHeader, seq: number): Next {
-  const svc = xmpp();
-  if (alreadyTaken(seq)) return 'stay';
-  const me = parseJid(ctx.jid!);
   if (h0.xmlns !== NS.CLIENT || (h0.name !== 'message' && h0.name !== 'presence' && h0.name !== 'iq')) {
     if (h0.name === 'iq' || h0.name === 'message' || h0.name === 'presence') return streamFail(ctx, 'invalid-namespace');
     return streamFail(ctx, 'unsupported-stanza-type', h0.name);
   }
   // RFC 6120 §8.1.2.1: the server stamps the full JID; a client-supplied 'from' must be ours.
-  if (h0.from !== null) {
+  if (h0.from !== null && h0.from !== ctx.jid) {
     let ok = false;
-    try { const f = parseJid(h0.from); ok = f.equals(me) || (f.isBare() && f.bareEquals(me)); } catch { /* not ok */ }
+    try { const f = parseJid(h0.from), me = parseJid(ctx.jid!); ok = f.equals(me) || (f.isBare() && f.bareEquals(me)); } catch { /* not ok */ }
     if (!ok) return streamFail(ctx, 'invalid-from');
   }
-  let to: Jid | null = null;
   if (h0.to !== null) {
-    try { to = parseJid(h0.to); } catch (err) {
+    try { parseJid(h0.to); } catch (err) {
       if (err instanceof JidError) { reply(ctx, stanzaError(h0, 'modify', 'jid-malformed')); handled(ctx, seq); return 'stay'; }
       throw err;
     }
@@ -304,88 +286,13 @@ export function onClientStanza(ctx: SessionCtx, xml0: string, h0: StanzaHeader, 
     handled(ctx, seq);
     return 'stay';
   }
-  let { xml, header: h } = restamp(xml0, h0, { from: ctx.jid! });
-  // The sender's outbound hooks (pre-<kind>/<target>): a module may veto the stanza or rewrite it.
-  const out = runOutbound(svc.modules, h.name as StanzaKind, () => stanzaContextOf(ctx, me), xml, me, to ?? me.bare(), (c, t, text, o) => reply(ctx, stanzaError(h, t ?? null, c, text, o)));
-  if (out.stopped) { handled(ctx, seq); return 'stay'; }
-  if (out.xml !== null) {
-    xml = out.xml;
-    h = validateStanza(xml, undefined, OWN_STANZA);
-    to = h.to ? parseJid(h.to) : null;
-  }
-  const bare = `${ctx.user}@${ctx.host}`;
-  // Presence always goes to the sender's own user actor (broadcast, subscriptions, directed).
-  if (h.name === 'presence') { routeDurable(ctx, `user:${bare}`, { type: 'out', xml, h, resource: me.resource }, seq); return 'stay'; }
-  const target = to ?? me.bare();
-  if (h.name === 'iq' && (h.type === 'get' || h.type === 'set')) {
-    if (target.local === '' && target.resource === '' && svc.isLocal(target.domain)) { hostIq(ctx, xml, h, me, target); handled(ctx, seq); return 'stay'; }
-    if (target.bareEquals(me) && target.resource === '') { routeDurable(ctx, `user:${bare}`, { type: 'iq-self', xml, h }, seq); return 'stay'; }
-  }
-  if (target.local === '' && target.resource === '' && svc.isLocal(target.domain)) {
-    // Messages and IQ results/errors to the server itself: nothing to deliver (RFC 6120 §10.3).
-    if (h.name === 'message' && h.type !== 'error') reply(ctx, stanzaError(h, 'cancel', 'service-unavailable'));
-    handled(ctx, seq);
-    return 'stay';
-  }
-  routeStanza(ctx, xml, h, target, seq);
+  const { xml, header: h } = restamp(xml0, h0, { from: ctx.jid! });
+  send(`user:${ctx.user}@${ctx.host}`, { type: 'client', xml, h, resource: ctx.jid!.slice(ctx.jid!.indexOf('/') + 1), conn: ctx.conn, seq } satisfies ToUser);
   return 'stay';
-}
-
-/** To a local account: its user actor, durably (it is ours once the sender sees it acknowledged). */
-function routeStanza(ctx: SessionCtx, xml: string, h: StanzaHeader, to: Jid, seq: number): void {
-  const svc = xmpp();
-  if (!svc.isLocal(to.domain)) {
-    // No server-to-server yet: RFC 6120 §10.4.3.
-    if (h.type !== 'error' && !(h.name === 'iq' && h.type === 'result')) reply(ctx, stanzaError(h, 'cancel', 'remote-server-not-found'));
-    handled(ctx, seq);
-    return;
-  }
-  routeDurable(ctx, `user:${to.toBareString()}`, { type: 'stanza', xml, h }, seq);
-}
-
-function routeDurable(ctx: SessionCtx, to: string, m: ToUser, seq: number): void {
-  const c = courier();
-  const conn = ctx.conn;
-  sendDurable(to, m).then(
-    () => { if (seq > 0) c(conn, { type: 'handled', seq } satisfies ToConn); },
-    () => { /* not confirmed: left unhandled, so the client resends it after a resume */ },
-  );
 }
 
 function reply(ctx: SessionCtx, xml: string | null): void {
   if (xml) toConn(ctx, { type: 'deliver', xml });
-}
-
-/** IQs to the server's own domain run here, in the sender's session (xmpp.js semantics for errors). */
-function hostIq(ctx: SessionCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid): void {
-  const svc = xmpp();
-  const stanza = parseElement(xml);
-  const payload = stanza.children.find((c): c is XmlElement => typeof c !== 'string');
-  if (!payload) { reply(ctx, stanzaError(h, 'modify', 'bad-request', 'empty iq')); return; }
-  const handler = svc.modules.iqHandler(h.type!, 'host', payload.getXmlns());
-  if (!handler) { reply(ctx, stanzaError(h, 'cancel', 'service-unavailable')); return; }
-  const pending = dispatchIq(handler, { ...stanzaContextOf(ctx, from), stanza, payload, from, to, type: h.type as 'get' | 'set' }, h, (out) => reply(ctx, out));
-  if (pending) suspend(pending); // an async handler: this session's next stanza waits for its answer
-}
-
-/** What a module running in this session gets; what it routes goes out through the user actor. */
-function stanzaContextOf(ctx: SessionCtx, from: Jid): StanzaContext & { session: SessionContext } {
-  return {
-    host: ctx.host!, now: () => Date.now(), storage: xmpp().storage,
-    route: (s) => send(`user:${from.toBareString()}`, { type: 'route', xml: typeof s === 'string' ? s : serialize(s) } satisfies ToUser),
-    log: (level, text) => log(level, text),
-    session: sessionContext(ctx, from),
-  };
-}
-
-/** `jid`: the session's own, when the caller has it parsed already (the chat path). */
-export function sessionContext(ctx: SessionCtx, jid = parseJid(ctx.jid!)): SessionContext {
-  return {
-    jid,
-    send: (stanza) => reply(ctx, typeof stanza === 'string' ? stanza : serialize(stanza)),
-    feature: <T>(key: string) => ctx.features[key] as T | undefined,
-    setFeature: (key, value) => { ctx.features = { ...ctx.features, [key]: value }; },
-  };
 }
 
 /** A stanza for the client (from its user actor): the receipt is released once the client has it. */

@@ -2,17 +2,19 @@
 // and the hooks that modules (roster, presence, offline, ...) run on. Functions over the context;
 // effects through the runtime API. A hook may be async: then the step is a promise of its patch and
 // the actor is suspended on it (the machine applies the patch when it resumes).
-import { exit, log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
+import { courier, exit, log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
 import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
-import { inboundEvent, inboundHook, runOutbound } from '../../src/xmpp/router.ts';
+import { inboundEvent, runInbound, runOutbound } from '../../src/xmpp/router.ts';
+import { destinationOf, unroutable } from '../../src/xmpp/routing.ts';
+import type { ToConn } from '../../src/net/c2s-protocol.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { OWN_STANZA, validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { serialize } from '../../src/xml/builder.ts';
-import { stanzaError, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
+import { stanzaError, type StanzaErrorCondition, type StanzaErrorOptions, type StanzaErrorType } from '../../src/xmpp/errors.ts';
 import { parseJid, type Jid } from '../../src/xmpp/jid.ts';
 import { parsePriority } from '../../src/xmpp/priority.ts';
-import type { Hooks as UserHooks, InboundEvent, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
+import type { InboundEvent, SessionInfo, StanzaContext, UserContext } from '../../src/xmpp/module.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
@@ -67,12 +69,12 @@ export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Step
 }
 
 function bindNow(ctx: UserCtx, resource: string, address: string): Step {
-  const info: SessionInfo = { resource, address, presence: null, priority: 0, since: 0, interested: false, features: {} };
+  const info: SessionInfo = { resource, address, presence: null, priority: 0, since: 0, interested: false };
   const sessions = { ...ctx.sessions, [resource]: info };
   const { [resource]: _, ...pendingBinds } = ctx.pendingBinds;
   void _;
   const next = { ...ctx, sessions, pendingBinds };
-  // The bound hooks run first: what they set for the session (its features) goes with bind-ok.
+  // The bound hooks run first: the session hears of its bind once the account knows it.
   return andThen(xmpp().modules.run('session/bound', { ...stanzaContext(next), user: userContext(next), resource }), () => {
     sendBindOk(next, resource);
     return { sessions: next.sessions, pendingBinds, mods: next.mods };
@@ -82,8 +84,7 @@ function bindNow(ctx: UserCtx, resource: string, address: string): Step {
 /** The session asked under its pre-bind name; `bind-ok` reaches it there or, once moved, forwarded. */
 function sendBindOk(ctx: UserCtx, resource: string): void {
   const waiting = pendingReplies.get(`${ctx.jid}/${resource}`);
-  const features = ctx.sessions[resource]?.features ?? {};
-  if (waiting) { pendingReplies.delete(`${ctx.jid}/${resource}`); send(waiting, { type: 'bind-ok', resource, features } satisfies ToSessionFromUser); }
+  if (waiting) { pendingReplies.delete(`${ctx.jid}/${resource}`); send(waiting, { type: 'bind-ok', resource } satisfies ToSessionFromUser); }
 }
 
 /** Who asked to bind (their pre-bind address), until answered; not persisted (a crash fails the bind). */
@@ -94,7 +95,9 @@ export function rememberBinder(ctx: UserCtx, resource: string, from: string | un
 
 /** A session ended. A login waiting for this resource (a conflict) is bound now. */
 export function onUnbind(ctx: UserCtx, resource: string): Step {
-  if (!ctx.sessions[resource]) return {};
+  const s = ctx.sessions[resource];
+  if (!s) return {};
+  taken.delete(s.address);
   return andThen(xmpp().modules.run('session/unbound', { ...stanzaContext(ctx), user: userContext(ctx), resource }), () => {
     const { [resource]: _, ...sessions } = ctx.sessions;
     void _;
@@ -107,16 +110,16 @@ export function onUnbind(ctx: UserCtx, resource: string): Step {
 export function onArrived(ctx: UserCtx, resource: string): Patch {
   const s = ctx.sessions[resource];
   if (!s) return {};
-  // Features set since bind-ok went out (or lost in a session restart) catch up here.
-  if (Object.keys(s.features).length > 0) send(s.address, { type: 'features', features: s.features } satisfies ToSessionFromUser);
   return { watch: { ...ctx.watch, [resource]: monitor(s.address) } };
 }
 
 export function onStarted(ctx: UserCtx): Step {
   const user = userContext(ctx);
   return andThen(xmpp().modules.run('user/started', { ...stanzaContext(ctx), user }), () => {
-    // Monitors do not survive a restart: watch every session again.
+    // Monitors do not survive a restart: watch every session again. A client stanza this actor was
+    // handling when it crashed is lost with the crash: the connections send again what is unhandled.
     const watch = Object.fromEntries(user.sessions().map((s) => [s.resource, monitor(s.address)]));
+    for (const s of user.sessions()) send(s.address, { type: 'replay' } satisfies ToSessionFromUser);
     return { sessions: sessionsOf(user), mods: ctx.mods, watch, replacing: {} };
   });
 }
@@ -168,60 +171,58 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
   const from = parseJid(h.from);
   if (h.name === 'message') return routeMessage(ctx, xml, h, to, from);
   if (h.name === 'presence') {
-    const user = userContext(ctx);
-    return andThen(xmpp().modules.run(inboundHook('presence', to), inboundEvent({ ...stanzaContext(ctx), user }, xml, from, to, errorTo(h))), (handled) => {
-      if (!handled) for (const s of available(ctx)) deliver(ctx, s, xml, false);
-      return { sessions: sessionsOf(user), mods: ctx.mods };
-    });
+    // The presence module delivers (or keeps) presence; without it, every available resource gets it.
+    return inbound(ctx, xml, h, to, from, (x) => { for (const s of available(ctx)) deliver(ctx, s, x, false); return {}; });
   }
-  return inbound(ctx, xml, h, to, from, () => {
+  return inbound(ctx, xml, h, to, from, (x) => {
     if (to.resource) {
       const s = ctx.sessions[to.resource];
-      if (s) { deliver(ctx, s, xml, true); return {}; }
-      if (h.type === 'get' || h.type === 'set') bounceError(h, 'cancel', 'service-unavailable');
+      if (s) { deliver(ctx, s, x, true); return {}; }
+      if (h.type === 'get' || h.type === 'set') bounceError(ctx, h, 'cancel', 'service-unavailable');
       return {};
     }
-    return h.type === 'get' || h.type === 'set' ? runIq(ctx, xml, h, from, to, 'bare') : {};
+    return h.type === 'get' || h.type === 'set' ? runIq(ctx, x, h, from, to, 'bare') : {};
   });
 }
 
-/** The recipient's `<kind>/<bare|full>` hooks, then `core` unless one handled the stanza. Events (a
- *  full parse) are built only when a module listens: this is the chat hot path. */
-function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: () => Step): Step {
+/** The recipient's `<kind>/<bare|full>` hooks, then `core` with the stanza (rewritten or not) unless
+ *  one handled it. Events (a full parse) are built only when a module listens: the chat hot path. */
+function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: (xml: string) => Step): Step {
   const svc = xmpp();
-  const hook = inboundHook(h.name as StanzaKind, to);
-  if (!svc.modules.has(hook)) return core();
   const user = userContext(ctx);
-  return andThen(svc.modules.run(hook, inboundEvent({ ...stanzaContext(ctx), user }, xml, from, to, errorTo(h))),
-    (handled) => (handled ? { sessions: sessionsOf(user), mods: ctx.mods } : core()));
+  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user }), xml, from, to, errorTo(ctx, h)),
+    (o) => (o.stopped ? { sessions: sessionsOf(user), mods: ctx.mods } : andThen(core(o.xml ?? xml), (p) => ({ sessions: sessionsOf(user), mods: ctx.mods, ...p }))));
 }
 
-function routeMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Step {
-  const event = () => inboundEvent({ ...stanzaContext(ctx), user: userContext(ctx) }, xml, from, to, errorTo(h));
-  return inbound(ctx, xml, h, to, from, () => deliverMessage(ctx, xml, h, to, event));
+function routeMessage(ctx: UserCtx, xml0: string, h: StanzaHeader, to: Jid, from: Jid): Step {
+  return inbound(ctx, xml0, h, to, from, (xml) => deliverMessage(ctx, xml, h, to, from));
 }
 
-type MessageEventOf = () => UserHooks['message/delivered'];
-
-function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, event: MessageEventOf): Step {
+function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Step {
   const type = h.type ?? 'normal';
   const svc = xmpp();
-  const delivered = (): Step => (svc.modules.has('message/delivered') ? andThen(svc.modules.run('message/delivered', event()), () => ({ mods: ctx.mods })) : {});
+  const event = () => inboundEvent({ ...stanzaContext(ctx), user: userContext(ctx) }, xml, from, to, errorTo(ctx, h));
+  const delivered = (resources: string[]): Step => {
+    if (!svc.modules.has('message/delivered')) return {};
+    const ev = Object.assign(event(), { resources });
+    return andThen(svc.modules.run('message/delivered', ev), () => ({ sessions: sessionsOf(ev.user), mods: ctx.mods }));
+  };
   if (to.resource) {
     const s = ctx.sessions[to.resource];
-    if (s) { deliver(ctx, s, xml, true); return delivered(); }
+    if (s) { deliver(ctx, s, xml, true); return delivered([s.resource]); }
     // §8.5.3.2.1: no such resource — chat/normal as if to the bare JID; groupchat errors; others drop.
-    if (type === 'groupchat') { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
+    if (type === 'groupchat') { bounceError(ctx, h, 'cancel', 'service-unavailable'); return {}; }
     if (type === 'headline' || type === 'error') return {};
   }
   if (type === 'error') return {};
-  if (type === 'groupchat') { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
+  if (type === 'groupchat') { bounceError(ctx, h, 'cancel', 'service-unavailable'); return {}; }
   const candidates = available(ctx).filter((s) => s.priority >= 0);
   if (candidates.length === 0) {
     if (type === 'headline') return {};
-    return andThen(svc.modules.run('message/undeliverable', event()), (handled) => {
-      if (!handled) bounceError(h, 'cancel', 'service-unavailable');
-      return { mods: ctx.mods };
+    const ev = event();
+    return andThen(svc.modules.run('message/undeliverable', ev), (handled) => {
+      if (!handled) bounceError(ctx, h, 'cancel', 'service-unavailable');
+      return { sessions: sessionsOf(ev.user), mods: ctx.mods };
     });
   }
   // chat/normal go to the highest priority (all of them on a tie); headline to every non-negative one.
@@ -231,7 +232,7 @@ function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, eve
   // while another resource has it (onRedeliver).
   const sent = targets.length > 1 ? fanOutStamp() : undefined;
   targets.forEach((s, i) => deliver(ctx, s, xml, i === 0, sent));
-  return delivered();
+  return delivered(targets.map((s) => s.resource));
 }
 
 let lastStamp = 0;
@@ -254,89 +255,204 @@ function deliver(ctx: UserCtx, s: SessionInfo, xml: string, durable: boolean, se
 }
 
 /** An error back to the sender of `h` (never for an error: RFC 6120 §8.3.1). */
-function bounceError(h: StanzaHeader, type: StanzaErrorType | null, condition: StanzaErrorCondition, text?: string): void {
-  const err = stanzaError(h, type, condition, text);
-  if (err) routeOut(err);
+function bounceError(ctx: UserCtx, h: StanzaHeader, type: StanzaErrorType | null, condition: StanzaErrorCondition, text?: string, o?: StanzaErrorOptions): void {
+  const err = stanzaError(h, type, condition, text, o);
+  if (err) routeOut(ctx, err);
 }
 
-const errorTo = (h: StanzaHeader): InboundEvent['error'] => (condition, type, text, o) => { const err = stanzaError(h, type ?? null, condition, text, o); if (err) routeOut(err); };
+const errorTo = (ctx: UserCtx, h: StanzaHeader): InboundEvent['error'] => (condition, type, text, o) => bounceError(ctx, h, type ?? null, condition, text, o);
 
+// ---- outbound: what this account sends --------------------------------------------------------------
 
-/** Sends any stanza onward: local accounts get it in their user actor, durably. */
-export function routeOut(xml: string): void {
+/** Inbound stanzas taken from each client connection (conn → highest seq), for this thread's life:
+ *  the connection replays what it has not seen handled (a session or this actor restarted), and
+ *  some of it may have been taken already. A stanza that crashed us counts as taken, so it is not
+ *  replayed into another crash. Keyed by session address; a new connection there starts afresh. */
+const taken = new Map<string, { conn: string; seq: number }>();
+
+function alreadyTaken(address: string, conn: string, seq: number): boolean {
+  if (seq <= 0) return false;
+  const t = taken.get(address);
+  if (t && t.conn === conn && seq <= t.seq) return true;
+  taken.set(address, { conn, seq });
+  return false;
+}
+
+/** What happens once a client's stanza is on its way: its connection counts it handled (XEP-0198). */
+type Done = () => void;
+const NOTHING: Done = () => undefined;
+
+/**
+ * A stanza one of this account's clients sent (its session stamped its full JID): the sender's
+ * outbound hooks (`pre-<kind>/<target>`, which see every session and may wait on storage), then
+ * routing. It counts as handled once its effects are durable: in the recipient's durable mailbox,
+ * or done here.
+ */
+export function onClient(ctx: UserCtx, m: Extract<ToUser, { type: 'client' }>): Step {
+  const s = ctx.sessions[m.resource];
+  const c = courier();
+  const done: Done = m.seq > 0 ? () => c(m.conn, { type: 'handled', seq: m.seq } satisfies ToConn) : NOTHING;
+  if (!s) { done(); return {}; } // the session is gone: nothing of its stanzas is wanted any more
+  if (alreadyTaken(s.address, m.conn, m.seq)) return {};
+  const h = m.h;
+  const from = parseJid(h.from!);
+  // Presence with no 'to' is the session's own (broadcast, RFC 6121 §4.2-4.5): its hooks run per
+  // recipient as the presence module routes the copies.
+  if (h.name === 'presence' && !h.to) return andThen(presenceOut(ctx, m.xml, h, from, m.resource), (p) => { done(); return p; });
+  const to = h.to ? parseJid(h.to) : from.bare();
+  const user = userContext(ctx);
+  const out = runOutbound(xmpp().modules, h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user }), m.xml, from, to, errorTo(ctx, h), m.resource);
+  return andThen(out, (o) => {
+    if (o.stopped) { done(); return {}; }
+    const r = o.xml === null ? { xml: m.xml, h, to } : readHeader(o.xml);
+    if (!r) { done(); return {}; }
+    return fromClient(ctx, r.xml, r.h, from, r.to, m.resource, done);
+  });
+}
+
+function fromClient(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, resource: string, done: Done): Step {
+  // Directed and subscription presence: the presence module routes it (and remembers it).
+  if (h.name === 'presence') return andThen(presenceOut(ctx, xml, h, from, resource), (p) => { done(); return p; });
+  // IQs to the account itself (roster, blocking, ...) are answered here (RFC 6121 §8.5.1 / RFC 6120 §10.3.3).
+  if (h.name === 'iq' && (h.type === 'get' || h.type === 'set') && to.isBare() && to.bareEquals(from)) {
+    return andThen(runIq(ctx, xml, h.to ? h : { ...h, to: to.toString() }, from, to, 'self'), (p) => { done(); return p; });
+  }
+  return routeFrom(ctx, xml, h, from, to, done);
+}
+
+/** Presence one of our sessions sent, to the `presence/out` hooks (the presence module broadcasts
+ *  it, or routes it directed). Without one, the session's availability is still recorded (routing
+ *  depends on it) and directed presence still goes out. */
+function presenceOut(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, resource: string): Step {
+  const to = h.to ? parseJid(h.to) : from.bare();
+  const user = userContext(ctx);
+  const error: InboundEvent['error'] = (condition, type, text, o) => {
+    const err = stanzaError(h, type ?? null, condition, text, o);
+    if (err) void user.deliver(resource, err);
+  };
+  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource, error }), (handled): Step => {
+    if (handled) return {};
+    if (h.to) return routeFrom(ctx, xml, h, from, to, NOTHING);
+    user.setPresence(resource, h.type === 'unavailable' ? null : xml, parsePriority(parseElement(xml)));
+    return {};
+  });
+}
+
+/**
+ * Sends a stanza of this account's (from a client, or the server on its behalf) where routing.ts
+ * says: a local account's or a service's durable mailbox, the server itself (its `<kind>/host`
+ * hooks and IQ handlers, run here), or nowhere yet (a remote domain), answered as the RFC says.
+ */
+function routeFrom(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, done: Done): Step {
+  const dest = destinationOf(to, xmpp().domains);
+  switch (dest.to) {
+    case 'account': case 'service': durably(dest.address, xml, h, done); return {};
+    case 'host': return andThen(toHost(ctx, xml, h, from, to), (p) => { done(); return p; });
+    case 'remote': {
+      const condition = unroutable(h, dest);
+      if (condition) bounceError(ctx, h, 'cancel', condition);
+      done();
+      return {};
+    }
+  }
+}
+
+/** Into the receiver's durable mailbox: it is the receiver's from then on. */
+function durably(address: string, xml: string, h: StanzaHeader, done: Done): void {
+  sendDurable(address, { type: 'stanza', xml, h } satisfies ToUser).then(done, (err: Error) => {
+    // Not confirmed: a client's stanza stays unhandled, so its client resends it after a resume.
+    log('warn', `not routed to ${address}: ${err.message}`);
+  });
+}
+
+/** A stanza for the server itself: IQ requests to the host's handlers, the rest to `<kind>/host`. */
+function toHost(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid): Step {
+  if (h.name === 'iq' && (h.type === 'get' || h.type === 'set')) return runIq(ctx, xml, h, from, to, 'host');
+  return inbound(ctx, xml, h, to, from, () => {
+    const condition = unroutable(h, { to: 'host', domain: to.domain });
+    if (condition) bounceError(ctx, h, 'cancel', condition);
+    return {};
+  });
+}
+
+/** Sends a stanza the server made (a reply, an error, a module's stanza) onward, with no hooks. A
+ *  reply to one of this account's own sessions goes to it directly. */
+export function routeOut(ctx: UserCtx, xml: string): void {
   const r = readHeader(xml);
-  if (r) forward(xml, r.h, r.to);
+  if (!r) return;
+  const own = r.to.resource !== '' && r.to.toBareString() === ctx.jid ? ctx.sessions[r.to.resource] : undefined;
+  if (own) { deliver(ctx, own, r.xml, false); return; }
+  const dest = destinationOf(r.to, xmpp().domains);
+  if (dest.to === 'account' || dest.to === 'service') { durably(dest.address, r.xml, r.h, NOTHING); return; }
+  // An answer the server made to the server itself, or to a remote domain (no links yet): nobody
+  // waits for it, and an error is never answered.
+  log('debug', `not routed (${dest.to} ${r.to.domain}): ${r.xml.slice(0, 200)}`);
 }
 
 /**
  * A stanza a module sends from this actor. On the account's behalf ('from' is its JID) it passes the
- * outbound hooks first, as its clients' stanzas do in their sessions: a presence broadcast reaches
- * a contact only if the contact's pre-presence hooks let it.
+ * outbound hooks first, as its clients' stanzas do: a presence broadcast reaches a contact only if
+ * the contact's pre-presence hooks let it. Nobody is answered when a hook vetoes: the server sent it.
  */
-export function routeAsUser(ctx: UserCtx, xml: string): void {
-  const r = readHeader(xml);
-  if (!r) return;
-  const { h, to } = r;
-  let from: Jid | null = null;
-  try { from = h.from ? parseJid(h.from) : null; } catch { /* not ours to hook */ }
-  if (from && from.bareEquals(parseJid(ctx.jid)) && (h.name === 'message' || h.name === 'presence' || h.name === 'iq')) {
-    // Nobody to answer when a hook vetoes: the server itself sent it.
-    const out = runOutbound(xmpp().modules, h.name, () => ({ ...stanzaContext(ctx), user: userContext(ctx) }), xml, from, to, () => undefined);
-    if (out.stopped) return;
-    if (out.xml !== null) { routeOut(out.xml); return; }
-  }
-  forward(xml, h, to);
+export function routeAsUser(ctx: UserCtx, xml: string): Step {
+  return track(ctx, routeOnBehalf(ctx, xml));
 }
 
-function readHeader(xml: string): { h: StanzaHeader; to: Jid } | null {
+/** Route chains a module started while a message is handled (its outbound hooks may wait): the
+ *  message is done when they are (see settled). Per working context: actors of one thread interleave. */
+const chains = new WeakMap<UserCtx, Array<Promise<unknown>>>();
+function track(ctx: UserCtx, step: Step): Step {
+  if (step instanceof Promise) { let l = chains.get(ctx); if (!l) chains.set(ctx, (l = [])); l.push(step); }
+  return step;
+}
+
+/** A handler's step, done once every route chain it started has settled too. */
+export function settled(ctx: UserCtx, step: Step): Step {
+  return andThen(step, (patch) => {
+    const l = chains.get(ctx);
+    if (!l?.length) return patch;
+    const wait = l.splice(0);
+    return Promise.all(wait).then(() => settled(ctx, patch));
+  });
+}
+
+function routeOnBehalf(ctx: UserCtx, xml: string): Step {
+  const r = readHeader(xml);
+  if (!r) return {};
+  let from: Jid | null = null;
+  try { from = r.h.from ? parseJid(r.h.from) : null; } catch { /* not ours to hook */ }
+  if (!from || !from.bareEquals(parseJid(ctx.jid))) { routeOut(ctx, xml); return {}; }
+  const user = userContext(ctx);
+  const sender = from;
+  return andThen(runOutbound(xmpp().modules, r.h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user }), xml, sender, r.to, () => undefined), (o) => {
+    if (o.stopped) return {};
+    if (o.xml === null) return routeFrom(ctx, xml, r.h, sender, r.to, NOTHING);
+    routeOut(ctx, o.xml);
+    return {};
+  });
+}
+
+function readHeader(xml: string): { xml: string; h: StanzaHeader; to: Jid } | null {
   let h: StanzaHeader;
   try { h = validateStanza(xml, undefined, OWN_STANZA); } catch (err) {
     log('error', `not routed, a stanza that does not parse: ${(err as Error).message}: ${xml.slice(0, 200)}`);
     return null;
   }
   if (!h.to) return null;
-  try { return { h, to: parseJid(h.to) }; } catch { return null; }
+  try { return { xml, h, to: parseJid(h.to) }; } catch { return null; }
 }
 
-function forward(xml: string, h: StanzaHeader, to: Jid): void {
-  if (!xmpp().isLocal(to.domain) || !to.local) return; // no s2s yet; the server itself takes nothing here
-  sendDurable(`user:${to.toBareString()}`, { type: 'stanza', xml, h } satisfies ToUser)
-    .catch((err: Error) => log('error', `not routed to ${to.toBareString()}: ${err.message}`));
-}
-
-/** Presence one of our sessions sent: modules (presence) broadcast it; without them it is dropped. */
-export function onOut(ctx: UserCtx, xml: string, h: StanzaHeader, resource: string): Step {
-  if (!ctx.sessions[resource]) return {};
-  const from = parseJid(h.from!);
-  const to = h.to ? parseJid(h.to) : parseJid(ctx.jid);
-  const user = userContext(ctx);
-  const error: InboundEvent['error'] = (condition, type, text, o) => {
-    const err = stanzaError(h, type ?? null, condition, text, o);
-    if (err) void user.deliver(resource, err);
-  };
-  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource, error }), (handled) => {
-    // With no presence module, still record the session's availability: routing depends on it.
-    if (!handled && !h.to) user.setPresence(resource, h.type === 'unavailable' ? null : xml, parsePriority(parseElement(xml)));
-    return { sessions: sessionsOf(user), mods: ctx.mods };
-  });
-}
-
-export function onIqSelf(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
-  // An IQ with no 'to' is answered from the account's bare JID (RFC 6120 §10.3.3).
-  return runIq(ctx, xml, h.to ? h : { ...h, to: ctx.jid }, parseJid(h.from!), parseJid(ctx.jid), 'self');
-}
-
-function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare'): Step {
+function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare' | 'host'): Step {
   const svc = xmpp();
   const stanza = parseElement(xml);
   const payload = stanza.children.find((c): c is XmlElement => typeof c !== 'string');
-  if (!payload) { bounceError(h, 'modify', 'bad-request', 'empty iq'); return {}; }
+  if (!payload) { bounceError(ctx, h, 'modify', 'bad-request', 'empty iq'); return {}; }
   const ns = payload.getXmlns();
   // IQs to one's own account fall back to the server's handler (ping, disco, version with no 'to').
   const handler = svc.modules.iqHandler(h.type!, target, ns) ?? (target === 'self' ? svc.modules.iqHandler(h.type!, 'host', ns) : undefined);
-  if (!handler) { bounceError(h, 'cancel', 'service-unavailable'); return {}; }
+  if (!handler) { bounceError(ctx, h, 'cancel', 'service-unavailable'); return {}; }
   const user = userContext(ctx);
-  return andThen(dispatchIq(handler, { ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, routeOut),
+  return andThen(dispatchIq(handler, { ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, (reply) => routeOut(ctx, reply)),
     () => ({ sessions: sessionsOf(user), mods: ctx.mods }));
 }
 
@@ -381,7 +497,7 @@ function stanzaContext(ctx: UserCtx): StanzaContext {
   return {
     host: ctx.jid.slice(ctx.jid.indexOf('@') + 1), // a user actor's address is always local@domain
     now: () => Date.now(),
-    route: (s) => routeAsUser(ctx, typeof s === 'string' ? s : serialize(s)),
+    route: (s) => { routeAsUser(ctx, typeof s === 'string' ? s : serialize(s)); },
     storage: svc.storage,
     log: (level, text) => log(level, `${ctx.jid}: ${text}`), // the node's log, at its level
   };
@@ -406,12 +522,6 @@ class UserView implements UserContext {
   // Reading stores nothing (a first read would otherwise cost a snapshot write): setState does.
   state<T>(module: string, init: () => T): T { return (module in this.ctx.mods ? this.ctx.mods[module] : init()) as T; }
   setState<T>(module: string, value: T): void { this.ctx.mods = { ...this.ctx.mods, [module]: value }; }
-  setSessionFeature(r: string, key: string, value: unknown): void {
-    update(this.ctx, r, (s) => ({ ...s, features: { ...s.features, [key]: value } }));
-    // Before it has arrived at its address the session gets its features with bind-ok and on arrival.
-    const s = this.ctx.sessions[r];
-    if (s && this.ctx.watch[r] !== undefined) send(s.address, { type: 'features', features: s.features } satisfies ToSessionFromUser);
-  }
   setPresence(r: string, presence: string | null, priority: number): void {
     update(this.ctx, r, (s) => ({ ...s, presence, priority, since: presence === null ? 0 : s.presence === null || !s.since ? Date.now() : s.since }));
   }

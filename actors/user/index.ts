@@ -6,7 +6,7 @@ import { send, sender, suspend } from '../../src/runtime/api.ts';
 import { defineKind } from '../../src/runtime/kind.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { andThen } from '../../src/xmpp/module.ts';
-import { initialUserContext, onArrived, onStarted, onBind, onDeleted, onDown, onIqSelf, onOut, onRedeliver, onStanza, onUnbind, rememberBinder, routeAsUser, type Patch, type Step, type UserCtx } from './core.ts';
+import { initialUserContext, onArrived, onStarted, onBind, onClient, onDeleted, onDown, onRedeliver, onStanza, onUnbind, rememberBinder, routeAsUser, settled, type Patch, type Step, type UserCtx } from './core.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 type Ev = ToUser | RuntimeEvent;
@@ -16,7 +16,7 @@ type Ev = ToUser | RuntimeEvent;
  *  that is still running (async hooks) suspends the actor; its patch comes back in runtime.resumed. */
 const step = <E extends Ev>(f: (w: UserCtx, e: E) => Step) => enqueueActions<UserCtx, E, undefined, Ev, never, never, never, never, never>(({ context, event, enqueue }) => {
   const w = { ...context };
-  const r = f(w, event);
+  const r = settled(w, f(w, event));
   if (r instanceof Promise) { suspend(r.then((patch) => ({ ...w, ...patch }))); return; }
   const next = { ...w, ...r };
   if ((Object.keys(next) as Array<keyof UserCtx>).some((k) => next[k] !== context[k])) enqueue.assign(next);
@@ -32,9 +32,8 @@ const machine = setup({
     // 'unbound' promises the session that nothing more comes: it is sent once the hooks have run.
     unbind: { actions: step((w, e) => { const s = sender(); return andThen(onUnbind(w, e.resource), (p) => { if (s) send(s, { type: 'unbound' } satisfies ToSessionFromUser); return p; }); }) },
     stanza: { actions: step((w, e) => onStanza(w, e.xml, e.h)) },
-    out: { actions: step((w, e) => onOut(w, e.xml, e.h, e.resource)) },
-    'iq-self': { actions: step((w, e) => onIqSelf(w, e.xml, e.h)) },
-    route: { actions: ({ context, event }) => routeAsUser(context, event.xml) },
+    client: { actions: step((w, e) => onClient(w, e)) },
+    route: { actions: step((w, e) => routeAsUser(w, e.xml)) },
     redeliver: { actions: step((w, e) => onRedeliver(w, e.xml, e.except, e.sent)) },
     arrived: { actions: step((w, e) => onArrived(w, e.resource)) },
     delete: { actions: step((w, e) => onDeleted(w, e.reply)) },

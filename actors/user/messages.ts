@@ -10,10 +10,9 @@ export type ToUser =
   | { type: 'unbind'; resource: string }
   /** A stanza addressed to this account (bare or full JID), from anyone. */
   | { type: 'stanza'; xml: string; h: StanzaHeader }
-  /** Presence one of this account's sessions sent (with or without 'to'). */
-  | { type: 'out'; xml: string; h: StanzaHeader; resource: string }
-  /** An IQ a session sent with no 'to' or to its own bare JID (roster and the like). */
-  | { type: 'iq-self'; xml: string; h: StanzaHeader }
+  /** A stanza one of this account's clients sent, stamped with its full JID by its session; `seq`
+   *  (0: none) is reported handled to the connection `conn` once its effects are durable. */
+  | { type: 'client'; xml: string; h: StanzaHeader; resource: string; conn: string; seq: number }
   /** A stanza a module running elsewhere wants routed (parsed here). */
   | { type: 'route'; xml: string }
   /** A stanza a closing session could not deliver: route it again, to other resources or offline. */
@@ -25,10 +24,8 @@ export type ToUser =
 
 /** What a user actor sends to its sessions. */
 export type ToSessionFromUser =
-  /** The resource is bound; `features` are what the bound hooks set for the session. */
-  | { type: 'bind-ok'; resource: string; features: Record<string, unknown> }
-  /** The session's features changed (SessionContext.feature reads them). */
-  | { type: 'features'; features: Record<string, unknown> }
+  /** The resource is bound. */
+  | { type: 'bind-ok'; resource: string }
   | { type: 'bind-denied'; condition: 'resource-constraint' | 'not-allowed' | 'conflict'; text: string }
   /** Another login took this resource: end with a conflict stream error (RFC 6120 §7.7.2.2). */
   | { type: 'replace' }
@@ -36,4 +33,7 @@ export type ToSessionFromUser =
   | { type: 'kick'; condition: 'not-authorized'; text: string }
   /** The answer to unbind: nothing more will be delivered to this session. */
   | { type: 'unbound' }
+  /** The user actor restarted and may have lost the client stanza it was handling: have the
+   *  connection send again what is not handled yet (duplicates are dropped by seq). */
+  | { type: 'replay' }
   | ({ type: 'deliver' } & Delivery);

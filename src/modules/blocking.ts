@@ -1,6 +1,5 @@
 // XEP-0191 Blocking Command, written only on the route hooks (no core edit): the blocklist lives in
-// the user actor's state and, for the outbound check, in each of the account's sessions (a session
-// feature). Inbound from a blocked entity: presence dropped, messages and IQ get/set answered
+// the user actor's state, where both the inbound and the outbound hooks run. Inbound from a blocked entity: presence dropped, messages and IQ get/set answered
 // service-unavailable, everything else dropped (§3.5: the user appears offline). Outbound to one: a
 // client's stanza refused with not-acceptable + <blocked/> (§3.6); what the server sends for the user
 // (presence broadcasts, subscription stanzas) silently not sent. Blocking sends unavailable presence
@@ -14,8 +13,6 @@ import { hasFrom, loadAll, sendPresenceOf, type ActorContext } from './roster-st
 
 const MODULE = 'blocking';
 const ERRORS_NS = 'urn:xmpp:blocking:errors';
-/** The session feature holding the list, for the outbound check in the account's sessions. */
-const FEATURE = 'blocking';
 
 /** In the user actor's snapshot: the blocked JIDs (as given, normalized) and who asked for the list. */
 interface BlockState { jids: string[]; interested: string[] }
@@ -48,12 +45,11 @@ let pushSeq = 0;
 
 const listOf = (jids: readonly string[]) => jids.map((jid) => x('item', { jid }));
 
-/** The change to every interested resource (§3.3, §3.4) and the new list to every session. */
+/** The new list, and the change to every interested resource (§3.3, §3.4). */
 function publish(user: UserContext, st: BlockState, push: XmlElement): void {
   user.setState(MODULE, st);
   const bare = user.jid.bare();
   for (const s of user.sessions()) {
-    user.setSessionFeature(s.resource, FEATURE, st.jids);
     if (st.interested.includes(s.resource)) void user.deliver(s.resource, x('iq', { type: 'set', id: `block-push-${++pushSeq}`, to: bare.withResource(s.resource).toString() }, push));
   }
 }
@@ -101,13 +97,12 @@ function inbound(ev: InboundEvent): boolean {
   return true;
 }
 
-/** §3.6: nothing reaches a blocked entity from the user. */
+/** §3.6: nothing reaches a blocked entity from the user; a client is told why. */
 function outbound(ev: OutboundEvent): boolean {
-  const list = ev.session ? ev.session.feature<string[]>(FEATURE) : ev.user ? getState(ev.user).jids : undefined;
-  if (!list || !isBlocked(list, ev.to)) return false;
+  if (!isBlocked(getState(ev.user).jids, ev.to)) return false;
   const type = ev.stanza.attr('type');
   const quiet = type === 'error' || type === 'result' || (ev.stanza.is('presence') && type === 'unavailable');
-  if (ev.session && !quiet) ev.error('not-acceptable', 'cancel', undefined, { app: x('blocked', { xmlns: ERRORS_NS }) });
+  if (ev.resource !== undefined && !quiet) ev.error('not-acceptable', 'cancel', undefined, { app: x('blocked', { xmlns: ERRORS_NS }) });
   return true;
 }
 
@@ -136,8 +131,6 @@ export default defineModule({
       if (iq.payload.localName === 'unblock') return unblock(ev);
       iq.error('bad-request', 'modify', `unknown blocking request <${iq.payload.localName}/>`);
     });
-    // A new session gets the list for its outbound check (it travels with bind's answer).
-    m.hook('session/bound', (ev) => { const { jids } = getState(ev.user); if (jids.length > 0) ev.user.setSessionFeature(ev.resource, FEATURE, jids); });
     m.hook('session/unbound', (ev) => {
       const st = getState(ev.user);
       if (st.interested.includes(ev.resource)) ev.user.setState(MODULE, { ...st, interested: st.interested.filter((r) => r !== ev.resource) });

@@ -1,6 +1,6 @@
 // The contract of a feature module (one XEP or RFC feature = one file in src/modules/). A module
-// declares what it implements (XEPs, disco features, stream features, options with defaults and
-// bounds) and registers hooks; the session and user actors run the hooks and know no feature by name.
+// declares what it implements (XEPs, disco features, stream features, service domains, options with
+// defaults and bounds) and registers hooks; the actors run the hooks and know no feature by name.
 // The loader owns the registrations (as Prosody's module manager and ejabberd's gen_mod do).
 import type { Jid } from './jid.ts';
 import type { XmlElement } from '../xml/element.ts';
@@ -16,7 +16,7 @@ export type OptionSpec =
 
 export type OptionValues<S extends Record<string, OptionSpec>> = { [K in keyof S]: S[K]['default'] };
 
-/** What a stanza handler can do, wherever it runs (a session or a user actor). */
+/** What a stanza handler can do, wherever it runs. */
 export interface StanzaContext {
   /** The local domain the stanza was addressed to (or the sender's, for stanzas with no 'to'). */
   host: string;
@@ -36,10 +36,9 @@ export interface IqRequest extends StanzaContext {
   /** The result; payload omitted = empty result. Replying twice is a bug and throws. */
   reply(payload?: XmlElement | null): void;
   error(condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string): void;
-  /** Present when the IQ runs in the user actor (targets 'self' and 'bare'). */
+  /** The account the IQ runs in: the recipient's (targets 'self', 'bare') or, for 'host', the
+   *  sender's when a local account sent it. */
   user?: UserContext;
-  /** Present when the IQ runs in the sender's session actor (target 'host'). */
-  session?: SessionContext;
 }
 
 /** A bound session as its user actor sees it. */
@@ -53,7 +52,6 @@ export interface SessionInfo {
   since: number;
   /** The session asked for the roster (RFC 6121 §2.1.6: pushes go to interested resources only). */
   interested: boolean;
-  features: Record<string, unknown>;
 }
 
 /** The user actor's view for modules: one account, its sessions and its module state. */
@@ -68,22 +66,10 @@ export interface UserContext {
    *  `init` is what a module that never called setState reads; reading stores nothing. */
   state<T>(module: string, init: () => T): T;
   setState<T>(module: string, value: T): void;
-  /** A value the session actor sees too (SessionContext.feature), e.g. for its outbound hooks:
-   *  sent with bind's answer, and to the session whenever it changes. */
-  setSessionFeature(resource: string, key: string, value: unknown): void;
   /** Records a session's current presence (null = unavailable) and priority; routing reads these. */
   setPresence(resource: string, presence: string | null, priority: number): void;
   /** Marks a session as having requested the roster (it then gets roster pushes). */
   setInterested(resource: string): void;
-}
-
-/** A session actor's view for modules (IQs to the host, stream features, outbound stanzas). */
-export interface SessionContext {
-  jid: Jid;
-  /** Writes to this session's client. */
-  send(stanza: XmlElement | string): void;
-  feature<T>(key: string): T | undefined;
-  setFeature(key: string, value: unknown): void;
 }
 
 /** Where a stanza is addressed: the server's own domain, an account's bare JID, or one of its resources. */
@@ -101,22 +87,29 @@ interface StanzaEventBase extends StanzaContext {
 }
 
 /**
- * A stanza on its way out, before the router sends it: from a local client (in its session actor,
- * `session` set), or sent by the server on the account's behalf (in the user actor, `user` set:
- * presence broadcasts, subscription stanzas). Handlers run synchronously; one may veto (return
- * true, with or without error()), or rewrite by assigning `stanza` (the router sends that instead).
+ * A stanza on its way out of a local account, in the account's user actor, before it is routed:
+ * from one of its clients (`resource` set: error() answers that client), or sent by the server on
+ * the account's behalf (presence broadcasts, subscription stanzas: error() answers nobody). A
+ * handler may be async (the actor waits); it may veto (return true, with or without error()), or
+ * rewrite by assigning `stanza` (the router sends that instead). `user` sees every session.
  */
-export interface OutboundEvent extends StanzaEventBase { session?: SessionContext; user?: UserContext }
+export interface OutboundEvent extends StanzaEventBase { user: UserContext; resource?: string }
 
-/** A stanza for a local account, in its user actor, before the core delivers it. */
+/**
+ * A stanza arriving: for a local account in its user actor (`<kind>/bare|full`), or for the server
+ * itself (`<kind>/host`, in the sender's user actor). A handler may veto, stop, or rewrite by
+ * assigning `stanza` (the core then delivers that).
+ */
 export interface InboundEvent extends StanzaEventBase { user: UserContext }
 export type MessageEvent = InboundEvent;
 export type PresenceEvent = InboundEvent;
+/** A message the core delivered, and the resources it went to. */
+export interface DeliveredEvent extends MessageEvent { resources: readonly string[] }
 export interface SessionEvent extends StanzaContext { user: UserContext; resource: string }
 
 /** Prosody's grammar: `pre-<kind>/<target>` outbound (the sender's side), `<kind>/<target>` at the
- *  recipient's user actor. */
-type RouteHooks = { [K in `pre-${StanzaKind}/${Target}`]: OutboundEvent } & { [K in `${StanzaKind}/${'bare' | 'full'}`]: InboundEvent };
+ *  recipient (IQ requests to the host go to the `iq` handlers instead). */
+type RouteHooks = { [K in `pre-${StanzaKind}/${Target}`]: OutboundEvent } & { [K in `${StanzaKind}/${Target}`]: InboundEvent };
 
 /** Hook points and their events. A handler returning true stops the chain (handled). */
 export interface Hooks extends RouteHooks {
@@ -124,8 +117,8 @@ export interface Hooks extends RouteHooks {
   iq: IqRequest;
   /** A message the core could not deliver to any session (chat/normal to an offline user). */
   'message/undeliverable': MessageEvent;
-  /** A message the core delivered to a session (for carbons, archives). */
-  'message/delivered': MessageEvent;
+  /** A message the core delivered to sessions (for carbons, archives). */
+  'message/delivered': DeliveredEvent;
   /** Presence this user's session sent, in the user actor (broadcast, directed, subscription
    *  requests), after its pre-presence hooks passed it. */
   'presence/out': PresenceEvent & { resource: string };

@@ -15,7 +15,7 @@ import { dispatchIq } from '../../src/xmpp/iq.ts';
 import { Jid, parseJid } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import {
-  andThen, type InboundEvent, type ModuleDefinition, type SessionContext, type SessionInfo, type StanzaContext, type StanzaKind, type Storage, type UserContext,
+  andThen, type InboundEvent, type ModuleDefinition, type SessionInfo, type StanzaContext, type StanzaKind, type Storage, type UserContext,
 } from '../../src/xmpp/module.ts';
 import { inboundEvent, inboundHook, runOutbound } from '../../src/xmpp/router.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
@@ -151,7 +151,7 @@ export class Harness {
     const u = this.userOf(jid);
     this.post(u, () => {
       if (u.sessions.has(jid.resource)) throw new Error(`${full} is already bound`);
-      u.sessions.set(jid.resource, { resource: jid.resource, address: `session:${full}`, presence: null, priority: 0, since: 0, interested: false, features: {} });
+      u.sessions.set(jid.resource, { resource: jid.resource, address: `session:${full}`, presence: null, priority: 0, since: 0, interested: false });
       u.inboxes.set(jid.resource, []);
       return this.modules.run('session/bound', { ...this.stanzaContext(u), user: u.ctx, resource: jid.resource });
     });
@@ -186,16 +186,20 @@ export class Harness {
         const err = stanzaErrorElement(el, t ?? null, c, text, o);
         if (err) void u.ctx.deliver(from.resource, err);
       };
-      // The session's outbound hooks, as the session actor runs them.
-      const out = runOutbound(this.modules, el.name as StanzaKind, () => ({ ...this.stanzaContext(u), session: this.sessionContext(u, from) }), serialize(el), from, to, answer);
-      if (out.stopped) return;
-      const sent = out.xml === null ? el : reparse(out.xml);
-      if (sent.name === 'presence') {
-        const ev = { ...this.stanzaContext(u), stanza: sent, xml: serialize(sent), from, to, user: u.ctx, resource: from.resource, error: answer };
-        return andThen(this.modules.run('presence/out', ev), (handled) => { if (!handled) this.unhandled.push(serialize(sent)); });
-      }
-      if (sent.name === 'iq') return this.clientIq(u, from, sent);
-      this.route(sent);
+      // The sender's outbound hooks, as its user actor runs them (not for its own broadcast presence).
+      const hooked = el.name === 'presence' && toAttr === undefined ? { stopped: false as const, xml: null }
+        : runOutbound(this.modules, el.name as StanzaKind, () => ({ ...this.stanzaContext(u), user: u.ctx }), serialize(el), from, to, answer, from.resource);
+      return andThen(hooked, (out) => {
+        if (out.stopped) return undefined;
+        const sent = out.xml === null ? el : reparse(out.xml);
+        if (sent.name === 'presence') {
+          const ev = { ...this.stanzaContext(u), stanza: sent, xml: serialize(sent), from, to, user: u.ctx, resource: from.resource, error: answer };
+          return andThen(this.modules.run('presence/out', ev), (handled) => { if (!handled) this.unhandled.push(serialize(sent)); });
+        }
+        if (sent.name === 'iq') return this.clientIq(u, from, sent);
+        this.route(sent);
+        return undefined;
+      });
     });
   }
 
@@ -342,7 +346,7 @@ export class Harness {
   }
 
   private userContext(u: SimUser): UserContext {
-    const copy = (s: SessionInfo): SessionInfo => ({ ...s, features: { ...s.features } });
+    const copy = (s: SessionInfo): SessionInfo => ({ ...s });
     const live = (resource: string): SessionInfo => {
       const s = u.sessions.get(resource);
       if (!s) throw new Error(`${u.jid}/${resource} is not bound`);
@@ -365,7 +369,6 @@ export class Harness {
         return v === undefined ? init() : (JSON.parse(v) as T);
       },
       setState: (module, value) => { u.state.set(module, JSON.stringify(value)); },
-      setSessionFeature: (resource, key, value) => { live(resource).features[key] = value; },
       setPresence: (resource, presence, priority) => {
         const s = live(resource);
         if (presence !== null) strict(presence);
@@ -383,20 +386,11 @@ export class Harness {
     const fromAttr = el.attr('from'), toAttr = el.attr('to');
     if (fromAttr !== undefined && toAttr !== undefined && parseJid(fromAttr).bareEquals(u.jid)) {
       const out = runOutbound(this.modules, el.name as StanzaKind, () => ({ ...this.stanzaContext(u), user: u.ctx }), serialize(el), parseJid(fromAttr), parseJid(toAttr), () => undefined);
+      if (out instanceof Promise) throw new Error('the harness runs outbound hooks of routed stanzas synchronously');
       if (out.stopped) return;
       if (out.xml !== null) { this.route(out.xml); return; }
     }
     this.route(el);
-  }
-
-  private sessionContext(u: SimUser, jid: Jid): SessionContext {
-    const live = () => u.sessions.get(jid.resource);
-    return {
-      jid,
-      send: (s) => { void u.ctx.deliver(jid.resource, s); },
-      feature: <T>(key: string) => live()?.features[key] as T | undefined,
-      setFeature: (key, value) => { const s = live(); if (s) s.features[key] = value; },
-    };
   }
 
   private arrive(u: SimUser, to: Jid, el: XmlElement): unknown {

@@ -65,14 +65,13 @@ class FakeUser {
       deliver: async (r, s) => { assert.ok(this.sessions.has(r), `deliver to unbound ${r}`); this.delivered.push({ resource: r, xml: String(s) }); },
       state: <T>(m: string, init: () => T) => (m in this.state ? JSON.parse(this.state[m]!) as T : init()),
       setState: (m, v) => { this.state[m] = JSON.stringify(v); },
-      setSessionFeature: () => {},
       setPresence: (r, presence, priority) => { const s = this.sessions.get(r); if (s) this.sessions.set(r, { ...s, presence, priority }); },
       setInterested: () => {},
     };
   }
 
   bind(resource: string): void {
-    this.sessions.set(resource, { resource, address: `session:${BARE}/${resource}`, presence: null, priority: 0, since: 0, interested: false, features: {} });
+    this.sessions.set(resource, { resource, address: `session:${BARE}/${resource}`, presence: null, priority: 0, since: 0, interested: false });
   }
 
   /** A message the core found undeliverable; resolves to the hook chain's answer. */
