@@ -120,7 +120,7 @@ export function onStarted(ctx: UserCtx): Step {
     // handling when it crashed is lost with the crash: the connections send again what is unhandled.
     const watch = Object.fromEntries(user.sessions().map((s) => [s.resource, monitor(s.address)]));
     for (const s of user.sessions()) send(s.address, { type: 'replay' } satisfies ToSessionFromUser);
-    return { sessions: sessionsOf(user), mods: ctx.mods, watch, replacing: {} };
+    return { ...kept(ctx), watch, replacing: {} };
   });
 }
 
@@ -189,9 +189,8 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
  *  one handled it. Events (a full parse) are built only when a module listens: the chat hot path. */
 function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: (xml: string) => Step): Step {
   const svc = xmpp();
-  const user = userContext(ctx);
-  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user }), xml, from, to, errorTo(ctx, h)),
-    (o) => (o.stopped ? { sessions: sessionsOf(user), mods: ctx.mods } : andThen(core(o.xml ?? xml), (p) => ({ sessions: sessionsOf(user), mods: ctx.mods, ...p }))));
+  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user: userContext(ctx) }), xml, from, to, errorTo(ctx, h)),
+    (o) => (o.stopped ? kept(ctx) : andThen(core(o.xml ?? xml), (p) => ({ ...kept(ctx), ...p }))));
 }
 
 function routeMessage(ctx: UserCtx, xml0: string, h: StanzaHeader, to: Jid, from: Jid): Step {
@@ -205,7 +204,7 @@ function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, fro
   const delivered = (resources: string[]): Step => {
     if (!svc.modules.has('message/delivered')) return {};
     const ev = Object.assign(event(), { resources });
-    return andThen(svc.modules.run('message/delivered', ev), () => ({ sessions: sessionsOf(ev.user), mods: ctx.mods }));
+    return andThen(svc.modules.run('message/delivered', ev), () => kept(ctx));
   };
   if (to.resource) {
     const s = ctx.sessions[to.resource];
@@ -222,7 +221,7 @@ function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, fro
     const ev = event();
     return andThen(svc.modules.run('message/undeliverable', ev), (handled) => {
       if (!handled) bounceError(ctx, h, 'cancel', 'service-unavailable');
-      return { sessions: sessionsOf(ev.user), mods: ctx.mods };
+      return kept(ctx);
     });
   }
   // chat/normal go to the highest priority (all of them on a tie); headline to every non-negative one.
@@ -453,7 +452,7 @@ function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, t
   if (!handler) { bounceError(ctx, h, 'cancel', 'service-unavailable'); return {}; }
   const user = userContext(ctx);
   return andThen(dispatchIq(handler, { ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, (reply) => routeOut(ctx, reply)),
-    () => ({ sessions: sessionsOf(user), mods: ctx.mods }));
+    () => kept(ctx));
 }
 
 /** A stanza a closing session could not deliver: to another resource, or offline. */
@@ -488,7 +487,9 @@ export function onRedeliver(ctx: UserCtx, xml: string, except: string, sent?: nu
   return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from), keep);
 }
 
-const sessionsOf = (user: UserContext): Record<string, SessionInfo> => Object.fromEntries(user.sessions().map((s) => [s.resource, s]));
+/** What module views changed in `ctx` (they replace its sessions and mods objects, never mutate
+ *  them): a patch that is no change, so no snapshot write, when they changed nothing. */
+const kept = (ctx: UserCtx): Patch => ({ sessions: ctx.sessions, mods: ctx.mods });
 
 // ---- module views ---------------------------------------------------------------------------------
 

@@ -122,7 +122,7 @@ test('message to an account with no available resource is kept (offline), and de
 });
 
 test('message to one\'s own bare JID: one\'s own available resources', async () => {
-  const [A, B] = await fresh();
+  const [A] = await fresh();
   const a1 = await login(A, 'one', 0);
   const a2 = await login(A, 'two');
   a2.sends(`<message to='${A}@localhost' type='chat' id='s1'><body>note to self</body></message>`);
@@ -131,7 +131,7 @@ test('message to one\'s own bare JID: one\'s own available resources', async () 
 });
 
 test('message to the server, to an unknown local user, to a remote domain: the RFC\'s errors', async () => {
-  const [A, B] = await fresh();
+  const [A] = await fresh();
   const alice = await login(A, 'a');
   alice.sends(`<message to='localhost' type='chat' id='e1'><body>server?</body></message>`);
   await alice.receives(error(`message`, `e1`, `localhost`, `${A}@localhost/a`, `cancel`, `service-unavailable`));
@@ -176,7 +176,7 @@ test('IQ to a bare JID or to the server: the server answers for it', async () =>
 });
 
 test('IQ to a remote domain: remote-server-not-found; a result to one is not answered', async () => {
-  const [A, B] = await fresh();
+  const [A] = await fresh();
   const alice = await login(A, 'a');
   alice.sends(`<iq to='remote.example' type='get' id='r1'><ping xmlns='urn:xmpp:ping'/></iq>`);
   await alice.receives(error(`iq`, `r1`, `remote.example`, `${A}@localhost/a`, `cancel`, `remote-server-not-found`));
