@@ -376,7 +376,7 @@ export class ActorHost implements RouterSink {
     this.handledTotal++;
     rec.lastActive = Date.now();
     if (item.seq && !frame.retained) this.o.store.removeMessage(rec.address, item.seq);
-    if ((rec.persistRequested || (rec.def!.persist === 'always' && snap !== rec.lastSaved)) && snap.status === 'active') this.saveSnapshot(rec, snap);
+    if ((rec.persistRequested || (rec.def!.persist === 'always' && changedSince(snap, rec.lastSaved))) && snap.status === 'active') this.saveSnapshot(rec, snap);
     rec.persistRequested = false;
     if (snap.status === 'done') { this.stop(rec, 'normal'); return; }
     if (rec.moveTo) { this.move(rec); return; }
@@ -750,3 +750,11 @@ export class ActorHost implements RouterSink {
 }
 
 const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** Whether a snapshot differs from the one last saved. A machine keeps its snapshot object when a
+ *  message changes nothing; a reducer (fromTransition) makes a new snapshot per message and keeps
+ *  its context object instead. */
+function changedSince(snap: { context?: unknown; machine?: unknown }, last: unknown): boolean {
+  if (snap === last) return false;
+  return snap.machine !== undefined || last === undefined || snap.context !== (last as { context?: unknown }).context;
+}

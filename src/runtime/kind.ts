@@ -1,16 +1,18 @@
 // The contract of an actor kind: one folder under actors/ whose index.ts default-exports defineKind(...).
 // A kind is data: the runtime decides where it runs, when it is persisted and how it is supervised.
-import type { AnyStateMachine } from 'xstate';
+import type { AnyActorLogic } from 'xstate';
 import type { Address } from './address.ts';
 
 /** What xstate's getPersistedSnapshot() returns; opaque JSON to the runtime. */
 export type PersistedSnapshot = Record<string, unknown>;
 
-export interface KindDefinition<M extends AnyStateMachine = AnyStateMachine> {
+export interface KindDefinition<M extends AnyActorLogic = AnyActorLogic> {
   /** Address prefix: actors of this kind are named `<kind>:<id>`. */
   kind: string;
   /** Version of the persisted state's shape; bump it and give `migrate` when the shape changes. */
   version: number;
+  /** The actor's logic: a state machine, or a reducer (`fromTransition`) for an actor whose every
+   *  message is handled the same way whatever came before. */
   machine: M;
   /** 'on-demand': a message to an address with no live actor starts it (a virtual actor, restored from
    *  its snapshot if it has one). 'explicit': only spawn() starts it; mail waits in its durable mailbox. */
@@ -26,7 +28,7 @@ export interface KindDefinition<M extends AnyStateMachine = AnyStateMachine> {
   supervisor?: string;
 }
 
-export function defineKind<M extends AnyStateMachine>(def: KindDefinition<M>): KindDefinition<M> {
+export function defineKind<M extends AnyActorLogic>(def: KindDefinition<M>): KindDefinition<M> {
   if (!/^[a-z][a-z0-9_-]*$/.test(def.kind)) throw new Error(`bad actor kind name ${JSON.stringify(def.kind)}`);
   if (!Number.isInteger(def.version) || def.version < 1) throw new Error(`kind ${def.kind}: version must be a positive integer`);
   return def;

@@ -64,8 +64,24 @@ function trusted(local: string, domain: string, resource: string): Jid {
   return new Jid(local, domain, resource, PREPARED);
 }
 
+/** Recently parsed addresses (a Jid is immutable): a chat message names the same few JIDs at every
+ *  hop, and normalising a domain (IDNA, length checks) is the dearest part of a parse. Bounded: when
+ *  full it starts over. Malformed input is not kept (it throws every time). */
+const parsed = new Map<string, Jid>();
+const PARSED_MAX = 10_000;
+
 /** Parses and normalises per RFC 7622 §3.1; throws JidError. */
 export function parseJid(s: string): Jid {
+  let jid = parsed.get(s);
+  if (jid === undefined) {
+    jid = parseFresh(s);
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(s, jid);
+  }
+  return jid;
+}
+
+function parseFresh(s: string): Jid {
   // Split order is normative: resource from the first '/', then local up to the first '@' before it.
   const slash = s.indexOf('/');
   const head = slash === -1 ? s : s.slice(0, slash);
