@@ -189,7 +189,7 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
  *  one handled it. Events (a full parse) are built only when a module listens: the chat hot path. */
 function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: (xml: string) => Step): Step {
   const svc = xmpp();
-  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user: userContext(ctx) }), xml, from, to, errorTo(ctx, h)),
+  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => scope(ctx), xml, from, to, errorTo(ctx, h)),
     (o) => (o.stopped ? kept(ctx) : andThen(core(o.xml ?? xml), (p) => ({ ...kept(ctx), ...p }))));
 }
 
@@ -200,7 +200,7 @@ function routeMessage(ctx: UserCtx, xml0: string, h: StanzaHeader, to: Jid, from
 function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Step {
   const type = h.type ?? 'normal';
   const svc = xmpp();
-  const event = () => inboundEvent({ ...stanzaContext(ctx), user: userContext(ctx) }, xml, from, to, errorTo(ctx, h));
+  const event = () => inboundEvent(scope(ctx), xml, from, to, errorTo(ctx, h));
   const delivered = (resources: string[]): Step => {
     if (!svc.modules.has('message/delivered')) return {};
     const ev = Object.assign(event(), { resources });
@@ -272,8 +272,9 @@ const taken = new Map<string, { conn: string; seq: number }>();
 function alreadyTaken(address: string, conn: string, seq: number): boolean {
   if (seq <= 0) return false;
   const t = taken.get(address);
-  if (t && t.conn === conn && seq <= t.seq) return true;
-  taken.set(address, { conn, seq });
+  if (t === undefined || t.conn !== conn) { taken.set(address, { conn, seq }); return false; }
+  if (seq <= t.seq) return true;
+  t.seq = seq;
   return false;
 }
 
@@ -299,8 +300,7 @@ export function onClient(ctx: UserCtx, m: Extract<ToUser, { type: 'client' }>): 
   // recipient as the presence module routes the copies.
   if (h.name === 'presence' && !h.to) return andThen(presenceOut(ctx, m.xml, h, from, m.resource), (p) => { done(); return p; });
   const to = h.to ? parseJid(h.to) : from.bare();
-  const user = userContext(ctx);
-  const out = runOutbound(xmpp().modules, h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user }), m.xml, from, to, errorTo(ctx, h), m.resource);
+  const out = runOutbound(xmpp().modules, h.name as StanzaKind, () => scope(ctx), m.xml, from, to, errorTo(ctx, h), m.resource);
   return andThen(out, (o) => {
     if (o.stopped) { done(); return {}; }
     const r = o.xml === null ? { xml: m.xml, h, to } : readHeader(o.xml);
@@ -421,9 +421,8 @@ function routeOnBehalf(ctx: UserCtx, xml: string): Step {
   let from: Jid | null = null;
   try { from = r.h.from ? parseJid(r.h.from) : null; } catch { /* not ours to hook */ }
   if (!from || !from.bareEquals(parseJid(ctx.jid))) { routeOut(ctx, xml); return {}; }
-  const user = userContext(ctx);
   const sender = from;
-  return andThen(runOutbound(xmpp().modules, r.h.name as StanzaKind, () => ({ ...stanzaContext(ctx), user }), xml, sender, r.to, () => undefined), (o) => {
+  return andThen(runOutbound(xmpp().modules, r.h.name as StanzaKind, () => scope(ctx), xml, sender, r.to, () => undefined), (o) => {
     if (o.stopped) return {};
     if (o.xml === null) return routeFrom(ctx, xml, r.h, sender, r.to, NOTHING);
     routeOut(ctx, o.xml);
@@ -505,10 +504,17 @@ function stanzaContext(ctx: UserCtx): StanzaContext {
 }
 
 /** A mutable view over the context for one message; the machine assigns what it changed. A class:
- *  one allocation per message on the chat path, not a dozen closures. */
-class UserView implements UserContext {
+ *  one allocation per message on the chat path, not a dozen closures. It is the route events' base
+ *  too (what a handler can do, and the account), so a hook costs one object more: its event. */
+class UserView implements UserContext, StanzaContext {
   #jid: Jid | undefined;
   constructor(private readonly ctx: UserCtx) {}
+  get user(): UserContext { return this; }
+  get host(): string { return this.ctx.jid.slice(this.ctx.jid.indexOf('@') + 1); } // always local@domain
+  get storage(): StanzaContext['storage'] { return xmpp().storage; }
+  now(): number { return Date.now(); }
+  route(s: XmlElement | string): void { routeAsUser(this.ctx, typeof s === 'string' ? s : serialize(s)); }
+  log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void { log(level, `${this.ctx.jid}: ${text}`); } // the node's log, at its level
   get jid(): Jid { return (this.#jid ??= parseJid(this.ctx.jid)); }
   sessions(): SessionInfo[] { return Object.values(this.ctx.sessions); }
   session(r: string): SessionInfo | undefined { return this.ctx.sessions[r]; }
@@ -530,6 +536,8 @@ class UserView implements UserContext {
 }
 
 export const userContext = (ctx: UserCtx): UserContext => new UserView(ctx);
+/** What a route event is built on: the handler's context and the account, in one object. */
+const scope = (ctx: UserCtx): StanzaContext & { user: UserContext } => new UserView(ctx);
 
 function update(ctx: UserCtx, r: string, f: (s: SessionInfo) => SessionInfo): void {
   const s = ctx.sessions[r];

@@ -43,7 +43,8 @@ export function reduce(context: UserCtx, event: Ev): UserCtx {
   const r = settled(w, handler(w, event));
   if (r instanceof Promise) { suspend(r.then((patch) => ({ ...w, ...patch }))); return context; }
   const next = { ...w, ...r };
-  return (Object.keys(next) as Array<keyof UserCtx>).some((k) => next[k] !== context[k]) ? next : context;
+  for (const k in next) if (next[k as keyof UserCtx] !== context[k as keyof UserCtx]) return next;
+  return context;
 }
 
 const logic = fromTransition(reduce, ({ input }: { input: { address: string } }) => initialUserContext(input.address));
