@@ -66,7 +66,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     dataDir: config.data_dir,
     schedulers: config.schedulers,
     sync: config.storage.sync,
-    actorDirs: [ACTORS],
+    // An operator's module folder may bring the actor kinds its service domains need (actors/<kind>/).
+    actorDirs: [ACTORS, ...(config.modules.paths ?? []).map((p) => join(p, 'actors')).filter((d) => existsSync(d))],
     serviceModules: [XMPP_SERVICE],
     settings: { xmpp: settings },
     log,

@@ -57,7 +57,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
     throttle: nodeThrottle(),
     isLocal: (domain) => hosts.has(domain),
-    domains: { isHost: (domain) => hosts.has(domain), service: () => undefined },
+    domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
     reloadModule: async (name) => {
       if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);
       const { def, file, loads } = await freshModule(name);

@@ -1,5 +1,6 @@
 // XEP-0030 Service Discovery. The server (host target) answers disco#info with identity server/im and
-// every loaded module's host features, and disco#items with the configured component/service JIDs.
+// every loaded module's host features, and disco#items with the service domains the loaded modules
+// serve on that host and the configured component/service JIDs.
 // An account (a user's bare JID, or no 'to' from the user: targets bare and self) answers disco#info
 // with identity account/registered and every module's account features (XEP-0030 §3.1 and RFC 6121
 // §8.5.1: the server answers for the account), and disco#items with no items.
@@ -52,7 +53,8 @@ export default defineModule({
     };
     const hostItems = (iq: IqRequest) => {
       if (!noNode(iq)) return;
-      iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }, (itemsOf.get(iq.host) ?? []).map((jid) => x('item', { jid }))));
+      const services = m.services(iq.host).map((sd) => x('item', { jid: sd.domain, name: sd.name }));
+      iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }, services, (itemsOf.get(iq.host) ?? []).map((jid) => x('item', { jid }))));
     };
     const accountInfo = (iq: IqRequest) => {
       if (!noNode(iq)) return;

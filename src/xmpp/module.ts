@@ -5,6 +5,7 @@
 import type { Jid } from './jid.ts';
 import type { XmlElement } from '../xml/element.ts';
 import type { StanzaErrorCondition, StanzaErrorOptions, StanzaErrorType } from './errors.ts';
+import type { ServiceDomain } from './routing.ts';
 
 export interface XepDeclaration { xep: number; version?: string; status?: 'complete' | 'partial'; note?: string }
 
@@ -156,6 +157,11 @@ export interface Storage {
   batch(ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }>): Promise<void>;
 }
 
+/** A domain a module serves on a host (group chat, upload, pubsub): its addresses are actors of
+ *  `kind` (`<kind>:<bare JID>`, the domain itself `<kind>:<domain>`), in the kind folders of actors/
+ *  or of a modules.paths folder's actors/. Listed in the host's disco#items, with `name`. */
+export interface ServiceDeclaration { domain: string; kind: string; name?: string }
+
 export interface ModuleApi<O> {
   /** The options of the config's `modules.options`, defaults filled in. */
   options: O;
@@ -168,6 +174,8 @@ export interface ModuleApi<O> {
   iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void | Promise<void>): void;
   /** The disco features of every loaded module (read at request time, so load order does not matter). */
   features(): { host: Iterable<string>; account: Iterable<string> };
+  /** The service domains every loaded module declares on `host` (read at request time). */
+  services(host: string): ServiceDomain[];
   /** What a module named in `depends` returned from its setup (Prosody's module:depends). Taken
    *  at setup: after a reload of that module, a dependent sees the new API once it is reloaded too. */
   depends<T>(module: string): T;
@@ -181,6 +189,9 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   features?: { host?: string[]; account?: string[] };
   /** Stream features offered after bind-ready (e.g. `<sm xmlns='urn:xmpp:sm:3'/>`), as XML strings. */
   streamFeatures?: string[];
+  /** The service domains this module serves on a host, from that host's options (so each host
+   *  configures its own, e.g. `conference.<host>`). */
+  services?(host: string, options: OptionValues<S>): ServiceDeclaration[];
   options?: S;
   depends?: string[];
   /** Registers the hooks; what it returns is the API other modules get with `m.depends(name)`. */

@@ -4,6 +4,8 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { prepareDomainpart } from './jid.ts';
+import type { ServiceDomain } from './routing.ts';
 import { andThen, type HookName, type HookResult, type Hooks, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
@@ -41,6 +43,10 @@ export class ModuleSet {
   readonly hostFeatures: Set<string>;
   readonly accountFeatures: Set<string>;
   readonly streamFeatures: string[];
+  /** The service domains the loaded modules declare, by domain (routing.ts's Domains reads them). */
+  private services = new Map<string, ServiceDomain>();
+  /** What each module declared, per host, from that host's options at its setup. */
+  private declared = new Map<string, ServiceDomain[]>();
 
   constructor(readonly hosts: string[], from?: ModuleSet) {
     this.hostFeatures = from?.hostFeatures ?? new Set();
@@ -86,6 +92,7 @@ export class ModuleSet {
   private copyWithout(name: string | null): ModuleSet {
     const next = new ModuleSet(this.hosts, this);
     next.apis = new Map([...this.apis].filter(([n]) => n !== name));
+    next.declared = new Map([...this.declared].filter(([n]) => n !== name));
     for (const [key, list] of this.hooks) {
       const kept = list.filter((e) => e.module !== name);
       if (kept.length) next.hooks.set(key, kept);
@@ -97,6 +104,7 @@ export class ModuleSet {
   /** The disco and stream features as the loaded modules declare them, in load order. */
   private redeclared(): this {
     this.hostFeatures.clear(); this.accountFeatures.clear(); this.streamFeatures.length = 0;
+    this.services = new Map();
     for (const d of this.loaded) this.declare(d);
     return this;
   }
@@ -105,7 +113,15 @@ export class ModuleSet {
     for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
     for (const f of def.features?.account ?? []) this.accountFeatures.add(f);
     this.streamFeatures.push(...(def.streamFeatures ?? []));
+    for (const s of this.declared.get(def.name) ?? []) {
+      const taken = this.services.get(s.domain);
+      if (taken) throw new Error(`config error: modules: ${s.domain} is served by both ${taken.module} and ${s.module}`);
+      this.services.set(s.domain, s);
+    }
   }
+
+  /** The service domain `domain` is, if a loaded module serves it. */
+  service(domain: string): ServiceDomain | undefined { return this.services.get(domain); }
 
   add(def: ModuleDefinition, rawOptions: RawOptions = {}): void {
     this.setUp(def, rawOptions);
@@ -123,6 +139,7 @@ export class ModuleSet {
       hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => HookResult, priority),
       iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => andThen(handler(e), () => true), 0),
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
+      services: (host: string) => [...this.services.values()].filter((sd) => sd.host === host),
       depends: <T>(name: string): T => {
         if (!def.depends?.includes(name)) throw new Error(`module ${def.name} uses ${name} without naming it in depends`);
         const dep = this.apis.get(name);
@@ -131,6 +148,11 @@ export class ModuleSet {
       },
     };
     this.apis.set(def.name, def.setup(api) ?? {});
+    if (def.services) this.declared.set(def.name, this.hosts.flatMap((host) => def.services!(host, api.optionsFor(host) as never).map((sd) => {
+      if (this.hosts.includes(sd.domain)) throw new Error(`config error: modules: ${def.name} would serve ${sd.domain}, which is a host of accounts`);
+      if (!/^[a-z][a-z0-9_-]*$/.test(sd.kind)) throw new Error(`module ${def.name}: bad actor kind ${JSON.stringify(sd.kind)} for ${sd.domain}`);
+      return { domain: prepareDomainpart(sd.domain), host, kind: sd.kind, module: def.name, ...(sd.name ? { name: sd.name } : {}) };
+    })));
   }
 
   private register(module: string, key: string, handler: (e: any) => HookResult, priority: number): void {

@@ -1,5 +1,6 @@
 // The module contract's own rules (src/xmpp/modules.ts): depends returns the dependency's API, only
-// for a module named in depends; a replacing set swaps one module's hooks and keeps the rest.
+// for a module named in depends; a replacing set swaps one module's hooks and keeps the rest; service
+// domains are declared per host and served once.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defineModule } from '../../src/xmpp/module.ts';
@@ -62,6 +63,29 @@ test('options per host: modules.hosts.<host> over modules.options, each checked 
   assert.equal(problems.slice(0, 2), ['modules.hosts.z.example: not one of the hosts (a.example)', 'modules.hosts.a.example.offline.max_messages: must be at least 0, got -1']);
   assert.match(problems[2] ?? '', /^modules\.hosts\.a\.example: no module named 'nosuch' \(available: .*offline/);
   assert.is(problems.length, 3);
+});
+
+const service = (name: string, domain: (host: string) => string) => defineModule({
+  name, description: 'serves a domain', options: { sub: { type: 'string', default: 'svc', doc: 'subdomain' } },
+  services: (host, o) => [{ domain: domain(host).replace('SUB', o.sub), kind: 'room' }],
+  setup() {},
+});
+
+test('services: each host\'s domain from its own options, found by domain, listed per host', () => {
+  const set = new ModuleSet(['a.example', 'b.example']);
+  set.add(service('muc', (h) => `SUB.${h}`), { hosts: { 'b.example': { sub: 'chat' } } });
+  assert.equal(set.service('svc.a.example'), { domain: 'svc.a.example', host: 'a.example', kind: 'room', module: 'muc' });
+  assert.equal(set.service('chat.b.example')?.host, 'b.example');
+  assert.is(set.service('svc.b.example'), undefined);
+  const next = set.without('muc');
+  assert.is(next.service('svc.a.example'), undefined, 'unloading a module takes its domains away');
+});
+
+test('services: a domain served twice, or one that is a host of accounts, is a config error', () => {
+  const set = new ModuleSet(['a.example']);
+  set.add(service('one', (h) => `SUB.${h}`));
+  assert.throws(() => set.add(service('two', (h) => `svc.${h}`)), /svc\.a\.example is served by both one and two/);
+  assert.throws(() => new ModuleSet(['a.example']).add(service('three', (h) => h)), /a\.example, which is a host of accounts/);
 });
 
 test.run();

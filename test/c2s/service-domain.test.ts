@@ -1,0 +1,40 @@
+// Service domains: a module declares a domain it serves on a host and the actor kind of its
+// addresses (here an operator's own module folder with its kind, test/fixtures/service-module); the
+// host's disco#items lists the domain, and stanzas to its addresses reach one actor per address, which
+// keeps its own state. Routing knows no service by name.
+import { test } from 'uvu';
+import { fileURLToPath } from 'node:url';
+import { startServer, type TestServer } from '../helpers/xmpp.ts';
+import { party, type Party } from '../helpers/transcript.ts';
+
+const MODULES = fileURLToPath(new URL('../fixtures/service-module', import.meta.url));
+let server: TestServer;
+let alice: Party;
+test.before(async () => {
+  server = await startServer((c) => {
+    c.c2s_require_encryption = false;
+    c.modules.paths = [MODULES];
+  });
+  await server.addUser('alice');
+  alice = await party(server.port, 'alice', 'a');
+});
+test.after(async () => { alice.close(); await server.stop(); });
+
+test('the host lists the service domain in its disco#items', async () => {
+  alice.sends(`<iq to='localhost' type='get' id='i1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`);
+  await alice.receives(`<iq from='localhost' to='alice@localhost/a' id='i1' type='result'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='echo.localhost' name='Echo'/></query></iq>`);
+});
+
+test('each address of the service is an actor of the kind the module named, with its own state', async () => {
+  alice.sends(`<message to='one@echo.localhost' type='chat' id='e1'><body>hi</body></message>`);
+  await alice.receives(`<message from='one@echo.localhost' to='alice@localhost/a' type='chat' id='e1'><body>echo 1: hi</body></message>`);
+  alice.sends(`<message to='one@echo.localhost' type='chat' id='e2'><body>again</body></message>`);
+  await alice.receives(`<message from='one@echo.localhost' to='alice@localhost/a' type='chat' id='e2'><body>echo 2: again</body></message>`);
+  alice.sends(`<message to='two@echo.localhost/x' type='chat' id='e3'><body>other</body></message>`);
+  await alice.receives(`<message from='two@echo.localhost' to='alice@localhost/a' type='chat' id='e3'><body>echo 1: other</body></message>`);
+  // the domain itself is an address of the service too
+  alice.sends(`<message to='echo.localhost' type='chat' id='e4'><body>service</body></message>`);
+  await alice.receives(`<message from='echo.localhost' to='alice@localhost/a' type='chat' id='e4'><body>echo 1: service</body></message>`);
+});
+
+test.run();
