@@ -1,7 +1,7 @@
 // What the XMPP actors of one scheduler thread share: settings, the loaded modules, storage, the
 // credential lookup and the login throttle. Installed by the runtime as the 'xmpp' service; actors
 // get it with service<XmppService>('xmpp').
-import type { ClassicLevel } from 'classic-level';
+import type { Level } from 'level';
 import type { SchedulerData } from './runtime/scheduler.ts';
 import { accountLookup } from './storage/accounts.ts';
 import { kvStorage } from './storage/kv.ts';
@@ -48,7 +48,7 @@ export interface XmppService {
 
 export async function install(services: Map<string, unknown>, data: SchedulerData): Promise<void> {
   const settings = data.settings.xmpp as XmppSettings;
-  const db = services.get('db') as ClassicLevel<string, string>;
+  const db = services.get('db') as Level<string, string>;
   const modules = await loadModules(settings.hosts, settings.modules);
   const lookups = new Map<string, CredentialLookup>();
   const hosts = new Set(settings.hosts);

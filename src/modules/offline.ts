@@ -15,9 +15,15 @@ import { defineModule, type Storage, type UserContext } from '../xmpp/module.ts'
 import { NS } from '../xml/namespaces.ts';
 import { parsePriority } from '../xmpp/priority.ts';
 import type { XmlElement } from '../xml/element.ts';
-import { keys } from '../storage/db.ts';
+import { keyOf, keys, keysUnder } from '../storage/db.ts';
 
 const MODULE = 'offline';
+
+/** Its keys: offline!<bare>!<16-digit seq>, in delivery order. */
+export const offlineKeys = {
+  at: (bare: string, n: number) => keyOf(MODULE, bare, String(n).padStart(16, '0')),
+  of: (bare: string) => keysUnder(MODULE, bare),
+};
 /** Runs before the presence module (priority 0) on 'presence/out', and never stops the chain. */
 export const OFFLINE_PRESENCE_PRIORITY = 50;
 /** Messages read and delivered per round. */
@@ -58,7 +64,7 @@ const seqOf = (key: string): number => Number(key.slice(key.lastIndexOf('!') + 1
 async function loadState(user: UserContext, storage: Storage, limit: number): Promise<OfflineState> {
   const known = user.state<OfflineState | null>(MODULE, () => null);
   if (known) return known;
-  const prefix = keys.offlineOf(user.jid.toBareString());
+  const prefix = offlineKeys.of(user.jid.toBareString());
   const last = await storage.range<unknown>(prefix, { reverse: true, limit: 1 });
   if (last.length === 0) return { next: 1, count: 0 };
   return { next: seqOf(last[0]![0]) + 1, count: (await storage.range<unknown>(prefix, { limit: Math.max(limit, 1) })).length };
@@ -79,6 +85,7 @@ export default defineModule({
     { xep: 203, version: '2.0', status: 'complete', note: 'delay stamps on offline messages' },
   ],
   features: { host: ['msgoffline'] },
+  storage: [MODULE],
   options,
   setup(m) {
     m.hook('message/undeliverable', async (ev) => {
@@ -94,7 +101,7 @@ export default defineModule({
         ev.user.setState(MODULE, st);
         return true;
       }
-      await ev.storage.put(keys.offline(bare, st.next), addDelayXml(ev.xml, ev.host, ev.now(), 'Offline Storage'));
+      await ev.storage.put(offlineKeys.at(bare, st.next), addDelayXml(ev.xml, ev.host, ev.now(), 'Offline Storage'));
       ev.user.setState(MODULE, { next: st.next + 1, count: st.count + 1 });
       return true;
     });
@@ -113,7 +120,7 @@ export default defineModule({
     }, OFFLINE_PRESENCE_PRIORITY);
 
     m.hook('user/deleted', async (ev) => {
-      const stored = await ev.storage.range<unknown>(keys.offlineOf(ev.jid.toBareString()));
+      const stored = await ev.storage.range<unknown>(offlineKeys.of(ev.jid.toBareString()));
       if (stored.length) await ev.storage.batch(stored.map(([key]) => ({ type: 'del' as const, key })));
     });
   },
@@ -124,7 +131,7 @@ async function flush(user: UserContext, resource: string, storage: Storage): Pro
   const bare = user.jid.toBareString();
   const { next } = await loadState(user, storage, 1); // the count is about to be 0: count no further
   for (;;) {
-    const batch = await storage.range<unknown>(keys.offlineOf(bare), { limit: OFFLINE_BATCH });
+    const batch = await storage.range<unknown>(offlineKeys.of(bare), { limit: OFFLINE_BATCH });
     if (batch.length === 0) break;
     // Deleted once the session's durable mailbox holds them: a crash in between delivers twice, never zero times.
     await Promise.all(batch.flatMap(([, xml]) => (typeof xml === 'string' ? [user.deliver(resource, xml)] : [])));

@@ -6,7 +6,14 @@
 // `subscribed` for the same contact cannot both start from the old state), and the stanza stays in
 // the durable mailbox until the write has landed — a crash in between replays it, and every change
 // is safe to replay.
-import { keys } from '../storage/db.ts';
+import { keyOf, keysUnder } from '../storage/db.ts';
+
+/** The roster's keys: roster!<owner>!<contact> per item, rosterver!<owner> for the version. */
+export const rosterKeys = {
+  item: (owner: string, contact: string) => keyOf('roster', owner, contact),
+  of: (owner: string) => keysUnder('roster', owner),
+  ver: (owner: string) => keyOf('rosterver', owner),
+};
 import { serialize, x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
@@ -52,21 +59,21 @@ export function itemElement(item: RosterItem): XmlElement {
 
 
 export async function loadItem(storage: Storage, owner: string, contact: string): Promise<RosterItem | undefined> {
-  return storage.get<RosterItem>(keys.roster(owner, contact));
+  return storage.get<RosterItem>(rosterKeys.item(owner, contact));
 }
 
 export async function loadAll(storage: Storage, owner: string): Promise<RosterItem[]> {
-  return (await storage.range<RosterItem>(keys.rosterOf(owner))).map(([, v]) => v);
+  return (await storage.range<RosterItem>(rosterKeys.of(owner))).map(([, v]) => v);
 }
 
 /** The version counter; undefined when the roster never changed (or predates versioning). */
 export async function loadVersion(storage: Storage, owner: string): Promise<number | undefined> {
-  return storage.get<number>(keys.rosterver(owner));
+  return storage.get<number>(rosterKeys.ver(owner));
 }
 
 /** True when the account already holds `max` records, so one more would exceed the limit. */
 export async function isFull(storage: Storage, owner: string, max: number): Promise<boolean> {
-  return (await storage.range(keys.rosterOf(owner), { limit: max })).length >= max;
+  return (await storage.range(rosterKeys.of(owner), { limit: max })).length >= max;
 }
 
 /** One item with the version, for changes to a single contact. */
@@ -115,11 +122,11 @@ export async function saveItem(
   const ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }> = [];
   // an unlisted record exists only to hold a pending request
   const keep = after !== null && (after.listed || after.pendingIn !== null);
-  if (keep) ops.push({ type: 'put', key: keys.roster(owner, contact), value: after });
-  else if (before !== undefined) ops.push({ type: 'del', key: keys.roster(owner, contact) });
+  if (keep) ops.push({ type: 'put', key: rosterKeys.item(owner, contact), value: after });
+  else if (before !== undefined) ops.push({ type: 'del', key: rosterKeys.item(owner, contact) });
   if (beforeXml !== afterXml) {
     const newVer = nextVersion(ver, ctx.now());
-    ops.push({ type: 'put', key: keys.rosterver(owner), value: newVer });
+    ops.push({ type: 'put', key: rosterKeys.ver(owner), value: newVer });
     pushToInterested(ctx.user, newVer, afterXml !== null ? itemElement(after!) : x('item', { jid: contact, subscription: 'remove' }));
   }
   if (ops.length) await ctx.storage.batch(ops);

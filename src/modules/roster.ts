@@ -1,12 +1,11 @@
 // RFC 6121 §2: roster get (with versioning, §2.6), set (add/update) and remove, roster pushes to the
 // resources that asked for the roster, and a per-account item limit. Runs in the user actor.
-import { keys } from '../storage/db.ts';
 import { serialize, x } from '../xml/builder.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
 import { defineModule, type IqRequest } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
 import {
-  hasFrom, hasTo, itemElement, loadAll, loadForChange, loadVersion, newItem, saveItem, sendPresenceOf,
+  hasFrom, hasTo, itemElement, loadAll, loadForChange, loadVersion, newItem, rosterKeys, saveItem, sendPresenceOf,
   versionString, type ActorContext, type ItemAndVersion, type RosterItem,
 } from './roster-store.ts';
 
@@ -115,6 +114,7 @@ export default defineModule({
   description: 'Roster management (RFC 6121 §2) with roster versioning',
   xeps: [{ xep: 237, version: '1.3', status: 'complete', note: 'roster versioning as folded into RFC 6121 §2.6; full roster when out of date' }],
   streamFeatures: [serialize(x('ver', { xmlns: NS.ROSTER_VER }))],
+  storage: ['roster', 'rosterver'],
   options,
   setup(m) {
     const optionsFor = (host: string) => m.optionsFor(host) as Options;
@@ -145,9 +145,9 @@ export default defineModule({
     // same); without a running node there is nobody to tell, and only the storage goes.
     m.hook('user/deleted', async (ev) => {
       const owner = ev.jid.toBareString();
-      const items = await ev.storage.range<RosterItem>(keys.rosterOf(owner));
+      const items = await ev.storage.range<RosterItem>(rosterKeys.of(owner));
       if (ev.live) for (const [, item] of items) cancelSubscriptions(ev.live, item);
-      await ev.storage.batch([...items.map(([key]) => ({ type: 'del' as const, key })), { type: 'del', key: keys.rosterver(owner) }]);
+      await ev.storage.batch([...items.map(([key]) => ({ type: 'del' as const, key })), { type: 'del', key: rosterKeys.ver(owner) }]);
     });
     return { maxItems: (host) => optionsFor(host).max_items } satisfies RosterApi;
   },

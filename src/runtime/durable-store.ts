@@ -2,12 +2,12 @@
 // one tick goes into one batch. A durable message is confirmed to its sender only after its batch is
 // written; its removal rides in a later batch together with the receiver's new snapshot, so "handled"
 // (state changed + message gone) is atomic. Only the owner thread of an address writes its keys.
-import type { ClassicLevel } from 'classic-level';
+import type { Level } from 'level';
 import type { Address } from './address.ts';
 import type { PersistedSnapshot } from './kind.ts';
 import { keys, mailboxSeq, PREFIX } from '../storage/db.ts';
 
-type Db = ClassicLevel<string, string>;
+type Db = Level<string, string>;
 type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
 export interface StoredMessage { seq: string; from?: Address; message: unknown; attempts: number }

@@ -2,7 +2,7 @@
 // mesh of message ports, replaces a thread that dies, hosts main-thread endpoints (the connections
 // that own sockets), and is where supervisors live: every actor exit is reported here.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { ClassicLevel } from 'classic-level';
+import { Level } from 'level';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +34,7 @@ const SCHEDULER_BOOT = new URL('./scheduler-boot.mjs', import.meta.url);
 const SCHEDULER_ENTRY = new URL('./scheduler.ts', import.meta.url).href;
 
 export class Runtime {
-  readonly db: ClassicLevel<string, string>;
+  readonly db: Level<string, string>;
   readonly router: Router;
   readonly durable: DurableSender;
   readonly started = Date.now();
@@ -57,7 +57,7 @@ export class Runtime {
 
   constructor(readonly o: RuntimeOptions) {
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-    this.db = new ClassicLevel<string, string>(join(o.dataDir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    this.db = new Level<string, string>(join(o.dataDir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     this.log = o.log ?? ((level, text) => { if (level !== 'debug') console.error(`[${level}] ${text}`); });
     this.router = new Router(MAIN_THREAD, o.schedulers, {
       deliver: (env) => this.deliver(env),

@@ -2,7 +2,7 @@
 // (classic-level's multithreading mode), so durable mail and snapshots are written where the actors
 // run, without a hop through the main thread.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { ClassicLevel } from 'classic-level';
+import { Level } from 'level';
 import type { ThreadId } from './address.ts';
 import { DurableStore } from './durable-store.ts';
 import { ActorHost } from './host.ts';
@@ -25,7 +25,7 @@ export interface SchedulerData {
 }
 
 const data = workerData as SchedulerData;
-const db = new ClassicLevel<string, string>(data.dbPath, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+const db = new Level<string, string>(data.dbPath, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
 await db.open({ multithreading: true });
 // The loader is a service too: code that hot-reloads more than actor kinds (feature modules) uses it.
 const loader = new KindLoader(data.actorDirs);

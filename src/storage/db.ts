@@ -3,15 +3,15 @@
 // never split a key. Values are JSON unless noted.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
+import { Level } from 'level';
 
 /** The DB as this module opens it (utf8 keys, JSON values). */
-export type Db = ClassicLevel<string, unknown>;
+export type Db = Level<string, unknown>;
 /**
  * Any open handle on the node's DB, whatever its default value encoding (the runtime opens its own
  * with utf8 values). Storage functions pass `valueEncoding: 'json'` per call so either works.
  */
-export type AnyDb = ClassicLevel<string, any>;
+export type AnyDb = Level<string, any>;
 
 export const JSON_VALUES = { valueEncoding: 'json' } as const;
 
@@ -21,7 +21,7 @@ export const JSON_VALUES = { valueEncoding: 'json' } as const;
  */
 export async function openDb(dataDir: string): Promise<Db> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const db = new ClassicLevel<string, unknown>(join(dataDir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'json' });
+  const db = new Level<string, unknown>(join(dataDir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'json' });
   await db.open({ multithreading: true });
   return db;
 }
@@ -46,19 +46,13 @@ export function unescapeKeyPart(s: string): string {
 }
 
 const part = escapeKeyPart;
-const seq = (n: number | bigint): string => String(n).padStart(16, '0');
 
 /** A durable mailbox sequence number (clock-based, microseconds: 17 digits sort until year 5138). */
 export const mailboxSeq = (n: number): string => String(n).padStart(17, '0');
 
-/** Key builders for every prefix in the conventions table; the only place key strings are made. */
+/** Key builders for the core's prefixes; a feature module builds its own with keyOf. */
 export const keys = {
   acct: (bare: string) => `acct!${part(bare)}`,
-  roster: (owner: string, contact: string) => `roster!${part(owner)}!${part(contact)}`,
-  rosterOf: (owner: string) => `roster!${part(owner)}!`,
-  rosterver: (owner: string) => `rosterver!${part(owner)}`,
-  offline: (bare: string, n: number | bigint) => `offline!${part(bare)}!${seq(n)}`,
-  offlineOf: (bare: string) => `offline!${part(bare)}!`,
   /** `seq` from mailboxSeq(). */
   mbox: (address: string, seq: string) => `mbox!${part(address)}!${seq}`,
   mboxOf: (address: string) => `mbox!${part(address)}!`,
@@ -70,7 +64,13 @@ export const keys = {
   acctJid: (key: string) => unescapeKeyPart(key.slice('acct!'.length)),
 } as const;
 
-export const PREFIX = { acct: 'acct!', roster: 'roster!', rosterver: 'rosterver!', offline: 'offline!', mbox: 'mbox!', snap: 'snap!', dead: 'dead!' } as const;
+/** The core's prefixes; the feature modules declare theirs (their `storage`) and may not take these. */
+export const PREFIX = { acct: 'acct!', mbox: 'mbox!', snap: 'snap!', dead: 'dead!' } as const;
+
+/** A key under a prefix a module owns: `prefix!part!…`, each part escaped (a JID may hold a `!`). */
+export const keyOf = (prefix: string, ...parts: string[]): string => [prefix, ...parts.map(part)].join('!');
+/** The start of every key under `prefix!parts…!`, for Storage.range. */
+export const keysUnder = (prefix: string, ...parts: string[]): string => `${keyOf(prefix, ...parts)}!`;
 
 /**
  * Iterator bounds for every key starting with `prefix`. The upper bound is the prefix with its last

@@ -148,12 +148,15 @@ export type HookName = keyof Hooks;
 export type HookResult = boolean | void | Promise<boolean | void>;
 export type HookHandler<K extends HookName> = (event: Hooks[K]) => HookResult;
 
+export interface RangeOptions { limit?: number; reverse?: boolean; gt?: string; gte?: string; lt?: string; lte?: string }
+
 export interface Storage {
   get<T>(key: string): Promise<T | undefined>;
   put(key: string, value: unknown): Promise<void>;
   del(key: string): Promise<void>;
-  /** Entries with keys starting with prefix, in key order. */
-  range<T>(prefix: string, opts?: { limit?: number; reverse?: boolean }): Promise<Array<[string, T]>>;
+  /** Entries with keys starting with prefix, in key order; `gt`/`gte` and `lt`/`lte` narrow it to keys
+   *  after or before others of the same prefix (paging: an archive from a given id on). */
+  range<T>(prefix: string, opts?: RangeOptions): Promise<Array<[string, T]>>;
   batch(ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }>): Promise<void>;
 }
 
@@ -192,6 +195,10 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   /** The service domains this module serves on a host, from that host's options (so each host
    *  configures its own, e.g. `conference.<host>`). */
   services?(host: string, options: OptionValues<S>): ServiceDeclaration[];
+  /** The key prefixes this module keeps its data under (`<prefix>!…`, built with src/storage/db.ts's
+   *  keyOf): no other module's, nor the core's (acct, mbox, snap, dead). Its `user/deleted` hook
+   *  removes what it keeps for an account. */
+  storage?: string[];
   options?: S;
   depends?: string[];
   /** Registers the hooks; what it returns is the API other modules get with `m.depends(name)`. */

@@ -47,6 +47,8 @@ export class ModuleSet {
   private services = new Map<string, ServiceDomain>();
   /** What each module declared, per host, from that host's options at its setup. */
   private declared = new Map<string, ServiceDomain[]>();
+  /** The storage prefixes of the loaded modules: prefix → module. */
+  private prefixes = new Map<string, string>();
 
   constructor(readonly hosts: string[], from?: ModuleSet) {
     this.hostFeatures = from?.hostFeatures ?? new Set();
@@ -105,6 +107,7 @@ export class ModuleSet {
   private redeclared(): this {
     this.hostFeatures.clear(); this.accountFeatures.clear(); this.streamFeatures.length = 0;
     this.services = new Map();
+    this.prefixes = new Map();
     for (const d of this.loaded) this.declare(d);
     return this;
   }
@@ -113,6 +116,11 @@ export class ModuleSet {
     for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
     for (const f of def.features?.account ?? []) this.accountFeatures.add(f);
     this.streamFeatures.push(...(def.streamFeatures ?? []));
+    for (const p of def.storage ?? []) {
+      const owner = this.prefixes.get(p);
+      if (owner) throw new Error(`modules ${owner} and ${def.name} both keep their data under ${p}!`);
+      this.prefixes.set(p, def.name);
+    }
     for (const s of this.declared.get(def.name) ?? []) {
       const taken = this.services.get(s.domain);
       if (taken) throw new Error(`config error: modules: ${s.domain} is served by both ${taken.module} and ${s.module}`);

@@ -5,6 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { accountRequest } from '../../src/cli/accounts.ts';
 import { keys } from '../../src/storage/db.ts';
+import { offlineKeys } from '../../src/modules/offline.ts';
+import { rosterKeys } from '../../src/modules/roster-store.ts';
 import { rawLogin, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { login, isPresence, xml } from '../helpers/clients.ts';
 
@@ -21,7 +23,7 @@ const BLOCKING = 'urn:xmpp:blocking';
 async function keysOf(bare: string): Promise<string[]> {
   // Not the user actor's snapshot: the runtime removes it as the actor ends, after its answer; that
   // it went shows below, where the account made again has no blocklist.
-  const prefixes = [keys.acct(bare), keys.rosterOf(bare), keys.rosterver(bare), keys.offlineOf(bare)];
+  const prefixes = [keys.acct(bare), rosterKeys.of(bare), rosterKeys.ver(bare), offlineKeys.of(bare)];
   const out: string[] = [];
   for await (const k of server.node.runtime.db.keys()) if (prefixes.some((p) => k === p || (p.endsWith('!') && k.startsWith(p)))) out.push(k);
   return out;
@@ -45,8 +47,8 @@ test('deluser on a running node: contacts told, sessions closed, data gone, a ne
   await nurse.iq(xml('iq', { type: 'get', to: 'romeo@localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' }))).catch(() => undefined); // after the message in romeo's mailbox
   const raw = await rawLogin(server.tlsPort, 'romeo', 'raw', 'secret', { directTls: true });
   const before = await keysOf('romeo@localhost');
-  assert.ok(before.some((k) => k.startsWith(keys.offlineOf('romeo@localhost'))), `an offline message is stored: ${before.join(', ')}`);
-  assert.ok(before.some((k) => k.startsWith(keys.rosterOf('romeo@localhost'))));
+  assert.ok(before.some((k) => k.startsWith(offlineKeys.of('romeo@localhost'))), `an offline message is stored: ${before.join(', ')}`);
+  assert.ok(before.some((k) => k.startsWith(rosterKeys.of('romeo@localhost'))));
 
   assert.equal(await accountRequest(server.config, 'deluser', { jid: 'romeo@localhost' }), { jid: 'romeo@localhost' });
   // Told as if romeo had removed her from his roster (RFC 6121 §2.5.2).

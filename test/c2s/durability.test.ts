@@ -7,7 +7,7 @@ import { until as waitFor } from '../helpers/runtime.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ClassicLevel } from 'classic-level';
+import { Level } from 'level';
 import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { bodies, freePort, rawLogin, startServer, type RawClient } from '../helpers/xmpp.ts';
@@ -26,7 +26,7 @@ async function startChild(dir: string, port: number): Promise<ChildProcess> {
 }
 
 async function accounts(dir: string, users: string[]): Promise<void> {
-  const db = new ClassicLevel<string, string>(join(dir, 'db'));
+  const db = new Level<string, string>(join(dir, 'db'));
   await db.open();
   for (const u of users) await createAccount(db, `${u}@localhost`, 'secret', { iterations: 4096 });
   await db.close();

@@ -196,9 +196,9 @@ test('handleAccountRequest answers in the admin protocol and never throws', asyn
 });
 
 test('works on a DB handle opened with utf8 values (as the runtime opens it)', async () => {
-  const { ClassicLevel } = await import('classic-level');
+  const { Level } = await import('level');
   await db.close();
-  const raw = new ClassicLevel<string, string>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  const raw = new Level<string, string>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
   await raw.open({ multithreading: true });
   try {
     await createAccount(raw, 'benvolio@example.com', 'b');

@@ -11,6 +11,8 @@ import { AdminServer } from '../../src/runtime/admin.ts';
 import { ScramClient, ScramServer } from '../../src/sasl/scram.ts';
 import { accountLookup, listAccounts } from '../../src/storage/accounts.ts';
 import { keys, openDb, type Db } from '../../src/storage/db.ts';
+import { offlineKeys } from '../../src/modules/offline.ts';
+import { rosterKeys } from '../../src/modules/roster-store.ts';
 
 let dir = '';
 let config = '';
@@ -86,8 +88,8 @@ test('bad JIDs, foreign hosts, duplicates and missing accounts are one clear lin
 test('users HOST filters; deluser removes the account and what the modules kept for it, nobody else\'s', async () => {
   assert.is((await chorus(withConfig('users', 'example.net'))).out, 'bob@example.net\n');
   const bob = 'bob@example.net';
-  const kept = [keys.roster('alice@example.org', bob), keys.roster('bob@example.net.au', 'x@y.z'), keys.offline('bob@example.net.au', 1)];
-  const gone = [keys.roster(bob, 'alice@example.org'), keys.rosterver(bob), keys.offline(bob, 1), keys.offline(bob, 2), keys.snap(`user:${bob}`)];
+  const kept = [rosterKeys.item('alice@example.org', bob), rosterKeys.item('bob@example.net.au', 'x@y.z'), offlineKeys.at('bob@example.net.au', 1)];
+  const gone = [rosterKeys.item(bob, 'alice@example.org'), rosterKeys.ver(bob), offlineKeys.at(bob, 1), offlineKeys.at(bob, 2), keys.snap(`user:${bob}`)];
   const db = await openDb(join(dir, 'data'));
   await db.batch([...kept, ...gone].map((key) => ({ type: 'put' as const, key, value: '{}' })));
   await db.close();

@@ -15,10 +15,11 @@ import { dispatchIq } from '../../src/xmpp/iq.ts';
 import { Jid, parseJid } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import {
-  andThen, type InboundEvent, type ModuleDefinition, type SessionInfo, type StanzaContext, type StanzaKind, type Storage, type UserContext,
+  andThen, type InboundEvent, type ModuleDefinition, type RangeOptions, type SessionInfo, type StanzaContext, type StanzaKind, type Storage, type UserContext,
 } from '../../src/xmpp/module.ts';
 import { inboundEvent, inboundHook, runOutbound } from '../../src/xmpp/router.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
+import { bounds } from '../../src/storage/kv.ts';
 
 type BatchOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
@@ -63,9 +64,11 @@ export class MemoryStorage implements Storage {
   batch(ops: BatchOp[]): Promise<void> {
     return this.op(() => { for (const o of ops) if (o.type === 'put') this.seed(o.key, o.value); else this.data.delete(o.key); });
   }
-  range<T>(prefix: string, opts: { limit?: number; reverse?: boolean } = {}): Promise<Array<[string, T]>> {
+  range<T>(prefix: string, opts: RangeOptions = {}): Promise<Array<[string, T]>> {
     return this.op(() => {
-      const ks = [...this.data.keys()].filter((k) => k.startsWith(prefix)).sort(utf8Order);
+      const b = bounds(prefix, opts);
+      const inside = (k: string) => (b.gt !== undefined ? utf8Order(k, b.gt) > 0 : utf8Order(k, b.gte!) >= 0) && (b.lte !== undefined ? utf8Order(k, b.lte) <= 0 : utf8Order(k, b.lt!) < 0);
+      const ks = [...this.data.keys()].filter(inside).sort(utf8Order);
       if (opts.reverse) ks.reverse();
       const picked = opts.limit !== undefined && opts.limit >= 0 ? ks.slice(0, opts.limit) : ks;
       return picked.map((k) => [k, JSON.parse(this.data.get(k)!) as T] as [string, T]);

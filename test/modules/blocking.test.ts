@@ -5,7 +5,7 @@ import blocking, { isBlocked } from '../../src/modules/blocking.ts';
 import presence from '../../src/modules/presence.ts';
 import roster from '../../src/modules/roster.ts';
 import type { RosterItem } from '../../src/modules/roster-store.ts';
-import { keys } from '../../src/storage/db.ts';
+import { rosterKeys } from '../../src/modules/roster-store.ts';
 import { serialize } from '../../src/xml/builder.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
 import { parseJid } from '../../src/xmpp/jid.ts';
@@ -18,7 +18,7 @@ const B = 'bob@example.com/b';
 const ALICE = 'alice@example.com', BOB = 'bob@example.com';
 
 const mk = (o?: HarnessOptions) => new Harness([roster, presence, blocking], o);
-const both = (h: Harness, owner: string, contact: string) => h.storage.seed(keys.roster(owner, contact), {
+const both = (h: Harness, owner: string, contact: string) => h.storage.seed(rosterKeys.item(owner, contact), {
   jid: contact, groups: [], subscription: 'both', ask: false, approved: false, pendingIn: null, listed: true,
 } satisfies RosterItem);
 

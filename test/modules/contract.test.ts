@@ -4,7 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defineModule } from '../../src/xmpp/module.ts';
-import { ModuleSet } from '../../src/xmpp/modules.ts';
+import { availableModules, ModuleSet } from '../../src/xmpp/modules.ts';
+import { PREFIX } from '../../src/storage/db.ts';
 
 const provider = (answer: number) => defineModule({
   name: 'provider', description: 'gives an API',
@@ -86,6 +87,15 @@ test('services: a domain served twice, or one that is a host of accounts, is a c
   set.add(service('one', (h) => `SUB.${h}`));
   assert.throws(() => set.add(service('two', (h) => `svc.${h}`)), /svc\.a\.example is served by both one and two/);
   assert.throws(() => new ModuleSet(['a.example']).add(service('three', (h) => h)), /a\.example, which is a host of accounts/);
+});
+
+test('storage: two modules may not keep data under one prefix; no built-in module takes a core prefix', async () => {
+  const keeper = (name: string, storage: string[]) => defineModule({ name, description: 'keeps data', storage, setup() {} });
+  const set = new ModuleSet(['a.example']);
+  set.add(keeper('one', ['things']));
+  assert.throws(() => set.add(keeper('two', ['stuff', 'things'])), /one and two both keep their data under things!/);
+  const core = Object.values(PREFIX).map((p) => p.slice(0, -1));
+  for (const def of await availableModules()) for (const p of def.storage ?? []) assert.not.ok(core.includes(p), `${def.name} keeps data under the core's ${p}!`);
 });
 
 test.run();

@@ -16,7 +16,7 @@ import type { SessionInfo, StanzaContext, Storage, UserContext } from '../../src
 import { ModuleSet } from '../../src/xmpp/modules.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { parsePriority } from '../../src/xmpp/priority.ts';
-import offline, { OFFLINE_BATCH, offlineDisposition } from '../../src/modules/offline.ts';
+import offline, { OFFLINE_BATCH, offlineDisposition, offlineKeys } from '../../src/modules/offline.ts';
 import presence from '../../src/modules/presence.ts';
 import roster from '../../src/modules/roster.ts';
 import { Harness } from '../helpers/module-harness.ts';
@@ -97,7 +97,7 @@ class FakeUser {
 
   settle(): Promise<unknown> { return this.message(() => undefined); }
 
-  stored(): Promise<Array<[string, string]>> { return this.storage.range<string>(keys.offlineOf(BARE)); }
+  stored(): Promise<Array<[string, string]>> { return this.storage.range<string>(offlineKeys.of(BARE)); }
 
   bodies(resource?: string): string[] {
     return this.delivered.filter((d) => resource === undefined || d.resource === resource).map((d) => parseElement(d.xml).getChildText('body') ?? '');
@@ -166,7 +166,7 @@ test('undeliverable chat stored with a delay stamp, 16-digit keys', async () => 
   u.clock += 1000;
   assert.ok(await u.undeliverable(msg('two', '')));
   const rows = await u.stored();
-  assert.equal(rows.map(([k]) => k), [keys.offline(BARE, 1), keys.offline(BARE, 2)]);
+  assert.equal(rows.map(([k]) => k), [offlineKeys.at(BARE, 1), offlineKeys.at(BARE, 2)]);
   assert.match(rows[0]![0], /!0000000000000001$/);
   assert.is(rows[0]![1], msg('one').replace('</message>',
     `<delay xmlns="urn:xmpp:delay" from="${HOST}" stamp="2024-03-01T08:00:00.123Z">Offline Storage</delay></message>`));
@@ -224,7 +224,7 @@ test('a message replayed after a crash (state from the last snapshot) is stored 
   await u.undeliverable(msg('b'));
   u.state = snapshot; // the actor crashed after the write, before its snapshot was saved: 'b' comes again
   await u.undeliverable(msg('b'));
-  assert.equal((await u.stored()).map(([k, v]) => [k, parseElement(v).getChildText('body')]), [[keys.offline(BARE, 1), 'a'], [keys.offline(BARE, 2), 'b']]);
+  assert.equal((await u.stored()).map(([k, v]) => [k, parseElement(v).getChildText('body')]), [[offlineKeys.at(BARE, 1), 'a'], [offlineKeys.at(BARE, 2), 'b']]);
   await done(w);
 });
 
@@ -288,7 +288,7 @@ test('storage survives a restart, and numbering continues after the stored messa
   const w2 = await world({}, dir); // new DB handle, new ModuleSet, no actor state
   const { u } = w2;
   await u.undeliverable(msg('after'));
-  assert.equal((await u.stored()).map(([k]) => k), [1, 2, 3].map((n) => keys.offline(BARE, n)));
+  assert.equal((await u.stored()).map(([k]) => k), [1, 2, 3].map((n) => offlineKeys.at(BARE, n)));
   u.bind('phone');
   await u.presence('phone', initial());
   assert.equal(u.bodies('phone'), ['before-1', 'before-2', 'after']);
@@ -311,7 +311,7 @@ test('with roster and presence loaded: stored messages reach the initial presenc
     const h = new Harness([roster, presence, offline], { seed });
     const full = `${BARE}/phone`;
     const stored = ['one', 'two', 'three'].map((b, i) => addDelayXml(msg(b), HOST, T0 + i));
-    for (const [i, xml] of stored.entries()) await h.storage.put(keys.offline(BARE, i + 1), xml);
+    for (const [i, xml] of stored.entries()) await h.storage.put(offlineKeys.at(BARE, i + 1), xml);
     h.bind(`${BARE}/low`);
     h.send(`${BARE}/low`, '<presence><priority>-1</priority></presence>');
     await h.settle();
@@ -323,7 +323,7 @@ test('with roster and presence loaded: stored messages reach the initial presenc
     assert.equal(got.filter((e) => e.name === 'message').map((e) => e.getChildText('body')), ['one', 'two', 'three'], `seed ${seed}`);
     assert.ok(got.some((e) => e.name === 'presence'), `seed ${seed}: the presence module still ran`);
     assert.ok(h.session(full)!.presence !== null, `seed ${seed}: presence recorded`);
-    assert.equal(await h.storage.range(keys.offlineOf(BARE)), [], `seed ${seed}: deleted`);
+    assert.equal(await h.storage.range(offlineKeys.of(BARE)), [], `seed ${seed}: deleted`);
     assert.equal(h.unhandled, [], `seed ${seed}`);
   }
 });

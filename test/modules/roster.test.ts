@@ -5,8 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import presence from '../../src/modules/presence.ts';
 import roster from '../../src/modules/roster.ts';
-import type { RosterItem } from '../../src/modules/roster-store.ts';
-import { keys, openDb } from '../../src/storage/db.ts';
+import { rosterKeys, type RosterItem } from '../../src/modules/roster-store.ts';
+import { openDb } from '../../src/storage/db.ts';
 import { kvStorage } from '../../src/storage/kv.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
@@ -23,8 +23,8 @@ const q = (inner = '', attrs = '') => `<query xmlns="${NS.ROSTER}"${attrs}>${inn
 function item(jid: string, patch: Partial<RosterItem> = {}): RosterItem {
   return { jid, groups: [], subscription: 'none', ask: false, approved: false, pendingIn: null, listed: true, ...patch };
 }
-const seed = (h: Harness, owner: string, it: RosterItem) => h.storage.seed(keys.roster(owner, it.jid), it);
-const stored = (h: Harness, owner: string, contact: string) => h.storage.peek<RosterItem>(keys.roster(owner, contact));
+const seed = (h: Harness, owner: string, it: RosterItem) => h.storage.seed(rosterKeys.item(owner, it.jid), it);
+const stored = (h: Harness, owner: string, contact: string) => h.storage.peek<RosterItem>(rosterKeys.item(owner, contact));
 
 /** Binds, asks for the roster (so it gets pushes) and clears what that produced. */
 async function connect(h: Harness, full: string, o: { get?: boolean; available?: boolean } = {}): Promise<void> {
@@ -80,7 +80,7 @@ test('set adds an item: stored under keys.roster, pushed with a version, then a 
   assert.is(push!.attr('to'), A);
   assert.is(push!.attr('from'), undefined);
   const query = push!.child('query', NS.ROSTER)!;
-  assert.is(query.attr('ver'), String(h.storage.peek(keys.rosterver('alice@example.com'))));
+  assert.is(query.attr('ver'), String(h.storage.peek(rosterKeys.ver('alice@example.com'))));
   assert.equal(itemsOf(query), [{ jid: 'bob@example.com', name: 'Bob', subscription: 'none', ask: undefined, approved: undefined, groups: ['Friends'] }]);
   // the push comes before the result
   const order = h.received(A).map((e) => e.attr('type'));
@@ -122,12 +122,12 @@ test('a set that changes nothing is answered but neither pushed nor versioned', 
   const h = mk();
   await connect(h, A);
   await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
-  const ver = h.storage.peek(keys.rosterver('alice@example.com'));
+  const ver = h.storage.peek(rosterKeys.ver('alice@example.com'));
   h.clear();
   const r = await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
   assert.is(r.attr('type'), 'result');
   assert.is(pushesIn(h.received(A)).length, 0);
-  assert.is(h.storage.peek(keys.rosterver('alice@example.com')), ver);
+  assert.is(h.storage.peek(rosterKeys.ver('alice@example.com')), ver);
 });
 
 test('versioning: ver only when asked, an empty result when up to date, the full roster otherwise', async () => {
@@ -166,7 +166,7 @@ test('a new account starts its versions above any an earlier account of the same
   h.clock = 5_000_000;
   await connect(h, A);
   await h.ask(A, 'set', q('<item jid="bob@example.com"/>'));
-  assert.is(h.storage.peek(keys.rosterver('alice@example.com')), 5_000_000);
+  assert.is(h.storage.peek(rosterKeys.ver('alice@example.com')), 5_000_000);
 });
 
 const invalid: Array<[string, string, string]> = [
@@ -343,16 +343,16 @@ test('on LevelDB through kvStorage: add, subscribe, approve, versioned get, remo
     await h.settle();
     h.send(B, '<presence type="subscribed" to="alice@example.com"/>');
     await h.settle();
-    const mine = await storage.get<RosterItem>(keys.roster('alice@example.com', 'bob@example.com'));
+    const mine = await storage.get<RosterItem>(rosterKeys.item('alice@example.com', 'bob@example.com'));
     assert.equal(mine, item('bob@example.com', { name: 'Bob', groups: ['G'], subscription: 'to' }));
-    assert.is((await storage.get<RosterItem>(keys.roster('bob@example.com', 'alice@example.com')))?.subscription, 'from');
+    assert.is((await storage.get<RosterItem>(rosterKeys.item('bob@example.com', 'alice@example.com')))?.subscription, 'from');
     const full = await h.ask(A, 'get', q('', ' ver=""'));
     const ver = full.child('query')!.attr('ver')!;
     assert.equal(itemsOf(full.child('query')).map((i) => `${i.jid} ${i.subscription}`), ['bob@example.com to']);
     assert.is((await h.ask(A, 'get', q('', ` ver="${ver}"`))).children.length, 0);
     await h.ask(A, 'set', q('<item jid="bob@example.com" subscription="remove"/>'));
-    assert.equal(await storage.range(keys.rosterOf('alice@example.com')), []);
-    assert.is((await storage.get<RosterItem>(keys.roster('bob@example.com', 'alice@example.com')))?.subscription, 'none');
+    assert.equal(await storage.range(rosterKeys.of('alice@example.com')), []);
+    assert.is((await storage.get<RosterItem>(rosterKeys.item('bob@example.com', 'alice@example.com')))?.subscription, 'none');
     assert.equal(h.unanswered(), []);
   } finally {
     await db.close();

@@ -5,14 +5,14 @@ import * as assert from 'uvu/assert';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
+import { Level } from 'level';
 import { DurableStore } from '../../src/runtime/durable-store.ts';
 
 let dir: string;
-let db: ClassicLevel<string, string>;
+let db: Level<string, string>;
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'chorus-store-'));
-  db = new ClassicLevel<string, string>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+  db = new Level<string, string>(join(dir, 'db'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
   await db.open();
 });
 test.after(async () => { await db.close(); await rm(dir, { recursive: true, force: true }); });
