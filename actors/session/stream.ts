@@ -161,12 +161,20 @@ export function onSaslInput(ctx: SessionCtx, xml: string, h: StanzaHeader): Next
 /**
  * Logins at info level, one line each in a fixed format an operator's tools can match (fail2ban:
  * `login failed: user=\S+ ip=<HOST> `). Never a password: `reason` is the mechanism's own text.
- * Failures are limited to 20 lines a second per scheduler; how many were left out rides on the next.
+ * "login failed" is a password (or proof) that was checked and wrong, or an attempt the throttle
+ * stopped; a mechanism or channel-binding type refused before any check is no failed password (a
+ * client tries its -PLUS mechanisms first and falls back) and is a debug line, `login refused`, that
+ * the recipe does not match. Failures are limited to 20 lines a second per scheduler; how many were
+ * left out rides on the next.
  */
 const failureLines = { since: 0, lines: 0, dropped: 0 };
 function logLogin(ctx: SessionCtx, mechanism: string, step: Extract<SaslStep, { kind: 'success' | 'failure' }>): void {
   const who = `user=${step.authcid ?? '?'}@${ctx.host} ip=${ctx.remote} mechanism=${mechanism}`;
   if (step.kind === 'success') { log('info', `login: ${who}`); return; }
+  if (!step.wrongCredentials && step.retryAfterMs === undefined) {
+    log('debug', `login refused before any password check: ${who} condition=${step.condition} reason=${JSON.stringify(step.reason)}`);
+    return;
+  }
   const now = Date.now();
   if (now - failureLines.since >= 1000) { failureLines.since = now; failureLines.lines = 0; }
   if (failureLines.lines >= 20) { failureLines.dropped++; return; }

@@ -195,7 +195,10 @@ export class ScramServer implements SaslServer {
       const data = type && o.channelBindings?.[type];
       if (!data) {
         this.#state = 'done';
-        return { ...failure('not-authorized', `unsupported channel binding type ${cbName}`), unsupportedBinding: true };
+        // Named in the log though nothing was checked: the operator sees whose client tried it.
+        const n = /(?:^|,)n=([^,]*)/.exec(bare)?.[1];
+        const who = n === undefined ? undefined : decodeSaslname(n);
+        return { ...failure('not-authorized', `unsupported channel binding type ${cbName}`, who), unsupportedBinding: true };
       }
       this.#cbData = data;
     } else if (o.plus) {

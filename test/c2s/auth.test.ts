@@ -409,6 +409,23 @@ test('STARTTLS, TLS 1.2: SCRAM-SHA-256-PLUS with tls-server-end-point; tls-expor
   assertBound(await bind(c, 'endpoint'), 'alice@localhost/endpoint');
 });
 
+test('a -PLUS attempt with a binding type not offered (tls-unique, as slixmpp and poezio try) is no failed login: no line the fail2ban recipe matches (#30.1)', async () => {
+  const p = await connectPlain(tlsServer.port);
+  await open(p);
+  const { c } = await starttls(p);
+  await open(c);
+  const type = 'tls-unique' as never; // what the client believes the server has; we offer it nowhere
+  const r = await scram(c, new ScramClient({ hash: 'SHA-256', username: 'alice', password: 'secret', channelBinding: { type, data: Buffer.alloc(12) } }));
+  assert.is(r.answer.kind, 'failure', r.answer.xml);
+  const good = await scram(c, new ScramClient({ hash: 'SHA-256', username: 'alice', password: 'secret' }));
+  assert.is(good.answer.kind, 'success', good.answer.xml);
+  const ip = c.socket.localAddress ?? p.socket.localAddress!;
+  const mine = tlsServer.logs.filter((l) => l.includes(`ip=${ip} `));
+  // README: failregex = login failed: user=\S+ ip=<HOST>
+  assert.not.ok(mine.some((l) => new RegExp(`login failed: user=\\S+ ip=${ip.replace(/\./g, '\\.')} `).test(l)), mine.join('\n'));
+  assert.ok(mine.some((l) => /^\[debug\] session:\S+: login refused before any password check: user=alice@localhost ip=\S+ mechanism=SCRAM-SHA-256-PLUS condition=not-authorized reason="unsupported channel binding type tls-unique"$/.test(l)), mine.join('\n'));
+});
+
 test('-PLUS with the wrong channel binding data → not-authorized', async () => {
   for (const [type, maxVersion] of [['tls-exporter', 'TLSv1.3'], ['tls-server-end-point', 'TLSv1.3']] as const) {
     const p = await connectPlain(tlsServer.port);
