@@ -193,11 +193,12 @@ function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid,
     (o) => (o.stopped ? kept(ctx) : andThen(core(o.xml ?? xml), (p) => ({ ...kept(ctx), ...p }))));
 }
 
-function routeMessage(ctx: UserCtx, xml0: string, h: StanzaHeader, to: Jid, from: Jid): Step {
-  return inbound(ctx, xml0, h, to, from, (xml) => deliverMessage(ctx, xml, h, to, from));
+/** `handedBack`: a message accepted earlier that a session which ended gave back (onRedeliver). */
+function routeMessage(ctx: UserCtx, xml0: string, h: StanzaHeader, to: Jid, from: Jid, handedBack = false): Step {
+  return inbound(ctx, xml0, h, to, from, (xml) => deliverMessage(ctx, xml, h, to, from, handedBack));
 }
 
-function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid): Step {
+function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, handedBack: boolean): Step {
   const type = h.type ?? 'normal';
   const svc = xmpp();
   const event = () => inboundEvent(scope(ctx), xml, from, to, errorTo(ctx, h));
@@ -218,7 +219,7 @@ function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, fro
   const candidates = available(ctx).filter((s) => s.priority >= 0);
   if (candidates.length === 0) {
     if (type === 'headline') return {};
-    const ev = event();
+    const ev = Object.assign(event(), { handedBack });
     return andThen(svc.modules.run('message/undeliverable', ev), (handled) => {
       if (!handled) bounceError(ctx, h, 'cancel', 'service-unavailable');
       return kept(ctx);
@@ -481,9 +482,9 @@ export function onRedeliver(ctx: UserCtx, xml: string, except: string, sent?: nu
       return keep({});
     }
     const rerouted = [...(ctx.rerouted ?? []), sent].slice(-64);
-    return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from), (p) => keep({ ...p, rerouted }));
+    return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from, true), (p) => keep({ ...p, rerouted }));
   }
-  return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from), keep);
+  return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from, true), keep);
 }
 
 /** What module views changed in `ctx` (they replace its sessions and mods objects, never mutate

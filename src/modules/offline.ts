@@ -1,7 +1,8 @@
 // XEP-0160 offline messages. A chat/normal message the core could not deliver (RFC 6121 §8.5.2.2.1: no
 // available resource with non-negative priority) is stored in LevelDB under offline!<bare>!<seq> with
 // a XEP-0203 <delay/> from the server added, up to `max_messages` per account (beyond that the sender
-// gets service-unavailable, XEP-0160 §3). When a resource becomes available with a non-negative
+// gets service-unavailable, XEP-0160 §3 — but never for mail accepted earlier that an ending session
+// hands back: that is kept over the limit). When a resource becomes available with a non-negative
 // priority (RFC 6121 §8.5.2.2.1, XEP-0160 §2), the stored messages are delivered to it in order and
 // deleted.
 //
@@ -97,9 +98,14 @@ export default defineModule({
       if ((await ev.storage.get(keys.acct(bare))) === undefined) { ev.error('service-unavailable'); return true; }
       const st = await loadState(ev.user, ev.storage, limit);
       if (st.count >= limit) {
-        ev.error('service-unavailable', undefined, 'offline message storage is full');
-        ev.user.setState(MODULE, st);
-        return true;
+        // Mail a session handed back was accepted already (its sender saw it acknowledged, and may be
+        // gone): it is kept over the limit. Only new mail is refused.
+        if (ev.handedBack) ev.log('info', `offline storage over its limit (${limit}): kept message ${st.count + 1}, accepted earlier and handed back by a session that ended`);
+        else {
+          ev.error('service-unavailable', undefined, 'offline message storage is full');
+          ev.user.setState(MODULE, st);
+          return true;
+        }
       }
       await ev.storage.put(offlineKeys.at(bare, st.next), addDelayXml(ev.xml, ev.host, ev.now(), 'Offline Storage'));
       ev.user.setState(MODULE, { next: st.next + 1, count: st.count + 1 });

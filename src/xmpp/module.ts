@@ -106,6 +106,9 @@ export type MessageEvent = InboundEvent;
 export type PresenceEvent = InboundEvent;
 /** A message the core delivered, and the resources it went to. */
 export interface DeliveredEvent extends MessageEvent { resources: readonly string[] }
+/** A message no session can take now. `handedBack`: it was accepted earlier (its sender was told so)
+ *  and handed back by a session that ended without delivering it; it may not be refused now. */
+export interface UndeliverableEvent extends MessageEvent { handedBack: boolean }
 export interface SessionEvent extends StanzaContext { user: UserContext; resource: string }
 
 /** Prosody's grammar: `pre-<kind>/<target>` outbound (the sender's side), `<kind>/<target>` at the
@@ -117,7 +120,7 @@ export interface Hooks extends RouteHooks {
   /** `<type>/<target>/<payload xmlns>`, target host | self | bare. Runs where the reply is natural. */
   iq: IqRequest;
   /** A message the core could not deliver to any session (chat/normal to an offline user). */
-  'message/undeliverable': MessageEvent;
+  'message/undeliverable': UndeliverableEvent;
   /** A message the core delivered to sessions (for carbons, archives). */
   'message/delivered': DeliveredEvent;
   /** Presence this user's session sent, in the user actor (broadcast, directed, subscription

@@ -11,6 +11,7 @@ import { Level } from 'level';
 import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { bodies, freePort, rawLogin, startServer, type RawClient } from '../helpers/xmpp.ts';
+import { party } from '../helpers/transcript.ts';
 import { tempDir } from '../helpers/runtime.ts';
 
 const NODE = fileURLToPath(new URL('../fixtures/xmpp-node.ts', import.meta.url));
@@ -161,6 +162,31 @@ test('a recipient that stops reading is dropped and loses nothing: every acknowl
     assert.equal(missing, []);
     assert.is(got.length, new Set(got).size, 'none twice');
     a.close(); again.close();
+  } finally { await s.stop(); }
+});
+
+test('mail a closing session hands back is kept though offline storage is at its limit: accepted is accepted (#30.2)', async () => {
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.modules.options = { offline: { max_messages: 5 } }; });
+  try {
+    await s.addUser('sender');
+    await s.addUser('phone');
+    const phone = await rawLogin(s.port, 'phone', 'stuck');
+    phone.send(`<enable xmlns='${SM}'/><presence/>`);
+    await phone.waitFor(/<enabled/);
+    const sender = await party(s.port, 'sender', 'bulk');
+    const total = 30;
+    for (let i = 1; i <= total; i++) sender.sends(`<message to='phone@localhost/stuck' type='chat' id='h${i}'><body>m${i}</body></message>`);
+    await until(phone, () => bodies(phone.received).length >= total, `${total} messages at the phone`);
+    phone.send('</stream:stream>'); // never acknowledged: all of it is handed back as the stream ends
+    await phone.waitClosed();
+    const again = await rawLogin(s.port, 'phone', 'again');
+    again.send('<presence/>');
+    await until(again, () => bodies(again.received).length >= total, `${total} messages on the next login`);
+    assert.equal(bodies(again.received), Array.from({ length: total }, (_, i) => `m${i + 1}`));
+    // nothing bounced to the sender (an error would come before the answer to this)
+    await sender.sync('phone@localhost');
+    assert.ok(s.logs.some((l) => /offline storage over its limit \(5\): kept message 6, accepted earlier/.test(l)), s.logs.join('\n'));
+    sender.close(); again.close();
   } finally { await s.stop(); }
 });
 

@@ -75,10 +75,10 @@ class FakeUser {
   }
 
   /** A message the core found undeliverable; resolves to the hook chain's answer. */
-  undeliverable(xml: string): Promise<boolean> {
+  undeliverable(xml: string, handedBack = false): Promise<boolean> {
     const stanza = parseElement(xml);
     const error = (c: StanzaErrorCondition, t?: StanzaErrorType, text?: string) => { this.routed.push(stanzaError(stanza, t ?? null, c, text)!); };
-    return this.message(() => this.set.run('message/undeliverable', { ...this.ctx(), stanza, xml, from: parseJid(stanza.attr('from')!), to: parseJid(stanza.attr('to')!), user: this.user(), error }));
+    return this.message(() => this.set.run('message/undeliverable', { ...this.ctx(), stanza, xml, from: parseJid(stanza.attr('from')!), to: parseJid(stanza.attr('to')!), user: this.user(), error, handedBack }));
   }
 
   /** Presence a session sent: the hooks run, then (as the presence module does) the presence is recorded. */
@@ -205,6 +205,18 @@ test('over the per-account limit the sender gets service-unavailable and nothing
   assert.ok(await u.undeliverable(msg('4')));
   assert.is(u.routed.length, 1);
   assert.equal((await u.stored()).map(([, v]) => parseElement(v).getChildText('body')), ['4']);
+  await done(w);
+});
+
+test('mail handed back by an ended session is kept over the limit: it was accepted already (#30.2)', async () => {
+  const w = await world({ max_messages: 2 });
+  const { u } = w;
+  for (const b of ['1', '2']) void u.undeliverable(msg(b));
+  void u.undeliverable(msg('3'), true);
+  void u.undeliverable(msg('4'));
+  await u.settle();
+  assert.equal((await u.stored()).map(([, v]) => parseElement(v).getChildText('body')), ['1', '2', '3']);
+  assert.equal(u.routed.map((x) => parseElement(x).attr('id')), ['m-4'], 'only the new message is refused');
   await done(w);
 });
 
