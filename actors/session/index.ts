@@ -8,16 +8,16 @@
 // Its snapshot is saved on every change, so a crash restarts it here and the connection (main thread)
 // replays what it had not handled: the client notices nothing.
 import { assign, enqueueActions, setup } from 'xstate';
-import { moveTo, send } from '../../src/runtime/api.ts';
+import { moveTo } from '../../src/runtime/api.ts';
 import { defineKind, type RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ConnInfo, ToSession } from '../../src/net/c2s-protocol.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import { stanzaError } from '../../src/xmpp/errors.ts';
 import { x } from '../../src/xml/builder.ts';
-import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
+import type { ToSessionFromUser } from '../user/messages.ts';
 import {
   bounce, connGone, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
-  streamFail, toConn, type Next, type SessionCtx,
+  resourceOf, streamFail, toConn, toUser, type Next, type SessionCtx,
 } from './stream.ts';
 
 interface Ctx extends SessionCtx {
@@ -139,8 +139,10 @@ const machine = setup({
       },
     },
     resumable: {
+      // The account counts it apart: a detached session gives way to a new login at the session limit.
+      entry: ({ context }) => toUser(context, { type: 'detached', resource: resourceOf(context) }),
       on: {
-        resumed: 'established',
+        resumed: { target: 'established', actions: ({ context }) => toUser(context, { type: 'attached', resource: resourceOf(context) }) },
         deliver: { actions: ({ context, event }) => onDeliver(context, event) },
         replace: { target: 'closing', actions: ({ context }) => toConn(context, { type: 'close' }) },
         kick: { target: 'closing', actions: ({ context }) => toConn(context, { type: 'close' }) },
@@ -162,7 +164,7 @@ const machine = setup({
       entry: [
         assign(({ context }) => ({ awaitUser: !!context.jid, awaitConn: !!context.jid && !connGone(context) })),
         ({ context }) => {
-          if (context.awaitUser) send(`user:${context.user}@${context.host}`, { type: 'unbind', resource: context.jid!.slice(context.jid!.indexOf('/') + 1) } satisfies ToUser);
+          if (context.awaitUser) toUser(context, { type: 'unbind', resource: resourceOf(context) });
           if (context.awaitConn) toConn(context, { type: 'drain' });
         },
       ],

@@ -38,6 +38,10 @@ export const initialContext = (info: ConnInfo): SessionCtx => ({
 
 const xmpp = () => service<XmppService>('xmpp');
 export const toConn = (ctx: SessionCtx, m: ToConn) => send(ctx.conn, m);
+/** To the account's user actor (same thread by placement once bound). */
+export const toUser = (ctx: SessionCtx, m: ToUser) => send(`user:${ctx.user}@${ctx.host}`, m);
+/** The bound resource. */
+export const resourceOf = (ctx: SessionCtx): string => ctx.jid!.slice(ctx.jid!.indexOf('/') + 1);
 const write = (ctx: SessionCtx, xml: string) => toConn(ctx, { type: 'write', xml });
 
 /** SASL exchanges in progress; not in the snapshot (a crash or reload mid-exchange fails it). */
@@ -256,7 +260,7 @@ export function onArrived(ctx: SessionCtx): void {
 }
 
 export function onArrivedUser(ctx: SessionCtx): void {
-  send(`user:${ctx.user}@${ctx.host}`, { type: 'arrived', resource: ctx.jid!.slice(ctx.jid!.indexOf('/') + 1) } satisfies ToUser);
+  toUser(ctx, { type: 'arrived', resource: resourceOf(ctx) });
 }
 
 // ---- established: stanzas from the client ---------------------------------------------------
@@ -295,7 +299,7 @@ export function onClientStanza(ctx: SessionCtx, xml0: string, h0: StanzaHeader, 
     return 'stay';
   }
   const { xml, header: h } = restamp(xml0, h0, { from: ctx.jid! });
-  send(`user:${ctx.user}@${ctx.host}`, { type: 'client', xml, h, resource: ctx.jid!.slice(ctx.jid!.indexOf('/') + 1), conn: ctx.conn, seq } satisfies ToUser);
+  toUser(ctx, { type: 'client', xml, h, resource: resourceOf(ctx), conn: ctx.conn, seq });
   return 'stay';
 }
 

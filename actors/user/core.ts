@@ -60,6 +60,15 @@ export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Step
     return { pendingBinds: { ...ctx.pendingBinds, [m.resource]: m.session }, watch, replacing: { ...ctx.replacing, [ref]: m.resource } };
   }
   if (Object.keys(ctx.sessions).length >= svc.settings.sessionsPerAccount) {
+    // A session waiting for a resumption is not a device in use: the oldest gives way (what it holds
+    // is handed back and routed again, nothing lost), so a client that reconnects without resuming
+    // is not locked out. Only when every session is live is the login refused.
+    const oldest = Object.values(ctx.sessions).filter((s) => s.detached !== undefined).sort((a, b) => a.detached! - b.detached!)[0];
+    if (oldest) {
+      log('info', `${ctx.jid}: ${oldest.resource}, detached since ${new Date(oldest.detached!).toISOString()}, ended for a new login (at most ${svc.settings.sessionsPerAccount} sessions per account)`);
+      send(oldest.address, { type: 'replace' } satisfies ToSessionFromUser);
+      return bindNow(ctx, m.resource, m.session);
+    }
     const binder = pendingReplies.get(`${ctx.jid}/${m.resource}`);
     pendingReplies.delete(`${ctx.jid}/${m.resource}`);
     if (binder) send(binder, { type: 'bind-denied', condition: 'resource-constraint', text: `at most ${svc.settings.sessionsPerAccount} sessions per account` } satisfies ToSessionFromUser);
@@ -122,6 +131,16 @@ export function onStarted(ctx: UserCtx): Step {
     for (const s of user.sessions()) send(s.address, { type: 'replay' } satisfies ToSessionFromUser);
     return { ...kept(ctx), watch, replacing: {} };
   });
+}
+
+/** A session's connection dropped (it waits for a resumption) or came back. */
+export function onDetached(ctx: UserCtx, resource: string, detached: boolean): Patch {
+  const s = ctx.sessions[resource];
+  if (!s || (s.detached !== undefined) === detached) return {};
+  log('info', `${ctx.jid}: ${resource} ${detached ? 'detached, waiting for a resumption' : 'resumed'}`);
+  const { detached: _, ...attached } = s;
+  void _;
+  return { sessions: { ...ctx.sessions, [resource]: detached ? { ...s, detached: Date.now() } : attached } };
 }
 
 /** A watched session ended: a replaced one completes a pending bind; a vanished one is dropped. */

@@ -14,7 +14,7 @@ import { fromTransition } from 'xstate';
 import { send, sender, suspend } from '../../src/runtime/api.ts';
 import { defineKind, type RuntimeEvent } from '../../src/runtime/kind.ts';
 import { andThen } from '../../src/xmpp/module.ts';
-import { initialUserContext, onArrived, onStarted, onBind, onClient, onDeleted, onDown, onRedeliver, onStanza, onUnbind, rememberBinder, routeAsUser, settled, type Patch, type Step, type UserCtx } from './core.ts';
+import { initialUserContext, onArrived, onStarted, onBind, onClient, onDeleted, onDetached, onDown, onRedeliver, onStanza, onUnbind, rememberBinder, routeAsUser, settled, type Patch, type Step, type UserCtx } from './core.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
 
 type Ev = ToUser | RuntimeEvent;
@@ -29,6 +29,8 @@ const handlers: Handlers = {
   route: (w, e) => routeAsUser(w, e.xml),
   redeliver: (w, e) => onRedeliver(w, e.xml, e.except, e.sent),
   arrived: (w, e) => onArrived(w, e.resource),
+  detached: (w, e) => onDetached(w, e.resource, true),
+  attached: (w, e) => onDetached(w, e.resource, false),
   delete: (w, e) => onDeleted(w, e.reply),
   'runtime.down': (w, e) => onDown(w, e.address, e.reason, e.ref),
   // After a crash or a reload: modules reconcile their state (e.g. sessions that vanished meanwhile).

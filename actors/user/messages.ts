@@ -19,6 +19,8 @@ export type ToUser =
   | { type: 'redeliver'; xml: string; except: string; sent?: number }
   /** A bound session has arrived at its `session:<full JID>` address: watch it from now on. */
   | { type: 'arrived'; resource: string }
+  /** A session's connection dropped and it waits for a resumption (XEP-0198), or got one. */
+  | { type: 'detached'; resource: string } | { type: 'attached'; resource: string }
   /** The account was deleted (its record is gone): clean up, close the sessions, tell `reply`, end. */
   | { type: 'delete'; reply: string };
 
@@ -27,7 +29,8 @@ export type ToSessionFromUser =
   /** The resource is bound. */
   | { type: 'bind-ok'; resource: string }
   | { type: 'bind-denied'; condition: 'resource-constraint' | 'not-allowed' | 'conflict'; text: string }
-  /** Another login took this resource: end with a conflict stream error (RFC 6120 §7.7.2.2). */
+  /** Another login took this resource (RFC 6120 §7.7.2.2: end with a conflict stream error), or, while
+   *  detached, its place under the account's session limit. */
   | { type: 'replace' }
   /** End the stream with this error (the account was deleted). */
   | { type: 'kick'; condition: 'not-authorized'; text: string }

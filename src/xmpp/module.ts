@@ -53,6 +53,9 @@ export interface SessionInfo {
   since: number;
   /** The session asked for the roster (RFC 6121 §2.1.6: pushes go to interested resources only). */
   interested: boolean;
+  /** Since when (ms) its connection is gone and it waits for a resumption (XEP-0198); absent while
+   *  its client is connected. */
+  detached?: number;
 }
 
 /** The user actor's view for modules: one account, its sessions and its module state. */

@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bodies, OPEN, rawLogin, RawClient, startServer, type TestServer } from '../helpers/xmpp.ts';
+import { until } from '../helpers/runtime.ts';
 
 let server: TestServer;
 test.before(async () => {
@@ -135,6 +136,41 @@ test('a session that is not resumed in time sends its unacknowledged stanzas to 
   assert.match(f2.received, /<delay xmlns="urn:xmpp:delay"/);
   f2.close(); g.close();
   await quick.stop();
+});
+
+test('at the session limit a detached session gives way to a new login, and loses nothing; only live sessions refuse one (#30.13)', async () => {
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 300; c.limits.sessions_per_account = 2; });
+  try {
+    await s.addUser('kim'); await s.addUser('lee');
+    const lee = await rawLogin(s.port, 'lee', 'pc');
+    const detach = async (resource: string, body?: string) => {
+      const k = await rawLogin(s.port, 'kim', resource);
+      k.send(`<enable xmlns='${SM}' resume='true'/><presence/>`);
+      await k.waitFor(/<enabled/);
+      if (body) { lee.send(msg(`kim@localhost/${resource}`, body)); await k.waitFor(new RegExp(body)); }
+      k.close(); // the connection drops: the session waits for a resumption
+      await until(() => s.logs.some((l) => l.includes(`kim@localhost: ${resource} detached`)), 10_000, `${resource} detached`);
+    };
+    await detach('one', 'held-by-one');
+    await detach('two');
+    // both places are taken by detached sessions: the oldest (one) gives way, its message comes along
+    const three = await rawLogin(s.port, 'kim', 'three');
+    three.send('<presence/>');
+    await three.waitFor(/held-by-one/);
+    assert.ok(s.logs.some((l) => /kim@localhost: one, detached since \S+, ended for a new login \(at most 2 sessions per account\)/.test(l)), s.logs.join('\n'));
+    const four = await rawLogin(s.port, 'kim', 'four'); // two gives way
+    // three and four are live: a fifth is refused
+    const five = await RawClient.connect(s.port);
+    five.send(OPEN);
+    await five.waitFor(/<\/stream:features>/);
+    five.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0kim\0secret').toString('base64')}</auth>`);
+    await five.waitFor(/<success/);
+    five.send(OPEN);
+    await five.waitFor(/<bind xmlns/);
+    five.send(`<iq type='set' id='b5'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>five</resource></bind></iq>`);
+    await five.waitFor(/id="b5"[^>]*type="error"[\s\S]*resource-constraint|type="error"[^>]*id="b5"[\s\S]*resource-constraint/);
+    for (const c of [lee, three, four, five]) c.close();
+  } finally { await s.stop(); }
 });
 
 test('a message to the bare JID reaches each resource once, though the copy of one that expires detached comes back', async () => {
