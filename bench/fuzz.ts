@@ -210,7 +210,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     target = { host: '127.0.0.1', port: Number(arg('port', '5222')), tlsPort: Number(arg('tls-port', '5223')), user: arg('user', 'fuzz'), password: arg('password', 'secret') };
   } else {
     const { startServer } = await import('../test/helpers/xmpp.ts');
-    const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.sessions_per_account = 100_000; c.limits.login_attempts = { max_failures: 1e9, window_seconds: 1 }; });
+    const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.sessions_per_account = 100_000; c.limits.login_attempts = { max_failures: 1e9, window_seconds: 1, address_max_failures: 1e9, address_window_seconds: 1 }; });
     await s.addUser('fuzz'); await s.addUser('victim');
     target = { host: '127.0.0.1', port: s.port, tlsPort: s.tlsPort, user: 'fuzz', password: 'secret' };
     crashes = () => {

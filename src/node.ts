@@ -43,7 +43,10 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     sessionsPerAccount: config.limits.sessions_per_account,
     maxStanzaBytes: config.limits.max_stanza_bytes,
     serverSecret: serverSecret(config.data_dir),
-    loginAttempts: { maxFailures: config.limits.login_attempts.max_failures, windowSeconds: config.limits.login_attempts.window_seconds },
+    loginAttempts: {
+      maxFailures: config.limits.login_attempts.max_failures, windowSeconds: config.limits.login_attempts.window_seconds,
+      addressMaxFailures: config.limits.login_attempts.address_max_failures, addressWindowSeconds: config.limits.login_attempts.address_window_seconds,
+    },
     modules: config.modules,
     bootId: BOOT,
   };

@@ -22,7 +22,8 @@ export interface XmppSettings {
   sessionsPerAccount: number;
   maxStanzaBytes: number;
   serverSecret: string;
-  loginAttempts: { maxFailures: number; windowSeconds: number };
+  /** Failed logins per account and per address, each within its window (limits.login_attempts). */
+  loginAttempts: { maxFailures: number; windowSeconds: number; addressMaxFailures: number; addressWindowSeconds: number };
   /** The node process's boot id (connections are `conn:<boot>.<n>`). */
   bootId: string;
   modules: ModulesConfig;
@@ -55,7 +56,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
   const svc: XmppService = {
     settings, modules, storage: kvStorage(db),
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
-    throttle: nodeThrottle(),
+    throttle: nodeThrottle(() => services.get(THROTTLE) as AuthThrottle),
     isLocal: (domain) => hosts.has(domain),
     domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
     reloadModule: async (name) => {
@@ -84,7 +85,9 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     if (!def?.setup || def.name !== name) throw new Error(`${found.file}: its default export is no longer defineModule({ name: '${name}', ... })`);
     return { def, file: found.file, loads };
   }
-  services.set(THROTTLE, new AuthThrottle({ account: { capacity: settings.loginAttempts.maxFailures, refillPerMinute: (settings.loginAttempts.maxFailures * 60) / settings.loginAttempts.windowSeconds } }));
+  const la = settings.loginAttempts;
+  const bucket = (failures: number, seconds: number) => ({ capacity: failures, refillPerMinute: (failures * 60) / seconds });
+  services.set(THROTTLE, new AuthThrottle({ account: bucket(la.maxFailures, la.windowSeconds), address: bucket(la.addressMaxFailures, la.addressWindowSeconds) }));
   services.set('xmpp', svc);
 }
 
@@ -97,26 +100,26 @@ const THROTTLE = 'login-throttle';
  * account's bucket lives on the thread of `throttle:<account>`, each address's on that of
  * `throttle:<address key>`, and every attempt is counted there.
  */
-function nodeThrottle(): LoginThrottle {
+function nodeThrottle(local: () => AuthThrottle): LoginThrottle {
   const at = (key: string, method: keyof AuthThrottle, ...args: unknown[]) => callAt(`throttle:${key}`, THROTTLE, method, ...args);
-  const both = <T>(account: string | undefined, address: string | undefined, method: keyof LoginThrottle, none: T): Promise<[T, T]> => Promise.all([
-    account === undefined ? none : at(defaultNormalize(account), method, account, undefined) as Promise<T>,
-    address === undefined ? none : at(addressKey(address), method, undefined, address) as Promise<T>,
-  ]);
   return {
     // As AuthThrottle.check, with the address's and the account's state each on its own home.
     async check(account, address) {
       const source = address === undefined ? { retryAfterMs: 0, failed: true }
         : await at(addressKey(address), 'sourceState', address) as { retryAfterMs: number; failed: boolean };
-      const accountWait = source.failed && account !== undefined ? await at(defaultNormalize(account), 'accountWait', account) as number : 0;
+      const accountWait = source.failed && account !== undefined ? await at(defaultNormalize(account), 'accountWait', account, address) as number : 0;
       const wait = Math.max(source.retryAfterMs, accountWait);
       return { allowed: wait === 0, retryAfterMs: wait };
     },
     async recordFailure(account, address) {
-      return Math.max(...(await both(account, address, 'recordFailure', 0)));
+      const streaks = await Promise.all([
+        account === undefined ? 0 : at(defaultNormalize(account), 'accountFailure', account, address) as Promise<number>,
+        address === undefined ? 0 : at(addressKey(address), 'addressFailure', address) as Promise<number>,
+      ]);
+      return local().delayFor(Math.max(...streaks));
     },
-    async recordSuccess(account) {
-      if (account !== undefined) await at(defaultNormalize(account), 'recordSuccess', account);
+    async recordSuccess(account, address) {
+      if (account !== undefined) await at(defaultNormalize(account), 'recordSuccess', account, address);
     },
   };
 }

@@ -35,7 +35,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       max_outbound_bytes: 4_194_304,
       max_xml_depth: 32,
       max_xml_attributes: 64,
-      login_attempts: { max_failures: 5, window_seconds: 60 },
+      login_attempts: { max_failures: 5, window_seconds: 60, address_max_failures: 30, address_window_seconds: 180 },
     },
     stream_management: { resume_timeout_seconds: 300, max_unacked: 1000 },
     storage: { sync: false },

@@ -30,9 +30,13 @@ export interface TlsHostConfig {
 }
 
 export interface LoginAttemptsConfig {
-  /** Failed authentications allowed per client IP, and per account, within window_seconds. */
+  /** Failed logins allowed per account within window_seconds (from sources that have failed). */
   max_failures: number;
   window_seconds: number;
+  /** Failed logins allowed per client address (an IPv6 /64) within address_window_seconds, whatever
+   *  the accounts tried: what stops one source guessing across many accounts. */
+  address_max_failures: number;
+  address_window_seconds: number;
 }
 
 export interface LimitsConfig {

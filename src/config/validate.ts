@@ -244,9 +244,11 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
   L.max_xml_attributes = integer(ctx, limits, 'max_xml_attributes', ['limits'], L.max_xml_attributes, 8, 10_000, 'an attribute count');
   L.max_outbound_bytes = integer(ctx, limits, 'max_outbound_bytes', ['limits'], L.max_outbound_bytes, 65_536, 2 ** 31, 'a byte count');
   L.unauthenticated_connections = integer(ctx, limits, 'unauthenticated_connections', ['limits'], L.unauthenticated_connections, 1, 10_000_000, 'a number of connections');
-  const attempts = section(ctx, limits.login_attempts, ['limits', 'login_attempts'], ['max_failures', 'window_seconds']);
+  const attempts = section(ctx, limits.login_attempts, ['limits', 'login_attempts'], ['max_failures', 'window_seconds', 'address_max_failures', 'address_window_seconds']);
   L.login_attempts.max_failures = integer(ctx, attempts, 'max_failures', ['limits', 'login_attempts'], L.login_attempts.max_failures, 1, 1_000_000);
   L.login_attempts.window_seconds = integer(ctx, attempts, 'window_seconds', ['limits', 'login_attempts'], L.login_attempts.window_seconds, 1, 86_400, 'a number of seconds');
+  L.login_attempts.address_max_failures = integer(ctx, attempts, 'address_max_failures', ['limits', 'login_attempts'], L.login_attempts.address_max_failures, 1, 1_000_000);
+  L.login_attempts.address_window_seconds = integer(ctx, attempts, 'address_window_seconds', ['limits', 'login_attempts'], L.login_attempts.address_window_seconds, 1, 86_400, 'a number of seconds');
 
   const sm = section(ctx, top.stream_management, ['stream_management'], ['resume_timeout_seconds', 'max_unacked']);
   const S = config.stream_management;

@@ -40,7 +40,12 @@ export const DEFAULT_THROTTLE = {
   maxEntries: 100_000,
 } as const;
 
-interface Entry { tokens: number; at: number; streak: number }
+/** `cleared`: in an account's entry, the sources (address keys) a login succeeded from since their
+ *  last failure: the account's bucket no longer holds them back, and only them. */
+interface Entry { tokens: number; at: number; streak: number; cleared?: string[] }
+
+/** Sources remembered per account as cleared by a success. */
+const MAX_CLEARED = 8;
 
 class Buckets {
   readonly map = new Map<string, Entry>();
@@ -51,6 +56,8 @@ class Buckets {
     e.at = now;
     if (e.tokens >= this.cfg.capacity) e.streak = 0; // fully recovered: forget the run of failures
   }
+
+  entry(key: string): Entry | undefined { return this.map.get(key); }
 
   retryAfter(key: string, now: number): number {
     const e = this.map.get(key);
@@ -126,7 +133,7 @@ export class AuthThrottle implements LoginThrottle {
    */
   check(account: string | undefined, address: string | undefined): ThrottleDecision {
     const source = address === undefined ? { retryAfterMs: 0, failed: true } : this.sourceState(address);
-    const wait = Math.max(source.retryAfterMs, source.failed ? this.accountWait(account) : 0);
+    const wait = Math.max(source.retryAfterMs, source.failed ? this.accountWait(account, address) : 0);
     return { allowed: wait === 0, retryAfterMs: wait };
   }
 
@@ -137,25 +144,52 @@ export class AuthThrottle implements LoginThrottle {
     return { retryAfterMs: this.#addresses.retryAfter(key, this.#now()), failed: this.#addresses.map.has(key) };
   }
 
-  /** How long this account's bucket makes a failed source wait. */
-  accountWait(account: string | undefined): number {
-    return account !== undefined && this.#accounts ? this.#accounts.retryAfter(this.#normalize(account), this.#now()) : 0;
+  /** How long this account's bucket makes a failed source wait (none for a source a login of the
+   *  account succeeded from since it last failed). */
+  accountWait(account: string | undefined, address?: string): number {
+    if (account === undefined || !this.#accounts) return 0;
+    const key = this.#normalize(account);
+    if (address !== undefined && this.#accounts.entry(key)?.cleared?.includes(addressKey(address))) return 0;
+    return this.#accounts.retryAfter(key, this.#now());
   }
 
   /** Records a failed attempt; returns how long to wait before sending the failure. */
   recordFailure(account: string | undefined, address: string | undefined): number {
-    const now = this.#now();
-    const streak = Math.max(
-      account !== undefined && this.#accounts ? this.#accounts.spend(this.#normalize(account), now) : 0,
-      address !== undefined && this.#addresses ? this.#addresses.spend(addressKey(address), now) : 0,
-    );
+    return this.delayFor(Math.max(this.accountFailure(account, address), this.addressFailure(address)));
+  }
+
+  /** The account's side of a failure (its bucket; the source is no longer cleared): the streak. */
+  accountFailure(account: string | undefined, address: string | undefined): number {
+    if (account === undefined || !this.#accounts) return 0;
+    const key = this.#normalize(account);
+    const streak = this.#accounts.spend(key, this.#now());
+    const e = this.#accounts.entry(key)!;
+    if (address !== undefined && e.cleared) e.cleared = e.cleared.filter((k) => k !== addressKey(address));
+    return streak;
+  }
+
+  /** The address's side of a failure: the streak. */
+  addressFailure(address: string | undefined): number {
+    return address !== undefined && this.#addresses ? this.#addresses.spend(addressKey(address), this.#now()) : 0;
+  }
+
+  /** How long to wait before answering the `streak`th failure in a row. */
+  delayFor(streak: number): number {
     const b = this.#backoff;
     return b && streak > 0 ? Math.min(b.maxMs, b.baseMs * 2 ** (streak - 1)) : 0;
   }
 
-  /** A success clears the account's record; the address keeps its own (one good account must not launder it). */
-  recordSuccess(account: string | undefined, _address?: string): void {
-    if (account !== undefined) this.#accounts?.map.delete(this.#normalize(account));
+  /**
+   * A success clears the account's throttle for the source it came from, and only for it: a guesser
+   * elsewhere stays held back by the account's bucket. The address keeps its own record (one good
+   * account must not launder it).
+   */
+  recordSuccess(account: string | undefined, address?: string): void {
+    if (account === undefined || !this.#accounts) return;
+    const e = this.#accounts.entry(this.#normalize(account));
+    if (!e) return;
+    e.streak = 0;
+    if (address !== undefined) e.cleared = [...(e.cleared ?? []).filter((k) => k !== addressKey(address)), addressKey(address)].slice(-MAX_CLEARED);
   }
 
   /** Forgets fully recovered entries (call from a timer if desired; insertion also bounds memory). */

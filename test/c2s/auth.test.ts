@@ -171,7 +171,7 @@ let limitServer: TestServer;
 
 // The per-account login throttle would answer temporary-auth-failure after a few failures; the
 // retry limit tested here is the per-stream one (RFC 6120 §6.4.5).
-const noAccountThrottle = (c: ChorusConfig) => { c.limits.login_attempts = { max_failures: 1000, window_seconds: 60 }; };
+const noAccountThrottle = (c: ChorusConfig) => { c.limits.login_attempts = { ...c.limits.login_attempts, max_failures: 1000, window_seconds: 60 }; };
 
 test.before(async () => {
   [plainServer, tlsServer, limitServer] = await Promise.all([
@@ -332,7 +332,7 @@ test('the 5th failed attempt is still answered with <failure><not-authorized/></
 test('the account throttle counts failures node-wide, and locks out only sources that failed, not the real user (#7.8, #8)', async () => {
   // Streams are placed on the two schedulers by connection id: with per-thread buckets the retry
   // below would get through unless all four failures had landed on its thread.
-  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.login_attempts = { max_failures: 4, window_seconds: 600 }; });
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.login_attempts = { ...c.limits.login_attempts, max_failures: 4, window_seconds: 600 }; });
   try {
     await s.addUser('henry');
     const attackers = [nextIp(), nextIp(), nextIp(), nextIp()];

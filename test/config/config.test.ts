@@ -63,7 +63,7 @@ test('partial sections merge with defaults; relative paths resolve against the f
   assert.equal(c.hosts, ['example.org', 'chat.example.net']);
   assert.is(c.data_dir, join(dir, 'state'));
   assert.equal(c.listen, { address: '127.0.0.1', c2s: 15222, c2s_direct_tls: 5223, s2s: false, http: 5280, component: 5347 });
-  assert.equal(c.limits.login_attempts, { max_failures: 3, window_seconds: 60 });
+  assert.equal(c.limits.login_attempts, { max_failures: 3, window_seconds: 60, address_max_failures: 30, address_window_seconds: 180 });
   assert.equal(c.modules.options, { offline: { max_messages: 10 } });
 });
 

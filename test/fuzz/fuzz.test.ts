@@ -12,7 +12,7 @@ test('the same seed gives the same inputs', () => {
 });
 
 test('400 seeded hostile inputs: the node serves on, no actor crashed, no error logged', async () => {
-  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.sessions_per_account = 10_000; c.limits.login_attempts = { max_failures: 1e9, window_seconds: 1 }; });
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.sessions_per_account = 10_000; c.limits.login_attempts = { max_failures: 1e9, window_seconds: 1, address_max_failures: 1e9, address_window_seconds: 1 }; });
   try {
     for (const u of ['fuzz', 'victim', 'alice', 'bob']) await s.addUser(u);
     const crashesBefore = s.node.runtime.counters.actorCrashes;

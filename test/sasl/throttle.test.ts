@@ -71,12 +71,20 @@ test('exponential backoff per streak, capped, reset by success', () => {
   assert.is(t.recordFailure('juliet', undefined), 100);
 });
 
-test('success clears the account but not the address', () => {
-  const t = new AuthThrottle({ now: clock().now, account: { capacity: 1, refillPerMinute: 1 }, address: { capacity: 1, refillPerMinute: 1 } });
-  t.recordFailure('juliet', '10.0.0.1');
+test('a success clears the account for its own source only: the guesser stays held back; the address keeps its record (#30.7)', () => {
+  const t = new AuthThrottle({ now: clock().now, account: { capacity: 2, refillPerMinute: 1 }, address: { capacity: 5, refillPerMinute: 1 }, backoff: false });
+  t.recordFailure('juliet', '10.0.0.9'); // a guesser
+  t.recordFailure('juliet', '10.0.0.1'); // the owner's typo: the account's bucket is empty now
+  assert.not.ok(t.check('juliet', '10.0.0.1').allowed);
   t.recordSuccess('juliet', '10.0.0.1');
-  assert.ok(t.check('juliet', undefined).allowed);
-  assert.not.ok(t.check(undefined, '10.0.0.1').allowed);
+  assert.ok(t.check('juliet', '10.0.0.1').allowed, 'the owner, where the success came from');
+  assert.not.ok(t.check('juliet', '10.0.0.9').allowed, 'the guesser, still');
+  t.recordFailure('juliet', '10.0.0.1'); // a new failure from the owner's source counts again
+  assert.not.ok(t.check('juliet', '10.0.0.1').allowed);
+  const a = new AuthThrottle({ now: clock().now, account: { capacity: 1, refillPerMinute: 1 }, address: { capacity: 1, refillPerMinute: 1 } });
+  a.recordFailure('juliet', '10.0.0.1');
+  a.recordSuccess('juliet', '10.0.0.1');
+  assert.not.ok(a.check(undefined, '10.0.0.1').allowed, 'one good account does not launder the address');
 });
 
 test('memory is bounded: recovered entries are pruned, then the oldest evicted', () => {
@@ -120,7 +128,7 @@ test('mechanisms consult the throttle: delays, then temporary-auth-failure even 
   assert.ok(throttle.check('juliet', undefined).allowed);
   // Malformed input is not a password guess and does not spend tokens.
   for (let i = 0; i < 5; i++) await scramServer({ hash: 'SHA-256', ...o }).start(Buffer.from('n,,n=juliet'));
-  assert.is(throttle.size.accounts, 0);
+  assert.ok(throttle.check('juliet', undefined).allowed, 'its one token is still there');
 });
 
 test.run();
