@@ -56,19 +56,25 @@ export interface TlsReloadResult {
 }
 
 /**
- * chorus check's certificate inspection, for start and reload: a certificate that cannot serve
- * (unreadable, not a certificate, a key that is not its own) throws; one that serves but that
- * clients will refuse or that soon will be (expired, for another name, leaf without its chain,
- * about to expire) comes back as warnings. Self-signed ones generated here are not warned about.
+ * chorus check's certificate inspection, for start and reload, which refuse what check fails: a
+ * certificate that cannot serve (unreadable, not a certificate, a key that is not its own) or that
+ * clients refuse (expired, not yet valid, for another name) throws, with its fix; what clients may
+ * still take (a leaf without its chain, soon expiring, self-signed) comes back as warnings. The
+ * self-signed certificates generated here for hosts with no tls entry are neither.
  */
 async function vetCertificate(host: string, certFile: string, keyFile: string, selfSigned: boolean): Promise<string[]> {
+  if (selfSigned) return [];
   const r = await inspectCertificate(host, certFile, keyFile);
-  const fatal = r.problems.filter((p) => /cannot read|not a PEM|private key|OpenSSL refuses/.test(p));
-  if (fatal.length) {
-    throw new OperatorError(`tls.${host}: ${fatal.join('; ')}`,
-      'the key must be the one the certificate was issued for: with certbot, fullchain.pem with privkey.pem of the same live/ directory');
-  }
-  return selfSigned ? [] : [...r.problems, ...r.warnings];
+  if (r.problems.length) throw new OperatorError(`tls.${host}: ${r.problems.join('; ')}`, fixFor(host, r.problems[0]!));
+  return r.warnings;
+}
+
+/** The one-line fix for a certificate problem inspectCertificate names. */
+function fixFor(host: string, problem: string): string {
+  if (/^expired|^not valid before/.test(problem)) return `renew it (certbot renew), or point tls.${host}.cert and .key at the current files; then chorus reload`;
+  if (/^does not cover/.test(problem)) return `use a certificate issued for ${host} (certbot certonly -d ${host}, or one whose names include it)`;
+  if (/^cannot read/.test(problem)) return `let the node's user read it (e.g. a certbot deploy hook that copies it with that owner), or fix the path in tls.${host}`;
+  return 'the key must be the one the certificate was issued for: with certbot, fullchain.pem with privkey.pem of the same live/ directory';
 }
 
 export interface TlsContexts {

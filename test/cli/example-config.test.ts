@@ -110,14 +110,23 @@ test('ordinary mistakes at start: one line naming the problem and its fix, no st
   }
 });
 
-test('certificates at start and reload: warned about as chorus check would, a mismatched key refused with exit 1 (#18.3)', async () => {
+test('certificates at start and reload: what chorus check fails is refused with its fix and exit 1, what it warns of is warned about (#18.3, #30.3)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'chorus-certs-'));
   const certFile = join(dir, 'fullchain.pem'), keyFile = join(dir, 'privkey.pem');
   const put = async (p: { cert: string; key: string }, key = p.key) => { await writeFile(certFile, p.cert); await writeFile(keyFile, key, { mode: 0o600 }); };
-  await put(await generateSelfSigned('other.example'));
   const config = join(dir, 'chorus.yaml');
   await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\n` +
     `tls: { localhost: { cert: ${certFile}, key: ${keyFile} } }\n`);
+  await put(await generateSelfSigned('other.example'));
+  const wrongName = await run(['start', '--config', config]);
+  assert.is(wrongName.code, 1, wrongName.out);
+  assert.match(wrongName.out, /chorus: tls\.localhost: does not cover localhost \(names: other\.example\)\nchorus: fix: use a certificate issued for localhost/);
+  await put(await generateSelfSigned('localhost', { days: -1 / 48 }));
+  const expired = await run(['start', '--config', config]);
+  assert.is(expired.code, 1, expired.out);
+  assert.match(expired.out, /chorus: tls\.localhost: expired on \S+\nchorus: fix: renew it/);
+
+  await put(await generateSelfSigned('localhost'));
   const node = spawn(process.execPath, ['bin/chorus.js', 'start', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   try {
@@ -125,12 +134,17 @@ test('certificates at start and reload: warned about as chorus check would, a mi
       node.stderr.on('data', (d) => { log += d; if (log.includes('chorus: serving')) resolve(); });
       node.once('exit', () => reject(new Error(`chorus start exited:\n${log}`)));
     });
-    assert.match(log, /\[warn\] tls\.localhost: does not cover localhost/);
+    assert.match(log, /\[warn\] tls\.localhost: self-signed/);
 
     await put(await generateSelfSigned('localhost'), (await generateSelfSigned('localhost')).key);
     const bad = await run(['reload', '--config', config]);
     assert.is(bad.code, 1, bad.out);
     assert.match(bad.out, /chorus: tls\.localhost: not reloaded: .*private key/);
+
+    await put(await generateSelfSigned('localhost', { days: -1 / 48 }));
+    const old = await run(['reload', '--config', config]);
+    assert.is(old.code, 1, old.out);
+    assert.match(old.out, /chorus: tls\.localhost: not reloaded: .*expired on/);
 
     await put(await generateSelfSigned('localhost'));
     const good = await run(['reload', '--config', config]);
