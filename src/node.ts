@@ -87,7 +87,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         const module = typeof args.kind === 'string' ? (await moduleFiles(config.modules.paths)).get(args.kind) : undefined;
         if (module) return { modules: await moduleChange(rt, 'reload', module.def.name, module.file) };
         const certificates = args.kind ? undefined : await tls.reload();
-        for (const f of certificates?.failed ?? []) log('error', `reload: tls.${f.host}: ${f.error}; still serving the previous certificate`);
+        // The errors name their host already (tls.<host>: …).
+        for (const f of certificates?.failed ?? []) log('error', `reload: ${f.error.startsWith(`tls.${f.host}:`) ? f.error : `tls.${f.host}: ${f.error}`}; still serving the previous certificate`);
         for (const w of certificates?.warnings ?? []) log('warn', `reload: tls.${w.host}: ${w.warning}`);
         const kinds = await builtin.get('reload')!(args);
         log('info', `reload: ${args.kind ? `kind ${String(args.kind)}` : 'all kinds'}${certificates ? `, certificates of ${certificates.reloaded.join(', ') || 'no host'}` : ''}`);

@@ -482,6 +482,7 @@ export class Connection {
     this.acked(h);
     this.write(`<resumed xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}" previd="${this.smId}"/>`);
     for (const u of this.unacked) this.write(u.xml);
+    this.o.log('info', `${this.address}: resumed (${socket.remoteAddress ?? this.remote}), ${this.unacked.length} stanzas sent again`);
     this.toSession({ type: 'resumed', conn: this.address });
   }
 
@@ -528,6 +529,7 @@ export class Connection {
     if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
     if (this.smId && resumable.get(this.smId) === this && this.sessionUp && !this.ended) {
       // Detached: the session stays (presence and all) until resumed or timed out.
+      this.o.log('info', `${this.address}: closed (${this.remote}); its session waits ${Math.round(this.o.resumeTimeoutMs / 1000)} s for a resumption`);
       this.detachTimer = this.timer(this.o.resumeTimeoutMs, () => this.expire());
       this.toSession({ type: 'detached' });
       return;

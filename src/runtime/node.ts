@@ -41,9 +41,11 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<RunningRunti
   let stopped: Promise<void> | null = null;
   const stop = () => (stopped ??= (async () => {
     runtime.markStopping();
+    log('info', 'node stopping');
     await admin.close();
     await root.stop();
     await runtime.close();
+    log('info', 'node stopped');
   })());
   root.onExit((reason) => {
     runtime.log('error', `root supervisor gave up (${reason}); stopping the node`);

@@ -151,9 +151,11 @@ test('certificates at start and reload: what chorus check fails is refused with 
     assert.is(good.code, 0, good.out);
     assert.match(good.out, /warning: tls\.localhost: self-signed/);
     assert.match(log, /\[error\] reload: tls\.localhost: .*still serving the previous certificate/);
+    assert.not.match(log, /tls\.localhost: tls\.localhost:/, 'the host named once (#30.9)');
   } finally {
     node.kill('SIGTERM');
     await once(node, 'exit');
+    assert.match(log, /\[info\] node stopping\n[\s\S]*\[info\] node stopped\n/, 'the log says when the node has stopped (#30.9)');
     await rm(dir, { recursive: true, force: true });
   }
 });
