@@ -99,6 +99,8 @@ export function accountAdminHandlers(db: AnyDb, opts: AccountHandlerOptions): Ma
  * CLI side: send the command to the running node if its admin socket answers, else open the DB
  * ourselves. The JID is checked against config.hosts first so both paths give the same error.
  */
+/** `newDatabase`: the operator named this database (--config, --new-database): no guard against a
+ *  node running on another. */
 export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, args: Args, o: { newDatabase?: boolean } = {}): Promise<unknown> {
   if (typeof args.jid === 'string') {
     try {
@@ -118,16 +120,20 @@ export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, 
     }
   }
   if (!existsSync(paths.db)) {
+    // A node runs, but not on this data_dir: the command would read, or create, a database it never
+    // reads. Unless the operator named this one (--config, --new-database).
+    const others = o.newDatabase ? [] : runningNodes();
+    const elsewhere = others.map((n) => `pid ${n.pid} in ${n.cwd}`).join('; ');
+    const creates = cmd === 'adduser' || cmd === 'import-users';
+    if (others.length && (creates || cmd === 'users')) {
+      throw new CliError(`no database at ${paths.db}, and a node is running elsewhere (${elsewhere}): ` + (creates
+        ? `this command would create an empty database that node never sees. Point it at the node's config (--config FILE or CHORUS_CONFIG), or pass --new-database`
+        : `its accounts are not here. Point the command at the node's config (--config FILE or CHORUS_CONFIG)`));
+    }
     // Nothing to read, and no reason to create a data directory just to say so.
-    if (cmd !== 'adduser' && cmd !== 'import-users') {
+    if (!creates) {
       if (cmd === 'users') return [];
       throw new CliError(`no account ${args.jid} (no database yet at ${paths.db})`);
-    }
-    // A node runs, but not on this data_dir: the account would land in a database it never reads.
-    const others = o.newDatabase ? [] : runningNodes();
-    if (others.length) {
-      throw new CliError(`no database at ${paths.db}, and a node is running elsewhere (${others.map((n) => `pid ${n.pid} in ${n.cwd}`).join('; ')}): ` +
-        `this command would create an empty database that node never sees. Point it at the node's config (--config FILE or CHORUS_CONFIG), or pass --new-database`);
     }
   }
   let db: AnyDb;

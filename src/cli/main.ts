@@ -2,7 +2,7 @@
 // print a stack trace.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { checkDomain } from '../config/names.ts';
@@ -13,6 +13,7 @@ import { DataDirError, usePrivateUmask } from '../storage/private-files.ts';
 import { accountRequest } from './accounts.ts';
 import { AdminClient } from './admin-client.ts';
 import { runCheck } from './check.ts';
+import { runningNodes } from './processes.ts';
 import { CliError } from './errors.ts';
 import { readPassword } from './password.ts';
 import { OperatorError, rootCause } from '../operator-error.ts';
@@ -33,9 +34,12 @@ interface Command {
 }
 interface Io { out(line: string): void; err(line: string): void }
 
-const CONFIG_HELP = '  --config FILE   the YAML config (default: $CHORUS_CONFIG, else ./chorus.yaml if present, else built-in defaults)';
+const CONFIG_HELP = '  --config FILE   the YAML config (default: $CHORUS_CONFIG, else /etc/chorus/chorus.yaml, else ./chorus.yaml, else\n' +
+  '                  built-in defaults with data in ./data); with none given, a command for the running node that\n' +
+  '                  finds none answering there goes to the one node running on this machine';
 
-const NEW_DATABASE_HELP = '  --new-database    create the data_dir\'s database even though a node runs elsewhere on this machine';
+const NEW_DATABASE_HELP = '  --new-database    create the data_dir\'s database even though a node runs elsewhere on this machine\n' +
+  '                    (an explicit --config says so too)';
 
 const COMMANDS: Record<string, Command> = {
   start: {
@@ -91,7 +95,7 @@ const COMMANDS: Record<string, Command> = {
       const config = await configFrom(p, io);
       const jid = userJid(p.pos[0]!, config.hosts);
       const password = p.pos[1] ?? await readPassword(jid, { confirm: true });
-      const r = await accountRequest(config, 'adduser', { jid, password, iterations: intFlag(p, 'iterations') }, { newDatabase: p.flags.has('new-database') }) as { jid: string };
+      const r = await accountRequest(config, 'adduser', { jid, password, iterations: intFlag(p, 'iterations') }, { newDatabase: named(p) }) as { jid: string };
       io.out(`created ${r.jid}`);
       return 0;
     },
@@ -139,7 +143,7 @@ const COMMANDS: Record<string, Command> = {
         if (!config.hosts.includes(d)) throw new CliError(`${d} is not a host of this server (hosts: ${config.hosts.join(', ')})`);
         host = d;
       }
-      const list = await accountRequest(config, 'users', host === undefined ? {} : { host }) as string[];
+      const list = await accountRequest(config, 'users', host === undefined ? {} : { host }, { newDatabase: named(p) }) as string[];
       for (const jid of list) io.out(jid);
       return 0;
     },
@@ -167,7 +171,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const lines = text.split('\n');
       if (lines.at(-1) === '') lines.pop();
-      const r = await accountRequest(config, 'import-users', { lines, iterations: intFlag(p, 'iterations') }, { newDatabase: p.flags.has('new-database') }) as ImportResult;
+      const r = await accountRequest(config, 'import-users', { lines, iterations: intFlag(p, 'iterations') }, { newDatabase: named(p) }) as ImportResult;
       for (const f of r.failed) io.err(`${file === '-' ? 'stdin' : file}:${f.line}: ${f.error}`);
       io.out(`imported ${r.imported} account${r.imported === 1 ? '' : 's'}` + (r.failed.length ? `; ${r.failed.length} line${r.failed.length === 1 ? '' : 's'} failed` : ''));
       return r.failed.length ? 1 : 0;
@@ -213,7 +217,7 @@ const COMMANDS: Record<string, Command> = {
     details: '',
     flags: { json: false }, args: [0, 0],
     async run(p, io) {
-      show(io, await nodeRequest(p, 'status', {}), p.flags.has('json'));
+      show(io, await nodeRequest(p, 'status', {}, io), p.flags.has('json'));
       return 0;
     },
   },
@@ -225,7 +229,7 @@ const COMMANDS: Record<string, Command> = {
     flags: { kind: true, json: false }, args: [0, 0],
     async run(p, io) {
       const kind = p.flags.get('kind');
-      show(io, await nodeRequest(p, 'actors', typeof kind === 'string' ? { kind } : {}), p.flags.has('json'));
+      show(io, await nodeRequest(p, 'actors', typeof kind === 'string' ? { kind } : {}, io), p.flags.has('json'));
       return 0;
     },
   },
@@ -237,7 +241,7 @@ const COMMANDS: Record<string, Command> = {
     flags: { reason: true }, args: [1, 1],
     async run(p, io) {
       const reason = p.flags.get('reason');
-      await nodeRequest(p, 'kill', { address: p.pos[0], ...(typeof reason === 'string' ? { reason } : {}) });
+      await nodeRequest(p, 'kill', { address: p.pos[0], ...(typeof reason === 'string' ? { reason } : {}) }, io);
       io.out(`killed ${p.pos[0]}`);
       return 0;
     },
@@ -249,7 +253,7 @@ const COMMANDS: Record<string, Command> = {
     details: '',
     flags: { json: false }, args: [0, 1],
     async run(p, io) {
-      const r = await nodeRequest(p, 'reload', p.pos[0] === undefined ? {} : { kind: p.pos[0] }) as { certificates?: TlsReloadResult };
+      const r = await nodeRequest(p, 'reload', p.pos[0] === undefined ? {} : { kind: p.pos[0] }, io) as { certificates?: TlsReloadResult };
       show(io, r, p.flags.has('json'));
       // A certbot deploy hook runs this: a certificate that was not installed must fail it.
       const failed = r.certificates?.failed ?? [];
@@ -278,7 +282,7 @@ function moduleCommand(verb: 'load' | 'unload', summary: string, details: string
   return {
     usage: `chorus ${verb} MODULE`, summary, details, flags: {}, args: [1, 1],
     async run(p, io) {
-      await nodeRequest(p, verb, { module: p.pos[0] });
+      await nodeRequest(p, verb, { module: p.pos[0] }, io);
       io.out(`${verb}ed ${p.pos[0]}`);
       return 0;
     },
@@ -353,6 +357,9 @@ async function configFrom(p: Parsed, io?: Io): Promise<ChorusConfig> {
   return config;
 }
 
+/** The operator said which database: --config (an explicit config is their word) or --new-database. */
+const named = (p: Parsed): boolean => p.flags.has('new-database') || p.flags.has('config');
+
 function intFlag(p: Parsed, key: string): number | undefined {
   const v = p.flags.get(key);
   if (v === undefined) return undefined;
@@ -368,10 +375,10 @@ function userJid(input: string, hosts?: readonly string[]): string {
   }
 }
 
-async function nodeRequest(p: Parsed, cmd: string, args: Record<string, unknown>): Promise<unknown> {
+async function nodeRequest(p: Parsed, cmd: string, args: Record<string, unknown>, io?: Io): Promise<unknown> {
   const config = await configFrom(p);
   const sock = dataPaths(config).adminSocket;
-  const client = await AdminClient.connect(sock);
+  const client = await AdminClient.connect(sock) ?? await theRunningNode(p, cmd, sock, io);
   if (!client) {
     throw new CliError(`"${cmd}" needs a running node, and none answers on ${sock} (start it with: chorus start${p.flags.has('config') ? ' --config ' + p.flags.get('config') : ''})`);
   }
@@ -380,6 +387,25 @@ async function nodeRequest(p: Parsed, cmd: string, args: Record<string, unknown>
   } finally {
     client.close();
   }
+}
+
+/**
+ * Run from another folder with no --config, a command still reaches the node that runs on this
+ * machine (its config as it started with it), saying so; of several, the operator must say which.
+ */
+async function theRunningNode(p: Parsed, cmd: string, tried: string, io?: Io): Promise<AdminClient | null> {
+  if (p.flags.has('config')) return null;
+  const nodes = runningNodes();
+  if (nodes.length > 1) {
+    throw new CliError(`nothing answers on ${tried}, and ${nodes.length} nodes run on this machine (${nodes.map((n) => `pid ${n.pid} in ${n.cwd}${n.config ? ` with ${n.config}` : ''}`).join('; ')}): ` +
+      `say which with --config FILE`);
+  }
+  const node = nodes[0];
+  if (!node) return null;
+  const sock = node.config ? dataPaths(await loadConfig(node.config)).adminSocket : join(node.cwd, 'data', 'admin.sock');
+  const client = await AdminClient.connect(sock);
+  if (client) io?.err(`chorus: nothing answers on ${tried}; "${cmd}" goes to the node running in ${node.cwd} (pid ${node.pid}${node.config ? `, ${node.config}` : ''})`);
+  return client;
 }
 
 /** Human output: a table for lists of flat records, YAML for anything else; --json for scripts. */

@@ -1,6 +1,7 @@
 // What the CLI can see of other processes on this machine, from /proc (Linux; elsewhere nothing):
 // running nodes, and who holds a port. Best effort: another user's processes may be invisible.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 
 function pids(): string[] {
   try { return readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return []; }
@@ -14,16 +15,38 @@ const isChorusStart = (argv: string[]): boolean => {
   return at >= 0 && argv[at + 1] === 'start';
 };
 
+export interface RunningNode {
+  pid: number;
+  cwd: string;
+  /** The config file it started with, as `chorus start` finds one (--config, $CHORUS_CONFIG,
+   *  /etc/chorus/chorus.yaml, ./chorus.yaml); undefined: the built-in defaults (data in cwd/data). */
+  config?: string;
+}
+
 /** Other `chorus start` processes on this machine (Linux /proc; elsewhere none are found). */
-export function runningNodes(): Array<{ pid: number; cwd: string }> {
-  const out: Array<{ pid: number; cwd: string }> = [];
+export function runningNodes(): RunningNode[] {
+  const out: RunningNode[] = [];
   for (const d of pids()) {
     if (Number(d) === process.pid) continue;
     try {
-      if (isChorusStart(argvOf(d))) out.push({ pid: Number(d), cwd: readlinkSync(`/proc/${d}/cwd`) });
+      const argv = argvOf(d);
+      if (!isChorusStart(argv)) continue;
+      const cwd = readlinkSync(`/proc/${d}/cwd`);
+      out.push({ pid: Number(d), cwd, config: configOfNode(d, argv, cwd) });
     } catch { /* gone, or not ours to read */ }
   }
   return out;
+}
+
+function configOfNode(pid: string, argv: string[], cwd: string): string | undefined {
+  const at = (p: string) => (isAbsolute(p) ? p : join(cwd, p));
+  const flag = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  if (flag >= 0) return at(argv[flag]!.includes('=') ? argv[flag]!.slice('--config='.length) : argv[flag + 1] ?? '');
+  let env: string | undefined;
+  try { env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('CHORUS_CONFIG='))?.slice('CHORUS_CONFIG='.length); } catch { /* not ours to read */ }
+  if (env) return at(env);
+  for (const f of ['/etc/chorus/chorus.yaml', join(cwd, 'chorus.yaml')]) if (existsSync(f)) return f;
+  return undefined;
 }
 
 /**

@@ -45,6 +45,21 @@ test('adduser refuses to create a fresh database while a node runs elsewhere; --
     // Every running node is named; other nodes on the machine (an `npm start` beside the tests) may come first.
     assert.match(refused.err, new RegExp(`no database at ${join(elsewhere, 'data', 'db')}, and a node is running elsewhere \\([^)]*pid ${node.pid} in ${nodeDir}[;)]`));
     assert.not.ok(existsSync(join(elsewhere, 'data', 'db')), 'nothing created');
+    // users, from there, says where the accounts are instead of printing nothing (#30.6)
+    const users = await chorus(elsewhere, ['users']);
+    assert.is(users.code, 1, users.err);
+    assert.match(users.err, new RegExp(`a node is running elsewhere \\([^)]*pid ${node.pid} in ${nodeDir}[;)].*its accounts are not here`));
+    // a node command from there reaches the running node; with others running too it asks which (#30.6)
+    const status = await chorus(elsewhere, ['status']);
+    if (status.code === 0) assert.match(status.err, new RegExp(`"status" goes to the node running in ${nodeDir} \\(pid ${node.pid}`));
+    else assert.match(status.err, new RegExp(`nodes run on this machine \\([^)]*pid ${node.pid} in ${nodeDir}.*say which with --config FILE`));
+    // an explicit --config is the operator's word: no --new-database needed (#30.12)
+    const other = await mkdtemp(join(tmpdir(), 'chorus-explicit-'));
+    await writeFile(join(other, 'mine.yaml'), 'hosts: [localhost]\ndata_dir: ./data\n');
+    const explicit = await chorus(elsewhere, ['adduser', 'romeo@localhost', 'pw', '--config', join(other, 'mine.yaml')]);
+    assert.is(explicit.code, 0, explicit.err);
+    assert.ok(existsSync(join(other, 'data', 'db')));
+    await rm(other, { recursive: true, force: true });
     const forced = await chorus(elsewhere, ['adduser', 'juliet@localhost', 'pw', '--new-database']);
     assert.is(forced.code, 0, forced.err);
     assert.match(forced.out, /created juliet@localhost/);
