@@ -17,6 +17,8 @@ import type { Runtime } from './runtime/runtime.ts';
 import { typeErrors } from './runtime/typecheck.ts';
 import { moduleFiles } from './xmpp/modules.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
+import { isLockedError } from './storage/db.ts';
+import { OperatorError } from './operator-error.ts';
 import type { ChildSpec } from './runtime/supervisor.ts';
 import type { XmppSettings } from './xmpp-service.ts';
 
@@ -104,6 +106,11 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       ['unload', async (args: Record<string, unknown>) => ({ modules: await moduleChange(rt, 'unload', String(args.module ?? '')) })],
     ]),
     onFatal: () => { process.exitCode = 1; },
+  }).catch((e: unknown) => {
+    // Two nodes on one data_dir: the second finds LevelDB's lock taken.
+    if (isLockedError(e)) throw new OperatorError(`data_dir ${config.data_dir}: its database is in use by another process`,
+      'is a node already running with this data_dir (chorus status)? Stop it first, or give this node a data_dir of its own');
+    throw e;
   });
   log('info', `chorus: serving ${config.hosts.join(', ')} on ${describe(config)}; data in ${config.data_dir}`);
   return { ...node, config, tls };

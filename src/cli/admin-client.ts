@@ -2,7 +2,9 @@
 //   → { "id": n, "cmd": "...", "args": { ... } }
 //   ← { "id": n, "ok": true, "result": ... } | { "id": n, "ok": false, "error": "..." }
 import { connect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import { CliError } from './errors.ts';
+import { runningNodes } from './processes.ts';
 
 export const ADMIN_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'status', 'actors', 'kill', 'reload'] as const;
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];
@@ -59,8 +61,13 @@ export class AdminClient {
       });
       sock.once('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'ENOTSOCK') resolve(null);
-        else if (e.code === 'EACCES') reject(new CliError(`cannot use the admin socket ${path}: permission denied (run chorus as the node's user)`));
+        if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED' || e.code === 'ENOTSOCK' || e.code === 'ENOTDIR') resolve(null);
+        else if (e.code === 'EACCES') {
+          reject(new CliError(runningNodes().length
+            ? `cannot use the admin socket ${path}: permission denied; run chorus as the user the node runs as`
+            : `cannot use the admin socket ${path}: permission denied, and no node is running: its data_dir belongs to another user; ` +
+              `run chorus as that user (ls -ld ${dirname(path)}), or make it this user's: sudo chown -R $(id -un) ${dirname(path)}`));
+        }
         else reject(new CliError(`cannot connect to the admin socket ${path}: ${e.message}`));
       });
     });

@@ -148,7 +148,7 @@ async function checkDataDir(config: ChorusConfig, running: boolean, r: Report): 
     if (uid === st.uid || uid === 0) {
       r.line('warn', `data_dir ${dir}: too open (mode ${mode}): other users can read password verifiers, keys and offline messages; chorus start will change it to 700`, `chmod 700 ${dir}`);
     } else {
-      r.line('FAIL', `data_dir ${dir}: too open (mode ${mode}) and owned by uid ${st.uid}, not this user: chorus start will refuse it`, `as its owner: chmod 700 ${dir}`);
+      r.line('FAIL', `data_dir ${dir}: too open (mode ${mode}) and owned by uid ${st.uid}, not this user: chorus start will refuse it`, `run chorus as uid ${st.uid}, or make it this user's: sudo chown -R $(id -un) ${dir} && chmod 700 ${dir}`);
     }
   } else r.line('ok', `data_dir ${dir}: writable, private (mode ${mode})`);
   const open = openEntries(dir);

@@ -3,6 +3,7 @@
 // directory, certificate and socket private from the moment it is created, and data_dir itself
 // must be 0700 — an existing one that is group- or world-accessible is fixed, or the node refuses.
 import { chmodSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join, relative } from 'node:path';
 
 export const PRIVATE_UMASK = 0o077;
@@ -10,6 +11,11 @@ export const PRIVATE_UMASK = 0o077;
 /** data_dir is open to other users and cannot be fixed: `chorus start` prints the message and exits 1. */
 export class DataDirError extends Error {
   override readonly name = 'DataDirError';
+}
+
+/** This process's user name for advice (the uid when it has none). */
+function userName(uid: number | undefined): string {
+  try { return userInfo().username; } catch { return String(uid ?? '$(id -un)'); }
 }
 
 /** Octal permission bits, e.g. "755". */
@@ -27,7 +33,14 @@ export function usePrivateUmask(): void {
  */
 export function ensurePrivateDataDir(dir: string, log: (level: string, text: string) => void,
   uid: number | undefined = process.getuid?.()): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'a read-only file system' : code === 'ENOTDIR' ? 'a part of its path is a file' : code ?? (e as Error).message;
+    throw new DataDirError(`data_dir ${dir} cannot be created (${why}); create it for the node's user: ` +
+      `sudo mkdir -p ${dir} && sudo chown ${userName(uid)} ${dir} && sudo chmod 700 ${dir}`);
+  }
   if (process.platform === 'win32') return;
   const st = statSync(dir);
   if (!st.isDirectory()) throw new DataDirError(`data_dir ${dir} is not a directory`);
@@ -36,7 +49,12 @@ export function ensurePrivateDataDir(dir: string, log: (level: string, text: str
   const refuse = (why: string) => new DataDirError(
     `data_dir ${dir} has mode ${modeString(old)}: other users could read password verifiers, keys and offline messages, ` +
     `and ${why}; make it private with: chmod 700 ${dir}`);
-  if (uid !== st.uid && uid !== 0) throw refuse(`it belongs to uid ${st.uid}, not to this process (uid ${uid ?? '?'})`);
+  if (uid !== st.uid && uid !== 0) {
+    // Not ours to chmod: it needs its owner, or to become ours.
+    throw new DataDirError(`data_dir ${dir} has mode ${modeString(old)}: other users could read password verifiers, keys and offline messages, ` +
+      `and it belongs to uid ${st.uid}, not to this process (uid ${uid ?? '?'}); run chorus as its owner, or make it this user's: ` +
+      `sudo chown -R ${userName(uid)} ${dir} && chmod 700 ${dir}`);
+  }
   try {
     chmodSync(dir, 0o700);
   } catch (e) {

@@ -183,4 +183,24 @@ test('a bad config lists every problem and exits 1', async () => {
   ].join('\n'));
 });
 
+test('start names the cause and the fix: a data_dir it cannot create, a database another process holds (#30.5)', async () => {
+  const ports = 'listen: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false }\n';
+  await writeFile(join(dir, 'a-file'), 'not a folder');
+  const blocked = join(dir, 'blocked.yaml');
+  await writeFile(blocked, `hosts: [example.org]\ndata_dir: ${join(dir, 'a-file', 'data')}\n${ports}`);
+  const r1 = await chorus(['start', '--config', blocked]);
+  assert.is(r1.code, 1, r1.err);
+  assert.match(r1.err, new RegExp(`^chorus: data_dir ${join(dir, 'a-file', 'data')} cannot be created \\(a part of its path is a file\\); create it for the node's user: sudo mkdir -p `));
+  assert.not.match(r1.err, /internal error/);
+  // As when two nodes start at once: the database's lock is taken and no admin socket answers yet.
+  const held = join(dir, 'held.yaml');
+  await writeFile(held, `hosts: [example.org]\ndata_dir: ./held\n${ports}`);
+  const db = await openDb(join(dir, 'held'));
+  try {
+    const r2 = await chorus(['start', '--config', held]);
+    assert.is(r2.code, 1, r2.err);
+    assert.match(r2.err, /chorus: data_dir \S+held: its database is in use by another process\nchorus: fix: is a node already running with this data_dir/);
+  } finally { await db.close(); }
+});
+
 test.run();
