@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChorusConfig } from './config/index.ts';
+import { LISTENER_NAMES, OPENED_LISTENERS } from './config/types.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
 import { createTlsContexts, type TlsContexts } from './net/tls.ts';
 import { c2sListener } from './net/c2s-listener.ts';
@@ -152,7 +153,7 @@ function deleteInUserActor(rt: Runtime, bare: string): Promise<void> {
 function describe(c: ChorusConfig): string {
   const l = c.listen;
   const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`].filter(Boolean).join(', ');
-  const later = (['s2s', 'http', 'component'] as const).filter((k) => l[k] !== false).map((k) => `${k} ${l[k]}`);
+  const later = LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]}`);
   return later.length ? `${open} (not yet built, so closed: ${later.join(', ')})` : open;
 }
 

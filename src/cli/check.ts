@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { dataPaths } from '../config/defaults.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
-import { LISTENER_NAMES, type ChorusConfig } from '../config/types.ts';
+import { LISTENER_NAMES, OPENED_LISTENERS, type ChorusConfig } from '../config/types.ts';
 import { inspectCertificate } from '../net/tls.ts';
 import { isLockedError, openDb } from '../storage/db.ts';
 import { modeString, openEntries } from '../storage/private-files.ts';
@@ -47,11 +47,17 @@ export async function runCheck(configFile: string | undefined, io: Io): Promise<
   const client = await AdminClient.connect(paths.adminSocket).catch(() => null);
   const running = client !== null;
   client?.close();
-  r.line('ok', running ? `node: running (admin socket ${paths.adminSocket} answers)` : 'node: not running');
+  const held = !running && await heldElsewhere(config);
+  if (running) r.line('ok', `node: running (admin socket ${paths.adminSocket} answers)`);
+  else if (held) {
+    // As start would find it: LevelDB's lock taken, and no admin socket of ours answering.
+    r.line('FAIL', `node: not answering on ${paths.adminSocket}, but another process holds the database ${paths.db}: chorus start would refuse`,
+      'is a node starting, stopping, or running as another user or with another config on this data_dir? Stop it, or give this config a data_dir of its own');
+  } else r.line('ok', 'node: not running');
 
   await checkCertificates(config, r);
   await checkPorts(config, running, r);
-  await checkDataDir(config, running, r);
+  await checkDataDir(config, running || held, r);
   advise(config, r);
 
   io.out(`\ncheck: ${r.fails} problem${r.fails === 1 ? '' : 's'}, ${r.warns} warning${r.warns === 1 ? '' : 's'}`);
@@ -107,6 +113,7 @@ async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Pr
     const port = config.listen[name];
     if (port === false) continue;
     const at = `listen.${name} ${addr.includes(':') ? `[${addr}]` : addr}:${port}`;
+    if (!OPENED_LISTENERS.includes(name)) { r.line('ok', `${at}: not opened (not built yet; chorus start says so too)`); continue; }
     const err = await tryListen(port, addr);
     if (err === null) r.line('ok', `${at}: free`);
     else if (err === 'EADDRINUSE') {
@@ -124,7 +131,7 @@ async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Pr
   }
 }
 
-async function checkDataDir(config: ChorusConfig, running: boolean, r: Report): Promise<void> {
+async function checkDataDir(config: ChorusConfig, inUse: boolean, r: Report): Promise<void> {
   const dir = config.data_dir;
   if (!existsSync(dir)) {
     let parent = dirname(dir);
@@ -164,14 +171,13 @@ async function checkDataDir(config: ChorusConfig, running: boolean, r: Report): 
   }
 
   const db = dataPaths(config).db;
-  if (running || !existsSync(db)) return;
+  if (inUse || !existsSync(db)) return; // in use: a node has it open (the node line says which way)
   try {
     const handle = await openDb(dir);
     await handle.close();
     r.line('ok', `database ${db}: opens`);
   } catch (e) {
-    if (isLockedError(e)) r.line('warn', `database ${db}: locked by another process, though no node answers on the admin socket`, 'a node may be starting or stuck; check with ps');
-    else r.line('FAIL', `database ${db}: cannot open: ${(e as Error).message}`, (e as { cause?: Error }).cause?.message);
+    r.line('FAIL', `database ${db}: cannot open: ${(e as Error).message}`, (e as { cause?: Error }).cause?.message);
   }
 }
 
@@ -201,5 +207,17 @@ function advise(config: ChorusConfig, r: Report): void {
   }
   if (config.schedulers > availableParallelism()) {
     r.line('warn', `schedulers: ${config.schedulers} threads on ${availableParallelism()} CPUs`, 'more schedulers than CPUs only adds contention');
+  }
+}
+
+/** Whether another process holds the database's lock (a brief open and close when none does; a
+ *  database that was never opened has no LOCK file, and nothing is created to find that out). */
+async function heldElsewhere(config: ChorusConfig): Promise<boolean> {
+  if (!existsSync(join(dataPaths(config).db, 'LOCK'))) return false;
+  try {
+    await (await openDb(config.data_dir)).close();
+    return false;
+  } catch (e) {
+    return isLockedError(e);
   }
 }

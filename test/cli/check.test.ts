@@ -182,4 +182,30 @@ test('a broken config is reported problem by problem before anything else', asyn
   ]);
 });
 
+test('check agrees with start: listeners start does not open are said so; a database another process holds fails (#30.8)', async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const data = join(dir, 'held-data');
+  const yaml = ['hosts: [example.org]', `data_dir: ${data}`, `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: 5269, http: false, component: false }`].join('\n');
+  const first = await check(yaml);
+  assert.ok(first.lines.includes('ok    listen.s2s 127.0.0.1:5269: not opened (not built yet; chorus start says so too)'), first.lines.join('\n'));
+  // another process holds the database, as a node starting, or one run as another user, would
+  const { openDb } = await import('../../src/storage/db.ts');
+  await (await openDb(data)).close();
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const holder = spawn(process.execPath, ['--input-type=module', '-e',
+    `import { Level } from 'level'; const db = new Level(${JSON.stringify(join(data, 'db'))}); await db.open(); ` +
+    `process.stdout.write('held\\n'); process.stdin.on('data', () => {}); process.stdin.on('end', () => db.close().then(() => process.exit(0)));`],
+  { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => { holder.stdout!.on('data', (d) => { if (String(d).includes('held')) resolve(); }); holder.once('exit', (c) => reject(new Error(`holder exited ${c}`))); });
+    const { code, lines } = await check(yaml);
+    assert.is(code, 1, lines.join('\n'));
+    assert.ok(lines.some((l) => l.startsWith(`FAIL  node: not answering on ${join(data, 'admin.sock')}, but another process holds the database ${join(data, 'db')}: chorus start would refuse`)), lines.join('\n'));
+    assert.not.ok(lines.includes('ok    node: not running'));
+  } finally {
+    holder.stdin!.end();
+    await once(holder, 'exit');
+  }
+});
+
 test.run();
