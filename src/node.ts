@@ -1,7 +1,7 @@
 // A Chorus node from its config: the actor runtime with the XMPP actor kinds (actors/), the XMPP
 // service on every scheduler (src/xmpp-service.ts), the listeners and the admin commands.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChorusConfig } from './config/index.ts';
@@ -35,9 +35,14 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   // LevelDB directory, certificate and socket Chorus makes is owner-only (umask 077).
   usePrivateUmask();
   const max = LEVELS.indexOf(config.log_level);
+  const sink = logSink(config.log_file);
   const log = opts.log ?? ((level: string, text: string) => {
-    if (LEVELS.indexOf(level) <= max) process.stderr.write(`${new Date().toISOString()} [${level}] ${text}\n`);
+    if (LEVELS.indexOf(level) <= max) sink.write(`${new Date().toISOString()} [${level}] ${text}\n`);
   });
+  if (process.getuid?.() === 0) {
+    log('warn', 'chorus: running as root: a bug, or a key stolen from it, would own the whole machine; run it as a user of its own ' +
+      '(deploy/chorus.service and "Run it as a service" in the README)');
+  }
   ensurePrivateDataDir(config.data_dir, log);
   const tls = await createTlsContexts(config, { log: (line) => log('info', line), warn: (line) => log('warn', line) });
   const settings: XmppSettings = {
@@ -87,6 +92,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       ...accountAdminHandlers(rt.db, { hosts: config.hosts, cleanUp: (bare) => deleteInUserActor(rt, bare) }),
       // Certificates are re-read on every reload: open connections keep theirs, new ones get the new.
       ['reload', async (args: Record<string, unknown>) => {
+        if (!args.kind) sink.reopen(); // after logrotate moved the file
         const module = typeof args.kind === 'string' ? (await moduleFiles(config.modules.paths)).get(args.kind) : undefined;
         if (module) return { modules: await moduleChange(rt, 'reload', module.def.name, module.file) };
         const certificates = args.kind ? undefined : await tls.reload();
@@ -155,6 +161,23 @@ function describe(c: ChorusConfig): string {
   const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`].filter(Boolean).join(', ');
   const later = LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]}`);
   return later.length ? `${open} (not yet built, so closed: ${later.join(', ')})` : open;
+}
+
+/** Where log lines go: stderr, or a file appended to that `reopen` opens anew (logrotate's move). */
+function logSink(file: string | null): { write(line: string): void; reopen(): void } {
+  if (!file) return { write: (line) => { process.stderr.write(line); }, reopen: () => undefined };
+  const open = () => {
+    try { return openSync(file, 'a', 0o600); } catch (e) {
+      throw new OperatorError(`log_file ${file}: cannot open it: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        `create its folder, writable by the node's user, or set log_file elsewhere (or null for stderr)`);
+    }
+  };
+  let fd = open();
+  return {
+    // Synchronous: a line is in the file before the event it tells of goes on, even if we crash next.
+    write: (line) => { writeSync(fd, line); },
+    reopen: () => { const old = fd; fd = open(); closeSync(old); },
+  };
 }
 
 /** A per-node secret (fake SCRAM salts for unknown users must not change between restarts). */

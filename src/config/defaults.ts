@@ -41,6 +41,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
     storage: { sync: false },
     modules: { enabled: null, disabled: [], options: {}, paths: [] },
     log_level: 'info',
+    log_file: null,
   };
 }
 

@@ -94,4 +94,7 @@ export interface ChorusConfig {
   storage: StorageConfig;
   modules: ModulesConfig;
   log_level: LogLevel;
+  /** Where the log goes: a file (appended to; reopened by chorus reload, for logrotate), or null
+   *  for stderr (what systemd's journal takes). */
+  log_file: string | null;
 }

@@ -160,7 +160,7 @@ function stringList(ctx: Ctx, v: unknown, path: KeyPath, what: string,
 
 const TOP_KEYS = [
   'hosts', 'admins', 'data_dir', 'listen', 'tls', 'c2s_require_encryption', 'schedulers', 'limits',
-  'stream_management', 'storage', 'modules', 'log_level',
+  'stream_management', 'storage', 'modules', 'log_level', 'log_file',
 ] as const;
 const MODULE_NAME = /^[a-z][a-z0-9_-]*$/;
 
@@ -264,6 +264,11 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
     if (typeof top.log_level === 'string' && (LOG_LEVELS as readonly string[]).includes(top.log_level)) {
       config.log_level = top.log_level as LogLevel;
     } else ctx.bad(['log_level'], `one of ${LOG_LEVELS.join(', ')}`, top.log_level);
+  }
+
+  if (top.log_file !== undefined && top.log_file !== null) {
+    const file = string(ctx, top, 'log_file', [], '', 'a file path');
+    if (file) config.log_file = resolve(opts.baseDir, file.replace(/^~(?=\/|$)/, homedir()));
   }
 
   return { config, problems: ctx.problems };

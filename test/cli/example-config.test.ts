@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +156,29 @@ test('certificates at start and reload: what chorus check fails is refused with 
     node.kill('SIGTERM');
     await once(node, 'exit');
     assert.match(log, /\[info\] node stopping\n[\s\S]*\[info\] node stopped\n/, 'the log says when the node has stopped (#30.9)');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('log_file: the log goes to the file, and chorus reload reopens it after logrotate moved it (#30.11)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'chorus-logfile-'));
+  const config = join(dir, 'chorus.yaml');
+  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlog_file: ./chorus.log\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\n`);
+  const node = spawn(process.execPath, ['bin/chorus.js', 'start', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logFile = join(dir, 'chorus.log');
+  const read = (f: string) => readFile(f, 'utf8').catch(() => '');
+  const until = async (f: string, re: RegExp) => { for (let i = 0; i < 300 && !re.test(await read(f)); i++) await new Promise((r) => setTimeout(r, 50)); return read(f); };
+  try {
+    assert.match(await until(logFile, /chorus: serving localhost/), /\[info\] chorus: serving localhost/);
+    if (process.getuid?.() === 0) assert.match(await read(logFile), /\[warn\] chorus: running as root: .*deploy\/chorus\.service/);
+    await rename(logFile, `${logFile}.1`); // what logrotate does
+    const r = await run(['reload', '--config', config]);
+    assert.is(r.code, 0, r.out);
+    assert.match(await until(logFile, /\[info\] reload: /), /\[info\] reload: all kinds/);
+    assert.not.match(await read(`${logFile}.1`), /reload: /);
+  } finally {
+    node.kill('SIGTERM');
+    await once(node, 'exit');
     await rm(dir, { recursive: true, force: true });
   }
 });
