@@ -190,7 +190,7 @@ test('start names the cause and the fix: a data_dir it cannot create, a database
   await writeFile(blocked, `hosts: [example.org]\ndata_dir: ${join(dir, 'a-file', 'data')}\n${ports}`);
   const r1 = await chorus(['start', '--config', blocked]);
   assert.is(r1.code, 1, r1.err);
-  assert.match(r1.err, new RegExp(`^chorus: data_dir ${join(dir, 'a-file', 'data')} cannot be created \\(a part of its path is a file\\); create it for the node's user: sudo mkdir -p `));
+  assert.match(r1.err, new RegExp(`^chorus: data_dir ${join(dir, 'a-file', 'data')} cannot be created \\(a part of its path is a file\\); create it for the node's user: sudo mkdir -p `, 'm'));
   assert.not.match(r1.err, /internal error/);
   // As when two nodes start at once: the database's lock is taken and no admin socket answers yet.
   const held = join(dir, 'held.yaml');
