@@ -131,7 +131,8 @@ async function moduleChange(rt: Runtime, verb: 'load' | 'reload' | 'unload', nam
     const errors = await typeErrors(dirname(file));
     if (errors?.length) throw new Error(`${verb} of module ${name} refused: its code does not typecheck:\n${errors.join('\n')}`);
   }
-  const out = await rt.callServices('xmpp', `${verb}Module`, [name]);
+  // One result per scheduler thread, each with its own module set.
+  const out = (await rt.callServices('xmpp', `${verb}Module`, [name])).map((r, i) => ({ scheduler: i + 1, ...(r as object) }));
   rt.log('info', `${verb}: module ${name}${file ? ` (${file})` : ''}`);
   return out;
 }

@@ -102,14 +102,15 @@ const COMMANDS: Record<string, Command> = {
   },
 
   passwd: {
-    usage: 'chorus passwd JID [--iterations N]',
+    usage: 'chorus passwd JID [PASSWORD] [--iterations N]',
     summary: "change an account's password",
-    details: 'Asks for the new password on the terminal (not echoed, twice), or reads one line from stdin.\n  --iterations N  PBKDF2 iterations (default 4096)',
-    flags: { iterations: true }, args: [1, 1],
+    details: 'Without PASSWORD, asks for the new one on the terminal (not echoed, twice), or reads one line from stdin\n' +
+      'when that is a pipe (PASSWORD on the command line is visible to other users in ps).\n  --iterations N  PBKDF2 iterations (default 4096)',
+    flags: { iterations: true }, args: [1, 2],
     async run(p, io) {
       const config = await configFrom(p, io);
       const jid = userJid(p.pos[0]!);
-      const password = await readPassword(jid, { confirm: true });
+      const password = p.pos[1] ?? await readPassword(jid, { confirm: true });
       const r = await accountRequest(config, 'passwd', { jid, password, iterations: intFlag(p, 'iterations') }) as { jid: string };
       io.out(`password changed for ${r.jid}`);
       return 0;
@@ -217,7 +218,8 @@ const COMMANDS: Record<string, Command> = {
     details: '',
     flags: { json: false }, args: [0, 0],
     async run(p, io) {
-      show(io, await nodeRequest(p, 'status', {}, io), p.flags.has('json'));
+      const r = await nodeRequest(p, 'status', {}, io) as Record<string, unknown>;
+      show(io, p.flags.has('json') ? r : readableStatus(r), p.flags.has('json'));
       return 0;
     },
   },
@@ -406,6 +408,24 @@ async function theRunningNode(p: Parsed, cmd: string, tried: string, io?: Io): P
   const client = await AdminClient.connect(sock);
   if (client) io?.err(`chorus: nothing answers on ${tried}; "${cmd}" goes to the node running in ${node.cwd} (pid ${node.pid}${node.config ? `, ${node.config}` : ''})`);
   return client;
+}
+
+/** status for people: uptime and sizes in units, not raw seconds and bytes (--json keeps those). */
+function readableStatus(r: Record<string, unknown>): Record<string, unknown> {
+  const mb = (bytes: unknown) => `${(Number(bytes) / 1_048_576).toFixed(1)} MB`;
+  const duration = (seconds: unknown) => {
+    const s = Math.max(0, Math.round(Number(seconds)));
+    return [[Math.floor(s / 86_400), 'd'], [Math.floor(s / 3600) % 24, 'h'], [Math.floor(s / 60) % 60, 'm'], [s % 60, 's']]
+      .filter(([n], i, all) => n !== 0 || i === all.length - 1).map(([n, u]) => `${n}${u}`).join(' ');
+  };
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) {
+    if (k === 'uptimeSeconds') out.uptime = duration(v);
+    else if (k === 'rssBytes') out.memory = mb(v);
+    else if (k === 'schedulers' && Array.isArray(v)) out.schedulers = v.map(({ heapUsed, ...x }) => (heapUsed === undefined ? x : { ...x, heap: mb(heapUsed) }));
+    else out[k] = v;
+  }
+  return out;
 }
 
 /** Human output: a table for lists of flat records, YAML for anything else; --json for scripts. */

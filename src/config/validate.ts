@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { defaultConfig } from './defaults.ts';
 import { checkDomain, checkBareJid } from './names.ts';
+import { nearest } from './near.ts';
 import {
   LISTENER_NAMES, LOG_LEVELS,
   type ChorusConfig, type LogLevel, type PortSetting, type TlsHostConfig,
@@ -66,27 +67,10 @@ function section(ctx: Ctx, v: unknown, path: KeyPath, known: readonly string[]):
 }
 
 function unknownKeyMessage(key: string, known: readonly string[]): string {
-  const near = known
-    .map((k) => ({ k, d: editDistance(key.toLowerCase(), k) }))
-    .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 3)))
-    .sort((a, b) => a.d - b.d)[0];
+  const near = nearest(key, known);
   return near
-    ? `unknown key; did you mean "${near.k}"?`
+    ? `unknown key; did you mean "${near}"?`
     : `unknown key (expected one of: ${known.join(', ')})`;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
 }
 
 function integer(ctx: Ctx, obj: Record<string, unknown>, key: string, path: KeyPath,

@@ -47,7 +47,7 @@ export type Control =
 export type Packet = Envelope | Control;
 export const isControl = (p: Packet): p is Control => (p as Control).c !== undefined;
 
-export interface ReloadResult { kind: string; version: number; actors: number; ms: number }
+export interface ReloadResult { kind: string; version: number; actors: number; ms: number; scheduler?: number }
 
 export interface ActorInfo { address: Address; kind: string; queue: number; durable: number; handled: number; status: string }
 export interface SchedulerStats {

@@ -252,11 +252,13 @@ export class Runtime {
       else this.log('info', `reload: typecheck of ${kind}: ${errors.length} error${errors.length === 1 ? '' : 's'} in ${ms} ms`);
       if (errors?.length) throw new Error(`reload of ${kind} refused: its code does not typecheck:\n${errors.join('\n')}`);
     }
-    const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'reload', kind, reply }))));
-    return all.map((c) => {
+    const threads = this.threadIds();
+    const all = await Promise.all(threads.map((t) => this.request(t, (reply) => ({ c: 'reload', kind, reply }))));
+    // One result per scheduler thread: each hosts its own copy of the kind's code.
+    return all.map((c, i) => {
       const r = c as Extract<Control, { c: 'reloaded' }>;
       if (r.error) throw new Error(`reload of ${kind} failed: ${r.error}`);
-      return r.result!;
+      return { scheduler: threads[i]!, ...r.result! };
     });
   }
 

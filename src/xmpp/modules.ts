@@ -5,6 +5,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { prepareDomainpart } from './jid.ts';
+import { nearest } from '../config/near.ts';
 import type { ServiceDomain } from './routing.ts';
 import { andThen, type HookName, type HookResult, type Hooks, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
 
@@ -249,10 +250,11 @@ export async function moduleProblems(hosts: string[], cfg: ModulesConfig): Promi
   const all = await availableModules(cfg.paths);
   const byName = new Map(all.map((d) => [d.name, d]));
   const known = [...byName.keys()].join(', ');
+  const unknown = (name: string) => { const near = nearest(name, byName.keys()); return near ? `did you mean '${near}'?` : `available: ${known}`; };
   const problems: string[] = [];
   const lists: Array<[string, string[]]> = [['enabled', cfg.enabled ?? []], ['disabled', cfg.disabled], ['options', Object.keys(cfg.options)]];
   for (const [list, names] of lists) {
-    for (const name of names) if (!byName.has(name)) problems.push(`modules.${list}: no module named '${name}' (available: ${known})`);
+    for (const name of names) if (!byName.has(name)) problems.push(`modules.${list}: no module named '${name}' (${unknown(name)})`);
   }
   for (const [name, raw] of Object.entries(cfg.options)) {
     const def = byName.get(name);
@@ -263,7 +265,7 @@ export async function moduleProblems(hosts: string[], cfg: ModulesConfig): Promi
     if (!hosts.includes(host)) problems.push(`modules.hosts.${host}: not one of the hosts (${hosts.join(', ')})`);
     for (const [name, raw] of Object.entries(mods)) {
       const def = byName.get(name);
-      if (!def) { problems.push(`modules.hosts.${host}: no module named '${name}' (available: ${known})`); continue; }
+      if (!def) { problems.push(`modules.hosts.${host}: no module named '${name}' (${unknown(name)})`); continue; }
       try { validateOptions(name, def.options ?? {}, { ...cfg.options[name], ...raw }, `modules.hosts.${host}.${name}`); } catch (e) { problems.push(unprefixed(e)); }
     }
   }

@@ -116,7 +116,8 @@ test('status shows uptime, every scheduler and actor counts per kind', async () 
   const r = await chorus('status');
   assert.is(r.code, 0, r.err);
   assert.is(r.err, '');
-  assert.match(r.out, /^uptimeSeconds: \d+$/m);
+  assert.match(r.out, /^uptime: (\d+[dhm] )*\d+[dhms]$/m); // in units, not raw seconds (#30.10)
+  assert.match(r.out, /^memory: \d+\.\d MB$/m);
   assert.match(r.out, /^schedulers:$/m);
   assert.match(r.out, /^actorsByKind:$/m);
   assert.match(r.out, /^ {2}user: 2$/m);
@@ -163,6 +164,9 @@ test('reload session: exit 0, clients stay connected and keep working', async ()
   assert.is(r.err, '');
   assert.match(r.out, /kind: session/);
   assert.not.match(r.out, /kind: user/);
+  // each scheduler reloads its own copy, and says which it is (#30.10)
+  assert.match(r.out, /scheduler: 1/);
+  assert.match(r.out, /scheduler: 2/);
   await ping(alice);
   await ping(bob);
   await message('hello-after-reload');

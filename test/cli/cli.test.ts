@@ -61,6 +61,10 @@ test('adduser with the password as an argument, then users', async () => {
   const u = await chorus(withConfig('users'));
   assert.equal(u, { code: 0, out: 'alice@example.org\n', err: '' });
   assert.ok(await withDb((db) => canLogin(db, 'example.org', 'alice', 's3cret')));
+  // passwd takes one as adduser does (#30.10)
+  const p = await chorus(withConfig('passwd', 'alice@example.org', 'n3w'));
+  assert.equal(p, { code: 0, out: 'password changed for alice@example.org\n', err: '' });
+  assert.ok(await withDb((db) => canLogin(db, 'example.org', 'alice', 'n3w')));
 });
 
 test('adduser and passwd read the password from a pipe', async () => {
@@ -138,7 +142,7 @@ test('with a node holding the DB, account commands go through its admin socket',
     assert.equal(users.out.split('\n').filter(Boolean), ['alice@example.org', 'dave@example.org', 'frank@example.org']);
     userError(await chorus(withConfig('deluser', 'ghost@example.org')), 'chorus: no account ghost@example.org');
     const status = await chorus(withConfig('status'));
-    assert.equal(status, { code: 0, out: 'uptimeSeconds: 42\nschedulers:\n  - thread: 0\n    actors: 3\n', err: '' });
+    assert.equal(status, { code: 0, out: 'uptime: 42s\nschedulers:\n  - thread: 0\n    actors: 3\n', err: '' });
     const json = await chorus(withConfig('status', '--json'));
     assert.equal(JSON.parse(json.out), { uptimeSeconds: 42, schedulers: [{ thread: 0, actors: 3 }] });
     const actors = await chorus(withConfig('actors', '--kind', 'session'));

@@ -64,6 +64,8 @@ test('options per host: modules.hosts.<host> over modules.options, each checked 
   assert.equal(problems.slice(0, 2), ['modules.hosts.z.example: not one of the hosts (a.example)', 'modules.hosts.a.example.offline.max_messages: must be at least 0, got -1']);
   assert.match(problems[2] ?? '', /^modules\.hosts\.a\.example: no module named 'nosuch' \(available: .*offline/);
   assert.is(problems.length, 3);
+  // a near miss is named, as config keys are (#30.10)
+  assert.equal(await moduleProblems(['a.example'], { enabled: null, disabled: ['ofline'], options: {} }), ["modules.disabled: no module named 'ofline' (did you mean 'offline'?)"]);
 });
 
 const service = (name: string, domain: (host: string) => string) => defineModule({
