@@ -41,9 +41,7 @@ export interface XmppService {
   storage: Storage;
   lookup(host: string): CredentialLookup;
   throttle: LoginThrottle;
-  /** A host of accounts (the stream's 'to' must be one). */
-  isLocal(domain: string): boolean;
-  /** Every domain this node serves, for routing (routing.ts). */
+  /** Every domain this node serves, for routing (routing.ts); a stream's 'to' must be a host. */
   domains: Domains;
 }
 
@@ -57,7 +55,6 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     settings, modules, storage: kvStorage(db),
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
     throttle: nodeThrottle(() => services.get(THROTTLE) as AuthThrottle),
-    isLocal: (domain) => hosts.has(domain),
     domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
     reloadModule: async (name) => {
       if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);

@@ -63,7 +63,7 @@ export function onHeader(ctx: SessionCtx, h: { to: string | null; version: strin
   if (h.xmlns !== NS.CLIENT) return { patch: {}, next: streamFail(ctx, 'invalid-namespace', undefined, false) };
   let host: string | null = null;
   try { host = h.to ? parseJid(h.to).domain : null; } catch { /* answered below */ }
-  if (!host || !svc.isLocal(host)) return { patch: {}, next: streamFail(ctx, 'host-unknown', `this server does not serve ${h.to ?? '(no to)'}`, false) };
+  if (!host || !svc.domains.isHost(host)) return { patch: {}, next: streamFail(ctx, 'host-unknown', `this server does not serve ${h.to ?? '(no to)'}`, false) };
   if (ctx.host && ctx.host !== host && ctx.user) return { patch: {}, next: streamFail(ctx, 'host-unknown', 'the stream changed host', false) };
   if (!h.version || !/^1\.\d+$/.test(h.version)) return { patch: {}, next: streamFail(ctx, 'unsupported-version', 'version 1.0 is required', false) };
   const lang = h.lang ?? 'en';

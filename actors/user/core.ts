@@ -5,7 +5,7 @@
 import { courier, exit, log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
 import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
 import { inboundEvent, runInbound, runOutbound } from '../../src/xmpp/router.ts';
-import { destinationOf, unroutable } from '../../src/xmpp/routing.ts';
+import { destinationOf, unroutable, type Destination } from '../../src/xmpp/routing.ts';
 import type { ToConn } from '../../src/net/c2s-protocol.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { OWN_STANZA, validateStanza } from '../../src/xml/framer.ts';
@@ -283,7 +283,8 @@ const errorTo = (ctx: UserCtx, h: StanzaHeader): InboundEvent['error'] => (condi
 
 // ---- outbound: what this account sends --------------------------------------------------------------
 
-/** Inbound stanzas taken from each client connection (conn → highest seq), for this thread's life:
+/** Inbound stanzas taken from each session's connection (its address → the connection and the
+ *  highest seq), for this thread's life:
  *  the connection replays what it has not seen handled (a session or this actor restarted), and
  *  some of it may have been taken already. A stanza that crashed us counts as taken, so it is not
  *  replayed into another crash. Keyed by session address; a new connection there starts afresh. */
@@ -345,11 +346,7 @@ function fromClient(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: J
 function presenceOut(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, resource: string): Step {
   const to = h.to ? parseJid(h.to) : from.bare();
   const user = userContext(ctx);
-  const error: InboundEvent['error'] = (condition, type, text, o) => {
-    const err = stanzaError(h, type ?? null, condition, text, o);
-    if (err) void user.deliver(resource, err);
-  };
-  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource, error }), (handled): Step => {
+  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource, error: errorTo(ctx, h) }), (handled): Step => {
     if (handled) return {};
     if (h.to) return routeFrom(ctx, xml, h, from, to, NOTHING);
     user.setPresence(resource, h.type === 'unavailable' ? null : xml, parsePriority(parseElement(xml)));
@@ -366,7 +363,7 @@ function routeFrom(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Ji
   const dest = destinationOf(to, xmpp().domains);
   switch (dest.to) {
     case 'account': case 'service': durably(dest.address, xml, h, done); return {};
-    case 'host': return andThen(toHost(ctx, xml, h, from, to), (p) => { done(); return p; });
+    case 'host': return andThen(toHost(ctx, xml, h, from, to, dest), (p) => { done(); return p; });
     case 'remote': {
       const condition = unroutable(h, dest);
       if (condition) bounceError(ctx, h, 'cancel', condition);
@@ -385,10 +382,10 @@ function durably(address: string, xml: string, h: StanzaHeader, done: Done): voi
 }
 
 /** A stanza for the server itself: IQ requests to the host's handlers, the rest to `<kind>/host`. */
-function toHost(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid): Step {
+function toHost(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, dest: Destination): Step {
   if (h.name === 'iq' && (h.type === 'get' || h.type === 'set')) return runIq(ctx, xml, h, from, to, 'host');
   return inbound(ctx, xml, h, to, from, () => {
-    const condition = unroutable(h, { to: 'host', domain: to.domain });
+    const condition = unroutable(h, dest);
     if (condition) bounceError(ctx, h, 'cancel', condition);
     return {};
   });
@@ -512,15 +509,10 @@ const kept = (ctx: UserCtx): Patch => ({ sessions: ctx.sessions, mods: ctx.mods 
 
 // ---- module views ---------------------------------------------------------------------------------
 
+/** The view's StanzaContext as a plain object, for events built by spreading it. */
 function stanzaContext(ctx: UserCtx): StanzaContext {
-  const svc = xmpp();
-  return {
-    host: ctx.jid.slice(ctx.jid.indexOf('@') + 1), // a user actor's address is always local@domain
-    now: () => Date.now(),
-    route: (s) => { routeAsUser(ctx, typeof s === 'string' ? s : serialize(s)); },
-    storage: svc.storage,
-    log: (level, text) => log(level, `${ctx.jid}: ${text}`), // the node's log, at its level
-  };
+  const v = new UserView(ctx);
+  return { host: v.host, storage: v.storage, now: () => v.now(), route: (s) => v.route(s), log: (level, text) => v.log(level, text) };
 }
 
 /** A mutable view over the context for one message; the machine assigns what it changed. A class:
