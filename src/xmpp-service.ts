@@ -43,12 +43,21 @@ export interface XmppService {
   throttle: LoginThrottle;
   /** Every domain this node serves, for routing (routing.ts); a stream's 'to' must be a host. */
   domains: Domains;
+  /** The clock modules read (StanzaContext.now): injected, so tests can set the time. */
+  now(): number;
 }
 
 export async function install(services: Map<string, unknown>, data: SchedulerData): Promise<void> {
   const settings = data.settings.xmpp as XmppSettings;
+  const la = settings.loginAttempts;
+  const bucket = (failures: number, seconds: number) => ({ capacity: failures, refillPerMinute: (failures * 60) / seconds });
+  services.set(THROTTLE, new AuthThrottle({ account: bucket(la.maxFailures, la.windowSeconds), address: bucket(la.addressMaxFailures, la.addressWindowSeconds) }));
+  services.set('xmpp', xmppService(settings, await loadModules(settings.hosts, settings.modules), services));
+}
+
+/** The service over this thread's `db`, `loader` and login throttle (services), with these modules. */
+export function xmppService(settings: XmppSettings, modules: ModuleSet, services: Map<string, unknown>, now: () => number = Date.now): XmppService {
   const db = services.get('db') as Level<string, string>;
-  const modules = await loadModules(settings.hosts, settings.modules);
   const lookups = new Map<string, CredentialLookup>();
   const hosts = new Set(settings.hosts);
   const svc: XmppService = {
@@ -56,6 +65,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
     throttle: nodeThrottle(() => services.get(THROTTLE) as AuthThrottle),
     domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
+    now,
     reloadModule: async (name) => {
       if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);
       const { def, file, loads } = await freshModule(name);
@@ -82,10 +92,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
     if (!def?.setup || def.name !== name) throw new Error(`${found.file}: its default export is no longer defineModule({ name: '${name}', ... })`);
     return { def, file: found.file, loads };
   }
-  const la = settings.loginAttempts;
-  const bucket = (failures: number, seconds: number) => ({ capacity: failures, refillPerMinute: (failures * 60) / seconds });
-  services.set(THROTTLE, new AuthThrottle({ account: bucket(la.maxFailures, la.windowSeconds), address: bucket(la.addressMaxFailures, la.addressWindowSeconds) }));
-  services.set('xmpp', svc);
+  return svc;
 }
 
 /** This thread's share of the login throttle: the buckets whose home is here. */

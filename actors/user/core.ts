@@ -524,7 +524,7 @@ class UserView implements UserContext, StanzaContext {
   get user(): UserContext { return this; }
   get host(): string { return this.ctx.jid.slice(this.ctx.jid.indexOf('@') + 1); } // always local@domain
   get storage(): StanzaContext['storage'] { return xmpp().storage; }
-  now(): number { return Date.now(); }
+  now(): number { return xmpp().now(); }
   route(s: XmlElement | string): void { routeAsUser(this.ctx, typeof s === 'string' ? s : serialize(s)); }
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void { log(level, `${this.ctx.jid}: ${text}`); } // the node's log, at its level
   get jid(): Jid { return (this.#jid ??= parseJid(this.ctx.jid)); }

@@ -72,6 +72,9 @@ export class DurableStore {
     this.waiters.push(cb);
   }
 
+  /** Nothing asked for is unwritten. */
+  get idle(): boolean { return !this.scheduled && this.batch === null && this.snapshots.size === 0 && this.writing === null; }
+
   flushed(): Promise<void> {
     return new Promise((resolve, reject) => this.whenFlushed((err) => (err ? reject(err) : resolve())));
   }

@@ -317,15 +317,19 @@ export class ActorHost implements RouterSink {
   private acceptDurable(env: Envelope): void {
     const seq = this.o.store.appendMessage(env.t, env.f, env.m);
     this.o.store.whenFlushed((err) => {
+      // Queued before it is confirmed: what its sender sends next to this address comes after it.
+      if (!err) this.accepted(env, seq);
       if (env.s !== undefined) this.router.sendControl(env.s, { c: 'confirm', token: env.d!, error: err?.message });
-      if (err) return;
-      const item: Item = { from: env.f, msg: env.m, seq, rec: { seq, from: env.f, message: env.m, attempts: 0 } };
-      const rec = this.records.get(env.t);
-      if (rec) { if (!rec.seen?.has(seq)) this.enqueue(rec, item); return; }
-      // Not running: on-demand kinds start (and read this message from disk); explicit kinds keep it
-      // in LevelDB until they are spawned.
-      this.activateOnDemand(env.t);
     });
+  }
+
+  private accepted(env: Envelope, seq: string): void {
+    const item: Item = { from: env.f, msg: env.m, seq, rec: { seq, from: env.f, message: env.m, attempts: 0 } };
+    const rec = this.records.get(env.t);
+    if (rec) { if (!rec.seen?.has(seq)) this.enqueue(rec, item); return; }
+    // Not running: on-demand kinds start (and read this message from disk); explicit kinds keep it
+    // in LevelDB until they are spawned.
+    this.activateOnDemand(env.t);
   }
 
   // ---- the run loop -------------------------------------------------------------------------------
@@ -566,6 +570,14 @@ export class ActorHost implements RouterSink {
 
   // ---- observability ------------------------------------------------------------------------
 
+  /** No message is queued, being handled or suspended, no actor is starting and nothing sent durably
+   *  or stored is unconfirmed: what was set in motion has finished (timers aside). */
+  idle(): boolean {
+    if (this.runQueue.length > 0 || this.drainScheduled || this.kindLoading.size > 0 || this.durable.inFlight > 0 || !this.o.store.idle) return false;
+    for (const rec of this.records.values()) if (rec.status === 'starting' || rec.waiting || (rec.status === 'running' && rec.queue.length > 0)) return false;
+    return true;
+  }
+
   stats(withActors = false, kind?: string): SchedulerStats {
     const byKind: Record<string, number> = {};
     let depth = 0;
@@ -656,7 +668,7 @@ export class ActorHost implements RouterSink {
   private readonly api: ActorContextApi = {
     self: () => this.cur().address,
     sender: () => this.frame()?.item.from,
-    send: (to, message) => this.router.send({ t: to, f: this.frame()?.rec.address, m: message }),
+    send: (to, message) => this.durable.plain({ t: to, f: this.frame()?.rec.address, m: message }),
     sendDurable: (to, message) => this.durable.send(to, this.frame()?.rec.address, message),
     spawn: (address, input) => this.request(MAIN_THREAD, (reply) => ({ c: 'spawn', address, restore: false, input, reply }))
       .then((c) => { if (c.c === 'spawned' && c.error) throw new Error(c.error); }),
@@ -720,7 +732,7 @@ export class ActorHost implements RouterSink {
     },
     courier: () => {
       const from = this.cur().address;
-      return (to, message) => this.router.send({ t: to, f: from, m: message });
+      return (to, message) => this.durable.plain({ t: to, f: from, m: message });
     },
     moveTo: (address) => {
       const rec = this.cur();

@@ -10,15 +10,15 @@ import { serialize } from '../../src/xml/builder.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
 import { parseJid } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xml/namespaces.ts';
-import { Harness, type HarnessOptions } from '../helpers/module-harness.ts';
+import { Core, type CoreOptions } from '../helpers/core.ts';
 
 const A = 'alice@example.com/a';
 const A2 = 'alice@example.com/b';
 const B = 'bob@example.com/b';
 const ALICE = 'alice@example.com', BOB = 'bob@example.com';
 
-const mk = (o?: HarnessOptions) => new Harness([roster, presence, blocking], o);
-const both = (h: Harness, owner: string, contact: string) => h.storage.seed(rosterKeys.item(owner, contact), {
+const mk = (o?: CoreOptions) => Core.start([roster, presence, blocking], o);
+const both = (h: Core, owner: string, contact: string) => h.seed(rosterKeys.item(owner, contact), {
   jid: contact, groups: [], subscription: 'both', ask: false, approved: false, pendingIn: null, listed: true,
 } satisfies RosterItem);
 
@@ -28,10 +28,10 @@ const listed = (r: XmlElement) => (r.child('blocklist', NS.BLOCKING)?.getChildre
 const condition = (e: XmlElement | undefined) => e?.child('error')?.getChildren()[0]?.name;
 
 /** alice and bob are subscribed both ways and online. */
-async function friends(o?: HarnessOptions): Promise<Harness> {
-  const h = mk(o);
-  both(h, ALICE, BOB);
-  both(h, BOB, ALICE);
+async function friends(o?: CoreOptions): Promise<Core> {
+  const h = await mk(o);
+  await both(h, ALICE, BOB);
+  await both(h, BOB, ALICE);
   for (const full of [A, B]) { h.bind(full); h.send(full, '<presence/>'); }
   await h.settle();
   h.clear();
@@ -51,7 +51,7 @@ test('JID matching follows §6: full, bare, domain/resource and domain entries',
 });
 
 test('get, block and unblock: the list, with pushes to the resources that asked for it', async () => {
-  const h = mk();
+  const h = await mk();
   h.bind(A); h.bind(A2);
   await h.settle();
   assert.equal(listed(await h.ask(A, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), []);
@@ -71,7 +71,7 @@ test('get, block and unblock: the list, with pushes to the resources that asked 
 });
 
 test('bad requests: no items, an invalid JID, an unknown element, beyond the limit', async () => {
-  const h = mk({ options: { blocking: { max_items: 2 } } });
+  const h = await mk({ options: { blocking: { max_items: 2 } } });
   h.bind(A);
   await h.settle();
   assert.is(condition(await h.ask(A, 'set', blockIq())), 'bad-request');
@@ -130,7 +130,7 @@ test('unblocking sends current presence to a subscribed contact again; messages 
 test('a session bound after the block checks its outbound stanzas too; the list survives a restart', async () => {
   const h = await friends();
   await h.ask(A, 'set', blockIq(BOB));
-  h.restart('alice');
+  h.crash('alice');
   h.bind(A2);
   await h.settle();
   h.send(A2, `<message to="${BOB}" id="m2" type="chat"><body>hi</body></message>`);
@@ -139,8 +139,8 @@ test('a session bound after the block checks its outbound stanzas too; the list 
   assert.equal(listed(await h.ask(A2, 'get', `<blocklist xmlns="${NS.BLOCKING}"/>`)), [BOB]);
 });
 
-test('the server announces the feature', () => {
-  const h = mk();
+test('the server announces the feature', async () => {
+  const h = await mk();
   assert.ok(h.modules.hostFeatures.has(NS.BLOCKING));
 });
 

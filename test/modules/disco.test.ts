@@ -1,12 +1,9 @@
-// disco (XEP-0030) through the real loader (ModuleSet) and a fake IqRequest; the module reads the
-// loaded modules' features through the loader's `features()`.
+// disco (XEP-0030) on the real core (test/helpers/core.ts): clients ask the server, their own account
+// and another account; the module reads the loaded modules' features through the loader's `features()`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { serialize } from '../../src/xml/builder.ts';
-import { parseElement, type XmlElement } from '../../src/xml/element.ts';
-import { iqResultElement, stanzaErrorElement } from '../../src/xmpp/errors.ts';
-import { parseJid } from '../../src/xmpp/jid.ts';
-import { defineModule, type IqRequest, type ModuleDefinition, type Storage } from '../../src/xmpp/module.ts';
+import type { XmlElement } from '../../src/xml/element.ts';
+import { defineModule, type ModuleDefinition } from '../../src/xmpp/module.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import disco from '../../src/modules/disco.ts';
@@ -14,12 +11,12 @@ import ping from '../../src/modules/ping.ts';
 import version from '../../src/modules/version.ts';
 import time from '../../src/modules/time.ts';
 import offline from '../../src/modules/offline.ts';
+import { Core } from '../helpers/core.ts';
 
 const HOST = 'example.com';
 const USER = 'juliet@example.com';
 const FROM = `${USER}/balcony`;
-
-const noStorage = new Proxy({} as Storage, { get: () => { throw new Error('disco must not touch storage'); } });
+const OTHER = 'romeo@example.com/orchard';
 
 /** A fake module with account features, as PEP or MAM would declare. */
 const accounty = defineModule({
@@ -29,35 +26,25 @@ const accounty = defineModule({
   setup() {},
 });
 
-/** Loads disco first (so it cannot have seen the others at setup time), then the rest. */
-function load(others: ModuleDefinition<any>[], discoOptions: Record<string, unknown> = {}): ModuleSet {
-  const set = new ModuleSet([HOST]);
-  set.add(disco as ModuleDefinition, { global: discoOptions });
-  for (const d of others) set.add(d as ModuleDefinition);
-  return set;
+/** disco first (so it cannot have seen the others at setup time), then the rest; juliet and romeo online. */
+async function load(others: ModuleDefinition<any>[], discoOptions: Record<string, unknown> = {}): Promise<Core> {
+  const h = await Core.start([disco, ...others], { options: { disco: discoOptions } });
+  h.bind(FROM);
+  h.bind(OTHER);
+  await h.settle();
+  return h;
 }
 
 interface Asked { reply: XmlElement; logs: string[] }
 
-function ask(set: ModuleSet, type: 'get' | 'set', target: 'host' | 'self' | 'bare', payload: string): Asked {
-  const to = target === 'host' ? HOST : USER;
-  const from = target === 'bare' ? 'romeo@example.net/orchard' : FROM;
-  const stanza = parseElement(`<iq type="${type}" id="d1" from="${from}" to="${to}">${payload}</iq>`);
-  const p = stanza.getChildren()[0]!;
-  const handler = set.iqHandler(type, target, p.getXmlns());
-  if (!handler) throw new Error(`no handler for ${type}/${target}/${p.getXmlns()}`);
-  const out: XmlElement[] = [];
-  const logs: string[] = [];
-  const req: IqRequest = {
-    host: HOST, now: () => Date.now(), route: () => { throw new Error('unexpected route'); }, storage: noStorage,
-    log: (level, text) => { logs.push(`${level}: ${text}`); },
-    stanza, payload: p, from: parseJid(from), to: parseJid(to), type,
-    reply: (pl) => { out.push(iqResultElement(stanza, pl)); },
-    error: (c, t, text) => { out.push(stanzaErrorElement(stanza, t ?? null, c, text)!); },
-  };
-  handler(req);
-  assert.is(out.length, 1, 'exactly one answer');
-  return { reply: parseElement(serialize(out[0]!)), logs };
+/** 'host': juliet asks the server; 'self': her own account; 'bare': romeo asks juliet's account. */
+async function ask(h: Core, type: 'get' | 'set', target: 'host' | 'self' | 'bare', payload: string): Promise<Asked> {
+  const asker = target === 'bare' ? OTHER : FROM;
+  const logs = h.logs.length;
+  const reply = await h.ask(asker, type, payload, target === 'host' ? HOST : target === 'bare' ? USER : undefined);
+  assert.is(h.received(asker).length, 1, 'exactly one answer');
+  h.clear();
+  return { reply, logs: h.logs.slice(logs).filter((l) => !l.startsWith('[debug]')) };
 }
 
 const features = (q: XmlElement) => q.getChildren('feature', NS.DISCO_INFO).map((f) => f.attr('var')!);
@@ -68,9 +55,9 @@ function condition(reply: XmlElement): string {
   return reply.child('error')!.getChildren().find((c) => c.getXmlns() === NS.STANZAS)!.localName;
 }
 
-test('server disco#info: identity server/im and the features of every loaded module, each once', () => {
-  const set = load([ping, version, time, offline, accounty]);
-  const { reply, logs } = ask(set, 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`);
+test('server disco#info: identity server/im and the features of every loaded module, each once', async () => {
+  const h = await load([ping, version, time, offline, accounty]);
+  const { reply, logs } = await ask(h, 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`);
   assert.is(reply.attr('type'), 'result');
   assert.is(reply.attr('to'), FROM);
   const q = reply.child('query', NS.DISCO_INFO)!;
@@ -85,20 +72,20 @@ test('server disco#info: identity server/im and the features of every loaded mod
   assert.equal(logs, []);
 });
 
-test('server disco#info follows what is loaded: without offline there is no msgoffline', () => {
-  const f = features(ask(load([ping]), 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`).reply.child('query', NS.DISCO_INFO)!);
+test('server disco#info follows what is loaded: without offline there is no msgoffline', async () => {
+  const f = features((await ask(await load([ping]), 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`)).reply.child('query', NS.DISCO_INFO)!);
   assert.equal([...f].sort(), [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING].sort());
 });
 
-test('the server identity name is an option', () => {
-  const q = ask(load([], { name: 'Capulet IM' }), 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`).reply.child('query', NS.DISCO_INFO)!;
+test('the server identity name is an option', async () => {
+  const q = (await ask(await load([], { name: 'Capulet IM' }), 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`)).reply.child('query', NS.DISCO_INFO)!;
   assert.equal(identities(q), [{ category: 'server', type: 'im', name: 'Capulet IM' }]);
 });
 
-test('account disco#info (bare JID and self): account/registered and account features only', () => {
-  const set = load([ping, offline, accounty]);
+test('account disco#info (bare JID and self): account/registered and account features only', async () => {
+  const h = await load([ping, offline, accounty]);
   for (const target of ['bare', 'self'] as const) {
-    const { reply } = ask(set, 'get', target, `<query xmlns="${NS.DISCO_INFO}"/>`);
+    const { reply } = await ask(h, 'get', target, `<query xmlns="${NS.DISCO_INFO}"/>`);
     assert.is(reply.attr('type'), 'result', target);
     assert.is(reply.attr('from'), USER, target);
     const q = reply.child('query', NS.DISCO_INFO)!;
@@ -107,43 +94,44 @@ test('account disco#info (bare JID and self): account/registered and account fea
   }
 });
 
-test('disco#items: the configured services on the server, none on an account', () => {
-  const empty = ask(load([]), 'get', 'host', `<query xmlns="${NS.DISCO_ITEMS}"/>`).reply;
+test('disco#items: the configured services on the server, none on an account', async () => {
+  const empty = (await ask(await load([]), 'get', 'host', `<query xmlns="${NS.DISCO_ITEMS}"/>`)).reply;
   assert.is(empty.attr('type'), 'result');
   assert.equal(empty.child('query', NS.DISCO_ITEMS)!.getChildren(), []);
 
-  const set = load([], { items: ['conference.example.com', 'upload.example.com'] });
-  const q = ask(set, 'get', 'host', `<query xmlns="${NS.DISCO_ITEMS}"/>`).reply.child('query', NS.DISCO_ITEMS)!;
+  const h = await load([], { items: ['conference.example.com', 'upload.example.com'] });
+  const q = (await ask(h, 'get', 'host', `<query xmlns="${NS.DISCO_ITEMS}"/>`)).reply.child('query', NS.DISCO_ITEMS)!;
   assert.equal(q.getChildren('item', NS.DISCO_ITEMS).map((i) => ({ ...i.attrs })), [{ jid: 'conference.example.com' }, { jid: 'upload.example.com' }]);
 
   for (const target of ['bare', 'self'] as const) {
-    const r = ask(set, 'get', target, `<query xmlns="${NS.DISCO_ITEMS}"/>`).reply;
+    const r = (await ask(h, 'get', target, `<query xmlns="${NS.DISCO_ITEMS}"/>`)).reply;
     assert.is(r.attr('type'), 'result', target);
     assert.equal(r.child('query', NS.DISCO_ITEMS)!.getChildren(), [], target);
   }
 });
 
 test('an invalid JID in items is a config error at load', () => {
-  assert.throws(() => load([], { items: ['not a jid@'] }), /modules\.options\.disco\.items \(for [^)]+\): 'not a jid@' is not a valid JID/);
-  assert.throws(() => load([], { items: 'conference.example.com' }), /expected a list of strings/);
+  const load = (o: Record<string, unknown>) => new ModuleSet([HOST]).add(disco as ModuleDefinition, { global: o });
+  assert.throws(() => load({ items: ['not a jid@'] }), /modules\.options\.disco\.items \(for [^)]+\): 'not a jid@' is not a valid JID/);
+  assert.throws(() => load({ items: 'conference.example.com' }), /expected a list of strings/);
 });
 
-test('an unknown node is item-not-found, for info and items, server and account', () => {
-  const set = load([ping], { items: ['conference.example.com'] });
+test('an unknown node is item-not-found, for info and items, server and account', async () => {
+  const h = await load([ping], { items: ['conference.example.com'] });
   for (const ns of [NS.DISCO_INFO, NS.DISCO_ITEMS]) {
     for (const target of ['host', 'bare', 'self'] as const) {
-      const { reply } = ask(set, 'get', target, `<query xmlns="${ns}" node="urn:xmpp:commands"/>`);
+      const { reply } = await ask(h, 'get', target, `<query xmlns="${ns}" node="urn:xmpp:commands"/>`);
       assert.is(condition(reply), 'item-not-found', `${target} ${ns}`);
       assert.is(reply.child('error')!.attr('type'), 'cancel');
     }
   }
 });
 
-test('a set to disco#info or disco#items is not-allowed', () => {
-  const set = load([]);
+test('a set to disco#info or disco#items is not-allowed', async () => {
+  const h = await load([]);
   for (const ns of [NS.DISCO_INFO, NS.DISCO_ITEMS]) {
     for (const target of ['host', 'bare', 'self'] as const) {
-      assert.is(condition(ask(set, 'set', target, `<query xmlns="${ns}"/>`).reply), 'not-allowed', `${target} ${ns}`);
+      assert.is(condition((await ask(h, 'set', target, `<query xmlns="${ns}"/>`)).reply), 'not-allowed', `${target} ${ns}`);
     }
   }
 });

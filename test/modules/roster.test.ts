@@ -1,33 +1,28 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import presence from '../../src/modules/presence.ts';
 import roster from '../../src/modules/roster.ts';
 import { rosterKeys, type RosterItem } from '../../src/modules/roster-store.ts';
-import { openDb } from '../../src/storage/db.ts';
-import { kvStorage } from '../../src/storage/kv.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
-import { Harness, type HarnessOptions } from '../helpers/module-harness.ts';
+import { Core, type CoreOptions } from '../helpers/core.ts';
 
 const A = 'alice@example.com/a';
 const A2 = 'alice@example.com/b';
 const B = 'bob@example.com/b';
 const ROMEO = 'romeo@montague.example';
 
-const mk = (o?: HarnessOptions) => new Harness([roster, presence], o);
+const mk = (o?: CoreOptions) => Core.start([roster, presence], { peers: ["montague.example"], ...o });
 const q = (inner = '', attrs = '') => `<query xmlns="${NS.ROSTER}"${attrs}>${inner}</query>`;
 
 function item(jid: string, patch: Partial<RosterItem> = {}): RosterItem {
   return { jid, groups: [], subscription: 'none', ask: false, approved: false, pendingIn: null, listed: true, ...patch };
 }
-const seed = (h: Harness, owner: string, it: RosterItem) => h.storage.seed(rosterKeys.item(owner, it.jid), it);
-const stored = (h: Harness, owner: string, contact: string) => h.storage.peek<RosterItem>(rosterKeys.item(owner, contact));
+const seed = (h: Core, owner: string, it: RosterItem) => h.seed(rosterKeys.item(owner, it.jid), it);
+const stored = (h: Core, owner: string, contact: string) => h.peek<RosterItem>(rosterKeys.item(owner, contact));
 
 /** Binds, asks for the roster (so it gets pushes) and clears what that produced. */
-async function connect(h: Harness, full: string, o: { get?: boolean; available?: boolean } = {}): Promise<void> {
+async function connect(h: Core, full: string, o: { get?: boolean; available?: boolean } = {}): Promise<void> {
   h.bind(full);
   if (o.get !== false) h.iq(full, 'get', q());
   if (o.available) h.send(full, '<presence/>');
@@ -43,18 +38,18 @@ const itemsOf = (query: XmlElement | undefined) => (query?.getChildren('item') ?
 }));
 const pushesIn = (els: XmlElement[]) => els.filter((e) => e.name === 'iq' && e.attr('type') === 'set' && e.child('query', NS.ROSTER));
 
-test('stream features: roster versioning and pre-approval are offered', () => {
-  const h = mk();
+test("stream features: roster versioning and pre-approval are offered", async () => {
+  const h = await mk();
   assert.ok(h.modules.streamFeatures.includes(`<ver xmlns="${NS.ROSTER_VER}"/>`));
   assert.ok(h.modules.streamFeatures.includes(`<sub xmlns="${NS.PRE_APPROVAL}"/>`));
 });
 
 test('get lists roster items with name, groups, subscription, ask and approved; pending-only records stay hidden', async () => {
-  const h = mk();
-  seed(h, 'alice@example.com', item('bob@example.com', { subscription: 'both', name: 'Bob', groups: ['Friends', 'Work'] }));
-  seed(h, 'alice@example.com', item('carol@example.com', { ask: true }));
-  seed(h, 'alice@example.com', item('dave@example.com', { approved: true }));
-  seed(h, 'alice@example.com', item('eve@example.com', { listed: false, pendingIn: '<presence type="subscribe" from="eve@example.com" to="alice@example.com"/>' }));
+  const h = await mk();
+  await seed(h, 'alice@example.com', item('bob@example.com', { subscription: 'both', name: 'Bob', groups: ['Friends', 'Work'] }));
+  await seed(h, 'alice@example.com', item('carol@example.com', { ask: true }));
+  await seed(h, 'alice@example.com', item('dave@example.com', { approved: true }));
+  await seed(h, 'alice@example.com', item('eve@example.com', { listed: false, pendingIn: '<presence type="subscribe" from="eve@example.com" to="alice@example.com"/>' }));
   await connect(h, A, { get: false });
   const r = await h.ask(A, 'get', q());
   assert.is(r.attr('type'), 'result');
@@ -64,23 +59,23 @@ test('get lists roster items with name, groups, subscription, ask and approved; 
     { jid: 'dave@example.com', name: undefined, subscription: 'none', ask: undefined, approved: 'true', groups: [] },
   ]);
   assert.is(r.child('query')!.attr('ver'), undefined, 'no ver asked, none given');
-  assert.ok(h.session(A)!.interested);
+  assert.ok((await h.session(A))!.interested);
 });
 
 test('set adds an item: stored under keys.roster, pushed with a version, then a result', async () => {
-  const h = mk();
+  const h = await mk();
   await connect(h, A);
   const r = await h.ask(A, 'set', q('<item jid="Bob@Example.com" name="Bob"><group>Friends</group></item>'));
   assert.is(r.attr('type'), 'result');
   assert.is(r.children.length, 0);
   // the JID is stored normalised
-  assert.equal(stored(h, 'alice@example.com', 'bob@example.com'), item('bob@example.com', { name: 'Bob', groups: ['Friends'] }));
+  assert.equal((await stored(h, 'alice@example.com', 'bob@example.com')), item('bob@example.com', { name: 'Bob', groups: ['Friends'] }));
   const [push, ...more] = pushesIn(h.received(A));
   assert.is(more.length, 0);
   assert.is(push!.attr('to'), A);
   assert.is(push!.attr('from'), undefined);
   const query = push!.child('query', NS.ROSTER)!;
-  assert.is(query.attr('ver'), String(h.storage.peek(rosterKeys.ver('alice@example.com'))));
+  assert.is(query.attr('ver'), String((await h.peek(rosterKeys.ver('alice@example.com')))));
   assert.equal(itemsOf(query), [{ jid: 'bob@example.com', name: 'Bob', subscription: 'none', ask: undefined, approved: undefined, groups: ['Friends'] }]);
   // the push comes before the result
   const order = h.received(A).map((e) => e.attr('type'));
@@ -88,13 +83,13 @@ test('set adds an item: stored under keys.roster, pushed with a version, then a 
 });
 
 test('pushes go to resources that asked for the roster, and only to them', async () => {
-  const h = mk();
+  const h = await mk();
   await connect(h, A);
   await connect(h, A2, { get: false });
   await h.ask(A, 'set', q('<item jid="bob@example.com"/>'));
   assert.is(pushesIn(h.received(A)).length, 1);
   assert.is(pushesIn(h.received(A2)).length, 0);
-  assert.is(h.session(A2)!.interested, false);
+  assert.is((await h.session(A2))!.interested, false);
   await h.ask(A2, 'get', q());
   h.clear();
   await h.ask(A, 'set', q('<item jid="carol@example.com"/>'));
@@ -103,35 +98,35 @@ test('pushes go to resources that asked for the roster, and only to them', async
 });
 
 test('set updates name and groups and keeps the subscription state', async () => {
-  const h = mk();
+  const h = await mk();
   const pending = '<presence type="subscribe" from="bob@example.com" to="alice@example.com"/>';
-  seed(h, 'alice@example.com', item('bob@example.com', { subscription: 'to', pendingIn: pending, name: 'B', groups: ['Old'] }));
+  await seed(h, 'alice@example.com', item('bob@example.com', { subscription: 'to', pendingIn: pending, name: 'B', groups: ['Old'] }));
   await connect(h, A);
   await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bobby"><group>New</group><group>Other</group></item>'));
-  assert.equal(stored(h, 'alice@example.com', 'bob@example.com'),
+  assert.equal((await stored(h, 'alice@example.com', 'bob@example.com')),
     item('bob@example.com', { subscription: 'to', pendingIn: pending, name: 'Bobby', groups: ['New', 'Other'] }));
   // an item without a name loses it; an empty name is no name
   await h.ask(A, 'set', q('<item jid="bob@example.com" name=""/>'));
-  const after = stored(h, 'alice@example.com', 'bob@example.com')!;
+  const after = (await stored(h, 'alice@example.com', 'bob@example.com'))!;
   assert.is(after.name, undefined);
   assert.equal(after.groups, []);
   assert.is(after.subscription, 'to');
 });
 
 test('a set that changes nothing is answered but neither pushed nor versioned', async () => {
-  const h = mk();
+  const h = await mk();
   await connect(h, A);
   await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
-  const ver = h.storage.peek(rosterKeys.ver('alice@example.com'));
+  const ver = (await h.peek(rosterKeys.ver('alice@example.com')));
   h.clear();
   const r = await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"/>'));
   assert.is(r.attr('type'), 'result');
   assert.is(pushesIn(h.received(A)).length, 0);
-  assert.is(h.storage.peek(rosterKeys.ver('alice@example.com')), ver);
+  assert.is((await h.peek(rosterKeys.ver('alice@example.com'))), ver);
 });
 
 test('versioning: ver only when asked, an empty result when up to date, the full roster otherwise', async () => {
-  const h = mk();
+  const h = await mk();
   await connect(h, A, { get: false });
   const first = await h.ask(A, 'get', q('', ' ver=""'));
   const v0 = first.child('query')!.attr('ver');
@@ -153,20 +148,20 @@ test('versioning: ver only when asked, an empty result when up to date, the full
 });
 
 test('versioning: a roster without a stored version is never reported up to date', async () => {
-  const h = mk();
+  const h = await mk();
   // items written without a version counter (e.g. by an import)
-  seed(h, 'alice@example.com', item('bob@example.com'));
+  await seed(h, 'alice@example.com', item('bob@example.com'));
   await connect(h, A, { get: false });
   const r = await h.ask(A, 'get', q('', ' ver="0"'));
   assert.equal(itemsOf(r.child('query')).map((i) => i.jid), ['bob@example.com']);
 });
 
 test('a new account starts its versions above any an earlier account of the same name handed out', async () => {
-  const h = mk();
+  const h = await mk();
   h.clock = 5_000_000;
   await connect(h, A);
   await h.ask(A, 'set', q('<item jid="bob@example.com"/>'));
-  assert.is(h.storage.peek(rosterKeys.ver('alice@example.com')), 5_000_000);
+  assert.is((await h.peek(rosterKeys.ver('alice@example.com'))), 5_000_000);
 });
 
 const invalid: Array<[string, string, string]> = [
@@ -187,33 +182,34 @@ const invalid: Array<[string, string, string]> = [
 ];
 for (const [what, inner, condition] of invalid) {
   test(`set with ${what}: ${condition}, nothing stored or pushed`, async () => {
-    const h = mk({ options: { roster: { max_name_length: 10, max_group_length: 8 } } });
+    const h = await mk({ options: { roster: { max_name_length: 10, max_group_length: 8 } } });
     await connect(h, A);
     const r = await h.ask(A, 'set', q(inner));
     assert.is(errorOf(r), condition);
-    assert.equal(h.storage.data.size, 0);
+    assert.equal(await h.storage.range(rosterKeys.of('alice@example.com')), []);
+    assert.is(await h.peek(rosterKeys.ver('alice@example.com')), undefined);
     assert.is(pushesIn(h.received(A)).length, 0);
   });
 }
 
 test('limits are inclusive: a name and a group of exactly the limit are accepted', async () => {
-  const h = mk({ options: { roster: { max_name_length: 10, max_group_length: 8 } } });
+  const h = await mk({ options: { roster: { max_name_length: 10, max_group_length: 8 } } });
   await connect(h, A);
   const r = await h.ask(A, 'set', q(`<item jid="bob@example.com" name="${'n'.repeat(10)}"><group>${'g'.repeat(8)}</group></item>`));
   assert.is(r.attr('type'), 'result');
 });
 
 test("set ignores the client's ask, approved and subscription state", async () => {
-  const h = mk();
+  const h = await mk();
   await connect(h, A);
   await h.ask(A, 'set', q('<item jid="bob@example.com" ask="subscribe" approved="true"/>'));
-  assert.equal(stored(h, 'alice@example.com', 'bob@example.com'), item('bob@example.com'));
+  assert.equal((await stored(h, 'alice@example.com', 'bob@example.com')), item('bob@example.com'));
   assert.equal(h.remote, [], 'no subscription request went out');
 });
 
 test('roster IQs from another account are forbidden', async () => {
-  const h = mk();
-  seed(h, 'alice@example.com', item('carol@example.com', { name: 'secret' }));
+  const h = await mk();
+  await seed(h, 'alice@example.com', item('carol@example.com', { name: 'secret' }));
   await connect(h, A);
   await connect(h, B);
   const get = h.iq(B, 'get', q(), 'alice@example.com');
@@ -222,18 +218,18 @@ test('roster IQs from another account are forbidden', async () => {
   assert.is(errorOf(h.reply(B, get)!), 'forbidden');
   assert.is(errorOf(h.reply(B, set)!), 'forbidden');
   assert.not.ok(h.reply(B, get)!.child('query'), 'no roster content leaks');
-  assert.is(stored(h, 'alice@example.com', 'mallory@example.com'), undefined);
+  assert.is((await stored(h, 'alice@example.com', 'mallory@example.com')), undefined);
   assert.equal(h.unanswered(), []);
 });
 
 test('item limit: an addition beyond max_items is refused, updates and removals still work', async () => {
-  const h = mk({ options: { roster: { max_items: 2 } } });
+  const h = await mk({ options: { roster: { max_items: 2 } } });
   await connect(h, A, { available: true });
   await h.ask(A, 'set', q('<item jid="b1@example.com"/>'));
   await h.ask(A, 'set', q('<item jid="b2@example.com"/>'));
   const r = await h.ask(A, 'set', q('<item jid="b3@example.com"/>'));
   assert.is(errorOf(r), 'policy-violation');
-  assert.is(stored(h, 'alice@example.com', 'b3@example.com'), undefined);
+  assert.is((await stored(h, 'alice@example.com', 'b3@example.com')), undefined);
   assert.is((await h.ask(A, 'set', q('<item jid="b2@example.com" name="two"/>'))).attr('type'), 'result');
   // an outbound subscribe would add an item too: refused to the client, not routed
   h.clear();
@@ -242,34 +238,34 @@ test('item limit: an addition beyond max_items is refused, updates and removals 
   assert.equal(h.remote, []);
   const err = h.received(A).find((e) => e.name === 'presence' && e.attr('type') === 'error');
   assert.is(err?.child('error')?.child('policy-violation', NS.STANZAS)?.name, 'policy-violation');
-  assert.is(stored(h, 'alice@example.com', ROMEO), undefined);
+  assert.is((await stored(h, 'alice@example.com', ROMEO)), undefined);
   // an inbound request from a stranger would be stored: refused with an error to the sender
   h.inject(`<presence type="subscribe" from="${ROMEO}" to="alice@example.com"/>`);
   await h.settle();
-  assert.is(stored(h, 'alice@example.com', ROMEO), undefined);
+  assert.is((await stored(h, 'alice@example.com', ROMEO)), undefined);
   assert.is(h.takeRemote().map((e) => e.attr('type')).join(), 'error');
   await h.ask(A, 'set', q('<item jid="b1@example.com" subscription="remove"/>'));
   assert.is((await h.ask(A, 'set', q('<item jid="b3@example.com"/>'))).attr('type'), 'result');
 });
 
 test('remove of an item not in the roster: item-not-found, hidden pending records included', async () => {
-  const h = mk();
+  const h = await mk();
   const pending = `<presence type="subscribe" from="${ROMEO}" to="alice@example.com"/>`;
-  seed(h, 'alice@example.com', item(ROMEO, { listed: false, pendingIn: pending }));
+  await seed(h, 'alice@example.com', item(ROMEO, { listed: false, pendingIn: pending }));
   await connect(h, A);
   assert.is(errorOf(await h.ask(A, 'set', q('<item jid="nobody@example.com" subscription="remove"/>'))), 'item-not-found');
   assert.is(errorOf(await h.ask(A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`))), 'item-not-found');
-  assert.is(stored(h, 'alice@example.com', ROMEO)?.pendingIn, pending);
+  assert.is((await stored(h, 'alice@example.com', ROMEO))?.pendingIn, pending);
   assert.equal(h.remote, []);
 });
 
 test('remove with subscription both: unsubscribe, unsubscribed and unavailable go out, the removal is pushed', async () => {
-  const h = mk();
-  seed(h, 'alice@example.com', item(ROMEO, { subscription: 'both', name: 'R' }));
+  const h = await mk();
+  await seed(h, 'alice@example.com', item(ROMEO, { subscription: 'both', name: 'R' }));
   await connect(h, A, { available: true });
   const r = await h.ask(A, 'set', q(`<item jid="${ROMEO}" subscription="remove"/>`));
   assert.is(r.attr('type'), 'result');
-  assert.is(stored(h, 'alice@example.com', ROMEO), undefined);
+  assert.is((await stored(h, 'alice@example.com', ROMEO)), undefined);
   const out = h.takeRemote().map((e) => `${e.attr('type')} ${e.attr('from')}`);
   assert.equal(out.sort(), ['unavailable alice@example.com/a', 'unsubscribe alice@example.com', 'unsubscribed alice@example.com']);
   const [push] = pushesIn(h.received(A));
@@ -277,9 +273,9 @@ test('remove with subscription both: unsubscribe, unsubscribed and unavailable g
 });
 
 test('remove of a none item sends no presence; pending requests both ways are cancelled', async () => {
-  const h = mk();
-  seed(h, 'alice@example.com', item('none@montague.example'));
-  seed(h, 'alice@example.com', item(ROMEO, { ask: true, pendingIn: `<presence type="subscribe" from="${ROMEO}" to="alice@example.com"/>` }));
+  const h = await mk();
+  await seed(h, 'alice@example.com', item('none@montague.example'));
+  await seed(h, 'alice@example.com', item(ROMEO, { ask: true, pendingIn: `<presence type="subscribe" from="${ROMEO}" to="alice@example.com"/>` }));
   await connect(h, A);
   await h.ask(A, 'set', q('<item jid="none@montague.example" subscription="remove"/>'));
   assert.equal(h.takeRemote(), []);
@@ -288,33 +284,33 @@ test('remove of a none item sends no presence; pending requests both ways are ca
 });
 
 test("remove between two local accounts ends the contact's side too", async () => {
-  const h = mk();
-  seed(h, 'alice@example.com', item('bob@example.com', { subscription: 'both' }));
-  seed(h, 'bob@example.com', item('alice@example.com', { subscription: 'both' }));
+  const h = await mk();
+  await seed(h, 'alice@example.com', item('bob@example.com', { subscription: 'both' }));
+  await seed(h, 'bob@example.com', item('alice@example.com', { subscription: 'both' }));
   await connect(h, A, { available: true });
   await connect(h, B, { available: true });
   await h.ask(A, 'set', q('<item jid="bob@example.com" subscription="remove"/>'));
-  assert.is(stored(h, 'bob@example.com', 'alice@example.com')?.subscription, 'none');
+  assert.is((await stored(h, 'bob@example.com', 'alice@example.com'))?.subscription, 'none');
   const got = h.received(B);
   assert.equal(pushesIn(got).map((p) => p.child('query')!.child('item')!.attr('subscription')).pop(), 'none');
   assert.ok(got.some((e) => e.name === 'presence' && e.attr('type') === 'unavailable' && e.attr('from') === A), 'bob sees alice go offline');
 });
 
 test('storage failure: internal-server-error, the actor crashes as on any error, and the next get works', async () => {
-  const h = mk();
+  const h = await mk();
   await connect(h, A);
-  h.storage.failWith = new Error('disk on fire');
+  h.failWith = new Error('disk on fire');
   const id = h.iq(A, 'get', q());
   const crash = await h.settle().then(() => null, (e: Error) => e);
   assert.match(String(crash?.message), 'disk on fire');
   assert.is(errorOf(h.reply(A, id)!), 'internal-server-error');
-  h.storage.failWith = null;
+  h.failWith = null;
   assert.is((await h.ask(A, 'get', q())).attr('type'), 'result');
   assert.ok(h.logs.some((l) => l.includes('disk on fire')));
 });
 
 test('sets sent back to back are applied in order, each pushed with a larger version', async () => {
-  const h = mk();
+  const h = await mk();
   await connect(h, A);
   h.iq(A, 'set', q('<item jid="bob@example.com" name="1"/>'));
   h.iq(A, 'set', q('<item jid="bob@example.com" name="2"/>'));
@@ -326,16 +322,14 @@ test('sets sent back to back are applied in order, each pushed with a larger ver
   const vers = pushes.map((p) => Number(p.attr('ver')));
   assert.equal(vers, [...vers].sort((a, b) => a - b));
   assert.is(new Set(vers).size, 4);
-  assert.is(stored(h, 'alice@example.com', 'bob@example.com')?.name, '4');
+  assert.is((await stored(h, 'alice@example.com', 'bob@example.com'))?.name, '4');
   assert.equal(h.unanswered(), []);
 });
 
-test('on LevelDB through kvStorage: add, subscribe, approve, versioned get, remove', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'chorus-roster-'));
-  const db = await openDb(dir);
-  try {
-    const storage = kvStorage(db as never);
-    const h = mk({ storage });
+test('a whole flow: add, subscribe, approve, versioned get, remove', async () => {
+  {
+    const h = await mk();
+    const storage = h.storage;
     await connect(h, A, { available: true });
     await connect(h, B, { available: true });
     await h.ask(A, 'set', q('<item jid="bob@example.com" name="Bob"><group>G</group></item>'));
@@ -354,9 +348,6 @@ test('on LevelDB through kvStorage: add, subscribe, approve, versioned get, remo
     assert.equal(await storage.range(rosterKeys.of('alice@example.com')), []);
     assert.is((await storage.get<RosterItem>(rosterKeys.item('bob@example.com', 'alice@example.com')))?.subscription, 'none');
     assert.equal(h.unanswered(), []);
-  } finally {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 

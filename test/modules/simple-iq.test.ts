@@ -1,24 +1,20 @@
-// ping (XEP-0199), version (XEP-0092) and time (XEP-0202) through the real loader (ModuleSet) and a
-// small fake IqRequest: each reply is serialised and parsed back, as a client would read it.
+// ping (XEP-0199), version (XEP-0092) and time (XEP-0202) on the real core (test/helpers/core.ts):
+// a client sends the IQ to its server over its session and reads the reply it is delivered.
 import { readFileSync } from 'node:fs';
 import { release, type } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { serialize } from '../../src/xml/builder.ts';
-import { parseElement, type XmlElement } from '../../src/xml/element.ts';
-import { iqResultElement, stanzaErrorElement } from '../../src/xmpp/errors.ts';
-import { parseJid } from '../../src/xmpp/jid.ts';
-import type { IqRequest, ModuleDefinition, Storage } from '../../src/xmpp/module.ts';
+import type { XmlElement } from '../../src/xml/element.ts';
+import type { ModuleDefinition } from '../../src/xmpp/module.ts';
 import { ModuleSet } from '../../src/xmpp/modules.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import ping from '../../src/modules/ping.ts';
 import version from '../../src/modules/version.ts';
 import time from '../../src/modules/time.ts';
+import { Core } from '../helpers/core.ts';
 
 const HOST = 'example.com';
 const FROM = 'juliet@example.com/balcony';
-
-const noStorage = new Proxy({} as Storage, { get: () => { throw new Error('IQ modules must not touch storage'); } });
 
 function load(defs: Array<[ModuleDefinition<any>, Record<string, unknown>?]>): ModuleSet {
   const set = new ModuleSet([HOST]);
@@ -26,23 +22,20 @@ function load(defs: Array<[ModuleDefinition<any>, Record<string, unknown>?]>): M
   return set;
 }
 
-/** Runs the handler registered for the IQ's key; returns the one answer, parsed back. */
-function ask(set: ModuleSet, type: 'get' | 'set', payload: string, o: { now?: () => number; target?: 'host' | 'self' | 'bare' } = {}): XmlElement {
-  const stanza = parseElement(`<iq type="${type}" id="q1" from="${FROM}" to="${HOST}">${payload}</iq>`);
-  const p = stanza.getChildren()[0]!;
-  const handler = set.iqHandler(type, o.target ?? 'host', p.getXmlns());
-  if (!handler) throw new Error(`no handler for ${type}/${o.target ?? 'host'}/${p.getXmlns()}`);
-  const out: XmlElement[] = [];
-  const req: IqRequest = {
-    host: HOST, now: o.now ?? (() => Date.now()), route: () => { throw new Error('unexpected route'); }, storage: noStorage,
-    log: () => {},
-    stanza, payload: p, from: parseJid(FROM), to: parseJid(HOST), type,
-    reply: (pl) => { out.push(iqResultElement(stanza, pl)); },
-    error: (c, t, text) => { out.push(stanzaErrorElement(stanza, t ?? null, c, text)!); },
-  };
-  handler(req);
-  assert.is(out.length, 1, 'exactly one answer');
-  return parseElement(serialize(out[0]!));
+/** A core with these modules and juliet online. */
+async function node(defs: Array<[ModuleDefinition<any>, Record<string, unknown>?]>): Promise<Core> {
+  const h = await Core.start(defs.map(([d]) => d), { options: Object.fromEntries(defs.map(([d, o]) => [d.name, o ?? {}])) });
+  h.bind(FROM);
+  await h.settle();
+  return h;
+}
+
+/** juliet asks her server; the one answer she gets. */
+async function ask(h: Core, type: 'get' | 'set', payload: string): Promise<XmlElement> {
+  const r = await h.ask(FROM, type, payload, HOST);
+  assert.is(h.received(FROM).length, 1, 'exactly one answer');
+  h.clear();
+  return r;
 }
 
 function errorOf(reply: XmlElement): { type: string | undefined; condition: string } {
@@ -52,19 +45,19 @@ function errorOf(reply: XmlElement): { type: string | undefined; condition: stri
   return { type: err.attr('type'), condition: cond.localName };
 }
 
-test('ping: a get to the server gets an empty result, addressed back to the sender', () => {
-  const r = ask(load([[ping]]), 'get', `<ping xmlns="${NS.PING}"/>`);
+test('ping: a get to the server gets an empty result, addressed back to the sender', async () => {
+  const r = await ask(await node([[ping]]), 'get', `<ping xmlns="${NS.PING}"/>`);
   assert.is(r.attr('type'), 'result');
-  assert.is(r.attr('id'), 'q1');
+  assert.match(r.attr('id') ?? '', /^iq\d+$/);
   assert.is(r.attr('to'), FROM);
   assert.is(r.attr('from'), HOST);
   assert.is(r.children.length, 0);
 });
 
-test('ping, version, time: a set is refused with not-allowed (cancel)', () => {
-  const set = load([[ping], [version], [time]]);
+test('ping, version, time: a set is refused with not-allowed (cancel)', async () => {
+  const h = await node([[ping], [version], [time]]);
   for (const payload of [`<ping xmlns="${NS.PING}"/>`, `<query xmlns="${NS.VERSION}"/>`, `<time xmlns="${NS.TIME}"/>`]) {
-    assert.equal(errorOf(ask(set, 'set', payload)), { type: 'cancel', condition: 'not-allowed' }, payload);
+    assert.equal(errorOf(await ask(h, 'set', payload)), { type: 'cancel', condition: 'not-allowed' }, payload);
   }
 });
 
@@ -77,16 +70,16 @@ test('each declares its XEP and its host feature, and registers nothing for othe
   for (const ns of [NS.PING, NS.VERSION, NS.TIME]) assert.is(set.iqHandler('get', 'self', ns), undefined, ns);
 });
 
-test('version: name Chorus and the package.json version; no OS unless show_os', () => {
+test('version: name Chorus and the package.json version; no OS unless show_os', async () => {
   const pkgVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  const q = ask(load([[version]]), 'get', `<query xmlns="${NS.VERSION}"/>`).child('query', NS.VERSION)!;
+  const q = (await ask(await node([[version]]), 'get', `<query xmlns="${NS.VERSION}"/>`)).child('query', NS.VERSION)!;
   assert.ok(q, 'a jabber:iq:version query');
   assert.is(q.getChildText('name', NS.VERSION), 'Chorus');
   assert.is(q.getChildText('version', NS.VERSION), pkgVersion);
   assert.is(q.child('os'), undefined);
   assert.equal(q.getChildren().map((c) => c.localName), ['name', 'version']);
 
-  const withOs = ask(load([[version, { show_os: true }]]), 'get', `<query xmlns="${NS.VERSION}"/>`).child('query', NS.VERSION)!;
+  const withOs = (await ask(await node([[version, { show_os: true }]]), 'get', `<query xmlns="${NS.VERSION}"/>`)).child('query', NS.VERSION)!;
   assert.is(withOs.getChildText('os', NS.VERSION), `${type()} ${release()}`);
 });
 
@@ -94,10 +87,10 @@ test('version: a bad option value is a config error', () => {
   assert.throws(() => load([[version, { show_os: 'yes' }]]), /modules\.options\.version\.show_os: expected true or false/);
 });
 
-test('time: utc and tzo per XEP-0082 from the context clock, in several time zones', () => {
+test('time: utc and tzo per XEP-0082 from the context clock, in several time zones', async () => {
   const saved = process.env.TZ;
   try {
-    const set = load([[time]]);
+    const h = await node([[time]]);
     const cases: Array<[string, number, string]> = [
       ['UTC', Date.UTC(2024, 0, 15, 9, 30, 5, 250), '+00:00'],
       ['Asia/Kolkata', Date.UTC(2024, 0, 15, 9, 30, 5, 0), '+05:30'],
@@ -107,7 +100,8 @@ test('time: utc and tzo per XEP-0082 from the context clock, in several time zon
     ];
     for (const [tz, at, tzo] of cases) {
       process.env.TZ = tz;
-      const t = ask(set, 'get', `<time xmlns="${NS.TIME}"/>`, { now: () => at }).child('time', NS.TIME)!;
+      h.clock = at;
+      const t = (await ask(h, 'get', `<time xmlns="${NS.TIME}"/>`)).child('time', NS.TIME)!;
       assert.ok(t, 'a urn:xmpp:time element');
       assert.is(t.getChildText('tzo', NS.TIME), tzo, tz);
       const utc = t.getChildText('utc', NS.TIME)!;
