@@ -9,13 +9,15 @@ import type { Address, ThreadId } from './address.ts';
 import type { Envelope } from './protocol.ts';
 
 interface Pending { env: Envelope; resolve: () => void; reject: (e: Error) => void }
-/** Per address: durable messages routed and not yet confirmed, and what waits behind them. */
-interface Lane { unconfirmed: number; waiting: Array<{ env: Envelope; pending?: Pending }> }
+type Waiting = { env: Envelope; pending?: Pending };
 
 export class DurableSender {
   private token = 0;
   private pending = new Map<number, Pending>();
-  private lanes = new Map<Address, Lane>();
+  /** Per address: durable messages routed and not confirmed yet. */
+  private unconfirmed = new Map<Address, number>();
+  /** Per address: what waits behind an unconfirmed durable message, in order. */
+  private waiting = new Map<Address, Waiting[]>();
 
   constructor(private readonly thread: ThreadId, private readonly route: (env: Envelope) => void) {}
 
@@ -24,18 +26,19 @@ export class DurableSender {
     return new Promise((resolve, reject) => {
       const p = { env, resolve, reject };
       this.pending.set(env.d!, p);
-      let lane = this.lanes.get(to);
-      if (!lane) this.lanes.set(to, (lane = { unconfirmed: 0, waiting: [] }));
-      if (lane.waiting.length > 0) lane.waiting.push({ env, pending: p });
-      else { lane.unconfirmed++; this.route(env); }
+      const queue = this.waiting.get(to);
+      if (queue) { queue.push({ env, pending: p }); return; }
+      this.unconfirmed.set(to, (this.unconfirmed.get(to) ?? 0) + 1);
+      this.route(env);
     });
   }
 
   /** A plain message: routed now, unless a durable one to the same address is still unconfirmed. */
   plain(env: Envelope): void {
-    const lane = this.lanes.get(env.t);
-    if (lane) lane.waiting.push({ env });
-    else this.route(env);
+    if (!this.unconfirmed.has(env.t)) { this.route(env); return; }
+    let queue = this.waiting.get(env.t);
+    if (!queue) this.waiting.set(env.t, (queue = []));
+    queue.push({ env });
   }
 
   confirmed(token: number, error?: string): void {
@@ -44,22 +47,26 @@ export class DurableSender {
     this.pending.delete(token);
     if (error) p.reject(new Error(`durable send to ${p.env.t} failed: ${error}`));
     else p.resolve();
-    const lane = this.lanes.get(p.env.t);
-    if (!lane || --lane.unconfirmed > 0) return;
-    // Everything that waited goes now, up to the next durable message (which then holds the rest).
-    while (lane.waiting.length > 0 && lane.unconfirmed === 0) {
-      const w = lane.waiting.shift()!;
-      if (w.pending) lane.unconfirmed++;
+    const to = p.env.t;
+    const n = (this.unconfirmed.get(to) ?? 1) - 1;
+    if (n > 0) { this.unconfirmed.set(to, n); return; }
+    this.unconfirmed.delete(to);
+    const queue = this.waiting.get(to);
+    if (!queue) return;
+    // What waited goes now, up to the next durable message (which then holds the rest).
+    while (queue.length > 0 && !this.unconfirmed.has(to)) {
+      const w = queue.shift()!;
+      if (w.pending) this.unconfirmed.set(to, 1);
       this.route(w.env);
     }
-    if (lane.unconfirmed === 0) this.lanes.delete(p.env.t);
+    if (queue.length === 0) this.waiting.delete(to);
   }
 
   /** After `thread` died: send again, in the original order, everything it had not confirmed. */
   resendTo(thread: ThreadId, place: (a: Address) => ThreadId): number {
     let n = 0;
     for (const p of this.pending.values()) {
-      if (place(p.env.t) !== thread || this.lanes.get(p.env.t)?.waiting.some((w) => w.pending === p)) continue;
+      if (place(p.env.t) !== thread || this.waiting.get(p.env.t)?.some((w) => w.pending === p)) continue;
       this.route(p.env);
       n++;
     }

@@ -169,7 +169,13 @@ export interface Storage {
 /** A domain a module serves on a host (group chat, upload, pubsub): its addresses are actors of
  *  `kind` (`<kind>:<bare JID>`, the domain itself `<kind>:<domain>`), in the kind folders of actors/
  *  or of a modules.paths folder's actors/. Listed in the host's disco#items, with `name`. */
-export interface ServiceDeclaration { domain: string; kind: string; name?: string }
+export interface ServiceDeclaration {
+  domain: string;
+  kind: string;
+  name?: string;
+  /** What the service's actors read (plain data: limits, defaults), from the host's options. */
+  settings?: Record<string, unknown>;
+}
 
 export interface ModuleApi<O> {
   /** The options of the config's `modules.options`, defaults filled in. */

@@ -8,7 +8,7 @@ import type { Jid } from './jid.ts';
 
 /** A domain this node serves that is not an account host (group chat, upload, pubsub): its
  *  addresses are actors of `kind` (`<kind>:<bare JID>`; the domain itself `<kind>:<domain>`). */
-export interface ServiceDomain { domain: string; host: string; kind: string; module: string; name?: string }
+export interface ServiceDomain { domain: string; host: string; kind: string; module: string; name?: string; settings?: Record<string, unknown> }
 
 /** The domains of this node: its account hosts and the service domains its modules declare. */
 export interface Domains {

@@ -172,9 +172,15 @@ export class Core {
   }
 
   /** The account's actor crashes and its supervisor restarts it from its snapshot. */
-  crash(local: string): void {
-    this.router.sendControl(THREAD, { c: 'kill', address: `user:${local}@${this.host}`, reason: DELIBERATE });
+  crash(local: string): void { this.kill(`user:${local}@${this.host}`); }
+
+  /** Any actor crashes (`room:…`) and is restarted from its snapshot. */
+  kill(address: Address): void {
+    this.router.sendControl(THREAD, { c: 'kill', address, reason: DELIBERATE });
   }
+
+  /** Whether an actor has a snapshot (a temporary room that ended has none). */
+  async hasSnapshot(address: Address): Promise<boolean> { return (await this.store.loadSnapshot(address)) !== undefined; }
 
   /** Sends an IQ from a client and returns its id. */
   iq(full: string, type: 'get' | 'set', payload: string, to?: string): string {

@@ -1,0 +1,22 @@
+// The room actor: one per group-chat room (`room:<room JID>`), and one for each service domain
+// (`room:conference.example.org`). Started by its first stanza; its snapshot (configuration,
+// affiliations, occupants, subject, history) is saved after every change, so a crash or a kill
+// restarts it with everyone still in the room, and a persistent room that emptied sleeps on disk
+// until its next stanza. A reducer, as the user actor is: a room has no modes.
+import { fromTransition } from 'xstate';
+import { defineKind, type RuntimeEvent } from '../../src/runtime/kind.ts';
+import type { StanzaHeader } from '../../src/xml/framer.ts';
+import { onStanza } from './room.ts';
+import { initialRoom, type RoomCtx } from './state.ts';
+
+type Ev = { type: 'stanza'; xml: string; h: StanzaHeader } | RuntimeEvent;
+
+export function reduce(ctx: RoomCtx, ev: Ev): RoomCtx {
+  return ev.type === 'stanza' ? onStanza(ctx, ev.xml, ev.h) : ctx;
+}
+
+export default defineKind({
+  kind: 'room', version: 1, activation: 'on-demand', persist: 'always',
+  machine: fromTransition(reduce, ({ input }: { input: { address: string } }) => initialRoom(input.address)),
+  input: (address) => ({ address }),
+});

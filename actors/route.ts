@@ -1,0 +1,28 @@
+// Sending a stanza a service actor made (a room's presence, a reply) where routing.ts says: durably
+// into the actor of a local account or of a service domain. Shared by the actor kinds that are not
+// an account's (the user actor routes its own stanzas, with hooks, in actors/user/core.ts).
+import { log, sendDurable, service } from '../src/runtime/api.ts';
+import { serialize } from '../src/xml/builder.ts';
+import type { XmlElement } from '../src/xml/element.ts';
+import { OWN_STANZA, validateStanza, type StanzaHeader } from '../src/xml/framer.ts';
+import { parseJid } from '../src/xmpp/jid.ts';
+import { destinationOf } from '../src/xmpp/routing.ts';
+import type { XmppService } from '../src/xmpp-service.ts';
+import type { ToUser } from './user/messages.ts';
+
+/** A stanza string with its header (restamp() keeps the two in step). */
+export function routeStanza(xml: string, h: StanzaHeader): void {
+  if (!h.to) return;
+  const dest = destinationOf(parseJid(h.to), service<XmppService>('xmpp').domains);
+  if (dest.to === 'account' || dest.to === 'service') {
+    sendDurable(dest.address, { type: 'stanza', xml, h } satisfies ToUser).catch((err: Error) => log('warn', `not routed to ${dest.address}: ${err.message}`));
+    return;
+  }
+  // The server itself, or another server (no server-to-server links yet): nobody to hand it to.
+  log('debug', `not routed (${dest.to} ${parseJid(h.to).domain}): ${xml.slice(0, 200)}`);
+}
+
+export function routeElement(el: XmlElement): void {
+  const xml = serialize(el);
+  routeStanza(xml, validateStanza(xml, undefined, OWN_STANZA));
+}
