@@ -46,6 +46,8 @@ export interface Party {
    * IQ takes the same path as a stanza sent before it, so it comes after anything that stanza caused).
    */
   sync(to: string): Promise<void>;
+  /** The next stanza, whatever it is (for flows whose stanzas carry values only the server knows). */
+  next(ms?: number): Promise<XmlElement>;
   close(): void;
 }
 
@@ -91,6 +93,7 @@ export async function party(port: number, local: string, resource: string): Prom
       const got = await next(5000);
       if (got.attr('id') !== id) assert.unreachable(`${jid} received ${serialize(got)} before the answer to its sync IQ to ${to}`);
     },
+    next: (ms = 5000) => next(ms),
     close: () => c.close(),
   };
   return self;
