@@ -344,18 +344,18 @@ function sendSubject(ctx: RoomCtx, to: string): void {
 
 function onIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, to: Jid): RoomCtx {
   const type = st.attr('type');
+  const full = from.toString();
+  if (type === 'result' || type === 'error') {
+    if (to.resource !== '') answerForwarded(ctx, st, full, to.resource);
+    return ctx;
+  }
   if (type !== 'get' && type !== 'set') return ctx;
   const payload = st.getChildren()[0];
   const ns = payload?.getXmlns();
-  const full = from.toString();
   if (to.resource !== '') {
     // XEP-0410: a client asks whether it is still in the room under that nick.
-    if (ns === NS.PING && type === 'get') {
-      if (ctx.occupants[to.resource]?.jids.includes(full)) routeElement(iqResultElement(st));
-      else fail(st, 'modify', 'not-acceptable', 'you are not in this room under that nickname');
-      return ctx;
-    }
-    fail(st, 'cancel', 'service-unavailable', 'IQs to occupants are not passed on');
+    if (ns === NS.PING && type === 'get' && ctx.occupants[to.resource]?.jids.includes(full)) { routeElement(iqResultElement(st)); return ctx; }
+    forwardIq(ctx, st, full, to.resource, ns);
     return ctx;
   }
   if (!ctx.exists) { fail(st, 'cancel', 'item-not-found', 'no such room'); return ctx; }
@@ -387,6 +387,40 @@ function onIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, to: Jid):
       fail(st, 'cancel', 'service-unavailable');
       return ctx;
   }
+}
+
+/**
+ * An occupant's IQ to another occupant: passed on from room/nick to the
+ * target's client (a vCard request to its account, which answers for the person), under an id that
+ * says, signed, where the answer goes back; so the room keeps nothing per request.
+ */
+function forwardIq(ctx: RoomCtx, st: XmlElement, full: string, toNick: string, ns: string | undefined): void {
+  const nick = nickOf(ctx, full);
+  // XEP-0410 §3.1: not in the room (or not under that nick) is not-acceptable, so the client rejoins.
+  if (nick === undefined) { fail(st, 'modify', 'not-acceptable', 'you are not in this room'); return; }
+  const target = ctx.occupants[toNick];
+  if (!target) { fail(st, 'cancel', 'item-not-found', 'nobody of that nickname is in this room'); return; }
+  const to = ns === NS.VCARD ? target.bare : target.jids[target.jids.length - 1]!;
+  routeElement(x('iq', { type: st.attr('type'), id: forwardedId(full, st.attr('id') ?? ''), from: `${ctx.jid}/${nick}`, to }, st.children));
+}
+
+/** The answer to a forwarded IQ, back to who asked, from the nick it was asked of. */
+function answerForwarded(ctx: RoomCtx, st: XmlElement, full: string, asker: string): void {
+  const back = readForwardedId(st.attr('id') ?? '');
+  const answerer = nickOf(ctx, full) ?? Object.values(ctx.occupants).find((o) => o.bare === full)?.nick;
+  if (!back || !answerer || nickOf(ctx, back.from) !== asker) return;
+  routeElement(x('iq', { type: st.attr('type'), id: back.id, from: `${ctx.jid}/${answerer}`, to: back.from }, st.children));
+}
+
+const sign = (s: string): string => createHmac('sha256', xmpp().settings.serverSecret).update(s).digest('base64url').slice(0, 12);
+function forwardedId(from: string, id: string): string {
+  const body = `${Buffer.from(from).toString('base64url')}.${Buffer.from(id).toString('base64url')}`;
+  return `muc.${body}.${sign(body)}`;
+}
+function readForwardedId(id: string): { from: string; id: string } | undefined {
+  const [tag, f, i, mac] = id.split('.');
+  if (tag !== 'muc' || f === undefined || i === undefined || mac !== sign(`${f}.${i}`)) return undefined;
+  return { from: Buffer.from(f, 'base64url').toString(), id: Buffer.from(i, 'base64url').toString() };
 }
 
 function roomInfo(ctx: RoomCtx): XmlElement {

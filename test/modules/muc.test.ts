@@ -297,6 +297,26 @@ test('self-ping (XEP-0410): answered for an occupant under its nick, not-accepta
   assert.is(errorOf(await h.ask(B, 'get', `<ping xmlns="${NS.PING}"/>`, `${ROOM}/Alice`)), 'not-acceptable');
 });
 
+test('an IQ to an occupant reaches its client from room/nick, and the answer comes back to the asker only', async () => {
+  const h = await opened();
+  enter(h, B, 'Bob');
+  await h.settle();
+  h.clear();
+  h.send(A, `<iq to="${ROOM}/Bob" type="get" id="v1"><query xmlns="${NS.VERSION}"/></iq>`);
+  await h.settle();
+  const asked = h.received(B).find((e) => e.name === 'iq')!;
+  assert.equal([asked.attr('from'), asked.attr('type')], [`${ROOM}/Alice`, 'get']);
+  assert.is.not(asked.attr('id'), 'v1', 'an id of the room\'s');
+  // a forged id is dropped; the real answer goes back under the asker's id
+  h.send(B, `<iq to="${ROOM}/Alice" type="result" id="muc.x.y.z"><query xmlns="${NS.VERSION}"><name>forged</name></query></iq>`);
+  h.send(B, `<iq to="${ROOM}/Alice" type="result" id="${asked.attr('id')}"><query xmlns="${NS.VERSION}"><name>bobclient</name></query></iq>`);
+  await h.settle();
+  const answers = h.received(A).filter((e) => e.name === 'iq');
+  assert.equal(answers.map((e) => `${e.attr('from')} ${e.attr('id')} ${e.child('query')?.getChildText('name', NS.VERSION)}`), [`${ROOM}/Bob v1 bobclient`]);
+  // someone not in the room asks nobody
+  assert.is(errorOf(await h.ask(C, 'get', `<query xmlns="${NS.VERSION}"/>`, `${ROOM}/Bob`)), 'not-acceptable');
+});
+
 test('a room actor killed mid-conversation comes back with its occupants: nobody notices', async () => {
   const h = await opened();
   enter(h, B, 'Bob');
