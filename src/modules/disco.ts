@@ -49,6 +49,7 @@ export default defineModule({
       if (!noNode(iq)) return;
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
         x('identity', { category: 'server', type: 'im', name: m.optionsFor(iq.host).name }),
+        m.identities().host.map((i) => x('identity', { ...i })),
         featureVars('host').map((f) => x('feature', { var: f }))));
     };
     const hostItems = (iq: IqRequest) => {
@@ -60,6 +61,7 @@ export default defineModule({
       if (!noNode(iq)) return;
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
         x('identity', { category: 'account', type: 'registered' }),
+        m.identities().account.map((i) => x('identity', { ...i })),
         featureVars('account').map((f) => x('feature', { var: f }))));
     };
     const accountItems = (iq: IqRequest) => {

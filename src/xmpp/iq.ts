@@ -19,7 +19,7 @@ export function dispatchIq(
   const req: IqRequest = {
     ...base,
     reply: (p) => once(iqResult(h, p ?? null)),
-    error: (condition, type, text) => once(stanzaError(h, type ?? null, condition, text)),
+    error: (condition, type, text, o) => once(stanzaError(h, type ?? null, condition, text, o)),
   };
   const fail = (err: unknown): never => {
     if (!answered) once(stanzaError(h, 'cancel', 'internal-server-error'));

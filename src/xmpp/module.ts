@@ -7,6 +7,8 @@ import type { XmlElement } from '../xml/element.ts';
 import type { StanzaErrorCondition, StanzaErrorOptions, StanzaErrorType } from './errors.ts';
 import type { ServiceDomain } from './routing.ts';
 
+export interface Identity { category: string; type: string; name?: string }
+
 export interface XepDeclaration { xep: number; version?: string; status?: 'complete' | 'partial'; note?: string }
 
 export type OptionSpec =
@@ -36,7 +38,7 @@ export interface IqRequest extends StanzaContext {
   type: 'get' | 'set';
   /** The result; payload omitted = empty result. Replying twice is a bug and throws. */
   reply(payload?: XmlElement | null): void;
-  error(condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string): void;
+  error(condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string, o?: StanzaErrorOptions): void;
   /** The account the IQ runs in: the recipient's (targets 'self', 'bare') or, for 'host', the
    *  sender's when a local account sent it. */
   user?: UserContext;
@@ -189,6 +191,8 @@ export interface ModuleApi<O> {
   iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void | Promise<void>): void;
   /** The disco features of every loaded module (read at request time, so load order does not matter). */
   features(): { host: Iterable<string>; account: Iterable<string> };
+  /** The identities the loaded modules add (read at request time). */
+  identities(): { host: readonly Identity[]; account: readonly Identity[] };
   /** The service domains every loaded module declares on `host` (read at request time). */
   services(host: string): ServiceDomain[];
   /** What a module named in `depends` returned from its setup (Prosody's module:depends). Taken
@@ -202,6 +206,8 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   xeps?: XepDeclaration[];
   /** disco#info features this module adds to the server (`host`) and to accounts (`account`). */
   features?: { host?: string[]; account?: string[] };
+  /** disco#info identities it adds beside the server's and the account's own (PEP: pubsub/pep). */
+  identities?: { host?: Identity[]; account?: Identity[] };
   /** Stream features offered after bind-ready (e.g. `<sm xmlns='urn:xmpp:sm:3'/>`), as XML strings. */
   streamFeatures?: string[];
   /** The service domains this module serves on a host, from that host's options (so each host

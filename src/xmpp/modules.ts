@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { prepareDomainpart } from './jid.ts';
 import { nearest } from '../config/near.ts';
 import type { ServiceDomain } from './routing.ts';
-import { andThen, type HookName, type HookResult, type Hooks, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
+import { andThen, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
@@ -44,6 +44,7 @@ export class ModuleSet {
   readonly hostFeatures: Set<string>;
   readonly accountFeatures: Set<string>;
   readonly streamFeatures: string[];
+  readonly identities: { host: Identity[]; account: Identity[] };
   /** The service domains the loaded modules declare, by domain (routing.ts's Domains reads them). */
   private services = new Map<string, ServiceDomain>();
   /** What each module declared, per host, from that host's options at its setup. */
@@ -55,6 +56,7 @@ export class ModuleSet {
     this.hostFeatures = from?.hostFeatures ?? new Set();
     this.accountFeatures = from?.accountFeatures ?? new Set();
     this.streamFeatures = from?.streamFeatures ?? [];
+    this.identities = from?.identities ?? { host: [], account: [] };
   }
 
   /**
@@ -107,6 +109,7 @@ export class ModuleSet {
   /** The disco and stream features as the loaded modules declare them, in load order. */
   private redeclared(): this {
     this.hostFeatures.clear(); this.accountFeatures.clear(); this.streamFeatures.length = 0;
+    this.identities.host.length = 0; this.identities.account.length = 0;
     this.services = new Map();
     this.prefixes = new Map();
     for (const d of this.loaded) this.declare(d);
@@ -117,6 +120,8 @@ export class ModuleSet {
     for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
     for (const f of def.features?.account ?? []) this.accountFeatures.add(f);
     this.streamFeatures.push(...(def.streamFeatures ?? []));
+    this.identities.host.push(...(def.identities?.host ?? []));
+    this.identities.account.push(...(def.identities?.account ?? []));
     for (const p of def.storage ?? []) {
       const owner = this.prefixes.get(p);
       if (owner) throw new Error(`modules ${owner} and ${def.name} both keep their data under ${p}!`);
@@ -148,6 +153,7 @@ export class ModuleSet {
       hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => HookResult, priority),
       iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => andThen(handler(e), () => true), 0),
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
+      identities: () => this.identities,
       services: (host: string) => [...this.services.values()].filter((sd) => sd.host === host),
       depends: <T>(name: string): T => {
         if (!def.depends?.includes(name)) throw new Error(`module ${def.name} uses ${name} without naming it in depends`);

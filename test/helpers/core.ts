@@ -171,6 +171,11 @@ export class Core {
     return this.dir;
   }
 
+  /** The account is deleted (its record is gone): its user actor has the modules remove its data. */
+  deleteAccount(local: string): void {
+    this.router.send({ t: `user:${local}@${this.host}`, f: 'probe:core', m: { type: 'delete', reply: 'probe:core' } satisfies ToUser });
+  }
+
   /** The account's actor crashes and its supervisor restarts it from its snapshot. */
   crash(local: string): void { this.kill(`user:${local}@${this.host}`); }
 

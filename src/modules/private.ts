@@ -1,0 +1,68 @@
+// Private XML Storage (XEP-0049): an account keeps XML fragments on its server, one per namespace,
+// that only its own clients read and write (old clients keep bookmarks and settings there).
+import { serialize, x } from '../xml/builder.ts';
+import { parseElement } from '../xml/element.ts';
+import { NS } from '../xml/namespaces.ts';
+import { defineModule } from '../xmpp/module.ts';
+import { keyOf, keysUnder } from '../storage/db.ts';
+
+const MODULE = 'private';
+
+export const privateKeys = {
+  of: (bare: string) => keysUnder(MODULE, bare),
+  item: (bare: string, ns: string) => keyOf(MODULE, bare, ns),
+};
+
+/** Namespaces no client may store under (§3: they are the protocol's own). */
+const RESERVED = new Set<string>([NS.CLIENT, NS.SERVER, NS.PRIVATE]);
+
+const options = {
+  max_bytes: { type: 'number', default: 65_536, min: 256, max: 16_777_216, doc: 'The largest fragment an account may store under one namespace, in bytes.' },
+  max_namespaces: { type: 'number', default: 100, min: 1, max: 10_000, doc: 'How many namespaces an account may store under.' },
+} as const;
+
+export default defineModule({
+  name: MODULE,
+  description: 'Private XML storage (XEP-0049): fragments an account keeps for its own clients, one per namespace.',
+  xeps: [{ xep: 49, version: '1.2', status: 'complete' }],
+  storage: [MODULE],
+  options,
+  setup(m) {
+    m.iq('get', 'self', NS.PRIVATE, async (iq) => {
+      const asked = iq.payload.getChildren();
+      if (asked.length !== 1) { iq.error('not-acceptable', 'modify', 'ask for exactly one namespace'); return; }
+      const ns = asked[0]!.getXmlns();
+      const stored = await iq.storage.get<string>(privateKeys.item(iq.from.toBareString(), ns));
+      iq.reply(x('query', { xmlns: NS.PRIVATE }, stored === undefined ? asked[0]! : parseElement(stored, ns)));
+    });
+
+    m.iq('set', 'self', NS.PRIVATE, async (iq) => {
+      const fragments = iq.payload.getChildren();
+      if (fragments.length === 0) { iq.error('not-acceptable', 'modify', 'nothing to store'); return; }
+      const bare = iq.from.toBareString();
+      const o = m.optionsFor(iq.host);
+      const writes: Array<{ type: 'put'; key: string; value: string }> = [];
+      for (const f of fragments) {
+        const ns = f.getXmlns();
+        if (RESERVED.has(ns) || ns === '') { iq.error('not-acceptable', 'modify', `nothing may be stored under ${ns || 'no namespace'}`); return; }
+        const xml = serialize(f);
+        if (Buffer.byteLength(xml) > o.max_bytes) { iq.error('not-acceptable', 'modify', `a fragment is at most ${o.max_bytes} bytes`); return; }
+        writes.push({ type: 'put', key: privateKeys.item(bare, ns), value: xml });
+      }
+      const known = await iq.storage.range<string>(privateKeys.of(bare), { limit: o.max_namespaces + 1 });
+      const names = new Set(known.map(([k]) => k));
+      for (const w of writes) names.add(w.key);
+      if (names.size > o.max_namespaces) { iq.error('not-acceptable', 'modify', `at most ${o.max_namespaces} namespaces per account`); return; }
+      await iq.storage.batch(writes);
+      iq.reply();
+    });
+
+    // §3: another account's private data is nobody else's business.
+    for (const type of ['get', 'set'] as const) m.iq(type, 'bare', NS.PRIVATE, (iq) => { iq.error('forbidden', 'cancel', 'private data is its owner\'s only'); });
+
+    m.hook('user/deleted', async (ev) => {
+      const stored = await ev.storage.range<string>(privateKeys.of(ev.jid.toBareString()));
+      if (stored.length) await ev.storage.batch(stored.map(([key]) => ({ type: 'del' as const, key })));
+    });
+  },
+});

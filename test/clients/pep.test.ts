@@ -1,0 +1,40 @@
+// PEP (XEP-0163) and private XML (XEP-0049) as real client libraries use them: slixmpp's own
+// plugins over STARTTLS on real sockets, with the OMEMO (XEP-0384) nodes as the example
+// (pep_slixmpp.py says what each step shows). Debian's python3-slixmpp, which .ci/run installs.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fileURLToPath } from 'node:url';
+import { Level } from 'level';
+import { rosterKeys, type RosterItem } from '../../src/modules/roster-store.ts';
+import { startServer, type TestServer } from '../helpers/xmpp.ts';
+import { run } from '../helpers/process.ts';
+
+const SCRIPT = fileURLToPath(new URL('./pep_slixmpp.py', import.meta.url));
+
+let server: TestServer;
+test.before(async () => {
+  server = await startServer();
+  for (const u of ['alice', 'bob']) await server.addUser(u, 'pw');
+  // alice and bob see each other's presence (a subscription both ways)
+  const db = server.node.runtime.db as unknown as Level<string, unknown>;
+  for (const [owner, contact] of [['alice', 'bob'], ['bob', 'alice']]) {
+    const item: RosterItem = { jid: `${contact}@localhost`, groups: [], subscription: 'both', ask: false, approved: false, pendingIn: null, listed: true };
+    await db.put(rosterKeys.item(`${owner}@localhost`, `${contact}@localhost`), item, { valueEncoding: 'json' });
+  }
+});
+test.after(async () => { await server.stop(); });
+
+test('slixmpp: the OMEMO device list reaches alice\'s other device and bob by caps, the bundle is fetched; bookmarks in private XML', async () => {
+  const r = await run('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), 'localhost', 'pw']);
+  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
+  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  assert.equal(out.laptop_devices, ['1111', '2222']);
+  assert.equal(out.bob_devices, ['1111', '2222']);
+  assert.equal(out.bob_fetched, ['AAAA']);
+  assert.equal(out.phone_sees_bob, ['3333']);
+  assert.equal(out.laptop_sees_bob, ['3333']);
+  assert.is(out.bundle_events, 0, 'nobody was told of the bundle');
+  assert.equal(out.private, [['family@conference.localhost', 'Alice', 'Family']]);
+});
+
+test.run();
