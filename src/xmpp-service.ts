@@ -12,6 +12,7 @@ import type { Storage } from './xmpp/module.ts';
 import type { Domains } from './xmpp/routing.ts';
 import { dirname } from 'node:path';
 import type { KindLoader } from './runtime/loader.ts';
+import type { DurableStore } from './runtime/durable-store.ts';
 import type { ModuleDefinition } from './xmpp/module.ts';
 import { loadModules, moduleFiles, rawOptionsOf, type ModuleSet, type ModulesConfig } from './xmpp/modules.ts';
 
@@ -61,7 +62,7 @@ export function xmppService(settings: XmppSettings, modules: ModuleSet, services
   const lookups = new Map<string, CredentialLookup>();
   const hosts = new Set(settings.hosts);
   const svc: XmppService = {
-    settings, modules, storage: kvStorage(db),
+    settings, modules, storage: kvStorage(db, services.get('store') as DurableStore),
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
     throttle: nodeThrottle(() => services.get(THROTTLE) as AuthThrottle),
     domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },

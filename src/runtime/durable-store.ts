@@ -55,6 +55,14 @@ export class DurableStore {
     this.pending().del(keys.mbox(address, seq));
   }
 
+  /** Other records an actor writes as it handles a message (a module's archive entry), in this
+   *  tick's batch: on disk together with the message's removal and the actor's new snapshot, so
+   *  with the handling or not at all, and at no cost of its own. Values are strings (JSON). */
+  alsoWrite(ops: ReadonlyArray<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }>): void {
+    const b = this.pending();
+    for (const op of ops) { if (op.type === 'put') b.put(op.key, op.value); else b.del(op.key); }
+  }
+
   /** Coalesced: only the last snapshot of an address per batch is written. null deletes it. */
   saveSnapshot(address: Address, snap: StoredSnapshot | null): void {
     if (snap) this.known.add(address);

@@ -29,14 +29,15 @@ const db = new Level<string, string>(data.dbPath, { keyEncoding: 'utf8', valueEn
 await db.open({ multithreading: true });
 // The loader is a service too: code that hot-reloads more than actor kinds (feature modules) uses it.
 const loader = new KindLoader(data.actorDirs);
-const services = new Map<string, unknown>([['db', db], ['settings', data.settings], ['loader', loader]]);
+// The thread's group commit is a service too: records an actor writes with its handling ride in it.
+const store = new DurableStore(db, data.sync);
+const services = new Map<string, unknown>([['db', db], ['settings', data.settings], ['loader', loader], ['store', store]]);
 for (const m of data.serviceModules) {
   const mod = (await import(m)) as { install: (s: Map<string, unknown>, d: SchedulerData) => Promise<void> | void };
   await mod.install(services, data);
 }
 
 const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string) => router.sendControl(0, { c: 'log', level, text });
-const store = new DurableStore(db, data.sync);
 const host = new ActorHost({ thread: data.thread, store, loader, services, log });
 const router = new Router(data.thread, data.schedulers, {
   deliver: (env) => host.deliver(env),

@@ -3,7 +3,9 @@ import type { Level } from 'level';
 import type { RangeOptions, Storage } from '../xmpp/module.ts';
 import { range } from './db.ts';
 
-export function kvStorage(db: Level<string, string>): Storage {
+/** `commit`: the thread's group commit (the runtime's durable store), for withHandling(); without it
+ *  (the CLI, where no actor handles messages) withHandling() is a bug and throws. */
+export function kvStorage(db: Level<string, string>, commit?: { alsoWrite(ops: Array<{ type: 'put'; key: string; value: string } | { type: 'del'; key: string }>): void }): Storage {
   const opts = { valueEncoding: 'json' } as const;
   return {
     get: async <T>(key: string) => (await db.get<string, T>(key, opts)) as T | undefined,
@@ -15,6 +17,10 @@ export function kvStorage(db: Level<string, string>): Storage {
       return out;
     },
     batch: (ops) => db.batch(ops.map((op) => (op.type === 'put' ? { ...op, ...opts } : op)) as never),
+    withHandling: (ops) => {
+      if (!commit) throw new Error('withHandling() outside of an actor handling a message');
+      commit.alsoWrite(ops.map((op) => (op.type === 'put' ? { type: 'put', key: op.key, value: JSON.stringify(op.value) } : op)));
+    },
   };
 }
 

@@ -166,6 +166,10 @@ export interface Storage {
    *  after or before others of the same prefix (paging: an archive from a given id on). */
   range<T>(prefix: string, opts?: RangeOptions): Promise<Array<[string, T]>>;
   batch(ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }>): Promise<void>;
+  /** Writes that go to disk with the handling of the message being handled, atomic with it, without
+   *  waiting (what the chat path writes per message: an archive entry). A read sees them once the
+   *  thread's batch is committed, within the tick. */
+  withHandling(ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }>): void;
 }
 
 /** A domain a module serves on a host (group chat, upload, pubsub): its addresses are actors of

@@ -33,20 +33,29 @@ async function accounts(dir: string, users: string[]): Promise<void> {
   await db.close();
 }
 
-/** Streams numbered messages with SM acks; SIGKILLs the node once `killAt` are acknowledged. */
+/**
+ * Streams numbered messages with SM acks; SIGKILLs the node once `killAt` are acknowledged. The
+ * sender stays at most WINDOW messages ahead of the acks (it waits on them, not on a clock), so a
+ * slow machine still gets to `killAt` before `total` is sent.
+ */
+const WINDOW = 1000;
 async function streamAndKill(port: number, child: ChildProcess, to: string, total: number, killAt: number): Promise<number> {
   const a = await rawLogin(port, 'sender', 'bulk');
   a.send(`<enable xmlns='${SM}'/>`);
   await a.waitFor(/<enabled/);
   let acked = 0;
+  let wake: (() => void) | null = null;
   a.socket.on('data', () => {
     for (const m of a.received.matchAll(/<a xmlns="urn:xmpp:sm:3" h="(\d+)"\/>/g)) acked = Math.max(acked, Number(m[1]));
     if (acked >= killAt && child.exitCode === null && !child.killed) child.kill('SIGKILL');
+    wake?.();
   });
-  // ~4000 msg/s, so the kill lands mid-stream with messages in every stage of handling.
+  child.once('exit', () => wake?.());
   for (let i = 1; i <= total && !child.killed; i++) {
     a.send(`<message to='${to}' type='chat'><body>m${i}</body></message>${i % 10 === 0 ? `<r xmlns='${SM}'/>` : ''}`);
-    if (i % 20 === 0) await new Promise((r) => setTimeout(r, 5));
+    if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+    while (i - acked > WINDOW && !child.killed && child.exitCode === null) await new Promise<void>((r) => { wake = r; });
+    wake = null;
   }
   if (!child.killed) child.kill('SIGKILL');
   await new Promise<void>((r) => { if (child.exitCode !== null || child.signalCode !== null) r(); else child.once('exit', () => r()); });

@@ -96,7 +96,7 @@ export class Core {
   private constructor(readonly host: string, private readonly dir: string, private readonly db: Level<string, string>, private readonly store: DurableStore,
     private readonly actors: ActorHost, private readonly router: Router, private readonly services: Map<string, unknown>, peers: string[]) {
     this.peers = new Set(peers);
-    this.storage = kvStorage(db);
+    this.storage = kvStorage(db, store);
   }
 
   static async start(defs: ModuleDefinition<any>[], o: CoreOptions = {}): Promise<Core> {
@@ -112,8 +112,8 @@ export class Core {
       loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, bootId: 'test',
       modules: { enabled: defs.map((d) => d.name), disabled: [], options: o.options ?? {} },
     };
-    const services = new Map<string, unknown>([['db', db], ['loader', loader]]);
     const store = new DurableStore(db);
+    const services = new Map<string, unknown>([['db', db], ['loader', loader], ['store', store]]);
     let core: Core | undefined;
     const actors = new ActorHost({ thread: THREAD, store, loader, services, log: (level, text) => core!.logs.push(`[${level}] ${text}`) });
     const router = new Router(THREAD, 1, actors);
@@ -354,6 +354,7 @@ export class Core {
       del: (key) => op(() => inner.del(key)),
       range: (prefix, opts) => op(() => inner.range(prefix, opts)),
       batch: (ops) => op(() => inner.batch(ops)),
+      withHandling: (ops) => { if (this.failWith) throw this.failWith; inner.withHandling(ops); },
     };
   }
 }
