@@ -208,7 +208,7 @@ export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
  *  one handled it. Events (a full parse) are built only when a module listens: the chat hot path. */
 function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: (xml: string) => Step): Step {
   const svc = xmpp();
-  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => scope(ctx), xml, from, to, errorTo(ctx, h)),
+  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => scope(ctx), xml, from, to, errorTo(ctx, h), h.type),
     (o) => (o.stopped ? kept(ctx) : andThen(core(o.xml ?? xml), (p) => ({ ...kept(ctx), ...p }))));
 }
 
@@ -321,7 +321,7 @@ export function onClient(ctx: UserCtx, m: Extract<ToUser, { type: 'client' }>): 
   // recipient as the presence module routes the copies.
   if (h.name === 'presence' && !h.to) return andThen(presenceOut(ctx, m.xml, h, from, m.resource), (p) => { done(); return p; });
   const to = h.to ? parseJid(h.to) : from.bare();
-  const out = runOutbound(xmpp().modules, h.name as StanzaKind, () => scope(ctx), m.xml, from, to, errorTo(ctx, h), m.resource);
+  const out = runOutbound(xmpp().modules, h.name as StanzaKind, () => scope(ctx), m.xml, from, to, errorTo(ctx, h), m.resource, h.type);
   return andThen(out, (o) => {
     if (o.stopped) { done(); return {}; }
     const r = o.xml === null ? { xml: m.xml, h, to } : readHeader(o.xml);
@@ -439,7 +439,7 @@ function routeOnBehalf(ctx: UserCtx, xml: string): Step {
   try { from = r.h.from ? parseJid(r.h.from) : null; } catch { /* not ours to hook */ }
   if (!from || !from.bareEquals(parseJid(ctx.jid))) { routeOut(ctx, xml); return {}; }
   const sender = from;
-  return andThen(runOutbound(xmpp().modules, r.h.name as StanzaKind, () => scope(ctx), xml, sender, r.to, () => undefined), (o) => {
+  return andThen(runOutbound(xmpp().modules, r.h.name as StanzaKind, () => scope(ctx), xml, sender, r.to, () => undefined, undefined, r.h.type), (o) => {
     if (o.stopped) return {};
     if (o.xml === null) return routeFrom(ctx, xml, r.h, sender, r.to, NOTHING);
     routeOut(ctx, o.xml);

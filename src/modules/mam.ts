@@ -3,10 +3,10 @@
 // sends is kept in its archive, in its user actor, before it is delivered (a received one carries
 // <stanza-id/> with its archive id); clients page through it with RSM (XEP-0059). Kept for
 // `expiry_days` (pruned at each login), removed with the account; preferences per account.
-import { serialize, x } from '../xml/builder.ts';
+import { x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
-import { xmppDateTime } from '../xmpp/delay.ts';
+import { appendChildXml, xmppDateTime } from '../xmpp/delay.ts';
 import { dataForm, formText, readForm } from '../xmpp/forms.ts';
 import { tryParseJid, type Jid } from '../xmpp/jid.ts';
 import { andThen, defineModule, type InboundEvent, type IqRequest, type OutboundEvent, type UserContext } from '../xmpp/module.ts';
@@ -119,6 +119,17 @@ function wanted(user: UserContext, storage: InboundEvent['storage'], other: stri
   return true;
 }
 
+/** On the string, where that is sure: 'yes' for chat or normal with a body and nothing that could
+ *  change the answer (hints, carbons, archive results, stanza ids), 'no' for other types, else
+ *  'parse' (the tree decides). The chat path then parses nothing. */
+const CAREFUL = /urn:xmpp:(?:hints|carbons|mam|sid:0)/;
+function quick(xml: string, type: string | null | undefined): 'yes' | 'no' | 'parse' {
+  if (type === undefined) return 'parse';
+  if (type !== null && type !== 'chat' && type !== 'normal') return 'no';
+  if (CAREFUL.test(xml)) return 'parse';
+  return /<body[\s/>]/.test(xml) ? 'yes' : 'parse';
+}
+
 /**
  * A message for the account: archived, and stamped with its archive id (what the client pages by).
  * Any stanza-id claiming to be ours is removed first (XEP-0359 §3.1). The entry is written with the
@@ -127,18 +138,24 @@ function wanted(user: UserContext, storage: InboundEvent['storage'], other: stri
  * preference reads the roster.
  */
 function archiveIn(ev: InboundEvent): false | Promise<false> {
-  const st = ev.stanza;
   const owner = ev.user.jid.toBareString();
-  const ours = st.getChildren('stanza-id', NS.STANZA_ID).filter((s) => s.attr('by') === owner);
-  const kept = ours.length ? st.children.filter((c) => !ours.includes(c as XmlElement)) : st.children;
-  if (!archivable(st)) { if (ours.length) ev.stanza = st.withChildren(kept); return false; }
+  const q = quick(ev.xml, ev.type);
+  if (q === 'no') return false;
+  let base = ev.xml;
+  if (q === 'parse') {
+    const st = ev.stanza;
+    const ours = st.getChildren('stanza-id', NS.STANZA_ID).filter((sid) => sid.attr('by') === owner);
+    if (ours.length) { ev.stanza = st.withChildren(st.children.filter((c) => !ours.includes(c as XmlElement))); }
+    if (!archivable(ev.stanza)) return false;
+    base = ev.xml;
+  }
   const other = ev.from.toBareString();
   const keep = (): false => {
     const at = ev.now();
     const id = archiveId(at);
-    const stamped = st.withChildren([...kept, x('stanza-id', { xmlns: NS.STANZA_ID, by: owner, id })]);
-    ev.storage.withHandling([{ type: 'put', key: mamKeys.entry(owner, id), value: { with: other, at, dir: 'in', xml: serialize(stamped) } satisfies ArchiveEntry }]);
-    ev.stanza = stamped;
+    const stamped = appendChildXml(base, x('stanza-id', { xmlns: NS.STANZA_ID, by: owner, id }));
+    ev.storage.withHandling([{ type: 'put', key: mamKeys.entry(owner, id), value: { with: other, at, dir: 'in', xml: stamped } satisfies ArchiveEntry }]);
+    ev.xml = stamped;
     return false;
   };
   const decide = (yes: boolean): false => (yes ? keep() : false);
@@ -151,7 +168,9 @@ function archiveIn(ev: InboundEvent): false | Promise<false> {
 
 /** What one of the account's clients sends: archived as sent (§4.1.4). */
 function archiveOut(ev: OutboundEvent): false | Promise<false> {
-  if (ev.resource === undefined || !archivable(ev.stanza)) return false;
+  if (ev.resource === undefined) return false;
+  const q = quick(ev.xml, ev.type);
+  if (q === 'no' || (q === 'parse' && !archivable(ev.stanza))) return false;
   const owner = ev.user.jid.toBareString();
   const other = ev.to.toBareString();
   if (other === owner) return false; // to oneself: it arrives, and is archived, as received

@@ -83,8 +83,12 @@ export type Target = 'host' | 'bare' | 'full';
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
 interface StanzaEventBase extends StanzaContext {
+  /** The stanza as a tree (parsed when first read); assigning one rewrites the stanza. */
   stanza: XmlElement;
+  /** The stanza as a string; assigning one rewrites it without a parse (the chat path's way). */
   xml: string;
+  /** Its type attribute as the framer read it (null: none), when known (route hooks). */
+  readonly type?: string | null;
   from: Jid;
   to: Jid;
   /** Answers the sender with a stanza error from the server, not through any hook (never for an
