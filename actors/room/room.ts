@@ -13,6 +13,7 @@ import { dataForm, formBoolean, formText, readForm, type Submitted } from '../..
 import { parseJid, tryParseJid, type Jid } from '../../src/xmpp/jid.ts';
 import { keyOf, unescapeKeyPart } from '../../src/storage/db.ts';
 import type { MucSettings } from '../../src/modules/muc.ts';
+import { archiveId, archiveKeys, finElement, metadataElement, queryArchive, queryFields, removeArchive, resultMessage, type ArchiveEntry } from '../../src/modules/archive.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { routeElement, routeStanza } from '../route.ts';
 import {
@@ -27,6 +28,9 @@ function settingsOf(ctx: RoomCtx): MucSettings | undefined {
   const jid = parseJid(ctx.jid);
   return xmpp().modules.service(jid.domain)?.settings as MucSettings | undefined;
 }
+
+/** A room's archive (XEP-0313): `mucmam!<room JID>!<id>`. */
+export const roomArchive = archiveKeys('mucmam');
 
 /** Where the service keeps its list of rooms (for disco#items): `muc!<domain>!<room>`. */
 export const roomKeys = {
@@ -107,7 +111,7 @@ function enter(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, nick: st
   room = withOccupant(room, occupant);
   // The others' presence first, then the newcomer's to everyone, its own last (§7.2.3).
   for (const o of Object.values(room.occupants)) if (o.nick !== nick) sendPresence(room, o, full, []);
-  const own = ['110', ...(room.config.whois === 'anyone' ? ['100'] : []), ...(created ? ['201'] : [])];
+  const own = ['110', ...(room.config.whois === 'anyone' ? ['100'] : []), ...(s.archive ? ['170'] : []), ...(created ? ['201'] : [])];
   if (existing) sendPresence(room, occupant, full, own);
   else broadcastPresence(room, occupant, own);
   if (!created) sendHistory(room, full, muc?.child('history', NS.MUC));
@@ -141,7 +145,7 @@ function leave(ctx: RoomCtx, full: string, nick: string, st: XmlElement | null, 
  *  stanza (its snapshot keeps everything). */
 function emptied(ctx: RoomCtx): RoomCtx {
   if (Object.keys(ctx.occupants).length > 0) return ctx;
-  if (!ctx.config.persistent) { unlistRoom(ctx); exit('normal'); return { ...ctx, exists: false }; }
+  if (!ctx.config.persistent) { unlistRoom(ctx, true); exit('normal'); return { ...ctx, exists: false }; }
   exit('shutdown');
   return ctx;
 }
@@ -244,12 +248,19 @@ function groupchat(ctx: RoomCtx, st: XmlElement, nick: string | undefined): Room
     fanOut(next, x('message', { from: `${ctx.jid}/${nick}`, type: 'groupchat', id: st.attr('id') }, subject, occupantId(ctx, o)));
     return next;
   }
-  // The occupant's own claims of identity are dropped (XEP-0421 §4): the room says who it is.
-  const kept = st.children.filter((c) => typeof c === 'string' || c.getXmlns() !== NS.OCCUPANT_ID);
-  const msg = x('message', { from: `${ctx.jid}/${nick}`, type: 'groupchat', id: st.attr('id'), 'xml:lang': st.attr('xml:lang') }, kept, occupantId(ctx, o));
+  // The occupant's own claims of identity are dropped (XEP-0421 §4, XEP-0359 §3.1): the room says who
+  // it is and which archive id the message has.
+  const kept = st.children.filter((c) => typeof c === 'string' || (c.getXmlns() !== NS.OCCUPANT_ID && !(c.getXmlns() === NS.STANZA_ID && c.attr('by') === ctx.jid)));
+  const at = xmpp().now();
+  const id = settingsOf(ctx)?.archive ? archiveId(at) : null;
+  const msg = x('message', { from: `${ctx.jid}/${nick}`, type: 'groupchat', id: st.attr('id'), 'xml:lang': st.attr('xml:lang') }, kept, occupantId(ctx, o),
+    id ? x('stanza-id', { xmlns: NS.STANZA_ID, by: ctx.jid, id }) : null);
   const xml = fanOut(ctx, msg);
-  if (st.child('body') === undefined || ctx.config.historyLength === 0) return ctx;
-  const history = [...ctx.history, { xml, at: xmpp().now(), nick, chars: xml.length }].slice(-ctx.config.historyLength);
+  if (st.child('body') === undefined) return ctx;
+  // Kept with the handling of this message: on disk with the room's next snapshot, or not at all.
+  if (id) xmpp().storage.withHandling([{ type: 'put', key: roomArchive.entry(ctx.jid, id), value: { with: ctx.jid, at, dir: 'in', xml } satisfies ArchiveEntry }]);
+  if (ctx.config.historyLength === 0) return ctx;
+  const history = [...ctx.history, { xml, at, nick, chars: xml.length }].slice(-ctx.config.historyLength);
   return { ...ctx, history };
 }
 
@@ -372,6 +383,9 @@ function onIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, to: Jid):
     case `get ${NS.PING}`:
       reply();
       return ctx;
+    case `get ${NS.MAM}`: case `set ${NS.MAM}`:
+      archiveIq(ctx, s, st, payload!, from, affiliation);
+      return ctx;
     case `get ${NS.MUC_OWNER}`:
       if (affiliation !== 'owner') { fail(st, 'auth', 'forbidden', 'only owners configure a room'); return ctx; }
       reply(x('query', { xmlns: NS.MUC_OWNER }, configForm(ctx, s)));
@@ -423,9 +437,29 @@ function readForwardedId(id: string): { from: string; id: string } | undefined {
   return { from: Buffer.from(f, 'base64url').toString(), id: Buffer.from(i, 'base64url').toString() };
 }
 
+/** The room's archive (XEP-0313 §5.1.2): for whoever may enter it; results go to the asking client. */
+function archiveIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, q: XmlElement, from: Jid, affiliation: Affiliation): void {
+  if (!s.archive) { fail(st, 'cancel', 'service-unavailable', 'this service keeps no archives'); return; }
+  const occupant = nickOf(ctx, from.toString()) !== undefined;
+  if (!occupant && (affiliation === 'outcast' || (ctx.config.membersOnly && !atLeast(affiliation, 'member')))) {
+    fail(st, 'auth', 'forbidden', 'the archive is for those who may enter the room'); return;
+  }
+  const storage = xmpp().storage;
+  if (st.attr('type') === 'get') {
+    if (q.localName === 'metadata') { suspend(metadataElement(storage, roomArchive, ctx.jid).then((m) => routeElement(iqResultElement(st, m)))); return; }
+    routeElement(iqResultElement(st, x('query', { xmlns: NS.MAM }, dataForm({ type: 'form', formType: NS.MAM }, [...queryFields]))));
+    return;
+  }
+  suspend(queryArchive(storage, roomArchive, ctx.jid, q, { defaultPage: 50, maxPage: 250 }).then((page) => {
+    if ('condition' in page) { fail(st, null, page.condition, page.text); return; }
+    for (const [key, e] of page.entries) routeElement(resultMessage(from.toString(), ctx.jid, page.queryid, key, e));
+    routeElement(iqResultElement(st, finElement(page)));
+  }));
+}
+
 function roomInfo(ctx: RoomCtx): XmlElement {
   const c = ctx.config;
-  const features = [NS.MUC, NS.DISCO_INFO, NS.DISCO_ITEMS, NS.OCCUPANT_ID, NS.MUC_SELF_PING, NS.MUC_STABLE_ID,
+  const features = [NS.MUC, NS.DISCO_INFO, NS.DISCO_ITEMS, NS.OCCUPANT_ID, NS.MUC_SELF_PING, NS.MUC_STABLE_ID, ...(settingsOf(ctx)?.archive ? [NS.MAM, NS.STANZA_ID] : []),
     c.public ? 'muc_public' : 'muc_hidden', c.persistent ? 'muc_persistent' : 'muc_temporary',
     c.membersOnly ? 'muc_membersonly' : 'muc_open', c.moderated ? 'muc_moderated' : 'muc_unmoderated',
     c.whois === 'anyone' ? 'muc_nonanonymous' : 'muc_semianonymous', c.password ? 'muc_passwordprotected' : 'muc_unsecured'];
@@ -556,7 +590,7 @@ function destroyRoom(ctx: RoomCtx, destroy: XmlElement | undefined): RoomCtx {
     }
   }
   log('info', `room ${ctx.jid} destroyed`);
-  unlistRoom(ctx);
+  unlistRoom(ctx, true);
   exit('normal');
   return { ...ctx, exists: false, occupants: {} };
 }
@@ -701,7 +735,10 @@ function listRoom(ctx: RoomCtx): void {
     .catch((err: Error) => log('warn', `${ctx.jid}: not listed: ${err.message}`)));
 }
 
-function unlistRoom(ctx: RoomCtx): void {
+/** Off the service's list; a room that ends takes its archive with it. */
+function unlistRoom(ctx: RoomCtx, withArchive: boolean): void {
   const jid = parseJid(ctx.jid);
-  suspend(xmpp().storage.del(roomKeys.room(jid.domain, jid.local)).catch((err: Error) => log('warn', `${ctx.jid}: not unlisted: ${err.message}`)));
+  const storage = xmpp().storage;
+  suspend(Promise.all([storage.del(roomKeys.room(jid.domain, jid.local)), withArchive ? removeArchive(storage, roomArchive, ctx.jid) : null])
+    .catch((err: Error) => log('warn', `${ctx.jid}: not unlisted: ${err.message}`)));
 }

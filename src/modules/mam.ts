@@ -4,24 +4,19 @@
 // <stanza-id/> with its archive id); clients page through it with RSM (XEP-0059). Kept for
 // `expiry_days` (pruned at each login), removed with the account; preferences per account.
 import { x } from '../xml/builder.ts';
-import { parseElement, type XmlElement } from '../xml/element.ts';
+import type { XmlElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
-import { appendChildXml, xmppDateTime } from '../xmpp/delay.ts';
-import { dataForm, formText, readForm } from '../xmpp/forms.ts';
-import { tryParseJid, type Jid } from '../xmpp/jid.ts';
+import { appendChildXml } from '../xmpp/delay.ts';
+import { dataForm } from '../xmpp/forms.ts';
+import { tryParseJid } from '../xmpp/jid.ts';
 import { andThen, defineModule, type InboundEvent, type IqRequest, type OutboundEvent, type UserContext } from '../xmpp/module.ts';
-import { keyOf, keysUnder, keys } from '../storage/db.ts';
+import { keys } from '../storage/db.ts';
+import { archiveId, archiveKeys, finElement, metadataElement, queryArchive, queryFields, removeArchive, resultMessage, type ArchiveEntry } from './archive.ts';
 import { loadItem } from './roster-store.ts';
 
 const MODULE = 'mam';
 
-export const mamKeys = {
-  of: (owner: string) => keysUnder(MODULE, owner),
-  entry: (owner: string, id: string) => keyOf(MODULE, owner, id),
-};
-
-/** One archived message: the other party (bare), when, which way, and the message as routed. */
-export interface ArchiveEntry { with: string; at: number; dir: 'in' | 'out'; xml: string }
+export const mamKeys = archiveKeys(MODULE);
 
 /** XEP-0313 §7 preferences, kept in the user actor's state (read for every message). */
 interface Prefs { default: 'always' | 'never' | 'roster'; always: string[]; never: string[] }
@@ -34,14 +29,6 @@ const options = {
   default_page: { type: 'number', default: 50, min: 1, max: 10_000, doc: 'Results per page when a client does not say.' },
 } as const;
 
-/** Archive ids are time-ordered (what LevelDB sorts) and unique per thread: the account's actor
- *  lives on one, and a restart's clock is later. 9 base-36 digits of ms, 4 of a counter. */
-let counter = 0;
-export function archiveId(at: number): string {
-  counter = (counter + 1) % 36 ** 4;
-  return at.toString(36).padStart(9, '0') + counter.toString(36).padStart(4, '0');
-}
-const idAt = (at: number): string => at.toString(36).padStart(9, '0');
 
 export default defineModule({
   name: MODULE,
@@ -62,10 +49,7 @@ export default defineModule({
     m.iq('get', 'self', NS.MAM, (iq) => {
       if (iq.payload.localName === 'metadata') return metadata(iq);
       if (iq.payload.localName === 'prefs') { iq.reply(prefsElement(prefsOf(iq.user!))); return undefined; }
-      iq.reply(x('query', { xmlns: NS.MAM }, dataForm({ type: 'form', formType: NS.MAM }, [
-        { var: 'with', type: 'jid-single' }, { var: 'start', type: 'text-single' }, { var: 'end', type: 'text-single' },
-        { var: 'before-id', type: 'text-single' }, { var: 'after-id', type: 'text-single' }, { var: 'ids', type: 'list-multi' },
-      ])));
+      iq.reply(x('query', { xmlns: NS.MAM }, dataForm({ type: 'form', formType: NS.MAM }, [...queryFields])));
       return undefined;
     });
     m.iq('set', 'self', NS.MAM, (iq) => {
@@ -76,16 +60,9 @@ export default defineModule({
     for (const type of ['get', 'set'] as const) m.iq(type, 'bare', NS.MAM, (iq) => { iq.error('forbidden', 'auth', 'an archive is its owner\'s only'); });
     m.hook('session/bound', (ev) => {
       const days = m.optionsFor(ev.host).expiry_days;
-      return days > 0 ? prune(ev.storage, ev.user.jid.toBareString(), ev.now() - days * 86_400_000).then(() => false) : false;
+      return days > 0 ? removeArchive(ev.storage, mamKeys, ev.user.jid.toBareString(), ev.now() - days * 86_400_000).then(() => false) : false;
     });
-    m.hook('user/deleted', async (ev) => {
-      const owner = ev.jid.toBareString();
-      for (;;) {
-        const batch = await ev.storage.range<ArchiveEntry>(mamKeys.of(owner), { limit: 1000 });
-        if (batch.length === 0) break;
-        await ev.storage.batch(batch.map(([key]) => ({ type: 'del' as const, key })));
-      }
-    });
+    m.hook('user/deleted', (ev) => removeArchive(ev.storage, mamKeys, ev.jid.toBareString()));
   },
 });
 
@@ -182,101 +159,19 @@ function archiveOut(ev: OutboundEvent): false | Promise<false> {
   });
 }
 
-async function prune(storage: InboundEvent['storage'], owner: string, before: number): Promise<void> {
-  const old = await storage.range<ArchiveEntry>(mamKeys.of(owner), { lt: mamKeys.entry(owner, idAt(before)), limit: 1000 });
-  if (old.length) await storage.batch(old.map(([key]) => ({ type: 'del' as const, key })));
-}
-
 // ---- querying ------------------------------------------------------------------------------------------
 
-const idOf = (key: string): string => key.slice(key.lastIndexOf('!') + 1);
-
-function parseTime(v: string | undefined): number | null | undefined {
-  if (v === undefined || v === '') return undefined;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? null : t;
-}
-
-/**
- * A query (§4): the form's filters (with, start, end, before-id, after-id, ids) and RSM paging
- * (max, after, before, flip-page); each result a message to the asking client, then the IQ result
- * with <fin/> (complete when the page reached the end in its direction).
- */
+/** A query of the account's own archive: the results to the asking client, then <fin/>. */
 async function query(iq: IqRequest, defaultPage: number, maxPage: number): Promise<void> {
   const owner = iq.from.toBareString();
-  const q = iq.payload;
-  const form = readForm(q);
-  if (form && form.formType !== undefined && form.formType !== NS.MAM) { iq.error('bad-request', 'modify', `unknown FORM_TYPE ${form.formType}`); return; }
-  const withText = form ? formText(form, 'with') : undefined;
-  const withJid: Jid | undefined = withText ? tryParseJid(withText) : undefined;
-  if (withText && !withJid) { iq.error('bad-request', 'modify', `'with' is not a JID: ${withText}`); return; }
-  const start = parseTime(form ? formText(form, 'start') : undefined);
-  const end = parseTime(form ? formText(form, 'end') : undefined);
-  if (start === null || end === null) { iq.error('bad-request', 'modify', 'start and end are XEP-0082 date-times'); return; }
-  const ids = form?.values.get('ids')?.filter((v) => v !== '');
-  const set = q.child('set', NS.RSM);
-  const maxText = set?.getChildText('max', NS.RSM);
-  const max = maxText === undefined ? defaultPage : Number(maxText);
-  if (!Number.isInteger(max) || max < 0) { iq.error('bad-request', 'modify', 'RSM max is a count'); return; }
-  const page = Math.min(max, maxPage);
-  const afterId = set?.getChildText('after', NS.RSM) ?? (form ? formText(form, 'after-id') : undefined);
-  const beforeEl = set?.child('before', NS.RSM);
-  const beforeId = beforeEl !== undefined ? beforeEl.text() : form ? formText(form, 'before-id') : undefined;
-  const backwards = beforeEl !== undefined; // <before/> (empty: the last page) pages from the end
-  const flip = q.child('flip-page', NS.MAM) !== undefined;
-
-  // Bounds in key space; the other filters as entries are read, in pages of the storage.
-  const prefix = mamKeys.of(owner);
-  const bounds: { gt?: string; gte?: string; lt?: string; lte?: string } = {};
-  if (start !== undefined) bounds.gte = mamKeys.entry(owner, idAt(start));
-  if (end !== undefined) bounds.lt = mamKeys.entry(owner, idAt(end + 1));
-  for (const [id, dir] of [[afterId, 'gt'], [beforeId || undefined, 'lt']] as const) {
-    if (id === undefined) continue;
-    if (!(await iq.storage.get(mamKeys.entry(owner, id)))) { iq.error('item-not-found', 'cancel', `no archived message ${id}`); return; }
-    const k = mamKeys.entry(owner, id);
-    if (dir === 'gt') { delete bounds.gte; bounds.gt = bounds.gt && bounds.gt > k ? bounds.gt : k; } else { bounds.lt = bounds.lt && bounds.lt < k ? bounds.lt : k; }
-  }
-  const matches = (e: ArchiveEntry, key: string): boolean =>
-    (!withJid || (withJid.isBare() ? e.with === withJid.toString() : parseElement(e.xml).attr(e.dir === 'in' ? 'from' : 'to') === withJid.toString()))
-    && (!ids?.length || ids.includes(idOf(key)));
-  const found: Array<[string, ArchiveEntry]> = [];
-  let more = false;
-  let cursor = { ...bounds };
-  for (;;) {
-    const chunk = await iq.storage.range<ArchiveEntry>(prefix, { ...cursor, reverse: backwards, limit: 500 });
-    for (const [k, e] of chunk) {
-      if (!matches(e, k)) continue;
-      if (found.length === page) { more = true; break; }
-      found.push([k, e]);
-    }
-    if (more || chunk.length < 500) break;
-    const last = chunk[chunk.length - 1]![0];
-    cursor = backwards ? { ...cursor, lt: last, lte: undefined } : { ...cursor, gt: last, gte: undefined };
-  }
-  if (backwards) found.reverse();
-  const ordered = flip ? [...found].reverse() : found;
-  const queryid = q.attr('queryid');
-  const resource = iq.from.resource;
-  for (const [key, e] of ordered) {
-    const msg = x('message', { to: iq.from.toString(), from: owner, id: `mam-${idOf(key)}` },
-      x('result', { xmlns: NS.MAM, queryid, id: idOf(key) },
-        x('forwarded', { xmlns: NS.FORWARD }, x('delay', { xmlns: NS.DELAY, stamp: xmppDateTime(e.at) }), parseElement(e.xml).withAttrs({ xmlns: NS.CLIENT }))));
-    await iq.user!.deliver(resource, msg);
-  }
-  const first = found[0], last = found[found.length - 1];
-  iq.reply(x('fin', { xmlns: NS.MAM, complete: more ? undefined : 'true' },
-    x('set', { xmlns: NS.RSM },
-      first ? x('first', null, idOf(first[0])) : null,
-      last ? x('last', null, idOf(last[0])) : null)));
+  const page = await queryArchive(iq.storage, mamKeys, owner, iq.payload, { defaultPage, maxPage });
+  if ('condition' in page) { iq.error(page.condition, undefined, page.text); return; }
+  for (const [key, e] of page.entries) await iq.user!.deliver(iq.from.resource, resultMessage(iq.from.toString(), owner, page.queryid, key, e));
+  iq.reply(finElement(page));
 }
 
-/** v1.1 §5: the first and last entries of the archive. */
 async function metadata(iq: IqRequest): Promise<void> {
-  const prefix = mamKeys.of(iq.from.toBareString());
-  const [first] = await iq.storage.range<ArchiveEntry>(prefix, { limit: 1 });
-  const [last] = await iq.storage.range<ArchiveEntry>(prefix, { limit: 1, reverse: true });
-  const point = (name: string, e: [string, ArchiveEntry] | undefined) => (e ? x(name, { id: idOf(e[0]), timestamp: xmppDateTime(e[1].at) }) : null);
-  iq.reply(x('metadata', { xmlns: NS.MAM }, point('start', first), point('end', last)));
+  iq.reply(await metadataElement(iq.storage, mamKeys, iq.from.toBareString()));
 }
 
 function prefsElement(p: Prefs): XmlElement {

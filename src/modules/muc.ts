@@ -16,6 +16,7 @@ const options = {
   max_occupants: { type: 'number', default: 200, min: 1, max: 100_000, doc: 'The most occupants a room may allow (its owners set a lower limit).' },
   persistent_default: { type: 'boolean', default: false, doc: 'Whether new rooms are persistent until configured otherwise.' },
   public_default: { type: 'boolean', default: true, doc: 'Whether new rooms are listed in the service\'s disco#items.' },
+  archive: { type: 'boolean', default: true, doc: 'Rooms keep an archive of their messages (XEP-0313) for whoever may enter them.' },
 } as const;
 
 /** What a room actor reads from its service declaration (src/xmpp/routing.ts ServiceDomain.settings). */
@@ -28,24 +29,28 @@ export interface MucSettings {
   maxOccupants: number;
   persistentDefault: boolean;
   publicDefault: boolean;
+  archive: boolean;
 }
 
 export default defineModule({
   name: 'muc',
   description: 'Group chat (XEP-0045): a service at conference.<host> whose rooms are room actors.',
   xeps: [
-    { xep: 45, version: '1.35', status: 'partial', note: 'join, leave, nick change, groupchat, subject, private messages, IQs to occupants, history, owner configuration, affiliations and roles, kick and ban, destroy, mediated invitations; not yet: voice requests, nick registration, archives' },
+    { xep: 45, version: '1.35', status: 'partial', note: 'join, leave, nick change, groupchat, subject, private messages, IQs to occupants, history, owner configuration, affiliations and roles, kick and ban, destroy, mediated invitations; not yet: voice requests, nick registration' },
     { xep: 249, version: '1.2', status: 'complete', note: 'direct invitations pass through as ordinary messages' },
     { xep: 410, version: '1.1', status: 'complete', note: 'self-ping answered by the room' },
     { xep: 421, version: '0.1', status: 'complete' },
+    { xep: 313, version: '1.1.1', status: 'complete', note: 'room archives, with stanza ids by the room (XEP-0359)' },
   ],
   options,
+  // The service's list of rooms, and each room's archive (a room's state is its actor's snapshot).
+  storage: ['muc', 'mucmam'],
   services: (host, o) => (o.enabled ? [{
     domain: o.host || `conference.${host}`, kind: 'room', name: o.name,
     settings: {
       host, restrictCreation: o.restrict_creation as MucSettings['restrictCreation'], admins: o.admins,
       historyLength: Math.min(o.history_length, o.max_history_length), maxHistoryLength: o.max_history_length,
-      maxOccupants: o.max_occupants, persistentDefault: o.persistent_default, publicDefault: o.public_default,
+      maxOccupants: o.max_occupants, persistentDefault: o.persistent_default, publicDefault: o.public_default, archive: o.archive,
     } satisfies MucSettings,
   }] : []),
   setup() {},

@@ -43,7 +43,7 @@ async function opened(o: CoreOptions = {}, config = instant): Promise<Core> {
   return h;
 }
 
-test('creating a room: the creator is its owner, 201 and 110, an empty subject; locked until configured', async () => {
+test('creating a room: the creator is its owner, 201 and 110 (and 170: it is archived), an empty subject; locked until configured', async () => {
   const h = await mk();
   for (const full of [A, B]) h.bind(full);
   await h.settle();
@@ -52,7 +52,7 @@ test('creating a room: the creator is its owner, 201 and 110, an empty subject; 
   const got = h.take(A);
   const self = presences(got).find((e) => e.attr('from') === `${ROOM}/Alice`);
   assert.ok(self, 'own presence');
-  assert.equal(codes(self).sort(), ['110', '201']);
+  assert.equal(codes(self).sort(), ['110', '170', '201']);
   assert.equal({ affiliation: item(self)?.attr('affiliation'), role: item(self)?.attr('role'), jid: item(self)?.attr('jid') }, { affiliation: 'owner', role: 'moderator', jid: A });
   assert.ok(self!.child('occupant-id', NS.OCCUPANT_ID)?.attr('id'), 'occupant-id');
   const subject = messages(got).find((e) => e.child('subject'));
@@ -70,7 +70,7 @@ test('creating a room: the creator is its owner, 201 and 110, an empty subject; 
   enter(h, B, 'Bob');
   await h.settle();
   const atBob = h.take(B);
-  assert.equal(presences(atBob).map((e) => `${e.attr('from')} ${codes(e).join(',')}`), [`${ROOM}/Alice `, `${ROOM}/Bob 110`], "alice's presence, then bob's own");
+  assert.equal(presences(atBob).map((e) => `${e.attr('from')} ${codes(e).join(',')}`), [`${ROOM}/Alice `, `${ROOM}/Bob 110,170`], "alice's presence, then bob's own");
   assert.is(item(presences(atBob)[0])?.attr('jid'), undefined, 'semi-anonymous: bob does not see alice\'s JID');
   const atAlice = presences(h.take(A));
   assert.equal(atAlice.map((e) => `${e.attr('from')} ${item(e)?.attr('role')} ${item(e)?.attr('jid')}`), [`${ROOM}/Bob participant ${B}`], 'the moderator sees the JID');
@@ -295,6 +295,26 @@ test('self-ping (XEP-0410): answered for an occupant under its nick, not-accepta
   const h = await opened();
   assert.is((await h.ask(A, 'get', `<ping xmlns="${NS.PING}"/>`, `${ROOM}/Alice`)).attr('type'), 'result');
   assert.is(errorOf(await h.ask(B, 'get', `<ping xmlns="${NS.PING}"/>`, `${ROOM}/Alice`)), 'not-acceptable');
+});
+
+test('the room\'s archive: messages carry a stanza-id by the room; an occupant pages them; a stranger of a members-only room may not', async () => {
+  const h = await opened();
+  enter(h, B, 'Bob');
+  await h.settle();
+  for (const body of ['one', 'two', 'three']) { groupchat(h, A, body); await h.settle(); }
+  const live = messages(h.received(B)).filter((e) => e.child('body'));
+  const sids = live.map((e) => e.child('stanza-id', NS.STANZA_ID));
+  assert.ok(sids.every((sid) => sid?.attr('by') === ROOM), 'by the room');
+  h.clear();
+  const r = await h.ask(B, 'set', `<query xmlns="${NS.MAM}" queryid="r1"><set xmlns="${NS.RSM}"><max>2</max><before/></set></query>`, ROOM);
+  const results = messages(h.received(B)).map((e) => e.child('result', NS.MAM)!);
+  assert.equal(results.map((res) => res.child('forwarded', NS.FORWARD)!.child('message', NS.CLIENT)!.getChildText('body')), ['two', 'three']);
+  assert.equal(results.map((res) => res.attr('id')), sids.slice(1).map((sid) => sid!.attr('id')), 'the archive ids are the stanza-ids');
+  assert.equal(results[0]!.child('forwarded', NS.FORWARD)!.child('message', NS.CLIENT)!.attr('from'), `${ROOM}/Alice`);
+  assert.is(r.child('fin', NS.MAM)!.attr('complete'), undefined, 'one more is there');
+  // members-only: carol, no member and not in the room, may not read it
+  await h.ask(A, 'set', configure({ 'muc#roomconfig_membersonly': '1' }), ROOM);
+  assert.is(errorOf(await h.ask(C, 'set', `<query xmlns="${NS.MAM}"/>`, ROOM)), 'forbidden');
 });
 
 test('an IQ to an occupant reaches its client from room/nick, and the answer comes back to the asker only', async () => {
