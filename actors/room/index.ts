@@ -12,8 +12,13 @@ import { initialRoom, type RoomCtx } from './state.ts';
 type Ev = { type: 'stanza'; xml: string; h: StanzaHeader } | RuntimeEvent;
 
 export function reduce(ctx: RoomCtx, ev: Ev): RoomCtx {
-  return ev.type === 'stanza' ? onStanza(ctx, ev.xml, ev.h) : ctx;
+  if (ev.type === 'stanza') return onStanza(ctx, ev.xml, ev.h);
+  // A handler that waited on storage (suspend) may end with the room's next state.
+  if (ev.type === 'runtime.resumed') return isRoom(ev.value) ? ev.value : ctx;
+  return ctx;
 }
+
+const isRoom = (v: unknown): v is RoomCtx => typeof v === 'object' && v !== null && 'occupants' in v && 'jid' in v;
 
 export default defineKind({
   kind: 'room', version: 1, activation: 'on-demand', persist: 'always',

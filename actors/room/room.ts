@@ -29,6 +29,9 @@ function settingsOf(ctx: RoomCtx): MucSettings | undefined {
   return xmpp().modules.service(jid.domain)?.settings as MucSettings | undefined;
 }
 
+const MODERATE = 'urn:xmpp:message-moderate:1';
+const RETRACT = 'urn:xmpp:message-retract:1';
+
 /** A room's archive (XEP-0313): `mucmam!<room JID>!<id>`. */
 export const roomArchive = archiveKeys('mucmam');
 
@@ -233,6 +236,8 @@ function onMessage(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, to: 
   if (invite) return inviteTo(ctx, s, st, from, nick, invite);
   const decline = st.child('x', NS.MUC_USER)?.child('decline', NS.MUC_USER);
   if (decline) { declined(ctx, from, decline); return ctx; }
+  const form = readForm(st);
+  if (form?.formType === NS.MUC_REQUEST) return voiceRequest(ctx, st, nick, form);
   fail(st, 'modify', 'bad-request', 'messages to a room are of type groupchat');
   return ctx;
 }
@@ -285,6 +290,36 @@ function privateMessage(ctx: RoomCtx, st: XmlElement, type: string, nick: string
   const kept = st.children.filter((c) => typeof c === 'string' || (c.getXmlns() !== NS.OCCUPANT_ID && c.getXmlns() !== NS.MUC_USER));
   for (const jid of target.jids) {
     routeElement(x('message', { from: `${ctx.jid}/${nick}`, to: jid, type: st.attr('type'), id: st.attr('id') }, kept, x('x', { xmlns: NS.MUC_USER }), occupantId(ctx, sender)));
+  }
+  return ctx;
+}
+
+/**
+ * §7.13 and §8.6: a visitor of a moderated room asks for voice with a muc#request form; every
+ * moderator gets the form to approve; an approval gives the occupant voice (participant).
+ */
+function voiceRequest(ctx: RoomCtx, st: XmlElement, nick: string | undefined, form: Submitted): RoomCtx {
+  if (nick === undefined) { fail(st, 'modify', 'not-acceptable', 'you are not in this room'); return ctx; }
+  const me = ctx.occupants[nick]!;
+  const allow = formBoolean(form, 'muc#request_allow');
+  if (allow !== undefined) {
+    // A moderator's answer to a request.
+    if (me.role !== 'moderator') { fail(st, 'auth', 'forbidden', 'only moderators answer voice requests'); return ctx; }
+    const who = ctx.occupants[formText(form, 'muc#roomnick') ?? ''];
+    if (!allow || !who || who.role !== 'visitor') return ctx;
+    const next = withOccupant(ctx, { ...who, role: 'participant' });
+    broadcastPresence(next, next.occupants[who.nick]!, []);
+    return next;
+  }
+  if (me.role !== 'visitor' || formText(form, 'muc#role') !== 'participant') { fail(st, 'modify', 'bad-request', 'only a visitor asks for voice (muc#role participant)'); return ctx; }
+  const ask = dataForm({ type: 'form', title: 'Voice request', instructions: `To approve this request for voice, select the "Grant voice" checkbox and submit the form.`, formType: NS.MUC_REQUEST }, [
+    { var: 'muc#role', type: 'list-single', label: 'Requested role', value: 'participant' },
+    { var: 'muc#jid', type: 'jid-single', label: 'User ID', value: me.jids[me.jids.length - 1] },
+    { var: 'muc#roomnick', type: 'text-single', label: 'Room nickname', value: nick },
+    { var: 'muc#request_allow', type: 'boolean', label: 'Grant voice to this person?', value: false },
+  ]);
+  for (const m of Object.values(ctx.occupants).filter((o) => o.role === 'moderator')) {
+    for (const jid of m.jids) routeElement(x('message', { from: ctx.jid, to: jid, id: `voice-${xmpp().now()}` }, ask));
   }
   return ctx;
 }
@@ -383,6 +418,9 @@ function onIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, to: Jid):
     case `get ${NS.PING}`:
       reply();
       return ctx;
+    case `set ${MODERATE}`:
+      moderate(ctx, st, payload!, full);
+      return ctx;
     case `get ${NS.MAM}`: case `set ${NS.MAM}`:
       archiveIq(ctx, s, st, payload!, from, affiliation);
       return ctx;
@@ -457,9 +495,45 @@ function archiveIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, q: XmlElement, 
   }));
 }
 
+/**
+ * XEP-0425 (0.3.0): a moderator retracts an occupant's message for everyone, named by the stanza-id
+ * the room gave it: every occupant is told (XEP-0424's <retract/>, by whom), the archive keeps a
+ * tombstone in its place, and the joiners' history loses it.
+ */
+function moderate(ctx: RoomCtx, st: XmlElement, q: XmlElement, full: string): void {
+  const me = ctx.occupants[nickOf(ctx, full) ?? ''];
+  if (me?.role !== 'moderator') { fail(st, 'auth', 'forbidden', 'only moderators retract others\' messages'); return; }
+  const id = q.attr('id');
+  if (!id || !q.child('retract', RETRACT)) { fail(st, 'modify', 'bad-request', 'name the message (its stanza-id) and say <retract/>'); return; }
+  const storage = xmpp().storage;
+  const reason = q.getChildText('reason', MODERATE);
+  suspend(storage.get<ArchiveEntry>(roomArchive.entry(ctx.jid, id)).then((entry): RoomCtx => {
+    if (!entry) { fail(st, 'cancel', 'item-not-found', 'no message of this room has that id'); return ctx; }
+    const moderated = () => x('moderated', { xmlns: MODERATE, by: `${ctx.jid}/${me.nick}` }, occupantId(ctx, me));
+    const at = xmpp().now();
+    const original = parseElement(entry.xml);
+    const tombstone = x('message', { from: original.attr('from'), type: 'groupchat', id: original.attr('id') },
+      x('retracted', { xmlns: RETRACT, stamp: new Date(at).toISOString() }, moderated(), reason !== undefined ? x('reason', null, reason) : null),
+      original.getChildren().filter((c) => c.getXmlns() === NS.OCCUPANT_ID || c.getXmlns() === NS.STANZA_ID));
+    const noticeId = archiveId(at);
+    const notice = x('message', { from: ctx.jid, type: 'groupchat', id: `retract-${noticeId}` },
+      x('retract', { xmlns: RETRACT, id }, moderated(), reason !== undefined ? x('reason', null, reason) : null),
+      x('stanza-id', { xmlns: NS.STANZA_ID, by: ctx.jid, id: noticeId }));
+    const xml = fanOut(ctx, notice);
+    storage.withHandling([
+      { type: 'put', key: roomArchive.entry(ctx.jid, id), value: { ...entry, xml: serialize(tombstone) } satisfies ArchiveEntry },
+      { type: 'put', key: roomArchive.entry(ctx.jid, noticeId), value: { with: ctx.jid, at, dir: 'in', xml } satisfies ArchiveEntry },
+    ]);
+    routeElement(iqResultElement(st));
+    const stamp = `id="${id}"`;
+    return { ...ctx, history: ctx.history.filter((h) => !(h.xml.includes(stamp) && parseElement(h.xml).getChildren('stanza-id', NS.STANZA_ID).some((s) => s.attr('id') === id))) };
+  }));
+}
+
 function roomInfo(ctx: RoomCtx): XmlElement {
   const c = ctx.config;
-  const features = [NS.MUC, NS.DISCO_INFO, NS.DISCO_ITEMS, NS.OCCUPANT_ID, NS.MUC_SELF_PING, NS.MUC_STABLE_ID, ...(settingsOf(ctx)?.archive ? [NS.MAM, NS.STANZA_ID] : []),
+  const features = [NS.MUC, NS.DISCO_INFO, NS.DISCO_ITEMS, NS.OCCUPANT_ID, NS.MUC_SELF_PING, NS.MUC_STABLE_ID, NS.MUC_REQUEST,
+    ...(settingsOf(ctx)?.archive ? [NS.MAM, NS.STANZA_ID, MODERATE, RETRACT] : []),
     c.public ? 'muc_public' : 'muc_hidden', c.persistent ? 'muc_persistent' : 'muc_temporary',
     c.membersOnly ? 'muc_membersonly' : 'muc_open', c.moderated ? 'muc_moderated' : 'muc_unmoderated',
     c.whois === 'anyone' ? 'muc_nonanonymous' : 'muc_semianonymous', c.password ? 'muc_passwordprotected' : 'muc_unsecured'];

@@ -62,6 +62,7 @@ export const NS = {
   MUC_OWNER: 'http://jabber.org/protocol/muc#owner',
   MUC_ROOMCONFIG: 'http://jabber.org/protocol/muc#roomconfig',
   MUC_ROOMINFO: 'http://jabber.org/protocol/muc#roominfo',
+  MUC_REQUEST: 'http://jabber.org/protocol/muc#request',
   MUC_SELF_PING: 'http://jabber.org/protocol/muc#self-ping-optimization',
   MUC_STABLE_ID: 'http://jabber.org/protocol/muc#stable_id',
   OCCUPANT_ID: 'urn:xmpp:occupant-id:0',

@@ -317,6 +317,55 @@ test('the room\'s archive: messages carry a stanza-id by the room; an occupant p
   assert.is(errorOf(await h.ask(C, 'set', `<query xmlns="${NS.MAM}"/>`, ROOM)), 'forbidden');
 });
 
+test('moderation (XEP-0425): a moderator retracts a message for everyone; the archive keeps a tombstone, joiners no longer get it', async () => {
+  const h = await opened();
+  enter(h, B, 'Bob');
+  await h.settle();
+  groupchat(h, B, 'rude');
+  await h.settle();
+  const sid = messages(h.received(A)).find((e) => e.getChildText('body') === 'rude')!.child('stanza-id', NS.STANZA_ID)!.attr('id')!;
+  const moderate = (id: string) => `<moderate xmlns="urn:xmpp:message-moderate:1" id="${id}"><retract xmlns="urn:xmpp:message-retract:1"/><reason>spam</reason></moderate>`;
+  assert.is(errorOf(await h.ask(B, 'set', moderate(sid), ROOM)), 'forbidden', 'a participant may not');
+  assert.is(errorOf(await h.ask(A, 'set', moderate('nosuch'), ROOM)), 'item-not-found');
+  h.clear();
+  assert.is((await h.ask(A, 'set', moderate(sid), ROOM)).attr('type'), 'result');
+  for (const full of [A, B]) {
+    const r = messages(h.received(full)).find((e) => e.child('retract', 'urn:xmpp:message-retract:1'))!;
+    const retract = r.child('retract', 'urn:xmpp:message-retract:1')!;
+    assert.equal([r.attr('from'), retract.attr('id'), retract.child('moderated', 'urn:xmpp:message-moderate:1')!.attr('by'), retract.getChildText('reason')], [ROOM, sid, `${ROOM}/Alice`, 'spam'], full);
+  }
+  h.clear();
+  await h.ask(B, 'set', `<query xmlns="${NS.MAM}"/>`, ROOM);
+  const archived = messages(h.received(B)).map((e) => e.child('result', NS.MAM)!.child('forwarded', NS.FORWARD)!.child('message', NS.CLIENT)!);
+  assert.ok(archived[0]!.child('retracted', 'urn:xmpp:message-retract:1'), 'a tombstone');
+  assert.is(archived[0]!.getChildText('body'), undefined, 'the words are gone');
+  enter(h, C, 'Carol');
+  await h.settle();
+  assert.equal(messages(h.received(C)).filter((e) => e.getChildText('body') === 'rude'), [], 'not in the history');
+});
+
+test('voice requests (§7.13): a visitor of a moderated room asks, moderators get the form, an approval gives voice', async () => {
+  const h = await opened({}, configure({ 'muc#roomconfig_moderatedroom': '1' }));
+  enter(h, B, 'Bob');
+  await h.settle();
+  groupchat(h, B, 'may I');
+  await h.settle();
+  assert.is(errorOf(h.received(B).find((e) => e.attr('type') === 'error')), 'forbidden', 'a visitor has no voice');
+  h.clear();
+  h.send(B, `<message to="${ROOM}"><x xmlns="${NS.DATA_FORMS}" type="submit"><field var="FORM_TYPE"><value>http://jabber.org/protocol/muc#request</value></field><field var="muc#role"><value>participant</value></field></x></message>`);
+  await h.settle();
+  const ask = messages(h.received(A))[0]!.child('x', NS.DATA_FORMS)!;
+  const nickField = ask.getChildren('field').find((f) => f.attr('var') === 'muc#roomnick')!;
+  assert.is(nickField.getChildText('value', NS.DATA_FORMS), 'Bob');
+  h.send(A, `<message to="${ROOM}"><x xmlns="${NS.DATA_FORMS}" type="submit"><field var="FORM_TYPE"><value>http://jabber.org/protocol/muc#request</value></field><field var="muc#roomnick"><value>Bob</value></field><field var="muc#request_allow"><value>true</value></field></x></message>`);
+  await h.settle();
+  assert.is(item(presences(h.received(B)).find((e) => e.attr('from') === `${ROOM}/Bob`))?.attr('role'), 'participant');
+  h.clear();
+  groupchat(h, B, 'thanks');
+  await h.settle();
+  assert.ok(messages(h.received(A)).some((e) => e.getChildText('body') === 'thanks'));
+});
+
 test('an IQ to an occupant reaches its client from room/nick, and the answer comes back to the asker only', async () => {
   const h = await opened();
   enter(h, B, 'Bob');
