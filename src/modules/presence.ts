@@ -364,5 +364,17 @@ export default defineModule({
       const live = new Set(ev.user.sessions().map((s) => s.resource));
       return cleanUp(ev, Object.keys(getState(ev.user).res).filter((r) => !live.has(r)));
     });
+    return {
+      lastUnavailable: (user) => getState(user).lastUnavailable,
+      subscribed: async (ctx, contact) => { const item = await loadItem(ctx.storage, ctx.user.jid.toBareString(), contact); return !!item && hasFrom(item.subscription); },
+    } satisfies PresenceApi;
   },
 });
+
+/** What the presence module tells the modules that depend on it. */
+export interface PresenceApi {
+  /** The account's last unavailable presence and when (ms), or null if it never went offline here. */
+  lastUnavailable(user: UserContext): { xml: string; at: number } | null;
+  /** Whether `contact` (bare) is subscribed to the account's presence (RFC 6121 'from' or 'both'). */
+  subscribed(ctx: ActorContext, contact: string): Promise<boolean>;
+}
