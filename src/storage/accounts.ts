@@ -86,12 +86,17 @@ export async function createAccount(db: AnyDb, jid: string, password: string, op
 /** Replace an existing account's verifiers (new salts); keeps its creation time. */
 export async function setPassword(db: AnyDb, jid: string, password: string, opts: AccountOptions = {}): Promise<string> {
   const bare = accountJid(jid);
-  checkPassword(password);
-  const iterations = checkIterations(opts.iterations);
   const old = await readRecord(db, bare);
   if (!old) throw new AccountError(`no account ${bare}`);
-  await db.put(keys.acct(bare), { ...old, scram: await derive(password, iterations) }, JSON_VALUES);
+  await db.put(keys.acct(bare), await withPassword(old, password, opts.iterations), JSON_VALUES);
   return bare;
+}
+
+/** An account record with new verifiers for `password` (new salts), its creation time kept: what a
+ *  password change stores, wherever it is made (the CLI, or a client over XEP-0077). */
+export async function withPassword(old: AccountRecord, password: string, iterations?: number): Promise<AccountRecord> {
+  checkPassword(password);
+  return { ...old, scram: await derive(password, checkIterations(iterations)) };
 }
 
 /**

@@ -1,0 +1,46 @@
+// In-band registration (XEP-0077), what a logged-in account may do with it: change its password
+// (§3.3). New verifiers are derived (the password is never kept) and replace the old ones; the
+// sessions that are open stay, the next login needs the new password. Registering new accounts
+// in-band is for later (invitations); removing one's own account is refused for now.
+import { x } from '../xml/builder.ts';
+import { NS } from '../xml/namespaces.ts';
+import { defineModule } from '../xmpp/module.ts';
+import { keys } from '../storage/db.ts';
+import { AccountError, withPassword, type AccountRecord } from '../storage/accounts.ts';
+
+const options = {
+  iterations: { type: 'number', default: 4096, min: 4096, max: 10_000_000, doc: 'PBKDF2 iterations of the verifiers a password change derives.' },
+} as const;
+
+export default defineModule({
+  name: 'register',
+  description: 'In-band registration (XEP-0077) for logged-in accounts: changing one\'s password.',
+  xeps: [{ xep: 77, version: '2.4', status: 'partial', note: 'password change by a logged-in account; no registration of new accounts, no removal' }],
+  features: { host: [NS.REGISTER] },
+  options,
+  setup(m) {
+    m.iq('get', 'host', NS.REGISTER, (iq) => {
+      if (!iq.user) { iq.error('forbidden', 'auth', 'for accounts of this server'); return; }
+      iq.reply(x('query', { xmlns: NS.REGISTER }, x('registered'), x('username', null, iq.from.local), x('password')));
+    });
+    m.iq('set', 'host', NS.REGISTER, async (iq) => {
+      if (!iq.user) { iq.error('forbidden', 'auth', 'for accounts of this server'); return; }
+      if (iq.payload.child('remove', NS.REGISTER)) { iq.error('not-allowed', 'cancel', 'accounts are removed by the server\'s operator here'); return; }
+      const username = iq.payload.getChildText('username', NS.REGISTER);
+      const password = iq.payload.getChildText('password', NS.REGISTER);
+      if (username === undefined || password === undefined) { iq.error('bad-request', 'modify', 'a password change needs <username/> and <password/>'); return; }
+      if (username !== iq.from.local) { iq.error('not-authorized', 'modify', 'an account changes its own password only'); return; }
+      const key = keys.acct(iq.from.toBareString());
+      const old = await iq.storage.get<AccountRecord>(key);
+      if (!old) { iq.error('item-not-found', 'cancel', 'no such account'); return; }
+      let next: AccountRecord;
+      try { next = await withPassword(old, password, m.optionsFor(iq.host).iterations); } catch (e) {
+        if (!(e instanceof AccountError)) throw e;
+        iq.error('not-acceptable', 'modify', e.message); return;
+      }
+      await iq.storage.put(key, next);
+      iq.log('info', 'password changed (XEP-0077)');
+      iq.reply();
+    });
+  },
+});
