@@ -10,6 +10,9 @@ import type { IqRequest } from '../xmpp/module.ts';
 import { defineModule } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
+import { dataForm } from '../xmpp/forms.ts';
+
+const SERVERINFO = 'http://jabber.org/network/serverinfo';
 
 const OWN_HOST = [NS.DISCO_INFO, NS.DISCO_ITEMS];
 const OWN_ACCOUNT = [NS.DISCO_INFO];
@@ -17,12 +20,24 @@ const OWN_ACCOUNT = [NS.DISCO_INFO];
 const options = {
   name: { type: 'string', default: 'Chorus', doc: "The 'name' of the server's disco#info identity (category server, type im)." },
   items: { type: 'strings', default: [] as string[], doc: 'JIDs of components and services listed in disco#items on every host (e.g. conference.example.com).' },
+  // XEP-0157: who to reach about the server, as URIs (mailto:, xmpp:, https:).
+  abuse_addresses: { type: 'strings', default: [] as string[], doc: 'Where abuse is reported (XEP-0157), e.g. "mailto:abuse@example.org".' },
+  admin_addresses: { type: 'strings', default: [] as string[], doc: 'The server\'s administrators (XEP-0157), e.g. "xmpp:admin@example.org".' },
+  feedback_addresses: { type: 'strings', default: [] as string[], doc: 'Where feedback goes (XEP-0157).' },
+  security_addresses: { type: 'strings', default: [] as string[], doc: 'Where security problems are reported (XEP-0157).' },
+  status_addresses: { type: 'strings', default: [] as string[], doc: 'Where the server\'s status is published (XEP-0157).' },
+  support_addresses: { type: 'strings', default: [] as string[], doc: 'Where users get help (XEP-0157).' },
 } as const;
+
+const CONTACT_KINDS = ['abuse', 'admin', 'feedback', 'security', 'status', 'support'] as const;
 
 export default defineModule({
   name: 'disco',
   description: 'Service discovery (XEP-0030): server and account identities and features, server items.',
-  xeps: [{ xep: 30, version: '2.5rc3', status: 'complete', note: 'info and items; no nodes; no XEP-0128 extended info' }],
+  xeps: [
+    { xep: 30, version: '2.5rc3', status: 'complete', note: 'info and items; no nodes' },
+    { xep: 157, version: '1.1.1', status: 'complete', note: 'contact addresses from the options, as XEP-0128 extended info' },
+  ],
   features: { host: OWN_HOST, account: OWN_ACCOUNT },
   options,
   setup(m) {
@@ -47,10 +62,14 @@ export default defineModule({
 
     const hostInfo = (iq: IqRequest) => {
       if (!noNode(iq)) return;
+      const o = m.optionsFor(iq.host);
+      const contacts = CONTACT_KINDS.filter((k) => o[`${k}_addresses`].length > 0);
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
-        x('identity', { category: 'server', type: 'im', name: m.optionsFor(iq.host).name }),
+        x('identity', { category: 'server', type: 'im', name: o.name }),
         m.identities().host.map((i) => x('identity', { ...i })),
-        featureVars('host').map((f) => x('feature', { var: f }))));
+        featureVars('host').map((f) => x('feature', { var: f })),
+        // XEP-0157 as XEP-0128 extended information: only when the operator named someone.
+        contacts.length ? dataForm({ type: 'result', formType: SERVERINFO }, contacts.map((k) => ({ var: `${k}-addresses`, type: 'list-multi' as const, value: o[`${k}_addresses`] }))) : null));
     };
     const hostItems = (iq: IqRequest) => {
       if (!noNode(iq)) return;

@@ -77,6 +77,16 @@ test('server disco#info follows what is loaded: without offline there is no msgo
   assert.equal([...f].sort(), [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING].sort());
 });
 
+test('contact addresses (XEP-0157): the operator\'s, as extended info of the server; none configured, no form', async () => {
+  const h = await load([], { abuse_addresses: ['mailto:abuse@example.com'], admin_addresses: ['xmpp:admin@example.com', 'mailto:admin@example.com'] });
+  const q = (await ask(h, 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`)).reply.child('query', NS.DISCO_INFO)!;
+  const form = q.child('x', NS.DATA_FORMS)!;
+  const fields = Object.fromEntries(form.getChildren('field').map((f) => [f.attr('var'), f.getChildren('value').map((v) => v.text())]));
+  assert.equal(fields, { FORM_TYPE: ['http://jabber.org/network/serverinfo'], 'abuse-addresses': ['mailto:abuse@example.com'], 'admin-addresses': ['xmpp:admin@example.com', 'mailto:admin@example.com'] });
+  const plain = (await ask(await load([]), 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`)).reply.child('query', NS.DISCO_INFO)!;
+  assert.is(plain.child('x', NS.DATA_FORMS), undefined);
+});
+
 test('the server identity name is an option', async () => {
   const q = (await ask(await load([], { name: 'Capulet IM' }), 'get', 'host', `<query xmlns="${NS.DISCO_INFO}"/>`)).reply.child('query', NS.DISCO_INFO)!;
   assert.equal(identities(q), [{ category: 'server', type: 'im', name: 'Capulet IM' }]);
