@@ -67,13 +67,13 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
       await once(node, 'exit');
     }
 
-    await writeFile(config, text.replace('    - version', '    - register'));
+    await writeFile(config, text.replace('    - version', '    - frobnicate'));
     const bad = await run(['check', '--config', config]);
     assert.is(bad.code, 1);
-    assert.match(bad.out, /modules\.disabled: no module named 'register'/);
+    assert.match(bad.out, /modules\.disabled: no module named 'frobnicate'/);
     const start = await run(['start', '--config', config]);
     assert.is(start.code, 1);
-    assert.match(start.out, /modules\.disabled: no module named 'register'/);
+    assert.match(start.out, /modules\.disabled: no module named 'frobnicate'/);
     assert.not.match(start.out, /scheduler \d+ died/);
   } finally {
     await rm(dir, { recursive: true, force: true });
