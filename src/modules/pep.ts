@@ -194,7 +194,13 @@ async function getItems(iq: IqRequest): Promise<void> {
   if (!node) { pubsubError(iq, 'bad-request', 'nodeid-required'); return; }
   const owner = iq.user!.jid.toBareString();
   const stored = await iq.storage.get<PepNode>(pepKeys.node(owner, node));
-  if (!stored) { iq.error('item-not-found', 'cancel', 'no such node'); return; }
+  if (!stored) {
+    // To its owner a node not created yet is an empty one (nodes are created by publishing): clients
+    // read their own list first and publish what it lacks (profanity's OMEMO stops at an error).
+    if (iq.from.toBareString() === owner) iq.reply(x('pubsub', { xmlns: NS.PUBSUB }, x('items', { node })));
+    else iq.error('item-not-found', 'cancel', 'no such node');
+    return;
+  }
   const denied = await deniedTo(iq.storage, owner, iq.from, stored.config.access);
   if (denied) { iq.error(denied.condition, 'auth', denied.text, { app: x(denied.app, { xmlns: ERRORS }) }); return; }
   const ids = items.getChildren('item', NS.PUBSUB).map((i) => i.attr('id')).filter((i): i is string => !!i);
