@@ -21,7 +21,13 @@ export const mamKeys = archiveKeys(MODULE);
 /** XEP-0313 §7 preferences, kept in the user actor's state (read for every message). */
 interface Prefs { default: 'always' | 'never' | 'roster'; always: string[]; never: string[] }
 const DEFAULT_PREFS: Prefs = { default: 'always', always: [], never: [] };
-const prefsOf = (user: UserContext): Prefs => user.state<Prefs>(MODULE, () => DEFAULT_PREFS);
+/** In the user actor's state: the preferences, and when the archive was last pruned. */
+interface MamState { prefs: Prefs; prunedAt: number }
+const NONE: MamState = { prefs: DEFAULT_PREFS, prunedAt: 0 };
+const stateOf = (user: UserContext): MamState => user.state<MamState>(MODULE, () => NONE);
+const prefsOf = (user: UserContext): Prefs => stateOf(user).prefs;
+/** Expiry runs at a login at most once a day: a login does not pay for a range read every time. */
+const PRUNE_EVERY_MS = 86_400_000;
 
 const options = {
   expiry_days: { type: 'number', default: 365, min: 0, max: 36_500, doc: 'Days an archived message is kept (0: for ever).' },
@@ -60,7 +66,13 @@ export default defineModule({
     for (const type of ['get', 'set'] as const) m.iq(type, 'bare', NS.MAM, (iq) => { iq.error('forbidden', 'auth', 'an archive is its owner\'s only'); });
     m.hook('session/bound', (ev) => {
       const days = m.optionsFor(ev.host).expiry_days;
-      return days > 0 ? removeArchive(ev.storage, mamKeys, ev.user.jid.toBareString(), ev.now() - days * 86_400_000).then(() => false) : false;
+      const st = stateOf(ev.user);
+      if (days <= 0 || ev.now() - st.prunedAt < PRUNE_EVERY_MS) return false;
+      const at = ev.now();
+      return removeArchive(ev.storage, mamKeys, ev.user.jid.toBareString(), at - days * 86_400_000).then(() => {
+        ev.user.setState(MODULE, { ...stateOf(ev.user), prunedAt: at });
+        return false;
+      });
     });
     m.hook('user/deleted', (ev) => removeArchive(ev.storage, mamKeys, ev.jid.toBareString()));
   },
@@ -195,6 +207,6 @@ function setPrefs(iq: IqRequest): void {
   const always = list('always'), never = list('never');
   if (!always || !never) { iq.error('jid-malformed', 'modify', 'a JID in the preferences is not valid'); return; }
   const p: Prefs = { default: d, always, never };
-  iq.user!.setState(MODULE, p);
+  iq.user!.setState(MODULE, { ...stateOf(iq.user!), prefs: p });
   iq.reply(prefsElement(p));
 }

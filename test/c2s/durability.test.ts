@@ -4,27 +4,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { until as waitFor } from '../helpers/runtime.ts';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
 import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
-import { bodies, freePort, rawLogin, startServer, type RawClient } from '../helpers/xmpp.ts';
+import { bodies, freePort, rawLogin, startNodeProcess, startServer, type RawClient } from '../helpers/xmpp.ts';
 import { party } from '../helpers/transcript.ts';
 import { tempDir } from '../helpers/runtime.ts';
 
-const NODE = fileURLToPath(new URL('../fixtures/xmpp-node.ts', import.meta.url));
 const SM = 'urn:xmpp:sm:3';
 
-async function startChild(dir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', NODE, dir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
-    child.once('exit', (code) => reject(new Error(`node exited with ${code}`)));
-  });
-  return child;
-}
 
 async function accounts(dir: string, users: string[]): Promise<void> {
   const db = new Level<string, string>(join(dir, 'db'));
@@ -76,10 +66,10 @@ test('recipient offline: every acknowledged message survives kill -9 (offline st
   const dir = tempDir('chorus-kill-');
   await accounts(dir, ['sender', 'rcpt']);
   const port = await freePort();
-  const child = await startChild(dir, port);
+  const child = await startNodeProcess(dir, port);
   const acked = await streamAndKill(port, child, 'rcpt@localhost', 3000, 500);
   assert.ok(acked >= 500, `acked ${acked}`);
-  const again = await startChild(dir, port);
+  const again = await startNodeProcess(dir, port);
   const got = await collect(port, 'rcpt');
   const missing = [];
   for (let n = 1; n <= acked; n++) if (!got.has(n)) missing.push(n);
@@ -94,7 +84,7 @@ test('recipient online but not reading: every acknowledged message survives kill
   const dir = tempDir('chorus-kill-');
   await accounts(dir, ['sender', 'slow']);
   const port = await freePort();
-  const child = await startChild(dir, port);
+  const child = await startNodeProcess(dir, port);
   // The recipient is online with SM and never reads: its TCP window fills up.
   const slow = await rawLogin(port, 'slow', 'stuck');
   slow.send(`<enable xmlns='${SM}'/><presence/>`);
@@ -103,7 +93,7 @@ test('recipient online but not reading: every acknowledged message survives kill
   const acked = await streamAndKill(port, child, 'slow@localhost/stuck', 3000, 1000);
   assert.ok(acked >= 1000, `only ${acked} acknowledged before the kill: the test would check nothing`);
   slow.close();
-  const again = await startChild(dir, port);
+  const again = await startNodeProcess(dir, port);
   const got = await collect(port, 'slow');
   const missing = [];
   for (let n = 1; n <= acked; n++) if (!got.has(n)) missing.push(n);

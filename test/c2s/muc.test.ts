@@ -2,19 +2,16 @@
 // mid-conversation changes nothing anyone sees, and a persistent room outlives a SIGKILLed node.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join as joinPath } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
 import { createAccount } from '../../src/storage/accounts.ts';
 import type { XmlElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
-import { freePort, startServer } from '../helpers/xmpp.ts';
+import { freePort, startNodeProcess, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { party, type Party } from '../helpers/transcript.ts';
 import { tempDir, until } from '../helpers/runtime.ts';
 
 const ROOM = 'hall@conference.localhost';
-const NODE = fileURLToPath(new URL('../fixtures/xmpp-node.ts', import.meta.url));
 
 /** Joins `p` as `nick` and reads until the subject (the end of a join); returns what came. */
 async function join(p: Party, nick: string, history = '<history maxstanzas="0"/>'): Promise<XmlElement[]> {
@@ -38,18 +35,24 @@ async function said(p: Party): Promise<string> {
 
 const instant = `<iq to='${ROOM}' type='set' id='cfg'><query xmlns='${NS.MUC_OWNER}'><x xmlns='${NS.DATA_FORMS}' type='submit'/></query></iq>`;
 
+/** `names` log in; the first makes the room (an instant one), the others join; each has read the
+ *  presences of those who came after it, so what each gets next is what the test causes. */
+async function gathered(server: TestServer, names: string[]): Promise<Party[]> {
+  for (const n of names) await server.addUser(n);
+  const ps = await Promise.all(names.map((n) => party(server.port, n, 'pc')));
+  await join(ps[0]!, names[0]!);
+  ps[0]!.sends(instant);
+  assert.is((await ps[0]!.next()).attr('type'), 'result');
+  for (const [i, p] of ps.entries()) if (i > 0) await join(p, names[i]!);
+  for (const [i, p] of ps.entries()) for (let k = i + 1; k < ps.length; k++) assert.is((await p.next()).name, 'presence');
+  return ps;
+}
+
 test('a room actor killed mid-conversation with 5 occupants: each sees the conversation go on, and nothing else', async () => {
   const names = ['ann', 'ben', 'cat', 'dan', 'eve'];
   const server = await startServer((c) => { c.c2s_require_encryption = false; });
   try {
-    for (const n of names) await server.addUser(n);
-    const ps = await Promise.all(names.map((n) => party(server.port, n, 'pc')));
-    await join(ps[0]!, 'ann');
-    ps[0]!.sends(instant);
-    assert.is((await ps[0]!.next()).attr('type'), 'result');
-    for (const [i, p] of ps.entries()) if (i > 0) await join(p, names[i]!);
-    // everyone has seen everyone arrive: the presences the later joins caused are read
-    for (const [i, p] of ps.entries()) for (let k = i + 1; k < ps.length; k++) assert.is((await p.next()).name, 'presence');
+    const ps = await gathered(server, names);
     ps[1]!.sends(`<message to='${ROOM}' type='groupchat'><body>before</body></message>`);
     for (const p of ps) assert.is(await said(p), 'ben: before');
     assert.ok(await server.node.runtime.kill(`room:${ROOM}`, 'killed by the test'));
@@ -68,13 +71,7 @@ test('rooms hot-reload under traffic: chorus reload room moves every live room t
   const names = ['ann', 'ben', 'cat'];
   const server = await startServer((c) => { c.c2s_require_encryption = false; });
   try {
-    for (const n of names) await server.addUser(n);
-    const ps = await Promise.all(names.map((n) => party(server.port, n, 'pc')));
-    await join(ps[0]!, 'ann');
-    ps[0]!.sends(instant);
-    assert.is((await ps[0]!.next()).attr('type'), 'result');
-    for (const [i, p] of ps.entries()) if (i > 0) await join(p, names[i]!);
-    for (const [i, p] of ps.entries()) for (let k = i + 1; k < ps.length; k++) assert.is((await p.next()).name, 'presence');
+    const ps = await gathered(server, names);
     // messages in flight while the kind reloads
     for (let i = 1; i <= 10; i++) ps[i % 3]!.sends(`<message to='${ROOM}' type='groupchat'><body>m${i}</body></message>`);
     const results = await server.node.runtime.reload('room');
@@ -97,14 +94,6 @@ test('rooms hot-reload under traffic: chorus reload room moves every live room t
   }
 });
 
-async function startChild(dir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', NODE, dir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
-    child.once('exit', (code) => reject(new Error(`node exited with ${code}`)));
-  });
-  return child;
-}
 
 test('a persistent room outlives a SIGKILLed node: name, affiliations and history come back', async () => {
   const dir = tempDir('chorus-muc-kill-');
@@ -113,7 +102,7 @@ test('a persistent room outlives a SIGKILLed node: name, affiliations and histor
   for (const u of ['ann', 'ben', 'mal']) await createAccount(db, `${u}@localhost`, 'secret', { iterations: 4096 });
   await db.close();
   const port = await freePort();
-  const child = await startChild(dir, port);
+  const child = await startNodeProcess(dir, port);
   const ann = await party(port, 'ann', 'pc');
   await join(ann, 'ann');
   ann.sends(`<iq to='${ROOM}' type='set' id='cfg'><query xmlns='${NS.MUC_OWNER}'><x xmlns='${NS.DATA_FORMS}' type='submit'>`
@@ -126,7 +115,7 @@ test('a persistent room outlives a SIGKILLed node: name, affiliations and histor
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
 
-  const again = await startChild(dir, port);
+  const again = await startNodeProcess(dir, port);
   try {
     const ben = await party(port, 'ben', 'pc');
     const got = await join(ben, 'ben', '');

@@ -6,30 +6,23 @@ Prints one JSON line: what each step showed, or an error.
   the phone sees each message with a <stanza-id/> by alice's account
   the laptop pages the whole archive 10 at a time, oldest first: all 25, in order, the stanza-ids
   the laptop pages it newest first (<before/>) and asks for bob's messages only"""
-import asyncio, json, ssl, sys
+import asyncio, sys
 import slixmpp
+from slixmpp_common import Client as Base, connect as login, run
 
 host, port, domain, password = sys.argv[1:5]
 out = {}
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(Base):
     def __init__(self, jid):
-        super().__init__(jid, password)
-        for p in ("xep_0030", "xep_0059", "xep_0297", "xep_0313", "xep_0359"):
-            self.register_plugin(p)
-        self.started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: self.started.set_result(True))
+        super().__init__(jid, password, ("xep_0030", "xep_0059", "xep_0297", "xep_0313", "xep_0359"))
         self.got = []
         self.add_event_handler("message", lambda m: m["body"] and not m.xml.find("{urn:xmpp:mam:2}result") and self.got.append(m))
 
 
 async def connect(c):
-    c.ssl_context.check_hostname = False
-    c.ssl_context.verify_mode = ssl.CERT_NONE
-    c.connect((host, int(port)), force_starttls=True)
-    await asyncio.wait_for(c.started, 30)
-    c.send_presence()
+    await login(c, host, port)
 
 
 async def main():
@@ -66,9 +59,4 @@ async def main():
         c.disconnect()
 
 
-try:
-    asyncio.get_event_loop().run_until_complete(asyncio.wait_for(main(), 120))
-except Exception as e:  # noqa: BLE001 - reported to the test
-    import traceback
-    out["error"] = f"{type(e).__name__}: {e} {traceback.format_exc()[-600:]}"
-print(json.dumps(out))
+run(main, out)

@@ -6,23 +6,19 @@ Prints one JSON line: what each step showed, or an error.
   bob joins (alice is there, the subject ends the join); alice and bob talk
   carol asks for Bob's nick (conflict), joins as Carol with history (both messages, delayed)
   alice sets the subject (bob sees it), kicks carol (307), bob leaves (alice sees him go)"""
-import asyncio, json, ssl, sys
+import asyncio, sys
 import slixmpp
 from slixmpp.exceptions import PresenceError
+from slixmpp_common import Client as Base, connect as login, run
 
 host, port, domain, password = sys.argv[1:5]
 room = slixmpp.JID(f"family@conference.{domain}")
 out = {}
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(Base):
     def __init__(self, name):
-        super().__init__(f"{name}@{domain}/pc", password)
-        self.register_plugin("xep_0030")
-        self.register_plugin("xep_0045")
-        self.register_plugin("xep_0203")
-        self.started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: self.started.set_result(True))
+        super().__init__(f"{name}@{domain}/pc", password, ("xep_0030", "xep_0045", "xep_0203"))
         self.inbox = asyncio.Queue()
         self.add_event_handler("groupchat_message", lambda m: self.inbox.put_nowait(("message", m)))
         self.add_event_handler("groupchat_subject", lambda m: self.inbox.put_nowait(("subject", m)))
@@ -40,11 +36,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 async def connect(c):
-    c.ssl_context.check_hostname = False
-    c.ssl_context.verify_mode = ssl.CERT_NONE
-    c.connect((host, int(port)), force_starttls=True)
-    await asyncio.wait_for(c.started, 30)
-    c.send_presence()
+    await login(c, host, port)
 
 
 async def main():
@@ -96,8 +88,4 @@ async def main():
         c.disconnect()
 
 
-try:
-    asyncio.get_event_loop().run_until_complete(asyncio.wait_for(main(), 120))
-except Exception as e:  # noqa: BLE001 - reported to the test
-    out["error"] = f"{type(e).__name__}: {e}"
-print(json.dumps(out))
+run(main, out)

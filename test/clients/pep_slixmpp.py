@@ -8,9 +8,10 @@ Prints one JSON line: what each step showed, or an error.
   the phone publishes a bundle: nobody is notified (nobody asked), bob fetches it
   bob publishes his own device list: alice's two clients are notified
   alice keeps bookmarks in private XML (XEP-0049, as XEP-0048 did) from the phone, reads them on the laptop"""
-import asyncio, json, ssl, sys
+import asyncio, sys
 import xml.etree.ElementTree as ET
 import slixmpp
+from slixmpp_common import Client as Base, connect as login, run
 
 host, port, domain, password = sys.argv[1:5]
 OMEMO = "eu.siacs.conversations.axolotl"
@@ -19,13 +20,9 @@ BUNDLE = OMEMO + ".bundles:1"
 out = {}
 
 
-class Client(slixmpp.ClientXMPP):
+class Client(Base):
     def __init__(self, jid):
-        super().__init__(jid, password)
-        for p in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0049", "xep_0048"):
-            self.register_plugin(p)
-        self.started = asyncio.get_event_loop().create_future()
-        self.add_event_handler("session_start", lambda _: self.started.set_result(True))
+        super().__init__(jid, password, ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0049", "xep_0048"))
         self.events = asyncio.Queue()
         self.nodes = []  # the node of every event, in order
         self.add_event_handler("pubsub_publish", self.on_event)
@@ -47,10 +44,7 @@ def devices(m):
 
 
 async def connect(c):
-    c.ssl_context.check_hostname = False
-    c.ssl_context.verify_mode = ssl.CERT_NONE
-    c.connect((host, int(port)), force_starttls=True)
-    await asyncio.wait_for(c.started, 30)
+    await login(c, host, port, presence=False)
     c.plugin["xep_0163"].add_interest(DEVICES)
     await c.plugin["xep_0115"].update_caps()
     c.send_presence()
@@ -97,8 +91,4 @@ async def main():
         c.disconnect()
 
 
-try:
-    asyncio.get_event_loop().run_until_complete(asyncio.wait_for(main(), 120))
-except Exception as e:  # noqa: BLE001 - reported to the test
-    out["error"] = f"{type(e).__name__}: {e}"
-print(json.dumps(out))
+run(main, out)

@@ -3,6 +3,8 @@ import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions, type TLSSocket } from 'node:tls';
 import { rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { defaultConfig, type ChorusConfig } from '../../src/config/index.ts';
 import { startNode, type ChorusNode } from '../../src/node.ts';
 import { createAccount } from '../../src/storage/accounts.ts';
@@ -135,4 +137,15 @@ export async function rawLogin(port: number, user: string, resource: string, pas
 /** Counts `<message>` elements with a body in what a raw client received. */
 export function bodies(text: string): string[] {
   return [...text.matchAll(/<message[^>]*>.*?<body>([^<]*)<\/body>/g)].map((m) => m[1]!);
+}
+
+/** A Chorus node in a process of its own (test/fixtures/xmpp-node.ts on `dir`, c2s on `port`), for
+ *  tests that SIGKILL it; resolves once it serves. */
+export async function startNodeProcess(dir: string, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/xmpp-node.ts', import.meta.url)), dir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
+    child.once('exit', (code) => reject(new Error(`node exited with ${code}`)));
+  });
+  return child;
 }
