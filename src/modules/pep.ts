@@ -31,7 +31,7 @@ export const pepKeys = {
 
 export type Access = 'presence' | 'open' | 'roster' | 'whitelist';
 const ACCESS: readonly Access[] = ['presence', 'open', 'roster', 'whitelist'];
-interface NodeConfig { access: Access; maxItems: number }
+export interface NodeConfig { access: Access; maxItems: number }
 /** A node with its items, oldest first; each item is its serialized <item id='…'>payload</item>. */
 interface PepNode { config: NodeConfig; items: Array<{ id: string; xml: string }> }
 /** In the user actor's snapshot: the online resources (own and contacts') and their caps hash;
@@ -98,10 +98,42 @@ export default defineModule({
       const nodes = await ev.storage.range<PepNode>(pepKeys.of(ev.jid.toBareString()));
       if (nodes.length) await ev.storage.batch(nodes.map(([key]) => ({ type: 'del' as const, key })));
     });
+    return {
+      items: readItems,
+      replaceItems: (ctx, node, items, access) => replaceItems(ctx, node, items, { access, maxItems: m.optionsFor(ctx.host).max_items }),
+    } satisfies PepApi;
   },
 });
 
-type Ctx = StanzaContext & { user: UserContext };
+/** What the pep module tells the modules that depend on it (private XML keeps bookmarks in step). */
+export interface PepApi {
+  /** A node's items, oldest first (none when the node does not exist). */
+  items(storage: Storage, owner: string, node: string): Promise<Array<{ id: string; payload: XmlElement }>>;
+  /** Makes a node hold exactly these items, as its owner publishing and retracting would: the
+   *  node is created with `access` and the most items allowed when it does not exist; what
+   *  changed is notified. */
+  replaceItems(ctx: Ctx, node: string, items: Array<{ id: string; payload: XmlElement }>, access: Access): Promise<void>;
+}
+
+async function readItems(storage: Storage, owner: string, node: string): Promise<Array<{ id: string; payload: XmlElement }>> {
+  const stored = await storage.get<PepNode>(pepKeys.node(owner, node));
+  return (stored?.items ?? []).map((i) => ({ id: i.id, payload: parseElement(i.xml, NS.PUBSUB).getChildren()[0]! }));
+}
+
+async function replaceItems(ctx: Ctx, node: string, items: Array<{ id: string; payload: XmlElement }>, config: NodeConfig): Promise<void> {
+  const owner = ctx.user.jid.toBareString();
+  const key = pepKeys.node(owner, node);
+  const stored = await ctx.storage.get<PepNode>(key);
+  const next: PepNode = { config: stored?.config ?? config, items: items.map((i) => ({ id: i.id, xml: serialize(x('item', { id: i.id }, i.payload)) })) };
+  await ctx.storage.put(key, next);
+  const before = new Map((stored?.items ?? []).map((i) => [i.id, i.xml]));
+  const changed = next.items.filter((i) => before.get(i.id) !== i.xml);
+  const gone = [...before.keys()].filter((id) => !next.items.some((i) => i.id === id));
+  if (changed.length) await notify(ctx, owner, node, next.config, x('items', { node }, changed.map((i) => parseElement(i.xml, NS.PUBSUB_EVENT))));
+  if (gone.length) await notify(ctx, owner, node, next.config, x('items', { node }, gone.map((id) => x('retract', { id }))));
+}
+
+export type Ctx = StanzaContext & { user: UserContext };
 type Limits = { max_items: number; max_nodes: number; max_item_bytes: number };
 
 function pubsubError(iq: IqRequest, condition: Parameters<IqRequest['error']>[0], app: string, text?: string, feature?: string): void {

@@ -1,10 +1,34 @@
 // Private XML Storage (XEP-0049): an account keeps XML fragments on its server, one per namespace,
 // that only its own clients read and write (old clients keep bookmarks and settings there).
+// Bookmarks are kept once, as PEP's Bookmarks 2 node (XEP-0402); what old clients read and write as
+// storage:bookmarks here is that node, converted both ways (XEP-0411), so every client sees the same.
 import { serialize, x } from '../xml/builder.ts';
 import { parseElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
 import { defineModule } from '../xmpp/module.ts';
 import { keyOf, keysUnder } from '../storage/db.ts';
+import type { XmlElement } from '../xml/element.ts';
+import type { PepApi } from './pep.ts';
+
+const LEGACY = 'storage:bookmarks';
+const BOOKMARKS = 'urn:xmpp:bookmarks:1';
+
+/** Bookmarks 2 items (id = the room's JID) as one XEP-0048 <storage/>. */
+function toLegacy(items: Array<{ id: string; payload: XmlElement }>): XmlElement {
+  return x('storage', { xmlns: LEGACY }, items.map(({ id, payload }) => x('conference', { jid: id, name: payload.attr('name'), autojoin: payload.attr('autojoin') },
+    payload.child('nick', BOOKMARKS) ? x('nick', null, payload.getChildText('nick', BOOKMARKS)!) : null,
+    payload.child('password', BOOKMARKS) ? x('password', null, payload.getChildText('password', BOOKMARKS)!) : null)));
+}
+
+/** An XEP-0048 <storage/> as Bookmarks 2 items (its URLs have no place there and are dropped). */
+function fromLegacy(storage: XmlElement): Array<{ id: string; payload: XmlElement }> {
+  return storage.getChildren('conference', LEGACY).filter((c) => c.attr('jid')).map((c) => ({
+    id: c.attr('jid')!,
+    payload: x('conference', { xmlns: BOOKMARKS, name: c.attr('name'), autojoin: c.attr('autojoin') === '1' || c.attr('autojoin') === 'true' ? 'true' : undefined },
+      c.child('nick', LEGACY) ? x('nick', null, c.getChildText('nick', LEGACY)!) : null,
+      c.child('password', LEGACY) ? x('password', null, c.getChildText('password', LEGACY)!) : null),
+  }));
+}
 
 const MODULE = 'private';
 
@@ -24,14 +48,21 @@ const options = {
 export default defineModule({
   name: MODULE,
   description: 'Private XML storage (XEP-0049): fragments an account keeps for its own clients, one per namespace.',
-  xeps: [{ xep: 49, version: '1.2', status: 'complete' }],
+  xeps: [
+    { xep: 49, version: '1.2', status: 'complete' },
+    { xep: 411, version: '1.1.0', status: 'complete', note: 'storage:bookmarks here is the Bookmarks 2 PEP node, both ways' },
+  ],
+  features: { account: [`${BOOKMARKS}#compat`] },
+  depends: ['pep'],
   storage: [MODULE],
   options,
   setup(m) {
+    const pep = m.depends<PepApi>('pep');
     m.iq('get', 'self', NS.PRIVATE, async (iq) => {
       const asked = iq.payload.getChildren();
       if (asked.length !== 1) { iq.error('not-acceptable', 'modify', 'ask for exactly one namespace'); return; }
       const ns = asked[0]!.getXmlns();
+      if (ns === LEGACY) { iq.reply(x('query', { xmlns: NS.PRIVATE }, toLegacy(await pep.items(iq.storage, iq.from.toBareString(), BOOKMARKS)))); return; }
       const stored = await iq.storage.get<string>(privateKeys.item(iq.from.toBareString(), ns));
       iq.reply(x('query', { xmlns: NS.PRIVATE }, stored === undefined ? asked[0]! : parseElement(stored, ns)));
     });
@@ -53,7 +84,10 @@ export default defineModule({
       const names = new Set(known.map(([k]) => k));
       for (const w of writes) names.add(w.key);
       if (names.size > o.max_namespaces) { iq.error('not-acceptable', 'modify', `at most ${o.max_namespaces} namespaces per account`); return; }
-      await iq.storage.batch(writes);
+      const legacy = fragments.find((f) => f.getXmlns() === LEGACY);
+      await iq.storage.batch(writes.filter((w) => w.key !== privateKeys.item(bare, LEGACY)));
+      // Bookmarks go to their one place, the Bookmarks 2 node (XEP-0402 §5: whitelist, any number).
+      if (legacy) await pep.replaceItems({ ...iq, user: iq.user! }, BOOKMARKS, fromLegacy(legacy), 'whitelist');
       iq.reply();
     });
 
