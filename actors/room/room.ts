@@ -10,7 +10,7 @@ import { NS } from '../../src/xml/namespaces.ts';
 import { addDelayXml } from '../../src/xmpp/delay.ts';
 import { iqResultElement, stanzaErrorElement, type StanzaErrorCondition, type StanzaErrorType } from '../../src/xmpp/errors.ts';
 import { dataForm, formBoolean, formText, readForm, type Submitted } from '../../src/xmpp/forms.ts';
-import { parseJid, tryParseJid, type Jid } from '../../src/xmpp/jid.ts';
+import { parseJid, prepareResourcepart, tryParseJid, type Jid } from '../../src/xmpp/jid.ts';
 import { keyOf, unescapeKeyPart } from '../../src/storage/db.ts';
 import type { MucSettings } from '../../src/modules/muc.ts';
 import { archiveId, archiveKeys, finElement, metadataElement, queryArchive, queryFields, removeArchive, resultMessage, type ArchiveEntry } from '../../src/modules/archive.ts';
@@ -30,6 +30,7 @@ function settingsOf(ctx: RoomCtx): MucSettings | undefined {
 }
 
 const MODERATE = 'urn:xmpp:message-moderate:1';
+const MUC_REGISTER = 'http://jabber.org/protocol/muc#register';
 const RETRACT = 'urn:xmpp:message-retract:1';
 
 /** A room's archive (XEP-0313): `mucmam!<room JID>!<id>`. */
@@ -105,6 +106,7 @@ function enter(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, nick: st
   }
   const existing = room.occupants[nick];
   if (existing && existing.bare !== bare) { fail(st, 'cancel', 'conflict', 'that nickname is taken in this room'); return ctx; }
+  if (registeredBy(room, nick, bare)) { fail(st, 'cancel', 'conflict', 'that nickname is registered to someone else in this room'); return ctx; }
   if (!existing && Object.keys(room.occupants).length >= room.config.maxUsers && !atLeast(affiliation, 'admin')) {
     fail(st, 'wait', 'service-unavailable', 'this room is full'); return ctx;
   }
@@ -409,9 +411,15 @@ function onIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, to: Jid):
   const reply = (p?: XmlElement) => routeElement(iqResultElement(st, p));
   switch (`${type} ${ns}`) {
     case `get ${NS.DISCO_INFO}`:
-      if (payload!.attr('node') !== undefined) fail(st, 'cancel', 'item-not-found');
+      // §7.12: the nickname registered to the asker, as an identity of node x-roomuser-item.
+      if (payload!.attr('node') === 'x-roomuser-item') {
+        const mine = ctx.nicks?.[from.toBareString()];
+        reply(x('query', { xmlns: NS.DISCO_INFO, node: 'x-roomuser-item' }, mine ? x('identity', { category: 'conference', type: 'text', name: mine }) : null));
+      } else if (payload!.attr('node') !== undefined) fail(st, 'cancel', 'item-not-found');
       else reply(roomInfo(ctx));
       return ctx;
+    case `get ${NS.REGISTER}`: case `set ${NS.REGISTER}`:
+      return register(ctx, st, payload!, from.toBareString(), affiliation);
     case `get ${NS.DISCO_ITEMS}`:
       reply(x('query', { xmlns: NS.DISCO_ITEMS }));
       return ctx;
@@ -768,6 +776,45 @@ function admin(ctx: RoomCtx, s: MucSettings, st: XmlElement, q: XmlElement, full
     }
   }
   return next;
+}
+
+/** Whether `nick` is registered in the room to someone other than `bare`. */
+const registeredBy = (ctx: RoomCtx, nick: string, bare: string): boolean =>
+  Object.entries(ctx.nicks ?? {}).some(([owner, n]) => n === nick && owner !== bare);
+
+/**
+ * §7.10: registering a nickname with the room (which makes the registrant a member), reading it back,
+ * and cancelling it (<remove/>, which ends the membership).
+ */
+function register(ctx: RoomCtx, st: XmlElement, q: XmlElement, bare: string, affiliation: Affiliation): RoomCtx {
+  const mine = ctx.nicks?.[bare];
+  if (st.attr('type') === 'get') {
+    if (mine) { routeElement(iqResultElement(st, x('query', { xmlns: NS.REGISTER }, x('registered'), x('username', null, mine)))); return ctx; }
+    routeElement(iqResultElement(st, x('query', { xmlns: NS.REGISTER },
+      x('instructions', null, 'Register a nickname: nobody else enters this room under it.'),
+      dataForm({ type: 'form', title: `Nickname in ${ctx.jid}`, formType: MUC_REGISTER }, [{ var: 'muc#register_roomnick', type: 'text-single', label: 'Nickname' }]))));
+    return ctx;
+  }
+  if (affiliation === 'outcast') { fail(st, 'auth', 'forbidden', 'you are banned from this room'); return ctx; }
+  if (q.child('remove', NS.REGISTER)) {
+    if (!mine) { fail(st, 'cancel', 'item-not-found', 'no nickname of yours is registered here'); return ctx; }
+    const { [bare]: _, ...nicks } = ctx.nicks ?? {};
+    void _;
+    const affiliations = { ...ctx.affiliations };
+    if (affiliations[bare] === 'member') delete affiliations[bare];
+    routeElement(iqResultElement(st));
+    return { ...ctx, nicks, affiliations };
+  }
+  const form = readForm(q);
+  const nick = form ? formText(form, 'muc#register_roomnick') : q.getChildText('username', NS.REGISTER);
+  let prepared: string | undefined;
+  try { prepared = nick ? prepareResourcepart(nick) : undefined; } catch { prepared = undefined; }
+  if (!prepared) { fail(st, 'modify', 'not-acceptable', 'a nickname is needed, and it must be a valid one'); return ctx; }
+  const inUse = ctx.occupants[prepared];
+  if (registeredBy(ctx, prepared, bare) || (inUse && inUse.bare !== bare)) { fail(st, 'cancel', 'conflict', 'that nickname is taken in this room'); return ctx; }
+  if (ctx.config.membersOnly && !atLeast(affiliation, 'member') && !ctx.config.allowInvites) { fail(st, 'cancel', 'not-allowed', 'members are made by the room\'s admins here'); return ctx; }
+  routeElement(iqResultElement(st));
+  return { ...ctx, nicks: { ...ctx.nicks, [bare]: prepared }, affiliations: atLeast(affiliation, 'member') ? ctx.affiliations : { ...ctx.affiliations, [bare]: 'member' } };
 }
 
 const withOccupant = (ctx: RoomCtx, o: Occupant): RoomCtx => ({ ...ctx, occupants: { ...ctx.occupants, [o.nick]: o } });

@@ -51,6 +51,8 @@ export interface RoomCtx {
   occupants: Record<string, Occupant>;
   subject: { text: string; nick: string; at: number } | null;
   history: HistoryEntry[];
+  /** Registered nicknames (§7.10), by bare JID: nobody else enters under them. */
+  nicks?: Record<string, string>;
 }
 
 export function defaultConfig(s: MucSettings, local: string): RoomConfig {

@@ -36,7 +36,7 @@ export default defineModule({
   name: 'muc',
   description: 'Group chat (XEP-0045): a service at conference.<host> whose rooms are room actors.',
   xeps: [
-    { xep: 45, version: '1.35', status: 'partial', note: 'join, leave, nick change, groupchat, subject, private messages, IQs to occupants, history, owner configuration, affiliations and roles, kick and ban, voice requests, destroy, mediated invitations; not yet: nick registration' },
+    { xep: 45, version: '1.35', status: 'partial', note: 'join, leave, nick change, groupchat, subject, private messages, IQs to occupants, history, owner configuration, affiliations and roles, kick and ban, voice requests, nick registration, destroy, mediated invitations' },
     { xep: 249, version: '1.2', status: 'complete', note: 'direct invitations pass through as ordinary messages' },
     { xep: 410, version: '1.1', status: 'complete', note: 'self-ping answered by the room' },
     { xep: 421, version: '0.1', status: 'complete' },

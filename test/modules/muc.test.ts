@@ -366,6 +366,29 @@ test('voice requests (§7.13): a visitor of a moderated room asks, moderators ge
   assert.ok(messages(h.received(A)).some((e) => e.getChildText('body') === 'thanks'));
 });
 
+test('nick registration (§7.10): a registered nick is its owner\'s alone, makes a member, is found by x-roomuser-item, and can be cancelled', async () => {
+  const h = await opened();
+  const reg = (nick: string) => `<query xmlns="${NS.REGISTER}"><x xmlns="${NS.DATA_FORMS}" type="submit"><field var="FORM_TYPE"><value>http://jabber.org/protocol/muc#register</value></field><field var="muc#register_roomnick"><value>${nick}</value></field></x></query>`;
+  const form = await h.ask(B, 'get', `<query xmlns="${NS.REGISTER}"/>`, ROOM);
+  assert.ok(form.child('query', NS.REGISTER)!.child('x', NS.DATA_FORMS)!.getChildren('field').some((f) => f.attr('var') === 'muc#register_roomnick'));
+  assert.is((await h.ask(B, 'set', reg('Bobby'), ROOM)).attr('type'), 'result');
+  assert.is(errorOf(await h.ask(C, 'set', reg('Bobby'), ROOM)), 'conflict', 'taken');
+  const mine = (await h.ask(B, 'get', `<query xmlns="${NS.REGISTER}"/>`, ROOM)).child('query', NS.REGISTER)!;
+  assert.equal([!!mine.child('registered', NS.REGISTER), mine.getChildText('username', NS.REGISTER)], [true, 'Bobby']);
+  const found = (await h.ask(B, 'get', `<query xmlns="${NS.DISCO_INFO}" node="x-roomuser-item"/>`, ROOM)).child('query', NS.DISCO_INFO)!;
+  assert.is(found.child('identity')?.attr('name'), 'Bobby');
+  const members = await h.ask(A, 'get', `<query xmlns="${NS.MUC_ADMIN}"><item affiliation="member"/></query>`, ROOM);
+  assert.equal(members.child('query', NS.MUC_ADMIN)!.getChildren('item').map((i) => i.attr('jid')), ['bob@example.com']);
+  enter(h, C, 'Bobby');
+  await h.settle();
+  assert.is(errorOf(h.received(C).find((e) => e.attr('type') === 'error')), 'conflict', 'nobody else enters under it');
+  assert.is((await h.ask(B, 'set', `<query xmlns="${NS.REGISTER}"><remove/></query>`, ROOM)).attr('type'), 'result');
+  h.clear();
+  enter(h, C, 'Bobby');
+  await h.settle();
+  assert.ok(presences(h.received(C)).some((e) => e.attr('from') === `${ROOM}/Bobby` && codes(e).includes('110')), 'free again');
+});
+
 test('an IQ to an occupant reaches its client from room/nick, and the answer comes back to the asker only', async () => {
   const h = await opened();
   enter(h, B, 'Bob');
