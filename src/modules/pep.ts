@@ -339,7 +339,11 @@ function contactPresence(ev: InboundEvent): boolean | Promise<boolean> {
   if (ev.from.resource === '' || ev.from.bareEquals(ev.user.jid)) return false;
   if (ev.stanza.attr('type') === 'unavailable') { forget(ev.user, ev.from.toString()); return false; }
   if (ev.stanza.attr('type') !== undefined) return false;
-  // Only contacts: a room's occupants send caps too, and nobody else's interest is ours to track.
+  // Only contacts: a room's occupants send caps too (their presence carries muc#user), and nobody
+  // else's interest is ours to track. A presence with no caps changes nothing for one not tracked:
+  // neither costs a roster read (a busy room would cost one per presence per occupant).
+  const tracked = ev.from.toString() in stateOf(ev.user).online;
+  if (ev.stanza.child('x', NS.MUC_USER) || (!tracked && !ev.stanza.child('c', NS.CAPS))) return false;
   return loadItem(ev.storage, ev.user.jid.toBareString(), ev.from.toBareString()).then((item) => {
     if (!item || !(hasFrom(item.subscription) || hasTo(item.subscription))) return false;
     return noted(ev, ev.from.toString());
