@@ -78,8 +78,6 @@ export class Core {
   afterWrite: ((key: string) => void) | null = null;
   /** What the core routed to peer servers. */
   readonly remote: XmlElement[] = [];
-  /** What each session's probe got besides deliveries (bind-denied, unbound, replace, ...). */
-  readonly told = new Map<string, Array<{ type: string } & Record<string, unknown>>>();
   private inboxes = new Map<string, string[]>();
   private sent: Array<{ full: string; id: string }> = [];
   /** `<full JID> <id>` of every IQ result or error delivered. */
@@ -299,7 +297,7 @@ export class Core {
     this.router.send({ t: `user:${jid.toBareString()}`, f: probeOf(full), m });
   }
 
-  /** What a probe got: a session's deliveries and answers, a peer's stanzas. */
+  /** What a probe got: a session's deliveries, a peer's stanzas; a bind's answer is acted on. */
   private probe(self: Address, _from: Address | undefined, m: { type: string } & Record<string, unknown>): void {
     const who = self.slice('probe:'.length);
     const jid = parseJid(who);
@@ -314,10 +312,8 @@ export class Core {
       this.inboxes.get(who)?.push(xml);
       return;
     }
+    // A bound session arrives at its address, as a real one does after bind-ok.
     if (m.type === 'bind-ok') this.tell(jid, who, { type: 'arrived', resource: jid.resource });
-    let l = this.told.get(who);
-    if (!l) this.told.set(who, (l = []));
-    l.push(m);
   }
 
   /** The main thread's end of the router: a crashed actor is restarted from its snapshot (as the
