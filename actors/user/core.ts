@@ -18,6 +18,7 @@ import type { InboundEvent, SessionInfo, StanzaContext, UserContext } from '../.
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
+import { routeStanza } from '../route.ts';
 
 export interface UserCtx {
   jid: string;
@@ -398,11 +399,9 @@ export function routeOut(ctx: UserCtx, xml: string): void {
   if (!r) return;
   const own = r.to.resource !== '' && r.to.toBareString() === ctx.jid ? ctx.sessions[r.to.resource] : undefined;
   if (own) { deliver(ctx, own, r.xml, false); return; }
-  const dest = destinationOf(r.to, xmpp().domains);
-  if (dest.to === 'account' || dest.to === 'service') { durably(dest.address, r.xml, r.h, NOTHING); return; }
-  // An answer the server made to the server itself, or to a remote domain (no links yet): nobody
-  // waits for it, and an error is never answered.
-  log('debug', `not routed (${dest.to} ${r.to.domain}): ${r.xml.slice(0, 200)}`);
+  // Elsewhere as any stanza the server makes goes (an answer to the server itself or to a remote
+  // domain has nobody to take it: nobody waits for it, and an error is never answered).
+  routeStanza(r.xml, r.h);
 }
 
 /**

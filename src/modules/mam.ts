@@ -35,12 +35,11 @@ const options = {
   default_page: { type: 'number', default: 50, min: 1, max: 10_000, doc: 'Results per page when a client does not say.' },
 } as const;
 
-
 export default defineModule({
   name: MODULE,
   description: 'Message archives (XEP-0313) with stanza ids (XEP-0359): chat kept per account, paged by clients.',
   xeps: [
-    { xep: 313, version: '1.1.1', status: 'complete', note: 'account archives; group-chat archives not yet' },
+    { xep: 313, version: '1.1.1', status: 'complete', note: 'account archives (rooms keep theirs: module muc)' },
     { xep: 359, version: '0.7', status: 'complete', note: 'stanza-id on archived messages' },
     { xep: 59, version: '1.0', status: 'complete', note: 'paging of archive queries' },
   ],
