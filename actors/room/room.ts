@@ -34,10 +34,10 @@ const MUC_REGISTER = 'http://jabber.org/protocol/muc#register';
 const RETRACT = 'urn:xmpp:message-retract:1';
 
 /** A room's archive (XEP-0313): `mucmam!<room JID>!<id>`. */
-export const roomArchive = archiveKeys('mucmam');
+const roomArchive = archiveKeys('mucmam');
 
 /** Where the service keeps its list of rooms (for disco#items): `muc!<domain>!<room>`. */
-export const roomKeys = {
+const roomKeys = {
   of: (domain: string) => `${keyOf('muc', domain)}!`,
   room: (domain: string, local: string) => keyOf('muc', domain, local),
 };

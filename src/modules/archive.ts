@@ -28,8 +28,8 @@ export function archiveId(at: number): string {
   return idAt(at) + counter.toString(36).padStart(4, '0');
 }
 /** The smallest id of time `at`. */
-export const idAt = (at: number): string => at.toString(36).padStart(9, '0');
-export const idOf = (key: string): string => key.slice(key.lastIndexOf('!') + 1);
+const idAt = (at: number): string => at.toString(36).padStart(9, '0');
+const idOf = (key: string): string => key.slice(key.lastIndexOf('!') + 1);
 
 export interface Page { entries: Array<[string, ArchiveEntry]>; complete: boolean; queryid: string | undefined }
 export type QueryError = { condition: StanzaErrorCondition; text: string };
