@@ -26,7 +26,8 @@ interface MamState { prefs: Prefs; prunedAt: number }
 const NONE: MamState = { prefs: DEFAULT_PREFS, prunedAt: 0 };
 const stateOf = (user: UserContext): MamState => user.state<MamState>(MODULE, () => NONE);
 const prefsOf = (user: UserContext): Prefs => stateOf(user).prefs;
-/** Expiry runs at a login at most once a day: a login does not pay for a range read every time. */
+/** Expiry runs at a login at most once a day, from the day after the first: a login does not pay
+ *  for a range read every time. */
 const PRUNE_EVERY_MS = 86_400_000;
 
 const options = {
@@ -67,6 +68,8 @@ export default defineModule({
       const days = m.optionsFor(ev.host).expiry_days;
       const st = stateOf(ev.user);
       if (days <= 0 || ev.now() - st.prunedAt < PRUNE_EVERY_MS) return false;
+      // The first login only starts the clock: a login costs no archive read until a day later.
+      if (st.prunedAt === 0) { ev.user.setState(MODULE, { ...st, prunedAt: ev.now() }); return false; }
       const at = ev.now();
       return removeArchive(ev.storage, mamKeys, ev.user.jid.toBareString(), at - days * 86_400_000).then(() => {
         ev.user.setState(MODULE, { ...stateOf(ev.user), prunedAt: at });
