@@ -47,6 +47,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   const tls = await createTlsContexts(config, { log: (line) => log('info', line), warn: (line) => log('warn', line) });
   const settings: XmppSettings = {
     hosts: config.hosts,
+    admins: config.admins,
     requireEncryption: config.c2s_require_encryption,
     sessionsPerAccount: config.limits.sessions_per_account,
     maxStanzaBytes: config.limits.max_stanza_bytes,

@@ -19,6 +19,8 @@ import { loadModules, moduleFiles, rawOptionsOf, type ModuleSet, type ModulesCon
 /** The part of the config the actors need; plain data, passed to every scheduler. */
 export interface XmppSettings {
   hosts: string[];
+  /** The config's admins (bare JIDs): what modules acting for admins check. */
+  admins: string[];
   requireEncryption: boolean;
   sessionsPerAccount: number;
   maxStanzaBytes: number;
@@ -53,7 +55,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
   const la = settings.loginAttempts;
   const bucket = (failures: number, seconds: number) => ({ capacity: failures, refillPerMinute: (failures * 60) / seconds });
   services.set(THROTTLE, new AuthThrottle({ account: bucket(la.maxFailures, la.windowSeconds), address: bucket(la.addressMaxFailures, la.addressWindowSeconds) }));
-  services.set('xmpp', xmppService(settings, await loadModules(settings.hosts, settings.modules), services));
+  services.set('xmpp', xmppService(settings, await loadModules(settings.hosts, settings.modules, settings.admins), services));
 }
 
 /** The service over this thread's `db`, `loader` and login throttle (services), with these modules. */

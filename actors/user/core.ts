@@ -2,7 +2,7 @@
 // and the hooks that modules (roster, presence, offline, ...) run on. Functions over the context;
 // effects through the runtime API. A hook may be async: then the step is a promise of its patch and
 // the actor is suspended on it (the machine applies the patch when it resumes).
-import { courier, exit, log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
+import { callNode, courier, exit, log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
 import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
 import { inboundEvent, runInbound, runOutbound } from '../../src/xmpp/router.ts';
 import { destinationOf, unroutable, type Destination } from '../../src/xmpp/routing.ts';
@@ -511,7 +511,7 @@ const kept = (ctx: UserCtx): Patch => ({ sessions: ctx.sessions, mods: ctx.mods 
 /** The view's StanzaContext as a plain object, for events built by spreading it. */
 function stanzaContext(ctx: UserCtx): StanzaContext {
   const v = new UserView(ctx);
-  return { host: v.host, storage: v.storage, now: () => v.now(), route: (s) => v.route(s), log: (level, text) => v.log(level, text) };
+  return { host: v.host, storage: v.storage, now: () => v.now(), route: (s) => v.route(s), log: (level, text) => v.log(level, text), operator: (c, a) => v.operator(c, a) };
 }
 
 /** A mutable view over the context for one message; the machine assigns what it changed. A class:
@@ -526,6 +526,7 @@ class UserView implements UserContext, StanzaContext {
   now(): number { return xmpp().now(); }
   route(s: XmlElement | string): void { routeAsUser(this.ctx, typeof s === 'string' ? s : serialize(s)); }
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void { log(level, `${this.ctx.jid}: ${text}`); } // the node's log, at its level
+  operator(command: string, args: Record<string, unknown> = {}): Promise<unknown> { return callNode('admin', command, [args]); }
   get jid(): Jid { return (this.#jid ??= parseJid(this.ctx.jid)); }
   sessions(): SessionInfo[] { return Object.values(this.ctx.sessions); }
   session(r: string): SessionInfo | undefined { return this.ctx.sessions[r]; }

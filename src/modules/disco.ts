@@ -4,10 +4,11 @@
 // An account (a user's bare JID, or no 'to' from the user: targets bare and self) answers disco#info
 // with identity account/registered and every module's account features (XEP-0030 §3.1 and RFC 6121
 // §8.5.1: the server answers for the account), and disco#items with no items.
-// The feature lists come from the loader (`m.features()`), read at request time.
+// The feature lists come from the loader (`m.features()`), read at request time. A request for a
+// node goes to the module that publishes it (the 'disco/node' hook: ad-hoc commands).
 import { x } from '../xml/builder.ts';
 import type { IqRequest } from '../xmpp/module.ts';
-import { defineModule } from '../xmpp/module.ts';
+import { andThen, defineModule } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
 import { dataForm } from '../xmpp/forms.ts';
@@ -35,7 +36,7 @@ export default defineModule({
   name: 'disco',
   description: 'Service discovery (XEP-0030): server and account identities and features, server items.',
   xeps: [
-    { xep: 30, version: '2.5rc3', status: 'complete', note: 'info and items; no nodes' },
+    { xep: 30, version: '2.5rc3', status: 'complete', note: 'info and items; nodes answered by the modules that publish them' },
     { xep: 157, version: '1.1.1', status: 'complete', note: 'contact addresses from the options, as XEP-0128 extended info' },
   ],
   features: { host: OWN_HOST, account: OWN_ACCOUNT },
@@ -53,15 +54,16 @@ export default defineModule({
       return [...out].sort();
     };
 
-    // A disco request with a node we do not know (we publish none) is item-not-found (XEP-0030 §3.1, §4.1).
-    const noNode = (iq: IqRequest): boolean => {
-      if (iq.payload.attr('node') === undefined) return true;
-      iq.error('item-not-found');
-      return false;
+    // A request for a node goes to the module that publishes it (disco/node); a node nobody
+    // publishes is item-not-found (XEP-0030 §3.1, §4.1).
+    const node = (iq: IqRequest, query: 'info' | 'items', target: 'host' | 'account'): void | Promise<void> => {
+      const name = iq.payload.attr('node')!;
+      return andThen(m.fire('disco/node', { ...iq, node: name, query, target }), (answered) => { if (!answered) iq.error('item-not-found'); });
     };
+    const hasNode = (iq: IqRequest): boolean => iq.payload.attr('node') !== undefined;
 
     const hostInfo = (iq: IqRequest) => {
-      if (!noNode(iq)) return;
+      if (hasNode(iq)) return node(iq, 'info', 'host');
       const o = m.optionsFor(iq.host);
       const contacts = CONTACT_KINDS.filter((k) => o[`${k}_addresses`].length > 0);
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
@@ -72,19 +74,19 @@ export default defineModule({
         contacts.length ? dataForm({ type: 'result', formType: SERVERINFO }, contacts.map((k) => ({ var: `${k}-addresses`, type: 'list-multi' as const, value: o[`${k}_addresses`] }))) : null));
     };
     const hostItems = (iq: IqRequest) => {
-      if (!noNode(iq)) return;
+      if (hasNode(iq)) return node(iq, 'items', 'host');
       const services = m.services(iq.host).map((sd) => x('item', { jid: sd.domain, name: sd.name }));
       iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }, services, (itemsOf.get(iq.host) ?? []).map((jid) => x('item', { jid }))));
     };
     const accountInfo = (iq: IqRequest) => {
-      if (!noNode(iq)) return;
+      if (hasNode(iq)) return node(iq, 'info', 'account');
       iq.reply(x('query', { xmlns: NS.DISCO_INFO },
         x('identity', { category: 'account', type: 'registered' }),
         m.identities().account.map((i) => x('identity', { ...i })),
         featureVars('account').map((f) => x('feature', { var: f }))));
     };
     const accountItems = (iq: IqRequest) => {
-      if (!noNode(iq)) return;
+      if (hasNode(iq)) return node(iq, 'items', 'account');
       iq.reply(x('query', { xmlns: NS.DISCO_ITEMS }));
     };
     // Nothing here can be set: RFC 6120 §8.3.3.11, "does not allow any entity to perform the action".

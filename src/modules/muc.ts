@@ -10,7 +10,7 @@ const options = {
   name: { type: 'string', default: 'Chatrooms', doc: 'The service name shown in disco.' },
   enabled: { type: 'boolean', default: true, doc: 'Serve group chat on this host.' },
   restrict_creation: { type: 'string', default: 'local', enum: ['anyone', 'local', 'admins'] as string[], doc: 'Who may create rooms: anyone, accounts of this host, or the admins only.' },
-  admins: { type: 'strings', default: [] as string[], doc: 'Bare JIDs that are owners of every room (and may create rooms when restrict_creation is admins).' },
+  admins: { type: 'strings', default: [] as string[], doc: 'Bare JIDs that are owners of every room (and may create rooms when restrict_creation is admins), beside the server\'s admins.' },
   history_length: { type: 'number', default: 20, min: 0, max: 200, doc: 'Messages a new room keeps for joiners (its owners may lower it).' },
   max_history_length: { type: 'number', default: 50, min: 0, max: 1000, doc: 'The most a room may keep for joiners.' },
   max_occupants: { type: 'number', default: 200, min: 1, max: 100_000, doc: 'The most occupants a room may allow (its owners set a lower limit).' },
@@ -46,10 +46,10 @@ export default defineModule({
   options,
   // The service's list of rooms, and each room's archive (a room's state is its actor's snapshot).
   storage: ['muc', 'mucmam'],
-  services: (host, o) => (o.enabled ? [{
+  services: (host, o, admins) => (o.enabled ? [{
     domain: o.host || `conference.${host}`, kind: 'room', name: o.name,
     settings: {
-      host, restrictCreation: o.restrict_creation as MucSettings['restrictCreation'], admins: o.admins,
+      host, restrictCreation: o.restrict_creation as MucSettings['restrictCreation'], admins: [...new Set([...admins, ...o.admins])],
       historyLength: Math.min(o.history_length, o.max_history_length), maxHistoryLength: o.max_history_length,
       maxOccupants: o.max_occupants, persistentDefault: o.persistent_default, publicDefault: o.public_default, archive: o.archive,
     } satisfies MucSettings,

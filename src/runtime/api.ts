@@ -37,7 +37,7 @@ export interface ActorContextApi {
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
   /** Shared services of this thread (db, config, ...), installed by the node. */
   service<T>(name: string): T;
-  callAt(home: Address, service: string, method: string, args: unknown[]): Promise<unknown>;
+  callAt(home: Address, service: string, method: string, args: unknown[], timeoutMs?: number): Promise<unknown>;
 }
 
 /** This thread's host; it knows which actor's message is being handled (across awaits too). */
@@ -85,6 +85,12 @@ export const persistNow = (): void => ctx().persistNow();
 export const callAt = (home: Address, service: string, method: string, ...args: unknown[]): Promise<unknown> => {
   if (!thread) throw new Error('callAt used off a scheduler thread');
   return thread.callAt(home, service, method, args);
+};
+/** Calls `method` of a main-thread service (Runtime.provide), e.g. the node's operator commands;
+ *  rejects with the service's error, or after `timeoutMs` without an answer. */
+export const callNode = (service: string, method: string, args: unknown[], timeoutMs = 60_000): Promise<unknown> => {
+  if (!thread) throw new Error('callNode used off a scheduler thread');
+  return thread.callAt('node:services', service, method, args, timeoutMs);
 };
 /** A function that sends a message to this actor later, from a promise callback or a timer: async work
  *  comes back as a message, so the actor still handles one message at a time. */

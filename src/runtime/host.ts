@@ -643,12 +643,12 @@ export class ActorHost implements RouterSink {
     return f.apply(s, args);
   }
 
-  private callAt(home: Address, service: string, method: string, args: unknown[]): Promise<unknown> {
+  private callAt(home: Address, service: string, method: string, args: unknown[], timeoutMs = 5_000): Promise<unknown> {
     const at = this.router.place(home);
     if (at === this.o.thread) return this.callLocal(service, method, args);
     const reply = ++this.replyCounter;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.replies.delete(reply); reject(new Error(`${service}.${method} on scheduler ${at}: no answer in 5 s`)); }, 5_000);
+      const timer = setTimeout(() => { this.replies.delete(reply); reject(new Error(`${service}.${method} on ${at === MAIN_THREAD ? 'the main thread' : `scheduler ${at}`}: no answer in ${timeoutMs / 1000} s`)); }, timeoutMs);
       this.replies.set(reply, (c) => {
         clearTimeout(timer);
         if (c.c === 'call-reply' && c.error !== undefined) reject(new Error(c.error));
@@ -740,7 +740,7 @@ export class ActorHost implements RouterSink {
       rec.moveTo = address;
     },
     log: (level, text) => this.o.log(level, `${this.frame()?.rec.address ?? '?'}: ${text}`),
-    callAt: (home, service, method, args) => this.callAt(home, service, method, args),
+    callAt: (home, service, method, args, timeoutMs) => this.callAt(home, service, method, args, timeoutMs),
     service: <T>(name: string): T => {
       const s = this.o.services.get(name);
       if (s === undefined) throw new Error(`no service '${name}' on this scheduler`);

@@ -37,6 +37,8 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<RunningRunti
   const builtin = runtimeCommands(runtime);
   const commands = new Map<string, AdminHandler>([...builtin, ...(o.adminCommands?.(runtime, builtin) ?? [])]);
   const admin = new AdminServer(join(o.dataDir, 'admin.sock'), commands);
+  // The same commands for actors (callNode('admin', …)): an admin's ad-hoc command runs what the CLI runs.
+  runtime.provide('admin', Object.fromEntries(commands));
   await admin.listen();
   let stopped: Promise<void> | null = null;
   const stop = () => (stopped ??= (async () => {

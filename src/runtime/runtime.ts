@@ -43,6 +43,7 @@ export class Runtime {
   /** Threads started before: starting one again is a replacement (counted as a restart). */
   private everStarted = new Set<ThreadId>();
   private endpoints = new Map<Address, EndpointHandler>();
+  private mainServices = new Map<string, Record<string, (...args: any[]) => unknown>>();
   private exitWatchers = new Map<Address, (reason: ExitReason) => void>();
   private downWatchers = new Map<number, (reason: ExitReason) => void>();
   private replies = new Map<number, (c: Control) => void>();
@@ -221,6 +222,10 @@ export class Runtime {
   }
   unregisterEndpoint(address: Address): void { this.endpoints.delete(address); }
 
+  /** A service of the main thread's (the node's operator commands), which actors reach with
+   *  callNode: what only the thread holding every socket and supervisor can do. */
+  provide(name: string, impl: Record<string, (...args: any[]) => unknown>): void { this.mainServices.set(name, impl); }
+
   /** Monitor an actor from the main thread: cb runs once with the reason it ended. */
   monitor(target: Address, cb: (reason: ExitReason) => void): number {
     const ref = ++this.refCounter;
@@ -333,6 +338,14 @@ export class Runtime {
         break;
       }
       case 'log': this.log(c.level, c.text); break;
+      case 'call': {
+        const answer = (value: unknown, error?: string) => this.router.sendControl(fromThread, { c: 'call-reply', reply: c.reply, value, error });
+        const f = this.mainServices.get(c.service)?.[c.method];
+        if (!f) { answer(undefined, `no method ${c.service}.${c.method} on the main thread`); break; }
+        // The service's own errors go back to the caller, never up this thread's event loop.
+        Promise.resolve().then(() => f(...c.args)).then((v) => answer(v), (err: Error) => answer(undefined, err?.message ?? String(err)));
+        break;
+      }
       case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done': case 'call-reply':
         this.replies.get(c.reply)?.(c);
         this.replies.delete(c.reply);

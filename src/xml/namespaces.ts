@@ -31,6 +31,7 @@ export const NS = {
   DISCO_INFO: 'http://jabber.org/protocol/disco#info',
   DISCO_ITEMS: 'http://jabber.org/protocol/disco#items',
   DATA_FORMS: 'jabber:x:data',
+  COMMANDS: 'http://jabber.org/protocol/commands',
   RSM: 'http://jabber.org/protocol/rsm',
   CAPS: 'http://jabber.org/protocol/caps',
   PING: 'urn:xmpp:ping',

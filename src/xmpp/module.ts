@@ -6,6 +6,7 @@ import type { Jid } from './jid.ts';
 import type { XmlElement } from '../xml/element.ts';
 import type { StanzaErrorCondition, StanzaErrorOptions, StanzaErrorType } from './errors.ts';
 import type { ServiceDomain } from './routing.ts';
+import type { Field } from './forms.ts';
 
 export interface Identity { category: string; type: string; name?: string }
 
@@ -28,6 +29,9 @@ export interface StanzaContext {
   route(stanza: XmlElement | string): void;
   storage: Storage;
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
+  /** Runs one of the node's operator commands (the admin socket's: adduser, passwd, deluser, users,
+   *  actors, ...) as the CLI does; rejects with its error. */
+  operator(command: string, args?: Record<string, unknown>): Promise<unknown>;
 }
 
 export interface IqRequest extends StanzaContext {
@@ -141,6 +145,42 @@ export interface Hooks extends RouteHooks {
   'user/started': { user: UserContext } & StanzaContext;
   /** The account's record is gone: each module removes what it stored for it. */
   'user/deleted': AccountDeletedEvent;
+  /** A disco#info or disco#items request for a node (XEP-0030 §3.2, §4.2), fired by the disco
+   *  module: the module that publishes the node answers it and returns true. */
+  'disco/node': DiscoNodeEvent;
+}
+
+export interface DiscoNodeEvent extends IqRequest {
+  node: string;
+  query: 'info' | 'items';
+  /** The server (a host) or an account (its bare JID). */
+  target: 'host' | 'account';
+}
+
+/** A form a command asks to be filled (XEP-0004), or shows as its result. */
+export interface CommandForm { title?: string; instructions?: string; fields: Field[] }
+
+/** Who runs a command (their account), and what it may use: the node's operator commands too
+ *  (StanzaContext.operator: `chorus adduser` and the others, as the CLI runs them). */
+export interface CommandContext extends StanzaContext {
+  from: Jid;
+  user?: UserContext;
+}
+
+/** What a command answers when it completes: a note, a result form, or both. */
+export interface CommandResult { note?: { type: 'info' | 'warn' | 'error'; text: string }; form?: CommandForm }
+
+/** An ad-hoc command (XEP-0050) a module offers at the server's address: one form, then its result.
+ *  The adhoc module lists, describes and runs them; who may is `access`. */
+export interface CommandDefinition {
+  node: string;
+  name: string;
+  /** The server's admins (the config's `admins`), or any account of the host. */
+  access: 'admin' | 'local';
+  /** The form to fill first; without one the command runs at once. */
+  form?(c: CommandContext): CommandForm | Promise<CommandForm>;
+  /** Runs with the submitted values by field name (none when there was no form). */
+  run(c: CommandContext, values: Map<string, string[]>): CommandResult | Promise<CommandResult>;
 }
 
 /**
@@ -203,6 +243,14 @@ export interface ModuleApi<O> {
   identities(): { host: readonly Identity[]; account: readonly Identity[] };
   /** The service domains every loaded module declares on `host` (read at request time). */
   services(host: string): ServiceDomain[];
+  /** Offers an ad-hoc command (XEP-0050); a reload of the module replaces its commands. */
+  command(def: CommandDefinition): void;
+  /** Every loaded module's commands (read at request time). */
+  commands(): readonly CommandDefinition[];
+  /** Runs a hook of the loaded modules (the disco module asks who publishes a node). */
+  fire<K extends HookName>(name: K, event: Hooks[K]): boolean | Promise<boolean>;
+  /** The server's admins: the config's `admins` (bare JIDs). */
+  admins: ReadonlySet<string>;
   /** What a module named in `depends` returned from its setup (Prosody's module:depends). Taken
    *  at setup: after a reload of that module, a dependent sees the new API once it is reloaded too. */
   depends<T>(module: string): T;
@@ -219,8 +267,8 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   /** Stream features offered after bind-ready (e.g. `<sm xmlns='urn:xmpp:sm:3'/>`), as XML strings. */
   streamFeatures?: string[];
   /** The service domains this module serves on a host, from that host's options (so each host
-   *  configures its own, e.g. `conference.<host>`). */
-  services?(host: string, options: OptionValues<S>): ServiceDeclaration[];
+   *  configures its own, e.g. `conference.<host>`) and the server's admins. */
+  services?(host: string, options: OptionValues<S>, admins: ReadonlySet<string>): ServiceDeclaration[];
   /** The key prefixes this module keeps its data under (`<prefix>!…`, built with src/storage/db.ts's
    *  keyOf): no other module's, nor the core's (acct, mbox, snap, dead). Its `user/deleted` hook
    *  removes what it keeps for an account. */

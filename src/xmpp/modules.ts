@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { prepareDomainpart } from './jid.ts';
 import { nearest } from '../config/near.ts';
 import type { ServiceDomain } from './routing.ts';
-import { andThen, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
+import { andThen, type CommandDefinition, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
@@ -51,8 +51,17 @@ export class ModuleSet {
   private declared = new Map<string, ServiceDomain[]>();
   /** The storage prefixes of the loaded modules: prefix → module. */
   private prefixes = new Map<string, string>();
+  /** The ad-hoc commands each module offers, by module. */
+  private commandsOf = new Map<string, CommandDefinition[]>();
+  /** The newest complete set of this lineage: what fire() and commands() read at request time, as
+   *  a hook run on the actor's current set would. */
+  private readonly head: { set: ModuleSet };
+  /** The config's admins (bare JIDs). */
+  readonly admins: ReadonlySet<string>;
 
-  constructor(readonly hosts: string[], from?: ModuleSet) {
+  constructor(readonly hosts: string[], from?: ModuleSet, admins: readonly string[] = []) {
+    this.head = from?.head ?? { set: this };
+    this.admins = from?.admins ?? new Set(admins);
     this.hostFeatures = from?.hostFeatures ?? new Set();
     this.accountFeatures = from?.accountFeatures ?? new Set();
     this.streamFeatures = from?.streamFeatures ?? [];
@@ -98,6 +107,7 @@ export class ModuleSet {
     const next = new ModuleSet(this.hosts, this);
     next.apis = new Map([...this.apis].filter(([n]) => n !== name));
     next.declared = new Map([...this.declared].filter(([n]) => n !== name));
+    next.commandsOf = new Map([...this.commandsOf].filter(([n]) => n !== name));
     for (const [key, list] of this.hooks) {
       const kept = list.filter((e) => e.module !== name);
       if (kept.length) next.hooks.set(key, kept);
@@ -113,6 +123,7 @@ export class ModuleSet {
     this.services = new Map();
     this.prefixes = new Map();
     for (const d of this.loaded) this.declare(d);
+    this.head.set = this;
     return this;
   }
 
@@ -155,6 +166,14 @@ export class ModuleSet {
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
       identities: () => this.identities,
       services: (host: string) => [...this.services.values()].filter((sd) => sd.host === host),
+      command: (c) => {
+        const taken = [...this.commandsOf].find(([, list]) => list.some((o) => o.node === c.node));
+        if (taken && taken[0] !== def.name) throw new Error(`modules ${taken[0]} and ${def.name} both offer the command ${c.node}`);
+        this.commandsOf.set(def.name, [...(this.commandsOf.get(def.name) ?? []).filter((o) => o.node !== c.node), c]);
+      },
+      commands: () => [...this.head.set.commandsOf.values()].flat(),
+      fire: (name, event) => this.head.set.run(name, event),
+      admins: this.admins,
       depends: <T>(name: string): T => {
         if (!def.depends?.includes(name)) throw new Error(`module ${def.name} uses ${name} without naming it in depends`);
         const dep = this.apis.get(name);
@@ -163,7 +182,7 @@ export class ModuleSet {
       },
     };
     this.apis.set(def.name, def.setup(api) ?? {});
-    if (def.services) this.declared.set(def.name, this.hosts.flatMap((host) => def.services!(host, api.optionsFor(host) as never).map((sd) => {
+    if (def.services) this.declared.set(def.name, this.hosts.flatMap((host) => def.services!(host, api.optionsFor(host) as never, this.admins).map((sd) => {
       if (this.hosts.includes(sd.domain)) throw new Error(`config error: modules: ${def.name} would serve ${sd.domain}, which is a host of accounts`);
       if (!/^[a-z][a-z0-9_-]*$/.test(sd.kind)) throw new Error(`module ${def.name}: bad actor kind ${JSON.stringify(sd.kind)} for ${sd.domain}`);
       return { domain: prepareDomainpart(sd.domain), host, kind: sd.kind, module: def.name, ...(sd.name ? { name: sd.name } : {}), ...(sd.settings ? { settings: sd.settings } : {}) };
@@ -284,14 +303,14 @@ export async function moduleProblems(hosts: string[], cfg: ModulesConfig): Promi
 const unprefixed = (e: unknown): string => String((e as Error)?.message ?? e).replace(/^config error: /, '');
 
 /** Loads the enabled modules in dependency order. */
-export async function loadModules(hosts: string[], cfg: ModulesConfig): Promise<ModuleSet> {
+export async function loadModules(hosts: string[], cfg: ModulesConfig, admins: readonly string[] = []): Promise<ModuleSet> {
   const all = await availableModules(cfg.paths);
   const byName = new Map(all.map((d) => [d.name, d]));
   for (const name of [...(cfg.enabled ?? []), ...cfg.disabled, ...Object.keys(cfg.options)]) {
     if (!byName.has(name)) throw new Error(`config error: modules: no module named '${name}' (available: ${[...byName.keys()].join(', ')})`);
   }
   const wanted = all.filter((d) => (cfg.enabled === null || cfg.enabled.includes(d.name)) && !cfg.disabled.includes(d.name));
-  const set = new ModuleSet(hosts);
+  const set = new ModuleSet(hosts, undefined, admins);
   const done = new Set<string>();
   const visit = (d: ModuleDefinition, path: string[]) => {
     if (done.has(d.name)) return;

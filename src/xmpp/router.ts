@@ -37,6 +37,7 @@ class RouteEvent {
   now(): number { return this.base.now(); }
   route(stanza: XmlElement | string): void { this.base.route(stanza); }
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void { this.base.log(level, text); }
+  operator(command: string, args?: Record<string, unknown>): Promise<unknown> { return this.base.operator(command, args); }
   get stanza(): XmlElement { return this.replaced ?? (this.parsed ??= parseElement(this.replacedXml ?? this.original)); }
   set stanza(v: XmlElement) { this.replaced = v; this.replacedXml = null; }
 }

@@ -2,7 +2,8 @@
 // ActorHost, a real LevelDB in a temp dir, the modules under test in a real ModuleSet, real routing.
 // Where a client's session or another server would be stands a probe actor (test/fixtures/core/actors/
 // probe) that reports what it gets. The main thread's part is played here: a crashed actor is
-// restarted from its snapshot, as its supervisor does.
+// restarted from its snapshot, as its supervisor does, and the node's operator commands
+// (callNode('admin', …)) are the test's own (nodeCommands).
 //
 // Other servers ("peers") are service domains of a test module, served by probes: what the core
 // routes to them is what a server-to-server link would carry. Any other domain is remote and is
@@ -39,6 +40,10 @@ export interface CoreOptions {
   /** Domains of other servers, played by probes. */
   peers?: string[];
   sessionsPerAccount?: number;
+  /** The server's admins (bare JIDs), as the config's `admins`. */
+  admins?: string[];
+  /** The node's operator commands (callNode('admin', …)), as a node's main thread answers them. */
+  nodeCommands?: Record<string, (args: Record<string, unknown>) => unknown>;
   /** The LevelDB of an earlier core (its close() gave it): a node started again on its data. */
   dir?: string;
 }
@@ -103,10 +108,10 @@ export class Core {
     if (!o.dir) dirs.push(dir);
     const db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     await db.open();
-    const modules = new ModuleSet([host]);
+    const modules = new ModuleSet([host], undefined, o.admins);
     for (const d of [...defs, ...(o.peers?.length ? [peerServers(o.peers)] : [])]) modules.add(d, { global: o.options?.[d.name] });
     const settings: XmppSettings = {
-      hosts: [host], requireEncryption: false, sessionsPerAccount: o.sessionsPerAccount ?? 10, maxStanzaBytes: 262_144, serverSecret: 'test',
+      hosts: [host], admins: o.admins ?? [], requireEncryption: false, sessionsPerAccount: o.sessionsPerAccount ?? 10, maxStanzaBytes: 262_144, serverSecret: 'test',
       loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, bootId: 'test',
       modules: { enabled: defs.map((d) => d.name), disabled: [], options: o.options ?? {} },
     };
@@ -121,7 +126,7 @@ export class Core {
     svc.storage = c.counting(svc.storage);
     services.set('xmpp', svc);
     actors.attach(router);
-    router.addPeer(MAIN_THREAD, c.mainThread());
+    router.addPeer(MAIN_THREAD, c.mainThread(o.nodeCommands ?? {}));
     listen((self, from, m) => c.probe(self, from, m));
     return c;
   }
@@ -318,11 +323,20 @@ export class Core {
 
   /** The main thread's end of the router: a crashed actor is restarted from its snapshot (as the
    *  supervisors' restart does); the rest (activations, a connection's 'handled') needs no one. */
-  private mainThread(): MessagePort {
+  private mainThread(commands: Record<string, (args: Record<string, unknown>) => unknown>): MessagePort {
     const onBatch = (batch: Packet[]) => {
       for (const p of batch) {
         if (!isControl(p)) continue;
         const c = p as Control;
+        if (c.c === 'call') {
+          const f = c.service === 'admin' ? commands[c.method] : undefined;
+          this.mainPending++;
+          Promise.resolve().then(() => { if (!f) throw new Error(`no method ${c.service}.${c.method} on the main thread`); return f(c.args[0] as Record<string, unknown>); })
+            .then((value) => this.router.sendControl(THREAD, { c: 'call-reply', reply: c.reply, value }),
+              (err: Error) => this.router.sendControl(THREAD, { c: 'call-reply', reply: c.reply, error: err.message }))
+            .finally(() => { this.mainPending--; });
+          continue;
+        }
         if (c.c === 'exited' && c.reason !== 'normal' && c.reason !== 'shutdown' && c.reason !== 'moved') {
           this.router.sendControl(THREAD, { c: 'spawn', address: c.address, restore: true });
         }

@@ -241,6 +241,16 @@ test('kick and ban by the owner: 307 and 301 with actor and reason; the banned m
   assert.is(errorOf(await h.ask(A, 'set', `<query xmlns="${NS.MUC_ADMIN}"><item jid="alice@example.com" affiliation="member"/></query>`, ROOM)), 'conflict');
 });
 
+test('the server\'s admins own every room: one enters as owner and kicks in a room someone else made', async () => {
+  const h = await opened({ admins: ['carol@example.com'] });
+  enter(h, B, 'Bob');
+  enter(h, C, 'Carol');
+  await h.settle();
+  assert.is(item(presences(h.received(C)).find((e) => e.attr('from') === `${ROOM}/Carol`))?.attr('affiliation'), 'owner');
+  const kick = await h.ask(C, 'set', `<query xmlns="${NS.MUC_ADMIN}"><item nick="Bob" role="none"/></query>`, ROOM);
+  assert.is(kick.attr('type'), 'result');
+});
+
 test('members-only and password: registration-required, not-authorized; a member and the right password get in', async () => {
   const h = await opened({}, configure({ 'muc#roomconfig_membersonly': '1', 'muc#roomconfig_passwordprotectedroom': '1', 'muc#roomconfig_roomsecret': 'sesame' }));
   enter(h, B, 'Bob', '<password>sesame</password>');
