@@ -13,7 +13,6 @@ import { ConnectionCensus } from './net/census.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
 import { nodeTree } from '../supervisors/tree.ts';
-import type { ToUser } from '../actors/user/messages.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { typeErrors } from './runtime/typecheck.ts';
 import { moduleFiles } from './xmpp/modules.ts';
@@ -138,24 +137,14 @@ async function moduleChange(rt: Runtime, verb: 'load' | 'reload' | 'unload', nam
   return out;
 }
 
-let deletions = 0;
-
 /** A deleted account's user actor removes its data and closes its sessions; resolves when it has.
  *  The message is durable: a node that stops first does it at the next start. */
-function deleteInUserActor(rt: Runtime, bare: string): Promise<void> {
-  const reply = `node:deleted-${++deletions}`;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      rt.unregisterEndpoint(reply);
-      reject(new Error(`the account is deleted, but its data was not removed within 60 s (the node retries it)`));
-    }, 60_000);
-    rt.registerEndpoint(reply, () => { clearTimeout(timer); rt.unregisterEndpoint(reply); resolve(); });
-    rt.sendDurable(`user:${bare}`, { type: 'delete', reply } satisfies ToUser, reply).catch((e: Error) => {
-      clearTimeout(timer);
-      rt.unregisterEndpoint(reply);
-      reject(e);
-    });
-  });
+async function deleteInUserActor(rt: Runtime, bare: string): Promise<void> {
+  try {
+    await rt.ask(`user:${bare}`, { type: 'delete' });
+  } catch (e) {
+    throw /did not answer/.test((e as Error).message) ? new Error('the account is deleted, but its data was not removed within 60 s (the node retries it)') : e;
+  }
 }
 
 function describe(c: ChorusConfig): string {

@@ -6,13 +6,14 @@
 import { fromTransition } from 'xstate';
 import { defineKind, type RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
-import { onStanza } from './room.ts';
+import { onOperator, onStanza, type RoomOperatorRequest } from './room.ts';
 import { initialRoom, type RoomCtx } from './state.ts';
 
-type Ev = { type: 'stanza'; xml: string; h: StanzaHeader } | RuntimeEvent;
+type Ev = { type: 'stanza'; xml: string; h: StanzaHeader } | RoomOperatorRequest | RuntimeEvent;
 
 export function reduce(ctx: RoomCtx, ev: Ev): RoomCtx {
   if (ev.type === 'stanza') return onStanza(ctx, ev.xml, ev.h);
+  if (ev.type === 'operator') return onOperator(ctx, ev);
   // A handler that waited on storage (suspend) may end with the room's next state.
   if (ev.type === 'runtime.resumed') return isRoom(ev.value) ? ev.value : ctx;
   return ctx;

@@ -2,7 +2,7 @@
 // next state; what it sends goes out through the runtime (durably, to each occupant's account). The
 // service domain's own actor (`room:conference.example.org`) answers disco for the service.
 import { createHmac } from 'node:crypto';
-import { exit, log, service, suspend } from '../../src/runtime/api.ts';
+import { exit, log, send, service, suspend } from '../../src/runtime/api.ts';
 import { restamp, serialize, x } from '../../src/xml/builder.ts';
 import { parseElement, type XmlElement, type XmlNode } from '../../src/xml/element.ts';
 import { OWN_STANZA, validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
@@ -844,6 +844,51 @@ function serviceStanza(st: XmlElement, to: Jid): void {
   }
   if (type === 'get' && ns === NS.PING) { routeElement(iqResultElement(st)); return; }
   fail(st, 'cancel', 'service-unavailable');
+}
+
+// ---- the operator's questions (chorus rooms, chorus room info|destroy) -------------------------------
+
+/** What the operator asks a room, or the service's own actor; the answer goes to `reply`. */
+export type RoomOperatorRequest = { type: 'operator'; command: 'rooms' | 'info' | 'destroy'; reason?: string; reply: string };
+export type OperatorAnswer = { ok: true; result: unknown } | { ok: false; error: string };
+
+export function onOperator(ctx: RoomCtx, m: RoomOperatorRequest): RoomCtx {
+  const answer = (a: OperatorAnswer) => send(m.reply, a);
+  const jid = parseJid(ctx.jid);
+  if (jid.local === '') {
+    if (m.command !== 'rooms') { answer({ ok: false, error: `${ctx.jid} is the service, not a room` }); return ctx; }
+    // Every room the service knows (asleep on disk or live): its list, written as rooms are made.
+    suspend(xmpp().storage.range<{ name: string; public: boolean; persistent: boolean }>(roomKeys.of(jid.domain)).then(
+      (rows) => answer({ ok: true, result: rows.map(([k, r]) => ({ room: `${unescapeLast(k)}@${jid.domain}`, name: r.name, public: r.public, persistent: r.persistent })) }),
+      (err: Error) => answer({ ok: false, error: `the list of rooms could not be read: ${err.message}` })));
+    return ctx;
+  }
+  if (!ctx.exists) {
+    // Started by this question: there is no such room, and nothing of it is kept.
+    answer({ ok: false, error: `no room ${ctx.jid}` });
+    exit('normal');
+    return ctx;
+  }
+  if (m.command === 'destroy') {
+    const reason = m.reason ? x('reason', { xmlns: NS.MUC_OWNER }, m.reason) : null;
+    const next = destroyRoom(ctx, x('destroy', { xmlns: NS.MUC_OWNER }, reason));
+    answer({ ok: true, result: { destroyed: ctx.jid, occupants: Object.keys(ctx.occupants).length } });
+    return next;
+  }
+  if (m.command === 'info') {
+    const s = settingsOf(ctx);
+    answer({ ok: true, result: {
+      room: ctx.jid, locked: ctx.locked, ...ctx.config, password: ctx.config.password ? '(set)' : '',
+      subject: ctx.subject?.text ?? '',
+      occupants: Object.values(ctx.occupants).map((o) => ({ nick: o.nick, jid: o.bare, clients: o.jids.length, role: o.role, affiliation: s ? affiliationOf(ctx, s, o.bare) : 'none' })),
+      affiliations: ctx.affiliations,
+      history: ctx.history.length,
+    } });
+    if (Object.keys(ctx.occupants).length === 0) exit('shutdown'); // a persistent room asleep stays asleep
+    return ctx;
+  }
+  answer({ ok: false, error: `a room answers info and destroy, not ${String(m.command)}` });
+  return ctx;
 }
 
 const unescapeLast = (key: string): string => unescapeKeyPart(key.slice(key.lastIndexOf('!') + 1));

@@ -291,12 +291,39 @@ function moduleCommand(verb: 'load' | 'unload', summary: string, details: string
   };
 }
 
-function topHelp(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+/**
+ * A command a feature module offers the operator (its `operatorCommands`: chorus rooms): the CLI
+ * asks the actor the module names, on the running node, and shows the answer.
+ */
+async function moduleOperatorCommand(name: string): Promise<Command | undefined> {
+  const { availableModules } = await import('../xmpp/modules.ts');
+  const spec = (await availableModules()).flatMap((d) => d.operatorCommands ?? []).find((c) => c.name === name);
+  if (!spec) return undefined;
+  return {
+    usage: `${spec.usage} [--json]`, summary: spec.summary, details: '', flags: { json: false }, args: spec.args,
+    async run(p, io) {
+      const config = await configFrom(p);
+      const { loadModules } = await import('../xmpp/modules.ts');
+      const modules = await loadModules(config.hosts, config.modules, config.admins);
+      const target = spec.ask(p.pos, { hosts: config.hosts, services: (host) => modules.servicesOf(host) });
+      if (typeof target === 'string') throw new CliError(`${target}: usage: ${spec.usage}`);
+      const answer = await nodeRequest(p, 'ask', target, io) as { ok: boolean; result?: unknown; error?: string };
+      if (!answer.ok) throw new CliError(answer.error ?? 'no answer');
+      show(io, answer.result, p.flags.has('json'));
+      return 0;
+    },
+  };
+}
+
+async function topHelp(): Promise<string> {
+  const { availableModules } = await import('../xmpp/modules.ts');
+  const fromModules = (await availableModules()).flatMap((d) => d.operatorCommands ?? []).map((c) => [c.name, c.summary] as const);
+  const all = [...Object.entries(COMMANDS).map(([name, c]) => [name, c.summary] as const), ...fromModules];
+  const width = Math.max(...all.map(([c]) => c.length));
   return [
     'usage: chorus <command> [options]   (chorus <command> --help for details)',
     '',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    ...all.map(([name, summary]) => `  ${name.padEnd(width)}  ${summary}`),
     '',
     'Account commands work with or without a running node: they go through its admin socket',
     '(<data_dir>/admin.sock) when it answers, else straight to the database.',
@@ -471,13 +498,13 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
 async function dispatch(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '-h' || name === '--help') {
-    io.out(topHelp());
+    io.out(await topHelp());
     return name === undefined ? 1 : 0;
   }
   if (name === 'help') {
-    const c = rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    const c = rest[0] === undefined ? undefined : Object.hasOwn(COMMANDS, rest[0]) ? COMMANDS[rest[0]] : await moduleOperatorCommand(rest[0]);
     if (c && rest[0] === 'bench') return dispatch(['bench', '--help'], io);
-    io.out(c ? commandHelp(rest[0]!, c) : topHelp());
+    io.out(c ? commandHelp(rest[0]!, c) : await topHelp());
     return 0;
   }
   if (name === '--version' || name === '-v') {
@@ -485,8 +512,8 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     io.out(`chorus ${pkg.version}`);
     return 0;
   }
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   try {
+    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : await moduleOperatorCommand(name);
     if (!command) throw new CliError(`unknown command ${JSON.stringify(name)} (see chorus --help)`);
     if (name === 'bench') {
       const { benchCommand } = await import('../../bench/lib/cli.ts');

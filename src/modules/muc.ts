@@ -3,6 +3,7 @@
 // first stanza, restored from its snapshot after a crash or a restart; the service domain itself is
 // answered by `room:<domain>` (disco, the public rooms). The module only declares the service and
 // what its rooms read; the rooms do the protocol.
+import { tryParseJid } from '../xmpp/jid.ts';
 import { defineModule } from '../xmpp/module.ts';
 
 const options = {
@@ -54,5 +55,29 @@ export default defineModule({
       maxOccupants: o.max_occupants, persistentDefault: o.persistent_default, publicDefault: o.public_default, archive: o.archive,
     } satisfies MucSettings,
   }] : []),
+  operatorCommands: [
+    {
+      name: 'rooms', usage: 'chorus rooms [HOST]', summary: 'the group chats of a host (the first one by default)', args: [0, 1],
+      ask: ([host], node) => {
+        const h = host ?? node.hosts[0]!;
+        if (!node.hosts.includes(h)) return `${h} is not a host of this server (hosts: ${node.hosts.join(', ')})`;
+        const sd = node.services(h).find((d) => d.module === 'muc');
+        if (!sd) return `${h} has no group-chat service (modules.options.muc.enabled is false there)`;
+        return { address: `${sd.kind}:${sd.domain}`, message: { type: 'operator', command: 'rooms' } };
+      },
+    },
+    {
+      name: 'room', usage: 'chorus room info|destroy ROOM [REASON]', summary: 'a group chat\'s configuration and occupants, or destroy it (its occupants are told why)', args: [2, 3],
+      ask: ([verb, room, reason], node) => {
+        if (verb !== 'info' && verb !== 'destroy') return `'${verb}' is not info or destroy`;
+        if (reason !== undefined && verb !== 'destroy') return 'only destroy takes a reason';
+        const jid = tryParseJid(room!);
+        const services = node.hosts.flatMap((h) => node.services(h)).filter((d) => d.module === 'muc');
+        const sd = jid && jid.local !== '' && jid.isBare() ? services.find((d) => d.domain === jid.domain) : undefined;
+        if (!sd) return `'${room}' is not a room of this server (a room is name@${services.map((d) => d.domain).join(' or name@') || 'a group-chat service'})`;
+        return { address: `${sd.kind}:${jid!.toString()}`, message: { type: 'operator', command: verb, ...(reason ? { reason } : {}) } };
+      },
+    },
+  ],
   setup() {},
 });

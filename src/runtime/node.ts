@@ -56,7 +56,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<RunningRunti
   return { runtime, root, admin, stop };
 }
 
-/** status / actors / kill / reload: what an operator asks a running node. */
+/** status / actors / ask / kill / reload: what an operator asks a running node. */
 function runtimeCommands(rt: Runtime): Map<string, AdminHandler> {
   return new Map<string, AdminHandler>([
     ['status', async () => {
@@ -77,6 +77,11 @@ function runtimeCommands(rt: Runtime): Map<string, AdminHandler> {
       const kind = typeof args.kind === 'string' ? args.kind : undefined;
       const stats = await rt.stats(true, kind);
       return stats.flatMap((s) => (s.list ?? []).map((a) => ({ ...a, scheduler: s.thread })));
+    }],
+    // A question to one actor (the operator commands modules declare: chorus rooms, room info).
+    ['ask', async (args) => {
+      if (typeof args.address !== 'string' || typeof args.message !== 'object' || args.message === null) throw new Error('ask needs an address and a message');
+      return rt.ask(args.address, args.message as Record<string, unknown>);
     }],
     ['kill', async (args) => {
       if (typeof args.address !== 'string') throw new Error('kill needs an address, e.g. session:juliet@example.com/balcony');

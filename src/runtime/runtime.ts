@@ -43,6 +43,7 @@ export class Runtime {
   /** Threads started before: starting one again is a replacement (counted as a restart). */
   private everStarted = new Set<ThreadId>();
   private endpoints = new Map<Address, EndpointHandler>();
+  private asks = 0;
   private mainServices = new Map<string, Record<string, (...args: any[]) => unknown>>();
   private exitWatchers = new Map<Address, (reason: ExitReason) => void>();
   private downWatchers = new Map<number, (reason: ExitReason) => void>();
@@ -225,6 +226,20 @@ export class Runtime {
   /** A service of the main thread's (the node's operator commands), which actors reach with
    *  callNode: what only the thread holding every socket and supervisor can do. */
   provide(name: string, impl: Record<string, (...args: any[]) => unknown>): void { this.mainServices.set(name, impl); }
+
+  /**
+   * Sends an actor `message` with a `reply` address added, durably (a node that stops first delivers
+   * it at its next start), and resolves with the first message sent back there: an operator's
+   * question to an actor, gen_server:call from outside the actors.
+   */
+  ask(address: Address, message: Record<string, unknown>, timeoutMs = 60_000): Promise<unknown> {
+    const reply = `node:ask-${++this.asks}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this.unregisterEndpoint(reply); reject(new Error(`${address} did not answer within ${timeoutMs / 1000} s`)); }, timeoutMs);
+      this.registerEndpoint(reply, (m) => { clearTimeout(timer); this.unregisterEndpoint(reply); resolve(m); });
+      this.sendDurable(address, { ...message, reply }, reply).catch((e: Error) => { clearTimeout(timer); this.unregisterEndpoint(reply); reject(e); });
+    });
+  }
 
   /** Monitor an actor from the main thread: cb runs once with the reason it ended. */
   monitor(target: Address, cb: (reason: ExitReason) => void): number {

@@ -227,6 +227,21 @@ export interface ServiceDeclaration {
   settings?: Record<string, unknown>;
 }
 
+/**
+ * A command the operator runs from the shell (`chorus <name> ARGS`) on the running node: the CLI asks
+ * one actor (a service's, a room's) and shows its answer. The actor gets `message` with a `reply`
+ * address and answers there `{ ok: true, result }` or `{ ok: false, error }`.
+ */
+export interface OperatorCommand {
+  name: string;
+  usage: string;
+  summary: string;
+  args: [min: number, max: number];
+  /** Whom to ask and what, from the arguments and the node's service domains; a string is what is
+   *  wrong with the arguments. */
+  ask(args: string[], node: { hosts: readonly string[]; services(host: string): readonly ServiceDomain[] }): { address: string; message: Record<string, unknown> } | string;
+}
+
 export interface ModuleApi<O> {
   /** The options of the config's `modules.options`, defaults filled in. */
   options: O;
@@ -274,6 +289,8 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
    *  removes what it keeps for an account. */
   storage?: string[];
   options?: S;
+  /** Commands the operator runs from the shell (`chorus rooms`), answered by this module's actors. */
+  operatorCommands?: OperatorCommand[];
   depends?: string[];
   /** Registers the hooks; what it returns is the API other modules get with `m.depends(name)`. */
   setup(m: ModuleApi<OptionValues<S>>): void | object;

@@ -147,6 +147,8 @@ export class ModuleSet {
 
   /** The service domain `domain` is, if a loaded module serves it. */
   service(domain: string): ServiceDomain | undefined { return this.services.get(domain); }
+  /** The service domains of one host. */
+  servicesOf(host: string): ServiceDomain[] { return [...this.services.values()].filter((sd) => sd.host === host); }
 
   add(def: ModuleDefinition, rawOptions: RawOptions = {}): void {
     this.setUp(def, rawOptions);
@@ -165,7 +167,7 @@ export class ModuleSet {
       iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => andThen(handler(e), () => true), 0),
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
       identities: () => this.identities,
-      services: (host: string) => [...this.services.values()].filter((sd) => sd.host === host),
+      services: (host: string) => this.servicesOf(host),
       command: (c) => {
         const taken = [...this.commandsOf].find(([, list]) => list.some((o) => o.node === c.node));
         if (taken && taken[0] !== def.name) throw new Error(`modules ${taken[0]} and ${def.name} both offer the command ${c.node}`);

@@ -10,6 +10,8 @@ import { NS } from '../../src/xml/namespaces.ts';
 import { freePort, startNodeProcess, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { party, type Party } from '../helpers/transcript.ts';
 import { tempDir, until } from '../helpers/runtime.ts';
+import { chorusCli } from '../helpers/process.ts';
+import { writeFile } from 'node:fs/promises';
 
 const ROOM = 'hall@conference.localhost';
 
@@ -94,6 +96,37 @@ test('rooms hot-reload under traffic: chorus reload room moves every live room t
   }
 });
 
+
+test('the operator: chorus rooms lists the rooms, room info shows one, room destroy ends it with the reason to its occupants', async () => {
+  const server = await startServer((c) => { c.c2s_require_encryption = false; });
+  try {
+    const [ann, ben] = await gathered(server, ['ann', 'ben']);
+    const config = joinPath(server.config.data_dir, 'chorus.yaml');
+    await writeFile(config, `hosts: [localhost]\ndata_dir: ${server.config.data_dir}\n`);
+    const chorus = (...args: string[]) => chorusCli([...args, '--config', config]);
+    const rooms = await chorus('rooms', '--json');
+    assert.is(rooms.code, 0, rooms.err);
+    assert.equal(JSON.parse(rooms.out), [{ room: ROOM, name: 'hall', public: true, persistent: false }]);
+    const info = await chorus('room', 'info', ROOM, '--json');
+    assert.is(info.code, 0, info.err);
+    const r = JSON.parse(info.out) as { occupants: Array<{ nick: string; affiliation: string }>; persistent: boolean };
+    assert.equal(r.occupants.map((o) => [o.nick, o.affiliation]), [['ann', 'owner'], ['ben', 'none']]);
+    const gone = await chorus('room', 'destroy', ROOM, 'moving to the garden');
+    assert.is(gone.code, 0, gone.err);
+    for (const p of [ann, ben]) {
+      const e = await p.next();
+      const destroy = e.child('x', NS.MUC_USER)?.child('destroy', NS.MUC_USER);
+      assert.equal([e.attr('type'), destroy?.getChildText('reason', NS.MUC_USER)], ['unavailable', 'moving to the garden']);
+    }
+    const none = await chorus('room', 'info', ROOM);
+    assert.equal([none.code, none.err.trim()], [1, `chorus: no room ${ROOM}`]);
+    const bad = await chorus('room', 'info', 'hall@elsewhere.org');
+    assert.match(bad.err, /not a room of this server \(a room is name@conference\.localhost\)/);
+    for (const p of [ann, ben]) p.close();
+  } finally {
+    await server.stop();
+  }
+});
 
 test('a persistent room outlives a SIGKILLed node: name, affiliations and history come back', async () => {
   const dir = tempDir('chorus-muc-kill-');
