@@ -14,9 +14,10 @@ import type { ConnInfo, ToSession } from '../../src/net/c2s-protocol.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import { stanzaError } from '../../src/xmpp/errors.ts';
 import { x } from '../../src/xml/builder.ts';
+import { NS } from '../../src/xml/namespaces.ts';
 import type { ToSessionFromUser } from '../user/messages.ts';
 import {
-  bounce, connGone, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
+  bounce, connGone, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onClientState, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
   resourceOf, streamFail, toConn, toUser, type Next, type SessionCtx,
 } from './stream.ts';
 
@@ -128,8 +129,12 @@ const machine = setup({
     },
     established: {
       on: {
-        // The hot path: no assign and no target, so the snapshot is unchanged and nothing is written.
-        stanza: { actions: enqueueActions(({ context, event, enqueue }) => { if (onClientStanza(context, event.xml, event.h, event.seq) === 'close') enqueue.raise({ type: 'internal.close' }); }) },
+        stanza: [
+          // Client State Indication (XEP-0352): a nonza, not counted as a stanza.
+          { guard: ({ event }) => event.h.xmlns === NS.CSI, actions: assign(({ context, event }) => onClientState(context, event.h.name)) },
+          // The hot path: no assign and no target, so the snapshot is unchanged and nothing is written.
+          { actions: enqueueActions(({ context, event, enqueue }) => { if (onClientStanza(context, event.xml, event.h, event.seq) === 'close') enqueue.raise({ type: 'internal.close' }); }) },
+        ],
         'internal.close': 'closing',
         deliver: { actions: ({ context, event }) => onDeliver(context, event) },
         replace: { target: 'closing', actions: ({ context }) => streamFail(context, 'conflict', 'replaced by a new login with the same resource') },

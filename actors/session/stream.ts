@@ -29,6 +29,8 @@ export interface SessionCtx {
   saslFailures: number;
   /** The client tried a channel-binding type we do not offer (see MechanismOptions.bindingRefused). */
   cbRefused?: boolean;
+  /** The client said it is not in use (XEP-0352 <inactive/>): what can wait, waits. */
+  inactive?: boolean;
 }
 
 export const initialContext = (info: ConnInfo): SessionCtx => ({
@@ -87,7 +89,7 @@ function features(ctx: SessionCtx): string {
       if (offer.channelBindings.length) parts.push(`<sasl-channel-binding xmlns="${NS.SASL_CB}">${offer.channelBindings.map((t) => `<channel-binding type="${t}"/>`).join('')}</sasl-channel-binding>`);
     }
   } else {
-    parts.push(`<bind xmlns="${NS.BIND}"/>`, `<session xmlns="${NS.SESSION}"><optional/></session>`, `<sm xmlns="${NS.SM}"/>`);
+    parts.push(`<bind xmlns="${NS.BIND}"/>`, `<session xmlns="${NS.SESSION}"><optional/></session>`, `<sm xmlns="${NS.SM}"/>`, `<csi xmlns="${NS.CSI}"/>`);
     parts.push(...svc.modules.streamFeatures);
   }
   return `<stream:features>${parts.join('')}</stream:features>`;
@@ -307,10 +309,48 @@ function reply(ctx: SessionCtx, xml: string | null): void {
   if (xml) toConn(ctx, { type: 'deliver', xml });
 }
 
-/** A stanza for the client (from its user actor): the receipt is released once the client has it. */
+/** A stanza for the client (from its user actor): the receipt is released once the client has it.
+ *  While the client is inactive (XEP-0352), what can wait is held by the connection. */
 export function onDeliver(ctx: SessionCtx, d: Delivery): void {
   // A durable delivery (offline mail) is kept in our mailbox until the client has it.
-  toConn(ctx, { type: 'deliver', xml: d.xml, receipt: d.receipt ?? retain(), sent: d.sent });
+  const m: ToConn = { type: 'deliver', xml: d.xml, receipt: d.receipt ?? retain(), sent: d.sent };
+  if (ctx.inactive && canWait(d.xml)) m.hold = true;
+  toConn(ctx, m);
+}
+
+/** `<active/>` or `<inactive/>` (XEP-0352): becoming active writes what was held. */
+export function onClientState(ctx: SessionCtx, name: string): Partial<SessionCtx> {
+  if (name === 'active') { toConn(ctx, { type: 'flush' }); return { inactive: false }; }
+  if (name === 'inactive') return { inactive: true };
+  return {};
+}
+
+const ENCRYPTED = ['eu.siacs.conversations.axolotl', 'urn:xmpp:omemo:2', 'urn:xmpp:openpgp:0', 'urn:xmpp:eme:0'];
+const CALLS = ['urn:xmpp:jingle-message:0', 'urn:xmpp:jingle-message:1'];
+
+/**
+ * Whether a stanza may wait while its client is inactive: presence updates, chat states, receipts,
+ * markers, PEP events and headlines may; what a person would want now may not: a message with a
+ * body or a subject (directly or in a carbon), an encrypted one, an invitation, a call, an error,
+ * a subscription request, any IQ.
+ */
+export function canWait(xml: string): boolean {
+  const st = parseElement(xml);
+  if (st.name === 'iq') return false;
+  const type = st.attr('type');
+  if (st.name === 'presence') return type === undefined || type === 'unavailable' || type === 'error';
+  if (type === 'error') return false;
+  if (type === 'headline') return true;
+  if (st.child('sent', NS.CARBONS)) return false;
+  const m = st.child('received', NS.CARBONS)?.child('forwarded', NS.FORWARD)?.child('message') ?? st;
+  if (m.child('body') || m.child('subject')) return false;
+  for (const c of m.children) {
+    if (typeof c === 'string') continue;
+    const ns = c.getXmlns();
+    if (ENCRYPTED.includes(ns ?? '') || CALLS.includes(ns ?? '') || ns === NS.CONFERENCE) return false;
+    if (ns === NS.MUC_USER && c.child('invite', NS.MUC_USER)) return false;
+  }
+  return true;
 }
 
 /** After a node restart the connection this session served is gone (it lived in the old process). */

@@ -34,6 +34,8 @@ export interface ChorusTargetOptions {
   schedulers?: number;
   /** storage.sync for the node under test. */
   sync?: boolean;
+  /** Feature modules turned off (modules.disabled). */
+  disable?: string[];
   /** A folder where imported account databases are kept by (count, password, iterations) and copied
    *  from on the next start: importing 5000 accounts costs 15000 PBKDF2 runs. */
   cacheDir?: string;
@@ -56,6 +58,7 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
   config.c2s_require_encryption = false;
   if (opts.schedulers) config.schedulers = opts.schedulers;
   if (opts.sync) config.storage = { ...config.storage, sync: true };
+  if (opts.disable?.length) config.modules = { ...config.modules, disabled: [...config.modules.disabled, ...opts.disable] };
   config.limits = {
     ...config.limits,
     bytes_per_second: false,
@@ -63,6 +66,8 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
     sessions_per_account: Math.max(config.limits.sessions_per_account, 10),
     login_attempts: { max_failures: 1e9, window_seconds: 1, address_max_failures: 1e9, address_window_seconds: 1 },
   };
+  // Rooms as big as the bench asks for (a room's creator still sets its own size).
+  config.modules = { ...config.modules, options: { ...config.modules.options, muc: { ...config.modules.options.muc, max_occupants: 100_000 } } };
   config.log_level = opts.logLevel ?? 'warn';
   return config;
 }

@@ -20,7 +20,7 @@ export const USAGE = `usage: chorus bench <login|idle|chat|muc|soak> [options]
 Targets (repeat --target for several; default: chorus, started by the bench itself)
   --target SPEC        chorus | prosody | ejabberd | HOST:PORT[/DOMAIN] | key=value words:
                        name= host= port= tlsport= domain= pids=1,2 pidfile= setup="cmd {n}"
-                       teardown="cmd" accounts="cmd {n}" schedulers=N sync=true   (e.g. "prosody port=15300")
+                       teardown="cmd" accounts="cmd {n}" schedulers=N sync=true disable=mam,carbons   (e.g. "prosody port=15300")
                        chorus only: ref=REV (run that git revision, not the working tree),
                        root=DIR (another checkout), nodeargs="--cpu-prof …" (server node flags)
   --compare            exactly two targets, run alternately; prints ratios (second / first)

@@ -32,7 +32,8 @@ export type Command =
   | { op: 'stop' }
   | { op: 'drain'; expect: number; drainMs: number }
   | { op: 'muc-probe' }
-  | { op: 'muc-join'; room: string; users: number[] }
+  /** `size`: the room's occupants in all; its creator configures it to allow that many. */
+  | { op: 'muc-join'; room: string; users: number[]; size: number }
   | { op: 'muc'; room: string; senders: number[]; inflight: number; durationMs: number; occupants: number }
   | { op: 'close' };
 

@@ -389,8 +389,8 @@ class Run {
     }
     const room = `bench-${Date.now().toString(36)}@${probe.service as string}`;
     this.setPhase('join', o.occupants, () => 0);
-    await this.pool.send(owner(1), { op: 'muc-join', room, users: [1] }); // the creator first
-    await this.pool.all((i) => ({ op: 'muc-join', room, users: users.filter((u) => u !== 1 && owner(u) === i) }));
+    await this.pool.send(owner(1), { op: 'muc-join', room, users: [1], size: o.occupants }); // the creator first
+    await this.pool.all((i) => ({ op: 'muc-join', room, users: users.filter((u) => u !== 1 && owner(u) === i), size: o.occupants }));
     await sleep(1000);
     this.beginMeasure();
     const start = performance.now();

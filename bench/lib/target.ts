@@ -29,6 +29,8 @@ export interface TargetSpec {
   schedulers?: number;
   /** Chorus only: `storage.sync` (fsync every group commit). */
   sync?: boolean;
+  /** Chorus only: feature modules turned off (modules.disabled), e.g. mam,carbons. */
+  disable?: string[];
   /** Chorus only: extra node flags for the server process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p". */
   nodeArgs?: string;
   /** Chorus only: run this git revision of the server (exported once into the bench state dir), not
@@ -114,6 +116,7 @@ export function parseTarget(text: string): TargetSpec {
       case 'accounts': t.accounts = v; break;
       case 'schedulers': t.schedulers = num(k, v); break;
       case 'sync': t.sync = v === 'true' || v === '1'; break;
+      case 'disable': t.disable = v.split(',').filter(Boolean); break;
       case 'version': t.version = v; break;
       case 'nodeargs': case 'node_args': t.nodeArgs = v; break;
       case 'ref': t.ref = v; break;
@@ -129,6 +132,7 @@ export function parseTarget(text: string): TargetSpec {
   // `chorus schedulers=1` and `chorus schedulers=2` side by side get names that say which is which.
   if (t.chorus && t.schedulers && !words.some((w) => /^name=/i.test(w))) t.name = `chorus-${t.schedulers}s`;
   if (t.chorus && t.sync && !words.some((w) => /^name=/i.test(w))) t.name = `${t.name ?? 'chorus'}-sync`;
+  if (t.chorus && t.disable?.length && !words.some((w) => /^name=/i.test(w))) t.name = `${t.name ?? 'chorus'}-no-${t.disable.join('-')}`;
   t.name ??= `${t.host}:${t.port}`;
   return t as TargetSpec;
 }
@@ -246,7 +250,7 @@ async function spawnChorusTarget(spec: TargetSpec, accounts: number, opts: { pas
   const entry = fileURLToPath(new URL('./chorus-target.ts', import.meta.url));
   const args = JSON.stringify({
     port, tlsPort, domain: spec.domain, accounts, password: opts.password, dataDir, tls: opts.tls,
-    schedulers: spec.schedulers, sync: spec.sync, cacheDir: join(benchStateDir(), 'chorus'), root: source.root,
+    schedulers: spec.schedulers, sync: spec.sync, disable: spec.disable, cacheDir: join(benchStateDir(), 'chorus'), root: source.root,
   } satisfies ChorusTargetOptions);
   const nodeArgs = shellWords(spec.nodeArgs ?? process.env.CHORUS_BENCH_NODE_ARGS ?? '');
   const child = spawn(process.execPath, [...nodeArgs, '--import', import.meta.resolve('tsx'), entry, args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: source.root ?? ROOT });

@@ -73,7 +73,7 @@ export class LoadWorker {
       case 'stop': return this.stop();
       case 'drain': return this.drain(cmd.expect, cmd.drainMs);
       case 'muc-probe': return this.mucProbe();
-      case 'muc-join': return this.mucJoin(cmd.room, cmd.users);
+      case 'muc-join': return this.mucJoin(cmd.room, cmd.users, cmd.size);
       case 'muc': return this.muc(cmd);
       case 'close': return this.closeAll();
     }
@@ -275,7 +275,7 @@ export class LoadWorker {
     return { service: null, reason: `no conference service in disco#items of ${this.init.endpoint.domain}` };
   }
 
-  private async mucJoin(room: string, users: number[]) {
+  private async mucJoin(room: string, users: number[], size: number) {
     this.room = room;
     let created = false;
     for (const u of users) {
@@ -297,8 +297,12 @@ export class LoadWorker {
       s.client.send(`<presence to='${escapeXml(own)}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>`);
       const p = await joined;
       if (/<status[^>]*code=(['"])201\1/.test(p)) {
-        // A new room may be locked until configured: accept the default configuration.
-        await s.client.iq("<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query>", 'set', room);
+        // A new room may be locked until configured: the defaults, but room for every occupant
+        // (servers allow 200 by default).
+        const form = size > 200
+          ? `<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_maxusers'><value>${size}</value></field>`
+          : '';
+        await s.client.iq(`<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>${form}</x></query>`, 'set', room);
         created = true;
       }
     }

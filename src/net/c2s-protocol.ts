@@ -46,8 +46,12 @@ export type ToConn =
   | { type: 'bind-failed'; xml: string }
   /** Inbound stanza `seq` is handled (its effects durable): it counts for XEP-0198 <a h=…/>. */
   | { type: 'handled'; seq: number }
-  /** A stanza for the client; the receipt is released once the client has it (acked or written). */
-  | ({ type: 'deliver' } & Delivery)
+  /** A stanza for the client; the receipt is released once the client has it (acked or written).
+   *  `hold`: the client said it is inactive (XEP-0352) and this can wait: kept, in order, until a
+   *  delivery that cannot wait or 'flush'. */
+  | ({ type: 'deliver'; hold?: boolean } & Delivery)
+  /** Write every held delivery now (the client became active). */
+  | { type: 'flush' }
   /** A restarted session asks for the inbound stanzas it has not handled yet. */
   | { type: 'replay' }
   /** The ending session's last message: answer 'drained' once earlier deliveries are handed back. */

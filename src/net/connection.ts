@@ -52,6 +52,9 @@ const IN_FLIGHT_LOW = 64;
 const ACK_WAIT_MS = 1000;
 
 /** XEP-0198 stream ids of detached, resumable connections (main thread only). */
+/** Deliveries held for an inactive client (XEP-0352) at most: beyond, they are written. */
+const CSI_MAX_HELD = 256;
+
 /** How long a client with more than max_outbound_bytes waiting may take none of it before it is closed. */
 const OUTBOUND_STALL_MS = 10_000;
 
@@ -78,6 +81,8 @@ export class Connection {
   /** Without XEP-0198: delivered stanzas written but not yet taken by the kernel; released as it takes
    *  them, given back to the session if the socket dies first. */
   private flushing: Delivery[] = [];
+  /** Deliveries held while the client is inactive (XEP-0352; the session decides which). */
+  private waiting: Delivery[] = [];
   private stall: NodeJS.Timeout | null = null;
   private readonly remote: string;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
@@ -242,6 +247,7 @@ export class Connection {
     switch (m.type) {
       case 'write': this.write(m.xml); break;
       case 'deliver': this.deliver(m); break; // the message is the Delivery: no copy on the chat path
+      case 'flush': this.flushWaiting(); break;
       case 'handled':
         this.unhandled?.delete(m.seq);
         if (this.ackWaits.length) this.answerAcks();
@@ -329,7 +335,25 @@ export class Connection {
    * by the client and released, or given back to the session (lost()) to be routed again — in the
    * batch of expire() or, after it, one by one.
    */
-  private deliver(d: Delivery): void {
+  private deliver(d: Delivery & { hold?: boolean }): void {
+    if (this.expired) { this.lost([d]); return; }
+    if (d.hold) {
+      this.waiting.push(d);
+      if (this.waiting.length >= CSI_MAX_HELD) this.flushWaiting();
+      return;
+    }
+    // What waited goes first: the client sees every stanza in the order it was sent.
+    if (this.waiting.length) this.flushWaiting();
+    this.deliverNow(d);
+  }
+
+  private flushWaiting(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const d of waiting) this.deliverNow(d);
+  }
+
+  private deliverNow(d: Delivery): void {
     if (this.expired) { this.lost([d]); return; }
     if (this.smId) {
       this.unacked.push(d);
@@ -546,9 +570,10 @@ export class Connection {
     this.closed = true;
     if (this.detachTimer) { clearTimeout(this.detachTimer); this.detachTimer = null; }
     if (this.smId) resumable.delete(this.smId);
-    const unacked = [...this.unacked, ...this.flushing];
+    const unacked = [...this.unacked, ...this.flushing, ...this.waiting];
     this.unacked = [];
     this.flushing = [];
+    this.waiting = [];
     this.toSession({ type: 'closed', reason: this.ended ? 'stream closed' : 'connection lost', unacked });
   }
 
