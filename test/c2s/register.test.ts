@@ -1,7 +1,9 @@
-// A password change over XEP-0077 §3.3 on a real socket: the next login needs the new password.
+// XEP-0077 for a logged-in account on a real socket: a password change (§3.3: the next login needs
+// the new password) and the account deleting itself (§3.2).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RawClient, OPEN, rawLogin, startServer, type TestServer } from '../helpers/xmpp.ts';
+import { listAccounts } from '../../src/storage/accounts.ts';
 
 let server: TestServer;
 test.before(async () => {
@@ -40,6 +42,25 @@ test('an account changes its password in-band; the old one stops working, the op
   a.send(`<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>`);
   assert.match(await answer(a, 'p1'), /type="result"/, 'the session that changed it is still there');
   a.close();
+});
+
+test('an account deletes itself: answered, then its sessions end with not-authorized, its roster goes, its password no longer works', async () => {
+  await server.addUser('carol', 'pw');
+  const c = await rawLogin(server.port, 'carol', 'pc', 'pw');
+  const other = await rawLogin(server.port, 'carol', 'phone', 'pw');
+  c.send(`<iq type='set' id='ro1'><query xmlns='jabber:iq:roster'><item jid='alice@localhost'/></query></iq>`);
+  assert.match(await answer(c, 'ro1'), /type="result"/);
+  c.send(`<iq type='set' id='del'><query xmlns='jabber:iq:register'><remove/></query></iq>`);
+  assert.match(await answer(c, 'del'), /type="result"/);
+  for (const s of [c, other]) assert.match((await s.next(/<stream:error>[\s\S]*?<\/stream:error>/))[0], /<not-authorized/);
+  assert.is(await logsIn('carol', 'pw'), false);
+  assert.not.ok((await listAccounts(server.node.runtime.db)).includes('carol@localhost'));
+  // Made anew, the account starts empty: nothing of the old roster is left.
+  await server.addUser('carol', 'pw2');
+  const again = await rawLogin(server.port, 'carol', 'pc', 'pw2');
+  again.send(`<iq type='get' id='ro2'><query xmlns='jabber:iq:roster'/></iq>`);
+  assert.not.match(await answer(again, 'ro2'), /alice@localhost/);
+  again.close();
 });
 
 test.run();
