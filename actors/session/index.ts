@@ -17,7 +17,7 @@ import { x } from '../../src/xml/builder.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import type { ToSessionFromUser } from '../user/messages.ts';
 import {
-  bounce, connGone, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onClientState, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep,
+  bounce, connGone, initialContext, onArrived, onArrivedUser, onBindInput, onBound, onClientStanza, onClientState, onDeliver, onHeader, onPreAuth, onSaslInput, onSaslStep, onSmRequest,
   resourceOf, streamFail, toConn, toUser, type Next, type SessionCtx,
 } from './stream.ts';
 
@@ -46,6 +46,10 @@ const route = [
 
 const machine = setup({
   types: { context: {} as Ctx, events: {} as Ev, input: {} as ConnInfo },
+  guards: {
+    isSm: ({ event }) => event.type === 'stanza' && event.h.xmlns === NS.SM,
+    isCsi: ({ event }) => event.type === 'stanza' && event.h.xmlns === NS.CSI,
+  },
 }).createMachine({
   id: 'session',
   context: ({ input }) => ({ ...initialContext(input), next: 'stay', bindId: '', bindResource: '', awaitUser: false, awaitConn: false }),
@@ -106,13 +110,13 @@ const machine = setup({
     },
     binding: {
       on: {
-        stanza: {
+        stanza: [{ guard: 'isSm', actions: assign(({ context, event }) => onSmRequest(context, event.xml, event.h, 'authenticated')) }, {
           actions: assign(({ context, event }) => {
             const r = onBindInput(context, event.xml, event.h);
             if (event.seq > 0) toConn(context, { type: 'handled', seq: event.seq });
             return r.pending ? { bindId: r.pending.id, bindResource: r.pending.resource, next: r.next } : { next: r.next };
           }),
-        },
+        }],
         'bind-ok': {
           target: 'established',
           actions: [
@@ -130,8 +134,9 @@ const machine = setup({
     established: {
       on: {
         stanza: [
-          // Client State Indication (XEP-0352): a nonza, not counted as a stanza.
-          { guard: ({ event }) => event.h.xmlns === NS.CSI, actions: assign(({ context, event }) => onClientState(context, event.h.name)) },
+          // Client State Indication (XEP-0352) and XEP-0198's requests: nonzas, not counted as stanzas.
+          { guard: 'isCsi', actions: assign(({ context, event }) => onClientState(context, event.h.name)) },
+          { guard: 'isSm', actions: assign(({ context, event }) => onSmRequest(context, event.xml, event.h, 'bound')) },
           // The hot path: no assign and no target, so the snapshot is unchanged and nothing is written.
           { actions: enqueueActions(({ context, event, enqueue }) => { if (onClientStanza(context, event.xml, event.h, event.seq) === 'close') enqueue.raise({ type: 'internal.close' }); }) },
         ],

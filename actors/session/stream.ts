@@ -31,6 +31,8 @@ export interface SessionCtx {
   cbRefused?: boolean;
   /** The client said it is not in use (XEP-0352 <inactive/>): what can wait, waits. */
   inactive?: boolean;
+  /** XEP-0198 is enabled on this stream. */
+  sm?: boolean;
 }
 
 export const initialContext = (info: ConnInfo): SessionCtx => ({
@@ -122,6 +124,7 @@ export function onPreAuth(ctx: SessionCtx, xml: string, h: StanzaHeader): Next {
     // Stanzas before authentication: RFC 6120 §6.4.1 / §7.1.
     return streamFail(ctx, 'not-authorized');
   }
+  if (h.xmlns === NS.SM) { onSmRequest(ctx, xml, h, 'unauthenticated'); return 'stay'; }
   return streamFail(ctx, 'unsupported-stanza-type', `${h.name} in ${h.xmlns}`);
 }
 
@@ -255,9 +258,38 @@ export function onBound(ctx: SessionCtx, id: string, resource: string): Partial<
   return { jid };
 }
 
+// ---- XEP-0198 requests -------------------------------------------------------------------------
+
+/** Where a stream is for XEP-0198: <resume/> belongs after authentication and before bind, <enable/>
+ *  after bind, once. */
+export type SmStage = 'unauthenticated' | 'authenticated' | 'bound';
+
+/**
+ * <enable/> and <resume/> (and anything else of XEP-0198 but the acks, which the connection counts):
+ * allowed or refused by where the stream is; what is allowed the connection carries out (it keeps the
+ * counters and the queue, and the streams waiting to be resumed).
+ */
+export function onSmRequest(ctx: SessionCtx, xml: string, h: StanzaHeader, stage: SmStage): Partial<SessionCtx> {
+  const failed = (condition: 'unexpected-request' | 'feature-not-implemented') =>
+    write(ctx, serialize(x('failed', { xmlns: NS.SM }, x(condition, { xmlns: NS.STANZAS }))));
+  if (h.name === 'enable') {
+    if (stage !== 'bound' || ctx.sm) { failed('unexpected-request'); return {}; }
+    toConn(ctx, { type: 'sm-enable', resume: /^(true|1)$/.test(parseElement(xml, NS.SM).attr('resume') ?? '') });
+    return { sm: true };
+  }
+  if (h.name === 'resume') {
+    if (stage !== 'authenticated') { failed('unexpected-request'); return {}; }
+    const el = parseElement(xml, NS.SM);
+    toConn(ctx, { type: 'sm-resume', previd: el.attr('previd') ?? '', h: Number(el.attr('h')) });
+    return {};
+  }
+  failed('feature-not-implemented');
+  return {};
+}
+
 /** First message at the new address: now the connection and the user actor may talk to us here. */
 export function onArrived(ctx: SessionCtx): void {
-  toConn(ctx, { type: 'bound', address: self(), jid: ctx.jid! });
+  toConn(ctx, { type: 'bound', address: self() });
   onArrivedUser(ctx);
 }
 

@@ -40,8 +40,8 @@ export type ToConn =
   /** SASL succeeded: the client restarts the stream; `jid` is the authenticated bare JID. */
   | { type: 'authenticated'; xml: string; jid: string }
   | { type: 'close'; xml?: string }
-  /** The session now lives at `address` (moved at bind) as `jid`; held stanzas go there. */
-  | { type: 'bound'; address: string; jid: string }
+  /** The session now lives at `address` (moved at bind); held stanzas go there. */
+  | { type: 'bound'; address: string }
   /** The bind was refused (`xml`, the error): stanzas held since the bind request go to the session. */
   | { type: 'bind-failed'; xml: string }
   /** Inbound stanza `seq` is handled (its effects durable): it counts for XEP-0198 <a h=…/>. */
@@ -52,6 +52,12 @@ export type ToConn =
   | ({ type: 'deliver'; hold?: boolean } & Delivery)
   /** Write every held delivery now (the client became active). */
   | { type: 'flush' }
+  /** XEP-0198 <enable/> is accepted: count from where it came in, answer <enabled/> (resumable if
+   *  `resume`, for as long as the connection keeps detached streams). */
+  | { type: 'sm-enable'; resume: boolean }
+  /** XEP-0198 <resume/> is in order here: take over stream `previd` if it is this account's and
+   *  detached, acknowledging `h`; else answer <failed/>. */
+  | { type: 'sm-resume'; previd: string; h: number }
   /** A restarted session asks for the inbound stanzas it has not handled yet. */
   | { type: 'replay' }
   /** The ending session's last message: answer 'drained' once earlier deliveries are handed back. */

@@ -2,8 +2,10 @@
 // transport half of a stream: bytes in → framer → stanza strings to the session actor; strings out →
 // one corked write per tick. It also keeps everything that changes with every stanza and must survive
 // a crash of the session actor: the XEP-0198 counters, the unacknowledged outbound queue and the
-// inbound stanzas not yet handled (replayed to a restarted session). The protocol decisions
-// (features, SASL, bind, routing) are the session actor's.
+// inbound stanzas not yet handled (replayed to a restarted session), and the deliveries an inactive
+// client's session holds back (XEP-0352). The protocol decisions (features, SASL, bind, whether
+// stream management may be enabled or a stream resumed, what can wait, routing) are the session
+// actor's; this carries them out.
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
@@ -95,12 +97,12 @@ export class Connection {
   /** Between the bind request and the session's arrival at its new address, stanzas wait here. */
   private binding: 'no' | 'open' | 'asked' = 'no';
   private held: Array<{ xml: string; h: StanzaHeader; seq: number }> | null = null;
-  private boundJid: string | null = null;
   private sessionUp = true;
   private monitorRef = 0;
   // XEP-0198
   private smId: string | null = null;
   private smInBase = 0;      // inSeq when SM was enabled: <a h> counts from there
+  private enableAt = 0;      // inSeq when the last <enable/> came in (the session answers it later)
   private smOut = 0;         // stanzas sent since enable
   private smAckedOut = 0;    // the client's last <a h>
   private unacked: Delivery[] = [];
@@ -224,7 +226,10 @@ export class Connection {
   private inbound(xml: string, h: StanzaHeader, heldSeq?: number): void {
     // Everything after the bind request waits (XEP-0198 <enable/> too: it needs the bound session).
     if (this.binding === 'asked' && heldSeq === undefined) { (this.held ??= []).push({ xml, h, seq: -1 }); return; }
-    if (h.xmlns === NS.SM) { this.smNonza(xml, h); return; }
+    // XEP-0198 acks are counters, kept here; <enable/> and <resume/> are the session's to allow. The
+    // count an <enable/> starts from is where it came in (stanzas pipelined after it count).
+    if (h.xmlns === NS.SM && (h.name === 'r' || h.name === 'a')) { this.smAck(xml, h); return; }
+    if (h.xmlns === NS.SM && h.name === 'enable') this.enableAt = this.inSeq;
     if (h.name === 'starttls') this.framer.pause(); // nothing sent in plaintext after it may be read
     const counted = h.name === 'message' || h.name === 'presence' || h.name === 'iq';
     const seq = counted ? ++this.inSeq : 0;
@@ -248,6 +253,8 @@ export class Connection {
       case 'write': this.write(m.xml); break;
       case 'deliver': this.deliver(m); break; // the message is the Delivery: no copy on the chat path
       case 'flush': this.flushWaiting(); break;
+      case 'sm-enable': this.smEnable(m.resume); break;
+      case 'sm-resume': this.resume(m.previd, m.h); break;
       case 'handled':
         this.unhandled?.delete(m.seq);
         if (this.ackWaits.length) this.answerAcks();
@@ -269,7 +276,6 @@ export class Connection {
         break;
       case 'bound':
         if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
-        this.boundJid = m.jid;
         this.session = m.address;
         this.binding = 'no';
         this.watchSession();
@@ -418,26 +424,20 @@ export class Connection {
 
   // ---- XEP-0198 -------------------------------------------------------------------------------
 
-  private smNonza(xml: string, h: StanzaHeader): void {
+  private smAck(xml: string, h: StanzaHeader): void {
+    if (h.name === 'r') { this.ackWaits.push({ upTo: this.inSeq, by: Date.now() + ACK_WAIT_MS }); this.answerAcks(); return; }
     // The framer has checked it; its attributes are read as any element's (entities and all).
-    const el = parseElement(xml, NS.SM);
-    const attr = (name: 'h' | 'resume' | 'previd') => el.attr(name);
-    switch (h.name) {
-      case 'r': this.ackWaits.push({ upTo: this.inSeq, by: Date.now() + ACK_WAIT_MS }); this.answerAcks(); break;
-      case 'a': this.acked(Number(attr('h'))); break;
-      case 'enable': {
-        if (!this.boundJid || this.smId) { this.write(`<failed xmlns="${NS.SM}"><unexpected-request xmlns="${NS.STANZAS}"/></failed>`); break; }
-        this.smId = randomBytes(12).toString('base64url');
-        this.smInBase = this.inSeq;
-        const wantsResume = /^(true|1)$/.test(attr('resume') ?? '');
-        if (wantsResume) resumable.set(this.smId, this);
-        const max = Math.round(this.o.resumeTimeoutMs / 1000);
-        this.write(`<enabled xmlns="${NS.SM}" id="${this.smId}"${wantsResume ? ` resume="true" max="${max}"` : ''}/>`);
-        break;
-      }
-      case 'resume': this.resume(attr('previd') ?? '', Number(attr('h'))); break;
-      default: this.write(`<failed xmlns="${NS.SM}"><feature-not-implemented xmlns="${NS.STANZAS}"/></failed>`);
-    }
+    this.acked(Number(parseElement(xml, NS.SM).attr('h')));
+  }
+
+  /** The session accepted <enable/>: from now on stanzas are counted and kept until acknowledged. */
+  private smEnable(resume: boolean): void {
+    if (this.smId) return;
+    this.smId = randomBytes(12).toString('base64url');
+    this.smInBase = this.enableAt;
+    if (resume) resumable.set(this.smId, this);
+    const max = Math.round(this.o.resumeTimeoutMs / 1000);
+    this.write(`<enabled xmlns="${NS.SM}" id="${this.smId}"${resume ? ` resume="true" max="${max}"` : ''}/>`);
   }
 
   private requestAck(): void {
@@ -472,10 +472,11 @@ export class Connection {
     for (const u of done) if (u.receipt) this.rt.router.controlFor(u.receipt.address, { c: 'release', address: u.receipt.address, seq: u.receipt.seq });
   }
 
-  /** `<resume/>` on this (new) connection: the detached connection takes this socket over. */
+  /** `<resume/>` on this (new) connection, which the session found in order (authenticated, not
+   *  bound): the detached connection of that stream, if it is this account's, takes this socket over. */
   private resume(previd: string, h: number): void {
     const old = resumable.get(previd);
-    if (!this.authJid || this.boundJid || !old || !old.closed || old.authJid !== this.authJid) {
+    if (!this.authJid || !old || !old.closed || old.authJid !== this.authJid) {
       this.write(`<failed xmlns="${NS.SM}"${old && old.authJid === this.authJid ? ` h="${old.handledIn() - old.smInBase}"` : ''}><item-not-found xmlns="${NS.STANZAS}"/></failed>`);
       return;
     }

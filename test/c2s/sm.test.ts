@@ -272,6 +272,42 @@ test('resuming an unknown or expired stream fails with item-not-found', async ()
   c.close();
 });
 
+test('<enable/> pipelined between stanzas: the count starts where it came in, though the session answers it later', async () => {
+  const a = await rawLogin(server.port, 'alice', 'pipe');
+  a.send(`<presence/><enable xmlns='${SM}'/>${msg('eve@localhost', '1')}${msg('eve@localhost', '2')}<r xmlns='${SM}'/>`);
+  await a.waitFor(/<enabled xmlns="urn:xmpp:sm:3"/);
+  await a.waitFor(/<a xmlns="urn:xmpp:sm:3" h="2"\/>/);
+  a.close();
+});
+
+test('the session allows each request where it belongs: <enable/> once and after bind, <resume/> between auth and bind; the rest is feature-not-implemented', async () => {
+  const failed = (condition: string) => new RegExp(`<failed xmlns="${SM}"><${condition} xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></failed>`);
+  // Before authentication.
+  const c = await RawClient.connect(server.port);
+  c.send(OPEN);
+  await c.waitFor(/<\/stream:features>/);
+  c.send(`<resume xmlns='${SM}' previd='x' h='0'/>`);
+  await c.waitFor(failed('unexpected-request'));
+  // Authenticated, not bound: no <enable/> yet.
+  c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from('\0bob\0secret').toString('base64')}</auth>`);
+  await c.waitFor(/<success/);
+  c.send(OPEN);
+  await c.waitFor(/<sm xmlns/);
+  c.send(`<enable xmlns='${SM}'/>`);
+  await c.waitFor(failed('unexpected-request'));
+  c.close();
+  // Bound: <enable/> once; <resume/> no longer.
+  const b = await rawLogin(server.port, 'bob', 'twice');
+  b.send(`<enable xmlns='${SM}'/>`);
+  await b.waitFor(/<enabled/);
+  b.send(`<enable xmlns='${SM}'/>`);
+  await b.waitFor(failed('unexpected-request'));
+  b.send(`<resume xmlns='${SM}' previd='x' h='0'/><unknown xmlns='${SM}'/>`);
+  await b.waitFor(/unexpected-request[\s\S]*unexpected-request[\s\S]*feature-not-implemented/);
+  assert.not.match(b.received, /stream:error/);
+  b.close();
+});
+
 test('a session actor killed from outside is restarted; the client connection stays open and working', async () => {
   const c = await rawLogin(server.port, 'carol', 'desk');
   c.send(`<enable xmlns='${SM}'/><presence/>`);
