@@ -78,7 +78,8 @@ export default defineModule({
   storage: [MODULE, CAPS],
   options,
   setup(m) {
-    m.iq('set', 'self', NS.PUBSUB, (iq) => pubsubSet(iq, m.optionsFor(iq.host)));
+    const published: Published = (event) => m.fire('pep/published', event);
+    m.iq('set', 'self', NS.PUBSUB, (iq) => pubsubSet(iq, m.optionsFor(iq.host), published));
     m.iq('get', 'self', NS.PUBSUB, getItems);
     m.iq('get', 'bare', NS.PUBSUB, getItems);
     m.iq('set', 'bare', NS.PUBSUB, (iq) => iq.error('forbidden', 'auth', 'only the owner publishes to its nodes'));
@@ -104,6 +105,18 @@ export default defineModule({
     } satisfies PepApi;
   },
 });
+
+/** An owner's client published an item (what the server publishes for it, replaceItems, is not
+ *  told: a module keeping something in step with a node would hear its own writes). */
+export interface PepPublishedEvent extends StanzaContext { user: UserContext; node: string; id: string; payload: XmlElement }
+
+// The pep module's own hook, added to the contract's list where it is defined (the core names no feature).
+declare module '../xmpp/module.ts' {
+  interface Hooks { 'pep/published': PepPublishedEvent }
+}
+
+/** Tells the loaded modules of a publication. */
+type Published = (event: PepPublishedEvent) => boolean | Promise<boolean>;
 
 /** What the pep module tells the modules that depend on it (private XML keeps bookmarks in step). */
 export interface PepApi {
@@ -142,9 +155,9 @@ function pubsubError(iq: IqRequest, condition: Parameters<IqRequest['error']>[0]
 
 // ---- publish, retract ---------------------------------------------------------------------------------
 
-async function pubsubSet(iq: IqRequest, o: Limits): Promise<void> {
+async function pubsubSet(iq: IqRequest, o: Limits, published: Published): Promise<void> {
   const publish = iq.payload.child('publish', NS.PUBSUB);
-  if (publish) return publishItem(iq, publish, iq.payload.child('publish-options', NS.PUBSUB), o);
+  if (publish) return publishItem(iq, publish, iq.payload.child('publish-options', NS.PUBSUB), o, published);
   const retract = iq.payload.child('retract', NS.PUBSUB);
   if (retract) return retractItems(iq, retract);
   const op = iq.payload.getChildren()[0]?.localName ?? 'nothing';
@@ -168,7 +181,7 @@ function configFrom(form: Submitted | undefined, base: NodeConfig, o: Limits): N
   return c;
 }
 
-async function publishItem(iq: IqRequest, publish: XmlElement, optionsEl: XmlElement | undefined, o: Limits): Promise<void> {
+async function publishItem(iq: IqRequest, publish: XmlElement, optionsEl: XmlElement | undefined, o: Limits, published: Published): Promise<void> {
   const node = publish.attr('node');
   if (!node) { pubsubError(iq, 'bad-request', 'nodeid-required'); return; }
   const items = publish.getChildren('item', NS.PUBSUB);
@@ -196,6 +209,7 @@ async function publishItem(iq: IqRequest, publish: XmlElement, optionsEl: XmlEle
   await iq.storage.put(key, next);
   iq.reply(x('pubsub', { xmlns: NS.PUBSUB }, x('publish', { node }, x('item', { id }))));
   await notify(iq as Ctx, owner, node, next.config, x('items', { node }, parseElement(xml, NS.PUBSUB_EVENT)));
+  await published({ ...(iq as Ctx), user: iq.user!, node, id, payload: item.getChildren()[0]! });
 }
 
 async function retractItems(iq: IqRequest, retract: XmlElement): Promise<void> {

@@ -10,6 +10,7 @@ import { startServer, type TestServer } from '../helpers/xmpp.ts';
 import { run } from '../helpers/process.ts';
 
 const SCRIPT = fileURLToPath(new URL('./pep_slixmpp.py', import.meta.url));
+const AVATAR = fileURLToPath(new URL('./avatar_slixmpp.py', import.meta.url));
 
 let server: TestServer;
 test.before(async () => {
@@ -35,6 +36,13 @@ test('slixmpp: the OMEMO device list reaches alice\'s other device and bob by ca
   assert.equal(out.laptop_sees_bob, ['3333']);
   assert.is(out.bundle_events, 0, 'nobody was told of the bundle');
   assert.equal(out.private, [['family@conference.localhost', 'Alice', 'Family']]);
+});
+
+test('slixmpp: an avatar published over PEP is alice\'s vCard PHOTO for bob, and its hash is in her presence (XEP-0398)', async () => {
+  const r = await run('/usr/bin/python3', [AVATAR, '127.0.0.1', String(server.port), 'localhost', 'pw']);
+  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
+  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  assert.equal(out, { vcard_photo_is_the_image: true, vcard_photo_type: 'image/png', presence_photo_is_the_hash: true });
 });
 
 test.run();
