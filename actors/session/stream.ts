@@ -230,13 +230,15 @@ function saslFailure(condition: string): string {
 
 // ---- bind -------------------------------------------------------------------------------------
 
-/** The bind IQ: asks the user actor for the resource (it resolves conflicts and session limits). */
+/** The bind IQ: asks the user actor for the resource (it resolves conflicts and session limits).
+ *  Anything else before bind is answered, and the connection sends the next stanza. */
 export function onBindInput(ctx: SessionCtx, xml: string, h: StanzaHeader): { next: Next; pending?: { id: string; resource: string } } {
   if (h.name !== 'iq') return { next: streamFail(ctx, 'not-authorized', 'bind a resource first') };
   const iq = parseElement(xml);
   const bind = iq.child('bind', NS.BIND);
   if (h.type !== 'set' || !bind) {
     write(ctx, stanzaError(h, 'cancel', 'not-allowed', 'bind a resource first') ?? '');
+    toConn(ctx, { type: 'next' });
     return { next: 'stay' };
   }
   const asked = bind.getChildText('resource', NS.BIND);
@@ -245,6 +247,7 @@ export function onBindInput(ctx: SessionCtx, xml: string, h: StanzaHeader): { ne
     resource = asked ? prepareResourcepart(asked) : randomBytes(6).toString('base64url');
   } catch {
     write(ctx, stanzaError(h, 'modify', 'bad-request', 'invalid resource') ?? '');
+    toConn(ctx, { type: 'next' });
     return { next: 'stay' };
   }
   const bare = `${ctx.user}@${ctx.host}`;
@@ -272,19 +275,27 @@ export type SmStage = 'unauthenticated' | 'authenticated' | 'bound';
 export function onSmRequest(ctx: SessionCtx, xml: string, h: StanzaHeader, stage: SmStage): Partial<SessionCtx> {
   const failed = (condition: 'unexpected-request' | 'feature-not-implemented') =>
     write(ctx, serialize(x('failed', { xmlns: NS.SM }, x(condition, { xmlns: NS.STANZAS }))));
+  let patch: Partial<SessionCtx> = {};
   if (h.name === 'enable') {
-    if (stage !== 'bound' || ctx.sm) { failed('unexpected-request'); return {}; }
-    toConn(ctx, { type: 'sm-enable', resume: /^(true|1)$/.test(parseElement(xml, NS.SM).attr('resume') ?? '') });
-    return { sm: true };
+    if (stage !== 'bound' || ctx.sm) failed('unexpected-request');
+    else {
+      toConn(ctx, { type: 'sm-enable', resume: /^(true|1)$/.test(parseElement(xml, NS.SM).attr('resume') ?? '') });
+      patch = { sm: true };
+    }
+  } else if (h.name === 'resume') {
+    // Tried by the connection, which sends the next stanza if it fails (on success the stream is another's).
+    if (stage === 'authenticated') {
+      const el = parseElement(xml, NS.SM);
+      toConn(ctx, { type: 'sm-resume', previd: el.attr('previd') ?? '', h: Number(el.attr('h')) });
+      return {};
+    }
+    failed('unexpected-request');
+  } else {
+    failed('feature-not-implemented');
   }
-  if (h.name === 'resume') {
-    if (stage !== 'authenticated') { failed('unexpected-request'); return {}; }
-    const el = parseElement(xml, NS.SM);
-    toConn(ctx, { type: 'sm-resume', previd: el.attr('previd') ?? '', h: Number(el.attr('h')) });
-    return {};
-  }
-  failed('feature-not-implemented');
-  return {};
+  // Before bind the connection sends the next stanza once this one is answered.
+  if (stage === 'authenticated') toConn(ctx, { type: 'next' });
+  return patch;
 }
 
 /** First message at the new address: now the connection and the user actor may talk to us here. */

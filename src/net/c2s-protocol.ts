@@ -37,12 +37,16 @@ export type ToSession =
 export type ToConn =
   | { type: 'write'; xml: string }
   | { type: 'starttls'; xml: string }
-  /** SASL succeeded: the client restarts the stream; `jid` is the authenticated bare JID. */
+  /** SASL succeeded: the client restarts the stream; `jid` is the authenticated bare JID. Until bound,
+   *  stanzas come one at a time ('next'). */
   | { type: 'authenticated'; xml: string; jid: string }
   | { type: 'close'; xml?: string }
-  /** The session now lives at `address` (moved at bind); held stanzas go there. */
+  /** The session now lives at `address` (moved at bind); held stanzas go there, and the rest as they come. */
   | { type: 'bound'; address: string }
-  /** The bind was refused (`xml`, the error): stanzas held since the bind request go to the session. */
+  /** Authenticated and not bound yet, the session takes stanzas one at a time: it is done with the
+   *  one it had (anything but a bind request in progress), send the next. */
+  | { type: 'next' }
+  /** The bind was refused (`xml`, the error): the next stanza may come. */
   | { type: 'bind-failed'; xml: string }
   /** Inbound stanza `seq` is handled (its effects durable): it counts for XEP-0198 <a h=…/>. */
   | { type: 'handled'; seq: number }

@@ -94,9 +94,11 @@ export class Connection {
   private inSeq = 0;
   private unhandled: Map<number, { xml: string; h: StanzaHeader }> | null = null;
   private authJid: string | null = null;
-  /** Between the bind request and the session's arrival at its new address, stanzas wait here. */
-  private binding: 'no' | 'open' | 'asked' = 'no';
-  private held: Array<{ xml: string; h: StanzaHeader; seq: number }> | null = null;
+  /** From authentication until the session is bound, stanzas go to it one at a time ('busy': one
+   *  is with it; the rest wait in `held`): after the bind request nothing may reach the session at
+   *  its old address, and the session, not this, knows which one that is. */
+  private gate: 'off' | 'open' | 'busy' = 'off';
+  private held: Array<{ xml: string; h: StanzaHeader }> = [];
   private sessionUp = true;
   private monitorRef = 0;
   // XEP-0198
@@ -222,10 +224,9 @@ export class Connection {
 
   // ---- inbound --------------------------------------------------------------------------------
 
-  /** `heldSeq`: replaying a stanza held during bind (-1: not counted yet). */
-  private inbound(xml: string, h: StanzaHeader, heldSeq?: number): void {
-    // Everything after the bind request waits (XEP-0198 <enable/> too: it needs the bound session).
-    if (this.binding === 'asked' && heldSeq === undefined) { (this.held ??= []).push({ xml, h, seq: -1 }); return; }
+  private inbound(xml: string, h: StanzaHeader): void {
+    if (this.gate === 'busy') { this.held.push({ xml, h }); return; }
+    if (this.gate === 'open') this.gate = 'busy';
     // XEP-0198 acks are counters, kept here; <enable/> and <resume/> are the session's to allow. The
     // count an <enable/> starts from is where it came in (stanzas pipelined after it count).
     if (h.xmlns === NS.SM && (h.name === 'r' || h.name === 'a')) { this.smAck(xml, h); return; }
@@ -240,7 +241,6 @@ export class Connection {
       this.framer.pause();
       this.reading();
     }
-    if (this.binding === 'open' && h.name === 'iq') this.binding = 'asked';
     this.toSession({ type: 'stanza', xml, h, seq });
   }
 
@@ -272,19 +272,22 @@ export class Connection {
         this.framer.pause();
         this.framer.reset({ keepPending: true });
         this.framer.resume();
-        this.binding = 'open';
+        this.gate = 'open';
         break;
-      case 'bound':
+      case 'next': this.next(); break;
+      case 'bound': {
         if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
         this.session = m.address;
-        this.binding = 'no';
         this.watchSession();
-        this.releaseHeld();
+        this.gate = 'off';
+        const held = this.held;
+        this.held = [];
+        for (const s of held) this.inbound(s.xml, s.h);
         break;
+      }
       case 'bind-failed':
         this.write(m.xml);
-        this.binding = 'open';
-        this.releaseHeld();
+        this.next();
         break;
       case 'close':
         this.ended = true;
@@ -298,15 +301,18 @@ export class Connection {
       case 'drain': this.toSession({ type: 'drained' }); break;
       case 'replay':
         if (this.unhandled) for (const [seq, s] of this.unhandled) this.rt.send(this.session, { type: 'stanza', xml: s.xml, h: s.h, seq } satisfies ToSession, this.address);
+        // Before bind, what the restarted session had may have been a nonza, which is not replayed.
+        if (!this.unhandled?.size) this.next();
         break;
     }
   }
 
-  private releaseHeld(): void {
-    const held = this.held;
-    this.held = null;
-    if (held) for (const s of held) this.inbound(s.xml, s.h, s.seq);
-    // A bind that failed again holds what follows its retry: inbound() re-held it in order.
+  /** The session is done with the stanza it had before bind: the next one goes. */
+  private next(): void {
+    if (this.gate !== 'busy') return;
+    this.gate = 'open';
+    const s = this.held.shift();
+    if (s) this.inbound(s.xml, s.h);
   }
 
   /** A crashed session actor is restarted by its supervisor and asks for a replay; meanwhile we wait. */
@@ -478,6 +484,7 @@ export class Connection {
     const old = resumable.get(previd);
     if (!this.authJid || !old || !old.closed || old.authJid !== this.authJid) {
       this.write(`<failed xmlns="${NS.SM}"${old && old.authJid === this.authJid ? ` h="${old.handledIn() - old.smInBase}"` : ''}><item-not-found xmlns="${NS.STANZAS}"/></failed>`);
+      this.next();
       return;
     }
     // This connection's own (unbound) session ends; the socket and framer move to the old connection.

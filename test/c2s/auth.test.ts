@@ -495,6 +495,26 @@ test('resource conflict: the older session gets a <conflict/> stream error, the 
   await Promise.all([second.waitClosed(), bob.waitClosed()]);
 });
 
+test('pipelined after <success/>: until bound the session takes one stanza at a time, answered in order, and what follows the bind request reaches the bound session', async () => {
+  const bob = await login(plainServer.port, 'bob', 'pipe-peer');
+  const c = await connectPlain(plainServer.port);
+  await open(c);
+  plain(c, 'carol', 'secret');
+  assert.is((await sasl(c)).kind, 'success');
+  c.send(OPEN
+    + `<iq type='get' id='early' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`
+    + `<iq type='set' id='bind-p'><bind xmlns='${NS.BIND}'><resource>pipe</resource></bind></iq>`
+    + `<message to='bob@localhost/pipe-peer' type='chat'><body>right after bind</body></message>`
+    + `<iq type='get' id='late' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  const late = (await next(c, /<iq\b(?=[^>]*\sid="late")[^>]*?(?:\/>|>[\s\S]*?<\/iq>)/))[0];
+  assert.match(late, /type="result"/);
+  const order = [...c.received.matchAll(/<iq\b[^>]*\sid="(early|bind-p|late)"[^>]*\stype="(\w+)"|<iq\b[^>]*\stype="(\w+)"[^>]*\sid="(early|bind-p|late)"/g)].map((m) => `${m[1] ?? m[4]} ${m[2] ?? m[3]}`);
+  assert.equal(order, ['early error', 'bind-p result', 'late result']);
+  await bob.waitFor(/right after bind/);
+  assert.match(bob.received, /from="carol@localhost\/pipe"/);
+  c.close(); bob.close();
+});
+
 test('sessions_per_account = 2: a third bind → resource-constraint (wait); freed by a closed stream', async () => {
   const one = await login(limitServer.port, 'dave', 'one');
   const two = await login(limitServer.port, 'dave', 'two');
