@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { startServer, type TestServer } from '../helpers/xmpp.ts';
-import { run } from '../helpers/process.ts';
+import { scenario } from '../helpers/process.ts';
 
 const SCRIPT = fileURLToPath(new URL('./adhoc_slixmpp.py', import.meta.url));
 
@@ -17,9 +17,7 @@ test.before(async () => {
 test.after(async () => { await server.stop(); });
 
 test('slixmpp: an admin adds, re-passwords and deletes an account, lists who is online and announces; others may not', async () => {
-  const r = await run('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), 'localhost', 'pw']);
-  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
-  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']);
   assert.equal(out.admin_commands, ['add-user', 'announce', 'change-user-password', 'delete-user', 'get-online-users-list', 'get-online-users-num', 'get-registered-users-num', 'user-stats']);
   assert.equal(out.bob_commands, []);
   assert.is(out.bob_refused, 'forbidden');

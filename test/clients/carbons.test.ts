@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { startServer, type TestServer } from '../helpers/xmpp.ts';
-import { run } from '../helpers/process.ts';
+import { scenario } from '../helpers/process.ts';
 import { login, xml } from '../helpers/clients.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // @xmpp/client: the self-signed certificate
@@ -28,9 +28,7 @@ test('the server announces carbons (urn:xmpp:carbons:2 and its rules) in its dis
 });
 
 test('slixmpp: received and sent copies, <private/>, disable and enable again', async () => {
-  const r = await run('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), 'localhost', 'bob', 'alice', 'pw']);
-  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, string[]> & { error?: string };
-  assert.is(out.error, undefined, `${out.error}\n${r.err.slice(-2000)}`);
+  const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'bob', 'alice', 'pw']) as Record<string, string[]>;
   assert.equal(out.phone, ['msg:m1', 'msg:m5', 'msg:m7']);
   assert.equal(out.alice, ['msg:m2', 'msg:m3', 'msg:m4', 'msg:m6']);
   // m3 was private, m5 and m6 passed while the laptop had carbons off

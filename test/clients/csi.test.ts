@@ -4,29 +4,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
-import { Level } from 'level';
-import { rosterKeys, type RosterItem } from '../../src/modules/roster-store.ts';
-import { startServer, type TestServer } from '../helpers/xmpp.ts';
-import { run } from '../helpers/process.ts';
+import { friendsServer, type TestServer } from '../helpers/xmpp.ts';
+import { scenario } from '../helpers/process.ts';
 
 const SCRIPT = fileURLToPath(new URL('./csi_slixmpp.py', import.meta.url));
 
 let server: TestServer;
-test.before(async () => {
-  server = await startServer();
-  for (const u of ['alice', 'bob']) await server.addUser(u, 'pw');
-  const db = server.node.runtime.db as unknown as Level<string, unknown>;
-  for (const [owner, contact] of [['alice', 'bob'], ['bob', 'alice']]) {
-    const item: RosterItem = { jid: `${contact}@localhost`, groups: [], subscription: 'both', ask: false, approved: false, pendingIn: null, listed: true };
-    await db.put(rosterKeys.item(`${owner}@localhost`, `${contact}@localhost`), item, { valueEncoding: 'json' });
-  }
-});
+test.before(async () => { server = await friendsServer(); });
 test.after(async () => { await server.stop(); });
 
 test('slixmpp: while the phone is inactive, presence and chat states wait; a message with a body brings them, in order; <active/> flushes', async () => {
-  const r = await run('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), 'localhost', 'pw']);
-  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
-  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']);
   assert.is(out.csi_offered, true);
   assert.equal(out.phone_while_inactive, []);
   assert.equal(out.phone_after_body, ['presence:away for lunch', 'state:composing', 'body:lunch?']);

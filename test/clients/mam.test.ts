@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { startServer, type TestServer } from '../helpers/xmpp.ts';
-import { run } from '../helpers/process.ts';
+import { scenario } from '../helpers/process.ts';
 
 const SCRIPT = fileURLToPath(new URL('./mam_slixmpp.py', import.meta.url));
 
@@ -16,9 +16,7 @@ test.before(async () => {
 test.after(async () => { await server.stop(); });
 
 test('slixmpp: a client that logs in later pages the whole archive, oldest first and newest first, and by contact', async () => {
-  const r = await run('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), 'localhost', 'pw']);
-  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
-  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']);
   const all = Array.from({ length: 25 }, (_, i) => `m${i + 1}`);
   assert.is(out.phone_count, 25);
   assert.is(out.stanza_ids, 25, 'each live message carries the account\'s stanza-id');

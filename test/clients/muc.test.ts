@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { startServer, type TestServer } from '../helpers/xmpp.ts';
-import { run } from '../helpers/process.ts';
+import { scenario } from '../helpers/process.ts';
 
 const SCRIPT = fileURLToPath(new URL('./muc_slixmpp.py', import.meta.url));
 
@@ -17,9 +17,7 @@ test.before(async () => {
 test.after(async () => { await server.stop(); });
 
 test('slixmpp: create and configure a room, join with history, talk, subject, nick conflict, kick, leave', async () => {
-  const r = await run('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), 'localhost', 'pw']);
-  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
-  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']);
   const room = 'family@conference.localhost';
   assert.equal(out.created, [110, 170, 201]);
   assert.equal(out.alice_role, ['owner', 'moderator']);

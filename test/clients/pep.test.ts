@@ -4,31 +4,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
-import { Level } from 'level';
-import { rosterKeys, type RosterItem } from '../../src/modules/roster-store.ts';
-import { startServer, type TestServer } from '../helpers/xmpp.ts';
-import { run } from '../helpers/process.ts';
+import { friendsServer, type TestServer } from '../helpers/xmpp.ts';
+import { scenario } from '../helpers/process.ts';
 
 const SCRIPT = fileURLToPath(new URL('./pep_slixmpp.py', import.meta.url));
 const AVATAR = fileURLToPath(new URL('./avatar_slixmpp.py', import.meta.url));
 
 let server: TestServer;
-test.before(async () => {
-  server = await startServer();
-  for (const u of ['alice', 'bob']) await server.addUser(u, 'pw');
-  // alice and bob see each other's presence (a subscription both ways)
-  const db = server.node.runtime.db as unknown as Level<string, unknown>;
-  for (const [owner, contact] of [['alice', 'bob'], ['bob', 'alice']]) {
-    const item: RosterItem = { jid: `${contact}@localhost`, groups: [], subscription: 'both', ask: false, approved: false, pendingIn: null, listed: true };
-    await db.put(rosterKeys.item(`${owner}@localhost`, `${contact}@localhost`), item, { valueEncoding: 'json' });
-  }
-});
+test.before(async () => { server = await friendsServer(); });
 test.after(async () => { await server.stop(); });
 
 test('slixmpp: the OMEMO device list reaches alice\'s other device and bob by caps, the bundle is fetched; bookmarks in private XML', async () => {
-  const r = await run('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), 'localhost', 'pw']);
-  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
-  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']);
   assert.equal(out.laptop_devices, ['1111', '2222']);
   assert.equal(out.bob_devices, ['1111', '2222']);
   assert.equal(out.bob_fetched, ['AAAA']);
@@ -39,9 +26,7 @@ test('slixmpp: the OMEMO device list reaches alice\'s other device and bob by ca
 });
 
 test('slixmpp: an avatar published over PEP is alice\'s vCard PHOTO for bob, and its hash is in her presence (XEP-0398)', async () => {
-  const r = await run('/usr/bin/python3', [AVATAR, '127.0.0.1', String(server.port), 'localhost', 'pw']);
-  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown> & { error?: string };
-  assert.is(out.error, undefined, `${JSON.stringify(out)}\n${r.err.slice(-2000)}`);
+  const out = await scenario(AVATAR, ['127.0.0.1', String(server.port), 'localhost', 'pw']);
   assert.equal(out, { vcard_photo_is_the_image: true, vcard_photo_type: 'image/png', presence_photo_is_the_hash: true });
 });
 

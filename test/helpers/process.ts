@@ -23,3 +23,12 @@ export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS
 /** The `chorus` command with these arguments, from the repository root unless `cwd` says. */
 export const chorusCli = (args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> =>
   run(process.execPath, [CHORUS_BIN, ...args], { cwd: ROOT, ...o });
+
+/** A slixmpp scenario script (test/clients/*_slixmpp.py) run to its end: the one JSON line it prints
+ *  last, what it saw; fails with its stderr's tail if it says it met an error. */
+export async function scenario(script: string, args: string[]): Promise<Record<string, unknown>> {
+  const r = await run('/usr/bin/python3', [script, ...args]);
+  const out = JSON.parse(r.out.trim().split('\n').pop() || '{}') as Record<string, unknown>;
+  if (out.error !== undefined || r.out.trim() === '') throw new Error(`${JSON.stringify(out)} (exit ${r.code})\n${r.err.slice(-2000)}`);
+  return out;
+}

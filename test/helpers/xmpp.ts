@@ -1,4 +1,6 @@
 // A real Chorus node for c2s tests: free loopback ports, a temp data dir, accounts created in its DB.
+import { Level } from 'level';
+import { rosterKeys, type RosterItem } from '../../src/modules/roster-store.ts';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions, type TLSSocket } from 'node:tls';
@@ -44,6 +46,23 @@ export async function startServer(over: (c: ChorusConfig) => void = () => {}): P
     addUser: async (local, password = 'secret') => { await createAccount(node.runtime.db, `${local}@localhost`, password, { iterations: 4096 }); },
     stop: async () => { await node.stop(); rmSync(dir, { recursive: true, force: true }); },
   };
+}
+
+/** Accounts `a` and `b` of the test server see each other's presence: a subscription both ways. */
+export async function subscribedBothWays(server: TestServer, a: string, b: string): Promise<void> {
+  const db = server.node.runtime.db as unknown as Level<string, unknown>;
+  for (const [owner, contact] of [[a, b], [b, a]]) {
+    const item: RosterItem = { jid: `${contact}@localhost`, groups: [], subscription: 'both', ask: false, approved: false, pendingIn: null, listed: true };
+    await db.put(rosterKeys.item(`${owner}@localhost`, `${contact}@localhost`), item, { valueEncoding: 'json' });
+  }
+}
+
+/** A test server with alice and bob (password 'pw'), who see each other's presence. */
+export async function friendsServer(): Promise<TestServer> {
+  const server = await startServer();
+  for (const u of ['alice', 'bob']) await server.addUser(u, 'pw');
+  await subscribedBothWays(server, 'alice', 'bob');
+  return server;
 }
 
 /** A raw socket speaking XML by hand, for the error paths a client library would never produce. */

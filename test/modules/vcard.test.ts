@@ -28,6 +28,17 @@ async function node(o: Record<string, unknown> = {}): Promise<Core> {
   return h;
 }
 
+/** alice makes a room (an instant one) as Alice, bob joins it as Bob. */
+async function teaParty(h: Core): Promise<string> {
+  const room = 'tea@conference.example.com';
+  h.send(A, `<presence to="${room}/Alice"><x xmlns="${NS.MUC}"/></presence>`);
+  await h.settle();
+  await h.ask(A, 'set', `<query xmlns="${NS.MUC_OWNER}"><x xmlns="${NS.DATA_FORMS}" type="submit"/></query>`, room);
+  h.send(B, `<presence to="${room}/Bob"><x xmlns="${NS.MUC}"/></presence>`);
+  await h.settle();
+  return room;
+}
+
 test('the account sets its vCard; it and anyone else read it; none yet is item-not-found', async () => {
   const h = await node();
   assert.is(errorOf(await h.ask(A, 'get', `<vCard xmlns="${NS.VCARD}"/>`)), 'item-not-found');
@@ -52,12 +63,7 @@ test('too big is not acceptable; deleting the account removes it', async () => {
 test('an occupant\'s vCard through the room: asked of room/nick, answered by the occupant\'s account', async () => {
   const h = await node();
   await h.ask(A, 'set', card('Alice Liddell'));
-  const room = 'tea@conference.example.com';
-  h.send(A, `<presence to="${room}/Alice"><x xmlns="${NS.MUC}"/></presence>`);
-  await h.settle();
-  await h.ask(A, 'set', `<query xmlns="${NS.MUC_OWNER}"><x xmlns="${NS.DATA_FORMS}" type="submit"/></query>`, room);
-  h.send(B, `<presence to="${room}/Bob"><x xmlns="${NS.MUC}"/></presence>`);
-  await h.settle();
+  const room = await teaParty(h);
   const r = await h.ask(B, 'get', `<vCard xmlns="${NS.VCARD}"/>`, `${room}/Alice`);
   assert.equal([r.attr('type'), r.attr('from'), r.child('vCard', NS.VCARD)?.getChildText('FN', NS.VCARD)], ['result', `${room}/Alice`, 'Alice Liddell']);
 });
@@ -110,12 +116,7 @@ test('XEP-0398 §4: available presence carries the avatar hash, to contacts and 
   h.send(A, `<presence><x xmlns="${NS.VCARD_UPDATE}"><photo/></x></presence>`);
   await h.settle();
   assert.is(photoSent(h.take(B).find((e) => e.name === 'presence' && e.attr('from') === A)), '');
-  const room = 'tea@conference.example.com';
-  h.send(A, `<presence to="${room}/Alice"><x xmlns="${NS.MUC}"/></presence>`);
-  await h.settle();
-  await h.ask(A, 'set', `<query xmlns="${NS.MUC_OWNER}"><x xmlns="${NS.DATA_FORMS}" type="submit"/></query>`, room);
-  h.send(B, `<presence to="${room}/Bob"><x xmlns="${NS.MUC}"/></presence>`);
-  await h.settle();
+  const room = await teaParty(h);
   assert.is(photoSent(h.take(B).find((e) => e.name === 'presence' && e.attr('from') === `${room}/Alice`)), HASH);
 });
 
