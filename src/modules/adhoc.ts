@@ -71,7 +71,7 @@ export default defineModule({
       const sid = iq.payload.attr('sessionid');
       const answer = (status: 'executing' | 'completed' | 'canceled', sessionid: string, ...children: Array<XmlElement | null>) =>
         iq.reply(x('command', { xmlns: NS.COMMANDS, node, sessionid, status }, ...children));
-      const context: CommandContext = { host: iq.host, storage: iq.storage, now: iq.now, route: iq.route, log: iq.log, operator: iq.operator, from: iq.from, user };
+      const context: CommandContext = iq;
       const done = (sessionid: string, r: CommandResult) =>
         answer('completed', sessionid, r.note ? x('note', { type: r.note.type }, r.note.text) : null, r.form ? formOf('result', r.form) : null);
       // A command that fails (an operator command refused: the account exists) says why in its note.
