@@ -13,7 +13,7 @@ import { ConnectionCensus } from './net/census.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
 import { nodeTree } from '../supervisors/tree.ts';
-import type { Runtime } from './runtime/runtime.ts';
+import { NoAnswer, type Runtime } from './runtime/runtime.ts';
 import { typeErrors } from './runtime/typecheck.ts';
 import { moduleFiles } from './xmpp/modules.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
@@ -143,7 +143,7 @@ async function deleteInUserActor(rt: Runtime, bare: string): Promise<void> {
   try {
     await rt.ask(`user:${bare}`, { type: 'delete' });
   } catch (e) {
-    throw /did not answer/.test((e as Error).message) ? new Error('the account is deleted, but its data was not removed within 60 s (the node retries it)') : e;
+    throw e instanceof NoAnswer ? new Error('the account is deleted, but its data was not removed within 60 s (the node retries it)') : e;
   }
 }
 

@@ -18,6 +18,7 @@ import { CliError } from './errors.ts';
 import { readPassword } from './password.ts';
 import { OperatorError, rootCause } from '../operator-error.ts';
 import type { TlsReloadResult } from '../net/tls.ts';
+import type { OperatorCommand } from '../xmpp/module.ts';
 
 export { CliError };
 
@@ -296,8 +297,7 @@ function moduleCommand(verb: 'load' | 'unload', summary: string, details: string
  * asks the actor the module names, on the running node, and shows the answer.
  */
 async function moduleOperatorCommand(name: string): Promise<Command | undefined> {
-  const { availableModules } = await import('../xmpp/modules.ts');
-  const spec = (await availableModules()).flatMap((d) => d.operatorCommands ?? []).find((c) => c.name === name);
+  const spec = (await operatorCommands()).find((c) => c.name === name);
   if (!spec) return undefined;
   return {
     usage: `${spec.usage} [--json]`, summary: spec.summary, details: '', flags: { json: false }, args: spec.args,
@@ -315,9 +315,14 @@ async function moduleOperatorCommand(name: string): Promise<Command | undefined>
   };
 }
 
-async function topHelp(): Promise<string> {
+/** What the built-in modules offer the operator. */
+async function operatorCommands(): Promise<OperatorCommand[]> {
   const { availableModules } = await import('../xmpp/modules.ts');
-  const fromModules = (await availableModules()).flatMap((d) => d.operatorCommands ?? []).map((c) => [c.name, c.summary] as const);
+  return (await availableModules()).flatMap((d) => d.operatorCommands ?? []);
+}
+
+async function topHelp(): Promise<string> {
+  const fromModules = (await operatorCommands()).map((c) => [c.name, c.summary] as const);
   const all = [...Object.entries(COMMANDS).map(([name, c]) => [name, c.summary] as const), ...fromModules];
   const width = Math.max(...all.map(([c]) => c.length));
   return [

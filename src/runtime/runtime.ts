@@ -235,7 +235,7 @@ export class Runtime {
   ask(address: Address, message: Record<string, unknown>, timeoutMs = 60_000): Promise<unknown> {
     const reply = `node:ask-${++this.asks}`;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.unregisterEndpoint(reply); reject(new Error(`${address} did not answer within ${timeoutMs / 1000} s`)); }, timeoutMs);
+      const timer = setTimeout(() => { this.unregisterEndpoint(reply); reject(new NoAnswer(`${address} did not answer within ${timeoutMs / 1000} s`)); }, timeoutMs);
       this.registerEndpoint(reply, (m) => { clearTimeout(timer); this.unregisterEndpoint(reply); resolve(m); });
       this.sendDurable(address, { ...message, reply }, reply).catch((e: Error) => { clearTimeout(timer); this.unregisterEndpoint(reply); reject(e); });
     });
@@ -376,6 +376,9 @@ export class Runtime {
     }
   }
 }
+
+/** Runtime.ask's question went unanswered in its time (the message itself stays durable). */
+export class NoAnswer extends Error {}
 
 export interface ActorArgs { address: Address; input?: unknown }
 
