@@ -40,6 +40,8 @@ interface Item {
   /** A `runtime.resumed` item: the message it continues (what a crash redelivers) and whether the
    *  handler retained it before suspending. */
   origin?: Item; retained?: boolean;
+  /** An invoked child's report (xstate's done/error events): dropped if the child is gone by then. */
+  child?: AnyActor;
 }
 
 /** One message being handled, from its handler's first line to its last await. */
@@ -54,6 +56,7 @@ interface Frame {
 }
 
 const frames = new AsyncLocalStorage<Frame>();
+type Relay = (source: AnyActor | undefined, target: AnyActor, event: unknown) => void;
 
 /** An effect that has not settled after this long crashes its actor (OTP's call timeout, generously). */
 export const EFFECT_TIMEOUT_MS = 30_000;
@@ -266,6 +269,14 @@ export class ActorHost implements RouterSink {
     const actor = createActor(def.machine, opts as never);
     // Without an error listener xstate rethrows on a timer, which would take the whole thread down.
     actor.subscribe({ error: () => undefined });
+    // What an invoked child (a fromPromise step) reports to the machine goes through the mailbox like
+    // any other message: handled in turn, in a frame (the runtime API works in its actions), persisted.
+    const system = (actor as unknown as { system: { _relay: Relay } }).system;
+    const relay = system._relay;
+    system._relay = (source, target, event) => {
+      if (target === actor && source !== undefined && source !== actor) this.enqueue(rec, { from: rec.address, msg: event, child: source });
+      else relay(source, target, event);
+    };
     this.inFrame(rec, { msg: null }, () => actor.start());
     rec.lastSaved = snapshot ? actor.getSnapshot() : undefined;
     return actor;
@@ -363,6 +374,8 @@ export class ActorHost implements RouterSink {
 
   private handle(rec: ActorRecord, item: Item): void {
     const actor = rec.actor!;
+    // A child stopped since it reported (its state was left): its report is stale.
+    if (item.child && actor.getSnapshot().children[item.child.id] !== item.child) return;
     let error: unknown;
     let frame: Frame;
     try {

@@ -47,4 +47,25 @@ test('a rejected effect crashes the actor; its durable message is redelivered an
   assert.is(r.restored, 1);
 });
 
+test("an invoked child's answer reaches the machine through its mailbox: its actions may use the API", async () => {
+  const box = node.inbox('conn:w4');
+  await node.runtime.spawn('waiter:i');
+  node.runtime.send('waiter:i', { type: 'work', ms: 50, value: 'x', to: 'conn:w4' });
+  node.runtime.send('waiter:i', { type: 'note', value: 'meanwhile' }); // handled while the child works
+  assert.is((await box.next((m) => m.type === 'job-done')).self, 'waiter:i');
+  node.runtime.send('waiter:i', { type: 'work', ms: 10, value: 'y', to: 'conn:w4', fail: true });
+  await box.next((m) => m.type === 'job-done');
+  assert.equal((await node.report('waiter:i', box, 'conn:w4')).log, ['meanwhile', 'job:x', 'job:error']);
+});
+
+test('the answer of a child whose state was left (or entered again) is dropped', async () => {
+  const box = node.inbox('conn:w5');
+  await node.runtime.spawn('waiter:c');
+  node.runtime.send('waiter:c', { type: 'work', ms: 300, value: 'old', to: 'conn:w5' });
+  node.runtime.send('waiter:c', { type: 'cancel' });
+  node.runtime.send('waiter:c', { type: 'work', ms: 400, value: 'new', to: 'conn:w5' });
+  await box.next((m) => m.type === 'job-done');
+  assert.equal((await node.report('waiter:c', box, 'conn:w5')).log, ['job:new']);
+});
+
 test.run();
