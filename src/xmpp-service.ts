@@ -7,7 +7,7 @@ import { accountLookup } from './storage/accounts.ts';
 import { kvStorage } from './storage/kv.ts';
 import { callAt } from './runtime/api.ts';
 import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle } from './sasl/throttle.ts';
-import type { CredentialLookup } from './sasl/types.ts';
+import type { CredentialLookup, SaslServer } from './sasl/types.ts';
 import type { Storage } from './xmpp/module.ts';
 import type { Domains } from './xmpp/routing.ts';
 import { dirname } from 'node:path';
@@ -48,6 +48,9 @@ export interface XmppService {
   domains: Domains;
   /** The clock modules read (StanzaContext.now): injected, so tests can set the time. */
   now(): number;
+  /** SASL exchanges in progress, by session address: kept by the thread, so a hot reload of the
+   *  session kind between two steps goes on with the mechanism's state. */
+  saslExchanges: Map<string, SaslServer>;
 }
 
 export async function install(services: Map<string, unknown>, data: SchedulerData): Promise<void> {
@@ -69,6 +72,7 @@ export function xmppService(settings: XmppSettings, modules: ModuleSet, services
     throttle: nodeThrottle(() => services.get(THROTTLE) as AuthThrottle),
     domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
     now,
+    saslExchanges: new Map(),
     reloadModule: async (name) => {
       if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);
       const { def, file, loads } = await freshModule(name);

@@ -306,6 +306,38 @@ test('<abort/> in the middle of SCRAM → <aborted/>; a new attempt then succeed
   assert.ok(r.verified);
 });
 
+test('hot reload of the session kind between two SCRAM steps: the exchange goes on and the login completes', async () => {
+  const c = await connectPlain(plainServer.port);
+  await open(c);
+  const client = new ScramClient({ hash: 'SHA-256', username: 'alice', password: 'secret' });
+  c.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-256'>${b64(client.clientFirst())}</auth>`);
+  const first = await sasl(c);
+  assert.is(first.kind, 'challenge');
+  const reloaded = await plainServer.node.runtime.reload('session');
+  assert.ok(reloaded.every((r) => !('error' in r)), JSON.stringify(reloaded));
+  c.send(`<response xmlns='${NS.SASL}'>${b64(await client.clientFinal((first as { data: string }).data))}</response>`);
+  const answer = await sasl(c);
+  assert.is(answer.kind, 'success', answer.xml);
+  assert.ok(client.verifyServerFinal((answer as { data: string }).data));
+  assert.match(await bind(c, 'reloaded-sasl'), /type=["']result["']/);
+});
+
+test('hot reload of the session kind with a bind request in flight: bound, and the stream goes on', async () => {
+  const c = await connectPlain(plainServer.port);
+  await open(c);
+  plain(c, 'alice', 'secret');
+  assert.is((await sasl(c)).kind, 'success');
+  c.send(OPEN);
+  await features(c);
+  c.send(`<iq type='set' id='b'><bind xmlns='${NS.BIND}'><resource>reloaded-bind</resource></bind></iq><iq type='get' id='p'><ping xmlns='${NS.PING}'/></iq>`);
+  await plainServer.node.runtime.reload('session');
+  assert.match((await next(c, /<iq\b[^>]*id=["']b["'][\s\S]*?<\/iq>/))[0], /<jid>alice@localhost\/reloaded-bind<\/jid>/);
+  await next(c, /<iq\b[^>]*id=["']p["']/);
+  await plainServer.node.runtime.reload('session');
+  c.send(`<iq type='get' id='p2'><ping xmlns='${NS.PING}'/></iq>`);
+  await next(c, /<iq\b[^>]*id=["']p2["']/);
+});
+
 test('5 failed attempts → the stream is closed with policy-violation (RFC 6120 §6.4.5)', async () => {
   const c = await connectPlain(plainServer.port);
   await open(c);

@@ -1,0 +1,120 @@
+// What the session machine does and reads through the runtime: the default implementations of its
+// named actions, env guards and the SASL actor (machine.ts declares them; tests provide their own).
+import { courier, log, moveTo, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import type { Delivery, ToConn } from '../../src/net/c2s-protocol.ts';
+import type { XmppService } from '../../src/xmpp-service.ts';
+import { decodeSaslPayload, selectMechanism } from '../../src/sasl/mechanisms.ts';
+import type { SaslStep } from '../../src/sasl/types.ts';
+import type { ToUser } from '../user/messages.ts';
+import type { EventObject } from 'xstate';
+import { bareOf, headerXml, hostOf, offerOf, type Header, type SessionCtx, type StreamEnv } from './stream.ts';
+
+const xmpp = () => service<XmppService>('xmpp');
+
+export const env = (): StreamEnv => {
+  const svc = xmpp();
+  return { requireEncryption: svc.settings.requireEncryption, moduleFeatures: svc.modules.streamFeatures };
+};
+
+export type DeliverParams = Delivery & { hold: boolean };
+
+export const actions = {
+  toConn: ({ context }: { context: SessionCtx }, m: ToConn) => send(context.conn, m),
+  /** To the account's user actor (same thread by placement once bound). */
+  toUser: ({ context }: { context: SessionCtx }, m: ToUser) => send(`user:${bareOf(context)}`, m),
+  /** Reports an inbound stanza as handled (XEP-0198 counts it from then on); 0 is no stanza of its count. */
+  handled: ({ context }: { context: SessionCtx }, p: { seq: number }) => { if (p.seq > 0) send(context.conn, { type: 'handled', seq: p.seq } satisfies ToConn); },
+  writeHeader: ({ context }: { context: SessionCtx }) => send(context.conn, { type: 'write', xml: headerXml(context, env()) } satisfies ToConn),
+  /** The throttle's delay slows password guessing without holding the actor. */
+  writeLater: ({ context }: { context: SessionCtx }, p: { xml: string; ms: number }) => {
+    const c = courier();
+    setTimeout(() => c(context.conn, { type: 'write', xml: p.xml } satisfies ToConn), p.ms);
+  },
+  logLogin: ({ context }: { context: SessionCtx }, step: Exclude<SaslStep, { kind: 'challenge' }>) => logLogin(context, step),
+  /** After this message the session lives at its full JID, next to its user actor. */
+  moveToJid: ({ context }: { context: SessionCtx }) => moveTo(`session:${context.jid}`),
+  /** A stanza for the client: a durable one (offline mail) stays in our mailbox until the client has it. */
+  deliver: ({ context }: { context: SessionCtx }, d: DeliverParams) =>
+    send(context.conn, { type: 'deliver', xml: d.xml, receipt: d.receipt ?? retain(), sent: d.sent, ...(d.hold ? { hold: true } : {}) } satisfies ToConn),
+  /** What this session could not deliver goes back to the user actor, which routes it again. */
+  bounce: ({ context }: { context: SessionCtx }, items: readonly Delivery[]) => {
+    if (!context.user || !context.host) return;
+    for (const it of items) {
+      const receipt = it.receipt;
+      void sendDurable(`user:${bareOf(context)}`, { type: 'redeliver', xml: it.xml, except: context.jid ?? '', sent: it.sent } satisfies ToUser).then(() => {
+        if (receipt) release(receipt);
+      });
+    }
+  },
+  forgetSasl: () => { xmpp().saslExchanges.delete(self()); },
+};
+
+export const guards = {
+  tlsRequired: () => xmpp().settings.requireEncryption,
+  /** A stream header's 'to' is a host of ours. */
+  servedHost: ({ event }: { event: EventObject }) => { const host = hostOf(event as unknown as Header); return host !== null && xmpp().domains.isHost(host); },
+  /** After a node restart the connection this session served is gone (it lived in the old process). */
+  connGone: ({ context }: { context: SessionCtx }) => !context.conn.startsWith(`conn:${xmpp().settings.bootId}.`),
+};
+
+/** One SASL step: the first (`<auth/>`: choose the mechanism, start it) or a later (`<response/>`). */
+export type SaslInput =
+  | { op: 'start'; mechanism: string; payload: string; secure: boolean; cb: SessionCtx['cb']; cbRefused: boolean; host: string; remote: string }
+  | { op: 'step'; payload: string };
+
+const failure = (condition: 'incorrect-encoding' | 'temporary-auth-failure', reason: string): SaslStep => ({ kind: 'failure', condition, reason });
+
+/**
+ * The mechanism in progress is kept by the thread (xmpp.saslExchanges, by session address), not in
+ * the snapshot: a hot reload of the session kind goes on with it; a crash fails the exchange. It is
+ * forgotten on the final step, or when the machine leaves authenticating.
+ */
+export function saslStep(input: SaslInput): Promise<SaslStep> {
+  const svc = xmpp();
+  const key = self();
+  const finish = (step: SaslStep) => { if (step.kind !== 'challenge') svc.saslExchanges.delete(key); return step; };
+  if (input.op === 'step') {
+    const server = svc.saslExchanges.get(key);
+    if (!server) return Promise.resolve(failure('temporary-auth-failure', 'no SASL exchange in progress'));
+    const data = decodeSaslPayload(input.payload);
+    if (!data) return Promise.resolve(finish(failure('incorrect-encoding', 'response is not base64')));
+    return server.step(data).then(finish);
+  }
+  const cbData: Record<string, Uint8Array> = {};
+  for (const [k, v] of Object.entries(input.cb ?? {})) if (v) cbData[k] = Buffer.from(v, 'base64');
+  const sel = selectMechanism(input.mechanism, offerOf(input, svc.settings), {
+    lookup: svc.lookup(input.host), serverSecret: svc.settings.serverSecret, domain: input.host,
+    throttle: svc.throttle, address: input.remote, channelBindingData: cbData, bindingRefused: input.cbRefused,
+  });
+  if (!sel.ok) return Promise.resolve({ kind: 'failure', condition: sel.condition, reason: sel.condition === 'invalid-mechanism' ? 'mechanism not offered' : 'TLS first' });
+  const initial = input.payload === '' ? undefined : decodeSaslPayload(input.payload);
+  if (input.payload !== '' && !initial) return Promise.resolve(failure('incorrect-encoding', 'initial response is not base64'));
+  svc.saslExchanges.set(key, sel.server);
+  return sel.server.start(initial).then(finish);
+}
+
+/**
+ * Logins at info level, one line each in a fixed format an operator's tools can match (fail2ban:
+ * `login failed: user=\S+ ip=<HOST> `). Never a password: `reason` is the mechanism's own text.
+ * "login failed" is a password (or proof) that was checked and wrong, or an attempt the throttle
+ * stopped; a mechanism or channel-binding type refused before any check is no failed password (a
+ * client tries its -PLUS mechanisms first and falls back) and is a debug line, `login refused`, that
+ * the recipe does not match. Failures are limited to 20 lines a second per scheduler; how many were
+ * left out rides on the next.
+ */
+const failureLines = { since: 0, lines: 0, dropped: 0 };
+function logLogin(ctx: SessionCtx, step: Exclude<SaslStep, { kind: 'challenge' }>): void {
+  const who = `user=${step.authcid ?? '?'}@${ctx.host} ip=${ctx.remote} mechanism=${ctx.mechanism}`;
+  if (step.kind === 'success') { log('info', `login: ${who}`); return; }
+  if (!step.wrongCredentials && step.retryAfterMs === undefined) {
+    log('debug', `login refused before any password check: ${who} condition=${step.condition} reason=${JSON.stringify(step.reason)}`);
+    return;
+  }
+  const now = Date.now();
+  if (now - failureLines.since >= 1000) { failureLines.since = now; failureLines.lines = 0; }
+  if (failureLines.lines >= 20) { failureLines.dropped++; return; }
+  failureLines.lines++;
+  const dropped = failureLines.dropped ? ` (${failureLines.dropped} more not logged)` : '';
+  failureLines.dropped = 0;
+  log('info', `login failed: ${who} condition=${step.condition} reason=${JSON.stringify(step.reason)}${dropped}`);
+}
