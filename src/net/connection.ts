@@ -324,6 +324,13 @@ export class Connection {
       if (reason === 'noproc' && attempt < 40) { this.timer(25, () => { if (target === this.session) this.watchSession(attempt + 1); }); return; }
       // Gone (or never arrived): this connection has no one left to serve.
       if (reason === 'normal' || reason === 'shutdown' || reason === 'noproc') { this.sessionUp = false; this.destroy(); return; }
+      // Not bound yet: the session kept no snapshot; the client logs in again.
+      if (this.gate !== 'off' || !this.authJid) {
+        this.o.log('warn', `${this.address}: session ${target} crashed (${reason}) before bind; the stream ends`);
+        this.fail('internal-server-error', 'the login failed; please log in again');
+        this.watchSession();
+        return;
+      }
       this.o.log('warn', `${this.address}: session ${target} crashed (${reason}); the connection stays open`);
       this.watchSession();
     }));

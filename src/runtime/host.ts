@@ -242,7 +242,7 @@ export class ActorHost implements RouterSink {
       rec.actor = this.createMachineActor(rec, def, snapshot);
       rec.status = 'running';
       if (handoff) {
-        if (def.persist === 'always') this.saveSnapshot(rec, rec.actor.getSnapshot());
+        if (persists(def, rec.actor.getSnapshot())) this.saveSnapshot(rec, rec.actor.getSnapshot());
         this.enqueueFront(rec, { msg: { type: 'runtime.moved' } });
       }
       else if (snapshot) this.enqueueFront(rec, { msg: { type: 'runtime.restored', reason } });
@@ -393,7 +393,7 @@ export class ActorHost implements RouterSink {
     this.handledTotal++;
     rec.lastActive = Date.now();
     if (item.seq && !frame.retained) this.o.store.removeMessage(rec.address, item.seq);
-    if ((rec.persistRequested || (rec.def!.persist === 'always' && changedSince(snap, rec.lastSaved))) && snap.status === 'active') this.saveSnapshot(rec, snap);
+    if ((rec.persistRequested || (changedSince(snap, rec.lastSaved) && persists(rec.def!, snap))) && snap.status === 'active') this.saveSnapshot(rec, snap);
     rec.persistRequested = false;
     if (snap.status === 'done') { this.stop(rec, 'normal'); return; }
     if (rec.moveTo) { this.move(rec); return; }
@@ -578,7 +578,7 @@ export class ActorHost implements RouterSink {
     rec.actor!.stop();
     rec.def = def;
     rec.actor = this.createMachineActor(rec, def, snapshot);
-    if (def.persist === 'always') this.saveSnapshot(rec, rec.actor.getSnapshot());
+    if (persists(def, rec.actor.getSnapshot())) this.saveSnapshot(rec, rec.actor.getSnapshot());
   }
 
   // ---- observability ------------------------------------------------------------------------
@@ -641,7 +641,7 @@ export class ActorHost implements RouterSink {
     for (const rec of [...this.records.values()]) {
       if (rec.status === 'running') {
         // A suspended actor's state is half a message: its last snapshot stays and the message replays.
-        if (rec.def?.persist === 'always' && rec.actor && !rec.waiting) this.saveSnapshot(rec, rec.actor.getSnapshot());
+        if (rec.def && rec.actor && !rec.waiting && persists(rec.def, rec.actor.getSnapshot())) this.saveSnapshot(rec, rec.actor.getSnapshot());
         this.halt(rec, 'stopped');
       }
     }
@@ -773,6 +773,9 @@ export class ActorHost implements RouterSink {
     return f.rec;
   }
 }
+
+const persists = (def: KindDefinition, snap: { value?: unknown; context?: unknown }): boolean =>
+  def.persist === 'always' && (!def.persistIf || def.persistIf(snap));
 
 const reasonOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 

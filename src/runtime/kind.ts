@@ -20,6 +20,9 @@ export interface KindDefinition<M extends AnyActorLogic = AnyActorLogic> {
   /** 'always': the snapshot is saved (group commit, with the handled message's removal) after every
    *  message that changed it. 'never': state is rebuilt from input on restart. */
   persist?: 'always' | 'never';
+  /** With 'always': only snapshots for which this holds are saved (a stream before bind is not worth
+   *  a write per step: a crash there ends the stream instead). */
+  persistIf?: (snapshot: { value?: unknown; context?: unknown }) => boolean;
   /** Input for a fresh actor (not used when restoring a snapshot). */
   input?: (address: Address, spawnInput: unknown) => unknown;
   /** Turn a snapshot saved by `fromVersion` of this kind into one this version understands. */

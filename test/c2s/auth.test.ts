@@ -338,6 +338,25 @@ test('hot reload of the session kind with a bind request in flight: bound, and t
   await next(c, /<iq\b[^>]*id=["']p2["']/);
 });
 
+test('a session that crashes before bind kept no snapshot: the stream ends with internal-server-error and a new login works', async () => {
+  const sessions = async () => new Set((await plainServer.node.runtime.stats(true, 'session')).flatMap((st) => (st.list ?? []).map((a) => a.address)));
+  const before = await sessions();
+  const c = await connectPlain(plainServer.port);
+  await open(c);
+  plain(c, 'alice', 'secret');
+  assert.is((await sasl(c)).kind, 'success');
+  const mine = [...await sessions()].filter((a) => !before.has(a) && a.startsWith('session:@'));
+  assert.is(mine.length, 1, mine.join());
+  assert.ok(await plainServer.node.runtime.kill(mine[0]!));
+  await next(c, /<internal-server-error xmlns=["']urn:ietf:params:xml:ns:xmpp-streams["']/);
+  await c.waitClosed();
+  const again = await connectPlain(plainServer.port);
+  await open(again);
+  plain(again, 'alice', 'secret');
+  assert.is((await sasl(again)).kind, 'success');
+  assert.match(await bind(again, 'after-crash'), /type=["']result["']/);
+});
+
 test('5 failed attempts → the stream is closed with policy-violation (RFC 6120 §6.4.5)', async () => {
   const c = await connectPlain(plainServer.port);
   await open(c);

@@ -68,4 +68,17 @@ test('the answer of a child whose state was left (or entered again) is dropped',
   assert.equal((await node.report('waiter:c', box, 'conn:w5')).log, ['job:new']);
 });
 
+test('persistIf: a state it refuses is not written; a crash restarts from the last one written', async () => {
+  const box = node.inbox('conn:w6');
+  await node.runtime.spawn('waiter:p');
+  node.runtime.send('waiter:p', { type: 'note', value: 'kept' });
+  node.runtime.send('waiter:p', { type: 'note', value: 'unsaved' });
+  assert.equal((await node.report('waiter:p', box, 'conn:w6')).log, ['kept', 'unsaved']);
+  assert.ok(await node.runtime.kill('waiter:p'));
+  const running = async () => (await node.runtime.stats(true, 'waiter')).some((s) => s.list?.some((a) => a.address === 'waiter:p' && a.status === 'running'));
+  await until(running, 10_000, 'waiter:p restarted');
+  const r = await node.report('waiter:p', box, 'conn:w6');
+  assert.equal([r.log, r.restored], [['kept'], 1]);
+});
+
 test.run();
