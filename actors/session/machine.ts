@@ -271,8 +271,6 @@ export const sessionMachine = setup({
         replace: { target: 'closing', actions: fail('conflict', 'replaced by a new login with the same resource') },
         kick: { target: 'closing', actions: fail('not-authorized', ({ event }) => (event as Extract<ToSessionFromUser, { type: 'kick' }>).text) },
         detached: 'resumable',
-        // First message at the new address: now the connection and the user actor may talk to us here.
-        'runtime.moved': { actions: [toConn(({ context }) => ({ type: 'bound', address: `session:${context.jid}` })), toUser(({ context }) => ({ type: 'arrived', resource: resourceOf(context) }))] },
       },
     },
     resumable: {

@@ -86,15 +86,19 @@ function bindNow(ctx: UserCtx, resource: string, address: string): Step {
   const next = { ...ctx, sessions, pendingBinds };
   // The bound hooks run first: the session hears of its bind once the account knows it.
   return andThen(xmpp().modules.run('session/bound', { ...stanzaContext(next), user: userContext(next), resource }), () => {
-    sendBindOk(next, resource);
-    return { sessions: next.sessions, pendingBinds, mods: next.mods };
+    const ref = sendBindOk(next, resource);
+    return { sessions: next.sessions, pendingBinds, mods: next.mods, ...(ref === undefined ? {} : { watch: { ...ctx.watch, [resource]: ref } }) };
   });
 }
 
-/** The session asked under its pre-bind name; `bind-ok` reaches it there or, once moved, forwarded. */
-function sendBindOk(ctx: UserCtx, resource: string): void {
+/** The session asked under its pre-bind name; `bind-ok` reaches it there. It is watched from now on:
+ *  the monitor follows it when it moves to its full JID. */
+function sendBindOk(ctx: UserCtx, resource: string): number | undefined {
   const waiting = pendingReplies.get(`${ctx.jid}/${resource}`);
-  if (waiting) { pendingReplies.delete(`${ctx.jid}/${resource}`); send(waiting, { type: 'bind-ok', resource } satisfies ToSessionFromUser); }
+  if (!waiting) return undefined;
+  pendingReplies.delete(`${ctx.jid}/${resource}`);
+  send(waiting, { type: 'bind-ok', resource } satisfies ToSessionFromUser);
+  return monitor(waiting); // after the answer, on the same path: the session has not moved yet
 }
 
 /** Who asked to bind (their pre-bind address), until answered; not persisted (a crash fails the bind). */
@@ -145,7 +149,7 @@ export function onDetached(ctx: UserCtx, resource: string, detached: boolean): P
 }
 
 /** A watched session ended: a replaced one completes a pending bind; a vanished one is dropped. */
-export function onDown(ctx: UserCtx, address: string, reason: string, ref: number): Step {
+export function onDown(ctx: UserCtx, reason: string, ref: number): Step {
   const replaced = ctx.replacing[ref];
   if (replaced !== undefined) {
     // The replaced session is gone: its address is free for the new one.
@@ -158,7 +162,8 @@ export function onDown(ctx: UserCtx, address: string, reason: string, ref: numbe
     });
   }
   const resource = Object.keys(ctx.watch).find((r) => ctx.watch[r] === ref);
-  if (!resource || ctx.sessions[resource]?.address !== address) return {};
+  // The ref names the session, wherever it was when it went (a crash before its move included).
+  if (!resource || !ctx.sessions[resource]) return {};
   if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'noproc') {
     // A crash: its supervisor restarts it under the same address and it says 'arrived' again. If
     // it never comes back (its supervisor gave up), the check below finds it gone.

@@ -32,7 +32,7 @@ const handlers: Handlers = {
   detached: (w, e) => onDetached(w, e.resource, true),
   attached: (w, e) => onDetached(w, e.resource, false),
   delete: (w, e) => onDeleted(w, e.reply),
-  'runtime.down': (w, e) => onDown(w, e.address, e.reason, e.ref),
+  'runtime.down': (w, e) => onDown(w, e.reason, e.ref),
   // After a crash or a reload: modules reconcile their state (e.g. sessions that vanished meanwhile).
   'runtime.restored': (w) => onStarted(w),
   'runtime.resumed': (_, e) => e.value as Patch,

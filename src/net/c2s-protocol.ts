@@ -37,12 +37,11 @@ export type ToSession =
 export type ToConn =
   | { type: 'write'; xml: string }
   | { type: 'starttls'; xml: string }
-  /** SASL succeeded: the client restarts the stream; `jid` is the authenticated bare JID. Until bound,
-   *  stanzas come one at a time ('next'). */
+  /** SASL succeeded: the client restarts the stream; `jid` is the authenticated bare JID. Until bound
+   *  (the connection's monitor of the session hears it moved to its full JID), stanzas come one at a
+   *  time ('next'). */
   | { type: 'authenticated'; xml: string; jid: string }
   | { type: 'close'; xml?: string }
-  /** The session now lives at `address` (moved at bind); held stanzas go there, and the rest as they come. */
-  | { type: 'bound'; address: string }
   /** Authenticated and not bound yet, the session takes stanzas one at a time: it is done with the
    *  one it had (anything but a bind request in progress), send the next. */
   | { type: 'next' }

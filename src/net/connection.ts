@@ -59,6 +59,8 @@ const CSI_MAX_HELD = 256;
 
 /** How long a client with more than max_outbound_bytes waiting may take none of it before it is closed. */
 const OUTBOUND_STALL_MS = 10_000;
+/** How long a crashed bound session has to come back (its supervisor restarts it at once). */
+const RESTART_WAIT_MS = 10_000;
 
 const resumable = new Map<string, Connection>();
 
@@ -101,6 +103,10 @@ export class Connection {
   private held: Array<{ xml: string; h: StanzaHeader }> = [];
   private sessionUp = true;
   private monitorRef = 0;
+  /** The session crashed after bind: waiting for its restart (its 'replay'). */
+  private restartWait: NodeJS.Timeout | null = null;
+  /** Nobody watches the session any more (it crashed for good): the connection ends with its socket. */
+  private orphaned = false;
   // XEP-0198
   private smId: string | null = null;
   private smInBase = 0;      // inSeq when SM was enabled: <a h> counts from there
@@ -275,16 +281,6 @@ export class Connection {
         this.gate = 'open';
         break;
       case 'next': this.next(); break;
-      case 'bound': {
-        if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
-        this.session = m.address;
-        this.watchSession();
-        this.gate = 'off';
-        const held = this.held;
-        this.held = [];
-        for (const s of held) this.inbound(s.xml, s.h);
-        break;
-      }
       case 'bind-failed':
         this.write(m.xml);
         this.next();
@@ -300,6 +296,8 @@ export class Connection {
       // The session's last word to us: everything it delivered before this has arrived (FIFO).
       case 'drain': this.toSession({ type: 'drained' }); break;
       case 'replay':
+        // A restarted session: watch it again.
+        if (this.restartWait) { clearTimeout(this.restartWait); this.restartWait = null; this.watchSession(); }
         if (this.unhandled) for (const [seq, s] of this.unhandled) this.rt.send(this.session, { type: 'stanza', xml: s.xml, h: s.h, seq } satisfies ToSession, this.address);
         // Before bind, what the restarted session had may have been a nonza, which is not replayed.
         if (!this.unhandled?.size) this.next();
@@ -315,25 +313,42 @@ export class Connection {
     if (s) this.inbound(s.xml, s.h);
   }
 
-  /** A crashed session actor is restarted by its supervisor and asks for a replay; meanwhile we wait. */
-  private watchSession(attempt = 0): void {
-    const target = this.session;
-    this.monitorRef = this.rt.monitor(target, this.guard((reason) => {
-      if (target !== this.session || reason === 'moved') return; // moved at bind: 'bound' names the new address
-      // Just moved: the actor may not have arrived at its new address yet.
-      if (reason === 'noproc' && attempt < 40) { this.timer(25, () => { if (target === this.session) this.watchSession(attempt + 1); }); return; }
-      // Gone (or never arrived): this connection has no one left to serve.
+  /**
+   * Watches the session wherever it goes: the monitor follows it when it moves at bind, and the notice
+   * of its new address is what opens the bound stream. A crash before bind ends the stream (the session
+   * kept no snapshot; the client logs in again). After bind its supervisor restarts it from its
+   * snapshot and it asks for a replay, which watches it again; one not back within RESTART_WAIT_MS
+   * ends the stream.
+   */
+  private watchSession(): void {
+    this.monitorRef = this.rt.monitor(this.session, this.guard((reason, movedTo) => {
+      if (reason === 'moved') { if (movedTo) this.bound(movedTo); return; }
+      // Gone: this connection has no one left to serve.
       if (reason === 'normal' || reason === 'shutdown' || reason === 'noproc') { this.sessionUp = false; this.destroy(); return; }
-      // Not bound yet: the session kept no snapshot; the client logs in again.
-      if (this.gate !== 'off' || !this.authJid) {
-        this.o.log('warn', `${this.address}: session ${target} crashed (${reason}) before bind; the stream ends`);
+      if (!this.authJid || this.gate !== 'off') {
+        this.o.log('warn', `${this.address}: session ${this.session} crashed (${reason}) before bind; the stream ends`);
+        this.orphaned = true;
         this.fail('internal-server-error', 'the login failed; please log in again');
-        this.watchSession();
         return;
       }
-      this.o.log('warn', `${this.address}: session ${target} crashed (${reason}); the connection stays open`);
-      this.watchSession();
+      this.o.log('warn', `${this.address}: session ${this.session} crashed (${reason}); the connection stays open`);
+      this.restartWait = this.timer(RESTART_WAIT_MS, () => {
+        this.restartWait = null;
+        this.o.log('warn', `${this.address}: session ${this.session} not restarted within ${RESTART_WAIT_MS / 1000} s; the stream ends`);
+        this.orphaned = true;
+        this.fail('internal-server-error', 'the session failed');
+      });
     }));
+  }
+
+  /** The session now runs at its full JID: held stanzas go there, and the rest as they come. */
+  private bound(address: string): void {
+    if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; }
+    this.session = address;
+    this.gate = 'off';
+    const held = this.held;
+    this.held = [];
+    for (const s of held) this.inbound(s.xml, s.h);
   }
 
   // ---- outbound -------------------------------------------------------------------------------
@@ -590,6 +605,7 @@ export class Connection {
     this.flushing = [];
     this.waiting = [];
     this.toSession({ type: 'closed', reason: this.ended ? 'stream closed' : 'connection lost', unacked });
+    if (this.orphaned) this.destroy();
   }
 
   private destroy(): void {
@@ -601,6 +617,7 @@ export class Connection {
     }
     this.closed = true;
     if (this.detachTimer) clearTimeout(this.detachTimer);
+    if (this.restartWait) clearTimeout(this.restartWait);
     if (this.smId) resumable.delete(this.smId);
     this.rt.unregisterEndpoint(this.address);
     this.rt.demonitor(this.session, this.monitorRef);

@@ -161,15 +161,24 @@ export class ActorHost implements RouterSink {
         if (rec) this.enqueue(rec, { msg: { type: 'runtime.down', address: c.target, ref: c.ref, reason: c.reason } });
         break;
       }
+      case 'moved': {
+        // Demonitoring goes to where the actor is now; the machine is not told (its 'down' names it).
+        const w = this.live(c.to)?.watching;
+        if (w?.has(c.ref)) w.set(c.ref, c.address);
+        break;
+      }
       case 'exit-signal': this.exitSignal(c.to, c.from, c.reason); break;
       case 'spawn':
         if (c.snapshot) {
           const rec = this.records.get(c.address) ?? this.newRecord(c.address, c.input);
           rec.handoff = c.snapshot;
+          if (c.monitors?.length) { rec.monitors ??= new Map(); for (const [ref, watcher] of c.monitors) rec.monitors.set(ref, watcher); }
           this.records.set(c.address, rec);
         }
         this.start(c.address, c.restore, c.input, c.restore ? 'restart' : 'spawn').then(
           () => {
+            // The watchers of a moved actor learn its new address once it runs there.
+            for (const [ref, watcher] of c.monitors ?? []) this.router.controlFor(watcher, { c: 'moved', to: watcher, target: c.from!, ref, address: c.address });
             if (c.adopt) this.router.sendControl(MAIN_THREAD, { c: 'activated', address: c.address, kind: kindOf(c.address) });
             if (c.reply !== undefined) this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply });
           },
@@ -442,7 +451,9 @@ export class ActorHost implements RouterSink {
   private move(rec: ActorRecord): void {
     const to = rec.moveTo!;
     const snapshot = rec.actor!.getPersistedSnapshot() as Record<string, unknown>;
-    this.router.controlFor(to, { c: 'spawn', address: to, restore: false, snapshot, adopt: true });
+    const monitors = rec.monitors ? [...rec.monitors] : undefined;
+    rec.monitors = null;
+    this.router.controlFor(to, { c: 'spawn', address: to, restore: false, snapshot, adopt: true, from: rec.address, monitors });
     rec.actor!.stop();
     rec.actor = null;
     rec.status = 'moved';
@@ -451,8 +462,8 @@ export class ActorHost implements RouterSink {
     if (rec.timers) for (const t of rec.timers.values()) clearTimeout(t);
     rec.timers = null;
     this.o.store.saveSnapshot(rec.address, null);
-    // The old name ends with reason 'moved' (normal to supervisors and links): watchers learn the
-    // new address from the actor itself once it has arrived there.
+    // The old name ends with reason 'moved' (normal to supervisors and links); its monitors went
+    // along and their watchers hear of the new address once the actor runs there.
     this.notifyExit(rec, 'moved');
     setTimeout(() => { if (this.records.get(rec.address) === rec) this.records.delete(rec.address); }, MOVED_ALIAS_MS).unref();
   }

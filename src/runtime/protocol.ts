@@ -23,8 +23,12 @@ export type Control =
   | { c: 'link'; target: Address; other: Address }
   | { c: 'unlink'; target: Address; other: Address }
   | { c: 'down'; to: Address; target: Address; ref: number; reason: ExitReason }
+  /** A monitored actor moved (moveTo) and now runs at `address`: the monitor `ref` follows it. */
+  | { c: 'moved'; to: Address; target: Address; ref: number; address: Address }
   | { c: 'exit-signal'; to: Address; from: Address; reason: ExitReason }
-  | { c: 'spawn'; address: Address; restore: boolean; input?: unknown; reply?: number; snapshot?: Record<string, unknown>; adopt?: boolean }
+  | { c: 'spawn'; address: Address; restore: boolean; input?: unknown; reply?: number; snapshot?: Record<string, unknown>; adopt?: boolean;
+      /** A move: the monitors of the actor at `from` come along. */
+      from?: Address; monitors?: Array<[number, Address]> }
   | { c: 'spawned'; reply: number; error?: string }
   | { c: 'kill'; address: Address; reason: ExitReason; reply?: number }
   | { c: 'forget'; address: Address }

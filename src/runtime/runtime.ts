@@ -46,7 +46,7 @@ export class Runtime {
   private asks = 0;
   private mainServices = new Map<string, Record<string, (...args: any[]) => unknown>>();
   private exitWatchers = new Map<Address, (reason: ExitReason) => void>();
-  private downWatchers = new Map<number, (reason: ExitReason) => void>();
+  private downWatchers = new Map<number, (reason: ExitReason, movedTo?: Address) => void>();
   private replies = new Map<number, (c: Control) => void>();
   private readyWaiters = new Map<ThreadId, () => void>();
   private replyCounter = 0;
@@ -241,8 +241,9 @@ export class Runtime {
     });
   }
 
-  /** Monitor an actor from the main thread: cb runs once with the reason it ended. */
-  monitor(target: Address, cb: (reason: ExitReason) => void): number {
+  /** Monitor an actor from the main thread: cb runs once with the reason it ended — and, before
+   *  that, with 'moved' and the new address each time the actor moves (the monitor follows it). */
+  monitor(target: Address, cb: (reason: ExitReason, movedTo?: Address) => void): number {
     const ref = ++this.refCounter;
     this.downWatchers.set(ref, cb);
     this.router.controlFor(target, { c: 'monitor', target, watcher: 'node:main', ref });
@@ -350,6 +351,11 @@ export class Runtime {
         const cb = this.downWatchers.get(c.ref);
         this.downWatchers.delete(c.ref);
         if (cb) this.callOut(`monitor ${c.ref}`, () => cb(c.reason));
+        break;
+      }
+      case 'moved': {
+        const cb = this.downWatchers.get(c.ref);
+        if (cb) this.callOut(`monitor ${c.ref}`, () => cb('moved', c.address));
         break;
       }
       case 'log': this.log(c.level, c.text); break;

@@ -302,7 +302,8 @@ export class Core {
     this.router.send({ t: `user:${jid.toBareString()}`, f: probeOf(full), m });
   }
 
-  /** What a probe got: a session's deliveries, a peer's stanzas; a bind's answer is acted on. */
+  /** What a probe got: a session's deliveries, a peer's stanzas (a bind's answer needs nothing: the
+   *  user actor watches the session from then on, as it does a real one). */
   private probe(self: Address, _from: Address | undefined, m: { type: string } & Record<string, unknown>): void {
     const who = self.slice('probe:'.length);
     const jid = parseJid(who);
@@ -317,8 +318,6 @@ export class Core {
       this.inboxes.get(who)?.push(xml);
       return;
     }
-    // A bound session arrives at its address, as a real one does after bind-ok.
-    if (m.type === 'bind-ok') this.tell(jid, who, { type: 'arrived', resource: jid.resource });
   }
 
   /** The main thread's end of the router: a crashed actor is restarted from its snapshot (as the

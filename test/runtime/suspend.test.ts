@@ -81,4 +81,19 @@ test('persistIf: a state it refuses is not written; a crash restarts from the la
   assert.equal([r.log, r.restored], [['kept'], 1]);
 });
 
+test('a monitor follows a move: the watcher hears the new address, then the end there', async () => {
+  const box = node.inbox('conn:w7');
+  await node.runtime.spawn('waiter:from');
+  const heard: Array<[string, string | undefined]> = [];
+  node.runtime.monitor('waiter:from', (reason, movedTo) => heard.push([reason, movedTo]));
+  node.runtime.send('waiter:from', { type: 'note', value: 'before' });
+  node.runtime.send('waiter:from', { type: 'move', to: 'waiter:to' });
+  await until(() => heard.length === 1, 10_000, 'the move notice');
+  assert.equal(heard, [['moved', 'waiter:to']]);
+  assert.equal((await node.report('waiter:to', box, 'conn:w7')).log, ['before']);
+  assert.ok(await node.runtime.kill('waiter:to'));
+  await until(() => heard.length === 2, 10_000, 'the down notice');
+  assert.equal(heard[1], ['kill', undefined]);
+});
+
 test.run();
