@@ -14,7 +14,6 @@ import { randomBytes } from 'node:crypto';
 import type { ConnInfo, Delivery, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
 import { restamp, serialize, x } from '../../src/xml/builder.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
-import { parseElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { stanzaError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import { encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
@@ -23,7 +22,7 @@ import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
 import { actions, guards, saslStep, type DeliverParams, type SaslInput } from './effects.ts';
 import {
-  bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, resourceOf, resumeRequest,
+  bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, resourceOf, resumeRequest,
   saslFailureXml, smFailedXml, versionOk, wantsResume, type SessionCtx,
 } from './stream.ts';
 
@@ -102,7 +101,7 @@ export const sessionMachine = setup({
     ...actions,
     openStream: assign(({ event }) => ({ host: hostOf(header(event)), streamId: randomBytes(9).toString('base64url'), lang: header(event).lang ?? 'en' })),
     secured: assign(({ event }) => { const e = event as Extract<ToSession, { type: 'tls' }>; return { secure: true, cb: e.cb, host: e.host }; }),
-    chooseMechanism: assign(({ event }) => ({ mechanism: parseElement(stanza(event).xml, NS.SASL).attr('mechanism') ?? '' })),
+    chooseMechanism: assign(({ event }) => ({ mechanism: parsed(stanza(event).xml, NS.SASL).attr('mechanism') ?? '' })),
     authenticate: assign(({ event }) => ({ user: (saslOut(event) as Extract<SaslStep, { kind: 'success' }>).authcid })),
     countFailure: assign(({ context, event }) => {
       const s = saslOut(event) as Failure;
@@ -317,7 +316,7 @@ export const sessionMachine = setup({
 
 /** The input of a SASL step from the stanza that starts it. */
 function saslInput(ctx: SessionCtx, s: Stanza): SaslInput {
-  const text = parseElement(s.xml, NS.SASL).text();
+  const text = parsed(s.xml, NS.SASL).text();
   if (s.h.name === 'response') return { op: 'step', payload: text };
   return { op: 'start', mechanism: ctx.mechanism, payload: text, secure: ctx.secure, cb: ctx.cb, cbRefused: ctx.cbRefused === true, host: ctx.host!, remote: ctx.remote };
 }

@@ -3,7 +3,7 @@
 // the server knows (its hosts, its policy, its modules' features) comes in as a StreamEnv.
 import type { ChannelBindings, ConnInfo } from '../../src/net/c2s-protocol.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
-import { parseElement } from '../../src/xml/element.ts';
+import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { serialize, streamOpen, x } from '../../src/xml/builder.ts';
 import { stanzaError, streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import { JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
@@ -52,6 +52,15 @@ export interface StreamEnv {
   moduleFeatures: readonly string[];
 }
 
+/** A transition's guard and actions may each read the stanza it is about: it is parsed once. */
+let last: { xml: string; ns: string | undefined; el: XmlElement } | null = null;
+export function parsed(xml: string, ns?: string): XmlElement {
+  if (last?.xml === xml && last.ns === ns) return last.el;
+  const el = parseElement(xml, ns);
+  last = { xml, ns, el };
+  return el;
+}
+
 /** The bound resource. */
 export const resourceOf = (ctx: SessionCtx): string => ctx.jid!.slice(ctx.jid!.indexOf('/') + 1);
 export const bareOf = (ctx: SessionCtx): string => `${ctx.user}@${ctx.host}`;
@@ -72,7 +81,20 @@ export function headerXml(ctx: SessionCtx, env: StreamEnv): string {
   return streamOpen({ from: ctx.host!, id: ctx.streamId, lang: ctx.lang ?? 'en', ...(ctx.jid ? { to: ctx.jid } : {}) }) + featuresXml(ctx, env);
 }
 
+/** Features differ only by these few facts: built once per combination (every login asks twice). */
+const featuresMemo = new Map<string, string>();
+
 export function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
+  const key = `${ctx.user !== null}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${ctx.user ? env.moduleFeatures.join('') : ''}`;
+  let xml = featuresMemo.get(key);
+  if (xml === undefined) {
+    if (featuresMemo.size > 64) featuresMemo.clear(); // a few combinations, unless modules keep changing
+    featuresMemo.set(key, (xml = buildFeatures(ctx, env)));
+  }
+  return xml;
+}
+
+function buildFeatures(ctx: SessionCtx, env: StreamEnv): string {
   if (ctx.user) {
     const own = [x('bind', { xmlns: NS.BIND }), x('session', { xmlns: NS.SESSION }, x('optional')), x('sm', { xmlns: NS.SM }), x('csi', { xmlns: NS.CSI })];
     return `<stream:features>${own.map(serialize).join('')}${env.moduleFeatures.join('')}</stream:features>`;
@@ -119,7 +141,7 @@ export type BindInput =
 
 export function bindInput(xml: string, h: StanzaHeader, newResource: () => string): BindInput {
   if (h.name !== 'iq') return { kind: 'fail', condition: 'not-authorized', text: 'bind a resource first' };
-  const bind = h.type === 'set' ? parseElement(xml).child('bind', NS.BIND) : undefined;
+  const bind = h.type === 'set' ? parsed(xml).child('bind', NS.BIND) : undefined;
   if (!bind) return { kind: 'answer', xml: stanzaError(h, 'cancel', 'not-allowed', 'bind a resource first') ?? '' };
   const asked = bind.getChildText('resource', NS.BIND);
   try {
@@ -137,10 +159,10 @@ export const bindResultXml = (id: string, jid: string): string =>
 export const smFailedXml = (condition: 'unexpected-request' | 'feature-not-implemented'): string =>
   serialize(x('failed', { xmlns: NS.SM }, x(condition, { xmlns: NS.STANZAS })));
 
-export const wantsResume = (xml: string): boolean => /^(true|1)$/.test(parseElement(xml, NS.SM).attr('resume') ?? '');
+export const wantsResume = (xml: string): boolean => /^(true|1)$/.test(parsed(xml, NS.SM).attr('resume') ?? '');
 
 export function resumeRequest(xml: string): { previd: string; h: number } {
-  const el = parseElement(xml, NS.SM);
+  const el = parsed(xml, NS.SM);
   return { previd: el.attr('previd') ?? '', h: Number(el.attr('h')) };
 }
 
