@@ -15,9 +15,41 @@ import { keyOf, keysUnder } from '../storage/db.ts';
  *  the message as it was routed. */
 export interface ArchiveEntry { with: string; at: number; dir: 'in' | 'out'; xml: string }
 
-/** One archive's keys: `<prefix>!<archive>!<id>`. */
-export function archiveKeys(prefix: string): { of(archive: string): string; entry(archive: string, id: string): string } {
-  return { of: (archive) => keysUnder(prefix, archive), entry: (archive, id) => keyOf(prefix, archive, id) };
+/** One archive's keys: `<prefix>!<archive>!<id>`; with an index prefix, also its index by the other
+ *  party, `<index>!<archive>!<with>!<id>`, so that one contact's messages are read without reading
+ *  everyone else's (what a client paging back through one chat asks). */
+export interface ArchiveKeys {
+  of(archive: string): string;
+  entry(archive: string, id: string): string;
+  byWith?: { of(archive: string, other: string): string; entry(archive: string, other: string, id: string): string };
+}
+export function archiveKeys(prefix: string, index?: string): ArchiveKeys {
+  return {
+    of: (archive) => keysUnder(prefix, archive), entry: (archive, id) => keyOf(prefix, archive, id),
+    ...(index ? { byWith: { of: (archive: string, other: string) => keysUnder(index, archive, other), entry: (archive: string, other: string, id: string) => keyOf(index, archive, other, id) } } : {}),
+  };
+}
+
+type Op = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+
+/** The writes that archive one entry (and index it). */
+export function archiveOps(keys: ArchiveKeys, archive: string, id: string, e: ArchiveEntry): Op[] {
+  const ops: Op[] = [{ type: 'put', key: keys.entry(archive, id), value: e }];
+  if (keys.byWith) ops.push({ type: 'put', key: keys.byWith.entry(archive, e.with, id), value: 1 });
+  return ops;
+}
+
+/** Indexes every entry of an archive kept before it had an index (once per archive; idempotent). */
+export async function indexArchive(storage: Storage, keys: ArchiveKeys, archive: string): Promise<void> {
+  const index = keys.byWith;
+  if (!index) return;
+  let gt: string | undefined;
+  for (;;) {
+    const chunk = await storage.range<ArchiveEntry>(keys.of(archive), { ...(gt ? { gt } : {}), limit: 1000 });
+    if (chunk.length) await storage.batch(chunk.map(([key, e]) => ({ type: 'put' as const, key: index.entry(archive, e.with, idOf(key)), value: 1 })));
+    if (chunk.length < 1000) return;
+    gt = chunk[chunk.length - 1]![0];
+  }
 }
 
 /** Archive ids are time-ordered (what LevelDB sorts) and unique per thread: an archive's actor
@@ -45,7 +77,7 @@ function parseTime(v: string | undefined): number | null | undefined {
  * RSM paging (max, after, before, flip-page). The entries come in the order to send them; `complete`
  * when the page reached the end in its direction.
  */
-export async function queryArchive(storage: Storage, keys: ReturnType<typeof archiveKeys>, archive: string, q: XmlElement, limits: { defaultPage: number; maxPage: number }): Promise<Page | QueryError> {
+export async function queryArchive(storage: Storage, keys: ArchiveKeys, archive: string, q: XmlElement, limits: { defaultPage: number; maxPage: number }): Promise<Page | QueryError> {
   const form = readForm(q);
   if (form && form.formType !== undefined && form.formType !== NS.MAM) return { condition: 'bad-request', text: `unknown FORM_TYPE ${form.formType}` };
   const withText = form ? formText(form, 'with') : undefined;
@@ -66,30 +98,40 @@ export async function queryArchive(storage: Storage, keys: ReturnType<typeof arc
   const backwards = beforeEl !== undefined; // <before/> (empty: the last page) pages from the end
   const flip = q.child('flip-page', NS.MAM) !== undefined;
 
+  // One contact's messages come from the index when there is one: its keys end with the same ids.
+  const index = withJid && keys.byWith;
+  const keyOfId = index ? (id: string) => index.entry(archive, withJid.toBareString(), id) : (id: string) => keys.entry(archive, id);
+  const scanned = index ? index.of(archive, withJid.toBareString()) : keys.of(archive);
   // Bounds in key space; the other filters as entries are read, in chunks.
   const bounds: { gt?: string; gte?: string; lt?: string; lte?: string } = {};
-  if (start !== undefined) bounds.gte = keys.entry(archive, idAt(start));
-  if (end !== undefined) bounds.lt = keys.entry(archive, idAt(end + 1));
+  if (start !== undefined) bounds.gte = keyOfId(idAt(start));
+  if (end !== undefined) bounds.lt = keyOfId(idAt(end + 1));
   for (const [id, dir] of [[afterId, 'gt'], [beforeId || undefined, 'lt']] as const) {
     if (id === undefined) continue;
-    const k = keys.entry(archive, id);
-    if (!(await storage.get(k))) return { condition: 'item-not-found', text: `no archived message ${id}` };
+    if (!(await storage.get(keys.entry(archive, id)))) return { condition: 'item-not-found', text: `no archived message ${id}` };
+    const k = keyOfId(id);
     if (dir === 'gt') { delete bounds.gte; bounds.gt = bounds.gt && bounds.gt > k ? bounds.gt : k; } else { bounds.lt = bounds.lt && bounds.lt < k ? bounds.lt : k; }
   }
-  const matches = (e: ArchiveEntry, key: string): boolean =>
+  const matches = (e: ArchiveEntry, id: string): boolean =>
     (!withJid || (withJid.isBare() ? e.with === withJid.toString() : parseElement(e.xml).attr(e.dir === 'in' ? 'from' : 'to') === withJid.toString()))
-    && (!ids?.length || ids.includes(idOf(key)));
+    && (!ids?.length || ids.includes(id));
+  const read = async (chunk: Array<[string, unknown]>): Promise<Array<[string, ArchiveEntry | undefined]>> => {
+    if (!index) return chunk as Array<[string, ArchiveEntry]>;
+    return Promise.all(chunk.map(async ([k]) => { const key = keys.entry(archive, idOf(k)); return [key, await storage.get<ArchiveEntry>(key)] as [string, ArchiveEntry | undefined]; }));
+  };
   const found: Array<[string, ArchiveEntry]> = [];
   let more = false;
   let cursor = { ...bounds };
+  // A contact's page is read in chunks of about a page (each is a read per entry); a scan in 500s.
+  const size = index ? Math.max(page + 1, 20) : 500;
   for (;;) {
-    const chunk = await storage.range<ArchiveEntry>(keys.of(archive), { ...cursor, reverse: backwards, limit: 500 });
-    for (const [k, e] of chunk) {
-      if (!matches(e, k)) continue;
+    const chunk = await storage.range<unknown>(scanned, { ...cursor, reverse: backwards, limit: size });
+    for (const [k, e] of await read(chunk)) {
+      if (!e || !matches(e, idOf(k))) continue;
       if (found.length === page) { more = true; break; }
       found.push([k, e]);
     }
-    if (more || chunk.length < 500) break;
+    if (more || chunk.length < size) break;
     const last = chunk[chunk.length - 1]![0];
     cursor = backwards ? { ...cursor, lt: last, lte: undefined } : { ...cursor, gt: last, gte: undefined };
   }
@@ -113,18 +155,23 @@ export function finElement(p: Page): XmlElement {
 }
 
 /** v1.1 §5: the first and last entries. */
-export async function metadataElement(storage: Storage, keys: ReturnType<typeof archiveKeys>, archive: string): Promise<XmlElement> {
+export async function metadataElement(storage: Storage, keys: ArchiveKeys, archive: string): Promise<XmlElement> {
   const [first] = await storage.range<ArchiveEntry>(keys.of(archive), { limit: 1 });
   const [last] = await storage.range<ArchiveEntry>(keys.of(archive), { limit: 1, reverse: true });
   const point = (name: string, e: [string, ArchiveEntry] | undefined) => (e ? x(name, { id: idOf(e[0]), timestamp: xmppDateTime(e[1].at) }) : null);
   return x('metadata', { xmlns: NS.MAM }, point('start', first), point('end', last));
 }
 
-/** Removes every entry of an archive (in batches), or those older than `before` (ms). */
-export async function removeArchive(storage: Storage, keys: ReturnType<typeof archiveKeys>, archive: string, before?: number): Promise<void> {
+/** Removes every entry of an archive (in batches), or those older than `before` (ms), index included. */
+export async function removeArchive(storage: Storage, keys: ArchiveKeys, archive: string, before?: number): Promise<void> {
   for (;;) {
     const old = await storage.range<ArchiveEntry>(keys.of(archive), { ...(before !== undefined ? { lt: keys.entry(archive, idAt(before)) } : {}), limit: 1000 });
-    if (old.length) await storage.batch(old.map(([key]) => ({ type: 'del' as const, key })));
+    if (old.length) {
+      await storage.batch(old.flatMap(([key, e]) => [
+        { type: 'del' as const, key },
+        ...(keys.byWith ? [{ type: 'del' as const, key: keys.byWith.entry(archive, e.with, idOf(key)) }] : []),
+      ]));
+    }
     if (old.length < 1000) return;
   }
 }

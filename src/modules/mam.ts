@@ -11,18 +11,21 @@ import { dataForm } from '../xmpp/forms.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
 import { andThen, defineModule, type InboundEvent, type IqRequest, type OutboundEvent, type UserContext } from '../xmpp/module.ts';
 import { keys } from '../storage/db.ts';
-import { archiveId, archiveKeys, finElement, metadataElement, queryArchive, queryFields, removeArchive, resultMessage, type ArchiveEntry } from './archive.ts';
+import { archiveId, archiveKeys, archiveOps, finElement, indexArchive, metadataElement, queryArchive, queryFields, removeArchive, resultMessage } from './archive.ts';
 import { loadItem } from './roster-store.ts';
 
 const MODULE = 'mam';
 
-export const mamKeys = archiveKeys(MODULE);
+/** The archive, and its index by contact (`mamwith!<owner>!<contact>!<id>`). */
+const INDEX = 'mamwith';
+export const mamKeys = archiveKeys(MODULE, INDEX);
 
 /** XEP-0313 §7 preferences, kept in the user actor's state (read for every message). */
 interface Prefs { default: 'always' | 'never' | 'roster'; always: string[]; never: string[] }
 const DEFAULT_PREFS: Prefs = { default: 'always', always: [], never: [] };
-/** In the user actor's state: the preferences, and when the archive was last pruned. */
-interface MamState { prefs: Prefs; prunedAt: number }
+/** In the user actor's state: the preferences, when the archive was last pruned, and whether its
+ *  index by contact is complete (an archive kept before the index existed is indexed at its first query). */
+interface MamState { prefs: Prefs; prunedAt: number; indexed?: true }
 const NONE: MamState = { prefs: DEFAULT_PREFS, prunedAt: 0 };
 const stateOf = (user: UserContext): MamState => user.state<MamState>(MODULE, () => NONE);
 const prefsOf = (user: UserContext): Prefs => stateOf(user).prefs;
@@ -45,7 +48,7 @@ export default defineModule({
     { xep: 59, version: '1.0', status: 'complete', note: 'paging of archive queries' },
   ],
   features: { account: [NS.MAM, `${NS.MAM}#extended`, NS.STANZA_ID] },
-  storage: [MODULE],
+  storage: [MODULE, INDEX],
   options,
   setup(m) {
     for (const target of ['bare', 'full'] as const) {
@@ -145,7 +148,7 @@ function archiveIn(ev: InboundEvent): false | Promise<false> {
     const at = ev.now();
     const id = archiveId(at);
     const stamped = appendChildXml(base, x('stanza-id', { xmlns: NS.STANZA_ID, by: owner, id }));
-    ev.storage.withHandling([{ type: 'put', key: mamKeys.entry(owner, id), value: { with: other, at, dir: 'in', xml: stamped } satisfies ArchiveEntry }]);
+    ev.storage.withHandling(archiveOps(mamKeys, owner, id, { with: other, at, dir: 'in', xml: stamped }));
     ev.xml = stamped;
     return false;
   };
@@ -168,7 +171,7 @@ function archiveOut(ev: OutboundEvent): false | Promise<false> {
   return andThen(wanted(ev.user, ev.storage, other), (yes): false => {
     if (!yes) return false;
     const at = ev.now();
-    ev.storage.withHandling([{ type: 'put', key: mamKeys.entry(owner, archiveId(at)), value: { with: other, at, dir: 'out', xml: ev.xml } satisfies ArchiveEntry }]);
+    ev.storage.withHandling(archiveOps(mamKeys, owner, archiveId(at), { with: other, at, dir: 'out', xml: ev.xml }));
     return false;
   });
 }
@@ -178,6 +181,10 @@ function archiveOut(ev: OutboundEvent): false | Promise<false> {
 /** A query of the account's own archive: the results to the asking client, then <fin/>. */
 async function query(iq: IqRequest, defaultPage: number, maxPage: number): Promise<void> {
   const owner = iq.from.toBareString();
+  if (!stateOf(iq.user!).indexed) {
+    await indexArchive(iq.storage, mamKeys, owner);
+    iq.user!.setState(MODULE, { ...stateOf(iq.user!), indexed: true });
+  }
   const page = await queryArchive(iq.storage, mamKeys, owner, iq.payload, { defaultPage, maxPage });
   if ('condition' in page) { iq.error(page.condition, undefined, page.text); return; }
   for (const [key, e] of page.entries) await iq.user!.deliver(iq.from.resource, resultMessage(iq.from.toString(), owner, page.queryid, key, e));

@@ -152,9 +152,33 @@ test('expiry: what is older than expiry_days goes at the next login; deleting th
   h.bind(A2);
   await h.settle();
   assert.equal((await ask(h, A2)).bodies, ['new']);
+  assert.equal((await h.storage.range(mamKeys.byWith!.of(ALICE, BOB))).length, 1, "the expired message's index entry went with it");
   h.deleteAccount('alice');
   await h.settle();
   assert.equal(await h.storage.range(mamKeys.of(ALICE)), []);
+  assert.equal(await h.storage.range(mamKeys.byWith!.of(ALICE, BOB)), [], 'and its index');
+});
+
+test("one contact's messages come from the index: an archive kept before it is indexed at its first query; paging and a full JID within it", async () => {
+  const h = await node();
+  // Kept as an older version wrote them: entries only, no index.
+  const at = 1_700_000_000_000;
+  for (let i = 1; i <= 6; i++) {
+    const from = i % 3 === 0 ? 'carol@example.com/x' : `${BOB}/${i % 2 ? 'pc' : 'tablet'}`;
+    await h.seed(mamKeys.entry(ALICE, `${(at + i).toString(36).padStart(9, '0')}0000`), { with: from.split('/')[0], at: at + i, dir: 'in', xml: `<message from="${from}" to="${ALICE}" type="chat"><body>o${i}</body></message>` });
+  }
+  assert.equal(await h.storage.range(mamKeys.byWith!.of(ALICE, BOB)), []);
+  assert.equal((await ask(h, A, form({ with: BOB }))).bodies, ['o1', 'o2', 'o4', 'o5']);
+  assert.is((await h.storage.range(mamKeys.byWith!.of(ALICE, BOB))).length, 4, 'indexed now');
+  h.clock = at + 60_000;
+  chat(h, B, ALICE, 'n1');
+  await h.settle();
+  assert.equal((await ask(h, A, form({ with: 'carol@example.com' }))).bodies, ['o3', 'o6']);
+  const p1 = await ask(h, A, form({ with: BOB }), '<max>2</max><before/>');
+  assert.equal(p1.bodies, ['o5', 'n1']);
+  assert.equal((await ask(h, A, form({ with: BOB }), `<max>2</max><before>${p1.ids[0]}</before>`)).bodies, ['o2', 'o4']);
+  assert.equal((await ask(h, A, form({ with: BOB }), `<max>10</max><after>${p1.ids[0]}</after>`)).bodies, ['n1']);
+  assert.equal((await ask(h, A, form({ with: `${BOB}/tablet` }))).bodies, ['o2', 'o4']);
 });
 
 test.run();
