@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
 import { sessionMachine, type SessionEvent } from '../../actors/session/machine.ts';
+import session from '../../actors/session/index.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import { feed, HEADER } from '../helpers/framer.ts';
 
@@ -324,6 +325,20 @@ test('restored: after a node restart the session leaves; after a crash the conne
   const crashed = new Stream().bound().send({ type: 'runtime.restored', reason: 'crash' });
   assert.is(crashed.state, 'established');
   assert.equal(crashed.did, [['toConn', { type: 'replay' }], ['toUser', { type: 'arrived', resource: 'phone' }]]);
+});
+
+test('a v1 snapshot (a node upgraded under live sessions) migrates: its state and context carry on', () => {
+  const v2 = new Stream().bound();
+  const persisted = sessionMachine.getPersistedSnapshot(v2.snap) as Record<string, any>;
+  const { mechanism: _m, bindResource: _b, ...v1context } = persisted.context;
+  for (const [value, expected] of [['established', 'established'], ['authenticating', { authenticating: 'waiting' }]] as const) {
+    const migrated = session.migrate!({ ...persisted, value, context: { ...v1context, next: 'stay' } }, 1) as Record<string, any>;
+    const snap = v2.m.resolveState({ value: migrated.value, context: migrated.context });
+    assert.equal(snap.value, expected);
+    assert.is(snap.context.jid, 'alice@localhost/phone');
+    assert.is(snap.context.mechanism, '');
+    assert.not.ok('next' in snap.context);
+  }
 });
 
 test.run();
