@@ -1,6 +1,6 @@
 // What the session machine does and reads through the runtime: the default implementations of its
 // named actions, env guards and the SASL actor (machine.ts declares them; tests provide their own).
-import { courier, log, moveTo, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import { courier, later, log, moveTo, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
 import type { Delivery, ToConn } from '../../src/net/c2s-protocol.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { decodeSaslPayload, selectMechanism } from '../../src/sasl/mechanisms.ts';
@@ -47,6 +47,11 @@ export const actions = {
     }
   },
   forgetSasl: () => { xmpp().saslExchanges.delete(self()); },
+  /** Runs SASL step `n`; its outcome comes back as a 'sasl' event (a failure, if the step threw). */
+  saslStep: (_: unknown, p: SaslInput & { n: number }) => {
+    const reply = later();
+    saslStep(p).then((step) => reply({ type: 'sasl', n: p.n, step }), (err: Error) => reply({ type: 'sasl', n: p.n, step: failure('temporary-auth-failure', err.message) }));
+  },
 };
 
 export const guards = {

@@ -1,6 +1,6 @@
 // The client stream's machine: every protocol decision of a session (RFC 6120 stream, STARTTLS, SASL,
 // bind, XEP-0198 enable/resume, XEP-0352), written the xstate way: named guards, pure assigns, effects
-// as named actions, each SASL step an invoked actor. The connection (main thread) carries out the
+// as named actions (a SASL step too: its outcome comes back as an event, through the mailbox). The connection (main thread) carries out the
 // commands the actions send it (ToConn) and turns what it reads into events (ToSession).
 //
 //   opening ─header→ open ─starttls→ securing ─tls→ opening
@@ -9,7 +9,7 @@
 //
 // The implementations in effects.ts go through the runtime; tests run transition() on this machine and
 // read the actions it returns, or provide their own (machine.provide).
-import { and, assign, enqueueActions, fromPromise, not, or, setup, type DoneActorEvent, type EventObject } from 'xstate';
+import { and, assign, enqueueActions, not, or, setup, type EventObject } from 'xstate';
 import { randomBytes } from 'node:crypto';
 import type { ConnInfo, Delivery, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
 import { restamp, serialize, x } from '../../src/xml/builder.ts';
@@ -20,13 +20,15 @@ import { encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
-import { actions, guards, saslStep, type DeliverParams, type SaslInput } from './effects.ts';
+import { actions, guards, type DeliverParams, type SaslInput } from './effects.ts';
 import {
   bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, resourceOf, resumeRequest,
   saslFailureXml, smFailedXml, versionOk, wantsResume, type SessionCtx,
 } from './stream.ts';
 
-export type SessionEvent = ToSession | ToSessionFromUser | RuntimeEvent;
+export type SessionEvent = ToSession | ToSessionFromUser | RuntimeEvent
+  /** The outcome of SASL step `n` (the saslStep effect's answer). */
+  | { type: 'sasl'; n: number; step: SaslStep };
 
 type Stanza = Extract<ToSession, { type: 'stanza' }>;
 /** Any transition's arguments (the helpers below read the event they know they get). */
@@ -35,7 +37,7 @@ type Failure = Extract<SaslStep, { kind: 'failure' }>;
 
 const stanza = (e: EventObject): Stanza => e as Stanza;
 const header = (e: EventObject) => e as Extract<ToSession, { type: 'header' }>;
-const saslOut = (e: EventObject): SaslStep => (e as DoneActorEvent<SaslStep>).output;
+const saslOut = (e: EventObject): SaslStep => (e as Extract<SessionEvent, { type: 'sasl' }>).step;
 const is = (name: string, xmlns: string) => ({ event }: Args) => stanza(event).h.name === name && stanza(event).h.xmlns === xmlns;
 /** A wrong password counts towards closing the stream; a refused mechanism or binding type does not. */
 const failuresAfter = (ctx: SessionCtx, s: Failure) => ctx.saslFailures + (s.wrongCredentials ? 1 : 0);
@@ -89,6 +91,7 @@ export const sessionMachine = setup({
     acceptable: ({ context, event }) => clientVerdict(context.jid!, stanza(event).h) === 'ok',
     refused: ({ context, event }) => { const v = clientVerdict(context.jid!, stanza(event).h); return v !== 'ok' && 'fail' in v; },
     // SASL outcomes
+    currentStep: ({ context, event }) => (event as Extract<SessionEvent, { type: 'sasl' }>).n === context.saslSeq,
     saslChallenge: ({ event }) => saslOut(event).kind === 'challenge',
     saslSuccess: ({ event }) => saslOut(event).kind === 'success',
     saslTooMany: ({ context, event }) => { const s = saslOut(event); return s.kind === 'failure' && failuresAfter(context, s) >= MAX_SASL_FAILURES; },
@@ -102,6 +105,7 @@ export const sessionMachine = setup({
     openStream: assign(({ event }) => ({ host: hostOf(header(event)), streamId: randomBytes(9).toString('base64url'), lang: header(event).lang ?? 'en' })),
     secured: assign(({ event }) => { const e = event as Extract<ToSession, { type: 'tls' }>; return { secure: true, cb: e.cb, host: e.host }; }),
     chooseMechanism: assign(({ event }) => ({ mechanism: parsed(stanza(event).xml, NS.SASL).attr('mechanism') ?? '' })),
+    nextSaslStep: assign(({ context }) => ({ saslSeq: context.saslSeq + 1 })),
     authenticate: assign(({ event }) => ({ user: (saslOut(event) as Extract<SaslStep, { kind: 'success' }>).authcid })),
     countFailure: assign(({ context, event }) => {
       const s = saslOut(event) as Failure;
@@ -118,7 +122,6 @@ export const sessionMachine = setup({
     userLeft: assign({ awaitUser: false }),
     connDrained: assign({ awaitConn: false }),
   },
-  actors: { sasl: fromPromise<SaslStep, SaslInput>(({ input }) => saslStep(input)) },
 }).createMachine({
   id: 'session',
   context: ({ input }) => initialContext(input),
@@ -182,10 +185,12 @@ export const sessionMachine = setup({
       states: {
         /** A step runs (the first from <auth/>, the others from <response/>). */
         working: {
-          invoke: {
-            id: 'sasl', src: 'sasl',
-            input: ({ context, event }) => saslInput(context, stanza(event)),
-            onDone: [
+          // The step is an effect; its outcome comes back as a 'sasl' event (numbered: an outcome of
+          // an exchange since aborted is not this one's).
+          entry: ['nextSaslStep', { type: 'saslStep', params: ({ context, event }: Args) => ({ n: context.saslSeq, ...saslInput(context, stanza(event)) }) }],
+          on: {
+            sasl: [
+              { guard: not('currentStep') },
               { guard: 'saslChallenge', target: 'waiting', actions: write(({ event }) => serialize(x('challenge', { xmlns: NS.SASL }, encodeSaslPayload((saslOut(event) as Extract<SaslStep, { kind: 'challenge' }>).data)))) },
               {
                 guard: 'saslSuccess', target: '#session.opening',
@@ -199,9 +204,6 @@ export const sessionMachine = setup({
               { guard: 'saslDelayed', target: '#session.open', actions: [logLogin, 'countFailure', { type: 'writeLater', params: ({ event }: Args) => { const s = saslOut(event) as Failure; return { xml: saslFailureXml(s.condition), ms: s.delayMs! }; } }] },
               { target: '#session.open', actions: [logLogin, 'countFailure', write(({ event }) => saslFailureXml((saslOut(event) as Failure).condition))] },
             ],
-            onError: { target: '#session.open', actions: write(saslFailureXml('temporary-auth-failure')) },
-          },
-          on: {
             stanza: [
               { guard: 'isAbort', target: '#session.open', actions: write(saslFailureXml('aborted')) },
               { guard: 'isSasl', target: '#session.closing', actions: fail('policy-violation', 'SASL step out of turn') },

@@ -23,8 +23,9 @@ export interface SessionCtx {
   user: string | null;
   jid: string | null;
   saslFailures: number;
-  /** The mechanism of the SASL exchange in progress (for the login line). */
+  /** The mechanism of the SASL exchange in progress (for the login line), and its step count. */
   mechanism: string;
+  saslSeq: number;
   /** The client tried a channel-binding type we do not offer (see MechanismOptions.bindingRefused). */
   cbRefused?: boolean;
   /** The client said it is not in use (XEP-0352 <inactive/>): what can wait, waits. */
@@ -41,7 +42,7 @@ export interface SessionCtx {
 
 export const initialContext = (info: ConnInfo): SessionCtx => ({
   conn: info.conn, remote: info.remote, secure: info.secure, directTls: info.directTls, cb: info.cb,
-  host: info.host, streamId: '', lang: null, user: null, jid: null, saslFailures: 0, mechanism: '',
+  host: info.host, streamId: '', lang: null, user: null, jid: null, saslFailures: 0, mechanism: '', saslSeq: 0,
   bindId: '', bindResource: '', awaitUser: false, awaitConn: false,
 });
 

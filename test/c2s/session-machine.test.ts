@@ -31,7 +31,8 @@ class Stream {
   m: ReturnType<typeof machine>;
   snap: AnyMachineSnapshot;
   actions: Action[] = [];
-  spawned: unknown[] = [];
+  /** The SASL steps the last transition started. */
+  steps: unknown[] = [];
   constructor(o: Server = {}) {
     this.m = machine(o);
     [this.snap] = initialTransition(this.m, INFO);
@@ -39,8 +40,8 @@ class Stream {
   send(event: SessionEvent | { type: string; [k: string]: unknown }): this {
     const [snap, actions] = transition(this.m, this.snap, event as SessionEvent);
     this.snap = snap;
-    this.actions = (actions as Action[]).filter((a) => !a.type.startsWith('xstate.'));
-    this.spawned = (actions as Action[]).filter((a) => a.type === 'xstate.spawnChild').map((a) => a.params.input);
+    this.actions = actions as Action[];
+    this.steps = this.actions.filter((a) => a.type === 'saslStep').map((a) => a.params);
     return this;
   }
   header(to = 'localhost', o: { version?: string; xmlns?: string } = {}): this {
@@ -51,7 +52,8 @@ class Stream {
     const ev = feed(HEADER + xml).events.find((e) => e.t === 'stanza') as { xml: string; h: any };
     return this.send({ type: 'stanza', xml: ev.xml, h: ev.h, seq });
   }
-  sasl(output: SaslStep): this { return this.send({ type: 'xstate.done.actor.sasl', output }); }
+  /** The outcome of the SASL step in progress. */
+  sasl(step: SaslStep): this { return this.send({ type: 'sasl', n: this.ctx.saslSeq, step }); }
   get state(): unknown { return this.snap.value; }
   get ctx(): any { return this.snap.context; }
   /** The named actions of the last transition, as [type, params]. */
@@ -130,17 +132,27 @@ test('with TLS required, anything but STARTTLS on a plain stream is a policy vio
 
 // ---- SASL ----------------------------------------------------------------------------------------
 
-test('SASL: <auth/> starts a step (an invoked actor); a challenge waits for the response, which runs the next step', () => {
+test('SASL: <auth/> starts a step (an effect); a challenge waits for the response, which runs the next step', () => {
   const s = new Stream().header().stanza(AUTH);
   assert.equal(s.state, { authenticating: 'working' });
   assert.is(s.ctx.mechanism, 'SCRAM-SHA-1');
-  assert.equal(s.spawned, [{ op: 'start', mechanism: 'SCRAM-SHA-1', payload: 'biwsbj1hbGljZSxyPWFiYw==', secure: false, cb: null, cbRefused: false, host: 'localhost', remote: '127.0.0.1' }]);
+  assert.equal(s.steps, [{ n: 1, op: 'start', mechanism: 'SCRAM-SHA-1', payload: 'biwsbj1hbGljZSxyPWFiYw==', secure: false, cb: null, cbRefused: false, host: 'localhost', remote: '127.0.0.1' }]);
   s.sasl({ kind: 'challenge', data: Buffer.from('r=abc') });
   assert.equal(s.state, { authenticating: 'waiting' });
   assert.equal(s.toConn(), [{ type: 'write', xml: '<challenge xmlns="urn:ietf:params:xml:ns:xmpp-sasl">cj1hYmM=</challenge>' }]);
   s.stanza("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>Yz1iaXdz</response>");
   assert.equal(s.state, { authenticating: 'working' });
-  assert.equal(s.spawned, [{ op: 'step', payload: 'Yz1iaXdz' }]);
+  assert.equal(s.steps, [{ n: 2, op: 'step', payload: 'Yz1iaXdz' }]);
+});
+
+test("SASL: the outcome of a step of an exchange since aborted is not the new exchange's", () => {
+  const s = new Stream().header().stanza(AUTH).stanza("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>").stanza(AUTH);
+  assert.equal(s.state, { authenticating: 'working' });
+  s.send({ type: 'sasl', n: 1, step: { kind: 'success', authcid: 'mallory' } });
+  assert.equal(s.state, { authenticating: 'working' });
+  assert.equal(s.did, []);
+  s.sasl({ kind: 'challenge', data: Buffer.from('x') });
+  assert.equal(s.state, { authenticating: 'waiting' });
 });
 
 test('SASL success: logged, the connection told the JID, the exchange forgotten; the restarted stream is for binding', () => {
@@ -170,14 +182,11 @@ test('SASL failure: answered and back to open; only wrong credentials count, and
   assert.match(s.closedWith(), /^<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized\/><\/failure><stream:error>.*policy-violation/);
 });
 
-test('SASL: a throttled failure is written later; a refused binding type is remembered; a failed step is a temporary failure', () => {
+test('SASL: a throttled failure is written later; a refused binding type is remembered', () => {
   const s = new Stream().header().stanza(AUTH).sasl(wrong({ delayMs: 800 }));
   assert.equal(s.did.find(([t]) => t === 'writeLater'), ['writeLater', { xml: '<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized/></failure>', ms: 800 }]);
   s.stanza(AUTH).sasl({ kind: 'failure', condition: 'not-authorized', reason: 'cb', unsupportedBinding: true });
   assert.is(s.ctx.cbRefused, true);
-  s.stanza(AUTH).send({ type: 'xstate.error.actor.sasl', error: new Error('disk') });
-  assert.is(s.state, 'open');
-  assert.equal(s.toConn(), [{ type: 'write', xml: '<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><temporary-auth-failure/></failure>' }]);
 });
 
 test('SASL: <abort/> is answered; anything else out of turn ends the stream', () => {
