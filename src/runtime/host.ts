@@ -280,12 +280,16 @@ export class ActorHost implements RouterSink {
     actor.subscribe({ error: () => undefined });
     // What an invoked child (a fromPromise step) reports to the machine goes through the mailbox like
     // any other message: handled in turn, in a frame (the runtime API works in its actions), persisted.
-    const system = (actor as unknown as { system: { _relay: Relay } }).system;
-    const relay = system._relay;
-    system._relay = (source, target, event) => {
-      if (target === actor && source !== undefined && source !== actor) this.enqueue(rec, { from: rec.address, msg: event, child: source });
-      else relay(source, target, event);
-    };
+    // Only for machines that name actors in setup({ actors }): every other one keeps xstate's own
+    // relay, on the path of every message.
+    if (Object.keys((def.machine as { implementations?: { actors?: object } }).implementations?.actors ?? {}).length > 0) {
+      const system = (actor as unknown as { system: { _relay: Relay } }).system;
+      const relay = system._relay;
+      system._relay = (source, target, event) => {
+        if (target === actor && source !== undefined && source !== actor) this.enqueue(rec, { from: rec.address, msg: event, child: source });
+        else relay(source, target, event);
+      };
+    }
     this.inFrame(rec, { msg: null }, () => actor.start());
     rec.lastSaved = snapshot ? actor.getSnapshot() : undefined;
     return actor;
