@@ -17,7 +17,8 @@ export type ToUser =
   | { type: 'route'; xml: string }
   /** A stanza a closing session could not deliver: route it again, to other resources or offline. */
   | { type: 'redeliver'; xml: string; except: string; sent?: number }
-  /** A bound session has arrived at its `session:<full JID>` address: watch it from now on. */
+  /** A bound session restarted after a crash: watch it again (at bind the user actor watches its
+   *  session from bind-ok on; the monitor follows its move to `session:<full JID>`). */
   | { type: 'arrived'; resource: string }
   /** A session's connection dropped and it waits for a resumption (XEP-0198), or got one. */
   | { type: 'detached'; resource: string } | { type: 'attached'; resource: string }
