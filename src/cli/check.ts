@@ -195,8 +195,13 @@ function advise(config: ChorusConfig, r: Report): void {
     r.line('warn', 'c2s_require_encryption is false: clients may authenticate in clear text', 'turn it on outside of tests');
   }
   if (config.admins.length) {
-    r.line('warn', `admins: ${config.admins.join(', ')} get no extra rights yet: ad-hoc admin commands (XEP-0133) are not built`,
-      'administer with the chorus command on this machine (adduser, passwd, deluser, status, kill, reload)');
+    const m = config.modules;
+    if ((m.enabled === null || m.enabled.includes('admin_adhoc')) && !m.disabled.includes('admin_adhoc')) {
+      r.line('ok', `admins: ${config.admins.join(', ')} may run the server's admin commands from their clients (XEP-0133: add, remove and re-password accounts, list who is online, announce) and own every group chat`);
+    } else {
+      r.line('warn', `admins: ${config.admins.join(', ')} get no admin commands in their clients: module admin_adhoc is not enabled`,
+        'enable it, or administer with the chorus command on this machine (adduser, passwd, deluser, status, kill, reload)');
+    }
   }
   for (const admin of config.admins) {
     const domain = admin.slice(admin.lastIndexOf('@') + 1);

@@ -57,6 +57,14 @@ test('a healthy setup passes, with the self-signed certificate as the only warni
   assert.is(lines.at(-1), 'check: 0 problems, 1 warning');
 });
 
+test('admins: what they may do from their clients, or that the module for it is off', async () => {
+  const base = ['hosts: [example.org]', 'data_dir: ./admin-data', 'admins: [boss@example.org]', 'listen: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }'];
+  const on = await check(base.join('\n'));
+  assert.ok(on.lines.some((l) => l.startsWith("ok    admins: boss@example.org may run the server's admin commands from their clients (XEP-0133")), on.lines.join('\n'));
+  const off = await check([...base, 'modules: { disabled: [admin_adhoc] }'].join('\n'));
+  assert.ok(off.lines.includes('warn  admins: boss@example.org get no admin commands in their clients: module admin_adhoc is not enabled'), off.lines.join('\n'));
+});
+
 test('each problem is a FAIL line with advice, and the exit code is 1', async () => {
   const a = await generateSelfSigned('example.org');
   const b = await generateSelfSigned('example.org');
