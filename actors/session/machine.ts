@@ -54,7 +54,7 @@ const fail = (condition: StreamErrorCondition, text?: string | ((a: Args) => str
 const next = toConn({ type: 'next' });
 const handled = { type: 'handled', params: ({ event }: Args) => ({ seq: stanza(event).seq }) } as const;
 const smFailed = (condition: 'unexpected-request' | 'feature-not-implemented') => write(smFailedXml(condition));
-const logLogin = { type: 'logLogin', params: ({ event }: Args) => saslOut(event) as Failure } as const;
+const logLogin = { type: 'logLogin', params: ({ event }: Args) => saslOut(event) as Exclude<SaslStep, { kind: 'challenge' }> } as const;
 const bounce = (items: (a: Args) => readonly Delivery[]) => ({ type: 'bounce', params: items } as const);
 const deliver = { type: 'deliver', params: ({ context, event }: Args): DeliverParams => {
   const d = event as Extract<ToSessionFromUser, { type: 'deliver' }>;
