@@ -296,8 +296,8 @@ function moduleCommand(verb: 'load' | 'unload', summary: string, details: string
  * A command a feature module offers the operator (its `operatorCommands`: chorus rooms): the CLI
  * asks the actor the module names, on the running node, and shows the answer.
  */
-async function moduleOperatorCommand(name: string): Promise<Command | undefined> {
-  const spec = (await operatorCommands()).find((c) => c.name === name);
+async function moduleOperatorCommand(name: string, argv: readonly string[]): Promise<Command | undefined> {
+  const spec = (await operatorCommands(argv)).find((c) => c.name === name);
   if (!spec) return undefined;
   return {
     usage: `${spec.usage} [--json]`, summary: spec.summary, details: '', flags: { json: false }, args: spec.args,
@@ -315,14 +315,19 @@ async function moduleOperatorCommand(name: string): Promise<Command | undefined>
   };
 }
 
-/** What the built-in modules offer the operator. */
-async function operatorCommands(): Promise<OperatorCommand[]> {
+/** What the modules offer the operator: the built-in ones and those of the config's modules.paths
+ *  (the config found as for any command, `--config` anywhere in `argv`; none readable: the built-ins). */
+async function operatorCommands(argv: readonly string[]): Promise<OperatorCommand[]> {
   const { availableModules } = await import('../xmpp/modules.ts');
-  return (await availableModules()).flatMap((d) => d.operatorCommands ?? []);
+  const i = argv.indexOf('--config');
+  const flags = new Map<string, string | true>(i >= 0 && argv[i + 1] !== undefined ? [['config', argv[i + 1]!]] : []);
+  let paths: string[] = [];
+  try { paths = (await loadConfig(configPath({ pos: [], flags }))).modules.paths ?? []; } catch { /* the built-ins */ }
+  return (await availableModules(paths)).flatMap((d) => d.operatorCommands ?? []);
 }
 
-async function topHelp(): Promise<string> {
-  const fromModules = (await operatorCommands()).map((c) => [c.name, c.summary] as const);
+async function topHelp(argv: readonly string[]): Promise<string> {
+  const fromModules = (await operatorCommands(argv)).map((c) => [c.name, c.summary] as const);
   const all = [...Object.entries(COMMANDS).map(([name, c]) => [name, c.summary] as const), ...fromModules];
   const width = Math.max(...all.map(([c]) => c.length));
   return [
@@ -503,13 +508,13 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
 async function dispatch(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '-h' || name === '--help') {
-    io.out(await topHelp());
+    io.out(await topHelp(argv));
     return name === undefined ? 1 : 0;
   }
   if (name === 'help') {
-    const c = rest[0] === undefined ? undefined : Object.hasOwn(COMMANDS, rest[0]) ? COMMANDS[rest[0]] : await moduleOperatorCommand(rest[0]);
+    const c = rest[0] === undefined ? undefined : Object.hasOwn(COMMANDS, rest[0]) ? COMMANDS[rest[0]] : await moduleOperatorCommand(rest[0], argv);
     if (c && rest[0] === 'bench') return dispatch(['bench', '--help'], io);
-    io.out(c ? commandHelp(rest[0]!, c) : await topHelp());
+    io.out(c ? commandHelp(rest[0]!, c) : await topHelp(argv));
     return 0;
   }
   if (name === '--version' || name === '-v') {
@@ -518,7 +523,7 @@ async function dispatch(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   try {
-    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : await moduleOperatorCommand(name);
+    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : await moduleOperatorCommand(name, argv);
     if (!command) throw new CliError(`unknown command ${JSON.stringify(name)} (see chorus --help)`);
     if (name === 'bench') {
       const { benchCommand } = await import('../../bench/lib/cli.ts');

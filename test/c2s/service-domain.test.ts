@@ -3,7 +3,11 @@
 // host's disco#items lists the domain, and stanzas to its addresses reach one actor per address, which
 // keeps its own state. Routing knows no service by name.
 import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chorusCli } from '../helpers/process.ts';
 import { startServer, type TestServer } from '../helpers/xmpp.ts';
 import { party, type Party } from '../helpers/transcript.ts';
 
@@ -36,6 +40,16 @@ test('each address of the service is an actor of the kind the module named, with
   // the domain itself is an address of the service too
   alice.sends(`<message to='echo.localhost' type='chat' id='e4'><body>service</body></message>`);
   await alice.receives(`<message from='echo.localhost' to='alice@localhost/a' type='chat' id='e4'><body>echo 1: service</body></message>`);
+});
+
+test("an operator command of the module's own folder: chorus finds it through the config's modules.paths and asks the actor", async () => {
+  const config = join(server.config.data_dir, 'chorus.yaml');
+  await writeFile(config, `hosts: [localhost]\ndata_dir: ${server.config.data_dir}\nmodules: { paths: [${MODULES}] }\n`);
+  const help = await chorusCli(['--help', '--config', config]);
+  assert.match(help.out, /echoes +how many messages an address of the echo service has answered/);
+  const r = await chorusCli(['echoes', 'one@echo.localhost', '--json', '--config', config]);
+  assert.is(r.code, 0, r.err);
+  assert.equal(JSON.parse(r.out), { answered: 2 });
 });
 
 test.run();
