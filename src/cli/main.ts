@@ -319,8 +319,9 @@ async function moduleOperatorCommand(name: string, argv: readonly string[]): Pro
  *  (the config found as for any command, `--config` anywhere in `argv`; none readable: the built-ins). */
 async function operatorCommands(argv: readonly string[]): Promise<OperatorCommand[]> {
   const { availableModules } = await import('../xmpp/modules.ts');
-  const i = argv.indexOf('--config');
-  const flags = new Map<string, string | true>(i >= 0 && argv[i + 1] !== undefined ? [['config', argv[i + 1]!]] : []);
+  const i = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+  const file = i < 0 ? undefined : argv[i]!.startsWith('--config=') ? argv[i]!.slice('--config='.length) : argv[i + 1];
+  const flags = new Map<string, string | true>(file !== undefined ? [['config', file]] : []);
   let paths: string[] = [];
   try { paths = (await loadConfig(configPath({ pos: [], flags }))).modules.paths ?? []; } catch { /* the built-ins */ }
   return (await availableModules(paths)).flatMap((d) => d.operatorCommands ?? []);

@@ -47,7 +47,7 @@ test("an operator command of the module's own folder: chorus finds it through th
   await writeFile(config, `hosts: [localhost]\ndata_dir: ${server.config.data_dir}\nmodules: { paths: [${MODULES}] }\n`);
   const help = await chorusCli(['--help', '--config', config]);
   assert.match(help.out, /echoes +how many messages an address of the echo service has answered/);
-  const r = await chorusCli(['echoes', 'one@echo.localhost', '--json', '--config', config]);
+  const r = await chorusCli(['echoes', 'one@echo.localhost', '--json', `--config=${config}`]);
   assert.is(r.code, 0, r.err);
   assert.equal(JSON.parse(r.out), { answered: 2 });
 });
