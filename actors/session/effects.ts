@@ -11,7 +11,7 @@ import { bareOf, headerXml, hostOf, offerOf, type Header, type SessionCtx, type 
 
 const xmpp = () => service<XmppService>('xmpp');
 
-export const env = (): StreamEnv => {
+const env = (): StreamEnv => {
   const svc = xmpp();
   return { requireEncryption: svc.settings.requireEncryption, moduleFeatures: svc.modules.streamFeatures };
 };
@@ -50,7 +50,7 @@ export const actions = {
   /** Runs SASL step `n`; its outcome comes back as a 'sasl' event (a failure, if the step threw). */
   saslStep: (_: unknown, p: SaslInput & { n: number }) => {
     const reply = later();
-    saslStep(p).then((step) => reply({ type: 'sasl', n: p.n, step }), (err: Error) => reply({ type: 'sasl', n: p.n, step: failure('temporary-auth-failure', err.message) }));
+    runSaslStep(p).then((step) => reply({ type: 'sasl', n: p.n, step }), (err: Error) => reply({ type: 'sasl', n: p.n, step: failure('temporary-auth-failure', err.message) }));
   },
 };
 
@@ -74,7 +74,7 @@ const failure = (condition: 'incorrect-encoding' | 'temporary-auth-failure', rea
  * the snapshot: a hot reload of the session kind goes on with it; a crash fails the exchange. It is
  * forgotten on the final step, or when the machine leaves authenticating.
  */
-export function saslStep(input: SaslInput): Promise<SaslStep> {
+function runSaslStep(input: SaslInput): Promise<SaslStep> {
   const svc = xmpp();
   const key = self();
   const finish = (step: SaslStep) => { if (step.kind !== 'challenge') svc.saslExchanges.delete(key); return step; };

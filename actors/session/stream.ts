@@ -85,7 +85,7 @@ export function headerXml(ctx: SessionCtx, env: StreamEnv): string {
 /** Features differ only by these few facts: built once per combination (every login asks twice). */
 const featuresMemo = new Map<string, string>();
 
-export function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
+function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
   const key = `${ctx.user !== null}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${ctx.user ? env.moduleFeatures.join('') : ''}`;
   let xml = featuresMemo.get(key);
   if (xml === undefined) {
