@@ -1,12 +1,14 @@
 // The user actor's work: one account's sessions, routing of stanzas addressed to it (RFC 6121 §8.5),
-// and the hooks that modules (roster, presence, offline, ...) run on. Functions over the context;
-// effects through the runtime API. A hook may be async: then the step is a promise of its patch and
-// the actor is suspended on it (the machine applies the patch when it resumes).
-import { callNode, courier, exit, log, monitor, retain, send, sendDurable, service, startTimer, type Receipt } from '../../src/runtime/api.ts';
+// and the hooks that modules (roster, presence, offline, ...) run on. Functions over the context and
+// a Turn: what they decide to do is emitted as data (effects.ts), carried out by the host once the
+// step is done. Modules' hooks run within the step, through the context they are given (storage,
+// route, deliver). A hook may be async: then the step is a promise of its patch and the actor is
+// suspended on it.
+import { callNode, log, sendDurable } from '../../src/runtime/api.ts';
+import type { Address } from '../../src/runtime/address.ts';
 import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
 import { inboundEvent, runInbound, runOutbound } from '../../src/xmpp/router.ts';
 import { destinationOf, unroutable, type Destination } from '../../src/xmpp/routing.ts';
-import type { ToConn } from '../../src/net/c2s-protocol.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { OWN_STANZA, validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
@@ -18,7 +20,7 @@ import type { InboundEvent, SessionInfo, StanzaContext, UserContext } from '../.
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { ToSessionFromUser, ToUser } from './messages.ts';
-import { routeStanza } from '../route.ts';
+import type { ClientSeq, UserEffect } from './effects.ts';
 
 export interface UserCtx {
   jid: string;
@@ -27,38 +29,59 @@ export interface UserCtx {
   mods: Record<string, unknown>;
   /** Binds waiting for a replaced session to end: resource -> the new session's address. */
   pendingBinds: Record<string, string>;
-  /** The current monitor of each session (resource -> ref): a 'down' with another ref is stale (a
-   *  replaced session at the same address). */
+  /** The current monitor of each session (resource -> its tag): a 'down' with another tag is stale
+   *  (a replaced session at the same address). */
   watch: Record<string, number>;
-  /** A replaced session's monitor ref -> the resource whose new bind waits for it to exit. */
+  /** A replaced session's monitor tag -> the resource whose new bind waits for it to exit. */
   replacing: Record<string, string>;
+  /** The last monitor tag given. */
+  tags: number;
   /** The `sent` stamps of fanned-out messages one copy of which was routed again (the latest 64):
    *  the other copies, handed back later, are not. */
   rerouted: number[];
 }
 
-export const initialUserContext = (address: string): UserCtx => ({ jid: address.slice('user:'.length), sessions: {}, mods: {}, pendingBinds: {}, watch: {}, replacing: {}, rerouted: [] });
+export const initialUserContext = (address: string): UserCtx => ({ jid: address.slice('user:'.length), sessions: {}, mods: {}, pendingBinds: {}, watch: {}, replacing: {}, tags: 0, rerouted: [] });
 
-const xmpp = () => service<XmppService>('xmpp');
-
-/** The context changes of one message, applied by the machine with assign(). */
+/** The context changes of one message. */
 export type Patch = Partial<UserCtx>;
 /** A patch now, or once the async hooks it ran have settled. */
 export type Step = Patch | Promise<Patch>;
 
+/** One message's work besides the context: the thread's XMPP service it reads, the effects it
+ *  decided (in order), and the route chains modules started (their outbound hooks may wait). */
+export class Turn {
+  readonly fx: UserEffect[] = [];
+  readonly chains: Array<Promise<unknown>> = [];
+  done = false;
+  constructor(readonly env: XmppService) {}
+  emit(e: UserEffect): void {
+    if (this.done) throw new Error('a user actor effect after its message was handled');
+    this.fx.push(e);
+  }
+}
+
+/** A monitor of a session, under a tag of its own. */
+function watchTag(t: Turn, ctx: UserCtx, address: Address, tags = ctx.tags): number {
+  t.emit({ do: 'watch', address, tag: tags + 1 });
+  return tags + 1;
+}
+
 // ---- sessions -----------------------------------------------------------------------------------
 
-export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Step {
-  const svc = xmpp();
+/** `binder`: who asked (the session under its pre-bind name), answered when the bind is decided. */
+export function onBind(t: Turn, ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>, binder: Address | undefined): Step {
+  if (binder) pendingReplies.set(`${ctx.jid}/${m.resource}`, binder);
+  const svc = t.env;
   const existing = ctx.sessions[m.resource];
   if (existing) {
     // Conflict: the new login wins (RFC 6120 §7.7.2.2). It is bound once the old actor has really
     // exited: both live at the same address.
-    send(existing.address, { type: 'replace' } satisfies ToSessionFromUser);
-    const ref = monitor(existing.address);
+    t.emit({ do: 'tell', to: existing.address, msg: { type: 'replace' } });
+    const tag = watchTag(t, ctx, existing.address);
     const { [m.resource]: _, ...watch } = ctx.watch;
     void _;
-    return { pendingBinds: { ...ctx.pendingBinds, [m.resource]: m.session }, watch, replacing: { ...ctx.replacing, [ref]: m.resource } };
+    return { pendingBinds: { ...ctx.pendingBinds, [m.resource]: m.session }, watch, replacing: { ...ctx.replacing, [tag]: m.resource }, tags: tag };
   }
   if (Object.keys(ctx.sessions).length >= svc.settings.sessionsPerAccount) {
     // A session waiting for a resumption is not a device in use: the oldest gives way (what it holds
@@ -66,53 +89,50 @@ export function onBind(ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>): Step
     // is not locked out. Only when every session is live is the login refused.
     const oldest = Object.values(ctx.sessions).filter((s) => s.detached !== undefined).sort((a, b) => a.detached! - b.detached!)[0];
     if (oldest) {
-      log('info', `${ctx.jid}: ${oldest.resource}, detached since ${new Date(oldest.detached!).toISOString()}, ended for a new login (at most ${svc.settings.sessionsPerAccount} sessions per account)`);
-      send(oldest.address, { type: 'replace' } satisfies ToSessionFromUser);
-      return bindNow(ctx, m.resource, m.session);
+      t.emit({ do: 'log', level: 'info', text: `${oldest.resource}, detached since ${new Date(oldest.detached!).toISOString()}, ended for a new login (at most ${svc.settings.sessionsPerAccount} sessions per account)` });
+      t.emit({ do: 'tell', to: oldest.address, msg: { type: 'replace' } });
+      return bindNow(t, ctx, m.resource, m.session);
     }
-    const binder = pendingReplies.get(`${ctx.jid}/${m.resource}`);
+    const asked = pendingReplies.get(`${ctx.jid}/${m.resource}`);
     pendingReplies.delete(`${ctx.jid}/${m.resource}`);
-    if (binder) send(binder, { type: 'bind-denied', condition: 'resource-constraint', text: `at most ${svc.settings.sessionsPerAccount} sessions per account` } satisfies ToSessionFromUser);
+    if (asked) t.emit({ do: 'tell', to: asked, msg: { type: 'bind-denied', condition: 'resource-constraint', text: `at most ${svc.settings.sessionsPerAccount} sessions per account` } });
     return {};
   }
-  return bindNow(ctx, m.resource, m.session);
+  return bindNow(t, ctx, m.resource, m.session);
 }
 
-function bindNow(ctx: UserCtx, resource: string, address: string): Step {
+function bindNow(t: Turn, ctx: UserCtx, resource: string, address: string): Step {
   const info: SessionInfo = { resource, address, presence: null, priority: 0, since: 0, interested: false };
   const sessions = { ...ctx.sessions, [resource]: info };
   const { [resource]: _, ...pendingBinds } = ctx.pendingBinds;
   void _;
   const next = { ...ctx, sessions, pendingBinds };
   // The bound hooks run first: the session hears of its bind once the account knows it.
-  return andThen(xmpp().modules.run('session/bound', { ...stanzaContext(next), user: userContext(next), resource }), () => {
-    const ref = sendBindOk(next, resource);
-    return { sessions: next.sessions, pendingBinds, mods: next.mods, ...(ref === undefined ? {} : { watch: { ...ctx.watch, [resource]: ref } }) };
+  return andThen(t.env.modules.run('session/bound', { ...stanzaContext(t, next), user: userContext(t, next), resource }), () => {
+    const tag = sendBindOk(t, next, resource);
+    return { sessions: next.sessions, pendingBinds, mods: next.mods, ...(tag === undefined ? {} : { watch: { ...ctx.watch, [resource]: tag }, tags: tag }) };
   });
 }
 
 /** The session asked under its pre-bind name; `bind-ok` reaches it there. It is watched from now on:
  *  the monitor follows it when it moves to its full JID. */
-function sendBindOk(ctx: UserCtx, resource: string): number | undefined {
+function sendBindOk(t: Turn, ctx: UserCtx, resource: string): number | undefined {
   const waiting = pendingReplies.get(`${ctx.jid}/${resource}`);
   if (!waiting) return undefined;
   pendingReplies.delete(`${ctx.jid}/${resource}`);
-  send(waiting, { type: 'bind-ok', resource } satisfies ToSessionFromUser);
-  return monitor(waiting); // after the answer, on the same path: the session has not moved yet
+  t.emit({ do: 'tell', to: waiting, msg: { type: 'bind-ok', resource } });
+  return watchTag(t, ctx, waiting); // after the answer, on the same path: the session has not moved yet
 }
 
 /** Who asked to bind (their pre-bind address), until answered; not persisted (a crash fails the bind). */
 const pendingReplies = new Map<string, string>();
-export function rememberBinder(ctx: UserCtx, resource: string, from: string | undefined): void {
-  if (from) pendingReplies.set(`${ctx.jid}/${resource}`, from);
-}
 
 /** A session ended. A login waiting for this resource (a conflict) is bound now. */
-export function onUnbind(ctx: UserCtx, resource: string): Step {
+export function onUnbind(t: Turn, ctx: UserCtx, resource: string): Step {
   const s = ctx.sessions[resource];
   if (!s) return {};
   taken.delete(s.address);
-  return andThen(xmpp().modules.run('session/unbound', { ...stanzaContext(ctx), user: userContext(ctx), resource }), () => {
+  return andThen(t.env.modules.run('session/unbound', { ...stanzaContext(t, ctx), user: userContext(t, ctx), resource }), () => {
     const { [resource]: _, ...sessions } = ctx.sessions;
     void _;
     const { [resource]: _w, ...watch } = ctx.watch;
@@ -121,67 +141,69 @@ export function onUnbind(ctx: UserCtx, resource: string): Step {
   });
 }
 
-export function onArrived(ctx: UserCtx, resource: string): Patch {
+export function onArrived(t: Turn, ctx: UserCtx, resource: string): Patch {
   const s = ctx.sessions[resource];
   if (!s) return {};
-  return { watch: { ...ctx.watch, [resource]: monitor(s.address) } };
+  const tag = watchTag(t, ctx, s.address);
+  return { watch: { ...ctx.watch, [resource]: tag }, tags: tag };
 }
 
-export function onStarted(ctx: UserCtx): Step {
-  const user = userContext(ctx);
-  return andThen(xmpp().modules.run('user/started', { ...stanzaContext(ctx), user }), () => {
+export function onStarted(t: Turn, ctx: UserCtx): Step {
+  const user = userContext(t, ctx);
+  return andThen(t.env.modules.run('user/started', { ...stanzaContext(t, ctx), user }), () => {
     // Monitors do not survive a restart: watch every session again. A client stanza this actor was
     // handling when it crashed is lost with the crash: the connections send again what is unhandled.
-    const watch = Object.fromEntries(user.sessions().map((s) => [s.resource, monitor(s.address)]));
-    for (const s of user.sessions()) send(s.address, { type: 'replay' } satisfies ToSessionFromUser);
-    return { ...kept(ctx), watch, replacing: {} };
+    let tags = ctx.tags;
+    const watch = Object.fromEntries(user.sessions().map((s) => [s.resource, (tags = watchTag(t, ctx, s.address, tags))]));
+    for (const s of user.sessions()) t.emit({ do: 'tell', to: s.address, msg: { type: 'replay' } });
+    return { ...kept(ctx), watch, replacing: {}, tags };
   });
 }
 
 /** A session's connection dropped (it waits for a resumption) or came back. */
-export function onDetached(ctx: UserCtx, resource: string, detached: boolean): Patch {
+export function onDetached(t: Turn, ctx: UserCtx, resource: string, detached: boolean): Patch {
   const s = ctx.sessions[resource];
   if (!s || (s.detached !== undefined) === detached) return {};
-  log('info', `${ctx.jid}: ${resource} ${detached ? 'detached, waiting for a resumption' : 'resumed'}`);
+  t.emit({ do: 'log', level: 'info', text: `${resource} ${detached ? 'detached, waiting for a resumption' : 'resumed'}` });
   const { detached: _, ...attached } = s;
   void _;
   return { sessions: { ...ctx.sessions, [resource]: detached ? { ...s, detached: Date.now() } : attached } };
 }
 
 /** A watched session ended: a replaced one completes a pending bind; a vanished one is dropped. */
-export function onDown(ctx: UserCtx, reason: string, ref: number): Step {
-  const replaced = ctx.replacing[ref];
+export function onDown(t: Turn, ctx: UserCtx, reason: string, tag: number): Step {
+  const replaced = ctx.replacing[tag];
   if (replaced !== undefined) {
     // The replaced session is gone: its address is free for the new one.
-    const { [ref]: _, ...replacing } = ctx.replacing;
+    const { [tag]: _, ...replacing } = ctx.replacing;
     void _;
-    return andThen(ctx.sessions[replaced] ? onUnbind(ctx, replaced) : {}, (gone) => {
+    return andThen(ctx.sessions[replaced] ? onUnbind(t, ctx, replaced) : {}, (gone) => {
       const c = { ...ctx, ...gone, replacing };
       const pending = c.pendingBinds[replaced];
-      return pending ? andThen(bindNow(c, replaced, pending), (bound) => ({ ...gone, replacing, ...bound })) : { ...gone, replacing };
+      return pending ? andThen(bindNow(t, c, replaced, pending), (bound) => ({ ...gone, replacing, ...bound })) : { ...gone, replacing };
     });
   }
-  const resource = Object.keys(ctx.watch).find((r) => ctx.watch[r] === ref);
+  const resource = Object.keys(ctx.watch).find((r) => ctx.watch[r] === tag);
   // The ref names the session, wherever it was when it went (a crash before its move included).
   if (!resource || !ctx.sessions[resource]) return {};
   if (reason !== 'normal' && reason !== 'shutdown' && reason !== 'noproc') {
     // A crash: its supervisor restarts it under the same address and it says 'arrived' again. If
     // it never comes back (its supervisor gave up), the check below finds it gone.
-    startTimer(`recheck:${resource}`, 5000, { type: 'arrived', resource } satisfies ToUser);
+    t.emit({ do: 'timer', name: `recheck:${resource}`, ms: 5000, msg: { type: 'arrived', resource } });
     return {};
   }
-  return onUnbind(ctx, resource);
+  return onUnbind(t, ctx, resource);
 }
 
 /** The account was deleted: the modules remove what they stored (telling contacts while the
  *  sessions are still here), the sessions are closed, and the actor ends — its snapshot with it. */
-export function onDeleted(ctx: UserCtx, reply: string): Step {
-  const user = userContext(ctx);
-  const live = { ...stanzaContext(ctx), user };
-  return andThen(xmpp().modules.run('user/deleted', { jid: user.jid, storage: live.storage, log: live.log, live }), () => {
-    for (const s of user.sessions()) send(s.address, { type: 'kick', condition: 'not-authorized', text: 'account deleted' } satisfies ToSessionFromUser);
-    send(reply, { type: 'deleted' });
-    exit('normal');
+export function onDeleted(t: Turn, ctx: UserCtx, reply: string): Step {
+  const user = userContext(t, ctx);
+  const live = { ...stanzaContext(t, ctx), user };
+  return andThen(t.env.modules.run('user/deleted', { jid: user.jid, storage: live.storage, log: live.log, live }), () => {
+    for (const s of user.sessions()) t.emit({ do: 'tell', to: s.address, msg: { type: 'kick', condition: 'not-authorized', text: 'account deleted' } });
+    t.emit({ do: 'deleted', to: reply });
+    t.emit({ do: 'exit' });
     return {};
   });
 }
@@ -189,44 +211,43 @@ export function onDeleted(ctx: UserCtx, reply: string): Step {
 // ---- routing ------------------------------------------------------------------------------------
 
 /** A stanza addressed to this account (RFC 6121 §8.5). */
-export function onStanza(ctx: UserCtx, xml: string, h: StanzaHeader): Step {
+export function onStanza(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader): Step {
   // Everything routed here was stamped by the server; anything else is a bug upstream: drop it.
   if (!h.to || !h.from) return {};
   const to = parseJid(h.to);
   const from = parseJid(h.from);
-  if (h.name === 'message') return routeMessage(ctx, xml, h, to, from);
+  if (h.name === 'message') return routeMessage(t, ctx, xml, h, to, from);
   if (h.name === 'presence') {
     // The presence module delivers (or keeps) presence; without it, every available resource gets it.
-    return inbound(ctx, xml, h, to, from, (x) => { for (const s of available(ctx)) deliver(ctx, s, x, false); return {}; });
+    return inbound(t, ctx, xml, h, to, from, (x) => { for (const s of available(ctx)) deliver(t, s, x, false); return {}; });
   }
-  return inbound(ctx, xml, h, to, from, (x) => {
+  return inbound(t, ctx, xml, h, to, from, (x) => {
     if (to.resource) {
       const s = ctx.sessions[to.resource];
-      if (s) { deliver(ctx, s, x, true); return {}; }
-      if (h.type === 'get' || h.type === 'set') bounceError(ctx, h, 'cancel', 'service-unavailable');
+      if (s) { deliver(t, s, x, true); return {}; }
+      if (h.type === 'get' || h.type === 'set') bounceError(t, ctx, h, 'cancel', 'service-unavailable');
       return {};
     }
-    return h.type === 'get' || h.type === 'set' ? runIq(ctx, x, h, from, to, 'bare') : {};
+    return h.type === 'get' || h.type === 'set' ? runIq(t, ctx, x, h, from, to, 'bare') : {};
   });
 }
 
 /** The recipient's `<kind>/<bare|full>` hooks, then `core` with the stanza (rewritten or not) unless
  *  one handled it. Events (a full parse) are built only when a module listens: the chat hot path. */
-function inbound(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: (xml: string) => Step): Step {
-  const svc = xmpp();
-  return andThen(runInbound(svc.modules, h.name as StanzaKind, () => scope(ctx), xml, from, to, errorTo(ctx, h), h.type),
+function inbound(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, core: (xml: string) => Step): Step {
+  return andThen(runInbound(t.env.modules, h.name as StanzaKind, () => scope(t, ctx), xml, from, to, errorTo(t, ctx, h), h.type),
     (o) => (o.stopped ? kept(ctx) : andThen(core(o.xml ?? xml), (p) => ({ ...kept(ctx), ...p }))));
 }
 
 /** `handedBack`: a message accepted earlier that a session which ended gave back (onRedeliver). */
-function routeMessage(ctx: UserCtx, xml0: string, h: StanzaHeader, to: Jid, from: Jid, handedBack = false): Step {
-  return inbound(ctx, xml0, h, to, from, (xml) => deliverMessage(ctx, xml, h, to, from, handedBack));
+function routeMessage(t: Turn, ctx: UserCtx, xml0: string, h: StanzaHeader, to: Jid, from: Jid, handedBack = false): Step {
+  return inbound(t, ctx, xml0, h, to, from, (xml) => deliverMessage(t, ctx, xml, h, to, from, handedBack));
 }
 
-function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, handedBack: boolean): Step {
+function deliverMessage(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, from: Jid, handedBack: boolean): Step {
   const type = h.type ?? 'normal';
-  const svc = xmpp();
-  const event = () => inboundEvent(scope(ctx), xml, from, to, errorTo(ctx, h));
+  const svc = t.env;
+  const event = () => inboundEvent(scope(t, ctx), xml, from, to, errorTo(t, ctx, h));
   const delivered = (resources: string[]): Step => {
     if (!svc.modules.has('message/delivered')) return {};
     const ev = Object.assign(event(), { resources });
@@ -234,19 +255,19 @@ function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, fro
   };
   if (to.resource) {
     const s = ctx.sessions[to.resource];
-    if (s) { deliver(ctx, s, xml, true); return delivered([s.resource]); }
+    if (s) { deliver(t, s, xml, true); return delivered([s.resource]); }
     // §8.5.3.2.1: no such resource — chat/normal as if to the bare JID; groupchat errors; others drop.
-    if (type === 'groupchat') { bounceError(ctx, h, 'cancel', 'service-unavailable'); return {}; }
+    if (type === 'groupchat') { bounceError(t, ctx, h, 'cancel', 'service-unavailable'); return {}; }
     if (type === 'headline' || type === 'error') return {};
   }
   if (type === 'error') return {};
-  if (type === 'groupchat') { bounceError(ctx, h, 'cancel', 'service-unavailable'); return {}; }
+  if (type === 'groupchat') { bounceError(t, ctx, h, 'cancel', 'service-unavailable'); return {}; }
   const candidates = available(ctx).filter((s) => s.priority >= 0);
   if (candidates.length === 0) {
     if (type === 'headline') return {};
     const ev = Object.assign(event(), { handedBack });
     return andThen(svc.modules.run('message/undeliverable', ev), (handled) => {
-      if (!handled) bounceError(ctx, h, 'cancel', 'service-unavailable');
+      if (!handled) bounceError(t, ctx, h, 'cancel', 'service-unavailable');
       return kept(ctx);
     });
   }
@@ -256,7 +277,7 @@ function deliverMessage(ctx: UserCtx, xml: string, h: StanzaHeader, to: Jid, fro
   // Copies to several resources carry when they were sent: one handed back later is not routed again
   // while another resource has it (onRedeliver).
   const sent = targets.length > 1 ? fanOutStamp() : undefined;
-  targets.forEach((s, i) => deliver(ctx, s, xml, i === 0, sent));
+  targets.forEach((s, i) => deliver(t, s, xml, i === 0, sent));
   return delivered(targets.map((s) => s.resource));
 }
 
@@ -273,19 +294,17 @@ function available(ctx: UserCtx): SessionInfo[] {
 
 /** To one session. The durable copy of the message being handled stays in LevelDB (retained) until
  *  that client has it: acknowledged (XEP-0198) or written. */
-function deliver(ctx: UserCtx, s: SessionInfo, xml: string, durable: boolean, sent?: number): void {
-  const receipt: Receipt | undefined = durable ? retain() : undefined;
-  void ctx;
-  send(s.address, { type: 'deliver', xml, receipt, sent } satisfies ToSessionFromUser);
+function deliver(t: Turn, s: SessionInfo, xml: string, durable: boolean, sent?: number): void {
+  t.emit({ do: 'deliver', to: s.address, xml, durable, sent });
 }
 
 /** An error back to the sender of `h` (never for an error: RFC 6120 §8.3.1). */
-function bounceError(ctx: UserCtx, h: StanzaHeader, type: StanzaErrorType | null, condition: StanzaErrorCondition, text?: string, o?: StanzaErrorOptions): void {
+function bounceError(t: Turn, ctx: UserCtx, h: StanzaHeader, type: StanzaErrorType | null, condition: StanzaErrorCondition, text?: string, o?: StanzaErrorOptions): void {
   const err = stanzaError(h, type, condition, text, o);
-  if (err) routeOut(ctx, err);
+  if (err) routeOut(t, ctx, err);
 }
 
-const errorTo = (ctx: UserCtx, h: StanzaHeader): InboundEvent['error'] => (condition, type, text, o) => bounceError(ctx, h, type ?? null, condition, text, o);
+const errorTo = (t: Turn, ctx: UserCtx, h: StanzaHeader): InboundEvent['error'] => (condition, type, text, o) => bounceError(t, ctx, h, type ?? null, condition, text, o);
 
 // ---- outbound: what this account sends --------------------------------------------------------------
 
@@ -305,9 +324,12 @@ function alreadyTaken(address: string, conn: string, seq: number): boolean {
   return false;
 }
 
-/** What happens once a client's stanza is on its way: its connection counts it handled (XEP-0198). */
-type Done = () => void;
-const NOTHING: Done = () => undefined;
+/** The client stanza to count handled once its effects are durable (XEP-0198); none for the server's. */
+type Done = ClientSeq | undefined;
+
+function handled(t: Turn, done: Done): void {
+  if (done) t.emit({ do: 'handled', client: done });
+}
 
 /**
  * A stanza one of this account's clients sent (its session stamped its full JID): the sender's
@@ -315,46 +337,47 @@ const NOTHING: Done = () => undefined;
  * routing. It counts as handled once its effects are durable: in the recipient's durable mailbox,
  * or done here.
  */
-export function onClient(ctx: UserCtx, m: Extract<ToUser, { type: 'client' }>): Step {
+export function onClient(t: Turn, ctx: UserCtx, m: Extract<ToUser, { type: 'client' }>): Step {
   const s = ctx.sessions[m.resource];
-  const c = courier();
-  const done: Done = m.seq > 0 ? () => c(m.conn, { type: 'handled', seq: m.seq } satisfies ToConn) : NOTHING;
-  if (!s) { done(); return {}; } // the session is gone: nothing of its stanzas is wanted any more
+  const done: Done = m.seq > 0 ? { conn: m.conn, seq: m.seq } : undefined;
+  const finish = (p: Patch): Patch => { handled(t, done); return p; };
+  if (!s) return finish({}); // the session is gone: nothing of its stanzas is wanted any more
   if (alreadyTaken(s.address, m.conn, m.seq)) return {};
   const h = m.h;
   const from = parseJid(h.from!);
   // Presence with no 'to' is the session's own (broadcast, RFC 6121 §4.2-4.5): its hooks run per
   // recipient as the presence module routes the copies.
-  if (h.name === 'presence' && !h.to) return andThen(presenceOut(ctx, m.xml, h, from, m.resource), (p) => { done(); return p; });
+  if (h.name === 'presence' && !h.to) return andThen(presenceOut(t, ctx, m.xml, h, from, m.resource), finish);
   const to = h.to ? parseJid(h.to) : from.bare();
-  const out = runOutbound(xmpp().modules, h.name as StanzaKind, () => scope(ctx), m.xml, from, to, errorTo(ctx, h), m.resource, h.type);
+  const out = runOutbound(t.env.modules, h.name as StanzaKind, () => scope(t, ctx), m.xml, from, to, errorTo(t, ctx, h), m.resource, h.type);
   return andThen(out, (o) => {
-    if (o.stopped) { done(); return {}; }
-    const r = o.xml === null ? { xml: m.xml, h, to } : readHeader(o.xml);
-    if (!r) { done(); return {}; }
-    return fromClient(ctx, r.xml, r.h, from, r.to, m.resource, done);
+    if (o.stopped) return finish({});
+    const r = o.xml === null ? { xml: m.xml, h, to } : readHeader(t, o.xml);
+    if (!r) return finish({});
+    return fromClient(t, ctx, r.xml, r.h, from, r.to, m.resource, done);
   });
 }
 
-function fromClient(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, resource: string, done: Done): Step {
+function fromClient(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, resource: string, done: Done): Step {
+  const finish = (p: Patch): Patch => { handled(t, done); return p; };
   // Directed and subscription presence: the presence module routes it (and remembers it).
-  if (h.name === 'presence') return andThen(presenceOut(ctx, xml, h, from, resource), (p) => { done(); return p; });
+  if (h.name === 'presence') return andThen(presenceOut(t, ctx, xml, h, from, resource), finish);
   // IQs to the account itself (roster, blocking, ...) are answered here (RFC 6121 §8.5.1 / RFC 6120 §10.3.3).
   if (h.name === 'iq' && (h.type === 'get' || h.type === 'set') && to.isBare() && to.bareEquals(from)) {
-    return andThen(runIq(ctx, xml, h.to ? h : { ...h, to: to.toString() }, from, to, 'self'), (p) => { done(); return p; });
+    return andThen(runIq(t, ctx, xml, h.to ? h : { ...h, to: to.toString() }, from, to, 'self'), finish);
   }
-  return routeFrom(ctx, xml, h, from, to, done);
+  return routeFrom(t, ctx, xml, h, from, to, done);
 }
 
 /** Presence one of our sessions sent, to the `presence/out` hooks (the presence module broadcasts
  *  it, or routes it directed). Without one, the session's availability is still recorded (routing
  *  depends on it) and directed presence still goes out. */
-function presenceOut(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, resource: string): Step {
+function presenceOut(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, resource: string): Step {
   const to = h.to ? parseJid(h.to) : from.bare();
-  const user = userContext(ctx);
-  return andThen(xmpp().modules.run('presence/out', { ...stanzaContext(ctx), stanza: parseElement(xml), xml, from, to, user, resource, error: errorTo(ctx, h) }), (handled): Step => {
-    if (handled) return {};
-    if (h.to) return routeFrom(ctx, xml, h, from, to, NOTHING);
+  const user = userContext(t, ctx);
+  return andThen(t.env.modules.run('presence/out', { ...stanzaContext(t, ctx), stanza: parseElement(xml), xml, from, to, user, resource, error: errorTo(t, ctx, h) }), (routed): Step => {
+    if (routed) return {};
+    if (h.to) return routeFrom(t, ctx, xml, h, from, to, undefined);
     user.setPresence(resource, h.type === 'unavailable' ? null : xml, parsePriority(parseElement(xml)));
     return {};
   });
@@ -365,48 +388,41 @@ function presenceOut(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, reso
  * says: a local account's or a service's durable mailbox, the server itself (its `<kind>/host`
  * hooks and IQ handlers, run here), or nowhere yet (a remote domain), answered as the RFC says.
  */
-function routeFrom(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, done: Done): Step {
-  const dest = destinationOf(to, xmpp().domains);
+function routeFrom(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, done: Done): Step {
+  const dest = destinationOf(to, t.env.domains);
   switch (dest.to) {
-    case 'account': case 'service': durably(dest.address, xml, h, done); return {};
-    case 'host': return andThen(toHost(ctx, xml, h, from, to, dest), (p) => { done(); return p; });
+    // Into the receiver's durable mailbox: it is the receiver's from then on.
+    case 'account': case 'service': t.emit({ do: 'durable', to: dest.address, xml, h, then: done }); return {};
+    case 'host': return andThen(toHost(t, ctx, xml, h, from, to, dest), (p) => { handled(t, done); return p; });
     case 'remote': {
       const condition = unroutable(h, dest);
-      if (condition) bounceError(ctx, h, 'cancel', condition);
-      done();
+      if (condition) bounceError(t, ctx, h, 'cancel', condition);
+      handled(t, done);
       return {};
     }
   }
 }
 
-/** Into the receiver's durable mailbox: it is the receiver's from then on. */
-function durably(address: string, xml: string, h: StanzaHeader, done: Done): void {
-  sendDurable(address, { type: 'stanza', xml, h } satisfies ToUser).then(done, (err: Error) => {
-    // Not confirmed: a client's stanza stays unhandled, so its client resends it after a resume.
-    log('warn', `not routed to ${address}: ${err.message}`);
-  });
-}
-
 /** A stanza for the server itself: IQ requests to the host's handlers, the rest to `<kind>/host`. */
-function toHost(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, dest: Destination): Step {
-  if (h.name === 'iq' && (h.type === 'get' || h.type === 'set')) return runIq(ctx, xml, h, from, to, 'host');
-  return inbound(ctx, xml, h, to, from, () => {
+function toHost(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, dest: Destination): Step {
+  if (h.name === 'iq' && (h.type === 'get' || h.type === 'set')) return runIq(t, ctx, xml, h, from, to, 'host');
+  return inbound(t, ctx, xml, h, to, from, () => {
     const condition = unroutable(h, dest);
-    if (condition) bounceError(ctx, h, 'cancel', condition);
+    if (condition) bounceError(t, ctx, h, 'cancel', condition);
     return {};
   });
 }
 
 /** Sends a stanza the server made (a reply, an error, a module's stanza) onward, with no hooks. A
  *  reply to one of this account's own sessions goes to it directly. */
-export function routeOut(ctx: UserCtx, xml: string): void {
-  const r = readHeader(xml);
+function routeOut(t: Turn, ctx: UserCtx, xml: string): void {
+  const r = readHeader(t, xml);
   if (!r) return;
   const own = r.to.resource !== '' && r.to.toBareString() === ctx.jid ? ctx.sessions[r.to.resource] : undefined;
-  if (own) { deliver(ctx, own, r.xml, false); return; }
+  if (own) { deliver(t, own, r.xml, false); return; }
   // Elsewhere as any stanza the server makes goes (an answer to the server itself or to a remote
   // domain has nobody to take it: nobody waits for it, and an error is never answered).
-  routeStanza(r.xml, r.h);
+  t.emit({ do: 'route', xml: r.xml, h: r.h });
 }
 
 /**
@@ -414,76 +430,70 @@ export function routeOut(ctx: UserCtx, xml: string): void {
  * outbound hooks first, as its clients' stanzas do: a presence broadcast reaches a contact only if
  * the contact's pre-presence hooks let it. Nobody is answered when a hook vetoes: the server sent it.
  */
-export function routeAsUser(ctx: UserCtx, xml: string): Step {
-  return track(ctx, routeOnBehalf(ctx, xml));
-}
-
-/** Route chains a module started while a message is handled (its outbound hooks may wait): the
- *  message is done when they are (see settled). Per working context: actors of one thread interleave. */
-const chains = new WeakMap<UserCtx, Array<Promise<unknown>>>();
-function track(ctx: UserCtx, step: Step): Step {
-  if (step instanceof Promise) { let l = chains.get(ctx); if (!l) chains.set(ctx, (l = [])); l.push(step); }
+export function routeAsUser(t: Turn, ctx: UserCtx, xml: string): Step {
+  const step = routeOnBehalf(t, ctx, xml);
+  // Its outbound hooks may wait: the message is done when they are (see settled).
+  if (step instanceof Promise) t.chains.push(step);
   return step;
 }
 
 /** A handler's step, done once every route chain it started has settled too. */
-export function settled(ctx: UserCtx, step: Step): Step {
+export function settled(t: Turn, step: Step): Step {
   return andThen(step, (patch) => {
-    const l = chains.get(ctx);
-    if (!l?.length) return patch;
-    const wait = l.splice(0);
-    return Promise.all(wait).then(() => settled(ctx, patch));
+    if (!t.chains.length) return patch;
+    const wait = t.chains.splice(0);
+    return Promise.all(wait).then(() => settled(t, patch));
   });
 }
 
-function routeOnBehalf(ctx: UserCtx, xml: string): Step {
-  const r = readHeader(xml);
+function routeOnBehalf(t: Turn, ctx: UserCtx, xml: string): Step {
+  const r = readHeader(t, xml);
   if (!r) return {};
   let from: Jid | null = null;
   try { from = r.h.from ? parseJid(r.h.from) : null; } catch { /* not ours to hook */ }
-  if (!from || !from.bareEquals(parseJid(ctx.jid))) { routeOut(ctx, xml); return {}; }
+  if (!from || !from.bareEquals(parseJid(ctx.jid))) { routeOut(t, ctx, xml); return {}; }
   const sender = from;
-  return andThen(runOutbound(xmpp().modules, r.h.name as StanzaKind, () => scope(ctx), xml, sender, r.to, () => undefined, undefined, r.h.type), (o) => {
+  return andThen(runOutbound(t.env.modules, r.h.name as StanzaKind, () => scope(t, ctx), xml, sender, r.to, () => undefined, undefined, r.h.type), (o) => {
     if (o.stopped) return {};
-    if (o.xml === null) return routeFrom(ctx, xml, r.h, sender, r.to, NOTHING);
-    routeOut(ctx, o.xml);
+    if (o.xml === null) return routeFrom(t, ctx, xml, r.h, sender, r.to, undefined);
+    routeOut(t, ctx, o.xml);
     return {};
   });
 }
 
-function readHeader(xml: string): { xml: string; h: StanzaHeader; to: Jid } | null {
+function readHeader(t: Turn, xml: string): { xml: string; h: StanzaHeader; to: Jid } | null {
   let h: StanzaHeader;
   try { h = validateStanza(xml, undefined, OWN_STANZA); } catch (err) {
-    log('error', `not routed, a stanza that does not parse: ${(err as Error).message}: ${xml.slice(0, 200)}`);
+    t.emit({ do: 'log', level: 'error', text: `not routed, a stanza that does not parse: ${(err as Error).message}: ${xml.slice(0, 200)}` });
     return null;
   }
   if (!h.to) return null;
   try { return { xml, h, to: parseJid(h.to) }; } catch { return null; }
 }
 
-function runIq(ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare' | 'host'): Step {
-  const svc = xmpp();
+function runIq(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, target: 'self' | 'bare' | 'host'): Step {
+  const svc = t.env;
   const stanza = parseElement(xml);
   const payload = stanza.children.find((c): c is XmlElement => typeof c !== 'string');
-  if (!payload) { bounceError(ctx, h, 'modify', 'bad-request', 'empty iq'); return {}; }
+  if (!payload) { bounceError(t, ctx, h, 'modify', 'bad-request', 'empty iq'); return {}; }
   const ns = payload.getXmlns();
   // IQs to one's own account fall back to the server's handler (ping, disco, version with no 'to').
   const handler = svc.modules.iqHandler(h.type!, target, ns) ?? (target === 'self' ? svc.modules.iqHandler(h.type!, 'host', ns) : undefined);
-  if (!handler) { bounceError(ctx, h, 'cancel', 'service-unavailable'); return {}; }
-  const user = userContext(ctx);
-  return andThen(dispatchIq(handler, { ...stanzaContext(ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, (reply) => routeOut(ctx, reply)),
+  if (!handler) { bounceError(t, ctx, h, 'cancel', 'service-unavailable'); return {}; }
+  const user = userContext(t, ctx);
+  return andThen(dispatchIq(handler, { ...stanzaContext(t, ctx), stanza, payload, from, to, type: h.type as 'get' | 'set', user }, h, (reply) => routeOut(t, ctx, reply)),
     () => kept(ctx));
 }
 
 /** A stanza a closing session could not deliver: to another resource, or offline. */
-export function onRedeliver(ctx: UserCtx, xml: string, except: string, sent?: number): Step {
+export function onRedeliver(t: Turn, ctx: UserCtx, xml: string, except: string, sent?: number): Step {
   let h: StanzaHeader;
   let from: Jid;
   try {
     h = validateStanza(xml, undefined, OWN_STANZA);
     from = parseJid(h.from ?? ctx.jid);
   } catch (err) {
-    log('warn', `undeliverable stanza dropped: ${(err as Error).message}`);
+    t.emit({ do: 'log', level: 'warn', text: `undeliverable stanza dropped: ${(err as Error).message}` });
     return {};
   }
   // An error nobody received is not answered or kept (RFC 6120 §8.3.1); nor are non-messages.
@@ -498,13 +508,13 @@ export function onRedeliver(ctx: UserCtx, xml: string, except: string, sent?: nu
     // another resource has it (as each resource ends, its unbind may overtake its hand-back).
     const holder = Object.values(others).find((s) => s.presence !== null && s.priority >= 0 && s.since > 0 && s.since <= sent);
     if (holder || (ctx.rerouted ?? []).includes(sent)) {
-      log('info', `${ctx.jid}: a copy of a message that ${exceptRes} never got is not routed again: ${holder ? `${holder.resource} has it` : 'another copy was'}`);
+      t.emit({ do: 'log', level: 'info', text: `a copy of a message that ${exceptRes} never got is not routed again: ${holder ? `${holder.resource} has it` : 'another copy was'}` });
       return keep({});
     }
     const rerouted = [...(ctx.rerouted ?? []), sent].slice(-64);
-    return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from, true), (p) => keep({ ...p, rerouted }));
+    return andThen(routeMessage(t, { ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from, true), (p) => keep({ ...p, rerouted }));
   }
-  return andThen(routeMessage({ ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from, true), keep);
+  return andThen(routeMessage(t, { ...ctx, sessions: others }, xml, h, parseJid(ctx.jid), from, true), keep);
 }
 
 /** What module views changed in `ctx` (they replace its sessions and mods objects, never mutate
@@ -514,8 +524,8 @@ const kept = (ctx: UserCtx): Patch => ({ sessions: ctx.sessions, mods: ctx.mods 
 // ---- module views ---------------------------------------------------------------------------------
 
 /** The view's StanzaContext as a plain object, for events built by spreading it. */
-function stanzaContext(ctx: UserCtx): StanzaContext {
-  const v = new UserView(ctx);
+function stanzaContext(t: Turn, ctx: UserCtx): StanzaContext {
+  const v = new UserView(t, ctx);
   return { host: v.host, storage: v.storage, now: () => v.now(), route: (s) => v.route(s), log: (level, text) => v.log(level, text), operator: (c, a) => v.operator(c, a) };
 }
 
@@ -524,12 +534,12 @@ function stanzaContext(ctx: UserCtx): StanzaContext {
  *  too (what a handler can do, and the account), so a hook costs one object more: its event. */
 class UserView implements UserContext, StanzaContext {
   #jid: Jid | undefined;
-  constructor(private readonly ctx: UserCtx) {}
+  constructor(private readonly t: Turn, private readonly ctx: UserCtx) {}
   get user(): UserContext { return this; }
   get host(): string { return this.ctx.jid.slice(this.ctx.jid.indexOf('@') + 1); } // always local@domain
-  get storage(): StanzaContext['storage'] { return xmpp().storage; }
-  now(): number { return xmpp().now(); }
-  route(s: XmlElement | string): void { routeAsUser(this.ctx, typeof s === 'string' ? s : serialize(s)); }
+  get storage(): StanzaContext['storage'] { return this.t.env.storage; }
+  now(): number { return this.t.env.now(); }
+  route(s: XmlElement | string): void { routeAsUser(this.t, this.ctx, typeof s === 'string' ? s : serialize(s)); }
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void { log(level, `${this.ctx.jid}: ${text}`); } // the node's log, at its level
   operator(command: string, args: Record<string, unknown> = {}): Promise<unknown> { return callNode('admin', command, [args]); }
   get jid(): Jid { return (this.#jid ??= parseJid(this.ctx.jid)); }
@@ -552,9 +562,9 @@ class UserView implements UserContext, StanzaContext {
   setInterested(r: string): void { update(this.ctx, r, (s) => ({ ...s, interested: true })); }
 }
 
-export const userContext = (ctx: UserCtx): UserContext => new UserView(ctx);
+const userContext = (t: Turn, ctx: UserCtx): UserContext => new UserView(t, ctx);
 /** What a route event is built on: the handler's context and the account, in one object. */
-const scope = (ctx: UserCtx): StanzaContext & { user: UserContext } => new UserView(ctx);
+const scope = (t: Turn, ctx: UserCtx): StanzaContext & { user: UserContext } => new UserView(t, ctx);
 
 function update(ctx: UserCtx, r: string, f: (s: SessionInfo) => SessionInfo): void {
   const s = ctx.sessions[r];

@@ -15,7 +15,8 @@ export interface ActorContextApi {
   send(to: Address, message: unknown): void;
   sendDurable(to: Address, message: unknown): Promise<void>;
   spawn(address: Address, input?: unknown): Promise<void>;
-  monitor(target: Address): number;
+  /** `tag` comes back in its `runtime.down`: a watcher whose state is data names its monitors itself. */
+  monitor(target: Address, tag?: unknown): number;
   demonitor(ref: number): void;
   link(other: Address): void;
   unlink(other: Address): void;
@@ -56,7 +57,7 @@ export const send = (to: Address, message: unknown): void => ctx().send(to, mess
 /** Resolves once the message is in LevelDB; it stays there until the receiver has handled it. */
 export const sendDurable = (to: Address, message: unknown): Promise<void> => ctx().sendDurable(to, message);
 export const spawn = (address: Address, input?: unknown): Promise<void> => ctx().spawn(address, input);
-export const monitor = (target: Address): number => ctx().monitor(target);
+export const monitor = (target: Address, tag?: unknown): number => ctx().monitor(target, tag);
 export const demonitor = (ref: number): void => ctx().demonitor(ref);
 export const link = (other: Address): void => ctx().link(other);
 export const unlink = (other: Address): void => ctx().unlink(other);

@@ -93,7 +93,7 @@ interface ActorRecord {
   moveTo: Address | null;
   /** A snapshot to start from instead of storage (an actor moved here from another address). */
   handoff: Record<string, unknown> | null;
-  watching: Map<number, Address> | null;
+  watching: Map<number, { target: Address; tag?: unknown }> | null;
   /** The message whose handler is suspended on a promise; the mailbox waits meanwhile. */
   waiting: Frame | null;
 }
@@ -157,14 +157,16 @@ export class ActorHost implements RouterSink {
       case 'unlink': this.records.get(c.target)?.links?.delete(c.other); break;
       case 'down': {
         const rec = this.live(c.to);
-        if (rec && !rec.watching?.delete(c.ref)) break; // demonitored meanwhile
-        if (rec) this.enqueue(rec, { msg: { type: 'runtime.down', address: c.target, ref: c.ref, reason: c.reason } });
+        const w = rec?.watching?.get(c.ref);
+        if (!rec || !w) break; // gone, or demonitored meanwhile
+        rec.watching!.delete(c.ref);
+        this.enqueue(rec, { msg: { type: 'runtime.down', address: c.target, ref: c.ref, reason: c.reason, ...(w.tag === undefined ? {} : { tag: w.tag }) } });
         break;
       }
       case 'moved': {
         // Demonitoring goes to where the actor is now; the machine is not told (its 'down' names it).
-        const w = this.live(c.to)?.watching;
-        if (w?.has(c.ref)) w.set(c.ref, c.address);
+        const w = this.live(c.to)?.watching?.get(c.ref);
+        if (w) w.target = c.address;
         break;
       }
       case 'exit-signal': this.exitSignal(c.to, c.from, c.reason); break;
@@ -700,16 +702,16 @@ export class ActorHost implements RouterSink {
     sendDurable: (to, message) => this.durable.send(to, this.frame()?.rec.address, message),
     spawn: (address, input) => this.request(MAIN_THREAD, (reply) => ({ c: 'spawn', address, restore: false, input, reply }))
       .then((c) => { if (c.c === 'spawned' && c.error) throw new Error(c.error); }),
-    monitor: (target) => {
+    monitor: (target, tag) => {
       const ref = this.o.thread * 2 ** 32 + ++this.refCounter;
       const me = this.cur();
-      (me.watching ??= new Map()).set(ref, target);
+      (me.watching ??= new Map()).set(ref, tag === undefined ? { target } : { target, tag });
       this.router.controlFor(target, { c: 'monitor', target, watcher: me.address, ref });
       return ref;
     },
     demonitor: (ref) => {
       const me = this.cur();
-      const target = me.watching?.get(ref);
+      const target = me.watching?.get(ref)?.target;
       if (target === undefined) return;
       me.watching!.delete(ref);
       this.router.controlFor(target, { c: 'demonitor', target, ref });

@@ -39,7 +39,7 @@ export function defineKind<M extends AnyActorLogic>(def: KindDefinition<M>): Kin
 
 /** Events the runtime itself sends to machines. */
 export type RuntimeEvent =
-  | { type: 'runtime.down'; address: Address; ref: number; reason: string }
+  | { type: 'runtime.down'; address: Address; ref: number; reason: string; tag?: unknown }
   | { type: 'runtime.exit'; from: Address; reason: string }
   | { type: 'runtime.restored'; reason: string }
   /** The promise a handler suspended on (api suspend()) settled with value: the same message goes on. */

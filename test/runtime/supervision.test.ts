@@ -45,12 +45,12 @@ test('a normal exit is not restarted (transient) and its snapshot is gone', asyn
   assert.not.ok(stats.flatMap((s) => s.list!).some((a) => a.address === 'crasher:n'));
 });
 
-test('monitors get a down message with the reason', async () => {
+test('monitors get a down message with the reason (and the tag the watcher gave)', async () => {
   const box = node.inbox('conn:sup3');
   await node.runtime.spawn('crasher:watcher');
   await node.runtime.spawn('crasher:watched');
   node.runtime.send('crasher:watcher', { type: 'watch', target: 'crasher:watched' });
-  node.runtime.send('crasher:watcher', { type: 'watch', target: 'crasher:ghost' });
+  node.runtime.send('crasher:watcher', { type: 'watch', target: 'crasher:ghost', tag: 'g1' });
   await new Promise((r) => setTimeout(r, 50));
   node.runtime.send('crasher:watched', { type: 'boom' });
   await until(async () => {
@@ -60,7 +60,7 @@ test('monitors get a down message with the reason', async () => {
   }, 5000, 'two downs');
   node.runtime.send('crasher:watcher', { type: 'downs', to: 'conn:sup3' });
   const m = await box.next((x) => x.type === 'downs');
-  assert.equal(m.downs.sort(), ['crasher:ghost:noproc', 'crasher:watched:boom requested']);
+  assert.equal(m.downs.sort(), ['crasher:ghost:noproc:g1', 'crasher:watched:boom requested']);
 });
 
 test('links: an abnormal exit takes the linked actor down too; one that traps exits gets a message', async () => {
