@@ -52,7 +52,7 @@ export type Step = Patch | Promise<Patch>;
  *  decided (in order), and the route chains modules started (their outbound hooks may wait). */
 export class Turn {
   readonly fx: UserEffect[] = [];
-  readonly chains: Array<Promise<unknown>> = [];
+  chains: Array<Promise<unknown>> | null = null;
   done = false;
   constructor(readonly env: XmppService) {}
   emit(e: UserEffect): void {
@@ -433,14 +433,15 @@ function routeOut(t: Turn, ctx: UserCtx, xml: string): void {
 export function routeAsUser(t: Turn, ctx: UserCtx, xml: string): Step {
   const step = routeOnBehalf(t, ctx, xml);
   // Its outbound hooks may wait: the message is done when they are (see settled).
-  if (step instanceof Promise) t.chains.push(step);
+  if (step instanceof Promise) (t.chains ??= []).push(step);
   return step;
 }
 
 /** A handler's step, done once every route chain it started has settled too. */
 export function settled(t: Turn, step: Step): Step {
+  if (!(step instanceof Promise) && !t.chains?.length) return step; // the chat path: nothing waits
   return andThen(step, (patch) => {
-    if (!t.chains.length) return patch;
+    if (!t.chains?.length) return patch;
     const wait = t.chains.splice(0);
     return Promise.all(wait).then(() => settled(t, patch));
   });
