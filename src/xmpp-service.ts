@@ -22,6 +22,8 @@ export interface XmppSettings {
   /** The config's admins (bare JIDs): what modules acting for admins check. */
   admins: string[];
   requireEncryption: boolean;
+  /** Offer SASL2 with Bind 2 (config c2s_sasl2). */
+  sasl2: boolean;
   sessionsPerAccount: number;
   maxStanzaBytes: number;
   serverSecret: string;

@@ -7,13 +7,13 @@ import { decodeSaslPayload, selectMechanism } from '../../src/sasl/mechanisms.ts
 import type { SaslStep } from '../../src/sasl/types.ts';
 import type { ToUser } from '../user/messages.ts';
 import type { EventObject } from 'xstate';
-import { bareOf, headerXml, hostOf, offerOf, type Header, type SessionCtx, type StreamEnv } from './stream.ts';
+import { bareOf, featuresXml, headerXml, hostOf, offerOf, type Header, type SessionCtx, type StreamEnv } from './stream.ts';
 
 const xmpp = () => service<XmppService>('xmpp');
 
 const env = (): StreamEnv => {
   const svc = xmpp();
-  return { requireEncryption: svc.settings.requireEncryption, moduleFeatures: svc.modules.streamFeatures };
+  return { requireEncryption: svc.settings.requireEncryption, sasl2: svc.settings.sasl2, moduleFeatures: svc.modules.streamFeatures };
 };
 
 export type DeliverParams = Delivery & { hold: boolean };
@@ -25,6 +25,8 @@ export const actions = {
   /** Reports an inbound stanza as handled (XEP-0198 counts it from then on); 0 is no stanza of its count. */
   handled: ({ context }: { context: SessionCtx }, p: { seq: number }) => { if (p.seq > 0) send(context.conn, { type: 'handled', seq: p.seq } satisfies ToConn); },
   writeHeader: ({ context }: { context: SessionCtx }) => send(context.conn, { type: 'write', xml: headerXml(context, env()) } satisfies ToConn),
+  /** The features of a stream that goes on without a restart (after a SASL2 success). */
+  writeFeatures: ({ context }: { context: SessionCtx }) => send(context.conn, { type: 'write', xml: featuresXml(context, env()) } satisfies ToConn),
   /** The throttle's delay slows password guessing without holding the actor. */
   writeLater: ({ context }: { context: SessionCtx }, p: { xml: string; ms: number }) => {
     const c = courier();
@@ -56,6 +58,7 @@ export const actions = {
 
 export const guards = {
   tlsRequired: () => xmpp().settings.requireEncryption,
+  sasl2Offered: () => xmpp().settings.sasl2,
   /** A stream header's 'to' is a host of ours. */
   servedHost: ({ event }: { event: EventObject }) => { const host = hostOf(event as unknown as Header); return host !== null && xmpp().domains.isHost(host); },
   /** After a node restart the connection this session served is gone (it lived in the old process). */

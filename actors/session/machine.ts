@@ -5,6 +5,7 @@
 //
 //   opening ─header→ open ─starttls→ securing ─tls→ opening
 //                     └─auth→ authenticating (working ⇄ waiting) ─success→ opening ─header→ binding ─bind-ok→ established
+//                     └─authenticate (SASL2) → authenticating ─success→ bindingInline ─bind-ok→ established (no restart)
 //   established ⇄ resumable (XEP-0198: socket gone, session kept)        any ─→ closing → unbinding → done
 //
 // The implementations in effects.ts go through the runtime; tests run transition() on this machine and
@@ -22,8 +23,8 @@ import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
 import { actions, guards, type DeliverParams, type SaslInput } from './effects.ts';
 import {
-  bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, resourceOf, resumeRequest,
-  saslFailureXml, smFailedXml, versionOk, wantsResume, type SessionCtx,
+  bind2Resource, bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, readAuthenticate, resourceOf, resumeRequest,
+  boundSuccessXml, sasl2SuccessXml, saslFailureXml, saslNs, smFailedXml, versionOk, wantsResume, type SessionCtx,
 } from './stream.ts';
 
 export type SessionEvent = ToSession | ToSessionFromUser | RuntimeEvent
@@ -54,6 +55,9 @@ const fail = (condition: StreamErrorCondition, text?: string | ((a: Args) => str
 const next = toConn({ type: 'next' });
 const handled = { type: 'handled', params: ({ event }: Args) => ({ seq: stanza(event).seq }) } as const;
 const smFailed = (condition: 'unexpected-request' | 'feature-not-implemented') => write(smFailedXml(condition));
+/** A SASL failure in the profile of the exchange. */
+const saslFailure = (condition: (a: Args) => string) => ({ context, event }: Args) => saslFailureXml(condition({ context, event }), !!context.sasl2);
+const successOf = (e: EventObject) => saslOut(e) as Extract<SaslStep, { kind: 'success' }>;
 const logLogin = { type: 'logLogin', params: ({ event }: Args) => saslOut(event) as Exclude<SaslStep, { kind: 'challenge' }> } as const;
 const bounce = (items: (a: Args) => readonly Delivery[]) => ({ type: 'bounce', params: items } as const);
 const deliver = { type: 'deliver', params: ({ context, event }: Args): DeliverParams => {
@@ -74,9 +78,14 @@ export const sessionMachine = setup({
     // what came in
     isStarttls: is('starttls', NS.TLS),
     isAuth: is('auth', NS.SASL),
-    isAbort: is('abort', NS.SASL),
-    isResponse: is('response', NS.SASL),
-    isSasl: ({ event }) => stanza(event).h.xmlns === NS.SASL,
+    isAuthenticate: is('authenticate', NS.SASL2),
+    // Within an exchange, its own profile's elements (RFC 6120's or XEP-0388's).
+    isAbort: ({ context, event }) => stanza(event).h.name === 'abort' && stanza(event).h.xmlns === saslNs(context),
+    isResponse: ({ context, event }) => stanza(event).h.name === 'response' && stanza(event).h.xmlns === saslNs(context),
+    isSasl: ({ event }) => stanza(event).h.xmlns === NS.SASL || stanza(event).h.xmlns === NS.SASL2,
+    sasl2: ({ context }) => !!context.sasl2,
+    bindsInline: ({ context }) => !!context.sasl2?.bind,
+    smInline: ({ context }) => !!context.sasl2?.bind?.sm,
     isClientNs: ({ event }) => stanza(event).h.xmlns === NS.CLIENT,
     isIq: ({ event }) => stanza(event).h.name === 'iq',
     isSm: ({ event }) => stanza(event).h.xmlns === NS.SM,
@@ -104,7 +113,11 @@ export const sessionMachine = setup({
     ...actions,
     openStream: assign(({ event }) => ({ host: hostOf(header(event)), streamId: randomBytes(9).toString('base64url'), lang: header(event).lang ?? 'en' })),
     secured: assign(({ event }) => { const e = event as Extract<ToSession, { type: 'tls' }>; return { secure: true, cb: e.cb, host: e.host }; }),
-    chooseMechanism: assign(({ event }) => ({ mechanism: parsed(stanza(event).xml, NS.SASL).attr('mechanism') ?? '' })),
+    chooseMechanism: assign(({ event }) => ({ mechanism: parsed(stanza(event).xml, NS.SASL).attr('mechanism') ?? '', sasl2: null })),
+    startSasl2: assign(({ event }) => { const a = readAuthenticate(stanza(event).xml); return { mechanism: a.mechanism, sasl2: a.request }; }),
+    /** The final SASL data waits in the <success/> that Bind 2's outcome completes. */
+    keepSuccessData: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, data: successOf(event).data ? encodeSaslPayload(successOf(event).data) : null } })),
+    askBind2: assign(({ context }) => ({ bindId: '', bindResource: bind2Resource(context.sasl2!, `${context.user}@${context.host}`, () => randomBytes(9).toString('base64url')) })),
     nextSaslStep: assign(({ context }) => ({ saslSeq: context.saslSeq + 1 })),
     authenticate: assign(({ event }) => ({ user: (saslOut(event) as Extract<SaslStep, { kind: 'success' }>).authcid })),
     countFailure: assign(({ context, event }) => {
@@ -165,6 +178,7 @@ export const sessionMachine = setup({
           // RFC 6120 §5.3.1: with TLS required, anything but STARTTLS first is a policy violation.
           { guard: and([not('secure'), 'tlsRequired']), target: 'closing', actions: fail('policy-violation', 'STARTTLS is required') },
           { guard: 'isAuth', target: 'authenticating', actions: 'chooseMechanism' },
+          { guard: and(['isAuthenticate', 'sasl2Offered']), target: 'authenticating', actions: 'startSasl2' },
           // Stanzas before authentication: RFC 6120 §6.4.1 / §7.1.
           { guard: 'isClientNs', target: 'closing', actions: fail('not-authorized') },
           { guard: or(['isSmEnable', 'isSmResume']), actions: smFailed('unexpected-request') },
@@ -191,21 +205,35 @@ export const sessionMachine = setup({
           on: {
             sasl: [
               { guard: not('currentStep') },
-              { guard: 'saslChallenge', target: 'waiting', actions: write(({ event }) => serialize(x('challenge', { xmlns: NS.SASL }, encodeSaslPayload((saslOut(event) as Extract<SaslStep, { kind: 'challenge' }>).data)))) },
+              { guard: 'saslChallenge', target: 'waiting', actions: write(({ context, event }) => serialize(x('challenge', { xmlns: saslNs(context) }, encodeSaslPayload((saslOut(event) as Extract<SaslStep, { kind: 'challenge' }>).data)))) },
+              // XEP-0386: bind before answering; the stream goes on without a restart.
+              {
+                guard: and(['saslSuccess', 'bindsInline']), target: '#session.bindingInline',
+                actions: [logLogin, 'authenticate', 'keepSuccessData', 'askBind2',
+                  toConn(({ context }) => ({ type: 'authenticated', xml: '', jid: `${context.user}@${context.host}`, restart: false })),
+                  toUser(({ context }) => ({ type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}` }))],
+              },
+              {
+                guard: and(['saslSuccess', 'sasl2']), target: '#session.binding',
+                actions: [logLogin, 'authenticate', toConn(({ context, event }) => {
+                  const data = successOf(event).data;
+                  return { type: 'authenticated', xml: sasl2SuccessXml(data ? encodeSaslPayload(data) : null, `${context.user}@${context.host}`), jid: `${context.user}@${context.host}`, restart: false };
+                }), 'writeFeatures'],
+              },
               {
                 guard: 'saslSuccess', target: '#session.opening',
                 actions: [logLogin, 'authenticate', toConn(({ context, event }) => {
                   const s = saslOut(event) as Extract<SaslStep, { kind: 'success' }>;
-                  return { type: 'authenticated', xml: serialize(x('success', { xmlns: NS.SASL }, s.data ? encodeSaslPayload(s.data) : null)), jid: `${context.user}@${context.host}` };
+                  return { type: 'authenticated', xml: serialize(x('success', { xmlns: NS.SASL }, s.data ? encodeSaslPayload(s.data) : null)), jid: `${context.user}@${context.host}`, restart: true };
                 })],
               },
               // RFC 6120 §6.4.5: closed after this many; the last failure is still answered, before the stream error.
-              { guard: 'saslTooMany', target: '#session.closing', actions: [logLogin, 'countFailure', toConn(({ context, event }) => ({ type: 'close', xml: saslFailureXml((saslOut(event) as Failure).condition) + failXml(context, 'policy-violation', 'too many failed authentication attempts') }))] },
-              { guard: 'saslDelayed', target: '#session.open', actions: [logLogin, 'countFailure', { type: 'writeLater', params: ({ event }: Args) => { const s = saslOut(event) as Failure; return { xml: saslFailureXml(s.condition), ms: s.delayMs! }; } }] },
-              { target: '#session.open', actions: [logLogin, 'countFailure', write(({ event }) => saslFailureXml((saslOut(event) as Failure).condition))] },
+              { guard: 'saslTooMany', target: '#session.closing', actions: [logLogin, 'countFailure', toConn(({ context, event }) => ({ type: 'close', xml: saslFailureXml((saslOut(event) as Failure).condition, !!context.sasl2) + failXml(context, 'policy-violation', 'too many failed authentication attempts') }))] },
+              { guard: 'saslDelayed', target: '#session.open', actions: [logLogin, 'countFailure', { type: 'writeLater', params: ({ context, event }: Args) => { const s = saslOut(event) as Failure; return { xml: saslFailureXml(s.condition, !!context.sasl2), ms: s.delayMs! }; } }] },
+              { target: '#session.open', actions: [logLogin, 'countFailure', write(saslFailure(({ event }) => (saslOut(event) as Failure).condition))] },
             ],
             stanza: [
-              { guard: 'isAbort', target: '#session.open', actions: write(saslFailureXml('aborted')) },
+              { guard: 'isAbort', target: '#session.open', actions: write(saslFailure(() => 'aborted')) },
               { guard: 'isSasl', target: '#session.closing', actions: fail('policy-violation', 'SASL step out of turn') },
               { target: '#session.closing', actions: fail('not-authorized') },
             ],
@@ -216,7 +244,7 @@ export const sessionMachine = setup({
           on: {
             stanza: [
               { guard: 'isResponse', target: 'working' },
-              { guard: 'isAbort', target: '#session.open', actions: write(saslFailureXml('aborted')) },
+              { guard: 'isAbort', target: '#session.open', actions: write(saslFailure(() => 'aborted')) },
               { guard: 'isSasl', target: '#session.closing', actions: fail('policy-violation', ({ event }) => `${stanza(event).h.name} during SASL`) },
               { target: '#session.closing', actions: fail('not-authorized') },
             ],
@@ -244,6 +272,23 @@ export const sessionMachine = setup({
             return { type: 'bind-failed', xml: stanzaError({ name: 'iq', type: 'set', id: context.bindId, to: null, from: null } as StanzaHeader, 'wait', e.condition, e.text) ?? '' };
           }),
         },
+      },
+    },
+    /** SASL2 succeeded and Bind 2 asked the user actor for a resource: <success/> answers both. */
+    bindingInline: {
+      on: {
+        'bind-ok': [
+          {
+            // XEP-0198 enabled inline: the connection writes its <enabled/> inside <bound/>.
+            guard: 'smInline', target: 'established',
+            actions: ['bind', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!.data, context.jid!) })), 'writeFeatures', 'moveToJid'],
+          },
+          { target: 'established', actions: ['bind', write(({ context }) => boundSuccessXml(context.sasl2!.data, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
+        ],
+        // Refused (the session limit): authenticated all the same, and told to bind the usual way.
+        'bind-denied': { target: 'binding', actions: [write(({ context }) => sasl2SuccessXml(context.sasl2!.data, `${context.user}@${context.host}`)), 'writeFeatures'] },
+        // XEP-0388: nothing but the exchange's own elements until its outcome.
+        stanza: { target: 'closing', actions: fail('policy-violation', 'nothing may be sent before the authentication outcome') },
       },
     },
     established: {
@@ -320,5 +365,6 @@ export const sessionMachine = setup({
 function saslInput(ctx: SessionCtx, s: Stanza): SaslInput {
   const text = parsed(s.xml, NS.SASL).text();
   if (s.h.name === 'response') return { op: 'step', payload: text };
+  if (s.h.name === 'authenticate') return { op: 'start', mechanism: ctx.mechanism, payload: readAuthenticate(s.xml).payload, secure: ctx.secure, cb: ctx.cb, cbRefused: ctx.cbRefused === true, host: ctx.host!, remote: ctx.remote };
   return { op: 'start', mechanism: ctx.mechanism, payload: text, secure: ctx.secure, cb: ctx.cb, cbRefused: ctx.cbRefused === true, host: ctx.host!, remote: ctx.remote };
 }

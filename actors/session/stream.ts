@@ -2,6 +2,7 @@
 // context and what the client sent: what the machine (machine.ts) decides with. No I/O here: what
 // the server knows (its hosts, its policy, its modules' features) comes in as a StreamEnv.
 import type { ChannelBindings, ConnInfo } from '../../src/net/c2s-protocol.ts';
+import { createHash } from 'node:crypto';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { serialize, streamOpen, x } from '../../src/xml/builder.ts';
@@ -26,6 +27,8 @@ export interface SessionCtx {
   /** The mechanism of the SASL exchange in progress (for the login line), and its step count. */
   mechanism: string;
   saslSeq: number;
+  /** The exchange in progress is XEP-0388's (SASL2), with what the client asked to have done with it. */
+  sasl2?: Sasl2Request | null;
   /** The client tried a channel-binding type we do not offer (see MechanismOptions.bindingRefused). */
   cbRefused?: boolean;
   /** The client said it is not in use (XEP-0352 <inactive/>): what can wait, waits. */
@@ -46,9 +49,21 @@ export const initialContext = (info: ConnInfo): SessionCtx => ({
   bindId: '', bindResource: '', awaitUser: false, awaitConn: false,
 });
 
+/** What a client's SASL2 <authenticate/> asks for besides authentication (XEP-0388, XEP-0386). */
+export interface Sasl2Request {
+  /** <user-agent id=…/>: a stable id of the client's installation (never shown to anyone). */
+  agent: string | null;
+  /** Bind 2: bind a resource now (named after `tag`), with XEP-0198 enabled inline if `sm`. */
+  bind: { tag: string | null; sm: { resume: boolean } | null } | null;
+  /** The final SASL data (base64) of a success held back until the bind is done. */
+  data?: string | null;
+}
+
 /** What the server knows that a stream's decisions read: injected (machine.provide in tests). */
 export interface StreamEnv {
   requireEncryption: boolean;
+  /** Offer XEP-0388's SASL2 with Bind 2 (config c2s_sasl2). */
+  sasl2: boolean;
   /** The features the loaded modules add after bind (serialized elements). */
   moduleFeatures: readonly string[];
 }
@@ -85,8 +100,8 @@ export function headerXml(ctx: SessionCtx, env: StreamEnv): string {
 /** Features differ only by these few facts: built once per combination (every login asks twice). */
 const featuresMemo = new Map<string, string>();
 
-function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
-  const key = `${ctx.user !== null}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${ctx.user ? env.moduleFeatures.join('') : ''}`;
+export function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
+  const key = `${ctx.user !== null}|${ctx.jid !== null}|${ctx.sm === true}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${env.sasl2}|${ctx.user ? env.moduleFeatures.join('') : ''}`;
   let xml = featuresMemo.get(key);
   if (xml === undefined) {
     if (featuresMemo.size > 64) featuresMemo.clear(); // a few combinations, unless modules keep changing
@@ -97,16 +112,25 @@ function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
 
 function buildFeatures(ctx: SessionCtx, env: StreamEnv): string {
   if (ctx.user) {
-    const own = [x('bind', { xmlns: NS.BIND }), x('session', { xmlns: NS.SESSION }, x('optional')), x('sm', { xmlns: NS.SM }), x('csi', { xmlns: NS.CSI })];
+    // After a SASL2 success with Bind 2 the stream is bound already (no restart): no bind, and no
+    // <sm/> once XEP-0198 was enabled inline.
+    const own = [
+      ...(ctx.jid ? [] : [x('bind', { xmlns: NS.BIND }), x('session', { xmlns: NS.SESSION }, x('optional'))]),
+      ...(ctx.sm ? [] : [x('sm', { xmlns: NS.SM })]), x('csi', { xmlns: NS.CSI }),
+    ];
     return `<stream:features>${own.map(serialize).join('')}${env.moduleFeatures.join('')}</stream:features>`;
   }
   const offer = offerOf(ctx, env);
+  const mechanisms = offeredMechanisms(offer).map((m) => x('mechanism', null, m));
   return serialize(x('stream:features', null,
     !ctx.secure && x('starttls', { xmlns: NS.TLS }, env.requireEncryption && x('required')),
     (ctx.secure || !env.requireEncryption) && [
-      x('mechanisms', { xmlns: NS.SASL }, offeredMechanisms(offer).map((m) => x('mechanism', null, m))),
+      x('mechanisms', { xmlns: NS.SASL }, mechanisms),
       // XEP-0440: which binding types the -PLUS mechanisms take on this connection.
       offer.channelBindings.length > 0 && x('sasl-channel-binding', { xmlns: NS.SASL_CB }, offer.channelBindings.map((t) => x('channel-binding', { type: t }))),
+      // XEP-0388 with XEP-0386 inline: authenticate and bind (XEP-0198 enabled) in one round trip.
+      env.sasl2 && x('authentication', { xmlns: NS.SASL2 }, mechanisms, x('inline', null,
+        x('bind', { xmlns: NS.BIND2 }, x('inline', null, x('feature', { var: NS.SM }))))),
     ]));
 }
 
@@ -125,7 +149,55 @@ export function failXml(ctx: Pick<SessionCtx, 'host'>, condition: StreamErrorCon
 
 // ---- SASL --------------------------------------------------------------------------------------
 
-export const saslFailureXml = (condition: string): string => serialize(x('failure', { xmlns: NS.SASL }, x(condition)));
+/** A failure in the profile of the exchange (RFC 6120's, or XEP-0388's with RFC 6120's condition). */
+export const saslFailureXml = (condition: string, sasl2 = false): string =>
+  serialize(sasl2 ? x('failure', { xmlns: NS.SASL2 }, x(condition, { xmlns: NS.SASL })) : x('failure', { xmlns: NS.SASL }, x(condition)));
+
+/** The namespace of the SASL exchange in progress. */
+export const saslNs = (ctx: Pick<SessionCtx, 'sasl2'>): string => (ctx.sasl2 ? NS.SASL2 : NS.SASL);
+
+/** What a SASL2 <authenticate/> asks: the mechanism, its initial response, and the rest. */
+export function readAuthenticate(xml: string): { mechanism: string; payload: string; request: Sasl2Request } {
+  const el = parsed(xml, NS.SASL2);
+  const bind = el.child('bind', NS.BIND2);
+  const sm = bind?.child('enable', NS.SM);
+  const tag = bind?.getChildText('tag', NS.BIND2)?.trim();
+  return {
+    mechanism: el.attr('mechanism') ?? '',
+    // Absent: no initial response; present and empty: an empty one (RFC 6120's "=").
+    payload: el.child('initial-response', NS.SASL2) ? (el.getChildText('initial-response', NS.SASL2)?.trim() || '=') : '',
+    request: {
+      agent: el.child('user-agent', NS.SASL2)?.attr('id') ?? null,
+      bind: bind ? { tag: tag || null, sm: sm ? { resume: /^(true|1)$/.test(sm.attr('resume') ?? '') } : null } : null,
+    },
+  };
+}
+
+/**
+ * The resource Bind 2 gives (XEP-0386 §identifiers): the client's tag, '/', an id of our own. The id
+ * is stable for one installation (a hash of its user-agent id, never the id itself), so a client
+ * coming back gets its resource back and replaces its own dead session; random without one.
+ */
+export function bind2Resource(req: Sasl2Request, bare: string, random: () => string): string {
+  let tag = '';
+  try { tag = req.bind?.tag ? prepareResourcepart(req.bind.tag).slice(0, 64) : ''; } catch { /* an invalid tag is left out */ }
+  const id = req.agent ? createHash('sha256').update(`${bare}\0${req.agent}\0${tag}`).digest('base64url').slice(0, 12) : random();
+  return tag ? `${tag}/${id}` : id;
+}
+
+/** The <success/> of a SASL2 login that Bind 2 bound, in two halves around what <bound/> holds. */
+export function boundSuccessXml(data: string | null | undefined, jid: string): [string, string] {
+  const full = sasl2SuccessXml(data, jid, [`<bound xmlns="${NS.BIND2}"></bound>`]);
+  const at = full.lastIndexOf('</bound>');
+  return [full.slice(0, at), full.slice(at)];
+}
+
+/** XEP-0388 <success/>: the final SASL data, who is authenticated (the full JID once bound), and
+ *  what was done inline (already serialized: Bind 2's <bound/>, XEP-0198's answer). */
+export function sasl2SuccessXml(data: string | null | undefined, authzid: string, inline: readonly string[] = []): string {
+  const head = serialize(x('success', { xmlns: NS.SASL2 }, data ? x('additional-data', null, data) : null, x('authorization-identifier', null, authzid)));
+  return inline.length ? `${head.slice(0, -'</success>'.length)}${inline.join('')}</success>` : head;
+}
 
 /** Only wrong credentials count: a client trying mechanisms or binding types we refuse may fall back
  *  (slixmpp does). RFC 6120 §6.4.5: after this many the stream is closed. */

@@ -88,6 +88,8 @@ export interface ChorusConfig {
   /** Keyed by host domain. Hosts without an entry get a self-signed certificate at first start. */
   tls: Record<string, TlsHostConfig>;
   c2s_require_encryption: boolean;
+  /** Offer XEP-0388 SASL2 with XEP-0386 Bind 2 (off until inline resumption and FAST are in). */
+  c2s_sasl2: boolean;
   schedulers: number;
   limits: LimitsConfig;
   stream_management: StreamManagementConfig;

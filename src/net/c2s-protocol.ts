@@ -37,10 +37,10 @@ export type ToSession =
 export type ToConn =
   | { type: 'write'; xml: string }
   | { type: 'starttls'; xml: string }
-  /** SASL succeeded: the client restarts the stream; `jid` is the authenticated bare JID. Until bound
-   *  (the connection's monitor of the session hears it moved to its full JID), stanzas come one at a
-   *  time ('next'). */
-  | { type: 'authenticated'; xml: string; jid: string }
+  /** SASL succeeded: `jid` is the authenticated bare JID; with `restart` the client restarts the
+   *  stream (RFC 6120), without it the stream goes on (XEP-0388). Until bound (the connection's
+   *  monitor of the session hears it moved to its full JID), stanzas come one at a time ('next'). */
+  | { type: 'authenticated'; xml: string; jid: string; restart: boolean }
   | { type: 'close'; xml?: string }
   /** Authenticated and not bound yet, the session takes stanzas one at a time: it is done with the
    *  one it had (anything but a bind request in progress), send the next. */
@@ -56,8 +56,9 @@ export type ToConn =
   /** Write every held delivery now (the client became active). */
   | { type: 'flush' }
   /** XEP-0198 <enable/> is accepted: count from where it came in, answer <enabled/> (resumable if
-   *  `resume`, for as long as the connection keeps detached streams). */
-  | { type: 'sm-enable'; resume: boolean }
+   *  `resume`, for as long as the connection keeps detached streams). `wrap`: written around the
+   *  <enabled/> (XEP-0198 enabled inline, in Bind 2's <bound/>). */
+  | { type: 'sm-enable'; resume: boolean; wrap?: [string, string] }
   /** XEP-0198 <resume/> is in order here: take over stream `previd` if it is this account's and
    *  detached, acknowledging `h`; else answer <failed/>. */
   | { type: 'sm-resume'; previd: string; h: number }

@@ -259,7 +259,7 @@ export class Connection {
       case 'write': this.write(m.xml); break;
       case 'deliver': this.deliver(m); break; // the message is the Delivery: no copy on the chat path
       case 'flush': this.flushWaiting(); break;
-      case 'sm-enable': this.smEnable(m.resume); break;
+      case 'sm-enable': this.smEnable(m.resume, m.wrap); break;
       case 'sm-resume': this.resume(m.previd, m.h); break;
       case 'handled':
         this.unhandled?.delete(m.seq);
@@ -274,10 +274,12 @@ export class Connection {
       case 'authenticated':
         if (!this.authJid) this.o.census?.authenticated();
         this.authJid = m.jid;
-        this.write(m.xml);
-        this.framer.pause();
-        this.framer.reset({ keepPending: true });
-        this.framer.resume();
+        if (m.xml) this.write(m.xml);
+        if (m.restart) {
+          this.framer.pause();
+          this.framer.reset({ keepPending: true });
+          this.framer.resume();
+        }
         this.gate = 'open';
         break;
       case 'next': this.next(); break;
@@ -459,13 +461,13 @@ export class Connection {
   }
 
   /** The session accepted <enable/>: from now on stanzas are counted and kept until acknowledged. */
-  private smEnable(resume: boolean): void {
+  private smEnable(resume: boolean, wrap: [string, string] = ['', '']): void {
     if (this.smId) return;
     this.smId = randomBytes(12).toString('base64url');
     this.smInBase = this.enableAt;
     if (resume) resumable.set(this.smId, this);
     const max = Math.round(this.o.resumeTimeoutMs / 1000);
-    this.write(`<enabled xmlns="${NS.SM}" id="${this.smId}"${resume ? ` resume="true" max="${max}"` : ''}/>`);
+    this.write(`${wrap[0]}<enabled xmlns="${NS.SM}" id="${this.smId}"${resume ? ` resume="true" max="${max}"` : ''}/>${wrap[1]}`);
   }
 
   private requestAck(): void {

@@ -11,7 +11,7 @@ import { feed, HEADER } from '../helpers/framer.ts';
 
 type Action = { type: string; params?: any };
 
-interface Server { requireTls?: boolean; gone?: boolean }
+interface Server { requireTls?: boolean; gone?: boolean; sasl2?: boolean }
 
 /** The machine with what it reads of the server fixed: it serves `localhost`; TLS is required if
  *  `requireTls`; the connection is alive unless `gone`. */
@@ -21,6 +21,7 @@ function machine(o: Server) {
       servedHost: ({ event }) => (event as { to?: string }).to === 'localhost',
       tlsRequired: () => o.requireTls === true,
       connGone: () => o.gone === true,
+      sasl2Offered: () => o.sasl2 === true,
     },
   });
 }
@@ -160,7 +161,7 @@ test('SASL success: logged, the connection told the JID, the exchange forgotten;
   assert.is(s.state, 'opening');
   assert.is(s.ctx.user, 'alice');
   assert.equal(s.did.map(([t]) => t), ['forgetSasl', 'logLogin', 'toConn'], 'exit actions first');
-  assert.equal(s.toConn(), [{ type: 'authenticated', xml: '<success xmlns="urn:ietf:params:xml:ns:xmpp-sasl">dj14</success>', jid: 'alice@localhost' }]);
+  assert.equal(s.toConn(), [{ type: 'authenticated', xml: '<success xmlns="urn:ietf:params:xml:ns:xmpp-sasl">dj14</success>', jid: 'alice@localhost', restart: true }]);
   s.header();
   assert.is(s.state, 'binding');
   assert.equal(s.did, [['writeHeader', undefined]]);
@@ -199,6 +200,51 @@ test('SASL: <abort/> is answered; anything else out of turn ends the stream', ()
   assert.match(b.closedWith(), /policy-violation/);
   const c = new Stream().header().stanza(AUTH).sasl({ kind: 'challenge', data: Buffer.from('x') }).stanza('<message/>');
   assert.match(c.closedWith(), /not-authorized/);
+});
+
+// ---- SASL2 (XEP-0388) with Bind 2 (XEP-0386) -------------------------------------------------------
+
+const AUTHENTICATE = "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-1'><initial-response>biwsbj1hbGljZSxyPWFiYw==</initial-response>"
+  + "<user-agent id='install-1'/><bind xmlns='urn:xmpp:bind:0'><tag>Phone</tag><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind></authenticate>";
+
+test('SASL2: the exchange in its own namespace; success asks the user actor for a resource, and <success/> waits for its answer', () => {
+  const s = new Stream({ sasl2: true }).header().stanza(AUTHENTICATE);
+  assert.equal(s.state, { authenticating: 'working' });
+  assert.equal(s.steps, [{ n: 1, op: 'start', mechanism: 'SCRAM-SHA-1', payload: 'biwsbj1hbGljZSxyPWFiYw==', secure: false, cb: null, cbRefused: false, host: 'localhost', remote: '127.0.0.1' }]);
+  s.sasl({ kind: 'challenge', data: Buffer.from('r=abc') });
+  assert.equal(s.toConn(), [{ type: 'write', xml: '<challenge xmlns="urn:xmpp:sasl:2">cj1hYmM=</challenge>' }]);
+  s.stanza("<response xmlns='urn:xmpp:sasl:2'>Yz1iaXdz</response>").sasl({ kind: 'success', authcid: 'alice', data: Buffer.from('v=x') });
+  assert.is(s.state, 'bindingInline');
+  assert.equal(s.toConn(), [{ type: 'authenticated', xml: '', jid: 'alice@localhost', restart: false }]);
+  const [bind] = s.toUser();
+  assert.match(bind.resource, /^Phone\/[A-Za-z0-9_-]{12}$/);
+  assert.is(bind.session, `session:alice@localhost/${bind.resource}`);
+  // The same installation asks for the same resource.
+  const again = new Stream({ sasl2: true }).header().stanza(AUTHENTICATE).sasl({ kind: 'success', authcid: 'alice' });
+  assert.is(again.toUser()[0].resource, bind.resource);
+
+  s.send({ type: 'bind-ok', resource: bind.resource });
+  assert.is(s.state, 'established');
+  assert.is(s.ctx.jid, `alice@localhost/${bind.resource}`);
+  assert.ok(s.ctx.sm);
+  assert.equal(s.toConn(), [{ type: 'sm-enable', resume: true, wrap: [
+    `<success xmlns="urn:xmpp:sasl:2"><additional-data>dj14</additional-data><authorization-identifier>alice@localhost/${bind.resource}</authorization-identifier><bound xmlns="urn:xmpp:bind:0">`,
+    '</bound></success>',
+  ] }]);
+  assert.equal(s.did.map(([t]) => t), ['toConn', 'writeFeatures', 'moveToJid']);
+});
+
+test('SASL2: a failure in its namespace and back to open; without Bind 2, authenticated on the same stream, to bind as usual', () => {
+  const s = new Stream({ sasl2: true }).header().stanza(AUTHENTICATE).sasl(wrong());
+  assert.is(s.state, 'open');
+  assert.equal(s.toConn(), [{ type: 'write', xml: '<failure xmlns="urn:xmpp:sasl:2"><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-sasl"/></failure>' }]);
+  s.stanza("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGFsaWNlAHB3</initial-response></authenticate>").sasl({ kind: 'success', authcid: 'alice' });
+  assert.is(s.state, 'binding');
+  assert.equal(s.toConn(), [{ type: 'authenticated', xml: '<success xmlns="urn:xmpp:sasl:2"><authorization-identifier>alice@localhost</authorization-identifier></success>', jid: 'alice@localhost', restart: false }]);
+  assert.equal(s.did.map(([t]) => t).slice(-2), ['toConn', 'writeFeatures']);
+  // Where SASL2 is not offered, <authenticate/> is a stanza the stream does not take.
+  const off = new Stream().header().stanza(AUTHENTICATE);
+  assert.match(off.closedWith(), /unsupported-stanza-type/);
 });
 
 test('before authentication: a stanza is not-authorized; XEP-0198 requests are refused, other nonzas end the stream', () => {

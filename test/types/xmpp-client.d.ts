@@ -21,8 +21,10 @@ declare module '@xmpp/client' {
     jid: { toString(): string } | null;
     status: string;
     socket: { end(): void; destroy(): void; socket?: { destroy(): void } } | null;
+    reconnect: { stop(): void };
   }
-  export function client(opts: { service: string; domain: string; username?: string; password?: string; resource?: string; credentials?: unknown }): Client;
+  /** `userAgent`: XEP-0388's <user-agent/> (its id names the installation); random per client if absent. */
+  export function client(opts: { service: string; domain: string; username?: string; password?: string; resource?: string; credentials?: unknown; userAgent?: Element }): Client;
   export function xml(name: string, attrs?: Record<string, string | number | undefined> | null, ...children: Array<Element | string>): Element;
   export function jid(s: string): { toString(): string; bare(): { toString(): string } };
 }
