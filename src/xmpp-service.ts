@@ -9,6 +9,10 @@ import { callAt } from './runtime/api.ts';
 import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle } from './sasl/throttle.ts';
 import type { CredentialLookup, SaslServer } from './sasl/types.ts';
 import type { Storage } from './xmpp/module.ts';
+import { fastTokens, type FastTokens } from './storage/fast-tokens.ts';
+
+/** FAST tokens live three weeks (Prosody's default): a phone off that long logs in with its password. */
+const FAST_TOKEN_LIFETIME_MS = 21 * 24 * 3600_000;
 import type { Domains } from './xmpp/routing.ts';
 import { dirname } from 'node:path';
 import type { KindLoader } from './runtime/loader.ts';
@@ -53,6 +57,8 @@ export interface XmppService {
   /** SASL exchanges in progress, by session address: kept by the thread, so a hot reload of the
    *  session kind between two steps goes on with the mechanism's state. */
   saslExchanges: Map<string, SaslServer>;
+  /** FAST tokens (XEP-0484). */
+  fast: FastTokens;
 }
 
 export async function install(services: Map<string, unknown>, data: SchedulerData): Promise<void> {
@@ -75,6 +81,7 @@ export function xmppService(settings: XmppSettings, modules: ModuleSet, services
     domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
     now,
     saslExchanges: new Map(),
+    fast: fastTokens(db, FAST_TOKEN_LIFETIME_MS, now),
     reloadModule: async (name) => {
       if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);
       const { def, file, loads } = await freshModule(name);

@@ -4,7 +4,10 @@ import { courier, later, log, moveTo, release, retain, self, send, sendDurable, 
 import type { Delivery, ToConn } from '../../src/net/c2s-protocol.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { decodeSaslPayload, selectMechanism } from '../../src/sasl/mechanisms.ts';
-import type { SaslStep } from '../../src/sasl/types.ts';
+import { HT_MECHANISMS, HtServer, isHtMechanism } from '../../src/sasl/ht.ts';
+import type { SaslServer, SaslStep } from '../../src/sasl/types.ts';
+import type { FastToken } from '../../src/storage/fast-tokens.ts';
+import { prepareLocalpart } from '../../src/xmpp/jid.ts';
 import type { ToUser } from '../user/messages.ts';
 import type { EventObject } from 'xstate';
 import { bareOf, featuresXml, headerXml, hostOf, offerOf, type Header, type SessionCtx, type StreamEnv } from './stream.ts';
@@ -52,7 +55,7 @@ export const actions = {
   /** Runs SASL step `n`; its outcome comes back as a 'sasl' event (a failure, if the step threw). */
   saslStep: (_: unknown, p: SaslInput & { n: number }) => {
     const reply = later();
-    runSaslStep(p).then((step) => reply({ type: 'sasl', n: p.n, step }), (err: Error) => reply({ type: 'sasl', n: p.n, step: failure('temporary-auth-failure', err.message) }));
+    runSaslStep(p).then((o) => reply({ type: 'sasl', n: p.n, ...o }), (err: Error) => reply({ type: 'sasl', n: p.n, step: failure('temporary-auth-failure', err.message) }));
   },
 };
 
@@ -67,8 +70,15 @@ export const guards = {
 
 /** One SASL step: the first (`<auth/>`: choose the mechanism, start it) or a later (`<response/>`). */
 export type SaslInput =
-  | { op: 'start'; mechanism: string; payload: string; secure: boolean; cb: SessionCtx['cb']; cbRefused: boolean; host: string; remote: string }
-  | { op: 'step'; payload: string };
+  | { op: 'start'; mechanism: string; payload: string; secure: boolean; cb: SessionCtx['cb']; cbRefused: boolean; host: string; remote: string; tokens?: TokenAsk }
+  | { op: 'step'; payload: string; tokens?: TokenAsk };
+
+/** FAST (XEP-0484) on a SASL2 exchange over TLS from an installation that named itself: what to do
+ *  with tokens once authenticated. */
+export interface TokenAsk { agent: string; host: string; request: string | null; invalidate: boolean }
+
+/** A step's outcome, with a token issued on its success. */
+export interface SaslOutcome { step: SaslStep; token?: { token: string; expiry: number } }
 
 const failure = (condition: 'incorrect-encoding' | 'temporary-auth-failure', reason: string): SaslStep => ({ kind: 'failure', condition, reason });
 
@@ -77,28 +87,59 @@ const failure = (condition: 'incorrect-encoding' | 'temporary-auth-failure', rea
  * the snapshot: a hot reload of the session kind goes on with it; a crash fails the exchange. It is
  * forgotten on the final step, or when the machine leaves authenticating.
  */
-function runSaslStep(input: SaslInput): Promise<SaslStep> {
+async function runSaslStep(input: SaslInput): Promise<SaslOutcome> {
   const svc = xmpp();
   const key = self();
   const finish = (step: SaslStep) => { if (step.kind !== 'challenge') svc.saslExchanges.delete(key); return step; };
   if (input.op === 'step') {
     const server = svc.saslExchanges.get(key);
-    if (!server) return Promise.resolve(failure('temporary-auth-failure', 'no SASL exchange in progress'));
+    if (!server) return { step: failure('temporary-auth-failure', 'no SASL exchange in progress') };
     const data = decodeSaslPayload(input.payload);
-    if (!data) return Promise.resolve(finish(failure('incorrect-encoding', 'response is not base64')));
-    return server.step(data).then(finish);
+    if (!data) return { step: finish(failure('incorrect-encoding', 'response is not base64')) };
+    return withToken(svc, input.tokens, finish(await server.step(data)));
   }
   const cbData: Record<string, Uint8Array> = {};
   for (const [k, v] of Object.entries(input.cb ?? {})) if (v) cbData[k] = Buffer.from(v, 'base64');
-  const sel = selectMechanism(input.mechanism, offerOf(input, svc.settings), {
-    lookup: svc.lookup(input.host), serverSecret: svc.settings.serverSecret, domain: input.host,
-    throttle: svc.throttle, address: input.remote, channelBindingData: cbData, bindingRefused: input.cbRefused,
-  });
-  if (!sel.ok) return Promise.resolve({ kind: 'failure', condition: sel.condition, reason: sel.condition === 'invalid-mechanism' ? 'mechanism not offered' : 'TLS first' });
+  const common = { lookup: svc.lookup(input.host), serverSecret: svc.settings.serverSecret, domain: input.host, throttle: svc.throttle, address: input.remote };
+  let used: FastToken | undefined;
+  let server: SaslServer;
+  if (isHtMechanism(input.mechanism)) {
+    // FAST: a token of this installation's, only on SASL2 over TLS.
+    const ask = input.tokens;
+    if (!ask || !input.secure) return { step: { kind: 'failure', condition: 'invalid-mechanism', reason: 'a token login needs SASL2 over TLS and a user-agent id' } };
+    const binding = HT_MECHANISMS[input.mechanism];
+    server = new HtServer({
+      ...common, mechanism: input.mechanism, bindingData: binding ? cbData[binding] : undefined,
+      useToken: async (username, matches) => {
+        let local: string;
+        try { local = prepareLocalpart(username); } catch { return undefined; }
+        used = await svc.fast.use(`${local}@${ask.host}`, ask.agent, input.mechanism, matches, ask.invalidate);
+        return used && { token: used.token, username: local };
+      },
+    });
+  } else {
+    const sel = selectMechanism(input.mechanism, offerOf(input, svc.settings), { ...common, channelBindingData: cbData, bindingRefused: input.cbRefused });
+    if (!sel.ok) return { step: { kind: 'failure', condition: sel.condition, reason: sel.condition === 'invalid-mechanism' ? 'mechanism not offered' : 'TLS first' } };
+    server = sel.server;
+  }
   const initial = input.payload === '' ? undefined : decodeSaslPayload(input.payload);
-  if (input.payload !== '' && !initial) return Promise.resolve(failure('incorrect-encoding', 'initial response is not base64'));
-  svc.saslExchanges.set(key, sel.server);
-  return sel.server.start(initial).then(finish);
+  if (input.payload !== '' && !initial) return { step: failure('incorrect-encoding', 'initial response is not base64') };
+  svc.saslExchanges.set(key, server);
+  return withToken(svc, input.tokens, finish(await server.start(initial)), used);
+}
+
+/**
+ * A success with a new token when the client asked for one (<request-token/>), or when the token it
+ * logged in with is past half its life (XEP-0484 rotation; the old one works until the new one is
+ * used). A client logging out with its token (`invalidate`) gets none it did not ask for.
+ */
+async function withToken(svc: XmppService, ask: TokenAsk | undefined, step: SaslStep, used?: FastToken): Promise<SaslOutcome> {
+  if (step.kind !== 'success' || !ask) return { step };
+  const rotate = used && !ask.invalidate && used.expiry - svc.now() < svc.fast.lifetimeMs / 2;
+  const mechanism = ask.request && isHtMechanism(ask.request) ? ask.request : rotate ? used!.mechanism : null;
+  if (!mechanism) return { step };
+  const t = await svc.fast.issue(`${step.authcid}@${ask.host}`, ask.agent, mechanism);
+  return { step, token: { token: t.token, expiry: t.expiry } };
 }
 
 /**

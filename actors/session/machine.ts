@@ -21,15 +21,15 @@ import { encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
-import { actions, guards, type DeliverParams, type SaslInput } from './effects.ts';
+import { actions, guards, type DeliverParams, type SaslInput, type TokenAsk } from './effects.ts';
 import {
   bind2Resource, bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, readAuthenticate, resourceOf, resumeRequest,
-  boundSuccessXml, sasl2SuccessXml, saslFailureXml, saslNs, smFailedXml, versionOk, wantsResume, type SessionCtx,
+  boundSuccessXml, sasl2SuccessXml, saslFailureXml, saslNs, tokenXml, smFailedXml, versionOk, wantsResume, type SessionCtx,
 } from './stream.ts';
 
 export type SessionEvent = ToSession | ToSessionFromUser | RuntimeEvent
-  /** The outcome of SASL step `n` (the saslStep effect's answer). */
-  | { type: 'sasl'; n: number; step: SaslStep };
+  /** The outcome of SASL step `n` (the saslStep effect's answer), with a FAST token it issued. */
+  | { type: 'sasl'; n: number; step: SaslStep; token?: { token: string; expiry: number } };
 
 type Stanza = Extract<ToSession, { type: 'stanza' }>;
 /** Any transition's arguments (the helpers below read the event they know they get). */
@@ -58,6 +58,8 @@ const smFailed = (condition: 'unexpected-request' | 'feature-not-implemented') =
 /** A SASL failure in the profile of the exchange. */
 const saslFailure = (condition: (a: Args) => string) => ({ context, event }: Args) => saslFailureXml(condition({ context, event }), !!context.sasl2);
 const successOf = (e: EventObject) => saslOut(e) as Extract<SaslStep, { kind: 'success' }>;
+/** A FAST token the success brought, for <success/>. */
+const newToken = (e: EventObject): string[] => { const t = (e as Extract<SessionEvent, { type: 'sasl' }>).token; return t ? [tokenXml(t)] : []; };
 const logLogin = { type: 'logLogin', params: ({ event }: Args) => saslOut(event) as Exclude<SaslStep, { kind: 'challenge' }> } as const;
 const bounce = (items: (a: Args) => readonly Delivery[]) => ({ type: 'bounce', params: items } as const);
 const deliver = { type: 'deliver', params: ({ context, event }: Args): DeliverParams => {
@@ -116,7 +118,7 @@ export const sessionMachine = setup({
     chooseMechanism: assign(({ event }) => ({ mechanism: parsed(stanza(event).xml, NS.SASL).attr('mechanism') ?? '', sasl2: null })),
     startSasl2: assign(({ event }) => { const a = readAuthenticate(stanza(event).xml); return { mechanism: a.mechanism, sasl2: a.request }; }),
     /** The final SASL data waits in the <success/> that Bind 2's outcome completes. */
-    keepSuccessData: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, data: successOf(event).data ? encodeSaslPayload(successOf(event).data) : null } })),
+    keepSuccessData: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, data: successOf(event).data ? encodeSaslPayload(successOf(event).data) : null, token: newToken(event)[0] ?? null } })),
     askBind2: assign(({ context }) => ({ bindId: '', bindResource: bind2Resource(context.sasl2!, `${context.user}@${context.host}`, () => randomBytes(9).toString('base64url')) })),
     nextSaslStep: assign(({ context }) => ({ saslSeq: context.saslSeq + 1 })),
     authenticate: assign(({ event }) => ({ user: (saslOut(event) as Extract<SaslStep, { kind: 'success' }>).authcid })),
@@ -217,7 +219,7 @@ export const sessionMachine = setup({
                 guard: and(['saslSuccess', 'sasl2']), target: '#session.binding',
                 actions: [logLogin, 'authenticate', toConn(({ context, event }) => {
                   const data = successOf(event).data;
-                  return { type: 'authenticated', xml: sasl2SuccessXml(data ? encodeSaslPayload(data) : null, `${context.user}@${context.host}`), jid: `${context.user}@${context.host}`, restart: false };
+                  return { type: 'authenticated', xml: sasl2SuccessXml(data ? encodeSaslPayload(data) : null, `${context.user}@${context.host}`, newToken(event)), jid: `${context.user}@${context.host}`, restart: false };
                 }), 'writeFeatures'],
               },
               {
@@ -281,12 +283,12 @@ export const sessionMachine = setup({
           {
             // XEP-0198 enabled inline: the connection writes its <enabled/> inside <bound/>.
             guard: 'smInline', target: 'established',
-            actions: ['bind', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!.data, context.jid!) })), 'writeFeatures', 'moveToJid'],
+            actions: ['bind', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!.data, context.jid!, tokenOf(context)) })), 'writeFeatures', 'moveToJid'],
           },
-          { target: 'established', actions: ['bind', write(({ context }) => boundSuccessXml(context.sasl2!.data, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
+          { target: 'established', actions: ['bind', write(({ context }) => boundSuccessXml(context.sasl2!.data, context.jid!, tokenOf(context)).join('')), 'writeFeatures', 'moveToJid'] },
         ],
         // Refused (the session limit): authenticated all the same, and told to bind the usual way.
-        'bind-denied': { target: 'binding', actions: [write(({ context }) => sasl2SuccessXml(context.sasl2!.data, `${context.user}@${context.host}`)), 'writeFeatures'] },
+        'bind-denied': { target: 'binding', actions: [write(({ context }) => sasl2SuccessXml(context.sasl2!.data, `${context.user}@${context.host}`, tokenOf(context))), 'writeFeatures'] },
         // XEP-0388: nothing but the exchange's own elements until its outcome.
         stanza: { target: 'closing', actions: fail('policy-violation', 'nothing may be sent before the authentication outcome') },
       },
@@ -361,10 +363,20 @@ export const sessionMachine = setup({
   },
 });
 
+const tokenOf = (ctx: SessionCtx): string[] => (ctx.sasl2?.token ? [ctx.sasl2.token] : []);
+
+/** FAST's part of a step: on SASL2 over TLS, from an installation that named itself. */
+function tokenAsk(ctx: SessionCtx): TokenAsk | undefined {
+  const r = ctx.sasl2;
+  return r?.agent && ctx.secure ? { agent: r.agent, host: ctx.host!, request: r.fast.request, invalidate: r.fast.invalidate } : undefined;
+}
+
 /** The input of a SASL step from the stanza that starts it. */
 function saslInput(ctx: SessionCtx, s: Stanza): SaslInput {
   const text = parsed(s.xml, NS.SASL).text();
-  if (s.h.name === 'response') return { op: 'step', payload: text };
-  if (s.h.name === 'authenticate') return { op: 'start', mechanism: ctx.mechanism, payload: readAuthenticate(s.xml).payload, secure: ctx.secure, cb: ctx.cb, cbRefused: ctx.cbRefused === true, host: ctx.host!, remote: ctx.remote };
+  const ask = tokenAsk(ctx);
+  const tokens = ask ? { tokens: ask } : {};
+  if (s.h.name === 'response') return { op: 'step', payload: text, ...tokens };
+  if (s.h.name === 'authenticate') return { op: 'start', mechanism: ctx.mechanism, payload: readAuthenticate(s.xml).payload, secure: ctx.secure, cb: ctx.cb, cbRefused: ctx.cbRefused === true, host: ctx.host!, remote: ctx.remote, ...tokens };
   return { op: 'start', mechanism: ctx.mechanism, payload: text, secure: ctx.secure, cb: ctx.cb, cbRefused: ctx.cbRefused === true, host: ctx.host!, remote: ctx.remote };
 }

@@ -10,6 +10,7 @@ import { stanzaError, streamError, type StreamErrorCondition } from '../../src/x
 import { JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { offeredMechanisms, type OfferContext } from '../../src/sasl/mechanisms.ts';
+import { offeredHt } from '../../src/sasl/ht.ts';
 
 export interface SessionCtx {
   conn: string;
@@ -55,8 +56,13 @@ export interface Sasl2Request {
   agent: string | null;
   /** Bind 2: bind a resource now (named after `tag`), with XEP-0198 enabled inline if `sm`. */
   bind: { tag: string | null; sm: { resume: boolean } | null } | null;
-  /** The final SASL data (base64) of a success held back until the bind is done. */
+  /** FAST (XEP-0484): a token asked for (<request-token mechanism=…/>); the token logged in with to
+   *  be revoked (<fast invalidate='true'/>). */
+  fast: { request: string | null; invalidate: boolean };
+  /** The final SASL data (base64) and a new token (serialized) of a success held back until the
+   *  bind is done. */
   data?: string | null;
+  token?: string | null;
 }
 
 /** What the server knows that a stream's decisions read: injected (machine.provide in tests). */
@@ -130,7 +136,9 @@ function buildFeatures(ctx: SessionCtx, env: StreamEnv): string {
       offer.channelBindings.length > 0 && x('sasl-channel-binding', { xmlns: NS.SASL_CB }, offer.channelBindings.map((t) => x('channel-binding', { type: t }))),
       // XEP-0388 with XEP-0386 inline: authenticate and bind (XEP-0198 enabled) in one round trip.
       env.sasl2 && x('authentication', { xmlns: NS.SASL2 }, mechanisms, x('inline', null,
-        x('bind', { xmlns: NS.BIND2 }, x('inline', null, x('feature', { var: NS.SM }))))),
+        x('bind', { xmlns: NS.BIND2 }, x('inline', null, x('feature', { var: NS.SM }))),
+        // XEP-0484: tokens only over TLS (a token proof can be replayed by whoever reads it).
+        ctx.secure && x('fast', { xmlns: NS.FAST }, offeredHt(offer.channelBindings).map((m) => x('mechanism', null, m))))),
     ]));
 }
 
@@ -162,6 +170,7 @@ export function readAuthenticate(xml: string): { mechanism: string; payload: str
   const bind = el.child('bind', NS.BIND2);
   const sm = bind?.child('enable', NS.SM);
   const tag = bind?.getChildText('tag', NS.BIND2)?.trim();
+  const fast = el.child('fast', NS.FAST);
   return {
     mechanism: el.attr('mechanism') ?? '',
     // Absent: no initial response; present and empty: an empty one (RFC 6120's "=").
@@ -169,6 +178,7 @@ export function readAuthenticate(xml: string): { mechanism: string; payload: str
     request: {
       agent: el.child('user-agent', NS.SASL2)?.attr('id') ?? null,
       bind: bind ? { tag: tag || null, sm: sm ? { resume: /^(true|1)$/.test(sm.attr('resume') ?? '') } : null } : null,
+      fast: { request: el.child('request-token', NS.FAST)?.attr('mechanism') ?? null, invalidate: /^(true|1)$/.test(fast?.attr('invalidate') ?? '') },
     },
   };
 }
@@ -185,9 +195,14 @@ export function bind2Resource(req: Sasl2Request, bare: string, random: () => str
   return tag ? `${tag}/${id}` : id;
 }
 
-/** The <success/> of a SASL2 login that Bind 2 bound, in two halves around what <bound/> holds. */
-export function boundSuccessXml(data: string | null | undefined, jid: string): [string, string] {
-  const full = sasl2SuccessXml(data, jid, [`<bound xmlns="${NS.BIND2}"></bound>`]);
+/** A new FAST token for <success/>. */
+export const tokenXml = (t: { token: string; expiry: number }): string =>
+  serialize(x('token', { xmlns: NS.FAST, expiry: new Date(t.expiry).toISOString().replace(/\.\d+Z$/, 'Z'), token: t.token }));
+
+/** The <success/> of a SASL2 login that Bind 2 bound, in two halves around what <bound/> holds;
+ *  `after`: what follows <bound/> (a new token). */
+export function boundSuccessXml(data: string | null | undefined, jid: string, after: readonly string[] = []): [string, string] {
+  const full = sasl2SuccessXml(data, jid, [`<bound xmlns="${NS.BIND2}"></bound>`, ...after]);
   const at = full.lastIndexOf('</bound>');
   return [full.slice(0, at), full.slice(at)];
 }

@@ -53,6 +53,9 @@ export default defineModule({
         iq.error('not-acceptable', 'modify', e.message); return;
       }
       await iq.storage.put(key, next);
+      // FAST tokens (XEP-0484) were got with the old password: they go with it.
+      const tokens = await iq.storage.range(keys.fastOf(iq.from.toBareString()));
+      await iq.storage.batch(tokens.map(([k]) => ({ type: 'del' as const, key: k })));
       iq.log('info', 'password changed (XEP-0077)');
       iq.reply();
     });

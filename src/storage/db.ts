@@ -53,6 +53,9 @@ export const mailboxSeq = (n: number): string => String(n).padStart(17, '0');
 /** Key builders for the core's prefixes; a feature module builds its own with keyOf. */
 export const keys = {
   acct: (bare: string) => `acct!${part(bare)}`,
+  /** An account's FAST tokens for one installation (fast-tokens.ts). */
+  fast: (bare: string, installation: string) => `fast!${part(bare)}!${installation}`,
+  fastOf: (bare: string) => `fast!${part(bare)}!`,
   /** `seq` from mailboxSeq(). */
   mbox: (address: string, seq: string) => `mbox!${part(address)}!${seq}`,
   mboxOf: (address: string) => `mbox!${part(address)}!`,
@@ -65,7 +68,7 @@ export const keys = {
 } as const;
 
 /** The core's prefixes; the feature modules declare theirs (their `storage`) and may not take these. */
-export const PREFIX = { acct: 'acct!', mbox: 'mbox!', snap: 'snap!', dead: 'dead!' } as const;
+export const PREFIX = { acct: 'acct!', fast: 'fast!', mbox: 'mbox!', snap: 'snap!', dead: 'dead!' } as const;
 
 /** A key under a prefix a module owns: `prefix!part!…`, each part escaped (a JID may hold a `!`). */
 export const keyOf = (prefix: string, ...parts: string[]): string => [prefix, ...parts.map(part)].join('!');

@@ -75,6 +75,7 @@ export const NS = {
   PUSH: 'urn:xmpp:push:0',
   SASL2: 'urn:xmpp:sasl:2',
   BIND2: 'urn:xmpp:bind:0',
+  FAST: 'urn:xmpp:fast:0',
 } as const;
 
 export type Namespace = (typeof NS)[keyof typeof NS];

@@ -5,7 +5,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { client, xml, type Element } from '@xmpp/client';
+import { createHmac } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { OPEN, RawClient, rawLogin, startServer, type TestServer } from '../helpers/xmpp.ts';
+import { setPassword } from '../../src/storage/accounts.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // @xmpp/client: the self-signed certificate
 
@@ -109,6 +112,64 @@ test('a SCRAM exchange in the SASL2 namespace: challenge, response, and the serv
   const data = a.got.find((e) => e.is('success', 'urn:xmpp:sasl:2'))!.getChildText('additional-data')!;
   assert.match(Buffer.from(data, 'base64').toString(), /^v=/, 'verified by xmpp.js before it went on');
   await a.c.stop();
+});
+
+test('FAST with xmpp.js: the password login asks for a token; the next login is one HMAC, same resource; a password change revokes the token', async () => {
+  const a = await xmppJs('alice', { agent: 'fast-install-1', resource: 'pad' });
+  await a.c.start();
+  const first = a.sent.find((e) => e.is('authenticate'))!;
+  assert.is(first.getChild('request-token', 'urn:xmpp:fast:0')?.attrs.mechanism, 'HT-SHA-256-NONE');
+  const token = a.got.find((e) => e.is('success'))!.getChild('token', 'urn:xmpp:fast:0')!;
+  assert.ok(token.attrs.token && Date.parse(token.attrs.expiry!) > Date.now() + 20 * 24 * 3600_000, 'a token for three weeks');
+  const jid = a.c.jid!.toString();
+  await a.c.stop();
+
+  a.sent.length = 0; a.got.length = 0;
+  await a.c.start();
+  const second = a.sent.find((e) => e.is('authenticate'))!;
+  assert.is(second.attrs.mechanism, 'HT-SHA-256-NONE');
+  assert.ok(second.getChild('fast', 'urn:xmpp:fast:0'));
+  assert.not.ok(a.got.some((e) => e.is('challenge')), 'one round trip');
+  assert.is(a.c.jid!.toString(), jid);
+  await a.c.stop();
+
+  // A password change: the token no longer works; xmpp.js falls back to the password and gets a new one.
+  await setPassword(server.node.runtime.db, 'alice@localhost', 'secret');
+  a.sent.length = 0; a.got.length = 0;
+  await a.c.start();
+  assert.equal(a.sent.filter((e) => e.is('authenticate')).map((e) => e.attrs.mechanism), ['HT-SHA-256-NONE', 'SCRAM-SHA-1']);
+  assert.ok(a.got.some((e) => e.is('failure', 'urn:xmpp:sasl:2') && !!e.getChild('not-authorized')));
+  assert.ok(a.got.find((e) => e.is('success'))!.getChild('token', 'urn:xmpp:fast:0'), 'a new token');
+  await a.c.stop();
+});
+
+test('FAST bound to the TLS channel (HT-SHA-256-EXPR): the proof and the answer carry the exporter; the token works with its own mechanism only', async () => {
+  const plain = Buffer.from('\0bob\0secret').toString('base64');
+  const c = await RawClient.connectTls(server.tlsPort);
+  c.send(OPEN);
+  await c.next(/<fast xmlns="urn:xmpp:fast:0"><mechanism>HT-SHA-256-EXPR<\/mechanism><mechanism>HT-SHA-256-ENDP<\/mechanism><mechanism>HT-SHA-256-NONE<\/mechanism><\/fast>/);
+  c.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${plain}</initial-response><user-agent id='raw-install'/><request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-EXPR'/></authenticate>`);
+  const token = (await c.next(/<token xmlns="urn:xmpp:fast:0" expiry="[^"]+" token="([^"]+)"\/><\/success>/))[1]!;
+  c.close();
+
+  const hmac = (label: string, cb: Buffer) => createHmac('sha256', token).update(label).update(cb).digest();
+  const login = async (mechanism: string, withBinding: boolean) => {
+    const t = await RawClient.connectTls(server.tlsPort);
+    const exporter = (t.socket as TLSSocket).exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+    t.send(OPEN);
+    await t.next(/<\/stream:features>/);
+    const proof = Buffer.concat([Buffer.from('bob\0'), hmac('Initiator', withBinding ? exporter : Buffer.alloc(0))]).toString('base64');
+    t.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='${mechanism}'><initial-response>${proof}</initial-response><user-agent id='raw-install'/><fast xmlns='urn:xmpp:fast:0'/></authenticate>`);
+    const m = await t.next(/<(success|failure) xmlns="urn:xmpp:sasl:2">(?:<additional-data>([^<]*)<\/additional-data>)?/);
+    t.close();
+    return { ok: m[1] === 'success', answer: m[2] ? Buffer.from(m[2], 'base64') : null, exporter };
+  };
+  const good = await login('HT-SHA-256-EXPR', true);
+  assert.ok(good.ok);
+  assert.equal(good.answer, hmac('Responder', good.exporter), 'the server proves it holds the token, on this channel');
+  assert.not.ok((await login('HT-SHA-256-NONE', false)).ok, 'not with another mechanism');
+  assert.not.ok((await login('HT-SHA-256-EXPR', false)).ok, 'not without the channel binding');
+  assert.ok((await login('HT-SHA-256-EXPR', true)).ok, 'still good');
 });
 
 test('anything but the exchange before its outcome ends the stream; <authenticate/> is refused where SASL2 is not offered', async () => {
