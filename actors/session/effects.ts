@@ -28,6 +28,13 @@ export const actions = {
   /** Reports an inbound stanza as handled (XEP-0198 counts it from then on); 0 is no stanza of its count. */
   handled: ({ context }: { context: SessionCtx }, p: { seq: number }) => { if (p.seq > 0) send(context.conn, { type: 'handled', seq: p.seq } satisfies ToConn); },
   writeHeader: ({ context }: { context: SessionCtx }) => send(context.conn, { type: 'write', xml: headerXml(context, env()) } satisfies ToConn),
+  /** XEP-0198 resumption inside SASL2: the connection answers <success/> if it takes the stream
+   *  over (with the features of a bound stream with stream management on), else says it failed. */
+  resumeInline: ({ context }: { context: SessionCtx }) => {
+    const req = context.sasl2!;
+    const features = featuresXml({ ...context, jid: `${bareOf(context)}/-`, sm: true }, env());
+    send(context.conn, { type: 'sm-resume', ...req.resume!, inline: { data: req.data ?? null, token: req.token ?? null, features } } satisfies ToConn);
+  },
   /** The features of a stream that goes on without a restart (after a SASL2 success). */
   writeFeatures: ({ context }: { context: SessionCtx }) => send(context.conn, { type: 'write', xml: featuresXml(context, env()) } satisfies ToConn),
   /** The throttle's delay slows password guessing without holding the actor. */

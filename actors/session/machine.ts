@@ -18,13 +18,14 @@ import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { stanzaError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import { encodeSaslPayload } from '../../src/sasl/mechanisms.ts';
+import { sasl2SuccessXml } from '../../src/sasl/sasl2.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
 import { actions, guards, type DeliverParams, type SaslInput, type TokenAsk } from './effects.ts';
 import {
   bind2Resource, bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, readAuthenticate, resourceOf, resumeRequest,
-  boundSuccessXml, sasl2SuccessXml, saslFailureXml, saslNs, tokenXml, smFailedXml, versionOk, wantsResume, type SessionCtx,
+  boundSuccessXml, saslFailureXml, saslNs, tokenXml, unboundSuccessXml, smFailedXml, versionOk, wantsResume, type SessionCtx,
 } from './stream.ts';
 
 export type SessionEvent = ToSession | ToSessionFromUser | RuntimeEvent
@@ -59,6 +60,8 @@ const smFailed = (condition: 'unexpected-request' | 'feature-not-implemented') =
 const saslFailure = (condition: (a: Args) => string) => ({ context, event }: Args) => saslFailureXml(condition({ context, event }), !!context.sasl2);
 const successOf = (e: EventObject) => saslOut(e) as Extract<SaslStep, { kind: 'success' }>;
 /** A FAST token the success brought, for <success/>. */
+/** Ask the user actor for the resource chosen (conflicts and the session limit are its to decide). */
+const bindRequest = toUser(({ context }) => ({ type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}` }));
 const newToken = (e: EventObject): string[] => { const t = (e as Extract<SessionEvent, { type: 'sasl' }>).token; return t ? [tokenXml(t)] : []; };
 const logLogin = { type: 'logLogin', params: ({ event }: Args) => saslOut(event) as Exclude<SaslStep, { kind: 'challenge' }> } as const;
 const bounce = (items: (a: Args) => readonly Delivery[]) => ({ type: 'bounce', params: items } as const);
@@ -88,6 +91,7 @@ export const sessionMachine = setup({
     sasl2: ({ context }) => !!context.sasl2,
     bindsInline: ({ context }) => !!context.sasl2?.bind,
     smInline: ({ context }) => !!context.sasl2?.bind?.sm,
+    resumesInline: ({ context }) => !!context.sasl2?.resume,
     isClientNs: ({ event }) => stanza(event).h.xmlns === NS.CLIENT,
     isIq: ({ event }) => stanza(event).h.name === 'iq',
     isSm: ({ event }) => stanza(event).h.xmlns === NS.SM,
@@ -119,6 +123,7 @@ export const sessionMachine = setup({
     startSasl2: assign(({ event }) => { const a = readAuthenticate(stanza(event).xml); return { mechanism: a.mechanism, sasl2: a.request }; }),
     /** The final SASL data waits in the <success/> that Bind 2's outcome completes. */
     keepSuccessData: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, data: successOf(event).data ? encodeSaslPayload(successOf(event).data) : null, token: newToken(event)[0] ?? null } })),
+    keepFailed: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, failed: (event as Extract<ToSession, { type: 'resume-failed' }>).xml } })),
     askBind2: assign(({ context }) => ({ bindId: '', bindResource: bind2Resource(context.sasl2!, `${context.user}@${context.host}`, () => randomBytes(9).toString('base64url')) })),
     nextSaslStep: assign(({ context }) => ({ saslSeq: context.saslSeq + 1 })),
     authenticate: assign(({ event }) => ({ user: (saslOut(event) as Extract<SaslStep, { kind: 'success' }>).authcid })),
@@ -208,12 +213,18 @@ export const sessionMachine = setup({
             sasl: [
               { guard: not('currentStep') },
               { guard: 'saslChallenge', target: 'waiting', actions: write(({ context, event }) => serialize(x('challenge', { xmlns: saslNs(context) }, encodeSaslPayload((saslOut(event) as Extract<SaslStep, { kind: 'challenge' }>).data)))) },
+              // XEP-0198 inline: the connection tries to take the old stream over; if it cannot, Bind 2 goes on.
+              {
+                guard: and(['saslSuccess', 'resumesInline']), target: '#session.resumingInline',
+                actions: [logLogin, 'authenticate', 'keepSuccessData',
+                  toConn(({ context }) => ({ type: 'authenticated', xml: '', jid: `${context.user}@${context.host}`, restart: false })), 'resumeInline'],
+              },
               // XEP-0386: bind before answering; the stream goes on without a restart.
               {
                 guard: and(['saslSuccess', 'bindsInline']), target: '#session.bindingInline',
                 actions: [logLogin, 'authenticate', 'keepSuccessData', 'askBind2',
                   toConn(({ context }) => ({ type: 'authenticated', xml: '', jid: `${context.user}@${context.host}`, restart: false })),
-                  toUser(({ context }) => ({ type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}` }))],
+                  bindRequest],
               },
               {
                 guard: and(['saslSuccess', 'sasl2']), target: '#session.binding',
@@ -264,7 +275,7 @@ export const sessionMachine = setup({
           { guard: 'isSm', actions: [smFailed('feature-not-implemented'), next] },
           { guard: not('isIq'), target: 'closing', actions: fail('not-authorized', 'bind a resource first') },
           // The user actor decides conflicts and the session limit.
-          { guard: 'isBindRequest', actions: ['askBind', toUser(({ context }) => ({ type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}` })), handled] },
+          { guard: 'isBindRequest', actions: ['askBind', bindRequest, handled] },
           { actions: [write(({ event }) => (bindInput(stanza(event).xml, stanza(event).h, () => '-') as { xml: string }).xml), next, handled] },
         ],
         'bind-ok': { target: 'established', actions: ['bind', write(({ context }) => bindResultXml(context.bindId, context.jid!)), 'moveToJid'] },
@@ -276,6 +287,20 @@ export const sessionMachine = setup({
         },
       },
     },
+    /** SASL2 succeeded and the connection tries the resumption asked inline: if it takes the old
+     *  stream over, it answers <success/> there and this session ends ('closed'). */
+    resumingInline: {
+      on: {
+        'resume-failed': [
+          {
+            guard: 'bindsInline', target: 'bindingInline',
+            actions: ['keepFailed', 'askBind2', bindRequest],
+          },
+          { target: 'binding', actions: ['keepFailed', write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures'] },
+        ],
+        stanza: { target: 'closing', actions: fail('policy-violation', 'nothing may be sent before the authentication outcome') },
+      },
+    },
     /** SASL2 succeeded and Bind 2 asked the user actor for a resource: <success/> answers both. */
     bindingInline: {
       on: {
@@ -283,12 +308,12 @@ export const sessionMachine = setup({
           {
             // XEP-0198 enabled inline: the connection writes its <enabled/> inside <bound/>.
             guard: 'smInline', target: 'established',
-            actions: ['bind', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!.data, context.jid!, tokenOf(context)) })), 'writeFeatures', 'moveToJid'],
+            actions: ['bind', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!, context.jid!) })), 'writeFeatures', 'moveToJid'],
           },
-          { target: 'established', actions: ['bind', write(({ context }) => boundSuccessXml(context.sasl2!.data, context.jid!, tokenOf(context)).join('')), 'writeFeatures', 'moveToJid'] },
+          { target: 'established', actions: ['bind', write(({ context }) => boundSuccessXml(context.sasl2!, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
         ],
         // Refused (the session limit): authenticated all the same, and told to bind the usual way.
-        'bind-denied': { target: 'binding', actions: [write(({ context }) => sasl2SuccessXml(context.sasl2!.data, `${context.user}@${context.host}`, tokenOf(context))), 'writeFeatures'] },
+        'bind-denied': { target: 'binding', actions: [write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures'] },
         // XEP-0388: nothing but the exchange's own elements until its outcome.
         stanza: { target: 'closing', actions: fail('policy-violation', 'nothing may be sent before the authentication outcome') },
       },
@@ -362,8 +387,6 @@ export const sessionMachine = setup({
     done: { type: 'final' },
   },
 });
-
-const tokenOf = (ctx: SessionCtx): string[] => (ctx.sasl2?.token ? [ctx.sasl2.token] : []);
 
 /** FAST's part of a step: on SASL2 over TLS, from an installation that named itself. */
 function tokenAsk(ctx: SessionCtx): TokenAsk | undefined {

@@ -11,6 +11,7 @@ import { JidError, parseJid, prepareResourcepart } from '../../src/xmpp/jid.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { offeredMechanisms, type OfferContext } from '../../src/sasl/mechanisms.ts';
 import { offeredHt } from '../../src/sasl/ht.ts';
+import { sasl2SuccessXml } from '../../src/sasl/sasl2.ts';
 
 export interface SessionCtx {
   conn: string;
@@ -59,10 +60,13 @@ export interface Sasl2Request {
   /** FAST (XEP-0484): a token asked for (<request-token mechanism=…/>); the token logged in with to
    *  be revoked (<fast invalidate='true'/>). */
   fast: { request: string | null; invalidate: boolean };
-  /** The final SASL data (base64) and a new token (serialized) of a success held back until the
-   *  bind is done. */
+  /** XEP-0198 inline: take over this detached stream (then no bind). */
+  resume: { previd: string; h: number } | null;
+  /** What a success held back (until the resumption or the bind is done) will say: the final SASL
+   *  data (base64), a new token and a failed resumption (serialized). */
   data?: string | null;
   token?: string | null;
+  failed?: string | null;
 }
 
 /** What the server knows that a stream's decisions read: injected (machine.provide in tests). */
@@ -137,6 +141,7 @@ function buildFeatures(ctx: SessionCtx, env: StreamEnv): string {
       // XEP-0388 with XEP-0386 inline: authenticate and bind (XEP-0198 enabled) in one round trip.
       env.sasl2 && x('authentication', { xmlns: NS.SASL2 }, mechanisms, x('inline', null,
         x('bind', { xmlns: NS.BIND2 }, x('inline', null, x('feature', { var: NS.SM }))),
+        x('sm', { xmlns: NS.SM }),
         // XEP-0484: tokens only over TLS (a token proof can be replayed by whoever reads it).
         ctx.secure && x('fast', { xmlns: NS.FAST }, offeredHt(offer.channelBindings).map((m) => x('mechanism', null, m))))),
     ]));
@@ -171,6 +176,7 @@ export function readAuthenticate(xml: string): { mechanism: string; payload: str
   const sm = bind?.child('enable', NS.SM);
   const tag = bind?.getChildText('tag', NS.BIND2)?.trim();
   const fast = el.child('fast', NS.FAST);
+  const resume = el.child('resume', NS.SM);
   return {
     mechanism: el.attr('mechanism') ?? '',
     // Absent: no initial response; present and empty: an empty one (RFC 6120's "=").
@@ -179,6 +185,7 @@ export function readAuthenticate(xml: string): { mechanism: string; payload: str
       agent: el.child('user-agent', NS.SASL2)?.attr('id') ?? null,
       bind: bind ? { tag: tag || null, sm: sm ? { resume: /^(true|1)$/.test(sm.attr('resume') ?? '') } : null } : null,
       fast: { request: el.child('request-token', NS.FAST)?.attr('mechanism') ?? null, invalidate: /^(true|1)$/.test(fast?.attr('invalidate') ?? '') },
+      resume: resume ? { previd: resume.attr('previd') ?? '', h: Number(resume.attr('h')) } : null,
     },
   };
 }
@@ -199,20 +206,19 @@ export function bind2Resource(req: Sasl2Request, bare: string, random: () => str
 export const tokenXml = (t: { token: string; expiry: number }): string =>
   serialize(x('token', { xmlns: NS.FAST, expiry: new Date(t.expiry).toISOString().replace(/\.\d+Z$/, 'Z'), token: t.token }));
 
-/** The <success/> of a SASL2 login that Bind 2 bound, in two halves around what <bound/> holds;
- *  `after`: what follows <bound/> (a new token). */
-export function boundSuccessXml(data: string | null | undefined, jid: string, after: readonly string[] = []): [string, string] {
-  const full = sasl2SuccessXml(data, jid, [`<bound xmlns="${NS.BIND2}"></bound>`, ...after]);
+/** The <success/> of a SASL2 login that Bind 2 bound, in two halves around what <bound/> holds:
+ *  the failed inline resumption before it, a new token after it (in the held request). */
+export function boundSuccessXml(req: Sasl2Request, jid: string): [string, string] {
+  const full = sasl2SuccessXml(req.data, jid, [...failedOf(req), `<bound xmlns="${NS.BIND2}"></bound>`, ...tokenOf(req)]);
   const at = full.lastIndexOf('</bound>');
   return [full.slice(0, at), full.slice(at)];
 }
 
-/** XEP-0388 <success/>: the final SASL data, who is authenticated (the full JID once bound), and
- *  what was done inline (already serialized: Bind 2's <bound/>, XEP-0198's answer). */
-export function sasl2SuccessXml(data: string | null | undefined, authzid: string, inline: readonly string[] = []): string {
-  const head = serialize(x('success', { xmlns: NS.SASL2 }, data ? x('additional-data', null, data) : null, x('authorization-identifier', null, authzid)));
-  return inline.length ? `${head.slice(0, -'</success>'.length)}${inline.join('')}</success>` : head;
-}
+/** The <success/> of a SASL2 login that did not bind (bare JID): what the held request adds. */
+export const unboundSuccessXml = (req: Sasl2Request, bare: string): string => sasl2SuccessXml(req.data, bare, [...failedOf(req), ...tokenOf(req)]);
+
+const failedOf = (req: Sasl2Request): string[] => (req.failed ? [req.failed] : []);
+const tokenOf = (req: Sasl2Request): string[] => (req.token ? [req.token] : []);
 
 /** Only wrong credentials count: a client trying mechanisms or binding types we refuse may fall back
  *  (slixmpp does). RFC 6120 §6.4.5: after this many the stream is closed. */

@@ -17,6 +17,10 @@ export interface ConnInfo {
  *  (a copy handed back is then not routed again while another resource has it). */
 export interface Delivery { xml: string; receipt?: Receipt; sent?: number }
 
+/** A resumption asked inside SASL2 (XEP-0388, XEP-0198): on success the connection answers with
+ *  <success/> (`data`, the resumed full JID, <resumed/>, a new FAST `token`) and `features`. */
+export interface InlineResume { data: string | null; token: string | null; features: string }
+
 export interface ChannelBindings { 'tls-exporter'?: string; 'tls-server-end-point'?: string } // base64
 
 export type ToSession =
@@ -29,6 +33,8 @@ export type ToSession =
   | { type: 'closed'; reason: string; unacked: Delivery[] }
   /** The socket dropped but XEP-0198 resumption may bring it back: presence stays, mail queues. */
   | { type: 'detached' }
+  /** The resumption asked inside SASL2 failed: `xml` is the <failed/> its <success/> carries. */
+  | { type: 'resume-failed'; xml: string }
   /** A stream-management resumption attached a new socket to this session. */
   | { type: 'resumed'; conn: string }
   /** The answer to 'drain': every delivery the session sent before it has been accounted for. */
@@ -61,7 +67,7 @@ export type ToConn =
   | { type: 'sm-enable'; resume: boolean; wrap?: [string, string] }
   /** XEP-0198 <resume/> is in order here: take over stream `previd` if it is this account's and
    *  detached, acknowledging `h`; else answer <failed/>. */
-  | { type: 'sm-resume'; previd: string; h: number }
+  | { type: 'sm-resume'; previd: string; h: number; inline?: InlineResume }
   /** A restarted session asks for the inbound stanzas it has not handled yet. */
   | { type: 'replay' }
   /** The ending session's last message: answer 'drained' once earlier deliveries are handed back. */

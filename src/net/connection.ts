@@ -16,7 +16,8 @@ import { parseElement } from '../xml/element.ts';
 import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
-import type { ChannelBindings, ConnInfo, Delivery, ToConn, ToSession } from './c2s-protocol.ts';
+import type { ChannelBindings, ConnInfo, Delivery, InlineResume, ToConn, ToSession } from './c2s-protocol.ts';
+import { sasl2SuccessXml } from '../sasl/sasl2.ts';
 import type { ConnectionCensus } from './census.ts';
 
 export interface ConnectionOptions {
@@ -260,7 +261,7 @@ export class Connection {
       case 'deliver': this.deliver(m); break; // the message is the Delivery: no copy on the chat path
       case 'flush': this.flushWaiting(); break;
       case 'sm-enable': this.smEnable(m.resume, m.wrap); break;
-      case 'sm-resume': this.resume(m.previd, m.h); break;
+      case 'sm-resume': this.resume(m.previd, m.h, m.inline); break;
       case 'handled':
         this.unhandled?.delete(m.seq);
         if (this.ackWaits.length) this.answerAcks();
@@ -504,10 +505,13 @@ export class Connection {
 
   /** `<resume/>` on this (new) connection, which the session found in order (authenticated, not
    *  bound): the detached connection of that stream, if it is this account's, takes this socket over. */
-  private resume(previd: string, h: number): void {
+  private resume(previd: string, h: number, inline?: InlineResume): void {
     const old = resumable.get(previd);
     if (!this.authJid || !old || !old.closed || old.authJid !== this.authJid) {
-      this.write(`<failed xmlns="${NS.SM}"${old && old.authJid === this.authJid ? ` h="${old.handledIn() - old.smInBase}"` : ''}><item-not-found xmlns="${NS.STANZAS}"/></failed>`);
+      const failed = `<failed xmlns="${NS.SM}"${old && old.authJid === this.authJid ? ` h="${old.handledIn() - old.smInBase}"` : ''}><item-not-found xmlns="${NS.STANZAS}"/></failed>`;
+      // Inside SASL2 the session goes on (to bind) and puts the failure in its <success/>.
+      if (inline) { this.toSession({ type: 'resume-failed', xml: failed }); return; }
+      this.write(failed);
       this.next();
       return;
     }
@@ -521,10 +525,10 @@ export class Connection {
     this.rt.unregisterEndpoint(this.address);
     this.socket.removeListener('data', this.onData);
     this.sink.conn = old;
-    old.takeOver(this.socket, this.framer, this.sink, h);
+    old.takeOver(this.socket, this.framer, this.sink, h, inline);
   }
 
-  private takeOver(socket: Socket, framer: StreamFramer, sink: { conn: Connection }, h: number): void {
+  private takeOver(socket: Socket, framer: StreamFramer, sink: { conn: Connection }, h: number, inline?: InlineResume): void {
     if (this.detachTimer) { clearTimeout(this.detachTimer); this.detachTimer = null; }
     this.closed = false;
     this.ended = false;
@@ -536,7 +540,8 @@ export class Connection {
     this.overRate = false;
     this.reading();
     this.acked(h);
-    this.write(`<resumed xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}" previd="${this.smId}"/>`);
+    const resumed = `<resumed xmlns="${NS.SM}" h="${(this.handledIn() - this.smInBase) >>> 0}" previd="${this.smId}"/>`;
+    this.write(inline ? sasl2SuccessXml(inline.data, this.session.slice('session:'.length), [resumed, ...(inline.token ? [inline.token] : [])]) + inline.features : resumed);
     for (const u of this.unacked) this.write(u.xml);
     this.o.log('info', `${this.address}: resumed (${socket.remoteAddress ?? this.remote}), ${this.unacked.length} stanzas sent again`);
     this.toSession({ type: 'resumed', conn: this.address });

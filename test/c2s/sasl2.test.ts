@@ -21,7 +21,7 @@ test.before(async () => {
 test.after(async () => { await server.stop(); });
 
 interface Js { c: ReturnType<typeof client>; sent: Element[]; got: Element[]; errors: Error[] }
-async function xmppJs(user: string, o: { password?: string; agent?: string; resource?: string } = {}): Promise<Js> {
+async function xmppJs(user: string, o: { password?: string; agent?: string; resource?: string; reconnect?: boolean } = {}): Promise<Js> {
   const c = client({
     service: `xmpp://127.0.0.1:${server.port}`, domain: 'localhost', username: user, password: o.password ?? 'secret', resource: o.resource ?? 'phone',
     ...(o.agent ? { userAgent: xml('user-agent', { id: o.agent }) } : {}),
@@ -30,7 +30,7 @@ async function xmppJs(user: string, o: { password?: string; agent?: string; reso
   c.on('send', (el: Element) => js.sent.push(el));
   c.on('element', (el: Element) => js.got.push(el));
   c.on('error', (e: Error) => js.errors.push(e));
-  c.reconnect.stop();
+  if (!o.reconnect) c.reconnect.stop();
   return js;
 }
 
@@ -170,6 +170,39 @@ test('FAST bound to the TLS channel (HT-SHA-256-EXPR): the proof and the answer 
   assert.not.ok((await login('HT-SHA-256-NONE', false)).ok, 'not with another mechanism');
   assert.not.ok((await login('HT-SHA-256-EXPR', false)).ok, 'not without the channel binding');
   assert.ok((await login('HT-SHA-256-EXPR', true)).ok, 'still good');
+});
+
+test('XEP-0198 inside SASL2: xmpp.js cut off comes back with <resume/> in its <authenticate/>; the stream goes on, what came meanwhile arrives', async () => {
+  const a = await xmppJs('alice', { agent: 'roaming-1', resource: 'roam', reconnect: true });
+  await a.c.start();
+  await a.c.send(xml('presence'));
+  const jid = a.c.jid!.toString();
+  const resumed = new Promise<void>((resolve) => (a.c.streamManagement as unknown as { on(e: 'resumed', f: () => void): void }).on('resumed', () => resolve()));
+  a.sent.length = 0; a.got.length = 0;
+  a.c.socket!.socket!.destroy(); // the network drops
+  const bob = await rawLogin(server.port, 'bob', 'desk2');
+  bob.send(`<message to='${jid}' type='chat' id='away1'><body>while you were away</body></message>`);
+  await resumed;
+  const auth = a.sent.find((e) => e.is('authenticate'))!;
+  assert.ok(auth.getChild('resume', 'urn:xmpp:sm:3'), 'asked inline');
+  const success = a.got.find((e) => e.is('success', 'urn:xmpp:sasl:2'))!;
+  assert.is(success.getChildText('authorization-identifier'), jid, 'the same session');
+  assert.ok(success.getChild('resumed', 'urn:xmpp:sm:3'));
+  assert.not.ok(success.getChild('bound'), 'no new bind');
+  await until(() => a.got.some((e) => e.is('message') && e.getChildText('body') === 'while you were away'), 'the message sent while away');
+  bob.close();
+  a.c.reconnect.stop();
+  await a.c.stop();
+});
+
+test('a resumption inside SASL2 that fails is said in <success/> before the new bind', async () => {
+  const c = await RawClient.connect(server.port);
+  c.send(OPEN);
+  await c.next(/<sm xmlns="urn:xmpp:sm:3"\/><\/inline><\/authentication>/);
+  const plain = Buffer.from('\0carol\0secret').toString('base64');
+  c.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${plain}</initial-response><resume xmlns='urn:xmpp:sm:3' previd='gone' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>raw</tag></bind></authenticate>`);
+  await c.next(/<success xmlns="urn:xmpp:sasl:2"><authorization-identifier>carol@localhost\/raw\/[^<]+<\/authorization-identifier><failed xmlns="urn:xmpp:sm:3"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/><\/failed><bound xmlns="urn:xmpp:bind:0"><\/bound><\/success>/);
+  c.close();
 });
 
 test('anything but the exchange before its outcome ends the stream; <authenticate/> is refused where SASL2 is not offered', async () => {

@@ -234,6 +234,20 @@ test('SASL2: the exchange in its own namespace; success asks the user actor for 
   assert.equal(s.did.map(([t]) => t), ['toConn', 'writeFeatures', 'moveToJid']);
 });
 
+test('SASL2 with XEP-0198 inline: the connection tries the resumption; a failed one is said before the new bind', () => {
+  const s = new Stream({ sasl2: true }).header()
+    .stanza("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGFsaWNlAHB3</initial-response><resume xmlns='urn:xmpp:sm:3' previd='old' h='7'/><bind xmlns='urn:xmpp:bind:0'/></authenticate>")
+    .sasl({ kind: 'success', authcid: 'alice' });
+  assert.is(s.state, 'resumingInline');
+  assert.equal(s.did.map(([t]) => t).slice(-2), ['toConn', 'resumeInline']);
+  assert.equal(s.ctx.sasl2.resume, { previd: 'old', h: 7 });
+  s.send({ type: 'resume-failed', xml: '<failed xmlns="urn:xmpp:sm:3"/>' });
+  assert.is(s.state, 'bindingInline');
+  const resource = s.toUser()[0].resource;
+  s.send({ type: 'bind-ok', resource });
+  assert.equal(s.toConn(), [{ type: 'write', xml: `<success xmlns="urn:xmpp:sasl:2"><authorization-identifier>alice@localhost/${resource}</authorization-identifier><failed xmlns="urn:xmpp:sm:3"/><bound xmlns="urn:xmpp:bind:0"></bound></success>` }]);
+});
+
 test('SASL2: a failure in its namespace and back to open; without Bind 2, authenticated on the same stream, to bind as usual', () => {
   const s = new Stream({ sasl2: true }).header().stanza(AUTHENTICATE).sasl(wrong());
   assert.is(s.state, 'open');
