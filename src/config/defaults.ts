@@ -22,7 +22,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
     },
     tls: {},
     c2s_require_encryption: true,
-    c2s_sasl2: false,
+    c2s_sasl2: true,
     schedulers: availableParallelism(),
     limits: {
       max_stanza_bytes: 262_144,

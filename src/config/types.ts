@@ -88,7 +88,7 @@ export interface ChorusConfig {
   /** Keyed by host domain. Hosts without an entry get a self-signed certificate at first start. */
   tls: Record<string, TlsHostConfig>;
   c2s_require_encryption: boolean;
-  /** Offer XEP-0388 SASL2 with XEP-0386 Bind 2 (off until inline resumption and FAST are in). */
+  /** Offer XEP-0388 SASL2 with XEP-0386 Bind 2, XEP-0198 inline and FAST (XEP-0484). */
   c2s_sasl2: boolean;
   schedulers: number;
   limits: LimitsConfig;

@@ -42,7 +42,7 @@ test('the server announces urn:xmpp:blocking; block, refusals both ways, unblock
   await romeo.c.send(xml('message', { to: 'juliet@localhost', type: 'chat', id: 'r1' }, xml('body', {}, 'hello?')));
   const r1 = await romeo.next((e) => e.is('message') && e.attrs.id === 'r1' && e.attrs.type === 'error');
   assert.is(errorOf(r1), 'service-unavailable');
-  await juliet.c.send(xml('message', { to: 'romeo@localhost/test', type: 'chat', id: 'j1' }, xml('body', {}, 'go away')));
+  await juliet.c.send(xml('message', { to: romeo.jid, type: 'chat', id: 'j1' }, xml('body', {}, 'go away')));
   const j1 = await juliet.next((e) => e.is('message') && e.attrs.id === 'j1' && e.attrs.type === 'error');
   assert.is(errorOf(j1), 'not-acceptable');
   assert.ok(j1.getChild('error')!.getChild('blocked', 'urn:xmpp:blocking:errors'));

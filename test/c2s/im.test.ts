@@ -35,7 +35,7 @@ test('two users add each other, see each other online, and chat', async () => {
   assert.is(item.attrs.subscription, 'both');
   await romeo.c.send(xml('message', { to: 'juliet@localhost', type: 'chat' }, xml('body', {}, 'It is my lady')));
   const m = await juliet.next(isMessage('It is my lady'));
-  assert.is(m.attrs.from, 'romeo@localhost/test');
+  assert.is(m.attrs.from, romeo.jid);
   await juliet.c.send(xml('message', { to: m.attrs.from, type: 'chat' }, xml('body', {}, 'Ay me')));
   await romeo.next(isMessage('Ay me'));
   // Going offline is seen by the contact (RFC 6121 §4.5).

@@ -159,7 +159,7 @@ async function xmppJsRun(service: string, user: string, resource: string, peer: 
       });
       const away = heard('while away');
       drop.cut.cut();
-      await drop.away(`${user}@localhost/${resource}`);
+      await drop.away(c.jid!.toString());
       out.resumed = await resumed;
       out.while_away = await away;
     }

@@ -24,7 +24,8 @@ export async function login(port: number, user: string, opts: { resource?: strin
   await c.start();
   if (opts.presence) await c.send(xml('presence'));
   return {
-    c, jid: `${user}@localhost/${opts.resource ?? 'test'}`, inbox,
+    // Bound by Bind 2 (XEP-0386): the resource asked for, then '/' and the server's id.
+    c, jid: c.jid!.toString(), inbox,
     next(pred, ms = 5000) {
       const i = inbox.findIndex(pred);
       if (i >= 0) return Promise.resolve(inbox.splice(i, 1)[0]!);
