@@ -16,7 +16,7 @@ const xmpp = () => service<XmppService>('xmpp');
 
 const env = (): StreamEnv => {
   const svc = xmpp();
-  return { requireEncryption: svc.settings.requireEncryption, sasl2: svc.settings.sasl2, moduleFeatures: svc.modules.streamFeatures };
+  return { requireEncryption: svc.settings.requireEncryption, sasl2: svc.settings.sasl2, bind2Features: svc.modules.bind2Features, moduleFeatures: svc.modules.streamFeatures };
 };
 
 export type DeliverParams = Delivery & { hold: boolean };

@@ -61,7 +61,10 @@ const saslFailure = (condition: (a: Args) => string) => ({ context, event }: Arg
 const successOf = (e: EventObject) => saslOut(e) as Extract<SaslStep, { kind: 'success' }>;
 /** A FAST token the success brought, for <success/>. */
 /** Ask the user actor for the resource chosen (conflicts and the session limit are its to decide). */
-const bindRequest = toUser(({ context }) => ({ type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}` }));
+const bindRequest = toUser(({ context }) => {
+  const inline = context.sasl2?.bind?.inline;
+  return { type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}`, ...(inline ? { inline } : {}) };
+});
 const newToken = (e: EventObject): string[] => { const t = (e as Extract<SessionEvent, { type: 'sasl' }>).token; return t ? [tokenXml(t)] : []; };
 const logLogin = { type: 'logLogin', params: ({ event }: Args) => saslOut(event) as Exclude<SaslStep, { kind: 'challenge' }> } as const;
 const bounce = (items: (a: Args) => readonly Delivery[]) => ({ type: 'bounce', params: items } as const);
@@ -137,6 +140,8 @@ export const sessionMachine = setup({
     }),
     bind: assign(({ context, event }) => ({ jid: `${context.user}@${context.host}/${(event as Extract<ToSessionFromUser, { type: 'bind-ok' }>).resource}` })),
     enableSm: assign({ sm: true }),
+    /** Bind 2 may start the session in a XEP-0352 state. */
+    inlineCsi: assign(({ context }) => ({ inactive: context.sasl2?.bind?.csi === 'inactive' })),
     beActive: assign({ inactive: false }),
     beInactive: assign({ inactive: true }),
     userLeft: assign({ awaitUser: false }),
@@ -308,9 +313,9 @@ export const sessionMachine = setup({
           {
             // XEP-0198 enabled inline: the connection writes its <enabled/> inside <bound/>.
             guard: 'smInline', target: 'established',
-            actions: ['bind', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!, context.jid!) })), 'writeFeatures', 'moveToJid'],
+            actions: ['bind', 'inlineCsi', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!, context.jid!) })), 'writeFeatures', 'moveToJid'],
           },
-          { target: 'established', actions: ['bind', write(({ context }) => boundSuccessXml(context.sasl2!, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
+          { target: 'established', actions: ['bind', 'inlineCsi', write(({ context }) => boundSuccessXml(context.sasl2!, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
         ],
         // Refused (the session limit): authenticated all the same, and told to bind the usual way.
         'bind-denied': { target: 'binding', actions: [write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures'] },

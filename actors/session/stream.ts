@@ -55,8 +55,9 @@ export const initialContext = (info: ConnInfo): SessionCtx => ({
 export interface Sasl2Request {
   /** <user-agent id=…/>: a stable id of the client's installation (never shown to anyone). */
   agent: string | null;
-  /** Bind 2: bind a resource now (named after `tag`), with XEP-0198 enabled inline if `sm`. */
-  bind: { tag: string | null; sm: { resume: boolean } | null } | null;
+  /** Bind 2: bind a resource now (named after `tag`), with XEP-0198 enabled inline if `sm`, starting
+   *  in this XEP-0352 state if `csi`, and `inline`: what it asks of modules (serialized elements). */
+  bind: { tag: string | null; sm: { resume: boolean } | null; csi?: 'active' | 'inactive'; inline?: string[] } | null;
   /** FAST (XEP-0484): a token asked for (<request-token mechanism=…/>); the token logged in with to
    *  be revoked (<fast invalidate='true'/>). */
   fast: { request: string | null; invalidate: boolean };
@@ -74,6 +75,8 @@ export interface StreamEnv {
   requireEncryption: boolean;
   /** Offer XEP-0388's SASL2 with Bind 2 (config c2s_sasl2). */
   sasl2: boolean;
+  /** The namespaces the loaded modules take inside a Bind 2 request (carbons). */
+  bind2Features: readonly string[];
   /** The features the loaded modules add after bind (serialized elements). */
   moduleFeatures: readonly string[];
 }
@@ -111,7 +114,7 @@ export function headerXml(ctx: SessionCtx, env: StreamEnv): string {
 const featuresMemo = new Map<string, string>();
 
 export function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
-  const key = `${ctx.user !== null}|${ctx.jid !== null}|${ctx.sm === true}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${env.sasl2}|${ctx.user ? env.moduleFeatures.join('') : ''}`;
+  const key = `${ctx.user !== null}|${ctx.jid !== null}|${ctx.sm === true}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${env.sasl2}|${ctx.user ? env.moduleFeatures.join('') : env.bind2Features.join()}`;
   let xml = featuresMemo.get(key);
   if (xml === undefined) {
     if (featuresMemo.size > 64) featuresMemo.clear(); // a few combinations, unless modules keep changing
@@ -140,7 +143,7 @@ function buildFeatures(ctx: SessionCtx, env: StreamEnv): string {
       offer.channelBindings.length > 0 && x('sasl-channel-binding', { xmlns: NS.SASL_CB }, offer.channelBindings.map((t) => x('channel-binding', { type: t }))),
       // XEP-0388 with XEP-0386 inline: authenticate and bind (XEP-0198 enabled) in one round trip.
       env.sasl2 && x('authentication', { xmlns: NS.SASL2 }, mechanisms, x('inline', null,
-        x('bind', { xmlns: NS.BIND2 }, x('inline', null, x('feature', { var: NS.SM }))),
+        x('bind', { xmlns: NS.BIND2 }, x('inline', null, [NS.SM, NS.CSI, ...env.bind2Features].map((f) => x('feature', { var: f })))),
         x('sm', { xmlns: NS.SM }),
         // XEP-0484: tokens only over TLS (a token proof can be replayed by whoever reads it).
         ctx.secure && x('fast', { xmlns: NS.FAST }, offeredHt(offer.channelBindings).map((m) => x('mechanism', null, m))))),
@@ -174,6 +177,9 @@ export function readAuthenticate(xml: string): { mechanism: string; payload: str
   const el = parsed(xml, NS.SASL2);
   const bind = el.child('bind', NS.BIND2);
   const sm = bind?.child('enable', NS.SM);
+  const csi = bind?.getChildren().find((c) => c.getXmlns() === NS.CSI)?.localName;
+  const own: readonly string[] = [NS.BIND2, NS.SM, NS.CSI];
+  const inline = bind?.getChildren().filter((c) => !own.includes(c.getXmlns() ?? '')).map((c) => serialize(c)) ?? [];
   const tag = bind?.getChildText('tag', NS.BIND2)?.trim();
   const fast = el.child('fast', NS.FAST);
   const resume = el.child('resume', NS.SM);
@@ -183,7 +189,10 @@ export function readAuthenticate(xml: string): { mechanism: string; payload: str
     payload: el.child('initial-response', NS.SASL2) ? (el.getChildText('initial-response', NS.SASL2)?.trim() || '=') : '',
     request: {
       agent: el.child('user-agent', NS.SASL2)?.attr('id') ?? null,
-      bind: bind ? { tag: tag || null, sm: sm ? { resume: /^(true|1)$/.test(sm.attr('resume') ?? '') } : null } : null,
+      bind: bind ? {
+        tag: tag || null, sm: sm ? { resume: /^(true|1)$/.test(sm.attr('resume') ?? '') } : null,
+        ...(csi === 'active' || csi === 'inactive' ? { csi } : {}), ...(inline.length ? { inline } : {}),
+      } : null,
       fast: { request: el.child('request-token', NS.FAST)?.attr('mechanism') ?? null, invalidate: /^(true|1)$/.test(fast?.attr('invalidate') ?? '') },
       resume: resume ? { previd: resume.attr('previd') ?? '', h: Number(resume.attr('h')) } : null,
     },

@@ -71,7 +71,7 @@ function watchTag(t: Turn, ctx: UserCtx, address: Address, tags = ctx.tags): num
 
 /** `binder`: who asked (the session under its pre-bind name), answered when the bind is decided. */
 export function onBind(t: Turn, ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>, binder: Address | undefined): Step {
-  if (binder) pendingReplies.set(`${ctx.jid}/${m.resource}`, binder);
+  if (binder) pendingReplies.set(`${ctx.jid}/${m.resource}`, { binder, inline: m.inline ?? [] });
   const svc = t.env;
   const existing = ctx.sessions[m.resource];
   if (existing) {
@@ -93,7 +93,7 @@ export function onBind(t: Turn, ctx: UserCtx, m: Extract<ToUser, { type: 'bind' 
       t.emit({ do: 'tell', to: oldest.address, msg: { type: 'replace' } });
       return bindNow(t, ctx, m.resource, m.session);
     }
-    const asked = pendingReplies.get(`${ctx.jid}/${m.resource}`);
+    const asked = pendingReplies.get(`${ctx.jid}/${m.resource}`)?.binder;
     pendingReplies.delete(`${ctx.jid}/${m.resource}`);
     if (asked) t.emit({ do: 'tell', to: asked, msg: { type: 'bind-denied', condition: 'resource-constraint', text: `at most ${svc.settings.sessionsPerAccount} sessions per account` } });
     return {};
@@ -108,7 +108,9 @@ function bindNow(t: Turn, ctx: UserCtx, resource: string, address: string): Step
   void _;
   const next = { ...ctx, sessions, pendingBinds };
   // The bound hooks run first: the session hears of its bind once the account knows it.
-  return andThen(t.env.modules.run('session/bound', { ...stanzaContext(t, next), user: userContext(t, next), resource }), () => {
+  const inline = pendingReplies.get(`${ctx.jid}/${resource}`)?.inline;
+  const asked = inline?.length ? { inline: inline.map((xml) => parseElement(xml)) } : {};
+  return andThen(t.env.modules.run('session/bound', { ...stanzaContext(t, next), user: userContext(t, next), resource, ...asked }), () => {
     const tag = sendBindOk(t, next, resource);
     return { sessions: next.sessions, pendingBinds, mods: next.mods, ...(tag === undefined ? {} : { watch: { ...ctx.watch, [resource]: tag }, tags: tag }) };
   });
@@ -117,15 +119,16 @@ function bindNow(t: Turn, ctx: UserCtx, resource: string, address: string): Step
 /** The session asked under its pre-bind name; `bind-ok` reaches it there. It is watched from now on:
  *  the monitor follows it when it moves to its full JID. */
 function sendBindOk(t: Turn, ctx: UserCtx, resource: string): number | undefined {
-  const waiting = pendingReplies.get(`${ctx.jid}/${resource}`);
+  const waiting = pendingReplies.get(`${ctx.jid}/${resource}`)?.binder;
   if (!waiting) return undefined;
   pendingReplies.delete(`${ctx.jid}/${resource}`);
   t.emit({ do: 'tell', to: waiting, msg: { type: 'bind-ok', resource } });
   return watchTag(t, ctx, waiting); // after the answer, on the same path: the session has not moved yet
 }
 
-/** Who asked to bind (their pre-bind address), until answered; not persisted (a crash fails the bind). */
-const pendingReplies = new Map<string, string>();
+/** Who asked to bind (their pre-bind address) and what their Bind 2 request asked of the modules,
+ *  until answered; not persisted (a crash fails the bind). */
+const pendingReplies = new Map<string, { binder: string; inline: string[] }>();
 
 /** A session ended. A login waiting for this resource (a conflict) is bound now. */
 export function onUnbind(t: Turn, ctx: UserCtx, resource: string): Step {

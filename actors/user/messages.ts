@@ -4,8 +4,9 @@ import type { StanzaHeader } from '../../src/xml/framer.ts';
 import type { Delivery } from '../../src/net/c2s-protocol.ts';
 
 export type ToUser =
-  /** A session asks to bind a resource (conflicts and the session limit are decided here). */
-  | { type: 'bind'; resource: string; session: string }
+  /** A session asks to bind a resource (conflicts and the session limit are decided here); `inline`:
+   *  what a Bind 2 request asked of the modules (serialized elements). */
+  | { type: 'bind'; resource: string; session: string; inline?: string[] }
   /** A session ended (its stream closed or timed out). */
   | { type: 'unbind'; resource: string }
   /** A stanza addressed to this account (bare or full JID), from anyone. */

@@ -66,8 +66,11 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
     sessions_per_account: Math.max(config.limits.sessions_per_account, 10),
     login_attempts: { max_failures: 1e9, window_seconds: 1, address_max_failures: 1e9, address_window_seconds: 1 },
   };
-  // Rooms as big as the bench asks for (a room's creator still sets its own size).
-  config.modules = { ...config.modules, options: { ...config.modules.options, muc: { ...config.modules.options.muc, max_occupants: 100_000 } } };
+  // Rooms as big as the bench asks for (a room's creator still sets its own size); a pinned revision
+  // from before group chat has no such module to give options to.
+  if (existsSync(join(opts.root ?? fileURLToPath(new URL('../..', import.meta.url)), 'src/modules/muc.ts'))) {
+    config.modules = { ...config.modules, options: { ...config.modules.options, muc: { ...config.modules.options.muc, max_occupants: 100_000 } } };
+  }
   config.log_level = opts.logLevel ?? 'warn';
   return config;
 }

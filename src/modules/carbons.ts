@@ -52,6 +52,12 @@ function copyTo(user: UserContext, except: readonly string[], direction: 'sent' 
   for (const r of to) void user.deliver(r, copy(user, r, direction, original));
 }
 
+/** Asking twice is no error (§10.1). */
+function setEnabled(user: UserContext, resource: string, want: boolean): void {
+  const on = enabledOf(user);
+  if (want !== on.includes(resource)) user.setState(MODULE, want ? [...on, resource] : on.filter((r) => r !== resource));
+}
+
 /** A message one of the account's clients sends (not one the server sends for it). */
 function sent(ev: OutboundEvent): void {
   if (ev.resource !== undefined) copyTo(ev.user, [ev.resource], 'sent', () => ev.stanza);
@@ -65,22 +71,20 @@ export default defineModule({
     { xep: 334, version: '0.3.0', status: 'partial', note: 'no-copy (and carbons\' private) honoured here; store/no-store in offline' },
   ],
   features: { host: [NS.CARBONS, RULES] },
+  // XEP-0386: a client may turn carbons on inside its Bind 2 request.
+  bind2: [NS.CARBONS],
   setup(m) {
     m.iq('set', 'self', NS.CARBONS, (iq) => {
       const want = iq.payload.localName === 'enable';
       if (!want && iq.payload.localName !== 'disable') { iq.error('bad-request', 'modify', `unknown carbons request <${iq.payload.localName}/>`); return; }
-      const user = iq.user!;
-      const resource = iq.from.resource;
-      const on = enabledOf(user);
-      // Asking twice is no error (§10.1).
-      if (want !== on.includes(resource)) user.setState(MODULE, want ? [...on, resource] : on.filter((r) => r !== resource));
+      setEnabled(iq.user!, iq.from.resource, want);
       iq.reply();
+    });
+    m.hook('session/bound', (ev) => {
+      if (ev.inline?.some((e) => e.localName === 'enable' && e.getXmlns() === NS.CARBONS)) setEnabled(ev.user, ev.resource, true);
     });
     for (const target of ['bare', 'full'] as const) m.hook(`pre-message/${target}`, sent);
     m.hook('message/delivered', (ev) => { copyTo(ev.user, ev.resources, 'received', () => ev.stanza); });
-    m.hook('session/unbound', (ev) => {
-      const on = enabledOf(ev.user);
-      if (on.includes(ev.resource)) ev.user.setState(MODULE, on.filter((r) => r !== ev.resource));
-    });
+    m.hook('session/unbound', (ev) => setEnabled(ev.user, ev.resource, false));
   },
 });

@@ -122,7 +122,12 @@ export interface DeliveredEvent extends MessageEvent { resources: readonly strin
 /** A message no session can take now. `handedBack`: it was accepted earlier (its sender was told so)
  *  and handed back by a session that ended without delivering it; it may not be refused now. */
 export interface UndeliverableEvent extends MessageEvent { handedBack: boolean }
-export interface SessionEvent extends StanzaContext { user: UserContext; resource: string }
+export interface SessionEvent extends StanzaContext {
+  user: UserContext;
+  resource: string;
+  /** At a Bind 2 login (XEP-0386), what the client asked inside <bind/> of the modules' namespaces. */
+  inline?: readonly XmlElement[];
+}
 
 /** Prosody's grammar: `pre-<kind>/<target>` outbound (the sender's side), `<kind>/<target>` at the
  *  recipient (IQ requests to the host go to the `iq` handlers instead). */
@@ -281,6 +286,9 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   identities?: { host?: Identity[]; account?: Identity[] };
   /** Stream features offered after bind-ready (e.g. `<sm xmlns='urn:xmpp:sm:3'/>`), as XML strings. */
   streamFeatures?: string[];
+  /** Session features a client may turn on inside its Bind 2 request (XEP-0386), by namespace: the
+   *  request's elements in them reach the module's `session/bound` hook (`inline`). */
+  bind2?: string[];
   /** The service domains this module serves on a host, from that host's options (so each host
    *  configures its own, e.g. `conference.<host>`) and the server's admins. */
   services?(host: string, options: OptionValues<S>, admins: ReadonlySet<string>): ServiceDeclaration[];

@@ -44,6 +44,8 @@ export class ModuleSet {
   readonly hostFeatures: Set<string>;
   readonly accountFeatures: Set<string>;
   readonly streamFeatures: string[];
+  /** The namespaces modules take inside a Bind 2 request (XEP-0386). */
+  readonly bind2Features: string[];
   readonly identities: { host: Identity[]; account: Identity[] };
   /** The service domains the loaded modules declare, by domain (routing.ts's Domains reads them). */
   private services = new Map<string, ServiceDomain>();
@@ -65,6 +67,7 @@ export class ModuleSet {
     this.hostFeatures = from?.hostFeatures ?? new Set();
     this.accountFeatures = from?.accountFeatures ?? new Set();
     this.streamFeatures = from?.streamFeatures ?? [];
+    this.bind2Features = from?.bind2Features ?? [];
     this.identities = from?.identities ?? { host: [], account: [] };
   }
 
@@ -118,7 +121,7 @@ export class ModuleSet {
 
   /** The disco and stream features as the loaded modules declare them, in load order. */
   private redeclared(): this {
-    this.hostFeatures.clear(); this.accountFeatures.clear(); this.streamFeatures.length = 0;
+    this.hostFeatures.clear(); this.accountFeatures.clear(); this.streamFeatures.length = 0; this.bind2Features.length = 0;
     this.identities.host.length = 0; this.identities.account.length = 0;
     this.services = new Map();
     this.prefixes = new Map();
@@ -131,6 +134,7 @@ export class ModuleSet {
     for (const f of def.features?.host ?? []) this.hostFeatures.add(f);
     for (const f of def.features?.account ?? []) this.accountFeatures.add(f);
     this.streamFeatures.push(...(def.streamFeatures ?? []));
+    this.bind2Features.push(...(def.bind2 ?? []));
     this.identities.host.push(...(def.identities?.host ?? []));
     this.identities.account.push(...(def.identities?.account ?? []));
     for (const p of def.storage ?? []) {

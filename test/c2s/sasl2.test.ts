@@ -92,7 +92,7 @@ test('the same installation (user-agent id) gets the same resource back, and its
 test('a wrong password: <failure/> in the SASL2 namespace with the RFC 6120 condition; the stream stays open for another try', async () => {
   const c = await RawClient.connect(server.port);
   c.send(OPEN);
-  await c.next(/<authentication xmlns="urn:xmpp:sasl:2">.*?<bind xmlns="urn:xmpp:bind:0"><inline><feature var="urn:xmpp:sm:3"\/><\/inline><\/bind>.*?<\/authentication>/);
+  await c.next(/<authentication xmlns="urn:xmpp:sasl:2">.*?<bind xmlns="urn:xmpp:bind:0"><inline><feature var="urn:xmpp:sm:3"\/>.*?<\/inline><\/bind>.*?<\/authentication>/);
   const plain = (pw: string) => Buffer.from(`\0alice\0${pw}`).toString('base64');
   c.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${plain('wrong')}</initial-response><bind xmlns='urn:xmpp:bind:0'><tag>raw</tag></bind></authenticate>`);
   await c.next(/<failure xmlns="urn:xmpp:sasl:2"><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-sasl"\/><\/failure>/);
@@ -202,6 +202,22 @@ test('a resumption inside SASL2 that fails is said in <success/> before the new 
   const plain = Buffer.from('\0carol\0secret').toString('base64');
   c.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${plain}</initial-response><resume xmlns='urn:xmpp:sm:3' previd='gone' h='0'/><bind xmlns='urn:xmpp:bind:0'><tag>raw</tag></bind></authenticate>`);
   await c.next(/<success xmlns="urn:xmpp:sasl:2"><authorization-identifier>carol@localhost\/raw\/[^<]+<\/authorization-identifier><failed xmlns="urn:xmpp:sm:3"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/><\/failed><bound xmlns="urn:xmpp:bind:0"><\/bound><\/success>/);
+  c.close();
+});
+
+test('Bind 2 turns on what the client asks inline: carbons (a module\'s, XEP-0280) and its XEP-0352 state', async () => {
+  const c = await RawClient.connect(server.port);
+  c.send(OPEN);
+  await c.next(/<bind xmlns="urn:xmpp:bind:0"><inline><feature var="urn:xmpp:sm:3"\/><feature var="urn:xmpp:csi:0"\/><feature var="urn:xmpp:carbons:2"\/><\/inline><\/bind>/);
+  const plain = Buffer.from('\0carol\0secret').toString('base64');
+  c.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${plain}</initial-response><bind xmlns='urn:xmpp:bind:0'><tag>watch</tag><enable xmlns='urn:xmpp:carbons:2'/><inactive xmlns='urn:xmpp:csi:0'/></bind></authenticate>`);
+  const jid = (await c.next(/<authorization-identifier>([^<]+)<\/authorization-identifier>/))[1]!;
+  await c.next(/<\/stream:features>/);
+  // carol's other device (RFC 6120 login, no carbons of its own) writes to bob: the watch gets the sent copy.
+  const phone = await rawLogin(server.port, 'carol', 'phone');
+  phone.send("<message to='bob@localhost' type='chat' id='c1'><body>copy me</body></message>");
+  await c.next(new RegExp(`<message from="carol@localhost" to="${jid.replace(/\//g, '\\/')}" type="chat"><sent xmlns="urn:xmpp:carbons:2"><forwarded xmlns="urn:xmpp:forward:0"><message[^>]*>.*copy me`));
+  phone.close();
   c.close();
 });
 

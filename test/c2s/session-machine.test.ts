@@ -248,6 +248,16 @@ test('SASL2 with XEP-0198 inline: the connection tries the resumption; a failed 
   assert.equal(s.toConn(), [{ type: 'write', xml: `<success xmlns="urn:xmpp:sasl:2"><authorization-identifier>alice@localhost/${resource}</authorization-identifier><failed xmlns="urn:xmpp:sm:3"/><bound xmlns="urn:xmpp:bind:0"></bound></success>` }]);
 });
 
+test('Bind 2 inline: what it asks of modules goes with the bind request; <inactive/> starts the session inactive (XEP-0352)', () => {
+  const s = new Stream({ sasl2: true }).header()
+    .stanza("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGFsaWNlAHB3</initial-response><bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:carbons:2'/><inactive xmlns='urn:xmpp:csi:0'/></bind></authenticate>")
+    .sasl({ kind: 'success', authcid: 'alice' });
+  const [bind] = s.toUser();
+  assert.equal(bind.inline, ['<enable xmlns="urn:xmpp:carbons:2"/>']);
+  s.send({ type: 'bind-ok', resource: bind.resource });
+  assert.is(s.ctx.inactive, true);
+});
+
 test('SASL2: a failure in its namespace and back to open; without Bind 2, authenticated on the same stream, to bind as usual', () => {
   const s = new Stream({ sasl2: true }).header().stanza(AUTHENTICATE).sasl(wrong());
   assert.is(s.state, 'open');
