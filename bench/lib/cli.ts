@@ -40,6 +40,9 @@ Load
   --churn L            soak: logins per second beside the chat load                        [5]
   --tls MODE           none | starttls | direct                                         [none]
   --mech MECH          PLAIN | SCRAM-SHA-1 | SCRAM-SHA-256 | SCRAM-SHA-512             [PLAIN]
+                       | HT-SHA-256-NONE: FAST (XEP-0484) with a token each client got in the
+                       warm-up (a SASL2 PLAIN login asking for one); needs --tls
+  --sasl2              log in with SASL2 and Bind 2 (XEP-0388/0386): one round trip fewer, no restart
   --password PW        password of every account u1..uN                                   [pw]
   --workers N          load generator threads                           [min(4, cores)]
   --no-presence        do not send initial presence after login
@@ -121,7 +124,8 @@ export function parseArgs(argv: string[]): CliOptions | 'help' {
         if (m !== 'none' && m !== 'starttls' && m !== 'direct') throw new UsageError('--tls is none, starttls or direct');
         b.tls = m; break;
       }
-      case '--mech': b.mechanism = (val() ?? '').toUpperCase(); if (!/^(PLAIN|SCRAM-SHA-(1|256|512))$/.test(b.mechanism)) throw new UsageError('--mech is PLAIN or SCRAM-SHA-1/256/512'); break;
+      case '--mech': b.mechanism = (val() ?? '').toUpperCase(); if (!/^(PLAIN|SCRAM-SHA-(1|256|512)|HT-SHA-256-NONE)$/.test(b.mechanism)) throw new UsageError('--mech is PLAIN, SCRAM-SHA-1/256/512 or HT-SHA-256-NONE (FAST)'); break;
+      case '--sasl2': b.sasl2 = true; break;
       case '--password': b.password = val() ?? ''; break;
       case '--workers': b.workers = int(k, val(), 1); break;
       case '--no-presence': b.presence = false; break;

@@ -5,7 +5,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Framer, stanzaName, attr, childText, escapeXml } from './parser.ts';
+import { createHmac } from 'node:crypto';
 import { scramLogin } from './scram.ts';
+
+/** FAST tokens this thread's clients got in the warm-up, by username. */
+const fastTokens = new Map<string, string>();
 
 export type TlsMode = 'none' | 'starttls' | 'direct';
 
@@ -17,12 +21,15 @@ export interface ClientOptions {
   password: string;
   resource?: string;
   tls?: TlsMode;
-  mechanism?: string; // 'PLAIN' or 'SCRAM-SHA-1' / 'SCRAM-SHA-256' / 'SCRAM-SHA-512'
+  mechanism?: string; // 'PLAIN', 'SCRAM-SHA-1' / 'SCRAM-SHA-256' / 'SCRAM-SHA-512', or 'HT-SHA-256-NONE' (FAST)
+  /** SASL2 + Bind 2 (XEP-0388/0386): authenticate and bind in one exchange, no stream restart. */
+  sasl2?: boolean;
   timeoutMs?: number;
   /** true: one socket write per tick for all queued stanzas; false: one write per stanza, as an
    *  interactive client does (and as the anchors in targets.md were measured). */
   coalesce?: boolean;
-  /** SCRAM only: stop after the server's challenge once the salted password is cached (warm-up). */
+  /** SCRAM: stop after the server's challenge once the salted password is cached (warm-up); FAST:
+   *  log in with the password only to get this client's token. */
   warmOnly?: boolean;
 }
 
@@ -112,6 +119,17 @@ export class XmppClient {
       const ta = performance.now();
       const mech = (o.mechanism ?? 'PLAIN').toUpperCase();
       if (!features.includes('>' + mech + '<')) throw new XmppError(`server does not offer ${mech}`);
+      if (o.sasl2 || mech.startsWith('HT-')) {
+        const done = await this.sasl2Login(mech, features);
+        this.timings.authMs = performance.now() - ta;
+        this.timings.totalMs = performance.now() - t0;
+        if (done === 'warm') return this.timings;
+        this.established = true;
+        const early = this.inbox;
+        this.inbox = [];
+        if (this.onStanza) for (const s of early) this.onStanza(s);
+        return this.timings;
+      }
       if (mech === 'PLAIN') {
         const token = Buffer.from(`\0${o.username}\0${o.password}`).toString('base64');
         this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${token}</auth>`);
@@ -151,6 +169,48 @@ export class XmppClient {
     } finally {
       clearTimeout(timeout);
     }
+  }
+
+  /**
+   * SASL2 (XEP-0388) with Bind 2: one <authenticate/> (SCRAM adds a challenge and a response), then
+   * <success/> with the bound JID and the features, no restart. FAST: the HMAC of this client's
+   * token (got in the warm-up with a PLAIN login that asked for one) is the whole exchange.
+   */
+  private async sasl2Login(mech: string, features: string): Promise<'warm' | 'bound'> {
+    const o = this.opts;
+    if (!features.includes('urn:xmpp:sasl:2')) throw new XmppError('server does not offer SASL2');
+    const agent = `<user-agent id='bench-${escapeXml(o.username)}'/>`;
+    const bind = `<bind xmlns='urn:xmpp:bind:0'><tag>${escapeXml(o.resource ?? 'bench')}</tag></bind>`;
+    const authenticate = (m: string, initial: string, extra: string) =>
+      this.write(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='${m}'><initial-response>${initial}</initial-response>${agent}${extra}</authenticate>`);
+    let success: string;
+    if (mech.startsWith('HT-') && o.warmOnly) {
+      authenticate('PLAIN', Buffer.from(`\0${o.username}\0${o.password}`).toString('base64'), `<request-token xmlns='urn:xmpp:fast:0' mechanism='${mech}'/>`);
+      success = await this.next();
+      const token = /<token [^>]*token=["']([^"']+)["']/.exec(success)?.[1];
+      if (stanzaName(success) !== 'success' || !token) throw new XmppError('FAST warm-up: no token: ' + success.slice(0, 200));
+      fastTokens.set(o.username, token);
+      await this.next(); // the features
+      return 'warm';
+    }
+    if (mech.startsWith('HT-')) {
+      const token = fastTokens.get(o.username);
+      if (!token) throw new XmppError(`FAST: no token for ${o.username} (the warm-up gets them)`);
+      const proof = createHmac('sha256', token).update('Initiator').digest();
+      authenticate(mech, Buffer.concat([Buffer.from(`${o.username}\0`), proof]).toString('base64'), `${bind}<fast xmlns='urn:xmpp:fast:0'/>`);
+      success = await this.next();
+      const answer = childText(success, 'additional-data');
+      if (stanzaName(success) !== 'success' || answer !== createHmac('sha256', token).update('Responder').digest('base64')) throw new XmppError('FAST login failed: ' + success.slice(0, 200), 'not-authorized');
+    } else if (mech === 'PLAIN') {
+      authenticate('PLAIN', Buffer.from(`\0${o.username}\0${o.password}`).toString('base64'), bind);
+      success = await this.next();
+      if (stanzaName(success) !== 'success') throw new XmppError('authentication failed: ' + success.slice(0, 200), 'not-authorized');
+    } else {
+      success = await scramLogin(mech, o.username, o.password, (s) => this.write(s), () => this.next(), false, `${agent}${bind}`);
+    }
+    this.jid = childText(success, 'authorization-identifier') ?? `${o.username}@${o.domain}`;
+    await this.next(); // the bound stream's features
+    return 'bound';
   }
 
   /** Sends one IQ and resolves with the reply (for setup steps, not the hot path). */

@@ -14,6 +14,8 @@ export interface WorkerInit {
   endpoint: Endpoint;
   tls: TlsMode;
   mechanism: string;
+  /** Log in with XEP-0388 SASL2 and Bind 2 (always for HT-* FAST mechanisms). */
+  sasl2: boolean;
   password: string;
   mainTimeOrigin: number;
   loginTimeoutMs: number;

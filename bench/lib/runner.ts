@@ -27,6 +27,7 @@ export interface BenchOptions {
   churn: number; // soak: logins/s beside the chat load
   tls: TlsMode;
   mechanism: string;
+  sasl2: boolean; // login with SASL2 + Bind 2 (XEP-0388/0386); FAST mechanisms always do
   password: string;
   workers: number;
   presence: boolean;
@@ -40,7 +41,7 @@ export interface BenchOptions {
 
 export const DEFAULTS: BenchOptions = {
   scenario: 'chat', clients: 2000, concurrency: 50, pairs: 200, inflight: 10, rate: 0, durationS: 20, drainS: 5,
-  occupants: 50, senders: 5, settleS: 5, churn: 5, tls: 'none', mechanism: 'PLAIN', password: 'pw',
+  occupants: 50, senders: 5, settleS: 5, churn: 5, tls: 'none', mechanism: 'PLAIN', sasl2: false, password: 'pw',
   workers: Math.max(1, Math.min(4, availableParallelism())), presence: true, loginTimeoutS: 120, coalesce: false, padding: 1, toBare: false, scramWarmup: true, waitQuietS: 60,
 };
 
@@ -112,7 +113,7 @@ export async function runScenario(spec: TargetSpec, o: BenchOptions, progress: P
   };
   const sampler = new ProcSampler(live.pids);
   const pool = Pool.start(o.workers, {
-    endpoint: live.endpoint, tls: o.tls, mechanism: o.mechanism, password: o.password,
+    endpoint: live.endpoint, tls: o.tls, mechanism: o.mechanism, sasl2: o.sasl2, password: o.password,
     mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: o.loginTimeoutS * 1000, coalesce: o.coalesce, padding: o.padding, toBare: o.toBare,
   });
   const run = new Run(pool, sampler, result, progress);
@@ -287,9 +288,10 @@ class Run {
   }
 
   async login(o: BenchOptions): Promise<void> {
-    if (/^SCRAM/i.test(o.mechanism) && o.scramWarmup) {
-      // Returning clients know their salted password; computing it is the client's cost, not the
-      // server's, and would otherwise eat the CPU the server needs on a small machine.
+    if (/^(SCRAM|HT-)/i.test(o.mechanism) && o.scramWarmup) {
+      // Returning clients know their salted password (or, with FAST, hold a token); computing it is
+      // the client's cost, not the server's, and would otherwise eat the CPU the server needs on a
+      // small machine.
       const users = range(1, o.clients), W = this.pool.size;
       this.setPhase('scram warm-up', 1, () => 0);
       const acks = await this.pool.all((i) => ({ op: 'scram-warm', users: users.filter((_, k) => k % W === i), concurrency: Math.max(1, share(o.concurrency, W, i)) }));

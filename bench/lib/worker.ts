@@ -80,10 +80,10 @@ export class LoadWorker {
   }
 
   private client(user: number, resource: string, warmOnly = false): XmppClient {
-    const { endpoint: e, tls, mechanism, password, loginTimeoutMs, coalesce } = this.init;
+    const { endpoint: e, tls, mechanism, sasl2, password, loginTimeoutMs, coalesce } = this.init;
     return new XmppClient({
       host: e.host, port: tls === 'direct' ? e.tlsPort ?? e.port : e.port, domain: e.domain,
-      username: 'u' + user, password, resource, tls, mechanism, timeoutMs: loginTimeoutMs, coalesce, warmOnly,
+      username: 'u' + user, password, resource, tls, mechanism, sasl2, timeoutMs: loginTimeoutMs, coalesce, warmOnly,
     });
   }
 

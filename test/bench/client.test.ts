@@ -163,7 +163,7 @@ test('two clients exchange messages, coalesced and not', async () => {
 async function worker(port: number, index = 0) {
   const stats: StatsReport[] = [];
   const w = new LoadWorker({
-    index, endpoint: { host: '127.0.0.1', port, domain: DOMAIN }, tls: 'none', mechanism: 'PLAIN', password: 'pw',
+    index, endpoint: { host: '127.0.0.1', port, domain: DOMAIN }, tls: 'none', mechanism: 'PLAIN', sasl2: false, password: 'pw',
     mainTimeOrigin: performance.timeOrigin, loginTimeoutMs: 10_000, coalesce: false, padding: 1, toBare: false,
   }, (m) => stats.push(m));
   return { w, stats };
