@@ -60,12 +60,14 @@ const smFailed = (condition: 'unexpected-request' | 'feature-not-implemented') =
 const saslFailure = (condition: (a: Args) => string) => ({ context, event }: Args) => saslFailureXml(condition({ context, event }), !!context.sasl2);
 const successOf = (e: EventObject) => saslOut(e) as Extract<SaslStep, { kind: 'success' }>;
 /** A FAST token the success brought, for <success/>. */
+const newToken = (e: EventObject): string[] => { const t = (e as Extract<SessionEvent, { type: 'sasl' }>).token; return t ? [tokenXml(t)] : []; };
 /** Ask the user actor for the resource chosen (conflicts and the session limit are its to decide). */
 const bindRequest = toUser(({ context }) => {
-  const inline = context.sasl2?.bind?.inline;
-  return { type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}`, ...(inline ? { inline } : {}) };
+  const bind = context.sasl2?.bind;
+  return { type: 'bind', resource: context.bindResource, session: `session:${context.user}@${context.host}/${context.bindResource}`, ...(bind ? { bind2: { inline: bind.inline ?? [] } } : {}) };
 });
-const newToken = (e: EventObject): string[] => { const t = (e as Extract<SessionEvent, { type: 'sasl' }>).token; return t ? [tokenXml(t)] : []; };
+/** SASL2 succeeded and its <success/> waits (for a resumption or a bind): the stream goes on, no restart. */
+const authenticatedHeld = toConn(({ context }) => ({ type: 'authenticated', xml: '', jid: `${context.user}@${context.host}`, restart: false }));
 const logLogin = { type: 'logLogin', params: ({ event }: Args) => saslOut(event) as Exclude<SaslStep, { kind: 'challenge' }> } as const;
 const bounce = (items: (a: Args) => readonly Delivery[]) => ({ type: 'bounce', params: items } as const);
 const deliver = { type: 'deliver', params: ({ context, event }: Args): DeliverParams => {
@@ -142,6 +144,8 @@ export const sessionMachine = setup({
     enableSm: assign({ sm: true }),
     /** Bind 2 may start the session in a XEP-0352 state. */
     inlineCsi: assign(({ context }) => ({ inactive: context.sasl2?.bind?.csi === 'inactive' })),
+    /** What modules answered the Bind 2 login with goes in its <bound/>. */
+    keepBound: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, bound: (event as Extract<ToSessionFromUser, { type: 'bind-ok' }>).bound ?? [] } })),
     beActive: assign({ inactive: false }),
     beInactive: assign({ inactive: true }),
     userLeft: assign({ awaitUser: false }),
@@ -221,15 +225,12 @@ export const sessionMachine = setup({
               // XEP-0198 inline: the connection tries to take the old stream over; if it cannot, Bind 2 goes on.
               {
                 guard: and(['saslSuccess', 'resumesInline']), target: '#session.resumingInline',
-                actions: [logLogin, 'authenticate', 'keepSuccessData',
-                  toConn(({ context }) => ({ type: 'authenticated', xml: '', jid: `${context.user}@${context.host}`, restart: false })), 'resumeInline'],
+                actions: [logLogin, 'authenticate', 'keepSuccessData', authenticatedHeld, 'resumeInline'],
               },
               // XEP-0386: bind before answering; the stream goes on without a restart.
               {
                 guard: and(['saslSuccess', 'bindsInline']), target: '#session.bindingInline',
-                actions: [logLogin, 'authenticate', 'keepSuccessData', 'askBind2',
-                  toConn(({ context }) => ({ type: 'authenticated', xml: '', jid: `${context.user}@${context.host}`, restart: false })),
-                  bindRequest],
+                actions: [logLogin, 'authenticate', 'keepSuccessData', 'askBind2', authenticatedHeld, bindRequest],
               },
               {
                 guard: and(['saslSuccess', 'sasl2']), target: '#session.binding',
@@ -313,9 +314,9 @@ export const sessionMachine = setup({
           {
             // XEP-0198 enabled inline: the connection writes its <enabled/> inside <bound/>.
             guard: 'smInline', target: 'established',
-            actions: ['bind', 'inlineCsi', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!, context.jid!) })), 'writeFeatures', 'moveToJid'],
+            actions: ['bind', 'keepBound', 'inlineCsi', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!, context.jid!) })), 'writeFeatures', 'moveToJid'],
           },
-          { target: 'established', actions: ['bind', 'inlineCsi', write(({ context }) => boundSuccessXml(context.sasl2!, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
+          { target: 'established', actions: ['bind', 'keepBound', 'inlineCsi', write(({ context }) => boundSuccessXml(context.sasl2!, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
         ],
         // Refused (the session limit): authenticated all the same, and told to bind the usual way.
         'bind-denied': { target: 'binding', actions: [write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures'] },

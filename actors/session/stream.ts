@@ -68,6 +68,8 @@ export interface Sasl2Request {
   data?: string | null;
   token?: string | null;
   failed?: string | null;
+  /** What modules answered the bind with, for <bound/> (XEP-0313 metadata). */
+  bound?: string[];
 }
 
 /** What the server knows that a stream's decisions read: injected (machine.provide in tests). */
@@ -218,7 +220,7 @@ export const tokenXml = (t: { token: string; expiry: number }): string =>
 /** The <success/> of a SASL2 login that Bind 2 bound, in two halves around what <bound/> holds:
  *  the failed inline resumption before it, a new token after it (in the held request). */
 export function boundSuccessXml(req: Sasl2Request, jid: string): [string, string] {
-  const full = sasl2SuccessXml(req.data, jid, [...failedOf(req), `<bound xmlns="${NS.BIND2}"></bound>`, ...tokenOf(req)]);
+  const full = sasl2SuccessXml(req.data, jid, [...failedOf(req), `<bound xmlns="${NS.BIND2}">${(req.bound ?? []).join('')}</bound>`, ...tokenOf(req)]);
   const at = full.lastIndexOf('</bound>');
   return [full.slice(0, at), full.slice(at)];
 }

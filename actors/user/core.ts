@@ -71,7 +71,7 @@ function watchTag(t: Turn, ctx: UserCtx, address: Address, tags = ctx.tags): num
 
 /** `binder`: who asked (the session under its pre-bind name), answered when the bind is decided. */
 export function onBind(t: Turn, ctx: UserCtx, m: Extract<ToUser, { type: 'bind' }>, binder: Address | undefined): Step {
-  if (binder) pendingReplies.set(`${ctx.jid}/${m.resource}`, { binder, inline: m.inline ?? [] });
+  if (binder) pendingReplies.set(`${ctx.jid}/${m.resource}`, { binder, ...(m.bind2 ? { bind2: m.bind2.inline } : {}) });
   const svc = t.env;
   const existing = ctx.sessions[m.resource];
   if (existing) {
@@ -108,27 +108,28 @@ function bindNow(t: Turn, ctx: UserCtx, resource: string, address: string): Step
   void _;
   const next = { ...ctx, sessions, pendingBinds };
   // The bound hooks run first: the session hears of its bind once the account knows it.
-  const inline = pendingReplies.get(`${ctx.jid}/${resource}`)?.inline;
-  const asked = inline?.length ? { inline: inline.map((xml) => parseElement(xml)) } : {};
-  return andThen(t.env.modules.run('session/bound', { ...stanzaContext(t, next), user: userContext(t, next), resource, ...asked }), () => {
-    const tag = sendBindOk(t, next, resource);
+  const asked = pendingReplies.get(`${ctx.jid}/${resource}`)?.bind2;
+  const bound: string[] = [];
+  const bind2 = asked ? { bind2: { inline: asked.map((xml) => parseElement(xml)), answer: (el: XmlElement) => { bound.push(serialize(el)); } } } : {};
+  return andThen(t.env.modules.run('session/bound', { ...stanzaContext(t, next), user: userContext(t, next), resource, ...bind2 }), () => {
+    const tag = sendBindOk(t, next, resource, bound);
     return { sessions: next.sessions, pendingBinds, mods: next.mods, ...(tag === undefined ? {} : { watch: { ...ctx.watch, [resource]: tag }, tags: tag }) };
   });
 }
 
 /** The session asked under its pre-bind name; `bind-ok` reaches it there. It is watched from now on:
  *  the monitor follows it when it moves to its full JID. */
-function sendBindOk(t: Turn, ctx: UserCtx, resource: string): number | undefined {
+function sendBindOk(t: Turn, ctx: UserCtx, resource: string, bound: string[]): number | undefined {
   const waiting = pendingReplies.get(`${ctx.jid}/${resource}`)?.binder;
   if (!waiting) return undefined;
   pendingReplies.delete(`${ctx.jid}/${resource}`);
-  t.emit({ do: 'tell', to: waiting, msg: { type: 'bind-ok', resource } });
+  t.emit({ do: 'tell', to: waiting, msg: { type: 'bind-ok', resource, ...(bound.length ? { bound } : {}) } });
   return watchTag(t, ctx, waiting); // after the answer, on the same path: the session has not moved yet
 }
 
-/** Who asked to bind (their pre-bind address) and what their Bind 2 request asked of the modules,
- *  until answered; not persisted (a crash fails the bind). */
-const pendingReplies = new Map<string, { binder: string; inline: string[] }>();
+/** Who asked to bind (their pre-bind address) and, at a Bind 2 login, what its request asked of the
+ *  modules, until answered; not persisted (a crash fails the bind). */
+const pendingReplies = new Map<string, { binder: string; bind2?: string[] }>();
 
 /** A session ended. A login waiting for this resource (a conflict) is bound now. */
 export function onUnbind(t: Turn, ctx: UserCtx, resource: string): Step {

@@ -4,9 +4,9 @@ import type { StanzaHeader } from '../../src/xml/framer.ts';
 import type { Delivery } from '../../src/net/c2s-protocol.ts';
 
 export type ToUser =
-  /** A session asks to bind a resource (conflicts and the session limit are decided here); `inline`:
-   *  what a Bind 2 request asked of the modules (serialized elements). */
-  | { type: 'bind'; resource: string; session: string; inline?: string[] }
+  /** A session asks to bind a resource (conflicts and the session limit are decided here); `bind2`:
+   *  a Bind 2 login, with what its request asked of the modules (serialized elements). */
+  | { type: 'bind'; resource: string; session: string; bind2?: { inline: string[] } }
   /** A session ended (its stream closed or timed out). */
   | { type: 'unbind'; resource: string }
   /** A stanza addressed to this account (bare or full JID), from anyone. */
@@ -28,8 +28,8 @@ export type ToUser =
 
 /** What a user actor sends to its sessions. */
 export type ToSessionFromUser =
-  /** The resource is bound. */
-  | { type: 'bind-ok'; resource: string }
+  /** The resource is bound; `bound`: what modules answered a Bind 2 login with (serialized). */
+  | { type: 'bind-ok'; resource: string; bound?: string[] }
   | { type: 'bind-denied'; condition: 'resource-constraint' | 'not-allowed' | 'conflict'; text: string }
   /** Another login took this resource (RFC 6120 §7.7.2.2: end with a conflict stream error), or, while
    *  detached, its place under the account's session limit. */

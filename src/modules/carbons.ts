@@ -81,7 +81,7 @@ export default defineModule({
       iq.reply();
     });
     m.hook('session/bound', (ev) => {
-      if (ev.inline?.some((e) => e.localName === 'enable' && e.getXmlns() === NS.CARBONS)) setEnabled(ev.user, ev.resource, true);
+      if (ev.bind2?.inline.some((e) => e.localName === 'enable' && e.getXmlns() === NS.CARBONS)) setEnabled(ev.user, ev.resource, true);
     });
     for (const target of ['bare', 'full'] as const) m.hook(`pre-message/${target}`, sent);
     m.hook('message/delivered', (ev) => { copyTo(ev.user, ev.resources, 'received', () => ev.stanza); });

@@ -67,6 +67,8 @@ export default defineModule({
       return query(iq, o.default_page, o.max_page);
     });
     for (const type of ['get', 'set'] as const) m.iq(type, 'bare', NS.MAM, (iq) => { iq.error('forbidden', 'auth', 'an archive is its owner\'s only'); });
+    // XEP-0386: a Bind 2 login learns where its archive starts and ends, to catch up from there.
+    m.hook('session/bound', (ev) => ev.bind2 && metadataElement(ev.storage, mamKeys, ev.user.jid.toBareString()).then((el) => { ev.bind2!.answer(el); return false; }));
     m.hook('session/bound', (ev) => {
       const days = m.optionsFor(ev.host).expiry_days;
       const st = stateOf(ev.user);

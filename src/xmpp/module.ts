@@ -125,8 +125,9 @@ export interface UndeliverableEvent extends MessageEvent { handedBack: boolean }
 export interface SessionEvent extends StanzaContext {
   user: UserContext;
   resource: string;
-  /** At a Bind 2 login (XEP-0386), what the client asked inside <bind/> of the modules' namespaces. */
-  inline?: readonly XmlElement[];
+  /** At a Bind 2 login (XEP-0386): what the client asked inside <bind/> of the modules' namespaces,
+   *  and `answer()` puts an element in the <bound/> it gets (the archive's metadata). */
+  bind2?: { inline: readonly XmlElement[]; answer(el: XmlElement): void };
 }
 
 /** Prosody's grammar: `pre-<kind>/<target>` outbound (the sender's side), `<kind>/<target>` at the
@@ -287,7 +288,7 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   /** Stream features offered after bind-ready (e.g. `<sm xmlns='urn:xmpp:sm:3'/>`), as XML strings. */
   streamFeatures?: string[];
   /** Session features a client may turn on inside its Bind 2 request (XEP-0386), by namespace: the
-   *  request's elements in them reach the module's `session/bound` hook (`inline`). */
+   *  request's elements in them reach the module's `session/bound` hook (`bind2.inline`). */
   bind2?: string[];
   /** The service domains this module serves on a host, from that host's options (so each host
    *  configures its own, e.g. `conference.<host>`) and the server's admins. */

@@ -253,9 +253,10 @@ test('Bind 2 inline: what it asks of modules goes with the bind request; <inacti
     .stanza("<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>AGFsaWNlAHB3</initial-response><bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:carbons:2'/><inactive xmlns='urn:xmpp:csi:0'/></bind></authenticate>")
     .sasl({ kind: 'success', authcid: 'alice' });
   const [bind] = s.toUser();
-  assert.equal(bind.inline, ['<enable xmlns="urn:xmpp:carbons:2"/>']);
-  s.send({ type: 'bind-ok', resource: bind.resource });
+  assert.equal(bind.bind2, { inline: ['<enable xmlns="urn:xmpp:carbons:2"/>'] });
+  s.send({ type: 'bind-ok', resource: bind.resource, bound: ['<metadata xmlns="urn:xmpp:mam:2"/>'] });
   assert.is(s.ctx.inactive, true);
+  assert.match(s.toConn()[0].xml, /<bound xmlns="urn:xmpp:bind:0"><metadata xmlns="urn:xmpp:mam:2"\/><\/bound><\/success>$/, 'what modules answered, in <bound/>');
 });
 
 test('SASL2: a failure in its namespace and back to open; without Bind 2, authenticated on the same stream, to bind as usual', () => {
