@@ -144,6 +144,8 @@ export const sessionMachine = setup({
     enableSm: assign({ sm: true }),
     /** Bind 2 may start the session in a XEP-0352 state. */
     inlineCsi: assign(({ context }) => ({ inactive: context.sasl2?.bind?.csi === 'inactive' })),
+    /** Said and done: nothing of the login (its new token above all) stays in the snapshot. */
+    forgetSasl2: assign({ sasl2: null }),
     /** What modules answered the Bind 2 login with goes in its <bound/>. */
     keepBound: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, bound: (event as Extract<ToSessionFromUser, { type: 'bind-ok' }>).bound ?? [] } })),
     beActive: assign({ inactive: false }),
@@ -237,7 +239,7 @@ export const sessionMachine = setup({
                 actions: [logLogin, 'authenticate', toConn(({ context, event }) => {
                   const data = successOf(event).data;
                   return { type: 'authenticated', xml: sasl2SuccessXml(data ? encodeSaslPayload(data) : null, `${context.user}@${context.host}`, newToken(event)), jid: `${context.user}@${context.host}`, restart: false };
-                }), 'writeFeatures'],
+                }), 'writeFeatures', 'forgetSasl2'],
               },
               {
                 guard: 'saslSuccess', target: '#session.opening',
@@ -302,7 +304,7 @@ export const sessionMachine = setup({
             guard: 'bindsInline', target: 'bindingInline',
             actions: ['keepFailed', 'askBind2', bindRequest],
           },
-          { target: 'binding', actions: ['keepFailed', write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures'] },
+          { target: 'binding', actions: ['keepFailed', write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures', 'forgetSasl2'] },
         ],
         stanza: { target: 'closing', actions: fail('policy-violation', 'nothing may be sent before the authentication outcome') },
       },
@@ -314,12 +316,12 @@ export const sessionMachine = setup({
           {
             // XEP-0198 enabled inline: the connection writes its <enabled/> inside <bound/>.
             guard: 'smInline', target: 'established',
-            actions: ['bind', 'keepBound', 'inlineCsi', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!, context.jid!) })), 'writeFeatures', 'moveToJid'],
+            actions: ['bind', 'keepBound', 'inlineCsi', 'enableSm', toConn(({ context }) => ({ type: 'sm-enable', resume: context.sasl2!.bind!.sm!.resume, wrap: boundSuccessXml(context.sasl2!, context.jid!) })), 'writeFeatures', 'forgetSasl2', 'moveToJid'],
           },
-          { target: 'established', actions: ['bind', 'keepBound', 'inlineCsi', write(({ context }) => boundSuccessXml(context.sasl2!, context.jid!).join('')), 'writeFeatures', 'moveToJid'] },
+          { target: 'established', actions: ['bind', 'keepBound', 'inlineCsi', write(({ context }) => boundSuccessXml(context.sasl2!, context.jid!).join('')), 'writeFeatures', 'forgetSasl2', 'moveToJid'] },
         ],
         // Refused (the session limit): authenticated all the same, and told to bind the usual way.
-        'bind-denied': { target: 'binding', actions: [write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures'] },
+        'bind-denied': { target: 'binding', actions: [write(({ context }) => unboundSuccessXml(context.sasl2!, `${context.user}@${context.host}`)), 'writeFeatures', 'forgetSasl2'] },
         // XEP-0388: nothing but the exchange's own elements until its outcome.
         stanza: { target: 'closing', actions: fail('policy-violation', 'nothing may be sent before the authentication outcome') },
       },

@@ -232,6 +232,7 @@ test('SASL2: the exchange in its own namespace; success asks the user actor for 
     '</bound></success>',
   ] }]);
   assert.equal(s.did.map(([t]) => t), ['toConn', 'writeFeatures', 'moveToJid']);
+  assert.is(s.ctx.sasl2, null, 'nothing of the login (a new token) stays in the snapshot');
 });
 
 test('SASL2 with XEP-0198 inline: the connection tries the resumption; a failed one is said before the new bind', () => {
