@@ -49,6 +49,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     admins: config.admins,
     requireEncryption: config.c2s_require_encryption,
     sasl2: config.c2s_sasl2,
+    fastTokenDays: config.c2s_fast_token_days,
     sessionsPerAccount: config.limits.sessions_per_account,
     maxStanzaBytes: config.limits.max_stanza_bytes,
     serverSecret: serverSecret(config.data_dir),

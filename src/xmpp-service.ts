@@ -11,8 +11,6 @@ import type { CredentialLookup, SaslServer } from './sasl/types.ts';
 import type { Storage } from './xmpp/module.ts';
 import { fastTokens, type FastTokens } from './storage/fast-tokens.ts';
 
-/** FAST tokens live three weeks (Prosody's default): a phone off that long logs in with its password. */
-const FAST_TOKEN_LIFETIME_MS = 21 * 24 * 3600_000;
 import type { Domains } from './xmpp/routing.ts';
 import { dirname } from 'node:path';
 import type { KindLoader } from './runtime/loader.ts';
@@ -28,6 +26,8 @@ export interface XmppSettings {
   requireEncryption: boolean;
   /** Offer SASL2 with Bind 2 (config c2s_sasl2). */
   sasl2: boolean;
+  /** How long a FAST token lives (config c2s_fast_token_days). */
+  fastTokenDays: number;
   sessionsPerAccount: number;
   maxStanzaBytes: number;
   serverSecret: string;
@@ -81,7 +81,7 @@ export function xmppService(settings: XmppSettings, modules: ModuleSet, services
     domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
     now,
     saslExchanges: new Map(),
-    fast: fastTokens(db, FAST_TOKEN_LIFETIME_MS, now),
+    fast: fastTokens(db, settings.fastTokenDays * 86_400_000, now),
     reloadModule: async (name) => {
       if (!svc.modules.loaded.some((d) => d.name === name)) throw new Error(`module ${name} is not loaded on this node (chorus load ${name} loads it)`);
       const { def, file, loads } = await freshModule(name);

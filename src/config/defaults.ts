@@ -23,6 +23,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
     tls: {},
     c2s_require_encryption: true,
     c2s_sasl2: true,
+    c2s_fast_token_days: 21,
     schedulers: availableParallelism(),
     limits: {
       max_stanza_bytes: 262_144,

@@ -90,6 +90,8 @@ export interface ChorusConfig {
   c2s_require_encryption: boolean;
   /** Offer XEP-0388 SASL2 with XEP-0386 Bind 2, XEP-0198 inline and FAST (XEP-0484). */
   c2s_sasl2: boolean;
+  /** How long a FAST token lives (XEP-0484): a device unused this long logs in with its password. */
+  c2s_fast_token_days: number;
   schedulers: number;
   limits: LimitsConfig;
   stream_management: StreamManagementConfig;

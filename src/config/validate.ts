@@ -143,7 +143,7 @@ function stringList(ctx: Ctx, v: unknown, path: KeyPath, what: string,
 }
 
 const TOP_KEYS = [
-  'hosts', 'admins', 'data_dir', 'listen', 'tls', 'c2s_require_encryption', 'c2s_sasl2', 'schedulers', 'limits',
+  'hosts', 'admins', 'data_dir', 'listen', 'tls', 'c2s_require_encryption', 'c2s_sasl2', 'c2s_fast_token_days', 'schedulers', 'limits',
   'stream_management', 'storage', 'modules', 'log_level', 'log_file',
 ] as const;
 const MODULE_NAME = /^[a-z][a-z0-9_-]*$/;
@@ -203,6 +203,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 
   config.c2s_require_encryption = boolean(ctx, top, 'c2s_require_encryption', [], config.c2s_require_encryption);
   config.c2s_sasl2 = boolean(ctx, top, 'c2s_sasl2', [], config.c2s_sasl2);
+  config.c2s_fast_token_days = integer(ctx, top, 'c2s_fast_token_days', [], config.c2s_fast_token_days, 1, 3650, 'a number of days');
   config.schedulers = integer(ctx, top, 'schedulers', [], config.schedulers, 1, 1024, 'a number of worker threads');
 
   const L = config.limits;
