@@ -3,7 +3,7 @@
 // conflicts, the session limit, monitors) and the RFC 6121 §8.5 routing decisions, read as effects.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { step, type Outcome, type UserEvent } from '../../actors/user/index.ts';
+import userKind, { step, type Outcome, type UserEvent } from '../../actors/user/index.ts';
 import { initialUserContext, type UserCtx } from '../../actors/user/core.ts';
 import type { UserEffect } from '../../actors/user/effects.ts';
 import { OWN_STANZA, validateStanza } from '../../src/xml/framer.ts';
@@ -134,6 +134,15 @@ test('the account deleted: every session kicked, whoever asked told, the actor e
     { do: 'deleted', to: 'admin:1' },
     { do: 'exit' },
   ]);
+});
+
+test('a v1 snapshot (monitors named by their refs) migrates to v2: a down from a monitor v1 set still ends its session', () => {
+  const v1 = { status: 'active', output: undefined, error: undefined, context: { ...withSessions(online('phone')), watch: { phone: 4294967301 } } as Partial<UserCtx> };
+  delete v1.context.tags;
+  const ctx = userKind.migrate!(v1 as never, 1).context as UserCtx;
+  assert.is(ctx.tags, 0);
+  const o = run(ctx, { type: 'runtime.down', address: 'session:alice@example.com/phone', ref: 4294967301, reason: 'normal' });
+  assert.equal(o.context.sessions, {});
 });
 
 test.run();
