@@ -7,6 +7,7 @@ import { NS } from '../xml/namespaces.ts';
 import { defineModule, type IqRequest } from '../xmpp/module.ts';
 import { keys } from '../storage/db.ts';
 import { AccountError, withPassword, type AccountRecord } from '../storage/accounts.ts';
+import { revokeTokens } from '../storage/fast-tokens.ts';
 
 const options = {
   iterations: { type: 'number', default: 4096, min: 4096, max: 10_000_000, doc: 'PBKDF2 iterations of the verifiers a password change derives.' },
@@ -54,8 +55,7 @@ export default defineModule({
       }
       await iq.storage.put(key, next);
       // FAST tokens (XEP-0484) were got with the old password: they go with it.
-      const tokens = await iq.storage.range(keys.fastOf(iq.from.toBareString()));
-      await iq.storage.batch(tokens.map(([k]) => ({ type: 'del' as const, key: k })));
+      await revokeTokens(iq.storage, iq.from.toBareString());
       iq.log('info', 'password changed (XEP-0077)');
       iq.reply();
     });

@@ -10,6 +10,7 @@ import type { CredentialLookup, HashName, ScramCredentials, ScramCredentialsJson
 import { prepareLocalpart } from '../xmpp/jid.ts';
 import { JSON_VALUES, keys, PREFIX, range, type AnyDb } from './db.ts';
 import { revokeTokens } from './fast-tokens.ts';
+import { kvStorage } from './kv.ts';
 
 export const ACCOUNT_HASHES: readonly HashName[] = ['SHA-1', 'SHA-256', 'SHA-512'];
 export { DEFAULT_ITERATIONS };
@@ -90,7 +91,7 @@ export async function setPassword(db: AnyDb, jid: string, password: string, opts
   const old = await readRecord(db, bare);
   if (!old) throw new AccountError(`no account ${bare}`);
   await db.put(keys.acct(bare), await withPassword(old, password, opts.iterations), JSON_VALUES);
-  await revokeTokens(db, bare); // FAST tokens got with the old password go with it
+  await revokeTokens(kvStorage(db), bare); // FAST tokens got with the old password go with it
   return bare;
 }
 
@@ -109,7 +110,7 @@ export async function deleteAccount(db: AnyDb, jid: string, cleanUp: (bare: stri
   const bare = accountJid(jid);
   if (!(await readRecord(db, bare))) throw new AccountError(`no account ${bare}`);
   await db.del(keys.acct(bare));
-  await revokeTokens(db, bare);
+  await revokeTokens(kvStorage(db), bare);
   await cleanUp(bare);
   return { jid: bare };
 }

@@ -4,7 +4,8 @@
 // in with the one it has. An installation is a client's SASL2 user-agent id, kept hashed.
 // Tokens are credentials: a password change and the account's deletion remove them all.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { JSON_VALUES, keys, range, type AnyDb } from './db.ts';
+import { JSON_VALUES, keys, type AnyDb } from './db.ts';
+import type { Storage } from '../xmpp/module.ts';
 
 export interface FastToken {
   token: string;
@@ -52,11 +53,11 @@ export async function useToken(db: AnyDb, bare: string, agent: string, mechanism
   return undefined;
 }
 
-/** Every token of the account (a password change, the account deleted). */
-export async function revokeTokens(db: AnyDb, bare: string): Promise<void> {
-  const batch = db.batch();
-  for await (const key of db.keys(range(keys.fastOf(bare)))) batch.del(key);
-  await batch.write();
+/** Every token of the account (a password change, the account deleted), through the Storage facade:
+ *  a module changing a password (XEP-0077) has that, the CLI wraps its DB in one. */
+export async function revokeTokens(storage: Pick<Storage, 'range' | 'batch'>, bare: string): Promise<void> {
+  const tokens = await storage.range(keys.fastOf(bare));
+  if (tokens.length) await storage.batch(tokens.map(([key]) => ({ type: 'del' as const, key })));
 }
 
 /** One node's tokens: what a login asks of them. */

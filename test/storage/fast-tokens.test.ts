@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import { openDb, type Db } from '../../src/storage/db.ts';
 import { fastTokens, readTokens, revokeTokens, type FastTokens } from '../../src/storage/fast-tokens.ts';
 import { createAccount, deleteAccount, setPassword } from '../../src/storage/accounts.ts';
+import { kvStorage } from '../../src/storage/kv.ts';
 import { tempDir } from '../helpers/runtime.ts';
 
 let dir: string, db: Db, clock = 1_700_000_000_000, t: FastTokens;
@@ -61,7 +62,7 @@ test("a password change and the account's deletion revoke every token; other acc
   await deleteAccount(db, 'dave@x', async () => undefined);
   assert.not.ok(await t.use('dave@x', 'phone', NONE, is(d3.token), false));
   assert.ok(await t.use('erin@x', 'phone', NONE, is(e.token), false));
-  await revokeTokens(db, 'erin@x');
+  await revokeTokens(kvStorage(db as never), 'erin@x');
   assert.not.ok(await readTokens(db, 'erin@x', 'phone'));
 });
 
