@@ -1,8 +1,11 @@
 // What the session machine does and reads through the runtime: the default implementations of its
 // named actions, env guards and the SASL actor (machine.ts declares them; tests provide their own).
-import { courier, later, log, moveTo, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
-import type { Delivery, ToConn } from '../../src/net/c2s-protocol.ts';
+import { callNode, courier, later, log, suspend, moveTo, release, retain, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import type { Delivery, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
+import type { PreauthIq } from '../../src/xmpp/module.ts';
+import { dispatchIq } from '../../src/xmpp/iq.ts';
+import { stanzaError } from '../../src/xmpp/errors.ts';
 import { decodeSaslPayload, selectMechanism } from '../../src/sasl/mechanisms.ts';
 import { HT_MECHANISMS, HtServer, isHtMechanism } from '../../src/sasl/ht.ts';
 import type { SaslServer, SaslStep } from '../../src/sasl/types.ts';
@@ -10,13 +13,16 @@ import type { FastToken } from '../../src/storage/fast-tokens.ts';
 import { prepareLocalpart } from '../../src/xmpp/jid.ts';
 import type { ToUser } from '../user/messages.ts';
 import type { EventObject } from 'xstate';
-import { bareOf, featuresXml, headerXml, hostOf, offerOf, type Header, type SessionCtx, type StreamEnv } from './stream.ts';
+import { bareOf, featuresXml, headerXml, hostOf, offerOf, parsed, type Header, type SessionCtx, type StreamEnv } from './stream.ts';
 
 const xmpp = () => service<XmppService>('xmpp');
 
 const env = (): StreamEnv => {
   const svc = xmpp();
-  return { requireEncryption: svc.settings.requireEncryption, sasl2: svc.settings.sasl2, bind2Features: svc.modules.bind2Features, moduleFeatures: svc.modules.streamFeatures };
+  return {
+    requireEncryption: svc.settings.requireEncryption, sasl2: svc.settings.sasl2, bind2Features: svc.modules.bind2Features, moduleFeatures: svc.modules.streamFeatures,
+    preauthFeatures: (host, secure) => svc.modules.preauthFeatures(host, secure),
+  };
 };
 
 export type DeliverParams = Delivery & { hold: boolean };
@@ -58,6 +64,9 @@ export const actions = {
       });
     }
   },
+  /** Runs a module's handler of an IQ before authentication, the actor suspended meanwhile (the
+   *  client's next stanzas wait in the mailbox); the answer comes back as 'runtime.resumed'. */
+  preauthIq: ({ context }: { context: SessionCtx }, p: { xml: string }) => suspend(runPreauthIq(context, p.xml)),
   forgetSasl: () => { xmpp().saslExchanges.delete(self()); },
   /** Runs SASL step `n`; its outcome comes back as a 'sasl' event (a failure, if the step threw). */
   saslStep: (_: unknown, p: SaslInput & { n: number }) => {
@@ -67,6 +76,13 @@ export const actions = {
 };
 
 export const guards = {
+  /** An IQ before authentication that a loaded module takes (XEP-0077 registration). */
+  preauthIqTaken: ({ context, event }: { context: SessionCtx; event: EventObject }) => {
+    const s = event as Extract<ToSession, { type: 'stanza' }>;
+    if (s.h.name !== 'iq' || (s.h.type !== 'get' && s.h.type !== 'set') || (s.h.to !== null && s.h.to !== context.host)) return false;
+    const ns = parsed(s.xml).getChildren()[0]?.getXmlns();
+    return ns !== undefined && xmpp().modules.preauthHandler(s.h.type, ns) !== undefined;
+  },
   tlsRequired: () => xmpp().settings.requireEncryption,
   sasl2Offered: () => xmpp().settings.sasl2,
   /** A stream header's 'to' is a host of ours. */
@@ -74,6 +90,38 @@ export const guards = {
   /** After a node restart the connection this session served is gone (it lived in the old process). */
   connGone: ({ context }: { context: SessionCtx }) => !context.conn.startsWith(`conn:${xmpp().settings.bootId}.`),
 };
+
+/** A module's answer to an IQ before authentication, and what the stream keeps after it. */
+export interface PreauthOutcome { xml: string; kept: Record<string, string> }
+
+async function runPreauthIq(ctx: SessionCtx, xml: string): Promise<PreauthOutcome> {
+  const svc = xmpp();
+  const stanza = parsed(xml);
+  const payload = stanza.getChildren()[0]!;
+  const type = stanza.attr('type') as 'get' | 'set';
+  const handler = svc.modules.preauthHandler(type, payload.getXmlns() ?? '');
+  const kept = { ...ctx.kept };
+  let answer = '';
+  if (handler) {
+    const base: Omit<PreauthIq, 'reply' | 'error'> = {
+      host: ctx.host!, remote: ctx.remote, secure: ctx.secure, stanza, payload, type, kept,
+      keep: (k, v) => { kept[k] = v; },
+      storage: svc.storage, now: () => svc.now(),
+      route: () => { throw new Error('nothing is routed for a stream before it authenticates'); },
+      log: (level, text) => log(level, `${ctx.remote} (not authenticated): ${text}`),
+      operator: (command, args = {}) => callNode('admin', command, [args]),
+    };
+    try {
+      await dispatchIq(handler, base, stanza, (out) => { answer = out; });
+    } catch (err) {
+      // Answered internal-server-error; the stream goes on (it has no state a bug could have broken).
+      log('error', `a request before authentication failed: ${(err as Error).stack ?? String(err)}`);
+    }
+  } else {
+    answer = stanzaError(stanza, 'cancel', 'service-unavailable') ?? ''; // unloaded since the guard looked
+  }
+  return { xml: answer, kept };
+}
 
 /** One SASL step: the first (`<auth/>`: choose the mechanism, start it) or a later (`<response/>`). */
 export type SaslInput =

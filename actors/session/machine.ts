@@ -4,6 +4,7 @@
 // commands the actions send it (ToConn) and turns what it reads into events (ToSession).
 //
 //   opening ─header→ open ─starttls→ securing ─tls→ opening
+//                     └─iq a module takes (XEP-0077)→ asking ─resumed→ open
 //                     └─auth→ authenticating (working ⇄ waiting) ─success→ opening ─header→ binding ─bind-ok→ established
 //                     └─authenticate (SASL2) → authenticating ─success→ bindingInline ─bind-ok→ established (no restart)
 //   established ⇄ resumable (XEP-0198: socket gone, session kept)        any ─→ closing → unbinding → done
@@ -22,7 +23,7 @@ import { sasl2SuccessXml } from '../../src/sasl/sasl2.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
-import { actions, guards, type DeliverParams, type SaslInput, type TokenAsk } from './effects.ts';
+import { actions, guards, type DeliverParams, type PreauthOutcome, type SaslInput, type TokenAsk } from './effects.ts';
 import {
   bind2Resource, bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, readAuthenticate, resourceOf, resumeRequest,
   boundSuccessXml, saslFailureXml, saslNs, tokenXml, unboundSuccessXml, smFailedXml, versionOk, wantsResume, type SessionCtx,
@@ -39,6 +40,7 @@ type Failure = Extract<SaslStep, { kind: 'failure' }>;
 
 const stanza = (e: EventObject): Stanza => e as Stanza;
 const header = (e: EventObject) => e as Extract<ToSession, { type: 'header' }>;
+const preauthOut = (e: EventObject): PreauthOutcome => (e as Extract<RuntimeEvent, { type: 'runtime.resumed' }>).value as PreauthOutcome;
 const saslOut = (e: EventObject): SaslStep => (e as Extract<SessionEvent, { type: 'sasl' }>).step;
 const is = (name: string, xmlns: string) => ({ event }: Args) => stanza(event).h.name === name && stanza(event).h.xmlns === xmlns;
 /** A wrong password counts towards closing the stream; a refused mechanism or binding type does not. */
@@ -131,7 +133,9 @@ export const sessionMachine = setup({
     keepFailed: assign(({ context, event }) => ({ sasl2: { ...context.sasl2!, failed: (event as Extract<ToSession, { type: 'resume-failed' }>).xml } })),
     askBind2: assign(({ context }) => ({ bindId: '', bindResource: bind2Resource(context.sasl2!, `${context.user}@${context.host}`, () => randomBytes(9).toString('base64url')) })),
     nextSaslStep: assign(({ context }) => ({ saslSeq: context.saslSeq + 1 })),
-    authenticate: assign(({ event }) => ({ user: (saslOut(event) as Extract<SaslStep, { kind: 'success' }>).authcid })),
+    /** Authenticated: what modules kept before authentication (an invitation) is done with. */
+    authenticate: assign(({ event }) => ({ user: (saslOut(event) as Extract<SaslStep, { kind: 'success' }>).authcid, kept: undefined })),
+    keepPreauth: assign(({ event }) => ({ kept: preauthOut(event).kept })),
     countFailure: assign(({ context, event }) => {
       const s = saslOut(event) as Failure;
       return { saslFailures: failuresAfter(context, s), ...(s.unsupportedBinding ? { cbRefused: true } : {}) };
@@ -197,12 +201,19 @@ export const sessionMachine = setup({
           { guard: and([not('secure'), 'tlsRequired']), target: 'closing', actions: fail('policy-violation', 'STARTTLS is required') },
           { guard: 'isAuth', target: 'authenticating', actions: 'chooseMechanism' },
           { guard: and(['isAuthenticate', 'sasl2Offered']), target: 'authenticating', actions: 'startSasl2' },
-          // Stanzas before authentication: RFC 6120 §6.4.1 / §7.1.
+          // What a module takes before authentication (XEP-0077 registration); other stanzas: RFC 6120 §6.4.1 / §7.1.
+          { guard: 'preauthIqTaken', target: 'asking', actions: { type: 'preauthIq', params: ({ event }: Args) => ({ xml: stanza(event).xml }) } },
           { guard: 'isClientNs', target: 'closing', actions: fail('not-authorized') },
           { guard: or(['isSmEnable', 'isSmResume']), actions: smFailed('unexpected-request') },
           { guard: 'isSm', actions: smFailed('feature-not-implemented') },
           { target: 'closing', actions: fail('unsupported-stanza-type', ({ event }) => `${stanza(event).h.name} in ${stanza(event).h.xmlns}`) },
         ],
+      },
+    },
+    /** A module answers an IQ before authentication, the actor suspended (what comes next waits). */
+    asking: {
+      on: {
+        'runtime.resumed': { target: 'open', actions: ['keepPreauth', write(({ event }) => preauthOut(event).xml)] },
       },
     },
     securing: {

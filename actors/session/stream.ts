@@ -33,6 +33,8 @@ export interface SessionCtx {
   sasl2?: Sasl2Request | null;
   /** The client tried a channel-binding type we do not offer (see MechanismOptions.bindingRefused). */
   cbRefused?: boolean;
+  /** What modules kept on this stream before authentication (XEP-0445: an accepted invitation). */
+  kept?: Record<string, string>;
   /** The client said it is not in use (XEP-0352 <inactive/>): what can wait, waits. */
   inactive?: boolean;
   /** XEP-0198 is enabled on this stream. */
@@ -81,6 +83,8 @@ export interface StreamEnv {
   bind2Features: readonly string[];
   /** The features the loaded modules add after bind (serialized elements). */
   moduleFeatures: readonly string[];
+  /** The features the loaded modules offer before authentication on a host. */
+  preauthFeatures(host: string, secure: boolean): readonly XmlElement[];
 }
 
 /** A transition's guard and actions may each read the stanza it is about: it is parsed once. */
@@ -116,16 +120,17 @@ export function headerXml(ctx: SessionCtx, env: StreamEnv): string {
 const featuresMemo = new Map<string, string>();
 
 export function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
-  const key = `${ctx.user !== null}|${ctx.jid !== null}|${ctx.sm === true}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${env.sasl2}|${ctx.user ? env.moduleFeatures.join('') : env.bind2Features.join()}`;
+  const preauth = !ctx.user && (ctx.secure || !env.requireEncryption) ? env.preauthFeatures(ctx.host!, ctx.secure) : [];
+  const key = `${ctx.user !== null}|${ctx.jid !== null}|${ctx.sm === true}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${env.sasl2}|${ctx.user ? env.moduleFeatures.join('') : env.bind2Features.join() + preauth.map(serialize).join('')}`;
   let xml = featuresMemo.get(key);
   if (xml === undefined) {
     if (featuresMemo.size > 64) featuresMemo.clear(); // a few combinations, unless modules keep changing
-    featuresMemo.set(key, (xml = buildFeatures(ctx, env)));
+    featuresMemo.set(key, (xml = buildFeatures(ctx, env, preauth)));
   }
   return xml;
 }
 
-function buildFeatures(ctx: SessionCtx, env: StreamEnv): string {
+function buildFeatures(ctx: SessionCtx, env: StreamEnv, preauth: readonly XmlElement[]): string {
   if (ctx.user) {
     // After a SASL2 success with Bind 2 the stream is bound already (no restart): no bind, and no
     // <sm/> once XEP-0198 was enabled inline.
@@ -149,6 +154,7 @@ function buildFeatures(ctx: SessionCtx, env: StreamEnv): string {
         x('sm', { xmlns: NS.SM }),
         // XEP-0484: tokens only over TLS (a token proof can be replayed by whoever reads it).
         ctx.secure && x('fast', { xmlns: NS.FAST }, offeredHt(offer.channelBindings).map((m) => x('mechanism', null, m))))),
+      preauth,
     ]));
 }
 

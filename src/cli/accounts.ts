@@ -8,6 +8,7 @@ import {
   AccountError, accountJid, createAccount, deleteAccount, importAccounts, listAccounts, setPassword,
 } from '../storage/accounts.ts';
 import { isLockedError, keys, openDb, type AnyDb } from '../storage/db.ts';
+import { createInvite, inviteUri } from '../storage/invites.ts';
 import { kvStorage } from '../storage/kv.ts';
 import { parseJid } from '../xmpp/jid.ts';
 import { loadModules } from '../xmpp/modules.ts';
@@ -15,7 +16,7 @@ import { AdminClient, type AdminResponse } from './admin-client.ts';
 import { CliError } from './errors.ts';
 import { runningNodes } from './processes.ts';
 
-export const ACCOUNT_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users'] as const;
+export const ACCOUNT_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'invite'] as const;
 export type AccountCommand = (typeof ACCOUNT_COMMANDS)[number];
 
 export function isAccountCommand(cmd: unknown): cmd is AccountCommand {
@@ -63,6 +64,16 @@ async function run(db: AnyDb, cmd: AccountCommand, args: Args, opts: AccountHand
         throw new AccountError('import-users: args.lines must be a list of "JID PASSWORD" strings');
       }
       return importAccounts(db, lines as string[], { hosts: opts.hosts, iterations: iterations(args, cmd) });
+    }
+    case 'invite': {
+      // An account invitation (XEP-0401): for a host, or reserving a username on it.
+      const host = str(args, cmd, 'host');
+      if (opts.hosts && !opts.hosts.includes(host)) throw new AccountError(`${host} is not a host of this server (hosts: ${opts.hosts.join(', ')})`);
+      const username = args.username === undefined ? undefined : str(args, cmd, 'username');
+      const days = args.days;
+      if (typeof days !== 'number' || !(days >= 0)) throw new AccountError('invite: args.days must be a number of days (0: never expires)');
+      const invite = await createInvite(kvStorage(db), { host, username, ttlMs: days === 0 ? null : days * 86_400_000 });
+      return { uri: inviteUri(invite), expires: invite.expires, token: invite.token };
     }
   }
 }
@@ -124,7 +135,7 @@ export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, 
     // reads. Unless the operator named this one (--config, --new-database).
     const others = o.newDatabase ? [] : runningNodes();
     const elsewhere = others.map((n) => `pid ${n.pid} in ${n.cwd}`).join('; ');
-    const creates = cmd === 'adduser' || cmd === 'import-users';
+    const creates = cmd === 'adduser' || cmd === 'import-users' || cmd === 'invite';
     if (others.length && (creates || cmd === 'users')) {
       throw new CliError(`no database at ${paths.db}, and a node is running elsewhere (${elsewhere}): ` + (creates
         ? `this command would create an empty database that node never sees. Point it at the node's config (--config FILE or CHORUS_CONFIG), or pass --new-database`

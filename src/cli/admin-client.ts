@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import { CliError } from './errors.ts';
 import { runningNodes } from './processes.ts';
 
-export const ADMIN_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'status', 'actors', 'kill', 'reload'] as const;
+export const ADMIN_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'invite', 'status', 'actors', 'kill', 'reload'] as const;
 export type AdminCommand = (typeof ADMIN_COMMANDS)[number];
 
 export interface AdminRequest { id: number; cmd: AdminCommand | string; args: Record<string, unknown> }

@@ -151,6 +151,33 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  invite: {
+    usage: 'chorus invite HOST|USER@HOST [--expires DAYS]',
+    summary: 'make an account invitation (XEP-0401): an xmpp: link that lets one person register',
+    details: [
+      'With HOST the invited person chooses the username; with USER@HOST that name is reserved for them.',
+      'Clients that know invitations (Conversations, Monal, Gajim, Dino, Siskin) register from the link even',
+      'with in-band registration closed (the register module\'s allow_registration). The link works once.',
+      '  --expires DAYS    how long it stays valid (default: the invites module\'s expiry_days, 7; 0: until used)',
+    ].join('\n'),
+    flags: { expires: true }, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p, io);
+      const target = p.pos[0]!;
+      const at = target.lastIndexOf('@');
+      const host = at < 0 ? target : target.slice(at + 1);
+      const d = checkDomain(host);
+      if (typeof d !== 'string') throw new CliError(`invalid host ${JSON.stringify(host)}: ${d.problem}`);
+      if (!config.hosts.includes(d)) throw new CliError(`${d} is not a host of this server (hosts: ${config.hosts.join(', ')})`);
+      const configured = (config.modules.options.invites as { expiry_days?: number } | undefined)?.expiry_days;
+      const days = intFlag(p, 'expires') ?? configured ?? 7;
+      const r = await accountRequest(config, 'invite', { host: d, days, ...(at < 0 ? {} : { username: target.slice(0, at) }) }) as { uri: string; expires: number | null };
+      io.out(r.uri);
+      io.err(r.expires === null ? 'valid until used' : `valid until ${new Date(r.expires).toISOString()}, once`);
+      return 0;
+    },
+  },
+
   'import-users': {
     usage: 'chorus import-users FILE [--iterations N] [--new-database]',
     summary: 'create accounts from lines of "JID PASSWORD" (FILE "-" = stdin)',

@@ -112,5 +112,5 @@ export default defineModule({
 });
 
 function formOf(type: 'form' | 'result', f: CommandForm): XmlElement {
-  return dataForm({ type, title: f.title, instructions: f.instructions }, f.fields);
+  return dataForm({ type, title: f.title, instructions: f.instructions, formType: f.formType }, f.fields);
 }

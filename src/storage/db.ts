@@ -68,7 +68,7 @@ export const keys = {
 } as const;
 
 /** The core's prefixes; the feature modules declare theirs (their `storage`) and may not take these. */
-export const PREFIX = { acct: 'acct!', fast: 'fast!', mbox: 'mbox!', snap: 'snap!', dead: 'dead!' } as const;
+export const PREFIX = { acct: 'acct!', fast: 'fast!', invite: 'invite!', mbox: 'mbox!', snap: 'snap!', dead: 'dead!' } as const;
 
 /** A key under a prefix a module owns: `prefix!part!…`, each part escaped (a JID may hold a `!`). */
 export const keyOf = (prefix: string, ...parts: string[]): string => [prefix, ...parts.map(part)].join('!');

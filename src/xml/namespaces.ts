@@ -57,6 +57,10 @@ export const NS = {
   PEP_VCARD_CONVERSION: 'urn:xmpp:pep-vcard-conversion:0',
   REGISTER: 'jabber:iq:register',
   REGISTER_FEATURE: 'http://jabber.org/features/iq-register',
+  /** XEP-0379's pre-authentication token, and XEP-0445's stream feature for registering with one. */
+  PARS: 'urn:xmpp:pars:0',
+  IBR_TOKEN: 'urn:xmpp:ibr-token:0',
+  INVITE: 'urn:xmpp:invite',
   OFFLINE: 'http://jabber.org/protocol/offline',
   PUBSUB: 'http://jabber.org/protocol/pubsub',
   PUBSUB_EVENT: 'http://jabber.org/protocol/pubsub#event',

@@ -7,8 +7,8 @@ import type { StanzaHeader } from '../xml/framer.ts';
 import { iqResult, stanzaError } from './errors.ts';
 import type { IqRequest } from './module.ts';
 
-export function dispatchIq(
-  handler: (req: IqRequest) => unknown, base: Omit<IqRequest, 'reply' | 'error'>, h: StanzaHeader | XmlElement, out: (xml: string) => void,
+export function dispatchIq<R extends Pick<IqRequest, 'reply' | 'error'> = IqRequest>(
+  handler: (req: R) => unknown, base: Omit<R, 'reply' | 'error'>, h: StanzaHeader | XmlElement, out: (xml: string) => void,
 ): void | Promise<void> {
   let answered = false;
   const once = (xml: string | null) => {
@@ -16,11 +16,11 @@ export function dispatchIq(
     answered = true;
     if (xml) out(xml);
   };
-  const req: IqRequest = {
+  const req = {
     ...base,
     reply: (p) => once(iqResult(h, p ?? null)),
     error: (condition, type, text, o) => once(stanzaError(h, type ?? null, condition, text, o)),
-  };
+  } as R & Pick<IqRequest, 'reply' | 'error'>;
   const fail = (err: unknown): never => {
     if (!answered) once(stanzaError(h, 'cancel', 'internal-server-error'));
     throw err;

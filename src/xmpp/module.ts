@@ -48,6 +48,47 @@ export interface IqRequest extends StanzaContext {
   user?: UserContext;
 }
 
+/**
+ * An IQ a client sends before it authenticates, to the server (XEP-0077 registration, XEP-0445's
+ * invitation token): run by the client's stream (its session actor), one request at a time.
+ */
+export interface PreauthIq extends StanzaContext {
+  stanza: XmlElement;
+  payload: XmlElement;
+  type: 'get' | 'set';
+  /** The client's address, and whether TLS is up. */
+  remote: string;
+  secure: boolean;
+  /** What modules kept on this stream before authentication (an accepted invitation), by key. */
+  kept: Readonly<Record<string, string>>;
+  /** Keeps a value on this stream until it ends or authenticates (later requests read it in `kept`). */
+  keep(key: string, value: string): void;
+  reply(payload?: XmlElement | null): void;
+  error(condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string, o?: StanzaErrorOptions): void;
+}
+
+/** The stream features offered before authentication: handlers push theirs (XEP-0077's <register/>). */
+export interface PreauthFeaturesEvent { host: string; secure: boolean; features: XmlElement[] }
+
+/**
+ * A registration asked for on a stream (XEP-0077 before authentication), before the account is made:
+ * `username` is null for the form (a get). `allowed` starts as the host's policy (open registration);
+ * a handler may allow it (an invitation kept on the stream), name the username it must take, or
+ * refuse it (a username reserved by an invitation).
+ */
+export interface RegistrationEvent extends StanzaContext {
+  username: string | null;
+  kept: Readonly<Record<string, string>>;
+  allowed: boolean;
+  /** The module that allowed it (beyond the host's policy). */
+  allowedBy?: string;
+  fixedUsername?: string;
+  refusal?: { condition: StanzaErrorCondition; text: string };
+}
+
+/** An account was made by in-band registration on a client's stream. */
+export interface RegisteredEvent extends StanzaContext { jid: Jid; kept: Readonly<Record<string, string>> }
+
 /** A bound session as its user actor sees it. */
 export interface SessionInfo {
   resource: string;
@@ -151,6 +192,11 @@ export interface Hooks extends RouteHooks {
   'user/started': { user: UserContext } & StanzaContext;
   /** The account's record is gone: each module removes what it stored for it. */
   'user/deleted': AccountDeletedEvent;
+  /** `preauth/<type>/<payload xmlns>`: an IQ before authentication (registered with m.preauth). */
+  preauth: PreauthIq;
+  'stream/pre-auth-features': PreauthFeaturesEvent;
+  'account/registering': RegistrationEvent;
+  'account/registered': RegisteredEvent;
   /** A disco#info or disco#items request for a node (XEP-0030 §3.2, §4.2), fired by the disco
    *  module: the module that publishes the node answers it and returns true. */
   'disco/node': DiscoNodeEvent;
@@ -164,7 +210,7 @@ export interface DiscoNodeEvent extends IqRequest {
 }
 
 /** A form a command asks to be filled (XEP-0004), or shows as its result. */
-export interface CommandForm { title?: string; instructions?: string; fields: Field[] }
+export interface CommandForm { title?: string; instructions?: string; fields: Field[]; /** XEP-0068's FORM_TYPE. */ formType?: string }
 
 /** Who runs a command (their account), and what it may use: the node's operator commands too
  *  (StanzaContext.operator: `chorus adduser` and the others, as the CLI runs them). */
@@ -258,6 +304,8 @@ export interface ModuleApi<O> {
   hook<K extends HookName>(name: K, handler: HookHandler<K>, priority?: number): void;
   /** Shorthand for hook('iq') filtered to one `<type>/<target>/<xmlns>` key. */
   iq(type: 'get' | 'set', target: 'host' | 'self' | 'bare', xmlns: string, handler: (iq: IqRequest) => void | Promise<void>): void;
+  /** An IQ a client may send before it authenticates, by `<type>/<payload xmlns>` (one handler each). */
+  preauth(type: 'get' | 'set', xmlns: string, handler: (iq: PreauthIq) => void | Promise<void>): void;
   /** The disco features of every loaded module (read at request time, so load order does not matter). */
   features(): { host: Iterable<string>; account: Iterable<string> };
   /** The identities the loaded modules add (read at request time). */

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { prepareDomainpart } from './jid.ts';
 import { nearest } from '../config/near.ts';
 import type { ServiceDomain } from './routing.ts';
-import { andThen, type CommandDefinition, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec } from './module.ts';
+import { andThen, type CommandDefinition, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec, type PreauthFeaturesEvent, type PreauthIq } from './module.ts';
+import type { XmlElement } from '../xml/element.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
@@ -169,6 +170,7 @@ export class ModuleSet {
       optionsFor: (host: string) => perHost.get(host) ?? options,
       hook: (name, handler, priority = 0) => this.register(def.name, name, handler as (e: any) => HookResult, priority),
       iq: (type, target, xmlns, handler) => this.register(def.name, `iq/${type}/${target}/${xmlns}`, (e: IqRequest) => andThen(handler(e), () => true), 0),
+      preauth: (type, xmlns, handler) => this.register(def.name, `preauth/${type}/${xmlns}`, (e: PreauthIq) => andThen(handler(e), () => true), 0),
       features: () => ({ host: this.hostFeatures, account: this.accountFeatures }),
       identities: () => this.identities,
       services: (host: string) => this.servicesOf(host),
@@ -212,6 +214,18 @@ export class ModuleSet {
   /** The IQ handler for `<type>/<target>/<xmlns>`, if a module registered one. */
   iqHandler(type: string, target: string, xmlns: string): ((e: IqRequest) => HookResult) | undefined {
     return this.hooks.get(`iq/${type}/${target}/${xmlns}`)?.[0]?.handler;
+  }
+
+  /** The handler of an IQ before authentication for `<type>/<xmlns>`, if a module registered one. */
+  preauthHandler(type: string, xmlns: string): ((e: PreauthIq) => HookResult) | undefined {
+    return this.hooks.get(`preauth/${type}/${xmlns}`)?.[0]?.handler;
+  }
+
+  /** The stream features the loaded modules offer before authentication on `host`. */
+  preauthFeatures(host: string, secure: boolean): XmlElement[] {
+    const event: PreauthFeaturesEvent = { host, secure, features: [] };
+    void this.run('stream/pre-auth-features', event);
+    return event.features;
   }
 
   has(name: string): boolean { return this.hooks.has(name); }

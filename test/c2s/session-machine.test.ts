@@ -11,7 +11,7 @@ import { feed, HEADER } from '../helpers/framer.ts';
 
 type Action = { type: string; params?: any };
 
-interface Server { requireTls?: boolean; gone?: boolean; sasl2?: boolean }
+interface Server { requireTls?: boolean; gone?: boolean; sasl2?: boolean; preauth?: boolean }
 
 /** The machine with what it reads of the server fixed: it serves `localhost`; TLS is required if
  *  `requireTls`; the connection is alive unless `gone`. */
@@ -22,6 +22,7 @@ function machine(o: Server) {
       tlsRequired: () => o.requireTls === true,
       connGone: () => o.gone === true,
       sasl2Offered: () => o.sasl2 === true,
+      preauthIqTaken: ({ event }) => o.preauth === true && (event as { h: { name: string } }).h.name === 'iq',
     },
   });
 }
@@ -279,6 +280,21 @@ test('before authentication: a stanza is not-authorized; XEP-0198 requests are r
   assert.is(s.state, 'open');
   assert.equal(s.toConn(), [{ type: 'write', xml: '<failed xmlns="urn:xmpp:sm:3"><unexpected-request xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></failed>' }]);
   assert.match(new Stream().header().stanza("<foo xmlns='urn:example'/>").closedWith(), /unsupported-stanza-type.*foo in urn:example/);
+});
+
+test('before authentication: an IQ a module takes (XEP-0077) suspends the stream for its answer, which is written; what the module kept stays until the login', () => {
+  const iq = "<iq type='set' id='p1'><preauth xmlns='urn:xmpp:pars:0' token='t'/></iq>";
+  const s = new Stream({ preauth: true }).header().stanza(iq);
+  assert.is(s.state, 'asking');
+  assert.equal(s.did, [['preauthIq', { xml: iq }]]);
+  s.send({ type: 'runtime.resumed', value: { xml: '<iq type="result" id="p1"/>', kept: { invite: 't' } } });
+  assert.is(s.state, 'open');
+  assert.equal(s.toConn(), [{ type: 'write', xml: '<iq type="result" id="p1"/>' }]);
+  assert.equal(s.ctx.kept, { invite: 't' });
+  s.stanza("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHB3</auth>").sasl({ kind: 'success', authcid: 'alice' });
+  assert.is(s.ctx.kept, undefined, 'authenticated: nothing of it is kept');
+  // An IQ no module takes is a stanza before authentication.
+  assert.match(new Stream().header().stanza("<iq type='get' id='v'><query xmlns='jabber:iq:version'/></iq>").closedWith(), /not-authorized/);
 });
 
 // ---- bind ----------------------------------------------------------------------------------------

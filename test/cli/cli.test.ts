@@ -149,7 +149,7 @@ test('with a node holding the DB, account commands go through its admin socket',
     const rows = actors.out.split('\n').filter(Boolean);
     assert.equal(rows.map((l) => l.split(/ {2,}/)), [['address', 'kind', 'scheduler'], ['session:alice@example.org/session', 'session', '0']]);
     assert.is(rows[0]!.indexOf('kind'), rows[1]!.indexOf(' session ') + 1, 'columns line up');
-    userError(await chorus(withConfig('kill', 'session:x@example.org/r')), 'chorus: unknown command "kill"; known: adduser, passwd, deluser, users, import-users, status, actors');
+    userError(await chorus(withConfig('kill', 'session:x@example.org/r')), 'chorus: unknown command "kill"; known: adduser, passwd, deluser, users, import-users, invite, status, actors');
   } finally {
     await admin.close();
   }

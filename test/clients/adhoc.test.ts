@@ -18,8 +18,9 @@ test.after(async () => { await server.stop(); });
 
 test('slixmpp: an admin adds, re-passwords and deletes an account, lists who is online and announces; others may not', async () => {
   const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']);
-  assert.equal(out.admin_commands, ['add-user', 'announce', 'change-user-password', 'delete-user', 'get-online-users-list', 'get-online-users-num', 'get-registered-users-num', 'user-stats']);
-  assert.equal(out.bob_commands, []);
+  // XEP-0133's, and XEP-0401's invitations (the invites module).
+  assert.equal(out.admin_commands, ['add-user', 'announce', 'change-user-password', 'delete-user', 'get-online-users-list', 'get-online-users-num', 'get-registered-users-num', 'urn:xmpp:invite#create-account', 'urn:xmpp:invite#invite', 'user-stats']);
+  assert.equal(out.bob_commands, ['urn:xmpp:invite#invite'], 'an account may invite a contact, nothing more');
   assert.is(out.bob_refused, 'forbidden');
   assert.equal(out.add, ['info', 'carol@localhost is added']);
   assert.is(out.carol_logs_in, true);

@@ -1,0 +1,119 @@
+// Invitations (XEP-0401) and registering with one (XEP-0445): a family server keeps registration
+// closed and lets people in by invitation. An admin makes an account invitation (`chorus invite`, or
+// the urn:xmpp:invite#create-account command), an account a contact invitation
+// (urn:xmpp:invite#invite); the invitee's client sends the token before authenticating, and the
+// register module lets that stream register once. The token is used up by the registration.
+import { x } from '../xml/builder.ts';
+import { NS } from '../xml/namespaces.ts';
+import { defineModule, type CommandContext, type CommandResult } from '../xmpp/module.ts';
+import { prepareLocalpart } from '../xmpp/jid.ts';
+import { AccountError } from '../storage/accounts.ts';
+import { xmppDateTime } from '../xmpp/delay.ts';
+import { createInvite, dropInvites, findInvite, inviteUri, reservation, useInvite, type Invite } from '../storage/invites.ts';
+
+const options = {
+  expiry_days: { type: 'number', default: 7, min: 0, max: 3650, doc: 'Days an invitation stays valid (0: until used).' },
+  allow_user_invites: { type: 'boolean', default: true, doc: 'Whether every account may invite a contact, who may then register here (XEP-0401 §4.1); off, only admins invite.' },
+} as const;
+
+/** A username as typed, in its prepared form when it has one (createInvite says what is wrong). */
+const prepared = (s: string): string => { try { return prepareLocalpart(s); } catch { return s; } };
+
+/** Where the token accepted on a stream is kept (PreauthIq.kept). */
+const KEPT = 'invite';
+
+/** XEP-0401's result form: the URI, and when it expires. */
+function invitation(invite: Invite, title: string): CommandResult {
+  return {
+    form: {
+      title, formType: `${NS.INVITE}#invitation`,
+      fields: [
+        { var: 'uri', type: 'text-single', label: 'Invitation URI', value: inviteUri(invite) },
+        ...(invite.expires === null ? [] : [{ var: 'expire', type: 'text-single' as const, label: 'Valid until', value: xmppDateTime(invite.expires) }]),
+      ],
+    },
+  };
+}
+
+export default defineModule({
+  name: 'invites',
+  description: 'Invitations (XEP-0401): accounts made by invitation on a server whose registration is closed (XEP-0445).',
+  xeps: [
+    { xep: 401, version: '0.6.0', status: 'partial', note: 'invite and create-account commands, xmpp: URIs; no landing page yet (HTTP), no automatic roster subscription' },
+    { xep: 445, version: '0.2.0', status: 'complete' },
+  ],
+  depends: ['register', 'adhoc'],
+  options,
+  setup(m) {
+    const ttl = (host: string): number | null => { const d: number = m.optionsFor(host).expiry_days; return d === 0 ? null : d * 86_400_000; };
+
+    // XEP-0445: registration with a token is possible here (and, the register module's feature, in-band registration).
+    m.hook('stream/pre-auth-features', (ev) => {
+      ev.features.push(x('register', { xmlns: NS.IBR_TOKEN }));
+      if (!ev.features.some((f) => f.getXmlns() === NS.REGISTER_FEATURE)) ev.features.push(x('register', { xmlns: NS.REGISTER_FEATURE }));
+    }, -1);
+
+    // XEP-0445 §4: the token is checked (expiry too) now, and kept on the stream until it registers.
+    m.preauth('set', NS.PARS, async (iq) => {
+      const token = iq.payload.localName === 'preauth' ? iq.payload.attr('token') ?? '' : '';
+      const invite = await findInvite(iq.storage, token, iq.host, iq.now());
+      if (!invite) { iq.error('item-not-found', 'cancel', 'The provided token is invalid or expired'); return; }
+      iq.keep(KEPT, invite.token);
+      iq.reply();
+    });
+
+    m.hook('account/registering', async (ev) => {
+      const token = ev.kept[KEPT];
+      // Accepted on this stream: good even if it expired since (XEP-0445 §4).
+      const invite = token ? await findInvite(ev.storage, token, ev.host, ev.now(), true) : undefined;
+      if (invite) {
+        ev.allowed = true;
+        ev.allowedBy = 'an invitation';
+        if (invite.username) ev.fixedUsername = invite.username;
+      }
+      if (ev.username !== null && ev.username !== invite?.username) {
+        const held = await reservation(ev.storage, ev.host, ev.username, ev.now());
+        if (held) ev.refusal = { condition: 'conflict', text: `${ev.username} is reserved for someone invited` };
+      }
+    });
+
+    m.hook('account/registered', async (ev) => {
+      const token = ev.kept[KEPT];
+      if (token) await useInvite(ev.storage, token);
+    });
+
+    // The invitations an account made go with it (and expired ones, while we are at it).
+    m.hook('user/deleted', async (ev) => { await dropInvites(ev.storage, { inviter: ev.jid.toBareString() }); });
+
+    m.command({
+      node: `${NS.INVITE}#invite`, name: 'Invite someone', access: 'local',
+      run: async (c: CommandContext) => {
+        if (!m.optionsFor(c.host).allow_user_invites && !m.admins.has(c.from.toBareString())) return { note: { type: 'error', text: 'only the server\'s admins invite people here' } };
+        const invite = await createInvite(c.storage, { host: c.host, inviter: c.from.toBareString(), ttlMs: ttl(c.host) }, c.now());
+        c.log('info', `${c.from.toBareString()} made an invitation (XEP-0401)`);
+        return invitation(invite, 'Your invitation');
+      },
+    });
+
+    m.command({
+      node: `${NS.INVITE}#create-account`, name: 'Create an account invitation', access: 'admin',
+      form: () => ({
+        title: 'Creating an account invitation', instructions: 'Leave the username empty to let the invited person choose it.',
+        fields: [{ var: 'username', type: 'text-single', label: 'Username' }],
+      }),
+      run: async (c, values) => {
+        const given = values.get('username')?.[0]?.trim() ?? '';
+        let invite: Invite;
+        try {
+          invite = await createInvite(c.storage, { host: c.host, username: given ? prepared(given) : undefined, ttlMs: ttl(c.host) }, c.now());
+        } catch (e) {
+          if (!(e instanceof AccountError)) throw e;
+          return { note: { type: 'error', text: e.message } };
+        }
+        const username = invite.username;
+        c.log('info', `${c.from.toBareString()} made an account invitation${username ? ` for ${username}` : ''} (XEP-0401)`);
+        return invitation(invite, 'The account invitation');
+      },
+    });
+  },
+});

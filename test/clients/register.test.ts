@@ -1,0 +1,147 @@
+// Accounts made in-band (XEP-0077) as a new user's client makes them: slixmpp's xep_0077 plugin over
+// STARTTLS, with the registration closed (the default) and an invitation from `chorus invite`
+// (XEP-0401/0445), and with it open; raw XML for what a library would not send.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fileURLToPath } from 'node:url';
+import { OPEN, RawClient, startServer, starttls, type TestServer } from '../helpers/xmpp.ts';
+import { scenario } from '../helpers/process.ts';
+import { accountRequest } from '../../src/cli/accounts.ts';
+import { login, xml } from '../helpers/clients.ts';
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // @xmpp/client: the self-signed certificate
+const SCRIPT = fileURLToPath(new URL('./register_slixmpp.py', import.meta.url));
+
+let closed: TestServer;
+let open: TestServer;
+test.before(async () => {
+  closed = await startServer((c) => { c.admins = ['admin@localhost']; });
+  for (const u of ['admin', 'alice']) await closed.addUser(u, 'pw');
+  open = await startServer((c) => { c.modules.options.register = { allow_registration: true, min_seconds_between_registrations: 3600 }; });
+});
+test.after(async () => { await closed.stop(); await open.stop(); });
+
+/** `chorus invite` against the running node (its admin socket), as the operator runs it. */
+const invite = async (server: TestServer, target?: string): Promise<string> => {
+  const r = await accountRequest(server.config, 'invite', { host: 'localhost', days: 7, ...(target ? { username: target } : {}) }) as { uri: string };
+  return /preauth=([0-9a-f]+)/.exec(r.uri)![1]!;
+};
+
+const register = (server: TestServer, user: string, token?: string) =>
+  scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', user, 'juliet-pw', ...(token ? [token] : [])]);
+
+test('closed registration: slixmpp registers with an invitation, logs in with the new account on the same stream, and the invitation is used up', async () => {
+  const token = await invite(closed);
+  const out = await register(closed, 'juliet', token);
+  assert.is(out.error, undefined, String(out.error));
+  assert.is(out.token, 'accepted');
+  assert.equal(out.fields, ['username', 'password']);
+  assert.is(out.registered, true);
+  assert.is(out.logged_in, 'juliet@localhost');
+  assert.is(out.message, 'hello me');
+  const again = await register(closed, 'romeo', token);
+  assert.is(again.token, 'item-not-found', 'an invitation registers one account');
+  assert.is(again.form, 'not-allowed');
+});
+
+test('closed registration: without an invitation the form is refused', async () => {
+  const out = await register(closed, 'mallory');
+  assert.is(out.form, 'not-allowed');
+  assert.is(out.logged_in, undefined);
+});
+
+test('an invitation naming the user reserves the name: the invitee takes that name only, and nobody else may take it', async () => {
+  const token = await invite(closed, 'nurse');
+  const taker = await register(closed, 'nurse', await invite(closed)); // an invitation that names nobody
+  assert.is(taker.registered, 'conflict', 'the name is reserved for the invitee');
+  const wrong = await register(closed, 'tybalt', token);
+  assert.is(wrong.registered, 'not-allowed');
+  const right = await register(closed, 'nurse', token);
+  assert.is(right.registered, true);
+  assert.is(right.logged_in, 'nurse@localhost');
+});
+
+test('open registration: slixmpp registers and logs in; a taken name is a conflict; an address registers once per interval', async () => {
+  const out = await register(open, 'romeo');
+  assert.is(out.error, undefined, String(out.error));
+  assert.is(out.registered, true);
+  assert.is(out.logged_in, 'romeo@localhost');
+  const limited = await register(open, 'benvolio');
+  assert.is(limited.registered, 'resource-constraint');
+});
+
+/** The xmpp: URI and expiry an invitation command (XEP-0401) completes with. */
+const uriOf = (r: { getChild(n: string, ns?: string): any }) => {
+  const fields = r.getChild('command', 'http://jabber.org/protocol/commands').getChild('x', 'jabber:x:data').getChildren('field');
+  const value = (v: string) => fields.find((f: any) => f.attrs.var === v)?.getChildText('value');
+  return { formType: value('FORM_TYPE'), uri: value('uri') as string, expire: value('expire') as string };
+};
+
+test('XEP-0401: an account invites a contact (ibr=y) and the invitee registers with it; an admin makes an account invitation for a name', async () => {
+  const alice = await login(closed.port, 'alice', { password: 'pw' });
+  const r = await alice.iq(xml('iq', { type: 'set', to: 'localhost' }, xml('command', { xmlns: 'http://jabber.org/protocol/commands', node: 'urn:xmpp:invite#invite', action: 'execute' })));
+  const got = uriOf(r);
+  assert.is(got.formType, 'urn:xmpp:invite#invitation');
+  assert.match(got.uri, /^xmpp:alice@localhost\?roster;preauth=[0-9a-f]{32};ibr=y$/);
+  assert.ok(Date.parse(got.expire) > Date.now() + 6 * 86_400_000, 'valid for the configured week');
+  const mercutio = await register(closed, 'mercutio', /preauth=([0-9a-f]+)/.exec(got.uri)![1]);
+  assert.is(mercutio.registered, true);
+  await alice.stop();
+
+  const admin = await login(closed.port, 'admin', { password: 'pw' });
+  const form = await admin.iq(xml('iq', { type: 'set', to: 'localhost' }, xml('command', { xmlns: 'http://jabber.org/protocol/commands', node: 'urn:xmpp:invite#create-account', action: 'execute' })));
+  const sessionid = form.getChild('command')!.attrs.sessionid;
+  const done = await admin.iq(xml('iq', { type: 'set', to: 'localhost' }, xml('command', { xmlns: 'http://jabber.org/protocol/commands', node: 'urn:xmpp:invite#create-account', sessionid, action: 'complete' },
+    xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, xml('field', { var: 'username' }, xml('value', {}, 'friar'))))));
+  const account = uriOf(done);
+  assert.match(account.uri, /^xmpp:friar@localhost\?register;preauth=[0-9a-f]{32}$/);
+  const friar = await register(closed, 'friar', /preauth=([0-9a-f]+)/.exec(account.uri)![1]);
+  assert.is(friar.logged_in, 'friar@localhost');
+  await admin.stop();
+});
+
+/** A raw stream over TLS with its features, not authenticated. */
+async function stream(server: TestServer): Promise<RawClient> {
+  const plain = await RawClient.connect(server.port);
+  plain.send(OPEN);
+  await plain.next(/<\/stream:features>/);
+  const { c } = await starttls(plain);
+  c.send(OPEN);
+  await c.next(/<\/stream:features>/);
+  return c;
+}
+
+test('raw: the stream features before authentication offer registration with a token (XEP-0445) and in-band registration', async () => {
+  const c = await stream(closed);
+  assert.match(c.received, /<register xmlns="urn:xmpp:ibr-token:0"\/>/);
+  assert.match(c.received, /<register xmlns="http:\/\/jabber.org\/features\/iq-register"\/>/);
+  c.close();
+});
+
+test('raw: a bad token is item-not-found; a taken name is a conflict; removal needs a login; other IQs before authentication end the stream', async () => {
+  await closed.addUser('capulet', 'pw');
+  const c = await stream(closed);
+  c.send(`<iq type='set' id='p1'><preauth xmlns='urn:xmpp:pars:0' token='0123456789abcdef0123456789abcdef'/></iq>`);
+  await c.next(/<iq[^>]*type="error"[^>]*id="p1"[\s\S]*?<item-not-found[\s\S]*?<\/iq>/);
+  const token = await invite(closed);
+  c.send(`<iq type='set' id='p2'><preauth xmlns='urn:xmpp:pars:0' token='${token}'/></iq>`);
+  await c.next(/<iq[^>]*type="result"[^>]*id="p2"/);
+  c.send(`<iq type='set' id='r1'><query xmlns='jabber:iq:register'><username>capulet</username><password>x</password></query></iq>`);
+  await c.next(/<iq[^>]*type="error"[^>]*id="r1"[\s\S]*?<conflict[\s\S]*?<\/iq>/);
+  c.send(`<iq type='set' id='r2'><query xmlns='jabber:iq:register'><remove/></query></iq>`);
+  await c.next(/<iq[^>]*type="error"[^>]*id="r2"[\s\S]*?<not-authorized[\s\S]*?<\/iq>/);
+  c.send(`<iq type='set' id='r3'><query xmlns='jabber:iq:register'><username>paris</username></query></iq>`);
+  await c.next(/<iq[^>]*type="error"[^>]*id="r3"[\s\S]*?<not-acceptable[\s\S]*?<\/iq>/);
+  c.send(`<iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>`);
+  await c.next(/<not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
+  await c.waitClosed();
+});
+
+test('raw: requests before authentication sent together are answered in order (the stream waits for each)', async () => {
+  const c = await stream(closed);
+  c.send(`<iq type='get' id='g1'><query xmlns='jabber:iq:register'/></iq><iq type='set' id='g2'><preauth xmlns='urn:xmpp:pars:0' token='nope'/></iq><iq type='get' id='g3'><query xmlns='jabber:iq:register'/></iq>`);
+  await c.next(/id="g1"[\s\S]*?<not-allowed[\s\S]*?id="g2"[\s\S]*?<item-not-found[\s\S]*?id="g3"[\s\S]*?<not-allowed/);
+  c.close();
+});
+
+test.run();
