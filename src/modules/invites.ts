@@ -9,7 +9,8 @@ import { defineModule, type CommandContext, type CommandResult } from '../xmpp/m
 import { prepareLocalpart } from '../xmpp/jid.ts';
 import { AccountError } from '../storage/accounts.ts';
 import { xmppDateTime } from '../xmpp/delay.ts';
-import { createInvite, dropInvites, findInvite, inviteUri, reservation, useInvite, type Invite } from '../storage/invites.ts';
+import { createInvite, dropInvites, findInvite, inviteUri, keepFor, reservation, useInvite, type Invite } from '../storage/invites.ts';
+import type { PresenceApi } from './presence.ts';
 
 const options = {
   expiry_days: { type: 'number', default: 7, min: 0, max: 3650, doc: 'Days an invitation stays valid (0: until used).' },
@@ -39,12 +40,14 @@ export default defineModule({
   name: 'invites',
   description: 'Invitations (XEP-0401): accounts made by invitation on a server whose registration is closed (XEP-0445).',
   xeps: [
-    { xep: 401, version: '0.6.0', status: 'partial', note: 'invite and create-account commands, xmpp: URIs; no landing page yet (HTTP), no automatic roster subscription' },
+    { xep: 401, version: '0.6.0', status: 'partial', note: 'invite and create-account commands, xmpp: URIs; contact invitations subscribe both ways (XEP-0379); no landing page yet (HTTP)' },
     { xep: 445, version: '0.2.0', status: 'complete' },
+    { xep: 379, status: 'partial', note: 'server side: a subscription with the token of an invitation is approved, and returned' },
   ],
-  depends: ['register', 'adhoc'],
+  depends: ['register', 'adhoc', 'presence'],
   options,
   setup(m) {
+    const presence = m.depends<PresenceApi>('presence');
     const ttl = (host: string): number | null => { const d: number = m.optionsFor(host).expiry_days; return d === 0 ? null : d * 86_400_000; };
 
     // XEP-0445: registration with a token is possible here (and, the register module's feature, in-band registration).
@@ -57,7 +60,7 @@ export default defineModule({
     m.preauth('set', NS.PARS, async (iq) => {
       const token = iq.payload.localName === 'preauth' ? iq.payload.attr('token') ?? '' : '';
       const invite = await findInvite(iq.storage, token, iq.host, iq.now());
-      if (!invite) { iq.error('item-not-found', 'cancel', 'The provided token is invalid or expired'); return; }
+      if (!invite || invite.invitee) { iq.error('item-not-found', 'cancel', 'The provided token is invalid or expired'); return; }
       iq.keep(KEPT, invite.token);
       iq.reply();
     });
@@ -66,7 +69,7 @@ export default defineModule({
       const token = ev.kept[KEPT];
       // Accepted on this stream: good even if it expired since (XEP-0445 §4).
       const invite = token ? await findInvite(ev.storage, token, ev.host, ev.now(), true) : undefined;
-      if (invite) {
+      if (invite && !invite.invitee) {
         ev.allowed = true;
         ev.allowedBy = 'an invitation';
         if (invite.username) ev.fixedUsername = invite.username;
@@ -77,10 +80,30 @@ export default defineModule({
       }
     });
 
+    // An account invitation is used up. A contact invitation stays for the one subscription the new
+    // account's client sends with its token (XEP-0379 §3.4), which it is now kept for.
     m.hook('account/registered', async (ev) => {
       const token = ev.kept[KEPT];
-      if (token) await useInvite(ev.storage, token);
+      const invite = token ? await findInvite(ev.storage, token, ev.host, ev.now(), true) : undefined;
+      if (!invite) return;
+      if (invite.inviter) await keepFor(ev.storage, invite, ev.jid.toBareString());
+      else await useInvite(ev.storage, invite.token);
     });
+
+    // XEP-0379 §3.4: a subscription request carrying the token of one of the inviter's invitations is
+    // approved on the inviter's behalf, and the inviter subscribes back: they are contacts both ways.
+    m.hook('presence/bare', async (ev) => {
+      const token = ev.stanza.attr('type') === 'subscribe' ? ev.stanza.child('preauth', NS.PARS)?.attr('token') : undefined;
+      if (!token) return;
+      const owner = ev.user.jid.toBareString();
+      const contact = ev.from.toBareString();
+      const invite = await findInvite(ev.storage, token, ev.host, ev.now());
+      if (!invite || invite.inviter !== owner || (invite.invitee !== undefined && invite.invitee !== contact)) return;
+      await useInvite(ev.storage, invite.token);
+      await presence.approve(ev, contact);
+      await presence.ask(ev, contact);
+      ev.log('info', `${contact} came by an invitation: subscribed both ways (XEP-0379)`);
+    }, 1);
 
     // The invitations an account made go with it (and expired ones, while we are at it).
     m.hook('user/deleted', async (ev) => { await dropInvites(ev.storage, { inviter: ev.jid.toBareString() }); });

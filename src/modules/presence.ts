@@ -367,6 +367,8 @@ export default defineModule({
     return {
       lastUnavailable: (user) => getState(user).lastUnavailable,
       subscribed: async (ctx, contact) => { const item = await loadItem(ctx.storage, ctx.user.jid.toBareString(), contact); return !!item && hasFrom(item.subscription); },
+      approve: (ctx, contact) => onBehalf(ctx, 'subscribed', contact, maxItems(ctx.host)),
+      ask: (ctx, contact) => onBehalf(ctx, 'subscribe', contact, maxItems(ctx.host)),
     } satisfies PresenceApi;
   },
 });
@@ -377,4 +379,18 @@ export interface PresenceApi {
   lastUnavailable(user: UserContext): { xml: string; at: number } | null;
   /** Whether `contact` (bare) is subscribed to the account's presence (RFC 6121 'from' or 'both'). */
   subscribed(ctx: ActorContext, contact: string): Promise<boolean>;
+  /** The account approves `contact`'s subscription, as its client does with 'subscribed': the
+   *  pending request, or else the next one (a pre-approval, §3.4). */
+  approve(ctx: ActorContext, contact: string): Promise<void>;
+  /** The account asks for `contact`'s presence, as its client does with 'subscribe'. */
+  ask(ctx: ActorContext, contact: string): Promise<void>;
+}
+
+/** A subscription stanza the server sends for the account (no client of it did), with the roster
+ *  changes of Appendix A.2 as for one of its clients'. */
+async function onBehalf(ctx: ActorContext, type: 'subscribe' | 'subscribed', contact: string, maxItems: number): Promise<void> {
+  const owner = ctx.user.jid.toBareString();
+  const d = await loadForChange(ctx.storage, owner, contact, maxItems);
+  const stanza = x('presence', { type, from: owner, to: contact });
+  await (type === 'subscribe' ? outSubscribe(ctx, '', stanza, contact, d) : outSubscribed(ctx, '', stanza, contact, d));
 }

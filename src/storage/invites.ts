@@ -16,6 +16,9 @@ export interface Invite {
   username?: string;
   /** Who invited: a contact invitation (XEP-0401 §User Invitation) names the inviter. */
   inviter?: string;
+  /** The account a contact invitation registered: the token is still good for that account's
+   *  subscription to the inviter (XEP-0379), and only for it. */
+  invitee?: string;
   created: number;
   /** ms since the epoch; null: never expires. */
   expires: number | null;
@@ -61,6 +64,9 @@ export async function listInvites(storage: Storage, now = Date.now()): Promise<I
 export async function reservation(storage: Storage, host: string, username: string, now = Date.now()): Promise<Invite | undefined> {
   return (await listInvites(storage, now)).find((i) => i.host === host && i.username === username);
 }
+
+/** A contact invitation that registered `invitee`: kept, for that account's subscription only. */
+export const keepFor = (storage: Storage, invite: Invite, invitee: string): Promise<void> => storage.put(inviteKey(invite.token), { ...invite, invitee });
 
 export const useInvite = (storage: Storage, token: string): Promise<void> => storage.del(inviteKey(token));
 

@@ -84,8 +84,24 @@ test('XEP-0401: an account invites a contact (ibr=y) and the invitee registers w
   assert.is(got.formType, 'urn:xmpp:invite#invitation');
   assert.match(got.uri, /^xmpp:alice@localhost\?roster;preauth=[0-9a-f]{32};ibr=y$/);
   assert.ok(Date.parse(got.expire) > Date.now() + 6 * 86_400_000, 'valid for the configured week');
-  const mercutio = await register(closed, 'mercutio', /preauth=([0-9a-f]+)/.exec(got.uri)![1]);
+  const token = /preauth=([0-9a-f]+)/.exec(got.uri)![1]!;
+  const mercutio = await register(closed, 'mercutio', token);
   assert.is(mercutio.registered, true);
+  // XEP-0379, as the invitee's client does it: pre-approve the inviter, ask with the token. The
+  // inviter's server approves for alice and asks back: both ways, with no question to anyone.
+  const m = await login(closed.port, 'mercutio', { password: 'juliet-pw' });
+  await m.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+  await alice.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+  await m.c.send(xml('presence', { type: 'subscribed', to: 'alice@localhost' }));
+  await m.c.send(xml('presence', { type: 'subscribe', to: 'alice@localhost' }, xml('preauth', { xmlns: 'urn:xmpp:pars:0', token })));
+  const both = (e: any) => e.is('iq') && e.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.subscription === 'both';
+  assert.is((await alice.next(both)).getChild('query')!.getChild('item')!.attrs.jid, 'mercutio@localhost');
+  assert.is((await m.next(both)).getChild('query')!.getChild('item')!.attrs.jid, 'alice@localhost');
+  assert.not.ok(alice.inbox.some((e) => e.is('presence') && e.attrs.type === 'subscribe'), 'alice was asked nothing');
+  // The token is spent: a second account cannot use it to register, nor to subscribe.
+  const again = await register(closed, 'tybalt', token);
+  assert.is(again.token, 'item-not-found');
+  await m.stop();
   await alice.stop();
 
   const admin = await login(closed.port, 'admin', { password: 'pw' });
