@@ -6,6 +6,9 @@
 // becomes the vCard's PHOTO, a PHOTO set by a vCard client is published as the avatar, and every
 // available presence the account sends carries the avatar's hash (<x xmlns='vcard-temp:x:update'/>),
 // so clients that read vCards (and rooms, which pass the hash on) see the same picture.
+//
+// vCard4 (XEP-0292) is read from the same card: by IQ, and in PEP at urn:xmpp:vcard4 (published on
+// each change, so contacts' clients that follow vCard4 get a notification).
 import { createHash } from 'node:crypto';
 import { serialize, x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
@@ -13,6 +16,7 @@ import { NS } from '../xml/namespaces.ts';
 import { andThen, defineModule, type IqRequest, type PresenceEvent, type StanzaContext, type UserContext } from '../xmpp/module.ts';
 import { keyOf } from '../storage/db.ts';
 import type { PepApi, PepPublishedEvent } from './pep.ts';
+import { vcard4Of } from './vcard-map.ts';
 
 const MODULE = 'vcard';
 
@@ -34,6 +38,12 @@ async function read(iq: IqRequest): Promise<void> {
   const stored = await iq.storage.get<string>(vcardKeys.of(iq.user!.jid.toBareString()));
   if (stored === undefined) { iq.error('item-not-found', 'cancel', 'no vCard'); return; }
   iq.reply(parseElement(stored, NS.VCARD));
+}
+
+/** XEP-0292: the card in vCard4, an empty <vcard/> for none. */
+async function read4(iq: IqRequest): Promise<void> {
+  const stored = await iq.storage.get<string>(vcardKeys.of(iq.user!.jid.toBareString()));
+  iq.reply(vcard4Of(stored === undefined ? undefined : parseElement(stored, NS.VCARD)));
 }
 
 /** A vCard's PHOTO, if it holds an image (BINVAL; an EXTVAL link is no avatar to convert). */
@@ -129,8 +139,9 @@ export default defineModule({
     { xep: 54, version: '1.2', status: 'complete' },
     { xep: 153, version: '1.1.1', status: 'complete', note: 'the avatar hash put in the account\'s presence by the server (XEP-0398)' },
     { xep: 398, version: '1.0.0', status: 'complete', note: 'PEP avatar to vCard and back' },
+    { xep: 292, status: 'partial', note: 'read: the vcard-temp card in vCard4, by IQ and in PEP (urn:xmpp:vcard4); set in vcard-temp' },
   ],
-  features: { account: [NS.VCARD, NS.PEP_VCARD_CONVERSION] },
+  features: { account: [NS.VCARD, NS.PEP_VCARD_CONVERSION, NS.VCARD4] },
   storage: [MODULE],
   depends: ['pep'],
   options,
@@ -147,9 +158,14 @@ export default defineModule({
       const before = await avatarHash(iq as IqRequest & Ctx);
       await iq.storage.put(vcardKeys.of(iq.from.toBareString()), xml);
       iq.reply();
-      await toPep(iq as IqRequest & Ctx, photoOf(parseElement(xml, NS.VCARD)), before, pep);
+      const card = parseElement(xml, NS.VCARD);
+      await toPep(iq as IqRequest & Ctx, photoOf(card), before, pep);
+      await pep.replaceItems(iq as IqRequest & Ctx, NS.PEP_VCARD4, [{ id: 'current', payload: vcard4Of(card) }], 'open');
     });
     m.iq('set', 'bare', NS.VCARD, (iq) => { iq.error('forbidden', 'auth', 'only the account itself sets its vCard'); });
+    m.iq('get', 'self', NS.VCARD4, read4);
+    m.iq('get', 'bare', NS.VCARD4, read4);
+    m.iq('set', 'self', NS.VCARD4, (iq) => { iq.error('feature-not-implemented', 'cancel', 'set the vCard in vcard-temp (XEP-0054); vCard4 is read from it'); });
     m.hook('pep/published', (ev) => fromPep(ev, pep, m.optionsFor(ev.host).max_bytes));
     // Before the presence module sends it anywhere (broadcast, or directed: a room join).
     m.hook('presence/out', (ev) => withAvatarHash(ev), 100);

@@ -52,6 +52,9 @@ export const NS = {
   PRIVATE: 'jabber:iq:private',
   VCARD: 'vcard-temp',
   VCARD_UPDATE: 'vcard-temp:x:update',
+  /** vCard4 (RFC 6351), as XEP-0292 carries it: by IQ, and in PEP at the node urn:xmpp:vcard4. */
+  VCARD4: 'urn:ietf:params:xml:ns:vcard-4.0',
+  PEP_VCARD4: 'urn:xmpp:vcard4',
   AVATAR_DATA: 'urn:xmpp:avatar:data',
   AVATAR_METADATA: 'urn:xmpp:avatar:metadata',
   PEP_VCARD_CONVERSION: 'urn:xmpp:pep-vcard-conversion:0',
