@@ -12,6 +12,7 @@ import { NS } from '../../src/xml/namespaces.ts';
 import { offeredMechanisms, type OfferContext } from '../../src/sasl/mechanisms.ts';
 import { offeredHt } from '../../src/sasl/ht.ts';
 import { sasl2SuccessXml } from '../../src/sasl/sasl2.ts';
+import type { PreauthFeatures } from '../../src/xmpp/modules.ts';
 
 export interface SessionCtx {
   conn: string;
@@ -84,7 +85,7 @@ export interface StreamEnv {
   /** The features the loaded modules add after bind (serialized elements). */
   moduleFeatures: readonly string[];
   /** The features the loaded modules offer before authentication on a host. */
-  preauthFeatures(host: string, secure: boolean): readonly XmlElement[];
+  preauthFeatures(host: string, secure: boolean): PreauthFeatures;
 }
 
 /** A transition's guard and actions may each read the stanza it is about: it is parsed once. */
@@ -120,8 +121,8 @@ export function headerXml(ctx: SessionCtx, env: StreamEnv): string {
 const featuresMemo = new Map<string, string>();
 
 export function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
-  const preauth = !ctx.user && (ctx.secure || !env.requireEncryption) ? env.preauthFeatures(ctx.host!, ctx.secure) : [];
-  const key = `${ctx.user !== null}|${ctx.jid !== null}|${ctx.sm === true}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${env.sasl2}|${ctx.user ? env.moduleFeatures.join('') : env.bind2Features.join() + preauth.map(serialize).join('')}`;
+  const preauth = !ctx.user && (ctx.secure || !env.requireEncryption) ? env.preauthFeatures(ctx.host!, ctx.secure) : NONE;
+  const key = `${ctx.user !== null}|${ctx.jid !== null}|${ctx.sm === true}|${ctx.secure}|${ctx.cb ? Object.keys(ctx.cb).join() : ''}|${env.requireEncryption}|${env.sasl2}|${ctx.user ? env.moduleFeatures.join('') : env.bind2Features.join() + preauth.xml}`;
   let xml = featuresMemo.get(key);
   if (xml === undefined) {
     if (featuresMemo.size > 64) featuresMemo.clear(); // a few combinations, unless modules keep changing
@@ -130,7 +131,9 @@ export function featuresXml(ctx: SessionCtx, env: StreamEnv): string {
   return xml;
 }
 
-function buildFeatures(ctx: SessionCtx, env: StreamEnv, preauth: readonly XmlElement[]): string {
+const NONE: PreauthFeatures = { elements: [], xml: '' };
+
+function buildFeatures(ctx: SessionCtx, env: StreamEnv, preauth: PreauthFeatures): string {
   if (ctx.user) {
     // After a SASL2 success with Bind 2 the stream is bound already (no restart): no bind, and no
     // <sm/> once XEP-0198 was enabled inline.
@@ -154,7 +157,7 @@ function buildFeatures(ctx: SessionCtx, env: StreamEnv, preauth: readonly XmlEle
         x('sm', { xmlns: NS.SM }),
         // XEP-0484: tokens only over TLS (a token proof can be replayed by whoever reads it).
         ctx.secure && x('fast', { xmlns: NS.FAST }, offeredHt(offer.channelBindings).map((m) => x('mechanism', null, m))))),
-      preauth,
+      preauth.elements,
     ]));
 }
 

@@ -67,7 +67,8 @@ export interface PreauthIq extends StanzaContext {
   error(condition: StanzaErrorCondition, type?: StanzaErrorType, text?: string, o?: StanzaErrorOptions): void;
 }
 
-/** The stream features offered before authentication: handlers push theirs (XEP-0077's <register/>). */
+/** The stream features offered before authentication: handlers push theirs (XEP-0077's <register/>).
+ *  Asked once per host and TLS state while a module set is loaded: they may depend on nothing else. */
 export interface PreauthFeaturesEvent { host: string; secure: boolean; features: XmlElement[] }
 
 /**

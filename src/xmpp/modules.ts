@@ -9,6 +9,7 @@ import { nearest } from '../config/near.ts';
 import type { ServiceDomain } from './routing.ts';
 import { andThen, type CommandDefinition, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec, type PreauthFeaturesEvent, type PreauthIq } from './module.ts';
 import type { XmlElement } from '../xml/element.ts';
+import { serialize } from '../xml/builder.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
@@ -35,6 +36,8 @@ export function rawOptionsOf(cfg: ModulesConfig, module: string): RawOptions {
 }
 
 type Entry = { module: string; priority: number; handler: (e: any) => HookResult };
+
+export interface PreauthFeatures { elements: readonly XmlElement[]; xml: string }
 
 export class ModuleSet {
   private hooks = new Map<string, Entry[]>();
@@ -221,12 +224,20 @@ export class ModuleSet {
     return this.hooks.get(`preauth/${type}/${xmlns}`)?.[0]?.handler;
   }
 
-  /** The stream features the loaded modules offer before authentication on `host`. */
-  preauthFeatures(host: string, secure: boolean): XmlElement[] {
-    const event: PreauthFeaturesEvent = { host, secure, features: [] };
-    void this.run('stream/pre-auth-features', event);
-    return event.features;
+  /** The stream features the loaded modules offer before authentication on `host`, and their XML
+   *  as a key: asked at every stream header, answered once per set (they depend on the host, TLS
+   *  and the options, which a new set brings). */
+  preauthFeatures(host: string, secure: boolean): PreauthFeatures {
+    const key = `${host}|${secure}`;
+    let f = this.preauthMemo.get(key);
+    if (!f) {
+      const event: PreauthFeaturesEvent = { host, secure, features: [] };
+      void this.run('stream/pre-auth-features', event);
+      this.preauthMemo.set(key, (f = { elements: event.features, xml: event.features.map(serialize).join('') }));
+    }
+    return f;
   }
+  private preauthMemo = new Map<string, PreauthFeatures>();
 
   has(name: string): boolean { return this.hooks.has(name); }
 
