@@ -5,7 +5,7 @@
 // register module lets that stream register once. The token is used up by the registration.
 import { x } from '../xml/builder.ts';
 import { NS } from '../xml/namespaces.ts';
-import { defineModule, type CommandContext, type CommandResult } from '../xmpp/module.ts';
+import { defineModule, type CommandContext, type CommandResult, type PresenceEvent } from '../xmpp/module.ts';
 import { prepareLocalpart } from '../xmpp/jid.ts';
 import { AccountError } from '../storage/accounts.ts';
 import { xmppDateTime } from '../xmpp/delay.ts';
@@ -92,9 +92,14 @@ export default defineModule({
 
     // XEP-0379 §3.4: a subscription request carrying the token of one of the inviter's invitations is
     // approved on the inviter's behalf, and the inviter subscribes back: they are contacts both ways.
-    m.hook('presence/bare', async (ev) => {
-      const token = ev.stanza.attr('type') === 'subscribe' ? ev.stanza.child('preauth', NS.PARS)?.attr('token') : undefined;
-      if (!token) return;
+    // Synchronous for every other presence (no parse, no suspension of the account's actor).
+    m.hook('presence/bare', (ev) => {
+      if ((ev.type ?? ev.stanza.attr('type')) !== 'subscribe') return;
+      const token = ev.stanza.child('preauth', NS.PARS)?.attr('token');
+      return token ? byInvitation(ev, token) : undefined;
+    }, 1);
+
+    async function byInvitation(ev: PresenceEvent, token: string): Promise<void> {
       const owner = ev.user.jid.toBareString();
       const contact = ev.from.toBareString();
       const invite = await findInvite(ev.storage, token, ev.host, ev.now());
@@ -103,7 +108,7 @@ export default defineModule({
       await presence.approve(ev, contact);
       await presence.ask(ev, contact);
       ev.log('info', `${contact} came by an invitation: subscribed both ways (XEP-0379)`);
-    }, 1);
+    }
 
     // The invitations an account made go with it (and expired ones, while we are at it).
     m.hook('user/deleted', async (ev) => { await dropInvites(ev.storage, { inviter: ev.jid.toBareString() }); });
