@@ -8,7 +8,7 @@ import type { ChorusConfig } from './config/index.ts';
 import { LISTENER_NAMES, OPENED_LISTENERS } from './config/types.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
 import { createTlsContexts, type TlsContexts } from './net/tls.ts';
-import { c2sListener } from './net/c2s-listener.ts';
+import { streamListener } from './net/listener.ts';
 import { ConnectionCensus } from './net/census.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
 import { startRuntime, type RunningRuntime } from './runtime/node.ts';
@@ -86,8 +86,10 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     log,
     listeners: (rt) => {
       const specs: ChildSpec[] = [];
-      if (config.listen.c2s !== false) specs.push(c2sListener('c2s', rt, config.listen.c2s, config.listen.address, false, tls, conn));
-      if (config.listen.c2s_direct_tls !== false) specs.push(c2sListener('c2s_direct_tls', rt, config.listen.c2s_direct_tls, config.listen.address, true, tls, conn));
+      if (config.listen.c2s !== false) specs.push(streamListener('c2s', rt, config.listen.c2s, config.listen.address, false, tls, conn));
+      if (config.listen.c2s_direct_tls !== false) specs.push(streamListener('c2s_direct_tls', rt, config.listen.c2s_direct_tls, config.listen.address, true, tls, conn));
+      // Server streams through the same engine, decided by their own machine (actors/s2sin).
+      if (config.listen.s2s !== false) specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...conn, kind: 's2sin' }));
       return specs;
     },
     adminCommands: (rt, builtin) => new Map([
@@ -151,7 +153,8 @@ async function deleteInUserActor(rt: Runtime, bare: string): Promise<void> {
 
 function describe(c: ChorusConfig): string {
   const l = c.listen;
-  const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`].filter(Boolean).join(', ');
+  const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`,
+    l.s2s !== false && `s2s ${l.address}:${l.s2s} (streams up to authentication: federation is not built yet)`].filter(Boolean).join(', ');
   const later = LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]}`);
   return later.length ? `${open} (not yet built, so closed: ${later.join(', ')})` : open;
 }

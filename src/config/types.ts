@@ -22,7 +22,7 @@ export interface ListenConfig {
 export type ListenerName = Exclude<keyof ListenConfig, 'address'>;
 export const LISTENER_NAMES: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 'http', 'component'];
 /** The listeners this version opens; the others are accepted for when they are built (start says so). */
-export const OPENED_LISTENERS: readonly ListenerName[] = ['c2s', 'c2s_direct_tls'];
+export const OPENED_LISTENERS: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s'];
 
 export interface TlsHostConfig {
   /** PEM certificate chain, leaf first (Let's Encrypt: fullchain.pem). Absolute path. */

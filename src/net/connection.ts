@@ -21,6 +21,8 @@ import { sasl2SuccessXml } from '../sasl/sasl2.ts';
 import type { ConnectionCensus } from './census.ts';
 
 export interface ConnectionOptions {
+  /** The actor kind whose machine decides this stream: `session` (a client's), `s2sin` (a server's). */
+  kind?: string;
   maxStanzaBytes: number;
   /** Bytes per second a client may send, refilled continuously, up to `burstBytes`; 0 = unlimited. */
   bytesPerSecond: number;
@@ -134,7 +136,7 @@ export class Connection {
   constructor(private readonly rt: Runtime, socket: Socket, private readonly o: ConnectionOptions, directTls: boolean, private readonly onDone: () => void = () => undefined) {
     this.socket = socket;
     this.secure = directTls;
-    this.session = `session:@${BOOT}.${counter}`;
+    this.session = `${o.kind ?? 'session'}:@${BOOT}.${counter}`;
     this.tokens = o.burstBytes;
     this.sink = { conn: this };
     this.framer = this.newFramer();

@@ -177,12 +177,15 @@ export interface StreamOpenOptions {
   xmlns?: string;
   /** Prefix the XML declaration; default true. */
   declaration?: boolean;
+  /** Declare the dialback prefix (`xmlns:db`, XEP-0220) on a server stream. */
+  dialback?: boolean;
 }
 
 /** Our stream header (the 'stream' prefix is what streamError() relies on). */
 export function streamOpen(o: StreamOpenOptions = {}): string {
   let out = o.declaration === false ? '' : "<?xml version='1.0'?>";
   out += `<stream:stream xmlns="${escapeAttr(o.xmlns ?? NS.CLIENT)}" xmlns:stream="${NS.STREAMS}"`;
+  if (o.dialback) out += ` xmlns:db="${NS.DIALBACK}"`;
   if (o.from != null) out += ` from="${escapeAttr(o.from)}"`;
   if (o.to != null) out += ` to="${escapeAttr(o.to)}"`;
   if (o.id != null) out += ` id="${escapeAttr(o.id)}"`;

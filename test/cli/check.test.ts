@@ -193,9 +193,9 @@ test('a broken config is reported problem by problem before anything else', asyn
 test('check agrees with start: listeners start does not open are said so; a database another process holds fails (#30.8)', async () => {
   const [p1, p2] = [await freePort(), await freePort()];
   const data = join(dir, 'held-data');
-  const yaml = ['hosts: [example.org]', `data_dir: ${data}`, `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: 5269, http: false, component: false }`].join('\n');
+  const yaml = ['hosts: [example.org]', `data_dir: ${data}`, `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: false, http: 5280, component: false }`].join('\n');
   const first = await check(yaml);
-  assert.ok(first.lines.includes('ok    listen.s2s 127.0.0.1:5269: not opened (not built yet; chorus start says so too)'), first.lines.join('\n'));
+  assert.ok(first.lines.includes('ok    listen.http 127.0.0.1:5280: not opened (not built yet; chorus start says so too)'), first.lines.join('\n'));
   // another process holds the database, as a node starting, or one run as another user, would
   const { openDb } = await import('../../src/storage/db.ts');
   await (await openDb(data)).close();

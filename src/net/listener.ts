@@ -1,6 +1,7 @@
-// The c2s listeners as supervisor children: STARTTLS on `listen.c2s` (5222), Direct TLS on
-// `listen.c2s_direct_tls` (5223, XEP-0368, ALPN xmpp-client). Stopping one ends its streams with
-// `system-shutdown`.
+// The stream listeners as supervisor children: for clients STARTTLS on `listen.c2s` (5222) and
+// Direct TLS on `listen.c2s_direct_tls` (5223, XEP-0368, ALPN xmpp-client); for servers STARTTLS on
+// `listen.s2s` (5269). Each accepted socket is a Connection (the one stream engine) whose machine is
+// the actor kind in its options. Stopping a listener ends its streams with `system-shutdown`.
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -26,7 +27,7 @@ function listenError(err: NodeJS.ErrnoException, id: string, port: number, addre
  *  listener's supervisor waits 5 s). */
 const SHUTDOWN_GRACE_MS = 3000;
 
-export function c2sListener(id: string, rt: Runtime, port: number, address: string, directTls: boolean, tls: TlsContexts | null, opts: ConnectionOptions): ChildSpec {
+export function streamListener(id: string, rt: Runtime, port: number, address: string, directTls: boolean, tls: TlsContexts | null, opts: ConnectionOptions): ChildSpec {
   return {
     id, restart: 'permanent', shutdown: 5000,
     start: async (): Promise<Child> => {
@@ -58,7 +59,7 @@ export function c2sListener(id: string, rt: Runtime, port: number, address: stri
       let server: Server;
       if (directTls) {
         if (!tls) throw new Error(`${id}: Direct TLS needs a certificate`);
-        const s = createTlsServer({ ...tls.serverOptions(), ALPNProtocols: ['xmpp-client'] }, accept);
+        const s = createTlsServer({ ...tls.serverOptions(), ALPNProtocols: [opts.kind === 's2sin' ? 'xmpp-server' : 'xmpp-client'] }, accept);
         tls.attach(s);
         s.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not ours
         server = s;
