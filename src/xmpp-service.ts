@@ -11,7 +11,7 @@ import type { CredentialLookup, SaslServer } from './sasl/types.ts';
 import type { Storage } from './xmpp/module.ts';
 import { fastTokens, type FastTokens } from './storage/fast-tokens.ts';
 
-import type { Domains } from './xmpp/routing.ts';
+import type { Domains, ServiceDomain } from './xmpp/routing.ts';
 import { dirname } from 'node:path';
 import type { KindLoader } from './runtime/loader.ts';
 import type { DurableStore } from './runtime/durable-store.ts';
@@ -33,6 +33,8 @@ export interface XmppSettings {
   serverSecret: string;
   /** Failed logins per account and per address, each within its window (limits.login_attempts). */
   loginAttempts: { maxFailures: number; windowSeconds: number; addressMaxFailures: number; addressWindowSeconds: number };
+  /** External components (XEP-0114): domain → the secret of its handshake. */
+  components: Record<string, string>;
   /** The node process's boot id (connections are `conn:<boot>.<n>`). */
   bootId: string;
   modules: ModulesConfig;
@@ -74,11 +76,12 @@ export function xmppService(settings: XmppSettings, modules: ModuleSet, services
   const db = services.get('db') as Level<string, string>;
   const lookups = new Map<string, CredentialLookup>();
   const hosts = new Set(settings.hosts);
+  const components = componentDomains(settings);
   const svc: XmppService = {
     settings, modules, storage: kvStorage(db, services.get('store') as DurableStore),
     lookup: (host) => { let l = lookups.get(host); if (!l) lookups.set(host, (l = accountLookup(db, host))); return l; },
     throttle: nodeThrottle(() => services.get(THROTTLE) as AuthThrottle),
-    domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) },
+    domains: { isHost: (domain) => hosts.has(domain), service: (domain) => svc.modules.service(domain) ?? components.get(domain) },
     now,
     saslExchanges: new Map(),
     fast: fastTokens(db, settings.fastTokenDays * 86_400_000, now),
@@ -109,6 +112,14 @@ export function xmppService(settings: XmppSettings, modules: ModuleSet, services
     return { def, file: found.file, loads };
   }
   return svc;
+}
+
+/** The components' domains as service domains: every address in one is the component's stream
+ *  (`external:<domain>`, one actor for the whole domain). */
+function componentDomains(settings: XmppSettings): Map<string, ServiceDomain> {
+  return new Map(Object.keys(settings.components ?? {}).map((domain) => [domain, {
+    domain, host: settings.hosts.find((h) => domain.endsWith(`.${h}`)) ?? settings.hosts[0]!, kind: 'external', module: 'components', whole: true,
+  }]));
 }
 
 /** This thread's share of the login throttle: the buckets whose home is here. */

@@ -5,9 +5,9 @@
 //   ├── users                 dynamic        50 / 10 s   user:<bare JID>        (transient)
 //   ├── rooms                 dynamic        50 / 10 s   room:<room JID>        (transient)
 //   ├── sessions              dynamic        100 / 10 s  session:@<conn>, session:<full JID> (transient)
-//   ├── actors                dynamic        50 / 10 s   every other kind (s2sin:@<conn>, service kinds) (transient)
+//   ├── actors                dynamic        50 / 10 s   every other kind (s2sin, component, external, service kinds) (transient)
 //   (each dynamic child: 5 restarts / 10 s of its own, then it is left down and not counted)
-//   └── listeners             one_for_one    5 / 30 s    c2s, c2s_direct_tls, s2s (the admin socket is outside the tree)
+//   └── listeners             one_for_one    5 / 30 s    c2s, c2s_direct_tls, s2s, component (the admin socket is outside the tree)
 //
 // rest_for_one: if the schedulers supervisor gives up, everything after it restarts with it; a
 // listener that gives up takes nothing else down.

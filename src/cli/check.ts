@@ -114,7 +114,9 @@ async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Pr
     if (port === false) continue;
     const at = `listen.${name} ${addr.includes(':') ? `[${addr}]` : addr}:${port}`;
     if (!OPENED_LISTENERS.includes(name)) { r.line('ok', `${at}: not opened (not built yet; chorus start says so too)`); continue; }
-    const err = await tryListen(port, addr);
+    if (name === 'component' && Object.keys(config.components).length === 0) { r.line('ok', `${at}: not opened (no components configured)`); continue; }
+    // Components connect on loopback only (XEP-0114's handshake is a hash over plain TCP).
+    const err = await tryListen(port, name === 'component' ? '127.0.0.1' : addr);
     if (err === null) r.line('ok', `${at}: free`);
     else if (err === 'EADDRINUSE') {
       const holder = portHolder(port);

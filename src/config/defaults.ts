@@ -21,6 +21,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       component: 5347,
     },
     tls: {},
+    components: {},
     c2s_require_encryption: true,
     c2s_sasl2: true,
     c2s_fast_token_days: 21,

@@ -22,7 +22,7 @@ export interface ListenConfig {
 export type ListenerName = Exclude<keyof ListenConfig, 'address'>;
 export const LISTENER_NAMES: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 'http', 'component'];
 /** The listeners this version opens; the others are accepted for when they are built (start says so). */
-export const OPENED_LISTENERS: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s'];
+export const OPENED_LISTENERS: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 'component'];
 
 export interface TlsHostConfig {
   /** PEM certificate chain, leaf first (Let's Encrypt: fullchain.pem). Absolute path. */
@@ -78,6 +78,11 @@ export interface StorageConfig {
 /** The feature modules' section; its type belongs to the module loader (src/xmpp/modules.ts). */
 export type { ModulesConfig };
 
+export interface ComponentConfig {
+  /** The shared secret of the component's handshake. */
+  secret: string;
+}
+
 export interface ChorusConfig {
   /** Absolute path of the YAML file this came from, or null for built-in defaults. */
   source: string | null;
@@ -87,6 +92,8 @@ export interface ChorusConfig {
   listen: ListenConfig;
   /** Keyed by host domain. Hosts without an entry get a self-signed certificate at first start. */
   tls: Record<string, TlsHostConfig>;
+  /** External components (XEP-0114: gateways, bots), keyed by the domain each serves. */
+  components: Record<string, ComponentConfig>;
   c2s_require_encryption: boolean;
   /** Offer XEP-0388 SASL2 with XEP-0386 Bind 2, XEP-0198 inline and FAST (XEP-0484). */
   c2s_sasl2: boolean;

@@ -10,7 +10,7 @@ import { checkDomain, checkBareJid } from './names.ts';
 import { nearest } from './near.ts';
 import {
   LISTENER_NAMES, LOG_LEVELS,
-  type ChorusConfig, type LogLevel, type PortSetting, type TlsHostConfig,
+  type ChorusConfig, type ComponentConfig, type LogLevel, type PortSetting, type TlsHostConfig,
 } from './types.ts';
 
 export type KeyPath = readonly (string | number)[];
@@ -143,7 +143,7 @@ function stringList(ctx: Ctx, v: unknown, path: KeyPath, what: string,
 }
 
 const TOP_KEYS = [
-  'hosts', 'admins', 'data_dir', 'listen', 'tls', 'c2s_require_encryption', 'c2s_sasl2', 'c2s_fast_token_days', 'schedulers', 'limits',
+  'hosts', 'admins', 'data_dir', 'listen', 'tls', 'components', 'c2s_require_encryption', 'c2s_sasl2', 'c2s_fast_token_days', 'schedulers', 'limits',
   'stream_management', 'storage', 'modules', 'log_level', 'log_file',
 ] as const;
 const MODULE_NAME = /^[a-z][a-z0-9_-]*$/;
@@ -200,6 +200,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
   }
 
   config.tls = validateTls(ctx, top.tls, config.hosts);
+  config.components = validateComponents(ctx, top.components, config.hosts);
 
   config.c2s_require_encryption = boolean(ctx, top, 'c2s_require_encryption', [], config.c2s_require_encryption);
   config.c2s_sasl2 = boolean(ctx, top, 'c2s_sasl2', [], config.c2s_sasl2);
@@ -258,6 +259,27 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
   }
 
   return { config, problems: ctx.problems };
+}
+
+function validateComponents(ctx: Ctx, v: unknown, hosts: readonly string[]): Record<string, ComponentConfig> {
+  const out: Record<string, ComponentConfig> = {};
+  if (v === undefined || v === null) return out;
+  if (!isMapping(v)) {
+    ctx.bad(['components'], 'a mapping of component domain to { secret }', v);
+    return out;
+  }
+  for (const [raw, entry] of Object.entries(v)) {
+    const path = ['components', raw];
+    const d = checkDomain(raw);
+    if (typeof d !== 'string') { ctx.bad(path, `a domain as the key (${d.problem})`, raw); continue; }
+    if (hosts.includes(d)) { ctx.say(path, `${d} is a host of accounts; a component serves a domain of its own (e.g. gateway.${d})`); continue; }
+    if (!isMapping(entry)) { ctx.bad(path, 'a mapping with the component\'s secret', entry); continue; }
+    for (const key of Object.keys(entry)) if (key !== 'secret') ctx.say([...path, key], unknownKeyMessage(key, ['secret']));
+    const secret = entry.secret;
+    if (typeof secret !== 'string' || secret.length < 8) { ctx.bad([...path, 'secret'], 'the shared secret, a string of at least 8 characters', secret); continue; }
+    out[d] = { secret };
+  }
+  return out;
 }
 
 function validateTls(ctx: Ctx, v: unknown, hosts: readonly string[]): Record<string, TlsHostConfig> {

@@ -46,7 +46,7 @@ export type ToConn =
   /** SASL succeeded: `jid` is the authenticated bare JID; with `restart` the client restarts the
    *  stream (RFC 6120), without it the stream goes on (XEP-0388). Until bound (the connection's
    *  monitor of the session hears it moved to its full JID), stanzas come one at a time ('next'). */
-  | { type: 'authenticated'; xml: string; jid: string; restart: boolean }
+  | { type: 'authenticated'; xml: string; jid: string; restart: boolean; /** Nothing to bind (a component's stream): open at once. */ bound?: boolean }
   | { type: 'close'; xml?: string }
   /** Authenticated and not bound yet, the session takes stanzas one at a time: it is done with the
    *  one it had (anything but a bind request in progress), send the next. */

@@ -21,8 +21,10 @@ import { sasl2SuccessXml } from '../sasl/sasl2.ts';
 import type { ConnectionCensus } from './census.ts';
 
 export interface ConnectionOptions {
-  /** The actor kind whose machine decides this stream: `session` (a client's), `s2sin` (a server's). */
+  /** The actor kind whose machine decides this stream: `session` (a client's), `s2sin` (a server's),
+   *  `component` (XEP-0114's), and the content namespaces the framer lets through (default: client, server). */
   kind?: string;
+  contentNamespaces?: readonly string[];
   maxStanzaBytes: number;
   /** Bytes per second a client may send, refilled continuously, up to `burstBytes`; 0 = unlimited. */
   bytesPerSecond: number;
@@ -190,7 +192,7 @@ export class Connection {
       onStreamStart: (h: StreamHeader) => sink.conn.header(h),
       onStanza: (xml: string, h: StanzaHeader) => sink.conn.inbound(xml, h),
       onStreamEnd: () => { sink.conn.ended = true; sink.conn.toSession({ type: 'end' }); },
-    }, { maxStanzaBytes: this.o.maxStanzaBytes, maxDepth: this.o.maxDepth, maxAttributes: this.o.maxAttributes });
+    }, { maxStanzaBytes: this.o.maxStanzaBytes, maxDepth: this.o.maxDepth, maxAttributes: this.o.maxAttributes, contentNamespaces: this.o.contentNamespaces });
   }
 
   private header(h: StreamHeader): void {
@@ -283,7 +285,7 @@ export class Connection {
           this.framer.reset({ keepPending: true });
           this.framer.resume();
         }
-        this.gate = 'open';
+        if (m.bound) { if (this.authTimer) { clearTimeout(this.authTimer); this.authTimer = null; } } else this.gate = 'open';
         break;
       case 'next': this.next(); break;
       case 'bind-failed':

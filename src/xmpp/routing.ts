@@ -8,7 +8,11 @@ import type { Jid } from './jid.ts';
 
 /** A domain this node serves that is not an account host (group chat, upload, pubsub): its
  *  addresses are actors of `kind` (`<kind>:<bare JID>`; the domain itself `<kind>:<domain>`). */
-export interface ServiceDomain { domain: string; host: string; kind: string; module: string; name?: string; settings?: Record<string, unknown> }
+export interface ServiceDomain {
+  domain: string; host: string; kind: string; module: string; name?: string; settings?: Record<string, unknown>;
+  /** One actor for every address of the domain (`<kind>:<domain>`): an external component's stream. */
+  whole?: boolean;
+}
 
 /** The domains of this node: its account hosts and the service domains its modules declare. */
 export interface Domains {
@@ -31,7 +35,7 @@ export function destinationOf(to: Jid, domains: Domains): Destination {
     return to.local === '' ? { to: 'host', domain: to.domain } : { to: 'account', address: `user:${to.toBareString()}` };
   }
   const service = domains.service(to.domain);
-  if (service) return { to: 'service', address: `${service.kind}:${to.toBareString()}`, service };
+  if (service) return { to: 'service', address: `${service.kind}:${service.whole ? service.domain : to.toBareString()}`, service };
   return { to: 'remote', domain: to.domain };
 }
 

@@ -15,7 +15,7 @@ import { xmppService, type XmppSettings } from '../../src/xmpp-service.ts';
 const HOST = 'example.com';
 const env = (sessionsPerAccount = 10) => {
   const settings: XmppSettings = {
-    hosts: [HOST], admins: [], requireEncryption: false, sasl2: false, fastTokenDays: 21, sessionsPerAccount, maxStanzaBytes: 262_144, serverSecret: 'test',
+    hosts: [HOST], admins: [], requireEncryption: false, sasl2: false, fastTokenDays: 21, components: {}, sessionsPerAccount, maxStanzaBytes: 262_144, serverSecret: 'test',
     loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, bootId: 'test',
     modules: { enabled: [], disabled: [], options: {} },
   };

@@ -38,6 +38,7 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
       .replace(/c2s: 5222/, `c2s: ${port}`)
       .replace(/c2s_direct_tls: 5223/, `c2s_direct_tls: ${await freePort()}`)
       .replace(/s2s: 5269/, `s2s: ${await freePort()}`)
+      .replace(/component: 5347/, `component: ${await freePort()}`)
       .replace(/schedulers: 4/, 'schedulers: 2');
     const config = join(dir, 'chorus.yaml');
     await writeFile(config, text);
@@ -60,7 +61,7 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
         return String(data);
       });
       const header = await Promise.race([serving, exited]);
-      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ \(streams up to authentication: federation is not built yet\) \(not yet built, so closed: http 5280, component 5347\)/);
+      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ \(streams up to authentication: federation is not built yet\), components 127\.0\.0\.1:\d+ \(irc\.example\.org\) \(not yet built, so closed: http 5280\)/);
       assert.match(header, /from=["']example\.org["']/);
       assert.match(header, /<starttls/);
     } finally {

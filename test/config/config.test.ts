@@ -107,7 +107,7 @@ test('unknown keys are reported, with a suggestion when one is close', async () 
   assert.equal(lines, [
     'config error: listen.c2ss: unknown key; did you mean "c2s"? (line 2)',
     'config error: stream_managment: unknown key; did you mean "stream_management"? (line 3)',
-    'config error: colour: unknown key (expected one of: hosts, admins, data_dir, listen, tls, c2s_require_encryption, c2s_sasl2, c2s_fast_token_days, schedulers, limits, stream_management, storage, modules, log_level, log_file) (line 4)',
+    'config error: colour: unknown key (expected one of: hosts, admins, data_dir, listen, tls, components, c2s_require_encryption, c2s_sasl2, c2s_fast_token_days, schedulers, limits, stream_management, storage, modules, log_level, log_file) (line 4)',
     'config error: limits.max_stanza_byte: unknown key; did you mean "max_stanza_bytes"? (line 5)',
   ]);
 });
@@ -188,6 +188,19 @@ test('storage.sync: off by default, a boolean, anything else named', async () =>
   const lines = await problems('storage: { sync: sometimes }');
   assert.is(lines.length, 1);
   assert.match(lines[0]!, /storage\.sync/);
+});
+
+test('components (XEP-0114): a domain of its own and a secret of 8 characters or more, each problem named', async () => {
+  const found = await problems([
+    'hosts: [example.org]',
+    'components:',
+    '  example.org: { secret: "long enough secret" }',
+    '  irc.example.org: { secret: short }',
+    '  bots.example.org: { secret: "long enough secret", port: 1 }',
+  ].join('\n'));
+  assert.ok(found.some((p) => p.includes('components.example.org: example.org is a host of accounts')), found.join('\n'));
+  assert.ok(found.some((p) => p.includes('components.irc.example.org.secret') && p.includes('at least 8 characters')), found.join('\n'));
+  assert.ok(found.some((p) => p.includes('components.bots.example.org.port: unknown key')), found.join('\n'));
 });
 
 test.run();
