@@ -163,8 +163,9 @@ function describe(c: ChorusConfig): string {
   const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`,
     l.s2s !== false && `s2s ${l.address}:${l.s2s} (streams up to authentication: federation is not built yet)`,
     l.component !== false && components.length > 0 && `components 127.0.0.1:${l.component} (${components.join(', ')})`].filter(Boolean).join(', ');
-  const later = LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]}`);
-  return later.length ? `${open} (not yet built, so closed: ${later.join(', ')})` : open;
+  const later = [...LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]} (not built yet)`),
+    ...(l.component !== false && components.length === 0 ? [`component ${l.component} (no components configured)`] : [])];
+  return later.length ? `${open}; closed: ${later.join(', ')}` : open;
 }
 
 /** Where log lines go: stderr, or a file appended to that `reopen` opens anew (logrotate's move). */
