@@ -101,5 +101,6 @@ export const later = (): ((message: unknown) => void) => ctx().later();
 /** A send function for use outside a handler (a promise callback), sending as this actor. */
 export const courier = (): ((to: Address, message: unknown) => void) => ctx().courier();
 export const moveTo = (address: Address): void => ctx().moveTo(address);
-export const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string): void => ctx().log(level, text);
+/** Works outside a handler too (a promise callback, a timer): the line then names no actor. */
+export const log = (level: 'debug' | 'info' | 'warn' | 'error', text: string): void => (thread ?? ctx()).log(level, text);
 export const service = <T>(name: string): T => ctx().service<T>(name);

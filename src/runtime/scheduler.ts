@@ -48,6 +48,11 @@ const router = new Router(data.thread, data.schedulers, {
   },
 });
 host.attach(router);
+// A rejected promise nobody handles belongs to no actor's message (what an actor awaits settles in
+// its frame, and a rejected suspend() crashes that actor): it is logged, and the thread goes on with
+// its actors, as one process's failure leaves an Erlang node running. (Node's default would end the
+// thread, and every actor on it would restart.)
+process.on('unhandledRejection', (reason) => log('error', `scheduler ${data.thread}: a promise no actor waits for failed: ${(reason as Error)?.stack ?? String(reason)}`));
 for (const [thread, port] of data.peers) router.addPeer(thread, port);
 
 async function shutdown(reply: number, from: ThreadId): Promise<void> {

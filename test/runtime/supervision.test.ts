@@ -99,6 +99,21 @@ test('a scheduler thread that dies is replaced and its actors restored from thei
   assert.ok(node.logs.some((l) => /scheduler thread \d died/.test(l)));
 });
 
+test('a promise no actor waits for fails, and a timer logs outside any frame: both logged, the thread and its actors go on', async () => {
+  const box = node.inbox('conn:sup7');
+  await node.runtime.spawn('crasher:orphan');
+  node.runtime.send('crasher:orphan', { type: 'inc' });
+  const before = node.runtime.counters.schedulerRestarts;
+  node.runtime.send('crasher:orphan', { type: 'orphan' });
+  await until(() => node.logs.some((l) => l.includes('a promise no actor waits for failed: Error: nobody waits for this')), 10_000, 'rejection logged');
+  await until(() => node.logs.some((l) => l.includes('a line from a timer')), 10_000, 'timer line logged');
+  node.runtime.send('crasher:orphan', { type: 'inc' });
+  const r = await node.report('crasher:orphan', box, 'conn:sup7');
+  assert.is(r.count, 2);
+  assert.is(r.restored, 0, 'never restarted');
+  assert.is(node.runtime.counters.schedulerRestarts, before, 'no thread died');
+});
+
 test('one busy actor does not starve the others on its thread', async () => {
   const box = node.inbox('conn:sup5');
   let other = '';
