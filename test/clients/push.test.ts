@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { freePort, rawLogin, RawClient, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { login, xml } from '../helpers/clients.ts';
+import { until } from '../helpers/runtime.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // @xmpp/client: the self-signed certificate
 
@@ -18,6 +19,7 @@ test.before(async () => {
     c.components = { 'push.localhost': { secret: 'app-server-secret' } };
     c.modules.options.push = { include_sender: true };
     c.c2s_require_encryption = false; // the raw client of the detached-session test logs in in plaintext
+    c.log_level = 'info'; // the detached-session test waits for the connection's line
   });
   for (const u of ['alice', 'bob']) await server.addUser(u, 'pw');
 });
@@ -78,9 +80,11 @@ test('a phone whose socket died while its session waits for a resumption (XEP-01
   await phone.next(/id="p1"/);
   phone.send(`<enable xmlns='urn:xmpp:sm:3' resume='true'/><presence/>`);
   await phone.next(/<enabled[^>]*resume="true"/);
-  phone.close(); // the socket dies: the session is detached, kept for a resumption
   const bob = await login(server.port, 'bob', { password: 'pw', presence: true });
-  // Wait until the session is detached, then write: the message is held for it, and pushed.
+  phone.close(); // the socket dies: the session is detached, kept for a resumption
+  await until(() => server.logs.some((l) => l.includes('its session waits')), 10_000, 'the connection detached');
+  // The account's actor hears of it through the session: a message sent before it does is delivered
+  // live (no push); the next ones are held for the phone, and pushed.
   for (let i = 0; !app.received.includes('phone-node'); i++) {
     await bob.c.send(xml('message', { to: 'alice@localhost/phone', type: 'chat' }, xml('body', {}, `wake up ${i}`)));
     await new Promise((r) => setTimeout(r, 200));
