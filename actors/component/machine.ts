@@ -14,6 +14,7 @@ import { NS } from '../../src/xml/namespaces.ts';
 import { streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { tryParseJid } from '../../src/xmpp/jid.ts';
+import { streamCommands } from '../stream-commands.ts';
 
 export interface ComponentCtx {
   conn: string;
@@ -54,9 +55,7 @@ const ownFrom = (ctx: ComponentCtx, h: StanzaHeader): boolean => {
 export const failXml = (ctx: Pick<ComponentCtx, 'domain'>, condition: StreamErrorCondition, text?: string, headerSent = true): string =>
   (headerSent ? '' : streamOpen({ xmlns: NS.COMPONENT_ACCEPT, from: ctx.domain, id: 'error', version: null })) + streamError(condition, text);
 
-const toConn = (params: ToConn | ((a: Args) => ToConn)) => ({ type: 'toConn', params } as const);
-const fail = (condition: StreamErrorCondition, text?: string | ((a: Args) => string), headerSent = true) =>
-  toConn((a) => ({ type: 'close', xml: failXml(a.context, condition, typeof text === 'function' ? text(a) : text, headerSent) }));
+const { toConn, fail } = streamCommands<ComponentCtx>(failXml);
 const handled = { type: 'handled', params: ({ event }: Args) => ({ seq: inbound(event).seq }) } as const;
 
 export const componentMachine = setup({

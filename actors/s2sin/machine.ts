@@ -16,6 +16,7 @@ import { streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { JidError, parseJid } from '../../src/xmpp/jid.ts';
 import { send, service } from '../../src/runtime/api.ts';
+import { streamCommands } from '../stream-commands.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 
 export interface S2sInCtx {
@@ -32,7 +33,6 @@ export type S2sInEvent = ToSession | RuntimeEvent;
 
 type Header = Extract<ToSession, { type: 'header' }>;
 type Stanza = Extract<ToSession, { type: 'stanza' }>;
-type Args = { context: S2sInCtx; event: EventObject };
 
 const header = (e: EventObject) => e as Header;
 const stanza = (e: EventObject) => e as Stanza;
@@ -40,7 +40,6 @@ const domainOf = (s: string | null): string | null => {
   if (!s) return null;
   try { const j = parseJid(s); return j.local === '' && j.resource === '' ? j.domain : null; } catch (e) { if (e instanceof JidError) return null; throw e; }
 };
-const is = (name: string, xmlns: string) => ({ event }: Args) => stanza(event).h.name === name && stanza(event).h.xmlns === xmlns;
 
 /** Our header and features: STARTTLS (required) first; over TLS, the ways a peer may authenticate. */
 export function headerXml(ctx: S2sInCtx): string {
@@ -57,10 +56,7 @@ export function failXml(ctx: Pick<S2sInCtx, 'host'>, condition: StreamErrorCondi
 
 const NOT_YET = 'this server does not federate yet';
 
-const toConn = (params: ToConn | ((a: Args) => ToConn)) => ({ type: 'toConn', params } as const);
-const write = (xml: (a: Args) => string) => toConn((a) => ({ type: 'write', xml: xml(a) }));
-const fail = (condition: StreamErrorCondition, text?: string | ((a: Args) => string), headerSent = true) =>
-  toConn((a) => ({ type: 'close', xml: failXml(a.context, condition, typeof text === 'function' ? text(a) : text, headerSent) }));
+const { toConn, write, fail, is } = streamCommands<S2sInCtx>(failXml);
 
 export const s2sInMachine = setup({
   types: { context: {} as S2sInCtx, events: {} as S2sInEvent, input: {} as ConnInfo },

@@ -13,7 +13,7 @@
 // read the actions it returns, or provide their own (machine.provide).
 import { and, assign, enqueueActions, not, or, setup, type EventObject } from 'xstate';
 import { randomBytes } from 'node:crypto';
-import type { ConnInfo, Delivery, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
+import type { ConnInfo, Delivery, ToSession } from '../../src/net/c2s-protocol.ts';
 import { restamp, serialize, x } from '../../src/xml/builder.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { NS } from '../../src/xml/namespaces.ts';
@@ -23,6 +23,7 @@ import { sasl2SuccessXml } from '../../src/sasl/sasl2.ts';
 import type { SaslStep } from '../../src/sasl/types.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import type { ToSessionFromUser, ToUser } from '../user/messages.ts';
+import { streamCommands } from '../stream-commands.ts';
 import { actions, guards, type DeliverParams, type PreauthOutcome, type SaslInput, type TokenAsk } from './effects.ts';
 import {
   bind2Resource, bindInput, bindResultXml, canWait, clientVerdict, failXml, hostOf, initialContext, MAX_SASL_FAILURES, parsed, readAuthenticate, resourceOf, resumeRequest,
@@ -42,18 +43,13 @@ const stanza = (e: EventObject): Stanza => e as Stanza;
 const header = (e: EventObject) => e as Extract<ToSession, { type: 'header' }>;
 const preauthOut = (e: EventObject): PreauthOutcome => (e as Extract<RuntimeEvent, { type: 'runtime.resumed' }>).value as PreauthOutcome;
 const saslOut = (e: EventObject): SaslStep => (e as Extract<SessionEvent, { type: 'sasl' }>).step;
-const is = (name: string, xmlns: string) => ({ event }: Args) => stanza(event).h.name === name && stanza(event).h.xmlns === xmlns;
 /** A wrong password counts towards closing the stream; a refused mechanism or binding type does not. */
 const failuresAfter = (ctx: SessionCtx, s: Failure) => ctx.saslFailures + (s.wrongCredentials ? 1 : 0);
 
 // ---- effect helpers: the named actions with their parameters ------------------------------------
 
-const toConn = (params: ToConn | ((a: Args) => ToConn)) => ({ type: 'toConn', params } as const);
+const { toConn, write, fail, is } = streamCommands<SessionCtx>(failXml);
 const toUser = (params: ToUser | ((a: Args) => ToUser)) => ({ type: 'toUser', params } as const);
-const write = (xml: string | ((a: Args) => string)) => toConn(typeof xml === 'string' ? { type: 'write', xml } : (a) => ({ type: 'write', xml: xml(a) }));
-/** End the stream with this error (with our header first if we sent none). */
-const fail = (condition: StreamErrorCondition, text?: string | ((a: Args) => string), headerSent = true) =>
-  toConn(({ context, event }) => ({ type: 'close', xml: failXml(context, condition, typeof text === 'function' ? text({ context, event }) : text, headerSent) }));
 /** Before bind, stanzas come one at a time: this one is done, send the next. */
 const next = toConn({ type: 'next' });
 const handled = { type: 'handled', params: ({ event }: Args) => ({ seq: stanza(event).seq }) } as const;
