@@ -10,6 +10,7 @@ import { keyOf, keys } from '../storage/db.ts';
 import { AccountError, withPassword, type AccountRecord } from '../storage/accounts.ts';
 import { revokeTokens } from '../storage/fast-tokens.ts';
 import { JidError, parseJid, prepareLocalpart } from '../xmpp/jid.ts';
+import { addressKey } from '../sasl/throttle.ts';
 import type { ModuleApi, OptionValues } from '../xmpp/module.ts';
 
 const options = {
@@ -45,7 +46,8 @@ async function registering(m: ModuleApi<Options>, iq: PreauthIq, username: strin
 }
 
 const instructions = 'Choose a username and password for use with this service.';
-const lastRegistration = (address: string) => keyOf('register', 'address', address);
+/** Per address as the login throttle counts them: an IPv6 /64 is one address. */
+const lastRegistration = (address: string) => keyOf('register', 'address', addressKey(address));
 
 /** XEP-0077 §3.1: the fields to fill (the username given, when an invitation names it). */
 async function form(m: ModuleApi<Options>, iq: PreauthIq): Promise<void> {
