@@ -13,7 +13,7 @@ import { dataForm, formBoolean, formText, readForm, type Submitted } from '../..
 import { parseJid, prepareResourcepart, tryParseJid, type Jid } from '../../src/xmpp/jid.ts';
 import { keyOf, unescapeKeyPart } from '../../src/storage/db.ts';
 import type { MucSettings } from '../../src/modules/muc.ts';
-import { archiveId, archiveKeys, finElement, metadataElement, queryArchive, queryFields, removeArchive, resultMessage, type ArchiveEntry } from '../../src/modules/archive.ts';
+import { archiveId, archiveKeys, finElement, metadataElement, queryArchive, queryFields, recentMessages, removeArchive, resultMessage, type ArchiveEntry } from '../../src/modules/archive.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 import { routeElement, routeStanza } from '../route.ts';
 import {
@@ -119,9 +119,14 @@ function enter(ctx: RoomCtx, s: MucSettings, st: XmlElement, from: Jid, nick: st
   const own = ['110', ...(room.config.whois === 'anyone' ? ['100'] : []), ...(s.archive ? ['170'] : []), ...(created ? ['201'] : [])];
   if (existing) sendPresence(room, occupant, full, own);
   else broadcastPresence(room, occupant, own);
-  if (!created) sendHistory(room, full, muc?.child('history', NS.MUC));
-  sendSubject(room, full);
-  if (created) { log('info', `room ${room.jid} created by ${bare}`); listRoom(room); }
+  if (created) { sendSubject(room, full); log('info', `room ${room.jid} created by ${bare}`); listRoom(room); return room; }
+  const wanted = historyWanted(muc?.child('history', NS.MUC));
+  if (!s.archive) { sendHistory(room, full, pickHistory(room.history, wanted)); sendSubject(room, full); return room; }
+  // From the archive; the room waits for the read, so nothing reaches the joiner before its history.
+  const count = Math.min(room.config.historyLength, wanted.stanzas ?? Infinity);
+  suspend((count > 0 ? recentMessages(xmpp().storage, roomArchive, room.jid, count, wanted.from) : Promise.resolve([]))
+    .catch((err: Error) => { log('warn', `no history for ${full} in ${room.jid}: ${err.message}`); return []; })
+    .then((entries): RoomCtx => { sendHistory(room, full, pickHistory(entries, wanted)); sendSubject(room, full); return room; }));
   return room;
 }
 
@@ -195,9 +200,17 @@ function userX(ctx: RoomCtx, o: Occupant, withJid: boolean, role: Role | null, c
 
 /** XEP-0421: the same opaque id for one real bare JID in one room, whichever nick or client. */
 function occupantId(ctx: RoomCtx, o: Occupant): XmlElement {
-  const id = createHmac('sha256', xmpp().settings.serverSecret).update(`${ctx.jid}\u0000${o.bare}`).digest('base64url').slice(0, 22);
+  const key = `${ctx.jid}\u0000${o.bare}`;
+  let id = occupantIds.get(key);
+  if (id === undefined) {
+    if (occupantIds.size >= 10_000) occupantIds.clear();
+    id = createHmac('sha256', xmpp().settings.serverSecret).update(key).digest('base64url').slice(0, 22);
+    occupantIds.set(key, id);
+  }
   return x('occupant-id', { xmlns: NS.OCCUPANT_ID, id });
 }
+/** An HMAC per message was a tenth of a busy room's CPU; the id never changes for a room and a JID. */
+const occupantIds = new Map<string, string>();
 
 /** Occupant `o`'s current presence to one client `to` (with `codes`). */
 function sendPresence(ctx: RoomCtx, o: Occupant, to: string, codes: string[]): void {
@@ -262,21 +275,29 @@ function groupchat(ctx: RoomCtx, st: XmlElement, nick: string | undefined): Room
   const id = settingsOf(ctx)?.archive ? archiveId(at) : null;
   const msg = x('message', { from: `${ctx.jid}/${nick}`, type: 'groupchat', id: st.attr('id'), 'xml:lang': st.attr('xml:lang') }, kept, occupantId(ctx, o),
     id ? x('stanza-id', { xmlns: NS.STANZA_ID, by: ctx.jid, id }) : null);
-  const xml = fanOut(ctx, msg);
+  const archived = id !== null && st.child('body') !== undefined;
+  // An archived message is on disk in the room's archive with the handling of this message (or the
+  // message is handled again): the archive is its durable copy, which an occupant's client that
+  // missed a delivery reads (XEP-0313 on the room), so each delivery needs no durable copy of its own.
+  const xml = fanOut(ctx, msg, !archived);
   if (st.child('body') === undefined) return ctx;
-  // Kept with the handling of this message: on disk with the room's next snapshot, or not at all.
-  if (id) xmpp().storage.withHandling([{ type: 'put', key: roomArchive.entry(ctx.jid, id), value: { with: ctx.jid, at, dir: 'in', xml } satisfies ArchiveEntry }]);
+  if (archived) {
+    xmpp().storage.withHandling([{ type: 'put', key: roomArchive.entry(ctx.jid, id), value: { with: ctx.jid, at, dir: 'in', xml } satisfies ArchiveEntry }]);
+    // Joiners' history comes from the archive (§7.2.15 with MAM): no snapshot write per message.
+    return ctx.history.length ? { ...ctx, history: [] } : ctx;
+  }
   if (ctx.config.historyLength === 0) return ctx;
-  const history = [...ctx.history, { xml, at, nick, chars: xml.length }].slice(-ctx.config.historyLength);
+  const history = [...ctx.history, { xml, at }].slice(-ctx.config.historyLength);
   return { ...ctx, history };
 }
 
-/** One stanza to every client in the room: serialized once, only 'to' changes per copy. */
-function fanOut(ctx: RoomCtx, el: XmlElement): string {
+/** One stanza to every client in the room: serialized once, only 'to' changes per copy. Durable
+ *  unless the caller has a durable copy of its own (the archive). */
+function fanOut(ctx: RoomCtx, el: XmlElement, durable = true): string {
   const xml = serialize(el);
   const h = validateStanza(xml, undefined, OWN_STANZA);
   for (const o of Object.values(ctx.occupants)) {
-    for (const jid of o.jids) { const r = restamp(xml, h, { to: jid }); routeStanza(r.xml, r.header); }
+    for (const jid of o.jids) { const r = restamp(xml, h, { to: jid }); routeStanza(r.xml, r.header, durable); }
   }
   return xml;
 }
@@ -354,25 +375,30 @@ function declined(ctx: RoomCtx, from: Jid, decline: XmlElement): void {
     x('x', { xmlns: NS.MUC_USER }, x('decline', { from: from.toBareString() }, decline.child('reason', NS.MUC_USER)))));
 }
 
-/** §7.2.14: the history a joiner asked for (<history maxchars maxstanzas seconds since/>), with
- *  delay stamps from the room; by default what the room keeps. */
-function sendHistory(ctx: RoomCtx, to: string, ask: XmlElement | undefined): void {
-  let list = ctx.history;
+/** §7.2.14: what a joiner asks of the history (<history maxchars maxstanzas seconds since/>). */
+interface HistoryWanted { stanzas?: number; chars?: number; /** ms, inclusive */ from?: number }
+
+function historyWanted(ask: XmlElement | undefined): HistoryWanted {
   const n = (a: string) => { const v = Number(ask?.attr(a)); return ask?.attr(a) !== undefined && Number.isFinite(v) && v >= 0 ? v : undefined; };
-  const maxStanzas = n('maxstanzas');
   const seconds = n('seconds');
   const since = ask?.attr('since') ? Date.parse(ask.attr('since')!) : Number.NaN;
-  const now = xmpp().now();
-  if (seconds !== undefined) list = list.filter((e) => e.at >= now - seconds * 1000);
-  if (!Number.isNaN(since)) list = list.filter((e) => e.at > since);
-  if (maxStanzas !== undefined) list = maxStanzas === 0 ? [] : list.slice(-maxStanzas);
-  const maxChars = n('maxchars');
-  if (maxChars !== undefined) {
-    let budget = maxChars;
-    const kept: typeof list = [];
-    for (let i = list.length - 1; i >= 0 && budget >= list[i]!.chars; i--) { budget -= list[i]!.chars; kept.unshift(list[i]!); }
-    list = kept;
-  }
+  const bounds = [...(seconds !== undefined ? [xmpp().now() - seconds * 1000] : []), ...(Number.isNaN(since) ? [] : [since + 1])];
+  return { stanzas: n('maxstanzas'), chars: n('maxchars'), from: bounds.length ? Math.max(...bounds) : undefined };
+}
+
+/** The newest of `list` (oldest first) that the joiner's limits allow; by default all of it. */
+function pickHistory<E extends { xml: string; at: number }>(list: E[], w: HistoryWanted): E[] {
+  let out = w.from !== undefined ? list.filter((e) => e.at >= w.from!) : list;
+  if (w.stanzas !== undefined) out = w.stanzas === 0 ? [] : out.slice(-w.stanzas);
+  if (w.chars === undefined) return out;
+  let budget = w.chars;
+  const kept: E[] = [];
+  for (let i = out.length - 1; i >= 0 && budget >= out[i]!.xml.length; i--) { budget -= out[i]!.xml.length; kept.unshift(out[i]!); }
+  return kept;
+}
+
+/** History to a joiner, with delay stamps from the room. */
+function sendHistory(ctx: RoomCtx, to: string, list: Array<{ xml: string; at: number }>): void {
   for (const e of list) {
     const xml = addDelayXml(e.xml, ctx.jid, e.at);
     const r = restamp(xml, validateStanza(xml, undefined, OWN_STANZA), { to });
@@ -506,7 +532,7 @@ function archiveIq(ctx: RoomCtx, s: MucSettings, st: XmlElement, q: XmlElement, 
 /**
  * XEP-0425 (0.3.0): a moderator retracts an occupant's message for everyone, named by the stanza-id
  * the room gave it: every occupant is told (XEP-0424's <retract/>, by whom), the archive keeps a
- * tombstone in its place, and the joiners' history loses it.
+ * tombstone in its place, which joiners' history (read from the archive) skips: it has no body.
  */
 function moderate(ctx: RoomCtx, st: XmlElement, q: XmlElement, full: string): void {
   const me = ctx.occupants[nickOf(ctx, full) ?? ''];
@@ -533,8 +559,7 @@ function moderate(ctx: RoomCtx, st: XmlElement, q: XmlElement, full: string): vo
       { type: 'put', key: roomArchive.entry(ctx.jid, noticeId), value: { with: ctx.jid, at, dir: 'in', xml } satisfies ArchiveEntry },
     ]);
     routeElement(iqResultElement(st));
-    const stamp = `id="${id}"`;
-    return { ...ctx, history: ctx.history.filter((h) => !(h.xml.includes(stamp) && parseElement(h.xml).getChildren('stanza-id', NS.STANZA_ID).some((s) => s.attr('id') === id))) };
+    return ctx;
   }));
 }
 
@@ -882,7 +907,7 @@ export function onOperator(ctx: RoomCtx, m: RoomOperatorRequest): RoomCtx {
       subject: ctx.subject?.text ?? '',
       occupants: Object.values(ctx.occupants).map((o) => ({ nick: o.nick, jid: o.bare, clients: o.jids.length, role: o.role, affiliation: s ? affiliationOf(ctx, s, o.bare) : 'none' })),
       affiliations: ctx.affiliations,
-      history: ctx.history.length,
+      history: s?.archive ? 'from the archive' : ctx.history.length,
     } });
     if (Object.keys(ctx.occupants).length === 0) exit('shutdown'); // a persistent room asleep stays asleep
     return ctx;

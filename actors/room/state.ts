@@ -35,7 +35,8 @@ export interface Occupant {
   presence: string;
 }
 
-export interface HistoryEntry { xml: string; at: number; nick: string; chars: number }
+/** Recent messages for joiners, kept in the snapshot only when the room has no archive. */
+export interface HistoryEntry { xml: string; at: number }
 
 export interface RoomCtx {
   /** The room's bare JID, or the service domain for the service's own actor. */

@@ -139,6 +139,21 @@ export async function queryArchive(storage: Storage, keys: ArchiveKeys, archive:
   return { entries: flip ? [...found].reverse() : found, complete: !more, queryid: q.attr('queryid') };
 }
 
+/** The newest `count` entries with a body from time `from` (ms) on, oldest first: what a room gives
+ *  a joiner as history (XEP-0045 §7.2.15 from the archive). Tombstones and notices have no body. */
+export async function recentMessages(storage: Storage, keys: ArchiveKeys, archive: string, count: number, from?: number): Promise<ArchiveEntry[]> {
+  const found: ArchiveEntry[] = [];
+  const size = Math.max(count, 20);
+  let cursor: { lt?: string; gte?: string } = from !== undefined ? { gte: keys.entry(archive, idAt(from)) } : {};
+  while (found.length < count) {
+    const chunk = await storage.range<ArchiveEntry>(keys.of(archive), { ...cursor, reverse: true, limit: size });
+    for (const [, e] of chunk) if (found.length < count && e.xml.includes('<body')) found.push(e);
+    if (chunk.length < size) break;
+    cursor = { ...cursor, lt: chunk[chunk.length - 1]![0] };
+  }
+  return found.reverse();
+}
+
 /** One result (§4.2): the archived message forwarded (XEP-0297) with when it was archived. */
 export function resultMessage(to: string, from: string, queryid: string | undefined, key: string, e: ArchiveEntry): XmlElement {
   return x('message', { to, from, id: `mam-${idOf(key)}` },

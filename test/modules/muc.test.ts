@@ -100,8 +100,8 @@ test('messages: every occupant gets them from room/nick with the occupant-id; a 
   assert.is(errorOf(h.received(C).find((e) => e.attr('type') === 'error')), 'not-acceptable');
 });
 
-test('history on joining, as asked: default, maxstanzas, none; with delay stamps from the room', async () => {
-  const h = await opened();
+for (const archive of [true, false]) test(`history on joining, as asked: default, maxstanzas, seconds, none; with delay stamps from the room (${archive ? 'from the room\'s archive' : 'no archive: kept in the room\'s snapshot'})`, async () => {
+  const h = await opened({ options: { muc: { archive } } });
   for (let i = 1; i <= 4; i++) { groupchat(h, A, `m${i}`); await h.settle(); h.clock += 1000; }
   enter(h, B, 'Bob');
   await h.settle();
@@ -111,6 +111,17 @@ test('history on joining, as asked: default, maxstanzas, none; with delay stamps
   enter(h, C, 'Carol', '<history maxstanzas="2"/>');
   await h.settle();
   assert.equal(messages(h.take(C)).filter((e) => e.child('body')).map((e) => e.getChildText('body')), ['m3', 'm4']);
+  const rejoin = async (ask: string) => {
+    h.send(C, `<presence to="${ROOM}/Carol" type="unavailable"/>`);
+    await h.settle();
+    h.clear();
+    enter(h, C, 'Carol', ask);
+    await h.settle();
+  };
+  await rejoin('<history seconds="2"/>'); // m3 was 2 s ago, m4 1 s ago
+  const got2 = messages(h.take(C));
+  assert.equal(got2.filter((e) => e.child('body')).map((e) => e.getChildText('body')), ['m3', 'm4']);
+  assert.ok(got2[got2.length - 1]!.child('subject'), 'the subject ends the join, after the history');
   h.send(C, `<presence to="${ROOM}/Carol" type="unavailable"/>`);
   await h.settle();
   enter(h, C, 'Carol', '<history maxchars="0"/>');
