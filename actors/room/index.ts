@@ -1,6 +1,6 @@
 // The room actor: one per group-chat room (`room:<room JID>`), and one for each service domain
 // (`room:conference.example.org`). Started by its first stanza; its snapshot (configuration,
-// affiliations, occupants, subject, history) is saved after every change, so a crash or a kill
+// affiliations, occupants, subject; history too when the room keeps no archive) is saved after every change, so a crash or a kill
 // restarts it with everyone still in the room, and a persistent room that emptied sleeps on disk
 // until its next stanza. A reducer, as the user actor is: a room has no modes.
 import { fromTransition } from 'xstate';
