@@ -9,6 +9,7 @@ import { LISTENER_NAMES, OPENED_LISTENERS } from './config/types.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
 import { createTlsContexts, type TlsContexts } from './net/tls.ts';
 import { streamListener } from './net/listener.ts';
+import { s2sDialer } from './net/dialer.ts';
 import { NS } from './xml/namespaces.ts';
 import { ConnectionCensus } from './net/census.ts';
 import { BOOT, type ConnectionOptions } from './net/connection.ts';
@@ -60,6 +61,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       addressMaxFailures: config.limits.login_attempts.address_max_failures, addressWindowSeconds: config.limits.login_attempts.address_window_seconds,
     },
     modules: config.modules,
+    federation: config.listen.s2s !== false ? { idleTimeoutMs: config.s2s.idle_timeout_seconds * 1000 } : null,
     bootId: BOOT,
   };
   const conn: ConnectionOptions = {
@@ -91,7 +93,10 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       if (config.listen.c2s !== false) specs.push(streamListener('c2s', rt, config.listen.c2s, config.listen.address, false, tls, conn));
       if (config.listen.c2s_direct_tls !== false) specs.push(streamListener('c2s_direct_tls', rt, config.listen.c2s_direct_tls, config.listen.address, true, tls, conn));
       // Server streams through the same engine, decided by their own machine (actors/s2sin).
-      if (config.listen.s2s !== false) specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...conn, kind: 's2sin' }));
+      if (config.listen.s2s !== false) {
+        specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...conn, kind: 's2sin' }));
+        specs.push(s2sDialer(rt, config.s2s, conn));
+      }
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.
       if (config.listen.component !== false && Object.keys(config.components).length) {
         specs.push(streamListener('component', rt, config.listen.component, '127.0.0.1', false, null, { ...conn, kind: 'component', contentNamespaces: [NS.COMPONENT_ACCEPT] }));
@@ -161,7 +166,7 @@ function describe(c: ChorusConfig): string {
   const l = c.listen;
   const components = Object.keys(c.components);
   const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`,
-    l.s2s !== false && `s2s ${l.address}:${l.s2s} (streams up to authentication: federation is not built yet)`,
+    l.s2s !== false && `s2s ${l.address}:${l.s2s} (federation by dialback)`,
     l.component !== false && components.length > 0 && `components 127.0.0.1:${l.component} (${components.join(', ')})`].filter(Boolean).join(', ');
   const later = [...LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]} (not built yet)`),
     ...(l.component !== false && components.length === 0 ? [`component ${l.component} (no components configured)`] : [])];

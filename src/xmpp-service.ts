@@ -35,6 +35,9 @@ export interface XmppSettings {
   loginAttempts: { maxFailures: number; windowSeconds: number; addressMaxFailures: number; addressWindowSeconds: number };
   /** External components (XEP-0114): domain → the secret of its handshake. */
   components: Record<string, string>;
+  /** Server-to-server links (listen.s2s on): stanzas for remote domains go to link actors; null:
+   *  no federation, remote-server-not-found. */
+  federation: { idleTimeoutMs: number } | null;
   /** The node process's boot id (connections are `conn:<boot>.<n>`). */
   bootId: string;
   modules: ModulesConfig;

@@ -5,9 +5,10 @@
 //   ├── users                 dynamic        50 / 10 s   user:<bare JID>        (transient)
 //   ├── rooms                 dynamic        50 / 10 s   room:<room JID>        (transient)
 //   ├── sessions              dynamic        100 / 10 s  session:@<conn>, session:<full JID> (transient)
+//   ├── s2s                   dynamic        50 / 10 s   s2s:<local>|<remote>   outbound server links (transient)
 //   ├── actors                dynamic        50 / 10 s   every other kind (s2sin, component, external, service kinds) (transient)
 //   (each dynamic child: 5 restarts / 10 s of its own, then it is left down and not counted)
-//   └── listeners             one_for_one    5 / 30 s    c2s, c2s_direct_tls, s2s, component (the admin socket is outside the tree)
+//   └── listeners             one_for_one    5 / 30 s    c2s, c2s_direct_tls, s2s, s2s_out (the dialer), component (the admin socket is outside the tree)
 //
 // rest_for_one: if the schedulers supervisor gives up, everything after it restarts with it; a
 // listener that gives up takes nothing else down.
@@ -30,6 +31,7 @@ export function nodeTree(rt: Runtime, listeners: ChildSpec[], log: SupervisorLog
     actors('users', ['user'], 50),
     actors('rooms', ['room'], 50),
     actors('sessions', ['session'], 100),
+    actors('s2s', ['s2s'], 50),
     actors('actors', 'default', 50),
     { id: 'listeners', type: 'supervisor', shutdown: 'infinity', start: () => new Supervisor('listeners', listeners, { strategy: 'one_for_one', intensity: 5, period: 30_000 }, log).start() },
   ], { strategy: 'rest_for_one', intensity: 3, period: 60_000 }, log);

@@ -1,21 +1,31 @@
 // An inbound server-to-server stream (RFC 6120 with `jabber:server`) as the second user of the stream
 // engine: the same connection (src/net/connection.ts) carries it, with the same typed events and
-// commands as a client stream, and this machine decides. It takes the stream as far as its
-// authentication: TLS first (required), then SASL EXTERNAL (XEP-0178) and dialback (XEP-0220) are
-// offered. Authenticating a peer, and everything after, is federation's (not built yet): until then
-// an attempt is refused, as a server that cannot verify the peer refuses it.
+// commands as a client stream, and this machine decides. TLS first (required), then the peer
+// authenticates a domain of its with Server Dialback (XEP-0220): its key is checked by asking the
+// peer's own server over our outbound link to it (actors/s2s), and once valid, stanzas from that
+// domain to ours are routed in. A peer's request to verify a key we gave it is answered here, from
+// the node secret alone (XEP-0185). SASL EXTERNAL (XEP-0178) is offered and refused until
+// certificates are verified.
 //
-//   opening ─header→ open ─starttls→ securing ─tls→ opening ─header→ open (secure: EXTERNAL, dialback)
+//   opening ─header→ open ─starttls→ securing ─tls→ opening ─header→ open (secure: dialback, stanzas)
 //   any ─end/close→ closing ─closed→ done
 import { and, assign, not, setup, type EventObject } from 'xstate';
 import { randomBytes } from 'node:crypto';
 import type { ConnInfo, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
 import { serialize, streamOpen, x } from '../../src/xml/builder.ts';
+import { parseElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { JidError, parseJid } from '../../src/xmpp/jid.ts';
-import { send, service } from '../../src/runtime/api.ts';
+import { courier, log, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import { dialbackKeyValid } from '../../src/xmpp/dialback.ts';
+import { destinationOf, linkAddress, unroutable } from '../../src/xmpp/routing.ts';
+import { stanzaError } from '../../src/xmpp/errors.ts';
+import { OWN_STANZA, validateStanza } from '../../src/xml/framer.ts';
+import { routeStanza } from '../route.ts';
+import type { FromLink, ToLink } from '../s2s/machine.ts';
+import type { ToUser } from '../user/messages.ts';
 import { streamCommands } from '../stream-commands.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
 
@@ -27,9 +37,11 @@ export interface S2sInCtx {
   host: string | null;
   peer: string | null;
   streamId: string;
+  /** Domain pairs the peer has authenticated by dialback, `<peer>|<ours>`: stanzas may come between them. */
+  authenticated: string[];
 }
 
-export type S2sInEvent = ToSession | RuntimeEvent;
+export type S2sInEvent = ToSession | RuntimeEvent | FromLink;
 
 type Header = Extract<ToSession, { type: 'header' }>;
 type Stanza = Extract<ToSession, { type: 'stanza' }>;
@@ -54,7 +66,28 @@ export function failXml(ctx: Pick<S2sInCtx, 'host'>, condition: StreamErrorCondi
   return (headerSent ? '' : streamOpen({ xmlns: NS.SERVER, from: ctx.host, id: 'error' })) + streamError(condition, text);
 }
 
-const NOT_YET = 'this server does not federate yet';
+const NOT_YET = 'this server does not verify certificates yet: authenticate by dialback';
+const pair = (peer: string, ours: string) => `${peer}|${ours}`;
+const xmpp = () => service<XmppService>('xmpp');
+const dbEl = (name: string, attrs: Record<string, string | undefined>, ...children: Parameters<typeof x>[2][]) => serialize(x(`db:${name}`, attrs, ...children));
+
+/** A stanza from the peer, routed in: durably into the account's or service's actor, then counted
+ *  handled. The server itself has no actor for remote requests yet: an IQ request is answered
+ *  service-unavailable. */
+function routeIn(ctx: S2sInCtx, s: Stanza): void {
+  const h = s.h;
+  const dest = destinationOf(parseJid(h.to!), xmpp().domains);
+  const done = courier();
+  const handled = () => { if (s.seq > 0) done(ctx.conn, { type: 'handled', seq: s.seq } satisfies ToConn); };
+  if (dest.to === 'account' || dest.to === 'service') {
+    sendDurable(dest.address, { type: 'stanza', xml: s.xml, h } satisfies ToUser).then(handled, (err: Error) => log('warn', `from ${ctx.peer}: not routed to ${dest.address}: ${err.message}`));
+    return;
+  }
+  const condition = unroutable(h, dest);
+  const error = condition ? stanzaError(h, 'cancel', condition) : null;
+  if (error) routeStanza(error, validateStanza(error, undefined, OWN_STANZA));
+  handled();
+}
 
 const { toConn, write, fail, is } = streamCommands<S2sInCtx>(failXml);
 
@@ -69,15 +102,65 @@ export const s2sInMachine = setup({
     isStarttls: is('starttls', NS.TLS),
     isAuth: is('auth', NS.SASL),
     isDialback: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK,
+    /** <db:result from=peer to=ours>key</db:result>: the peer asks to be authenticated. */
+    isResultRequest: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK && stanza(event).h.name === 'result' && stanza(event).h.type === null,
+    /** <db:verify from=peer to=ours id=…>key</db:verify>: the peer asks whether we made a key. */
+    isVerifyRequest: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK && stanza(event).h.name === 'verify' && stanza(event).h.type === null,
+    /** A request names a domain of ours and the peer's by domain-only addresses. */
+    domainsOk: ({ event }) => {
+      const h = stanza(event).h;
+      const ours = domainOf(h.to);
+      return ours !== null && domainOf(h.from) !== null && (xmpp().domains.isHost(ours) || xmpp().domains.service(ours) !== undefined);
+    },
+    /** Between a pair of domains the peer has authenticated. */
+    allowed: ({ context, event }) => {
+      const h = stanza(event).h;
+      if (!h.from || !h.to) return false;
+      try { return context.authenticated.includes(pair(parseJid(h.from).domain, parseJid(h.to).domain)); } catch (e) { if (e instanceof JidError) return false; throw e; }
+    },
+    anyAuthenticated: ({ context }) => context.authenticated.length > 0,
+    isStanza: ({ event }) => ['message', 'presence', 'iq'].includes(stanza(event).h.name),
+    verifiedValid: ({ event }) => (event as FromLink).valid,
   },
   actions: {
     toConn: ({ context }, m: ToConn) => send(context.conn, m),
     openStream: assign(({ event }) => ({ host: domainOf(header(event).to), peer: domainOf(header(event).from), streamId: randomBytes(9).toString('base64url') })),
     secured: assign({ secure: true }),
+    /** Ask the peer's authoritative server (over our link to it) whether it made this key. */
+    askVerify: ({ context, event }) => {
+      const h = stanza(event).h;
+      const key = parseElement(stanza(event).xml).text();
+      send(linkAddress(domainOf(h.to)!, domainOf(h.from)!), { type: 'verify', id: context.streamId, key, asker: self() } satisfies ToLink);
+    },
+    answerVerify: ({ event, context }) => {
+      const h = stanza(event).h;
+      const ours = domainOf(h.to)!, peer = domainOf(h.from)!;
+      const valid = dialbackKeyValid(xmpp().settings.serverSecret, peer, ours, h.id ?? '', parseElement(stanza(event).xml).text());
+      send(context.conn, { type: 'write', xml: dbEl('verify', { from: ours, to: peer, id: h.id ?? undefined, type: valid ? 'valid' : 'invalid' }) } satisfies ToConn);
+    },
+    refuseRequest: ({ context, event }) => {
+      const h = stanza(event).h;
+      send(context.conn, { type: 'write', xml: dbEl(h.name, { from: h.to ?? undefined, to: h.from ?? undefined, id: h.id ?? undefined, type: 'error' },
+        x('error', { type: 'cancel' }, x('item-not-found', { xmlns: NS.STANZAS }), x('text', { xmlns: NS.STANZAS }, 'name a domain of this server and yours'))) } satisfies ToConn);
+    },
+    /** The peer's server answered our verification: the peer learns the result. */
+    verified: assign(({ context, event }) => {
+      const v = event as FromLink;
+      const attrs = { from: v.host, to: v.peer };
+      if (v.error !== undefined) {
+        send(context.conn, { type: 'write', xml: dbEl('result', { ...attrs, type: 'error' }, x('error', { type: 'cancel' }, x('remote-connection-failed', { xmlns: NS.STANZAS }), x('text', { xmlns: NS.STANZAS }, v.error))) } satisfies ToConn);
+        return {};
+      }
+      send(context.conn, { type: 'write', xml: dbEl('result', { ...attrs, type: v.valid ? 'valid' : 'invalid' }) } satisfies ToConn);
+      if (!v.valid) { log('warn', `s2s ${v.peer} → ${v.host}: its dialback key was not valid`); return {}; }
+      log('info', `s2s ${v.peer} → ${v.host}: authenticated (dialback)`);
+      return { authenticated: [...context.authenticated, pair(v.peer, v.host)] };
+    }),
+    routeIn: ({ context, event }) => routeIn(context, stanza(event)),
   },
 }).createMachine({
   id: 's2sin',
-  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '' }),
+  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '', authenticated: [] }),
   initial: 'opening',
   on: {
     closed: '.done',
@@ -103,19 +186,18 @@ export const s2sInMachine = setup({
           { guard: 'isStarttls', target: 'securing', actions: toConn({ type: 'starttls', xml: serialize(x('proceed', { xmlns: NS.TLS })) }) },
           // RFC 6120 §5.3.1: TLS is required between servers here.
           { guard: not('secure'), target: 'closing', actions: fail('policy-violation', 'STARTTLS is required') },
-          // Offered, and refused until federation can verify a peer (RFC 6120 §6.4.5, XEP-0220 §2.4).
+          // Offered, and refused until certificates are verified (RFC 6120 §6.4.5).
           { guard: 'isAuth', actions: write(() => serialize(x('failure', { xmlns: NS.SASL }, x('not-authorized'), x('text', null, NOT_YET)))) },
-          {
-            guard: 'isDialback',
-            actions: write(({ context, event }) => {
-              const s = stanza(event);
-              return serialize(x(`db:${s.h.name}`, { type: 'error', from: context.host, to: s.h.from, id: s.h.id },
-                x('error', { type: 'cancel' }, x('service-unavailable', { xmlns: NS.STANZAS }), x('text', { xmlns: NS.STANZAS }, NOT_YET))));
-            }),
-          },
-          // Stanzas before authentication (RFC 6120 §6.4.1 / §8.1.1.1).
+          { guard: and(['isResultRequest', 'domainsOk']), actions: 'askVerify' },
+          { guard: and(['isVerifyRequest', 'domainsOk']), actions: 'answerVerify' },
+          { guard: 'isDialback', actions: 'refuseRequest' },
+          { guard: and(['isStanza', 'allowed']), actions: 'routeIn' },
+          // Stanzas before authentication (RFC 6120 §6.4.1 / §8.1.1.1), or for a pair of domains
+          // the peer has not authenticated (§4.9.3.9 invalid-from).
+          { guard: 'anyAuthenticated', target: 'closing', actions: fail('invalid-from', 'not a domain pair authenticated on this stream') },
           { target: 'closing', actions: fail('not-authorized') },
         ],
+        verified: { actions: 'verified' },
       },
     },
     securing: {

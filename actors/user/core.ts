@@ -8,7 +8,7 @@ import { callNode, log, sendDurable } from '../../src/runtime/api.ts';
 import type { Address } from '../../src/runtime/address.ts';
 import { andThen, type StanzaKind } from '../../src/xmpp/module.ts';
 import { inboundEvent, runInbound, runOutbound } from '../../src/xmpp/router.ts';
-import { destinationOf, unroutable, type Destination } from '../../src/xmpp/routing.ts';
+import { destinationOf, linkAddress, unroutable, type Destination } from '../../src/xmpp/routing.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
 import { OWN_STANZA, validateStanza } from '../../src/xml/framer.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
@@ -390,7 +390,8 @@ function presenceOut(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: 
 /**
  * Sends a stanza of this account's (from a client, or the server on its behalf) where routing.ts
  * says: a local account's or a service's durable mailbox, the server itself (its `<kind>/host`
- * hooks and IQ handlers, run here), or nowhere yet (a remote domain), answered as the RFC says.
+ * hooks and IQ handlers, run here), or the link to a remote domain (none without federation:
+ * answered as the RFC says).
  */
 function routeFrom(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: Jid, to: Jid, done: Done): Step {
   const dest = destinationOf(to, t.env.domains);
@@ -399,6 +400,8 @@ function routeFrom(t: Turn, ctx: UserCtx, xml: string, h: StanzaHeader, from: Ji
     case 'account': case 'service': t.emit({ do: 'durable', to: dest.address, xml, h, then: done }); return {};
     case 'host': return andThen(toHost(t, ctx, xml, h, from, to, dest), (p) => { handled(t, done); return p; });
     case 'remote': {
+      // Into the link from this account's domain to the remote one: it is the link's from then on.
+      if (t.env.settings.federation) { t.emit({ do: 'durable', to: linkAddress(from.domain, dest.domain), xml, h, then: done, link: true }); return {}; }
       const condition = unroutable(h, dest);
       if (condition) bounceError(t, ctx, h, 'cancel', condition);
       handled(t, done);

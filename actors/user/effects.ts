@@ -1,6 +1,7 @@
 // What the user actor asks of the world, as data. A step (core.ts) gives the next context and these;
 // the host (index.ts) carries them out in order, in the frame of the message they belong to (after
 // its hooks' awaits, for a suspended one), so a step can be read and tested without a runtime.
+import type { ToLink } from '../s2s/machine.ts';
 import { courier, exit, log, monitor, retain, send, sendDurable, startTimer } from '../../src/runtime/api.ts';
 import type { Address } from '../../src/runtime/address.ts';
 import type { ToConn } from '../../src/net/c2s-protocol.ts';
@@ -19,7 +20,7 @@ export type UserEffect =
   | { do: 'deliver'; to: Address; xml: string; durable: boolean; sent?: number }
   /** Into the durable mailbox of a local account or a service: theirs from then on. The client
    *  stanza it came from is handled once it is there. */
-  | { do: 'durable'; to: Address; xml: string; h: StanzaHeader; then?: ClientSeq }
+  | { do: 'durable'; to: Address; xml: string; h: StanzaHeader; then?: ClientSeq; /** to a server link (actors/s2s) */ link?: true }
   /** A stanza the server made, where routing says (actors/route.ts). */
   | { do: 'route'; xml: string; h: StanzaHeader }
   /** A client stanza is done with. */
@@ -43,7 +44,7 @@ export function perform(effects: readonly UserEffect[]): void {
       case 'durable': {
         const then = e.then;
         if (then) post ??= courier(); // the confirmation comes after this frame
-        sendDurable(e.to, { type: 'stanza', xml: e.xml, h: e.h } satisfies ToUser).then(() => then && handled(then), (err: Error) => {
+        sendDurable(e.to, e.link ? { type: 'out', xml: e.xml, h: e.h } satisfies ToLink : { type: 'stanza', xml: e.xml, h: e.h } satisfies ToUser).then(() => then && handled(then), (err: Error) => {
           // Not confirmed: a client's stanza stays unhandled, so its client resends it after a resume.
           log('warn', `not routed to ${e.to}: ${err.message}`);
         });

@@ -83,6 +83,16 @@ export interface ComponentConfig {
   secret: string;
 }
 
+/** Server-to-server links (federation), when listen.s2s is on. */
+export interface S2sConfig {
+  /** Where a remote domain's server is, overriding DNS (private deployments, tests): domain → 'host:port'. */
+  hosts: Record<string, { host: string; port: number }>;
+  /** How long connecting to one address may take before the next is tried. */
+  connect_timeout_seconds: number;
+  /** An outbound link with nothing sent for this long closes (it opens again for the next stanza). */
+  idle_timeout_seconds: number;
+}
+
 export interface ChorusConfig {
   /** Absolute path of the YAML file this came from, or null for built-in defaults. */
   source: string | null;
@@ -94,6 +104,7 @@ export interface ChorusConfig {
   tls: Record<string, TlsHostConfig>;
   /** External components (XEP-0114: gateways, bots), keyed by the domain each serves. */
   components: Record<string, ComponentConfig>;
+  s2s: S2sConfig;
   c2s_require_encryption: boolean;
   /** Offer XEP-0388 SASL2 with XEP-0386 Bind 2, XEP-0198 inline and FAST (XEP-0484). */
   c2s_sasl2: boolean;

@@ -143,7 +143,7 @@ function stringList(ctx: Ctx, v: unknown, path: KeyPath, what: string,
 }
 
 const TOP_KEYS = [
-  'hosts', 'admins', 'data_dir', 'listen', 'tls', 'components', 'c2s_require_encryption', 'c2s_sasl2', 'c2s_fast_token_days', 'schedulers', 'limits',
+  'hosts', 'admins', 'data_dir', 'listen', 'tls', 'components', 's2s', 'c2s_require_encryption', 'c2s_sasl2', 'c2s_fast_token_days', 'schedulers', 'limits',
   'stream_management', 'storage', 'modules', 'log_level', 'log_file',
 ] as const;
 const MODULE_NAME = /^[a-z][a-z0-9_-]*$/;
@@ -201,6 +201,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 
   config.tls = validateTls(ctx, top.tls, config.hosts);
   config.components = validateComponents(ctx, top.components, config.hosts);
+  validateS2s(ctx, top.s2s, config);
 
   config.c2s_require_encryption = boolean(ctx, top, 'c2s_require_encryption', [], config.c2s_require_encryption);
   config.c2s_sasl2 = boolean(ctx, top, 'c2s_sasl2', [], config.c2s_sasl2);
@@ -259,6 +260,25 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
   }
 
   return { config, problems: ctx.problems };
+}
+
+function validateS2s(ctx: Ctx, v: unknown, config: ChorusConfig): void {
+  const s2s = section(ctx, v, ['s2s'], ['hosts', 'connect_timeout_seconds', 'idle_timeout_seconds']);
+  const S = config.s2s;
+  S.connect_timeout_seconds = integer(ctx, s2s, 'connect_timeout_seconds', ['s2s'], S.connect_timeout_seconds, 1, 300, 'a number of seconds');
+  S.idle_timeout_seconds = integer(ctx, s2s, 'idle_timeout_seconds', ['s2s'], S.idle_timeout_seconds, 1, 86_400, 'a number of seconds');
+  const hosts = s2s.hosts;
+  if (hosts === undefined || hosts === null) return;
+  if (!isMapping(hosts)) { ctx.bad(['s2s', 'hosts'], "a mapping of remote domain to 'host:port'", hosts); return; }
+  for (const [raw, target] of Object.entries(hosts)) {
+    const path = ['s2s', 'hosts', raw];
+    const d = checkDomain(raw);
+    if (typeof d !== 'string') { ctx.bad(path, `a domain as the key (${d.problem})`, raw); continue; }
+    const m = typeof target === 'string' ? /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(target) : null;
+    const port = m ? Number(m[3]) : 0;
+    if (!m || port < 1 || port > 65_535) { ctx.bad(path, "'host:port' (an IPv6 address in brackets: '[::1]:5269')", target); continue; }
+    S.hosts[d] = { host: m[1] ?? m[2]!, port };
+  }
 }
 
 function validateComponents(ctx: Ctx, v: unknown, hosts: readonly string[]): Record<string, ComponentConfig> {

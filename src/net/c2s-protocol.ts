@@ -24,10 +24,16 @@ export interface InlineResume { data: string | null; token: string | null; featu
 export interface ChannelBindings { 'tls-exporter'?: string; 'tls-server-end-point'?: string } // base64
 
 export type ToSession =
-  | { type: 'header'; to: string | null; from: string | null; version: string | null; lang: string | null; xmlns: string }
+  /** An outbound stream's socket is connected (the connection was made for an existing actor). */
+  | ({ type: 'connected' } & ConnInfo)
+  /** `id`: the stream id the peer gave (a server's answer to our header); `db`: it declared the
+   *  dialback namespace (XEP-0220). */
+  | { type: 'header'; to: string | null; from: string | null; version: string | null; lang: string | null; xmlns: string; id?: string | null; db?: boolean }
   /** `h`: the framer's routing header (to/from/type/id and offsets): routing needs no full parse. */
   | { type: 'stanza'; xml: string; h: StanzaHeader; seq: number }
-  | { type: 'tls'; host: string | null; cb: ChannelBindings }
+  /** TLS is up. On an outbound stream, `authorized`: the peer's certificate chains to a trusted CA
+   *  and names the domain (RFC 6125); `authError` says why not. */
+  | { type: 'tls'; host: string | null; cb: ChannelBindings; authorized?: boolean; authError?: string }
   | { type: 'end' }
   /** The socket is gone. `unacked`: what the client never acknowledged (stream management). */
   | { type: 'closed'; reason: string; unacked: Delivery[] }
@@ -42,7 +48,9 @@ export type ToSession =
 
 export type ToConn =
   | { type: 'write'; xml: string }
-  | { type: 'starttls'; xml: string }
+  /** Answer <starttls/> with `xml` and start TLS as the server; with `servername`, start it as the
+   *  client of an outbound stream (the peer said <proceed/>) for that domain. */
+  | { type: 'starttls'; xml: string; servername?: string }
   /** SASL succeeded: `jid` is the authenticated bare JID; with `restart` the client restarts the
    *  stream (RFC 6120), without it the stream goes on (XEP-0388). Until bound (the connection's
    *  monitor of the session hears it moved to its full JID), stanzas come one at a time ('next'). */

@@ -7,7 +7,7 @@
 // stream management may be enabled or a stream resumed, what can wait, routing) are the session
 // actor's; this carries them out.
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
 import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
@@ -25,6 +25,9 @@ export interface ConnectionOptions {
    *  `component` (XEP-0114's), and the content namespaces the framer lets through (default: client, server). */
   kind?: string;
   contentNamespaces?: readonly string[];
+  /** An outbound stream: the connection reports to this existing actor (it spawns none), which is
+   *  told `connected` first and writes the first header. */
+  actor?: string;
   maxStanzaBytes: number;
   /** Bytes per second a client may send, refilled continuously, up to `burstBytes`; 0 = unlimited. */
   bytesPerSecond: number;
@@ -138,7 +141,7 @@ export class Connection {
   constructor(private readonly rt: Runtime, socket: Socket, private readonly o: ConnectionOptions, directTls: boolean, private readonly onDone: () => void = () => undefined) {
     this.socket = socket;
     this.secure = directTls;
-    this.session = `${o.kind ?? 'session'}:@${BOOT}.${counter}`;
+    this.session = o.actor ?? `${o.kind ?? 'session'}:@${BOOT}.${counter}`;
     this.tokens = o.burstBytes;
     this.sink = { conn: this };
     this.framer = this.newFramer();
@@ -152,7 +155,8 @@ export class Connection {
       info.cb = channelBindings(t);
     }
     // The spawn and then the first stanzas travel the same port, so the actor exists before its mail.
-    this.rt.spawn(this.session, info).catch(this.guard((err: Error) => { this.o.log('error', `${this.address}: session did not start: ${err.message}`); this.destroy(); }));
+    if (o.actor) this.toSession({ type: 'connected', ...info });
+    else this.rt.spawn(this.session, info).catch(this.guard((err: Error) => { this.o.log('error', `${this.address}: session did not start: ${err.message}`); this.destroy(); }));
     this.watchSession();
     // Until bound: a stream that authenticates and never binds would otherwise live forever.
     this.authTimer = this.timer(o.authTimeoutMs, () => this.fail('connection-timeout', this.authJid ? 'no resource bound in time' : 'not authenticated in time'));
@@ -197,7 +201,7 @@ export class Connection {
 
   private header(h: StreamHeader): void {
     this.streamTo = h.to;
-    this.toSession({ type: 'header', to: h.to, from: h.from, version: h.version, lang: h.lang, xmlns: h.xmlns });
+    this.toSession({ type: 'header', to: h.to, from: h.from, version: h.version, lang: h.lang, xmlns: h.xmlns, id: h.id, db: h.attrs['xmlns:db'] === NS.DIALBACK });
   }
 
   private attach(socket: Socket): void {
@@ -275,7 +279,7 @@ export class Connection {
           this.framer.resume();
         }
         break;
-      case 'starttls': this.startTls(m.xml); break;
+      case 'starttls': if (m.servername) this.startTlsClient(m.servername); else this.startTls(m.xml); break;
       case 'authenticated':
         if (!this.authJid) this.o.census?.authenticated();
         this.authJid = m.jid;
@@ -332,6 +336,8 @@ export class Connection {
       if (reason === 'moved') { if (movedTo) this.bound(movedTo); return; }
       // Gone: this connection has no one left to serve.
       if (reason === 'normal' || reason === 'shutdown' || reason === 'noproc') { this.sessionUp = false; this.destroy(); return; }
+      // An outbound stream's link actor restarts without it (and connects again).
+      if (this.o.actor) { this.orphaned = true; this.fail('internal-server-error'); return; }
       if (!this.authJid || this.gate !== 'off') {
         this.o.log('warn', `${this.address}: session ${this.session} crashed (${reason}) before bind; the stream ends`);
         this.orphaned = true;
@@ -569,6 +575,27 @@ export class Connection {
     this.secure = true;
     tlsSocket.once('secure', this.guard(() => {
       this.toSession({ type: 'tls', host: (tlsSocket as TLSSocket & { servername?: string | false }).servername || null, cb: channelBindings(tlsSocket) });
+    }));
+    this.attach(tlsSocket);
+  }
+
+  /** An outbound stream's STARTTLS (the peer said <proceed/>): this side is the TLS client. The
+   *  peer's certificate is checked against the system's CAs and `servername`; whether it passed is
+   *  the actor's to weigh (dialback does not need it). */
+  private startTlsClient(servername: string): void {
+    if (this.secure) { this.fail('undefined-condition', 'TLS is already on'); return; }
+    this.socket.uncork();
+    this.corked = false;
+    const plain = this.socket;
+    plain.removeListener('data', this.onData);
+    const { honorCipherOrder: _, ...protocol } = TLS_PROTOCOL_OPTIONS;
+    const tlsSocket = tlsConnect({ socket: plain, servername, rejectUnauthorized: false, ...protocol });
+    this.framer.reset();
+    this.framer.resume();
+    this.secure = true;
+    tlsSocket.once('secureConnect', this.guard(() => {
+      const authError = tlsSocket.authorizationError;
+      this.toSession({ type: 'tls', host: servername, cb: {}, authorized: tlsSocket.authorized, ...(authError ? { authError: String(authError) } : {}) });
     }));
     this.attach(tlsSocket);
   }

@@ -27,8 +27,11 @@ export type Destination =
   | { to: 'host'; domain: string }
   /** An entity of a service domain hosted here. */
   | { to: 'service'; address: string; service: ServiceDomain }
-  /** Another server's domain; no server-to-server links yet. */
+  /** Another server's domain: the link from the sender's domain to it carries it (when federating). */
   | { to: 'remote'; domain: string };
+
+/** The outbound link actor from a domain of ours to a remote one (actors/s2s). */
+export const linkAddress = (local: string, remote: string): string => `s2s:${local}|${remote}`;
 
 export function destinationOf(to: Jid, domains: Domains): Destination {
   if (domains.isHost(to.domain)) {

@@ -16,7 +16,7 @@ const HOST = 'example.com';
 const env = (sessionsPerAccount = 10) => {
   const settings: XmppSettings = {
     hosts: [HOST], admins: [], requireEncryption: false, sasl2: false, fastTokenDays: 21, components: {}, sessionsPerAccount, maxStanzaBytes: 262_144, serverSecret: 'test',
-    loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, bootId: 'test',
+    loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, federation: null, bootId: 'test',
     modules: { enabled: [], disabled: [], options: {} },
   };
   return xmppService(settings, new ModuleSet([HOST]), new Map());

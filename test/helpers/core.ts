@@ -112,7 +112,7 @@ export class Core {
     for (const d of [...defs, ...(o.peers?.length ? [peerServers(o.peers)] : [])]) modules.add(d, { global: o.options?.[d.name] });
     const settings: XmppSettings = {
       hosts: [host], admins: o.admins ?? [], requireEncryption: false, sasl2: false, fastTokenDays: 21, components: {}, sessionsPerAccount: o.sessionsPerAccount ?? 10, maxStanzaBytes: 262_144, serverSecret: 'test',
-      loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, bootId: 'test',
+      loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, federation: null, bootId: 'test',
       modules: { enabled: defs.map((d) => d.name), disabled: [], options: o.options ?? {} },
     };
     const store = new DurableStore(db);

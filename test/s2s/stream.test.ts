@@ -1,15 +1,20 @@
 // A server-to-server stream (jabber:server) on the s2s listener, over a real socket: the same stream
 // engine as a client's, with its own machine (actors/s2sin). It reaches its features — STARTTLS
-// (required), then SASL EXTERNAL and dialback — and refuses what comes before authentication.
+// (required), then SASL EXTERNAL and dialback — and refuses what comes before authentication;
+// dialback's two requests are answered (test/s2s/federation.test.ts has the whole exchange).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dialbackKey } from '../../src/xmpp/dialback.ts';
 import { freePort, RawClient, startServer, starttls, type TestServer } from '../helpers/xmpp.ts';
 
 let server: TestServer;
 let port: number;
 test.before(async () => {
   port = await freePort();
-  server = await startServer((c) => { c.listen.s2s = port; });
+  const closed = await freePort(); // nobody listens there
+  server = await startServer((c) => { c.listen.s2s = port; c.s2s.hosts = { 'other.example': { host: '127.0.0.1', port: closed } }; });
 });
 test.after(async () => { await server.stop(); });
 
@@ -54,15 +59,28 @@ test('before TLS, anything but STARTTLS is a policy violation', async () => {
   await c.waitClosed();
 });
 
-test('over TLS, authentication is refused until federation can verify a peer; a stanza before it ends the stream', async () => {
+test('over TLS: SASL EXTERNAL is refused; a dialback key from a peer whose server cannot be reached gets an error result; a stanza before authentication ends the stream', async () => {
   const c = await secured();
   c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
   await c.next(/<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized\/>/);
+  // other.example is routed to a closed port: the link tries three times (1 s, 5 s apart), then gives up.
   c.send(`<db:result from='other.example' to='localhost'>abc</db:result>`);
-  await c.next(/<db:result type="error" from="localhost" to="other.example"><error type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/>/);
+  await c.next(/<db:result from="localhost" to="other.example" type="error"><error type="cancel"><remote-connection-failed xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"\/>/, 30_000);
   c.send(`<message from='romeo@other.example' to='juliet@localhost'><body>hi</body></message>`);
   await c.next(/<not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/>/);
   await c.waitClosed();
+});
+
+test('a peer asking whether we made a dialback key (db:verify) hears valid for ours and invalid for any other; a request for a domain not ours is an error', async () => {
+  const c = await secured();
+  const secret = readFileSync(join(server.config.data_dir, 'secret'), 'utf8').trim();
+  c.send(`<db:verify from='other.example' to='localhost' id='s1'>${dialbackKey(secret, 'other.example', 'localhost', 's1')}</db:verify>`);
+  await c.next(/<db:verify from="localhost" to="other.example" id="s1" type="valid"\/>/);
+  c.send(`<db:verify from='other.example' to='localhost' id='s2'>${dialbackKey(secret, 'other.example', 'localhost', 's1')}</db:verify>`);
+  await c.next(/<db:verify from="localhost" to="other.example" id="s2" type="invalid"\/>/);
+  c.send(`<db:verify from='other.example' to='elsewhere.example' id='s3'>abc</db:verify>`);
+  await c.next(/<db:verify from="elsewhere.example" to="other.example" id="s3" type="error"><error type="cancel"><item-not-found/);
+  c.close();
 });
 
 test('a client stream on the s2s port is invalid-namespace; a domain not served here is host-unknown', async () => {

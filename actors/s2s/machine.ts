@@ -1,0 +1,293 @@
+// An outbound server-to-server link, `s2s:<local domain>|<remote domain>` (RFC 6120 with
+// `jabber:server`): where routing sends every stanza from a domain of ours to a remote one. It asks
+// the main thread's dialer (src/net/dialer.ts) for a connection, then drives the stream the stream
+// engine carries: our header, STARTTLS as the client (required), then Server Dialback (XEP-0220)
+// with a key only we can recompute (XEP-0185). Until the peer says the key is valid, stanzas wait
+// here: each is a durable message kept (retained) until the socket has taken it, so a crash, a lost
+// connection or a kill -9 loses none; a link that cannot be set up bounces them (RFC 6120 §10.4.3).
+// It also carries the dialback verifications our inbound streams ask of this peer.
+//
+//   idle ─out→ connecting ─connected→ opening ─features→ securing ─proceed→ tls ─tls→ opening
+//        (secure) ─features→ authenticating ─db:result valid→ up ─idle timer→ closing ─closed→ idle
+//   connecting ─dial-failed→ backoff ─retry→ connecting … (attempts spent: bounce the queue) → idle
+import { and, assign, not, setup, type EventObject } from 'xstate';
+import { log, release, retain, send, sender, service, startTimer, cancelTimer } from '../../src/runtime/api.ts';
+import type { Receipt } from '../../src/runtime/api.ts';
+import type { Delivery, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
+import { DIALER, type FromDialer, type ToDialer } from '../../src/net/dialer.ts';
+import type { RuntimeEvent } from '../../src/runtime/kind.ts';
+import { serialize, streamOpen, x } from '../../src/xml/builder.ts';
+import { parseElement } from '../../src/xml/element.ts';
+import { OWN_STANZA, validateStanza, type StanzaHeader } from '../../src/xml/framer.ts';
+import { NS } from '../../src/xml/namespaces.ts';
+import { answerable } from '../../src/xmpp/routing.ts';
+import { stanzaError, streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
+import { dialbackKey } from '../../src/xmpp/dialback.ts';
+import type { XmppService } from '../../src/xmpp-service.ts';
+import { routeStanza } from '../route.ts';
+import { streamCommands } from '../stream-commands.ts';
+
+/** A stanza waiting for the link: its durable message is kept until the socket takes it. */
+export interface Queued { xml: string; receipt?: Receipt }
+/** A dialback verification one of our inbound streams asked (XEP-0220 §2.1.3): sent once we can. */
+export interface Verify { id: string; key: string; asker: string; sent: boolean }
+
+export interface LinkCtx {
+  local: string;
+  remote: string;
+  conn: string | null;
+  secure: boolean;
+  /** The peer's stream id (its header's): our dialback key is made over it. */
+  streamId: string | null;
+  dialback: boolean;
+  queue: Queued[];
+  verifies: Verify[];
+  /** Failed tries since the link was last up. */
+  attempts: number;
+}
+
+export type ToLink =
+  /** A stanza for the remote domain, routed here durably. */
+  | { type: 'out'; xml: string; h: StanzaHeader }
+  /** An inbound stream of ours was given dialback key `key` on its stream `id` by this peer: ask the
+   *  peer's authoritative side whether it made it. */
+  | { type: 'verify'; id: string; key: string; asker: string };
+
+/** The answer to a 'verify', to its asker: for the peer's domain and ours, on its stream `id`;
+ *  `error` when the peer's server could not be asked. */
+export type FromLink = { type: 'verified'; id: string; host: string; peer: string; valid: boolean; error?: string };
+
+export type LinkEvent = ToLink | ToSession | FromDialer | RuntimeEvent | { type: 'retry' } | { type: 'idle' };
+
+/** Waits before a new try after the first, second… failure; then the queue is bounced. */
+export const BACKOFF_MS = [1000, 5000];
+
+type Stanza = Extract<ToSession, { type: 'stanza' }>;
+const stanza = (e: EventObject) => e as Stanza;
+const settings = () => service<XmppService>('xmpp').settings;
+
+export function failXml(_ctx: LinkCtx, condition: StreamErrorCondition, text?: string): string {
+  return streamError(condition, text);
+}
+const { toConn, write, fail, is } = streamCommands<LinkCtx>(failXml);
+
+/** A stanza of ours as the server namespace has it: the client namespace is not said on s2s. */
+export function serverStanza(xml: string): string {
+  const end = xml.indexOf('>');
+  const head = xml.slice(0, end);
+  const i = head.search(/\sxmlns=(["'])jabber:client\1/);
+  return i < 0 ? xml : head.slice(0, i) + head.slice(i + 'xmlns="jabber:client"'.length + 1) + xml.slice(end);
+}
+
+/** Tells each waiting stanza's sender that the remote server cannot be reached; the messages go. */
+function bounce(ctx: LinkCtx, why: string): void {
+  for (const q of ctx.queue) {
+    const h = validateStanza(q.xml, undefined, OWN_STANZA);
+    if (answerable(h)) {
+      const error = stanzaError(h, 'cancel', 'remote-server-not-found', `${ctx.remote}: ${why}`);
+      if (error) routeStanza(error, validateStanza(error, undefined, OWN_STANZA));
+    }
+    if (q.receipt) release(q.receipt);
+  }
+}
+
+function tellAskers(ctx: LinkCtx, valid: boolean, error?: string): void {
+  for (const v of ctx.verifies) send(v.asker, { type: 'verified', id: v.id, host: ctx.local, peer: ctx.remote, valid, error } satisfies FromLink);
+}
+
+function features(e: EventObject): { starttls: boolean; dialback: boolean } {
+  const el = parseElement(stanza(e).xml);
+  return { starttls: el.child('starttls', NS.TLS) !== undefined, dialback: el.child('dialback', NS.DIALBACK_FEATURE) !== undefined };
+}
+
+export const linkMachine = setup({
+  types: { context: {} as LinkCtx, events: {} as LinkEvent, input: {} as { local: string; remote: string } },
+  guards: {
+    /** From the connection this link uses now (a late event of an earlier one is not). */
+    current: ({ context }) => context.conn !== null && sender() === context.conn,
+    hasWork: ({ context }) => context.queue.length > 0 || context.verifies.length > 0,
+    triesLeft: ({ context }) => context.attempts < BACKOFF_MS.length,
+    serverNs: ({ event }) => (event as Extract<ToSession, { type: 'header' }>).xmlns === NS.SERVER,
+    isFeatures: is('features', NS.STREAMS),
+    offersTls: ({ event }) => features(event).starttls,
+    offersDialback: ({ context, event }) => context.dialback || features(event).dialback,
+    secure: ({ context }) => context.secure,
+    isProceed: is('proceed', NS.TLS),
+    isResult: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK && stanza(event).h.name === 'result',
+    resultValid: ({ event }) => stanza(event).h.type === 'valid',
+    isVerifyAnswer: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK && stanza(event).h.name === 'verify',
+  },
+  actions: {
+    toConn: ({ context }, m: ToConn) => { if (context.conn) send(context.conn, m); },
+    dial: ({ context }) => send(DIALER, { type: 'dial', link: `s2s:${context.local}|${context.remote}`, remote: context.remote } satisfies ToDialer),
+    /** Durable to the end: kept until written (or bounced). After a restart of the node its
+     *  mailbox comes again, and what the snapshot's queue has already is not taken twice. */
+    enqueue: assign({ queue: ({ context, event }) => {
+      const receipt = retain();
+      if (receipt && context.queue.some((q) => q.receipt?.seq === receipt.seq)) return context.queue;
+      return [...context.queue, { xml: serverStanza((event as Extract<ToLink, { type: 'out' }>).xml), receipt }];
+    } }),
+    deliver: ({ context, event }) => {
+      send(context.conn!, { type: 'deliver', xml: serverStanza((event as Extract<ToLink, { type: 'out' }>).xml), receipt: retain() } satisfies ToConn);
+      startTimer('idle', settings().federation!.idleTimeoutMs, { type: 'idle' });
+    },
+    flush: assign(({ context }) => {
+      for (const q of context.queue) send(context.conn!, { type: 'deliver', xml: q.xml, receipt: q.receipt } satisfies ToConn);
+      startTimer('idle', settings().federation!.idleTimeoutMs, { type: 'idle' });
+      return { queue: [] };
+    }),
+    /** What the connection never wrote comes back: first in line again. */
+    requeue: assign({ queue: ({ context, event }) => [...(event as Extract<ToSession, { type: 'closed' }>).unacked.map((d: Delivery) => ({ xml: d.xml, receipt: d.receipt })), ...context.queue] }),
+    addVerify: assign({ verifies: ({ context, event }) => {
+      const v = event as Extract<ToLink, { type: 'verify' }>;
+      return [...context.verifies, { id: v.id, key: v.key, asker: v.asker, sent: false }];
+    } }),
+    sendVerifies: assign({ verifies: ({ context }) => context.verifies.map((v) => {
+      if (!v.sent) send(context.conn!, { type: 'write', xml: serialize(x('db:verify', { from: context.local, to: context.remote, id: v.id }, v.key)) } satisfies ToConn);
+      return { ...v, sent: true };
+    }) }),
+    answerVerify: assign({ verifies: ({ context, event }) => {
+      const h = stanza(event).h;
+      const mine = context.verifies.filter((v) => v.id === h.id);
+      for (const v of mine) send(v.asker, { type: 'verified', id: v.id, host: context.local, peer: context.remote, valid: h.type === 'valid' } satisfies FromLink);
+      return context.verifies.filter((v) => v.id !== h.id);
+    } }),
+    takeConn: assign(({ event }) => ({ conn: (event as Extract<ToSession, { type: 'connected' }>).conn, secure: false, streamId: null, dialback: false })),
+    dropConn: assign({ conn: null, secure: false, streamId: null }),
+    header: assign(({ event }) => {
+      const h = event as Extract<ToSession, { type: 'header' }>;
+      return { streamId: h.id ?? null, dialback: h.db === true };
+    }),
+    writeHeader: ({ context }) => send(context.conn!, { type: 'write', xml: streamOpen({ xmlns: NS.SERVER, dialback: true, from: context.local, to: context.remote }) } satisfies ToConn),
+    secured: assign({ secure: true }),
+    sendResult: ({ context }) => send(context.conn!, {
+      type: 'write', xml: serialize(x('db:result', { from: context.local, to: context.remote }, dialbackKey(settings().serverSecret, context.remote, context.local, context.streamId ?? ''))),
+    } satisfies ToConn),
+    /** Up: the engine stops timing the stream's authentication. */
+    authenticated: ({ context }) => send(context.conn!, { type: 'authenticated', xml: '', jid: context.remote, restart: false, bound: true } satisfies ToConn),
+    upNow: assign({ attempts: 0 }),
+    failed: assign({ attempts: ({ context }) => context.attempts + 1 }),
+    wait: ({ context }) => startTimer('retry', BACKOFF_MS[context.attempts - 1] ?? 1000, { type: 'retry' }),
+    bounceAll: assign(({ context, event }) => {
+      const why = (event as { reason?: string }).reason ?? 'the link could not be set up';
+      log('info', `s2s ${context.local} → ${context.remote}: given up (${why}); ${context.queue.length} stanzas bounced`);
+      bounce(context, why);
+      tellAskers(context, false, why);
+      return { queue: [], verifies: [], attempts: 0 };
+    }),
+    /** Verifications sent on a connection that is gone are asked again on the next. */
+    unsend: assign({ verifies: ({ context }) => context.verifies.map((v) => ({ ...v, sent: false })) }),
+    stopIdle: () => cancelTimer('idle'),
+    logUp: ({ context }) => log('info', `s2s ${context.local} → ${context.remote}: up (dialback)`),
+    logRefused: ({ context, event }) => log('warn', `s2s ${context.local} → ${context.remote}: refused our dialback key (${stanza(event).xml.slice(0, 300)})`),
+  },
+}).createMachine({
+  id: 's2s',
+  context: ({ input }) => ({ local: input.local, remote: input.remote, conn: null, secure: false, streamId: null, dialback: false, queue: [], verifies: [], attempts: 0 }),
+  initial: 'idle',
+  on: {
+    // Restarted after a crash: its connection ended with it (the engine closes an outbound stream
+    // whose actor crashed and hands back what it had not written).
+    'runtime.restored': { target: '.restarting', actions: 'dropConn' },
+    closed: [
+      { guard: 'current', target: '.ended', actions: ['requeue', 'dropConn', 'unsend', 'stopIdle'] },
+      { actions: 'requeue' },
+    ],
+    end: { guard: 'current', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
+  },
+  states: {
+    idle: {
+      on: {
+        out: { target: 'connecting', actions: ['enqueue', 'dial'] },
+        verify: { target: 'connecting', actions: ['addVerify', 'dial'] },
+      },
+    },
+    restarting: { always: [{ guard: 'hasWork', target: 'connecting', actions: 'dial' }, { target: 'idle' }] },
+    /** The socket is gone: again if there is more to send (counted as a failure unless it was up). */
+    ended: { always: [{ guard: and(['hasWork', 'triesLeft']), target: 'backoff' }, { guard: 'hasWork', target: 'idle', actions: 'bounceAll' }, { target: 'idle' }] },
+    connecting: {
+      on: {
+        out: { actions: 'enqueue' },
+        verify: { actions: 'addVerify' },
+        connected: { target: 'opening', actions: ['takeConn', 'writeHeader'] },
+        'dial-failed': [
+          { guard: 'triesLeft', target: 'backoff' },
+          { target: 'idle', actions: 'bounceAll' },
+        ],
+      },
+    },
+    backoff: {
+      entry: ['failed', 'wait'],
+      on: {
+        out: { actions: 'enqueue' },
+        verify: { actions: 'addVerify' },
+        retry: { target: 'connecting', actions: 'dial' },
+      },
+    },
+    opening: {
+      on: {
+        out: { actions: 'enqueue' },
+        verify: { actions: 'addVerify' },
+        header: [
+          { guard: not('current'), actions: [] },
+          { guard: not('serverNs'), target: 'closing', actions: fail('invalid-namespace', 'a server stream is jabber:server') },
+          { actions: 'header' },
+        ],
+        stanza: [
+          { guard: not('current'), actions: [] },
+          { guard: and(['isFeatures', not('secure'), 'offersTls']), target: 'securing', actions: write(serialize(x('starttls', { xmlns: NS.TLS }))) },
+          // RFC 6120 §5.3.1: TLS is required between servers here.
+          { guard: and(['isFeatures', not('secure')]), target: 'closing', actions: fail('policy-violation', 'TLS is required') },
+          { guard: and(['isFeatures', 'offersDialback']), target: 'authenticating', actions: ['sendVerifies', 'sendResult'] },
+          { guard: 'isFeatures', target: 'closing', actions: fail('unsupported-feature', 'this server authenticates by dialback') },
+          { guard: 'isVerifyAnswer', actions: 'answerVerify' },
+        ],
+      },
+    },
+    securing: {
+      on: {
+        out: { actions: 'enqueue' },
+        verify: { actions: 'addVerify' },
+        stanza: [
+          { guard: not('current'), actions: [] },
+          { guard: 'isProceed', target: 'tls', actions: toConn(({ context }) => ({ type: 'starttls', xml: '', servername: context.remote })) },
+          { target: 'closing', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
+        ],
+      },
+    },
+    tls: {
+      on: {
+        out: { actions: 'enqueue' },
+        verify: { actions: 'addVerify' },
+        tls: { guard: 'current', target: 'opening', actions: ['secured', 'writeHeader'] },
+      },
+    },
+    authenticating: {
+      on: {
+        out: { actions: 'enqueue' },
+        verify: { actions: ['addVerify', 'sendVerifies'] },
+        stanza: [
+          { guard: not('current'), actions: [] },
+          { guard: and(['isResult', 'resultValid']), target: 'up', actions: ['authenticated', 'upNow', 'flush', 'logUp'] },
+          { guard: 'isResult', target: 'closing', actions: ['logRefused', toConn({ type: 'close', xml: '</stream:stream>' })] },
+          { guard: 'isVerifyAnswer', actions: 'answerVerify' },
+        ],
+      },
+    },
+    up: {
+      on: {
+        out: { actions: 'deliver' },
+        verify: { actions: ['addVerify', 'sendVerifies'] },
+        stanza: { guard: and(['current', 'isVerifyAnswer']), actions: 'answerVerify' },
+        idle: { target: 'closing', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
+      },
+    },
+    /** Waiting for the connection's 'closed'. */
+    closing: {
+      on: {
+        out: { actions: 'enqueue' },
+        verify: { actions: 'addVerify' },
+      },
+    },
+  },
+});

@@ -1,0 +1,105 @@
+// Federation between two Chorus nodes on loopback, serving a.test and b.test, each finding the other
+// by s2s.hosts: outbound links (actors/s2s) with STARTTLS and Server Dialback (XEP-0220), inbound
+// streams (actors/s2sin) that verify the key with the peer's server, and stanzas both ways between
+// real clients (xmpp.js) over real sockets.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createAccount } from '../../src/storage/accounts.ts';
+import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
+import { isMessage, login, xml } from '../helpers/clients.ts';
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+
+let a: TestServer, b: TestServer;
+let closed: number; // nobody listens there
+
+async function node(host: string, s2s: number, peer: string, peerPort: number): Promise<TestServer> {
+  const server = await startServer((c) => {
+    c.hosts = [host];
+    c.listen.s2s = s2s;
+    c.s2s.hosts = { [peer]: { host: '127.0.0.1', port: peerPort }, 'nowhere.test': { host: '127.0.0.1', port: closed } };
+  });
+  return server;
+}
+
+test.before(async () => {
+  const pa = await freePort(), pb = await freePort();
+  closed = await freePort();
+  [a, b] = await Promise.all([node('a.test', pa, 'b.test', pb), node('b.test', pb, 'a.test', pa)]);
+  await createAccount(a.node.runtime.db, 'alice@a.test', 'pw', { iterations: 4096 });
+  await createAccount(b.node.runtime.db, 'bob@b.test', 'pw', { iterations: 4096 });
+});
+test.after(async () => { await Promise.all([a?.stop(), b?.stop()]); });
+
+test('a message to a user of another server gets there over a dialback-authenticated link, and the answer comes back', async () => {
+  const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true });
+  const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true });
+  try {
+    await alice.c.send(xml('message', { to: 'bob@b.test', type: 'chat', id: 'm1' }, xml('body', {}, 'hello from a')));
+    const got = await bob.next(isMessage('hello from a'), 15_000);
+    assert.is(got.attrs.from, alice.jid);
+    await bob.c.send(xml('message', { to: alice.jid, type: 'chat', id: 'm2' }, xml('body', {}, 'hello from b')));
+    const back = await alice.next(isMessage('hello from b'), 15_000);
+    assert.is(back.attrs.from, bob.jid);
+  } finally {
+    await alice.c.stop();
+    await bob.c.stop();
+  }
+});
+
+test('a subscription across servers (RFC 6121): asked, approved, and presence flows from then on', async () => {
+  const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'sub' });
+  const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'sub' });
+  try {
+    await alice.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' }))); // roster pushes come to a client that asked for it
+    await alice.c.send(xml('presence', { to: 'bob@b.test', type: 'subscribe' }));
+    const ask = await bob.next((e) => e.is('presence') && e.attrs.type === 'subscribe', 15_000);
+    assert.is(ask.attrs.from, 'alice@a.test');
+    await bob.c.send(xml('presence', { to: 'alice@a.test', type: 'subscribed' }));
+    const push = await alice.next((e) => e.is('iq') && e.getChild('query', 'jabber:iq:roster')?.getChild('item')?.attrs.subscription === 'to', 15_000);
+    assert.is(push.getChild('query', 'jabber:iq:roster')!.getChild('item')!.attrs.jid, 'bob@b.test');
+    // Approved: bob's server sends his current presence, and his next one comes too.
+    await alice.next((e) => e.is('presence') && e.attrs.from === bob.jid && e.attrs.type === undefined, 15_000);
+    await bob.c.send(xml('presence', {}, xml('status', {}, 'gone fishing')));
+    const status = await alice.next((e) => e.is('presence') && e.attrs.from === bob.jid && e.getChildText('status') === 'gone fishing', 15_000);
+    assert.ok(status);
+  } finally {
+    await alice.c.stop();
+    await bob.c.stop();
+  }
+});
+
+test('a server that cannot be reached: the sender hears remote-server-not-found (after 3 tries)', async () => {
+  const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'lost' });
+  try {
+    await alice.c.send(xml('message', { to: 'carol@nowhere.test', type: 'chat', id: 'lost1' }, xml('body', {}, 'anyone?')));
+    const err = await alice.next((e) => e.is('message') && e.attrs.type === 'error' && e.attrs.id === 'lost1', 30_000);
+    assert.is(err.attrs.from, 'carol@nowhere.test');
+    assert.ok(err.getChild('error')?.getChild('remote-server-not-found', 'urn:ietf:params:xml:ns:xmpp-stanzas'), err.toString());
+  } finally {
+    await alice.c.stop();
+  }
+});
+
+test('the link actor killed while messages stream over it: every message arrives', async () => {
+  const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'kill' });
+  const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'kill' });
+  try {
+    const N = 60;
+    const got = new Set<string>();
+    const all = new Promise<void>((resolve) => bob.c.on('stanza', (e) => {
+      const body = e.is('message') ? e.getChildText('body') : null;
+      if (body?.startsWith('n')) { got.add(body); if (got.size === N) resolve(); }
+    }));
+    for (let i = 0; i < N; i++) {
+      if (i === N / 2) assert.ok(await a.node.runtime.kill('s2s:a.test|b.test', 'killed by the test'));
+      await alice.c.send(xml('message', { to: bob.jid, type: 'chat', id: `n${i}` }, xml('body', {}, `n${i}`)));
+    }
+    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${got.size} of ${N} arrived`)), 30_000))]);
+  } finally {
+    await alice.c.stop();
+    await bob.c.stop();
+  }
+});
+
+test.run();
