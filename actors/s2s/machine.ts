@@ -11,7 +11,7 @@
 //        (secure) ─features→ authenticating ─db:result valid→ up ─idle timer→ closing ─closed→ idle
 //   connecting ─dial-failed→ backoff ─retry→ connecting … (attempts spent: bounce the queue) → idle
 import { and, assign, not, setup, type EventObject } from 'xstate';
-import { log, release, retain, send, sender, service, startTimer, cancelTimer } from '../../src/runtime/api.ts';
+import { cancelTimer, log, messageId, release, retain, self, send, sender, service, startTimer } from '../../src/runtime/api.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
 import type { Delivery, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
 import { DIALER, type FromDialer, type ToDialer } from '../../src/net/dialer.ts';
@@ -120,38 +120,39 @@ export const linkMachine = setup({
   actions: {
     toConn: ({ context }, m: ToConn) => { if (context.conn) send(context.conn, m); },
     dial: ({ context }) => send(DIALER, { type: 'dial', link: `s2s:${context.local}|${context.remote}`, remote: context.remote } satisfies ToDialer),
-    /** Durable to the end: kept until written (or bounced). After a restart of the node its
-     *  mailbox comes again, and what the snapshot's queue has already is not taken twice. */
+    /** Durable to the end: kept until written (or bounced). */
+    retain: () => { retain(); },
+    /** After a restart of the node its mailbox comes again: what the snapshot's queue has already
+     *  is not taken twice. */
     enqueue: assign({ queue: ({ context, event }) => {
-      const receipt = retain();
-      if (receipt && context.queue.some((q) => q.receipt?.seq === receipt.seq)) return context.queue;
-      return [...context.queue, { xml: serverStanza((event as Extract<ToLink, { type: 'out' }>).xml), receipt }];
+      const seq = messageId();
+      if (seq !== undefined && context.queue.some((q) => q.receipt?.seq === seq)) return context.queue;
+      return [...context.queue, { xml: serverStanza((event as Extract<ToLink, { type: 'out' }>).xml), receipt: seq === undefined ? undefined : { address: self(), seq } }];
     } }),
     deliver: ({ context, event }) => {
       send(context.conn!, { type: 'deliver', xml: serverStanza((event as Extract<ToLink, { type: 'out' }>).xml), receipt: retain() } satisfies ToConn);
       startTimer('idle', settings().federation!.idleTimeoutMs, { type: 'idle' });
     },
-    flush: assign(({ context }) => {
+    writeQueue: ({ context }) => {
       for (const q of context.queue) send(context.conn!, { type: 'deliver', xml: q.xml, receipt: q.receipt } satisfies ToConn);
       startTimer('idle', settings().federation!.idleTimeoutMs, { type: 'idle' });
-      return { queue: [] };
-    }),
+    },
+    clearQueue: assign({ queue: [] }),
     /** What the connection never wrote comes back: first in line again. */
     requeue: assign({ queue: ({ context, event }) => [...(event as Extract<ToSession, { type: 'closed' }>).unacked.map((d: Delivery) => ({ xml: d.xml, receipt: d.receipt })), ...context.queue] }),
     addVerify: assign({ verifies: ({ context, event }) => {
       const v = event as Extract<ToLink, { type: 'verify' }>;
       return [...context.verifies, { id: v.id, key: v.key, asker: v.asker, sent: false }];
     } }),
-    sendVerifies: assign({ verifies: ({ context }) => context.verifies.map((v) => {
-      if (!v.sent) send(context.conn!, { type: 'write', xml: serialize(x('db:verify', { from: context.local, to: context.remote, id: v.id }, v.key)) } satisfies ToConn);
-      return { ...v, sent: true };
-    }) }),
-    answerVerify: assign({ verifies: ({ context, event }) => {
+    writeVerifies: ({ context }) => {
+      for (const v of context.verifies) if (!v.sent) send(context.conn!, { type: 'write', xml: serialize(x('db:verify', { from: context.local, to: context.remote, id: v.id }, v.key)) } satisfies ToConn);
+    },
+    markSent: assign({ verifies: ({ context }) => context.verifies.map((v) => ({ ...v, sent: true })) }),
+    tellAsker: ({ context, event }) => {
       const h = stanza(event).h;
-      const mine = context.verifies.filter((v) => v.id === h.id);
-      for (const v of mine) send(v.asker, { type: 'verified', id: v.id, host: context.local, peer: context.remote, valid: h.type === 'valid' } satisfies FromLink);
-      return context.verifies.filter((v) => v.id !== h.id);
-    } }),
+      for (const v of context.verifies) if (v.id === h.id) send(v.asker, { type: 'verified', id: v.id, host: context.local, peer: context.remote, valid: h.type === 'valid' } satisfies FromLink);
+    },
+    dropVerify: assign({ verifies: ({ context, event }) => context.verifies.filter((v) => v.id !== stanza(event).h.id) }),
     takeConn: assign(({ event }) => ({ conn: (event as Extract<ToSession, { type: 'connected' }>).conn, secure: false, streamId: null, dialback: false })),
     dropConn: assign({ conn: null, secure: false, streamId: null }),
     header: assign(({ event }) => {
@@ -168,13 +169,13 @@ export const linkMachine = setup({
     upNow: assign({ attempts: 0 }),
     failed: assign({ attempts: ({ context }) => context.attempts + 1 }),
     wait: ({ context }) => startTimer('retry', BACKOFF_MS[context.attempts - 1] ?? 1000, { type: 'retry' }),
-    bounceAll: assign(({ context, event }) => {
+    bounceQueue: ({ context, event }) => {
       const why = (event as { reason?: string }).reason ?? 'the link could not be set up';
       log('info', `s2s ${context.local} → ${context.remote}: given up (${why}); ${context.queue.length} stanzas bounced`);
       bounce(context, why);
       tellAskers(context, false, why);
-      return { queue: [], verifies: [], attempts: 0 };
-    }),
+    },
+    clearAll: assign({ queue: [], verifies: [], attempts: 0 }),
     /** Verifications sent on a connection that is gone are asked again on the next. */
     unsend: assign({ verifies: ({ context }) => context.verifies.map((v) => ({ ...v, sent: false })) }),
     stopIdle: () => cancelTimer('idle'),
@@ -198,35 +199,35 @@ export const linkMachine = setup({
   states: {
     idle: {
       on: {
-        out: { target: 'connecting', actions: ['enqueue', 'dial'] },
+        out: { target: 'connecting', actions: ['retain', 'enqueue', 'dial'] },
         verify: { target: 'connecting', actions: ['addVerify', 'dial'] },
       },
     },
     restarting: { always: [{ guard: 'hasWork', target: 'connecting', actions: 'dial' }, { target: 'idle' }] },
     /** The socket is gone: again if there is more to send (counted as a failure unless it was up). */
-    ended: { always: [{ guard: and(['hasWork', 'triesLeft']), target: 'backoff' }, { guard: 'hasWork', target: 'idle', actions: 'bounceAll' }, { target: 'idle' }] },
+    ended: { always: [{ guard: and(['hasWork', 'triesLeft']), target: 'backoff' }, { guard: 'hasWork', target: 'idle', actions: ['bounceQueue', 'clearAll'] }, { target: 'idle' }] },
     connecting: {
       on: {
-        out: { actions: 'enqueue' },
+        out: { actions: ['retain', 'enqueue'] },
         verify: { actions: 'addVerify' },
         connected: { target: 'opening', actions: ['takeConn', 'writeHeader'] },
         'dial-failed': [
           { guard: 'triesLeft', target: 'backoff' },
-          { target: 'idle', actions: 'bounceAll' },
+          { target: 'idle', actions: ['bounceQueue', 'clearAll'] },
         ],
       },
     },
     backoff: {
       entry: ['failed', 'wait'],
       on: {
-        out: { actions: 'enqueue' },
+        out: { actions: ['retain', 'enqueue'] },
         verify: { actions: 'addVerify' },
         retry: { target: 'connecting', actions: 'dial' },
       },
     },
     opening: {
       on: {
-        out: { actions: 'enqueue' },
+        out: { actions: ['retain', 'enqueue'] },
         verify: { actions: 'addVerify' },
         header: [
           { guard: not('current'), actions: [] },
@@ -238,15 +239,15 @@ export const linkMachine = setup({
           { guard: and(['isFeatures', not('secure'), 'offersTls']), target: 'securing', actions: write(serialize(x('starttls', { xmlns: NS.TLS }))) },
           // RFC 6120 §5.3.1: TLS is required between servers here.
           { guard: and(['isFeatures', not('secure')]), target: 'closing', actions: fail('policy-violation', 'TLS is required') },
-          { guard: and(['isFeatures', 'offersDialback']), target: 'authenticating', actions: ['sendVerifies', 'sendResult'] },
+          { guard: and(['isFeatures', 'offersDialback']), target: 'authenticating', actions: ['writeVerifies', 'markSent', 'sendResult'] },
           { guard: 'isFeatures', target: 'closing', actions: fail('unsupported-feature', 'this server authenticates by dialback') },
-          { guard: 'isVerifyAnswer', actions: 'answerVerify' },
+          { guard: 'isVerifyAnswer', actions: ['tellAsker', 'dropVerify'] },
         ],
       },
     },
     securing: {
       on: {
-        out: { actions: 'enqueue' },
+        out: { actions: ['retain', 'enqueue'] },
         verify: { actions: 'addVerify' },
         stanza: [
           { guard: not('current'), actions: [] },
@@ -257,35 +258,35 @@ export const linkMachine = setup({
     },
     tls: {
       on: {
-        out: { actions: 'enqueue' },
+        out: { actions: ['retain', 'enqueue'] },
         verify: { actions: 'addVerify' },
         tls: { guard: 'current', target: 'opening', actions: ['secured', 'writeHeader'] },
       },
     },
     authenticating: {
       on: {
-        out: { actions: 'enqueue' },
-        verify: { actions: ['addVerify', 'sendVerifies'] },
+        out: { actions: ['retain', 'enqueue'] },
+        verify: { actions: ['addVerify', 'writeVerifies', 'markSent'] },
         stanza: [
           { guard: not('current'), actions: [] },
-          { guard: and(['isResult', 'resultValid']), target: 'up', actions: ['authenticated', 'upNow', 'flush', 'logUp'] },
+          { guard: and(['isResult', 'resultValid']), target: 'up', actions: ['authenticated', 'upNow', 'writeQueue', 'clearQueue', 'logUp'] },
           { guard: 'isResult', target: 'closing', actions: ['logRefused', toConn({ type: 'close', xml: '</stream:stream>' })] },
-          { guard: 'isVerifyAnswer', actions: 'answerVerify' },
+          { guard: 'isVerifyAnswer', actions: ['tellAsker', 'dropVerify'] },
         ],
       },
     },
     up: {
       on: {
         out: { actions: 'deliver' },
-        verify: { actions: ['addVerify', 'sendVerifies'] },
-        stanza: { guard: and(['current', 'isVerifyAnswer']), actions: 'answerVerify' },
+        verify: { actions: ['addVerify', 'writeVerifies', 'markSent'] },
+        stanza: { guard: and(['current', 'isVerifyAnswer']), actions: ['tellAsker', 'dropVerify'] },
         idle: { target: 'closing', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
       },
     },
     /** Waiting for the connection's 'closed'. */
     closing: {
       on: {
-        out: { actions: 'enqueue' },
+        out: { actions: ['retain', 'enqueue'] },
         verify: { actions: 'addVerify' },
       },
     },

@@ -4,8 +4,8 @@
 // authenticates a domain of its with Server Dialback (XEP-0220): its key is checked by asking the
 // peer's own server over our outbound link to it (actors/s2s), and once valid, stanzas from that
 // domain to ours are routed in. A peer's request to verify a key we gave it is answered here, from
-// the node secret alone (XEP-0185). SASL EXTERNAL (XEP-0178) is offered and refused until
-// certificates are verified.
+// the node secret alone (XEP-0185). SASL EXTERNAL (XEP-0178) is not offered until certificates are
+// verified; a peer that tries it anyway is refused.
 //
 //   opening ─header→ open ─starttls→ securing ─tls→ opening ─header→ open (secure: dialback, stanzas)
 //   any ─end/close→ closing ─closed→ done
@@ -55,8 +55,10 @@ const domainOf = (s: string | null): string | null => {
 
 /** Our header and features: STARTTLS (required) first; over TLS, the ways a peer may authenticate. */
 export function headerXml(ctx: S2sInCtx): string {
+  // SASL EXTERNAL (XEP-0178) joins these once peers' certificates are verified; offered and then
+  // refused it would only cost each peer a round trip.
   const features = ctx.secure
-    ? [x('mechanisms', { xmlns: NS.SASL }, x('mechanism', null, 'EXTERNAL')), x('dialback', { xmlns: NS.DIALBACK_FEATURE }, x('errors'))]
+    ? [x('dialback', { xmlns: NS.DIALBACK_FEATURE }, x('errors'))]
     : [x('starttls', { xmlns: NS.TLS }, x('required'))];
   return streamOpen({ xmlns: NS.SERVER, dialback: true, from: ctx.host, to: ctx.peer, id: ctx.streamId }) + serialize(x('stream:features', null, features));
 }
@@ -144,18 +146,21 @@ export const s2sInMachine = setup({
         x('error', { type: 'cancel' }, x('item-not-found', { xmlns: NS.STANZAS }), x('text', { xmlns: NS.STANZAS }, 'name a domain of this server and yours'))) } satisfies ToConn);
     },
     /** The peer's server answered our verification: the peer learns the result. */
-    verified: assign(({ context, event }) => {
+    answerPeer: ({ context, event }) => {
       const v = event as FromLink;
       const attrs = { from: v.host, to: v.peer };
       if (v.error !== undefined) {
         send(context.conn, { type: 'write', xml: dbEl('result', { ...attrs, type: 'error' }, x('error', { type: 'cancel' }, x('remote-connection-failed', { xmlns: NS.STANZAS }), x('text', { xmlns: NS.STANZAS }, v.error))) } satisfies ToConn);
-        return {};
+        return;
       }
       send(context.conn, { type: 'write', xml: dbEl('result', { ...attrs, type: v.valid ? 'valid' : 'invalid' }) } satisfies ToConn);
-      if (!v.valid) { log('warn', `s2s ${v.peer} → ${v.host}: its dialback key was not valid`); return {}; }
-      log('info', `s2s ${v.peer} → ${v.host}: authenticated (dialback)`);
-      return { authenticated: [...context.authenticated, pair(v.peer, v.host)] };
-    }),
+      if (v.valid) log('info', `s2s ${v.peer} → ${v.host}: authenticated (dialback)`);
+      else log('warn', `s2s ${v.peer} → ${v.host}: its dialback key was not valid`);
+    },
+    admit: assign({ authenticated: ({ context, event }) => {
+      const v = event as FromLink;
+      return v.valid && v.error === undefined ? [...context.authenticated, pair(v.peer, v.host)] : context.authenticated;
+    } }),
     routeIn: ({ context, event }) => routeIn(context, stanza(event)),
   },
 }).createMachine({
@@ -197,7 +202,7 @@ export const s2sInMachine = setup({
           { guard: 'anyAuthenticated', target: 'closing', actions: fail('invalid-from', 'not a domain pair authenticated on this stream') },
           { target: 'closing', actions: fail('not-authorized') },
         ],
-        verified: { actions: 'verified' },
+        verified: { actions: ['answerPeer', 'admit'] },
       },
     },
     securing: {

@@ -7,7 +7,10 @@
 #   prosody.sh accounts N  (re)writes accounts only
 # Env: PROSODY_PORT (15222), PROSODY_TLS_PORT (15223), BENCH_DOMAIN (bench.local), BENCH_STATE dir,
 #      PROSODY_MINIMAL=1 for a minimal module set, PROSODY_LOG_LEVEL (info, Debian's default),
-#      PROSODY_REQUIRE_ENCRYPTION=true for Debian's TLS defaults (the client matrix uses it).
+#      PROSODY_REQUIRE_ENCRYPTION=true for Debian's TLS defaults (the client matrix uses it),
+#      PROSODY_INTERFACE (127.0.0.1) to listen on, PROSODY_S2S_PORT to federate (s2s with dialback,
+#      TLS required, certificates not required; off when unset), PROSODY_HOSTS_FILE: a hosts file
+#      its resolver reads first (how a test points it at a peer on loopback without DNS).
 set -euo pipefail
 PORT=${PROSODY_PORT:-15222}
 TLS_PORT=${PROSODY_TLS_PORT:-15223}
@@ -15,6 +18,8 @@ DOMAIN=${BENCH_DOMAIN:-bench.local}
 STATE=${BENCH_STATE:-${TMPDIR:-/tmp}/chorus-bench-$(id -u)}/prosody
 ITER=${PROSODY_SCRAM_ITERATIONS:-10000} # Prosody 0.12's default iteration count
 PIDFILE=$STATE/pid
+IFACE=${PROSODY_INTERFACE:-127.0.0.1}
+S2S_PORT=${PROSODY_S2S_PORT:-}
 
 stop() {
   if [[ -f $PIDFILE ]]; then
@@ -38,13 +43,13 @@ certs() {
 
 modules() {
   if [[ ${PROSODY_MINIMAL:-} == 1 ]]; then
-    echo 'modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "version", "posix" }'
+    echo 'modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "version", "posix"'"${S2S_PORT:+, \"dialback\"}"' }'
   else
     # Debian's default prosody.cfg.lua modules, less limits (rate limits off), dialback, register,
     # invites and the admin ones; logging at Debian's default level (info) to a file.
     echo 'modules_enabled = { "disco", "roster", "saslauth", "tls", "blocklist", "bookmarks", "carbons",
   "pep", "private", "smacks", "vcard4", "vcard_legacy", "csi_simple", "ping", "time", "uptime",
-  "version", "posix" }'
+  "version", "posix"'"${S2S_PORT:+, \"dialback\"}"' }'
   fi
 }
 
@@ -58,17 +63,23 @@ pidfile = "$STATE/prosody.pid"
 data_path = "$STATE/data"
 log = { ${PROSODY_LOG_LEVEL:-info} = "$STATE/prosody.log" }
 network_backend = "epoll"
-interfaces = { "127.0.0.1" }
-local_interfaces = { "127.0.0.1" }
+interfaces = { "$IFACE" }
+local_interfaces = { "$IFACE" }
 c2s_ports = { $PORT }
 c2s_direct_tls_ports = { $TLS_PORT }
-s2s_ports = { }
+s2s_ports = { $S2S_PORT }
 component_ports = { }
 http_ports = { }
 https_ports = { }
 admin_socket = "$STATE/admin.sock"
 $(modules)
-modules_disabled = { "s2s" }
+$(if [[ -n $S2S_PORT ]]; then
+  echo 's2s_require_encryption = true'
+  echo 's2s_secure_auth = false -- peers with self-signed certificates authenticate by dialback'
+  [[ -n ${PROSODY_HOSTS_FILE:-} ]] && echo "unbound = { hoststxt = \"$PROSODY_HOSTS_FILE\" }"
+else
+  echo 'modules_disabled = { "s2s" }'
+fi)
 c2s_require_encryption = ${PROSODY_REQUIRE_ENCRYPTION:-false}
 allow_unencrypted_plain_auth = $([[ ${PROSODY_REQUIRE_ENCRYPTION:-false} == true ]] && echo false || echo true)
 authentication = "internal_hashed"
@@ -117,7 +128,7 @@ start() {
   (cd "$STATE" && exec setsid prosody -F --config "$STATE/prosody.cfg.lua" >"$STATE/stdout.log" 2>&1 </dev/null) &
   echo $! > "$PIDFILE"
   for _ in $(seq 100); do
-    if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then break; fi
+    if (exec 3<>/dev/tcp/"$IFACE"/"$PORT") 2>/dev/null; then break; fi
     kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { cat "$STATE/stdout.log" "$STATE/prosody.log" >&2; exit 1; }
     sleep 0.1
   done

@@ -10,8 +10,8 @@ export interface TestClient {
   stop(): Promise<void>;
 }
 
-export async function login(port: number, user: string, opts: { resource?: string; password?: string; tls?: 'direct'; presence?: boolean; domain?: string } = {}): Promise<TestClient> {
-  const service = opts.tls === 'direct' ? `xmpps://127.0.0.1:${port}` : `xmpp://127.0.0.1:${port}`;
+export async function login(port: number, user: string, opts: { resource?: string; password?: string; tls?: 'direct'; presence?: boolean; domain?: string; address?: string } = {}): Promise<TestClient> {
+  const service = `${opts.tls === 'direct' ? 'xmpps' : 'xmpp'}://${opts.address ?? '127.0.0.1'}:${port}`;
   const c = client({ service, domain: opts.domain ?? 'localhost', username: user, password: opts.password ?? 'secret', resource: opts.resource ?? 'test' });
   const inbox: Element[] = [];
   const waiters: Array<{ pred: (e: Element) => boolean; resolve: (e: Element) => void }> = [];

@@ -6,7 +6,10 @@ import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
 import { s2sInMachine, type S2sInEvent } from '../../actors/s2sin/machine.ts';
 import { feed, HEADER } from '../helpers/framer.ts';
 
-const m = s2sInMachine.provide({ guards: { servedHost: ({ event }) => (event as { to?: string }).to === 'localhost' } });
+const m = s2sInMachine.provide({ guards: {
+  servedHost: ({ event }) => (event as { to?: string }).to === 'localhost',
+  domainsOk: ({ event }) => (event as { h: { to: string } }).h.to === 'localhost',
+} });
 const INFO = { conn: 'conn:b.1', remote: '192.0.2.1', secure: false, directTls: false, host: null, cb: null };
 
 class Stream {
@@ -30,7 +33,7 @@ class Stream {
   get state(): unknown { return this.snap.value; }
 }
 
-test('header → open with STARTTLS offered; starttls → securing; tls → opening; the new header offers EXTERNAL and dialback', () => {
+test('header → open with STARTTLS offered; starttls → securing; tls → opening; the new header offers dialback', () => {
   const s = new Stream().header();
   assert.is(s.state, 'open');
   assert.match(s.conn[0].xml, /<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"><required\/>/);
@@ -41,7 +44,23 @@ test('header → open with STARTTLS offered; starttls → securing; tls → open
   s.send({ type: 'tls', host: 'localhost', cb: {} });
   assert.is(s.state, 'opening');
   s.header();
-  assert.match(s.conn[0].xml, /<mechanism>EXTERNAL<\/mechanism>.*<dialback xmlns="urn:xmpp:features:dialback"><errors\/>/);
+  assert.match(s.conn[0].xml, /<stream:features><dialback xmlns="urn:xmpp:features:dialback"><errors\/><\/dialback><\/stream:features>/);
+});
+
+test('dialback: a key from the peer is sent to our link for checking; a valid answer admits that pair of domains and its stanzas, an invalid one does not', () => {
+  const s = new Stream().header().stanza("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").send({ type: 'tls', host: 'localhost', cb: {} }).header();
+  s.stanza("<db:result xmlns:db='jabber:server:dialback' from='other.example' to='localhost'>k3y</db:result>");
+  assert.equal(s.actions.map((a) => a.type), ['askVerify'], 'asked of the link, nothing said yet');
+  const id = s.snap.context.streamId;
+  s.send({ type: 'verified', id, host: 'localhost', peer: 'other.example', valid: false });
+  assert.equal(s.snap.context.authenticated, []);
+  s.send({ type: 'verified', id, host: 'localhost', peer: 'other.example', valid: true });
+  assert.equal(s.snap.context.authenticated, ['other.example|localhost']);
+  s.stanza("<message from='romeo@other.example' to='juliet@localhost'><body>hi</body></message>");
+  assert.equal(s.actions.map((a) => a.type), ['routeIn']);
+  s.stanza("<message from='romeo@third.example' to='juliet@localhost'><body>hi</body></message>");
+  assert.is(s.state, 'closing');
+  assert.match(s.conn[0].xml, /<invalid-from /, 'a domain pair not authenticated on this stream');
 });
 
 test('bad headers close with their stream error and our header first; a changed host after TLS too', () => {

@@ -1,0 +1,99 @@
+// The outbound link's machine (actors/s2s), transition by transition (xstate's transition(): no
+// thread, no socket): connect, STARTTLS as the client, dialback, up; retries, then a bounce. The same
+// over real sockets between two nodes: federation.test.ts; with Prosody: prosody.test.ts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { assign, initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import { BACKOFF_MS, linkMachine, type LinkEvent } from '../../actors/s2s/machine.ts';
+import { feed, HEADER } from '../helpers/framer.ts';
+
+// What reads the runtime (the sender of an event, the durable message's id) is given here.
+const m = linkMachine.provide({
+  guards: { current: () => true },
+  actions: { enqueue: assign({ queue: ({ context, event }) => [...context.queue, { xml: (event as { xml: string }).xml }] }) },
+});
+
+class Link {
+  snap: AnyMachineSnapshot;
+  actions: Array<{ type: string; params?: any }> = [];
+  constructor() { [this.snap] = initialTransition(m, { local: 'a.example', remote: 'b.example' }); }
+  send(e: LinkEvent | { type: string; [k: string]: unknown }): this {
+    const [snap, actions] = transition(m, this.snap, e as LinkEvent);
+    this.snap = snap;
+    this.actions = actions as typeof this.actions;
+    return this;
+  }
+  stanza(xml: string): this {
+    const ev = feed(HEADER + xml).events.find((e) => e.t === 'stanza') as { xml: string; h: any };
+    return this.send({ type: 'stanza', xml: ev.xml, h: ev.h, seq: 0 });
+  }
+  /** The effects a transition asks for (transition() applies the assigns itself). */
+  get names(): string[] { return this.actions.map((a) => a.type); }
+  get state(): unknown { return this.snap.value; }
+}
+
+const out = (body: string) => ({ type: 'out', xml: `<message to="bob@b.example" from="alice@a.example/x"><body>${body}</body></message>`, h: {} });
+const header = { type: 'header', to: 'a.example', from: 'b.example', version: '1.0', lang: null, xmlns: 'jabber:server', id: 'peer-stream-1', db: true };
+const CONNECTED = { type: 'connected', conn: 'conn:x.1', remote: '192.0.2.1', secure: false, directTls: false, host: null, cb: null };
+
+test('a first stanza dials; the stream goes TLS then dialback; a valid result is up and writes what waited', () => {
+  const l = new Link().send(out('one'));
+  assert.is(l.state, 'connecting');
+  assert.equal(l.names, ['retain', 'dial']);
+  l.send(out('two'));
+  assert.equal(l.snap.context.queue.length, 2);
+  l.send(CONNECTED);
+  assert.is(l.state, 'opening');
+  assert.equal(l.names, ['writeHeader']);
+  l.send(header).stanza("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>");
+  assert.is(l.state, 'securing');
+  l.stanza("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+  assert.is(l.state, 'tls');
+  assert.equal(l.actions[0]!.params, { type: 'starttls', xml: '', servername: 'b.example' });
+  l.send({ type: 'tls', host: 'b.example', cb: {}, authorized: false, authError: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+  assert.is(l.state, 'opening');
+  l.send(header).stanza("<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>");
+  assert.is(l.state, 'authenticating');
+  assert.equal(l.names, ['writeVerifies', 'sendResult']);
+  l.stanza("<db:result xmlns:db='jabber:server:dialback' from='b.example' to='a.example' type='valid'/>");
+  assert.is(l.state, 'up');
+  assert.equal(l.names, ['authenticated', 'writeQueue', 'logUp']);
+  assert.equal(l.snap.context.queue, []);
+  l.send(out('three'));
+  assert.equal(l.names, ['deliver'], 'up: straight to the connection');
+});
+
+test('without TLS offered the link does not go on; a refused key closes it', () => {
+  const l = new Link().send(out('x')).send(CONNECTED).send(header).stanza('<stream:features/>');
+  assert.is(l.state, 'closing');
+  assert.match(l.actions[0]!.params.xml, /<policy-violation /);
+  const r = new Link().send(out('x')).send(CONNECTED).send(header)
+    .stanza("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>").stanza("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    .send({ type: 'tls', host: 'b.example', cb: {} }).send(header).stanza("<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>")
+    .stanza("<db:result xmlns:db='jabber:server:dialback' from='b.example' to='a.example' type='invalid'/>");
+  assert.is(r.state, 'closing');
+});
+
+test(`a server that cannot be reached is tried ${BACKOFF_MS.length + 1} times, then what waited is bounced`, () => {
+  const l = new Link().send(out('x'));
+  for (let i = 0; i < BACKOFF_MS.length; i++) {
+    l.send({ type: 'dial-failed', reason: 'refused' });
+    assert.is(l.state, 'backoff');
+    assert.equal(l.names, ['wait']);
+    l.send({ type: 'retry' });
+    assert.is(l.state, 'connecting');
+  }
+  l.send({ type: 'dial-failed', reason: 'refused' });
+  assert.is(l.state, 'idle');
+  assert.equal(l.names, ['bounceQueue']);
+  assert.equal(l.snap.context.queue, []);
+});
+
+test('a lost connection hands back what it had not written; with work left the link tries again', () => {
+  const l = new Link().send(out('x')).send(CONNECTED);
+  l.send({ type: 'closed', reason: 'connection lost', unacked: [{ xml: '<message/>' }] });
+  assert.is(l.state, 'backoff');
+  assert.equal(l.snap.context.queue.map((q: { xml: string }) => q.xml), ['<message/>', out('x').xml]);
+});
+
+test.run();
