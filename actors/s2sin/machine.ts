@@ -71,6 +71,8 @@ export function failXml(ctx: Pick<S2sInCtx, 'host'>, condition: StreamErrorCondi
 const NOT_YET = 'this server does not verify certificates yet: authenticate by dialback';
 const pair = (peer: string, ours: string) => `${peer}|${ours}`;
 const xmpp = () => service<XmppService>('xmpp');
+/** A host of accounts or a service domain (group chat) of this node: peers may stream to either. */
+const ours = (domain: string) => xmpp().domains.isHost(domain) || xmpp().domains.service(domain) !== undefined;
 const dbEl = (name: string, attrs: Record<string, string | undefined>, ...children: Parameters<typeof x>[2][]) => serialize(x(`db:${name}`, attrs, ...children));
 
 /** A stanza from the peer, routed in: durably into the account's or service's actor, then counted
@@ -97,7 +99,7 @@ export const s2sInMachine = setup({
   types: { context: {} as S2sInCtx, events: {} as S2sInEvent, input: {} as ConnInfo },
   guards: {
     wrongNamespace: ({ event }) => header(event).xmlns !== NS.SERVER,
-    servedHost: ({ event }) => { const d = domainOf(header(event).to); return d !== null && service<XmppService>('xmpp').domains.isHost(d); },
+    servedHost: ({ event }) => { const d = domainOf(header(event).to); return d !== null && ours(d); },
     hostChanged: ({ context, event }) => context.host !== null && domainOf(header(event).to) !== context.host,
     badVersion: ({ event }) => !/^1\.\d+$/.test(header(event).version ?? ''),
     secure: ({ context }) => context.secure,
@@ -111,8 +113,8 @@ export const s2sInMachine = setup({
     /** A request names a domain of ours and the peer's by domain-only addresses. */
     domainsOk: ({ event }) => {
       const h = stanza(event).h;
-      const ours = domainOf(h.to);
-      return ours !== null && domainOf(h.from) !== null && (xmpp().domains.isHost(ours) || xmpp().domains.service(ours) !== undefined);
+      const to = domainOf(h.to);
+      return to !== null && domainOf(h.from) !== null && ours(to);
     },
     /** Between a pair of domains the peer has authenticated. */
     allowed: ({ context, event }) => {
@@ -136,9 +138,9 @@ export const s2sInMachine = setup({
     },
     answerVerify: ({ event, context }) => {
       const h = stanza(event).h;
-      const ours = domainOf(h.to)!, peer = domainOf(h.from)!;
-      const valid = dialbackKeyValid(xmpp().settings.serverSecret, peer, ours, h.id ?? '', parseElement(stanza(event).xml).text());
-      send(context.conn, { type: 'write', xml: dbEl('verify', { from: ours, to: peer, id: h.id ?? undefined, type: valid ? 'valid' : 'invalid' }) } satisfies ToConn);
+      const host = domainOf(h.to)!, peer = domainOf(h.from)!;
+      const valid = dialbackKeyValid(xmpp().settings.serverSecret, peer, host, h.id ?? '', parseElement(stanza(event).xml).text());
+      send(context.conn, { type: 'write', xml: dbEl('verify', { from: host, to: peer, id: h.id ?? undefined, type: valid ? 'valid' : 'invalid' }) } satisfies ToConn);
     },
     refuseRequest: ({ context, event }) => {
       const h = stanza(event).h;

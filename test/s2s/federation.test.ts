@@ -17,7 +17,7 @@ async function node(host: string, s2s: number, peer: string, peerPort: number): 
   const server = await startServer((c) => {
     c.hosts = [host];
     c.listen.s2s = s2s;
-    c.s2s.hosts = { [peer]: { host: '127.0.0.1', port: peerPort }, 'nowhere.test': { host: '127.0.0.1', port: closed } };
+    c.s2s.hosts = { [peer]: { host: '127.0.0.1', port: peerPort }, [`conference.${peer}`]: { host: '127.0.0.1', port: peerPort }, 'nowhere.test': { host: '127.0.0.1', port: closed } };
   });
   return server;
 }
@@ -63,6 +63,33 @@ test('a subscription across servers (RFC 6121): asked, approved, and presence fl
     await bob.c.send(xml('presence', {}, xml('status', {}, 'gone fishing')));
     const status = await alice.next((e) => e.is('presence') && e.attrs.from === bob.jid && e.getChildText('status') === 'gone fishing', 15_000);
     assert.ok(status);
+  } finally {
+    await alice.c.stop();
+    await bob.c.stop();
+  }
+});
+
+test('a group chat on one server with an occupant from the other: join, and messages both ways', async () => {
+  const ROOM = 'garden@conference.a.test';
+  const MUC = 'http://jabber.org/protocol/muc';
+  const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'muc' });
+  const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'muc' });
+  const selfPresence = (who: typeof alice, nick: string) => who.next((e) => e.is('presence') && e.attrs.from === `${ROOM}/${nick}`
+    && e.getChild('x', `${MUC}#user`)?.getChildren('status').some((st) => st.attrs.code === '110') === true, 15_000);
+  try {
+    await alice.c.send(xml('presence', { to: `${ROOM}/Alice` }, xml('x', { xmlns: MUC })));
+    await selfPresence(alice, 'Alice');
+    await alice.iq(xml('iq', { type: 'set', to: ROOM }, xml('query', { xmlns: `${MUC}#owner` }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }))));
+    await bob.c.send(xml('presence', { to: `${ROOM}/Bob` }, xml('x', { xmlns: MUC }, xml('history', { maxstanzas: '0' }))));
+    await selfPresence(bob, 'Bob');
+    await alice.next((e) => e.is('presence') && e.attrs.from === `${ROOM}/Bob`, 15_000);
+    await alice.c.send(xml('message', { to: ROOM, type: 'groupchat', id: 'g1' }, xml('body', {}, 'welcome, bob')));
+    const g1 = await bob.next(isMessage('welcome, bob'), 15_000);
+    assert.is(g1.attrs.from, `${ROOM}/Alice`);
+    await bob.c.send(xml('message', { to: ROOM, type: 'groupchat', id: 'g2' }, xml('body', {}, 'thanks, alice')));
+    const g2 = await alice.next(isMessage('thanks, alice'), 15_000);
+    assert.is(g2.attrs.from, `${ROOM}/Bob`);
+    await bob.next(isMessage('thanks, alice'), 15_000); // bob's own, reflected
   } finally {
     await alice.c.stop();
     await bob.c.stop();
