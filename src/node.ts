@@ -1,6 +1,7 @@
 // A Chorus node from its config: the actor runtime with the XMPP actor kinds (actors/), the XMPP
 // service on every scheduler (src/xmpp-service.ts), the listeners and the admin commands.
 import { randomBytes } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +62,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       addressMaxFailures: config.limits.login_attempts.address_max_failures, addressWindowSeconds: config.limits.login_attempts.address_window_seconds,
     },
     modules: config.modules,
-    federation: config.listen.s2s !== false ? { idleTimeoutMs: config.s2s.idle_timeout_seconds * 1000 } : null,
+    federation: config.listen.s2s !== false ? { idleTimeoutMs: config.s2s.idle_timeout_seconds * 1000, secureAuth: config.s2s.secure_auth } : null,
     bootId: BOOT,
   };
   const conn: ConnectionOptions = {
@@ -94,8 +95,10 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       if (config.listen.c2s_direct_tls !== false) specs.push(streamListener('c2s_direct_tls', rt, config.listen.c2s_direct_tls, config.listen.address, true, tls, conn));
       // Server streams through the same engine, decided by their own machine (actors/s2sin).
       if (config.listen.s2s !== false) {
-        specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...conn, kind: 's2sin' }));
-        specs.push(s2sDialer(rt, config.s2s, conn));
+        // Both directions show our certificate and read the peer's against the system's CAs and ours.
+        const verifyPeers = { ca: [...rootCertificates, ...(config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, 'utf8')] : [])] };
+        specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...conn, kind: 's2sin', verifyPeers, actorInput: { secureAuth: config.s2s.secure_auth } }));
+        specs.push(s2sDialer(rt, config.s2s, { ...conn, verifyPeers }));
       }
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.
       if (config.listen.component !== false && Object.keys(config.components).length) {
@@ -126,6 +129,14 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         return { modules: await moduleChange(rt, 'load', name, module.file) };
       }],
       ['unload', async (args: Record<string, unknown>) => ({ modules: await moduleChange(rt, 'unload', String(args.module ?? '')) })],
+      // Each live outbound link says how it is (actors/s2s).
+      ['s2s', async () => {
+        const links = (await rt.stats(true, 's2s')).flatMap((st) => (st.list ?? []).map((a) => a.address));
+        return Promise.all(links.map(async (address) => {
+          const a = await rt.ask(address, { type: 'operator', command: 'info' }).catch((e: Error) => ({ ok: false, error: e.message })) as { ok: boolean; result?: unknown; error?: string };
+          return a.ok ? a.result : { link: address, error: a.error };
+        }));
+      }],
     ]),
     onFatal: () => { process.exitCode = 1; },
   }).catch((e: unknown) => {
@@ -166,7 +177,7 @@ function describe(c: ChorusConfig): string {
   const l = c.listen;
   const components = Object.keys(c.components);
   const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`,
-    l.s2s !== false && `s2s ${l.address}:${l.s2s} (federation by dialback)`,
+    l.s2s !== false && `s2s ${l.address}:${l.s2s} (federation ${c.s2s.secure_auth ? 'by certificate only' : 'by certificate or dialback'})`,
     l.component !== false && components.length > 0 && `components 127.0.0.1:${l.component} (${components.join(', ')})`].filter(Boolean).join(', ');
   const later = [...LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]} (not built yet)`),
     ...(l.component !== false && components.length === 0 ? [`component ${l.component} (no components configured)`] : [])];

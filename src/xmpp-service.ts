@@ -37,7 +37,7 @@ export interface XmppSettings {
   components: Record<string, string>;
   /** Server-to-server links (listen.s2s on): stanzas for remote domains go to link actors; null:
    *  no federation, remote-server-not-found. */
-  federation: { idleTimeoutMs: number } | null;
+  federation: { idleTimeoutMs: number; /** s2s.secure_auth: certificates only, no dialback */ secureAuth: boolean } | null;
   /** The node process's boot id (connections are `conn:<boot>.<n>`). */
   bootId: string;
   modules: ModulesConfig;

@@ -1,19 +1,22 @@
 // An outbound server-to-server link, `s2s:<local domain>|<remote domain>` (RFC 6120 with
 // `jabber:server`): where routing sends every stanza from a domain of ours to a remote one. It asks
 // the main thread's dialer (src/net/dialer.ts) for a connection, then drives the stream the stream
-// engine carries: our header, STARTTLS as the client (required), then Server Dialback (XEP-0220)
-// with a key only we can recompute (XEP-0185). Until the peer says the key is valid, stanzas wait
+// engine carries: our header, STARTTLS as the client (required), then our certificate as proof
+// (SASL EXTERNAL, XEP-0178) where the peer offers it, else Server Dialback (XEP-0220) with a key
+// only we can recompute (XEP-0185); with s2s.secure_auth, only to a peer whose certificate proves it. Until the peer says the key is valid, stanzas wait
 // here: each is a durable message kept (retained) until the socket has taken it, so a crash, a lost
 // connection or a kill -9 loses none; a link that cannot be set up bounces them (RFC 6120 §10.4.3).
 // It also carries the dialback verifications our inbound streams ask of this peer.
 //
 //   idle ─out→ connecting ─connected→ opening ─features→ securing ─proceed→ tls ─tls→ opening
-//        (secure) ─features→ authenticating ─db:result valid→ up ─idle timer→ closing ─closed→ idle
+//        (secure) ─features→ sasl ─success→ opening (restarted) ─features→ up
+//                          └─(no EXTERNAL, or failure)→ authenticating ─db:result valid→ up
+//   up ─idle timer→ closing ─closed→ idle
 //   connecting ─dial-failed→ backoff ─retry→ connecting … (attempts spent: bounce the queue) → idle
 import { and, assign, not, setup, type EventObject } from 'xstate';
 import { cancelTimer, log, messageId, release, retain, self, send, sender, service, startTimer } from '../../src/runtime/api.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
-import type { Delivery, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
+import { certificateNames, type Delivery, type PeerCertificate, type ToConn, type ToSession } from '../../src/net/c2s-protocol.ts';
 import { DIALER, type FromDialer, type ToDialer } from '../../src/net/dialer.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { serialize, streamOpen, x } from '../../src/xml/builder.ts';
@@ -40,6 +43,9 @@ export interface LinkCtx {
   /** The peer's stream id (its header's): our dialback key is made over it. */
   streamId: string | null;
   dialback: boolean;
+  /** The peer's certificate once TLS is up; SASL EXTERNAL tried or done on this connection. */
+  cert: PeerCertificate | null;
+  sasl: 'no' | 'tried' | 'done';
   queue: Queued[];
   verifies: Verify[];
   /** Failed tries since the link was last up. */
@@ -49,6 +55,8 @@ export interface LinkCtx {
 export type ToLink =
   /** A stanza for the remote domain, routed here durably. */
   | { type: 'out'; xml: string; h: StanzaHeader }
+  /** The operator asks how the link is (chorus s2s): the answer goes to `reply`. */
+  | { type: 'operator'; command: 'info'; reply: string }
   /** An inbound stream of ours was given dialback key `key` on its stream `id` by this peer: ask the
    *  peer's authoritative side whether it made it. */
   | { type: 'verify'; id: string; key: string; asker: string };
@@ -95,9 +103,14 @@ function tellAskers(ctx: LinkCtx, valid: boolean, error?: string): void {
   for (const v of ctx.verifies) send(v.asker, { type: 'verified', id: v.id, host: ctx.local, peer: ctx.remote, valid, error } satisfies FromLink);
 }
 
-function features(e: EventObject): { starttls: boolean; dialback: boolean } {
+const unproven = (ctx: LinkCtx) => `your certificate does not prove ${ctx.remote} (${ctx.cert?.error ?? `names: ${ctx.cert?.names.join(', ') || 'none'}`})`;
+
+function features(e: EventObject): { starttls: boolean; dialback: boolean; external: boolean } {
   const el = parseElement(stanza(e).xml);
-  return { starttls: el.child('starttls', NS.TLS) !== undefined, dialback: el.child('dialback', NS.DIALBACK_FEATURE) !== undefined };
+  return {
+    starttls: el.child('starttls', NS.TLS) !== undefined, dialback: el.child('dialback', NS.DIALBACK_FEATURE) !== undefined,
+    external: el.child('mechanisms', NS.SASL)?.getChildren('mechanism').some((m) => m.text() === 'EXTERNAL') === true,
+  };
 }
 
 export const linkMachine = setup({
@@ -111,6 +124,14 @@ export const linkMachine = setup({
     isFeatures: is('features', NS.STREAMS),
     offersTls: ({ event }) => features(event).starttls,
     offersDialback: ({ context, event }) => context.dialback || features(event).dialback,
+    offersExternal: ({ context, event }) => context.sasl === 'no' && features(event).external,
+    saslDone: ({ context }) => context.sasl === 'done',
+    /** The peer's certificate proves its domain (RFC 6125). */
+    peerProven: ({ context }) => certificateNames(context.cert, context.remote),
+    /** s2s.secure_auth: no link to a peer whose certificate does not prove it. */
+    secureAuth: () => settings().federation?.secureAuth === true,
+    isSuccess: is('success', NS.SASL),
+    dialbackWasOffered: ({ context }) => context.dialback,
     secure: ({ context }) => context.secure,
     isProceed: is('proceed', NS.TLS),
     isResult: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK && stanza(event).h.name === 'result',
@@ -153,14 +174,22 @@ export const linkMachine = setup({
       for (const v of context.verifies) if (v.id === h.id) send(v.asker, { type: 'verified', id: v.id, host: context.local, peer: context.remote, valid: h.type === 'valid' } satisfies FromLink);
     },
     dropVerify: assign({ verifies: ({ context, event }) => context.verifies.filter((v) => v.id !== stanza(event).h.id) }),
-    takeConn: assign(({ event }) => ({ conn: (event as Extract<ToSession, { type: 'connected' }>).conn, secure: false, streamId: null, dialback: false })),
+    takeConn: assign(({ event }) => ({ conn: (event as Extract<ToSession, { type: 'connected' }>).conn, secure: false, streamId: null, dialback: false, cert: null, sasl: 'no' as const })),
     dropConn: assign({ conn: null, secure: false, streamId: null }),
     header: assign(({ event }) => {
       const h = event as Extract<ToSession, { type: 'header' }>;
       return { streamId: h.id ?? null, dialback: h.db === true };
     }),
     writeHeader: ({ context }) => send(context.conn!, { type: 'write', xml: streamOpen({ xmlns: NS.SERVER, dialback: true, from: context.local, to: context.remote }) } satisfies ToConn),
-    secured: assign({ secure: true }),
+    secured: assign({ secure: true, cert: ({ event }) => (event as Extract<ToSession, { type: 'tls' }>).peer ?? null }),
+    /** XEP-0178: our certificate as proof, for our domain. */
+    writeAuth: ({ context }) => send(context.conn!, { type: 'write', xml: serialize(x('auth', { xmlns: NS.SASL, mechanism: 'EXTERNAL' }, Buffer.from(context.local).toString('base64'))) } satisfies ToConn),
+    saslTried: assign({ sasl: 'tried' as const }),
+    /** Remember that the peer offered dialback too (for after a SASL failure). */
+    dialbackOffered: assign({ dialback: ({ context, event }) => context.dialback || features(event).dialback }),
+    saslOk: assign({ sasl: 'done' as const }),
+    /** After SASL the stream starts again (RFC 6120 §6.4.6): our new header; the engine reads a new one. */
+    restart: ({ context }) => send(context.conn!, { type: 'authenticated', xml: streamOpen({ xmlns: NS.SERVER, dialback: true, from: context.local, to: context.remote }), jid: context.remote, restart: true, bound: true } satisfies ToConn),
     sendResult: ({ context }) => send(context.conn!, {
       type: 'write', xml: serialize(x('db:result', { from: context.local, to: context.remote }, dialbackKey(settings().serverSecret, context.remote, context.local, context.streamId ?? ''))),
     } satisfies ToConn),
@@ -179,12 +208,22 @@ export const linkMachine = setup({
     /** Verifications sent on a connection that is gone are asked again on the next. */
     unsend: assign({ verifies: ({ context }) => context.verifies.map((v) => ({ ...v, sent: false })) }),
     stopIdle: () => cancelTimer('idle'),
-    logUp: ({ context }) => log('info', `s2s ${context.local} → ${context.remote}: up (dialback)`),
+    logUp: ({ context }) => log('info', `s2s ${context.local} → ${context.remote}: up (${context.sasl === 'done' ? 'certificate, SASL EXTERNAL' : 'dialback'})`),
+    /** For chorus s2s: where the link is, what waits, how the peer proved itself. */
+    answerOperator: ({ context, event, self: me }) => {
+      const state = me.getSnapshot().value as string;
+      send((event as Extract<ToLink, { type: 'operator' }>).reply, { ok: true, result: {
+        link: `${context.local} → ${context.remote}`, state, queued: context.queue.length, verifying: context.verifies.length, failedTries: context.attempts,
+        authenticated: state === 'up' ? (context.sasl === 'done' ? 'certificate (SASL EXTERNAL)' : 'dialback') : null,
+        peerCertificate: context.cert ? (certificateNames(context.cert, context.remote) ? 'proves the domain' : context.cert.error ?? `names ${context.cert.names.join(', ')}`) : null,
+      } });
+    },
+    logUnproven: ({ context }) => log('warn', `s2s ${context.local} → ${context.remote}: no link (secure_auth): ${unproven(context)}`),
     logRefused: ({ context, event }) => log('warn', `s2s ${context.local} → ${context.remote}: refused our dialback key (${stanza(event).xml.slice(0, 300)})`),
   },
 }).createMachine({
   id: 's2s',
-  context: ({ input }) => ({ local: input.local, remote: input.remote, conn: null, secure: false, streamId: null, dialback: false, queue: [], verifies: [], attempts: 0 }),
+  context: ({ input }) => ({ local: input.local, remote: input.remote, conn: null, secure: false, streamId: null, dialback: false, cert: null, sasl: 'no', queue: [], verifies: [], attempts: 0 }),
   initial: 'idle',
   on: {
     // Restarted after a crash: its connection ended with it (the engine closes an outbound stream
@@ -195,6 +234,7 @@ export const linkMachine = setup({
       { actions: 'requeue' },
     ],
     end: { guard: 'current', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
+    operator: { actions: 'answerOperator' },
   },
   states: {
     idle: {
@@ -239,8 +279,12 @@ export const linkMachine = setup({
           { guard: and(['isFeatures', not('secure'), 'offersTls']), target: 'securing', actions: write(serialize(x('starttls', { xmlns: NS.TLS }))) },
           // RFC 6120 §5.3.1: TLS is required between servers here.
           { guard: and(['isFeatures', not('secure')]), target: 'closing', actions: fail('policy-violation', 'TLS is required') },
+          { guard: and(['isFeatures', 'saslDone']), target: 'up', actions: ['upNow', 'writeVerifies', 'markSent', 'writeQueue', 'clearQueue', 'logUp'] },
+          { guard: and(['isFeatures', 'secureAuth', not('peerProven')]), target: 'closing', actions: ['logUnproven', fail('policy-violation', ({ context }) => unproven(context))] },
+          // A certificate first (XEP-0178), dialback if the peer does not take it (or offers only that).
+          { guard: and(['isFeatures', 'offersExternal']), target: 'sasl', actions: ['dialbackOffered', 'saslTried', 'writeAuth'] },
           { guard: and(['isFeatures', 'offersDialback']), target: 'authenticating', actions: ['writeVerifies', 'markSent', 'sendResult'] },
-          { guard: 'isFeatures', target: 'closing', actions: fail('unsupported-feature', 'this server authenticates by dialback') },
+          { guard: 'isFeatures', target: 'closing', actions: fail('unsupported-feature', 'nothing here to authenticate with that we both know') },
           { guard: 'isVerifyAnswer', actions: ['tellAsker', 'dropVerify'] },
         ],
       },
@@ -251,7 +295,7 @@ export const linkMachine = setup({
         verify: { actions: 'addVerify' },
         stanza: [
           { guard: not('current'), actions: [] },
-          { guard: 'isProceed', target: 'tls', actions: toConn(({ context }) => ({ type: 'starttls', xml: '', servername: context.remote })) },
+          { guard: 'isProceed', target: 'tls', actions: toConn(({ context }) => ({ type: 'starttls', xml: '', servername: context.remote, local: context.local })) },
           { target: 'closing', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
         ],
       },
@@ -261,6 +305,19 @@ export const linkMachine = setup({
         out: { actions: ['retain', 'enqueue'] },
         verify: { actions: 'addVerify' },
         tls: { guard: 'current', target: 'opening', actions: ['secured', 'writeHeader'] },
+      },
+    },
+    /** SASL EXTERNAL asked; on failure dialback, if the peer offered it. */
+    sasl: {
+      on: {
+        out: { actions: ['retain', 'enqueue'] },
+        verify: { actions: 'addVerify' },
+        stanza: [
+          { guard: not('current'), actions: [] },
+          { guard: 'isSuccess', target: 'opening', actions: ['saslOk', 'restart'] },
+          { guard: 'dialbackWasOffered', target: 'authenticating', actions: ['writeVerifies', 'markSent', 'sendResult'] },
+          { target: 'closing', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
+        ],
       },
     },
     authenticating: {

@@ -2,10 +2,9 @@
 // its decisions in machine.ts. Nothing of it is persisted: an unauthenticated stream that crashes
 // ends, and the peer connects again.
 import { defineKind } from '../../src/runtime/kind.ts';
-import type { ConnInfo } from '../../src/net/c2s-protocol.ts';
-import { s2sInMachine } from './machine.ts';
+import { s2sInMachine, type S2sInInput } from './machine.ts';
 
 export default defineKind({
   kind: 's2sin', version: 1, machine: s2sInMachine, activation: 'explicit', persist: 'never',
-  input: (_address, spawnInput) => spawnInput as ConnInfo,
+  input: (_address, spawnInput) => spawnInput as S2sInInput,
 });

@@ -11,7 +11,7 @@
 //   any ─end/close→ closing ─closed→ done
 import { and, assign, not, setup, type EventObject } from 'xstate';
 import { randomBytes } from 'node:crypto';
-import type { ConnInfo, ToConn, ToSession } from '../../src/net/c2s-protocol.ts';
+import { certificateNames, type ConnInfo, type PeerCertificate, type ToConn, type ToSession } from '../../src/net/c2s-protocol.ts';
 import { serialize, streamOpen, x } from '../../src/xml/builder.ts';
 import { parseElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
@@ -37,9 +37,19 @@ export interface S2sInCtx {
   host: string | null;
   peer: string | null;
   streamId: string;
-  /** Domain pairs the peer has authenticated by dialback, `<peer>|<ours>`: stanzas may come between them. */
+  /** Domain pairs the peer has authenticated (by certificate or dialback), `<peer>|<ours>`: stanzas
+   *  may come between them. */
   authenticated: string[];
+  /** The peer's certificate, once TLS is up. */
+  cert: PeerCertificate | null;
+  /** Authenticated by SASL EXTERNAL: the stream was restarted and offers nothing more. */
+  sasl: boolean;
+  /** s2s.secure_auth: a certificate is the only proof taken; no dialback. */
+  secureAuth: boolean;
 }
+
+/** What the listener tells each inbound server stream's actor besides its connection. */
+export type S2sInInput = ConnInfo & { secureAuth?: boolean };
 
 export type S2sInEvent = ToSession | RuntimeEvent | FromLink;
 
@@ -53,14 +63,15 @@ const domainOf = (s: string | null): string | null => {
   try { const j = parseJid(s); return j.local === '' && j.resource === '' ? j.domain : null; } catch (e) { if (e instanceof JidError) return null; throw e; }
 };
 
-/** Our header and features: STARTTLS (required) first; over TLS, the ways a peer may authenticate. */
+/** Our header and features: STARTTLS (required) first; over TLS, the ways a peer may authenticate:
+ *  SASL EXTERNAL when its certificate proves the domain its header names (XEP-0178), dialback
+ *  (unless secure_auth); after SASL, none. */
 export function headerXml(ctx: S2sInCtx): string {
-  // SASL EXTERNAL (XEP-0178) joins these once peers' certificates are verified; offered and then
-  // refused it would only cost each peer a round trip.
-  const features = ctx.secure
-    ? [x('dialback', { xmlns: NS.DIALBACK_FEATURE }, x('errors'))]
-    : [x('starttls', { xmlns: NS.TLS }, x('required'))];
-  return streamOpen({ xmlns: NS.SERVER, dialback: true, from: ctx.host, to: ctx.peer, id: ctx.streamId }) + serialize(x('stream:features', null, features));
+  const features = !ctx.secure ? [x('starttls', { xmlns: NS.TLS }, x('required'))]
+    : ctx.sasl ? []
+      : [ctx.peer && certificateNames(ctx.cert, ctx.peer) ? x('mechanisms', { xmlns: NS.SASL }, x('mechanism', null, 'EXTERNAL')) : null,
+        ctx.secureAuth ? null : x('dialback', { xmlns: NS.DIALBACK_FEATURE }, x('errors'))];
+  return streamOpen({ xmlns: NS.SERVER, dialback: !ctx.secureAuth, from: ctx.host, to: ctx.peer, id: ctx.streamId }) + serialize(x('stream:features', null, features));
 }
 
 /** A stream error and the end of the stream (with our header first if we sent none). */
@@ -68,7 +79,7 @@ export function failXml(ctx: Pick<S2sInCtx, 'host'>, condition: StreamErrorCondi
   return (headerSent ? '' : streamOpen({ xmlns: NS.SERVER, from: ctx.host, id: 'error' })) + streamError(condition, text);
 }
 
-const NOT_YET = 'this server does not verify certificates yet: authenticate by dialback';
+const NO_CERT = 'your certificate does not prove that domain here';
 const pair = (peer: string, ours: string) => `${peer}|${ours}`;
 const xmpp = () => service<XmppService>('xmpp');
 /** A host of accounts or a service domain (group chat) of this node: peers may stream to either. */
@@ -96,7 +107,7 @@ function routeIn(ctx: S2sInCtx, s: Stanza): void {
 const { toConn, write, fail, is } = streamCommands<S2sInCtx>(failXml);
 
 export const s2sInMachine = setup({
-  types: { context: {} as S2sInCtx, events: {} as S2sInEvent, input: {} as ConnInfo },
+  types: { context: {} as S2sInCtx, events: {} as S2sInEvent, input: {} as S2sInInput },
   guards: {
     wrongNamespace: ({ event }) => header(event).xmlns !== NS.SERVER,
     servedHost: ({ event }) => { const d = domainOf(header(event).to); return d !== null && ours(d); },
@@ -123,13 +134,28 @@ export const s2sInMachine = setup({
       try { return context.authenticated.includes(pair(parseJid(h.from).domain, parseJid(h.to).domain)); } catch (e) { if (e instanceof JidError) return false; throw e; }
     },
     anyAuthenticated: ({ context }) => context.authenticated.length > 0,
+    /** SASL EXTERNAL for the domain of the header (authzid empty, '=' or that domain), which the
+     *  peer's certificate proves (XEP-0178 §3). */
+    externalOk: ({ context, event }) => {
+      const el = parseElement(stanza(event).xml);
+      if (el.attr('mechanism') !== 'EXTERNAL' || !context.peer) return false;
+      const text = el.text().trim();
+      const authzid = text === '' || text === '=' ? context.peer : Buffer.from(text, 'base64').toString('utf8');
+      return authzid === context.peer && certificateNames(context.cert, context.peer);
+    },
+    dialbackOff: ({ context }) => context.secureAuth,
+    sasled: ({ context }) => context.sasl,
     isStanza: ({ event }) => ['message', 'presence', 'iq'].includes(stanza(event).h.name),
     verifiedValid: ({ event }) => (event as FromLink).valid,
   },
   actions: {
     toConn: ({ context }, m: ToConn) => send(context.conn, m),
     openStream: assign(({ event }) => ({ host: domainOf(header(event).to), peer: domainOf(header(event).from), streamId: randomBytes(9).toString('base64url') })),
-    secured: assign({ secure: true }),
+    secured: assign({ secure: true, cert: ({ event }) => (event as Extract<ToSession, { type: 'tls' }>).peer ?? null }),
+    /** The peer's domain is proven: the stream restarts (RFC 6120 §6.4.6) and is open to it. */
+    saslSuccess: ({ context }) => send(context.conn, { type: 'authenticated', xml: serialize(x('success', { xmlns: NS.SASL })), jid: context.peer!, restart: true, bound: true } satisfies ToConn),
+    admitSasl: assign({ sasl: true, authenticated: ({ context }) => [...context.authenticated, pair(context.peer!, context.host!)] }),
+    logSasl: ({ context }) => log('info', `s2s ${context.peer} → ${context.host}: authenticated (certificate, SASL EXTERNAL)`),
     /** Ask the peer's authoritative server (over our link to it) whether it made this key. */
     askVerify: ({ context, event }) => {
       const h = stanza(event).h;
@@ -156,6 +182,8 @@ export const s2sInMachine = setup({
         return;
       }
       send(context.conn, { type: 'write', xml: dbEl('result', { ...attrs, type: v.valid ? 'valid' : 'invalid' }) } satisfies ToConn);
+      // The engine stops timing the stream's authentication once one domain is in.
+      if (v.valid && context.authenticated.length === 0) send(context.conn, { type: 'authenticated', xml: '', jid: v.peer, restart: false, bound: true } satisfies ToConn);
       if (v.valid) log('info', `s2s ${v.peer} → ${v.host}: authenticated (dialback)`);
       else log('warn', `s2s ${v.peer} → ${v.host}: its dialback key was not valid`);
     },
@@ -167,7 +195,7 @@ export const s2sInMachine = setup({
   },
 }).createMachine({
   id: 's2sin',
-  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '', authenticated: [] }),
+  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '', authenticated: [], cert: null, sasl: false, secureAuth: input.secureAuth ?? false }),
   initial: 'opening',
   on: {
     closed: '.done',
@@ -193,8 +221,9 @@ export const s2sInMachine = setup({
           { guard: 'isStarttls', target: 'securing', actions: toConn({ type: 'starttls', xml: serialize(x('proceed', { xmlns: NS.TLS })) }) },
           // RFC 6120 §5.3.1: TLS is required between servers here.
           { guard: not('secure'), target: 'closing', actions: fail('policy-violation', 'STARTTLS is required') },
-          // Offered, and refused until certificates are verified (RFC 6120 §6.4.5).
-          { guard: 'isAuth', actions: write(() => serialize(x('failure', { xmlns: NS.SASL }, x('not-authorized'), x('text', null, NOT_YET)))) },
+          { guard: and(['isAuth', 'externalOk', not('sasled')]), target: 'opening', actions: ['saslSuccess', 'admitSasl', 'logSasl'] },
+          { guard: 'isAuth', actions: write(() => serialize(x('failure', { xmlns: NS.SASL }, x('not-authorized'), x('text', null, NO_CERT)))) },
+          { guard: and(['isResultRequest', 'dialbackOff']), actions: 'refuseRequest' },
           { guard: and(['isResultRequest', 'domainsOk']), actions: 'askVerify' },
           { guard: and(['isVerifyRequest', 'domainsOk']), actions: 'answerVerify' },
           { guard: 'isDialback', actions: 'refuseRequest' },

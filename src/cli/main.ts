@@ -264,6 +264,17 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  s2s: {
+    usage: 'chorus s2s [--json]',
+    summary: 'the links to other servers: state, stanzas waiting, how each peer proved itself',
+    details: 'Outbound links of the running node (federation); an idle link closes and is not listed.',
+    flags: { json: false }, args: [0, 0],
+    async run(p, io) {
+      show(io, await nodeRequest(p, 's2s', {}, io), p.flags.has('json'));
+      return 0;
+    },
+  },
+
   kill: {
     usage: 'chorus kill ADDRESS [--reason TEXT]',
     summary: 'crash one actor (its supervisor decides what happens next)',

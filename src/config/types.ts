@@ -91,6 +91,10 @@ export interface S2sConfig {
   connect_timeout_seconds: number;
   /** An outbound link with nothing sent for this long closes (it opens again for the next stanza). */
   idle_timeout_seconds: number;
+  /** Peers must prove their domain with a certificate (SASL EXTERNAL, XEP-0178); no dialback. */
+  secure_auth: boolean;
+  /** CAs trusted for peers' certificates besides the system's (a PEM bundle). Absolute path. */
+  ca_file: string | null;
 }
 
 export interface ChorusConfig {

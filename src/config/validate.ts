@@ -263,8 +263,16 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 }
 
 function validateS2s(ctx: Ctx, v: unknown, config: ChorusConfig): void {
-  const s2s = section(ctx, v, ['s2s'], ['hosts', 'connect_timeout_seconds', 'idle_timeout_seconds']);
+  const s2s = section(ctx, v, ['s2s'], ['hosts', 'connect_timeout_seconds', 'idle_timeout_seconds', 'secure_auth', 'ca_file']);
   const S = config.s2s;
+  S.secure_auth = boolean(ctx, s2s, 'secure_auth', ['s2s'], S.secure_auth);
+  if (s2s.ca_file !== undefined && s2s.ca_file !== null) {
+    const f = string(ctx, s2s, 'ca_file', ['s2s'], '', 'the path of a PEM file of CA certificates');
+    const abs = f ? resolve(ctx.opts.baseDir, f) : '';
+    const why = abs && ctx.opts.checkFiles !== false ? unreadable(abs) : null;
+    if (why) ctx.say(['s2s', 'ca_file'], `cannot read ${JSON.stringify(abs)}: ${why}`);
+    else if (abs) S.ca_file = abs;
+  }
   S.connect_timeout_seconds = integer(ctx, s2s, 'connect_timeout_seconds', ['s2s'], S.connect_timeout_seconds, 1, 300, 'a number of seconds');
   S.idle_timeout_seconds = integer(ctx, s2s, 'idle_timeout_seconds', ['s2s'], S.idle_timeout_seconds, 1, 86_400, 'a number of seconds');
   const hosts = s2s.hosts;

@@ -21,6 +21,18 @@ export interface Delivery { xml: string; receipt?: Receipt; sent?: number }
  *  <success/> (`data`, the resumed full JID, <resumed/>, a new FAST `token`) and `features`. */
 export interface InlineResume { data: string | null; token: string | null; features: string }
 
+/** A server's certificate as TLS saw it: `authorized` if it chains to a CA we trust (`error` says
+ *  why not), and the DNS names it is for (its subjectAltName, else its common name). */
+export interface PeerCertificate { authorized: boolean; error?: string; names: string[] }
+
+/** Whether a certificate's names cover a domain (RFC 6125 §6.4: exact, or a wildcard for the
+ *  leftmost label only). */
+export function certificateNames(cert: PeerCertificate | null | undefined, domain: string): boolean {
+  if (!cert?.authorized) return false;
+  const d = domain.toLowerCase();
+  return cert.names.some((n) => n === d || (n.startsWith('*.') && d.indexOf('.') > 0 && d.slice(d.indexOf('.') + 1) === n.slice(2)));
+}
+
 export interface ChannelBindings { 'tls-exporter'?: string; 'tls-server-end-point'?: string } // base64
 
 export type ToSession =
@@ -31,9 +43,9 @@ export type ToSession =
   | { type: 'header'; to: string | null; from: string | null; version: string | null; lang: string | null; xmlns: string; id?: string | null; db?: boolean }
   /** `h`: the framer's routing header (to/from/type/id and offsets): routing needs no full parse. */
   | { type: 'stanza'; xml: string; h: StanzaHeader; seq: number }
-  /** TLS is up. On an outbound stream, `authorized`: the peer's certificate chains to a trusted CA
-   *  and names the domain (RFC 6125); `authError` says why not. */
-  | { type: 'tls'; host: string | null; cb: ChannelBindings; authorized?: boolean; authError?: string }
+  /** TLS is up. On a server stream, `peer`: the other server's certificate, as the actor needs it to
+   *  decide whether it proves a domain (RFC 6125, XEP-0178). */
+  | { type: 'tls'; host: string | null; cb: ChannelBindings; peer?: PeerCertificate }
   | { type: 'end' }
   /** The socket is gone. `unacked`: what the client never acknowledged (stream management). */
   | { type: 'closed'; reason: string; unacked: Delivery[] }
@@ -50,7 +62,7 @@ export type ToConn =
   | { type: 'write'; xml: string }
   /** Answer <starttls/> with `xml` and start TLS as the server; with `servername`, start it as the
    *  client of an outbound stream (the peer said <proceed/>) for that domain. */
-  | { type: 'starttls'; xml: string; servername?: string }
+  | { type: 'starttls'; xml: string; servername?: string; /** our domain, whose certificate we show */ local?: string }
   /** SASL succeeded: `jid` is the authenticated bare JID; with `restart` the client restarts the
    *  stream (RFC 6120), without it the stream goes on (XEP-0388). Until bound (the connection's
    *  monitor of the session hears it moved to its full JID), stanzas come one at a time ('next'). */

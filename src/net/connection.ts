@@ -7,7 +7,7 @@
 // stream management may be enabled or a stream resumed, what can wait, routing) are the session
 // actor's; this carries them out.
 import type { Socket } from 'node:net';
-import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
 import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
@@ -16,7 +16,7 @@ import { parseElement } from '../xml/element.ts';
 import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
 import { NS } from '../xml/namespaces.ts';
 import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
-import type { ChannelBindings, ConnInfo, Delivery, InlineResume, ToConn, ToSession } from './c2s-protocol.ts';
+import type { ChannelBindings, ConnInfo, Delivery, InlineResume, PeerCertificate, ToConn, ToSession } from './c2s-protocol.ts';
 import { sasl2SuccessXml } from '../sasl/sasl2.ts';
 import type { ConnectionCensus } from './census.ts';
 
@@ -42,6 +42,11 @@ export interface ConnectionOptions {
   maxAttributes: number;
   /** For STARTTLS: SNI contexts (null when no TLS is configured). */
   tls: TlsContexts | null;
+  /** Server streams: show our certificate and read the other server's, checked against these CAs
+   *  (PEM; the system's store and s2s.ca_file). */
+  verifyPeers?: { ca: string[] };
+  /** What the listener tells each stream's actor besides its ConnInfo (its policy: flat values). */
+  actorInput?: Record<string, string | number | boolean>;
   /** The counts behind limits.connections_per_ip and unauthenticated_connections; the listener admits. */
   census?: ConnectionCensus;
   log: (level: 'debug' | 'info' | 'warn' | 'error', text: string) => void;
@@ -147,7 +152,7 @@ export class Connection {
     this.framer = this.newFramer();
     rt.registerEndpoint(this.address, this.guard((m) => this.fromSession(m as ToConn)));
     this.remote = socket.remoteAddress ?? '';
-    const info: ConnInfo = { conn: this.address, remote: this.remote, secure: directTls, directTls, host: null, cb: null };
+    const info: ConnInfo = { conn: this.address, remote: this.remote, secure: directTls, directTls, host: null, cb: null, ...o.actorInput };
     o.log('info', `${this.address}: opened (${this.remote}${directTls ? ', Direct TLS' : ''})`);
     if (directTls) {
       const t = socket as TLSSocket;
@@ -279,7 +284,7 @@ export class Connection {
           this.framer.resume();
         }
         break;
-      case 'starttls': if (m.servername) this.startTlsClient(m.servername); else this.startTls(m.xml); break;
+      case 'starttls': if (m.servername) this.startTlsClient(m.servername, m.local); else this.startTls(m.xml); break;
       case 'authenticated':
         if (!this.authJid) this.o.census?.authenticated();
         this.authJid = m.jid;
@@ -563,7 +568,12 @@ export class Connection {
     const tls = this.o.tls;
     if (!tls || this.secure) { this.fail('undefined-condition', 'TLS not available'); return; }
     const ctx = (this.streamTo && tls.contextFor(this.streamTo)) || tls.defaultContext();
-    const opts = { secureContext: ctx, SNICallback: tls.SNICallback, ...TLS_PROTOCOL_OPTIONS };
+    // A server stream asks the other server for its certificate too (XEP-0178), to be judged by the
+    // actor: the CAs it is checked against go into a context of its own.
+    const peers = this.o.verifyPeers;
+    const opts = peers
+      ? { secureContext: createSecureContext({ ...tls.pemFor(this.streamTo ?? ''), ca: peers.ca, ...TLS_PROTOCOL_OPTIONS }), requestCert: true, rejectUnauthorized: false }
+      : { secureContext: ctx, SNICallback: tls.SNICallback, ...TLS_PROTOCOL_OPTIONS };
     this.write(xml);
     this.socket.uncork();
     this.corked = false;
@@ -574,7 +584,9 @@ export class Connection {
     this.framer.resume();
     this.secure = true;
     tlsSocket.once('secure', this.guard(() => {
-      this.toSession({ type: 'tls', host: (tlsSocket as TLSSocket & { servername?: string | false }).servername || null, cb: channelBindings(tlsSocket) });
+      if (peers) verifyClient(tlsSocket);
+      this.toSession({ type: 'tls', host: (tlsSocket as TLSSocket & { servername?: string | false }).servername || null, cb: channelBindings(tlsSocket),
+        ...(peers ? { peer: peerCertificate(tlsSocket) } : {}) });
     }));
     this.attach(tlsSocket);
   }
@@ -582,21 +594,20 @@ export class Connection {
   /** An outbound stream's STARTTLS (the peer said <proceed/>): this side is the TLS client. The
    *  peer's certificate is checked against the system's CAs and `servername`; whether it passed is
    *  the actor's to weigh (dialback does not need it). */
-  private startTlsClient(servername: string): void {
+  private startTlsClient(servername: string, local?: string): void {
     if (this.secure) { this.fail('undefined-condition', 'TLS is already on'); return; }
     this.socket.uncork();
     this.corked = false;
     const plain = this.socket;
     plain.removeListener('data', this.onData);
     const { honorCipherOrder: _, ...protocol } = TLS_PROTOCOL_OPTIONS;
-    const tlsSocket = tlsConnect({ socket: plain, servername, rejectUnauthorized: false, ...protocol });
+    // Our certificate for the domain we speak for, so that the peer may take it as proof (XEP-0178).
+    const mine = local && this.o.tls ? this.o.tls.pemFor(local) : {};
+    const tlsSocket = tlsConnect({ socket: plain, servername, rejectUnauthorized: false, ...mine, ...(this.o.verifyPeers ? { ca: this.o.verifyPeers.ca } : {}), ...protocol });
     this.framer.reset();
     this.framer.resume();
     this.secure = true;
-    tlsSocket.once('secureConnect', this.guard(() => {
-      const authError = tlsSocket.authorizationError;
-      this.toSession({ type: 'tls', host: servername, cb: {}, authorized: tlsSocket.authorized, ...(authError ? { authError: String(authError) } : {}) });
-    }));
+    tlsSocket.once('secureConnect', this.guard(() => this.toSession({ type: 'tls', host: servername, cb: {}, peer: peerCertificate(tlsSocket) })));
     this.attach(tlsSocket);
   }
 
@@ -667,6 +678,22 @@ export class Connection {
     if (this.handedOver) this.sink.conn.shutdown();
     else this.fail('system-shutdown');
   }
+}
+
+/** Node judges a client's certificate only on sockets of a tls.Server (its 'secure' listener); on a
+ *  socket made for STARTTLS the same judgement is asked of OpenSSL here. */
+function verifyClient(t: TLSSocket): void {
+  const error = (t as unknown as { _handle?: { verifyError?(): (Error & { code?: string }) | null } })._handle?.verifyError?.();
+  if (error) t.authorizationError = error;
+  else t.authorized = true;
+}
+
+function peerCertificate(t: TLSSocket): PeerCertificate {
+  const cert = t.getPeerCertificate();
+  const dns = (cert?.subjectaltname ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase());
+  const cn = typeof cert?.subject?.CN === 'string' ? [cert.subject.CN.toLowerCase()] : [];
+  const error = t.authorizationError ? String(t.authorizationError) : (cert && Object.keys(cert).length ? undefined : 'no certificate');
+  return { authorized: t.authorized && error === undefined, ...(error ? { error } : {}), names: dns.length ? dns : cn };
 }
 
 function channelBindings(t: TLSSocket): ChannelBindings {

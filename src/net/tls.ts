@@ -87,6 +87,9 @@ export interface TlsContexts {
   /** The context to use when the peer names no host we know (STARTTLS: prefer contextFor(stream to)). */
   defaultContext(): tls.SecureContext;
   certificateFor(host: string): HostCertificate | undefined;
+  /** The PEM certificate chain and key serving a host (the default host's for an unknown name): what
+   *  a server stream shows the other server, with the CAs it trusts beside them. */
+  pemFor(host: string): { cert: string; key: string };
   /** Options for tls.createServer: default host's key/cert, protocol limits and SNI. */
   serverOptions(): tls.TlsOptions;
   /** Keep a tls.Server's no-SNI default in step with reload(). */
@@ -164,6 +167,7 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
     contextFor: (host) => find(host)?.context,
     defaultContext: () => fallback().context,
     certificateFor: (host) => find(host)?.cert,
+    pemFor: (host) => (find(host) ?? fallback()).pem,
     serverOptions: () => ({ ...defaultServerOptions(), SNICallback }),
     attach(server) {
       attached.add(server);

@@ -61,7 +61,7 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
         return String(data);
       });
       const header = await Promise.race([serving, exited]);
-      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ \(federation by dialback\), components 127\.0\.0\.1:\d+ \(irc\.example\.org\); closed: http 5280 \(not built yet\)/);
+      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ \(federation by certificate or dialback\), components 127\.0\.0\.1:\d+ \(irc\.example\.org\); closed: http 5280 \(not built yet\)/);
       assert.match(header, /from=["']example\.org["']/);
       assert.match(header, /<starttls/);
     } finally {

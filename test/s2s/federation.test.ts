@@ -4,6 +4,8 @@
 // real clients (xmpp.js) over real sockets.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
@@ -17,9 +19,22 @@ async function node(host: string, s2s: number, peer: string, peerPort: number): 
   const server = await startServer((c) => {
     c.hosts = [host];
     c.listen.s2s = s2s;
+    c.limits.auth_timeout_seconds = 2; // an authenticated link must outlive it (tested below)
     c.s2s.hosts = { [peer]: { host: '127.0.0.1', port: peerPort }, [`conference.${peer}`]: { host: '127.0.0.1', port: peerPort }, 'nowhere.test': { host: '127.0.0.1', port: closed } };
   });
   return server;
+}
+
+/** A command on a node's admin socket (what the chorus CLI sends). */
+async function admin(server: TestServer, cmd: string): Promise<unknown> {
+  const sock = connect(join(server.config.data_dir, 'admin.sock'));
+  sock.write(JSON.stringify({ id: 1, cmd }) + '\n');
+  let buf = '';
+  for await (const chunk of sock) { buf += chunk; if (buf.includes('\n')) break; }
+  sock.destroy();
+  const answer = JSON.parse(buf) as { ok: boolean; result?: unknown; error?: string };
+  if (!answer.ok) throw new Error(answer.error);
+  return answer.result;
 }
 
 test.before(async () => {
@@ -41,6 +56,28 @@ test('a message to a user of another server gets there over a dialback-authentic
     await bob.c.send(xml('message', { to: alice.jid, type: 'chat', id: 'm2' }, xml('body', {}, 'hello from b')));
     const back = await alice.next(isMessage('hello from b'), 15_000);
     assert.is(back.attrs.from, bob.jid);
+    // What the operator sees (chorus s2s, through the admin socket).
+    const links = await admin(a, 's2s') as Array<Record<string, unknown>>;
+    assert.equal(links.find((l) => l.link === 'a.test → b.test'), {
+      link: 'a.test → b.test', state: 'up', queued: 0, verifying: 0, failedTries: 0, authenticated: 'dialback', peerCertificate: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+    });
+  } finally {
+    await alice.c.stop();
+    await bob.c.stop();
+  }
+});
+
+test('authenticated links outlive the authentication timeout (2 s here): the next message takes the same streams', async () => {
+  const ups = () => [...a.logs, ...b.logs].filter((l) => l.includes('authenticated (dialback)')).length;
+  const before = ups();
+  await new Promise((r) => setTimeout(r, 2500)); // past limits.auth_timeout_seconds: what is to be shown is that nothing happens
+  const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'late' });
+  const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'late' });
+  try {
+    await alice.c.send(xml('message', { to: bob.jid, type: 'chat' }, xml('body', {}, 'still there?')));
+    await bob.next(isMessage('still there?'), 15_000);
+    assert.is(ups(), before, 'no new authentication: the streams stayed up');
+    assert.not.ok([...a.logs, ...b.logs].some((l) => l.includes('connection-timeout')), 'no stream timed out');
   } finally {
     await alice.c.stop();
     await bob.c.stop();

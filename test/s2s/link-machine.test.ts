@@ -8,8 +8,9 @@ import { BACKOFF_MS, linkMachine, type LinkEvent } from '../../actors/s2s/machin
 import { feed, HEADER } from '../helpers/framer.ts';
 
 // What reads the runtime (the sender of an event, the durable message's id) is given here.
+const policy = { secureAuth: false };
 const m = linkMachine.provide({
-  guards: { current: () => true },
+  guards: { current: () => true, secureAuth: () => policy.secureAuth },
   actions: { enqueue: assign({ queue: ({ context, event }) => [...context.queue, { xml: (event as { xml: string }).xml }] }) },
 });
 
@@ -49,8 +50,8 @@ test('a first stanza dials; the stream goes TLS then dialback; a valid result is
   assert.is(l.state, 'securing');
   l.stanza("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
   assert.is(l.state, 'tls');
-  assert.equal(l.actions[0]!.params, { type: 'starttls', xml: '', servername: 'b.example' });
-  l.send({ type: 'tls', host: 'b.example', cb: {}, authorized: false, authError: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+  assert.equal(l.actions[0]!.params, { type: 'starttls', xml: '', servername: 'b.example', local: 'a.example' });
+  l.send({ type: 'tls', host: 'b.example', cb: {}, peer: { authorized: false, error: 'DEPTH_ZERO_SELF_SIGNED_CERT', names: ['b.example'] } });
   assert.is(l.state, 'opening');
   l.send(header).stanza("<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>");
   assert.is(l.state, 'authenticating');
@@ -72,6 +73,39 @@ test('without TLS offered the link does not go on; a refused key closes it', () 
     .send({ type: 'tls', host: 'b.example', cb: {} }).send(header).stanza("<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>")
     .stanza("<db:result xmlns:db='jabber:server:dialback' from='b.example' to='a.example' type='invalid'/>");
   assert.is(r.state, 'closing');
+});
+
+const secured = (cert: { authorized: boolean; names: string[] }) => new Link().send(out('x')).send(CONNECTED).send(header)
+  .stanza("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>").stanza("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+  .send({ type: 'tls', host: 'b.example', cb: {}, peer: cert }).send(header);
+const BOTH = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>";
+
+test('SASL EXTERNAL where the peer offers it (XEP-0178): success restarts the stream and the link is up; a failure falls back to dialback', () => {
+  const l = secured({ authorized: true, names: ['b.example'] }).stanza(BOTH);
+  assert.is(l.state, 'sasl');
+  assert.equal(l.names, ['writeAuth']);
+  l.stanza("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+  assert.is(l.state, 'opening');
+  assert.equal(l.names, ['restart']);
+  l.send(header).stanza('<stream:features/>');
+  assert.is(l.state, 'up');
+  assert.equal(l.names, ['writeVerifies', 'writeQueue', 'logUp']);
+  const f = secured({ authorized: true, names: ['b.example'] }).stanza(BOTH).stanza("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>");
+  assert.is(f.state, 'authenticating');
+  assert.equal(f.names, ['writeVerifies', 'sendResult']);
+});
+
+test('with s2s.secure_auth, a peer whose certificate does not prove its domain gets no link', () => {
+  policy.secureAuth = true;
+  try {
+    const bad = secured({ authorized: true, names: ['other.example'] }).stanza(BOTH);
+    assert.is(bad.state, 'closing');
+    assert.match(bad.actions[1]!.params.xml, /<policy-violation .*does not prove b\.example \(names: other\.example\)/);
+    const wild = secured({ authorized: true, names: ['*.example'] }).stanza(BOTH);
+    assert.is(wild.state, 'sasl', 'a wildcard covers one label');
+    const untrusted = secured({ authorized: false, names: ['b.example'] }).stanza(BOTH);
+    assert.is(untrusted.state, 'closing');
+  } finally { policy.secureAuth = false; }
 });
 
 test(`a server that cannot be reached is tried ${BACKOFF_MS.length + 1} times, then what waited is bounced`, () => {
