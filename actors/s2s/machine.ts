@@ -11,8 +11,8 @@
 //   idle ─out→ connecting ─connected→ opening ─features→ securing ─proceed→ tls ─tls→ opening
 //        (secure) ─features→ sasl ─success→ opening (restarted) ─features→ up
 //                          └─(no EXTERNAL, or failure)→ authenticating ─db:result valid→ up
-//   up ─idle timer→ closing ─closed→ idle
-//   connecting ─dial-failed→ backoff ─retry→ connecting … (attempts spent: bounce the queue) → idle
+//   up ─idle timer→ closing ─closed→ finished (the actor ends; the next stanza starts it again)
+//   connecting ─dial-failed→ backoff ─retry→ connecting … (attempts spent: bounce the queue) → finished
 import { and, assign, not, setup, type EventObject } from 'xstate';
 import { cancelTimer, log, messageId, release, retain, self, send, sender, service, startTimer } from '../../src/runtime/api.ts';
 import type { Receipt } from '../../src/runtime/api.ts';
@@ -131,6 +131,7 @@ export const linkMachine = setup({
     /** s2s.secure_auth: no link to a peer whose certificate does not prove it. */
     secureAuth: () => settings().federation?.secureAuth === true,
     isSuccess: is('success', NS.SASL),
+    handedBack: ({ event }) => (event as Extract<ToSession, { type: 'closed' }>).unacked.length > 0,
     dialbackWasOffered: ({ context }) => context.dialback,
     secure: ({ context }) => context.secure,
     isProceed: is('proceed', NS.TLS),
@@ -218,6 +219,7 @@ export const linkMachine = setup({
         peerCertificate: context.cert ? (certificateNames(context.cert, context.remote) ? 'proves the domain' : context.cert.error ?? `names ${context.cert.names.join(', ')}`) : null,
       } });
     },
+    logIdle: ({ context }) => log('info', `s2s ${context.local} → ${context.remote}: idle, closing (it opens again for the next stanza)`),
     logUnproven: ({ context }) => log('warn', `s2s ${context.local} → ${context.remote}: no link (secure_auth): ${unproven(context)}`),
     logRefused: ({ context, event }) => log('warn', `s2s ${context.local} → ${context.remote}: refused our dialback key (${stanza(event).xml.slice(0, 300)})`),
   },
@@ -240,12 +242,14 @@ export const linkMachine = setup({
     idle: {
       on: {
         out: { target: 'connecting', actions: ['retain', 'enqueue', 'dial'] },
+        // What the connection of an earlier life of this link never wrote (it crashed or was killed).
+        closed: { guard: 'handedBack', target: 'connecting', actions: ['requeue', 'dial'] },
         verify: { target: 'connecting', actions: ['addVerify', 'dial'] },
       },
     },
-    restarting: { always: [{ guard: 'hasWork', target: 'connecting', actions: 'dial' }, { target: 'idle' }] },
+    restarting: { always: [{ guard: 'hasWork', target: 'connecting', actions: 'dial' }, { target: 'finished' }] },
     /** The socket is gone: again if there is more to send (counted as a failure unless it was up). */
-    ended: { always: [{ guard: and(['hasWork', 'triesLeft']), target: 'backoff' }, { guard: 'hasWork', target: 'idle', actions: ['bounceQueue', 'clearAll'] }, { target: 'idle' }] },
+    ended: { always: [{ guard: and(['hasWork', 'triesLeft']), target: 'backoff' }, { guard: 'hasWork', target: 'finished', actions: ['bounceQueue', 'clearAll'] }, { target: 'finished' }] },
     connecting: {
       on: {
         out: { actions: ['retain', 'enqueue'] },
@@ -253,7 +257,7 @@ export const linkMachine = setup({
         connected: { target: 'opening', actions: ['takeConn', 'writeHeader'] },
         'dial-failed': [
           { guard: 'triesLeft', target: 'backoff' },
-          { target: 'idle', actions: ['bounceQueue', 'clearAll'] },
+          { target: 'finished', actions: ['bounceQueue', 'clearAll'] },
         ],
       },
     },
@@ -337,9 +341,12 @@ export const linkMachine = setup({
         out: { actions: 'deliver' },
         verify: { actions: ['addVerify', 'writeVerifies', 'markSent'] },
         stanza: { guard: and(['current', 'isVerifyAnswer']), actions: ['tellAsker', 'dropVerify'] },
-        idle: { target: 'closing', actions: toConn({ type: 'close', xml: '</stream:stream>' }) },
+        idle: { target: 'closing', actions: ['logIdle', toConn({ type: 'close', xml: '</stream:stream>' })] },
       },
     },
+    /** Nothing to send and no connection: the actor ends (and its snapshot with it); the next
+     *  stanza for the domain starts it again. */
+    finished: { type: 'final' },
     /** Waiting for the connection's 'closed'. */
     closing: {
       on: {

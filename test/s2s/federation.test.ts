@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
+import { until } from '../helpers/runtime.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 
@@ -20,6 +21,7 @@ async function node(host: string, s2s: number, peer: string, peerPort: number): 
     c.hosts = [host];
     c.listen.s2s = s2s;
     c.limits.auth_timeout_seconds = 2; // an authenticated link must outlive it (tested below)
+    c.s2s.idle_timeout_seconds = 4;
     c.s2s.hosts = { [peer]: { host: '127.0.0.1', port: peerPort }, [`conference.${peer}`]: { host: '127.0.0.1', port: peerPort }, 'nowhere.test': { host: '127.0.0.1', port: closed } };
   });
   return server;
@@ -78,6 +80,24 @@ test('authenticated links outlive the authentication timeout (2 s here): the nex
     await bob.next(isMessage('still there?'), 15_000);
     assert.is(ups(), before, 'no new authentication: the streams stayed up');
     assert.not.ok([...a.logs, ...b.logs].some((l) => l.includes('connection-timeout')), 'no stream timed out');
+  } finally {
+    await alice.c.stop();
+    await bob.c.stop();
+  }
+});
+
+test('an idle link closes after s2s.idle_timeout_seconds (4 s here) and opens again for the next stanza', async () => {
+  const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'idle' });
+  const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'idle' });
+  try {
+    const closed = () => a.logs.filter((l) => l.includes('s2s a.test → b.test: idle, closing')).length;
+    const before = closed();
+    await alice.c.send(xml('message', { to: bob.jid, type: 'chat' }, xml('body', {}, 'before the pause')));
+    await bob.next(isMessage('before the pause'), 15_000);
+    await until(() => closed() > before, 15_000, 'the link closed when idle');
+    await until(() => (a.node.runtime.stats(true, 's2s').then((st) => st.flatMap((t) => t.list ?? []).length === 0)), 15_000, 'the idle link gone');
+    await alice.c.send(xml('message', { to: bob.jid, type: 'chat' }, xml('body', {}, 'after the pause')));
+    await bob.next(isMessage('after the pause'), 15_000);
   } finally {
     await alice.c.stop();
     await bob.c.stop();

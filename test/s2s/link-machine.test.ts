@@ -10,7 +10,7 @@ import { feed, HEADER } from '../helpers/framer.ts';
 // What reads the runtime (the sender of an event, the durable message's id) is given here.
 const policy = { secureAuth: false };
 const m = linkMachine.provide({
-  guards: { current: () => true, secureAuth: () => policy.secureAuth },
+  guards: { current: ({ context }) => context.conn !== null, secureAuth: () => policy.secureAuth },
   actions: { enqueue: assign({ queue: ({ context, event }) => [...context.queue, { xml: (event as { xml: string }).xml }] }) },
 });
 
@@ -118,7 +118,8 @@ test(`a server that cannot be reached is tried ${BACKOFF_MS.length + 1} times, t
     assert.is(l.state, 'connecting');
   }
   l.send({ type: 'dial-failed', reason: 'refused' });
-  assert.is(l.state, 'idle');
+  assert.is(l.state, 'finished');
+  assert.is(l.snap.status, 'done', 'the actor ends; the next stanza starts it again');
   assert.equal(l.names, ['bounceQueue']);
   assert.equal(l.snap.context.queue, []);
 });
@@ -128,6 +129,13 @@ test('a lost connection hands back what it had not written; with work left the l
   l.send({ type: 'closed', reason: 'connection lost', unacked: [{ xml: '<message/>' }] });
   assert.is(l.state, 'backoff');
   assert.equal(l.snap.context.queue.map((q: { xml: string }) => q.xml), ['<message/>', out('x').xml]);
+});
+
+test('what the connection of an earlier life of the link never wrote starts it again', () => {
+  const l = new Link().send({ type: 'closed', reason: 'connection lost', unacked: [{ xml: '<message/>' }] });
+  assert.is(l.state, 'connecting');
+  assert.equal(l.names, ['dial']);
+  assert.is(new Link().send({ type: 'closed', reason: 'connection lost', unacked: [] }).state, 'idle');
 });
 
 test.run();
