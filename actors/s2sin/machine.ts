@@ -13,12 +13,14 @@ import { and, assign, not, setup, type EventObject } from 'xstate';
 import { randomBytes } from 'node:crypto';
 import { certificateNames, type ConnInfo, type PeerCertificate, type ToConn, type ToSession } from '../../src/net/c2s-protocol.ts';
 import { serialize, streamOpen, x } from '../../src/xml/builder.ts';
-import { parseElement } from '../../src/xml/element.ts';
+import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
 import { JidError, parseJid } from '../../src/xmpp/jid.ts';
-import { courier, log, self, send, sendDurable, service } from '../../src/runtime/api.ts';
+import { courier, log, self, send, sendDurable, service, suspend } from '../../src/runtime/api.ts';
+import { dispatchIq } from '../../src/xmpp/iq.ts';
+import type { IqRequest } from '../../src/xmpp/module.ts';
 import { dialbackKeyValid } from '../../src/xmpp/dialback.ts';
 import { destinationOf, linkAddress, unroutable } from '../../src/xmpp/routing.ts';
 import { stanzaError } from '../../src/xmpp/errors.ts';
@@ -87,21 +89,45 @@ const ours = (domain: string) => xmpp().domains.isHost(domain) || xmpp().domains
 const dbEl = (name: string, attrs: Record<string, string | undefined>, ...children: Parameters<typeof x>[2][]) => serialize(x(`db:${name}`, attrs, ...children));
 
 /** A stanza from the peer, routed in: durably into the account's or service's actor, then counted
- *  handled. The server itself has no actor for remote requests yet: an IQ request is answered
- *  service-unavailable. */
+ *  handled; an IQ request to the server itself is answered here by the modules' host handlers
+ *  (disco, ping, version, time), the actor waiting for the answer. */
 function routeIn(ctx: S2sInCtx, s: Stanza): void {
   const h = s.h;
-  const dest = destinationOf(parseJid(h.to!), xmpp().domains);
+  const to = parseJid(h.to!);
+  const dest = destinationOf(to, xmpp().domains);
   const done = courier();
   const handled = () => { if (s.seq > 0) done(ctx.conn, { type: 'handled', seq: s.seq } satisfies ToConn); };
   if (dest.to === 'account' || dest.to === 'service') {
     sendDurable(dest.address, { type: 'stanza', xml: s.xml, h } satisfies ToUser).then(handled, (err: Error) => log('warn', `from ${ctx.peer}: not routed to ${dest.address}: ${err.message}`));
     return;
   }
+  const handler = dest.to === 'host' && h.name === 'iq' && (h.type === 'get' || h.type === 'set') ? hostIq(s.xml, h.type) : null;
+  if (handler) {
+    const svc = xmpp();
+    const base: Omit<IqRequest, 'reply' | 'error'> = {
+      host: to.domain, stanza: handler.stanza, payload: handler.payload, from: parseJid(h.from!), to, type: h.type as 'get' | 'set',
+      storage: svc.storage, now: () => svc.now(),
+      route: (st) => { const xml = typeof st === 'string' ? st : serialize(st); routeStanza(xml, validateStanza(xml, undefined, OWN_STANZA)); },
+      log: (level, text) => log(level, `from ${ctx.peer}: ${text}`),
+      operator: () => Promise.reject(new Error('not for another server')),
+    };
+    suspend(Promise.resolve(dispatchIq(handler.run, base, h, (xml) => routeStanza(xml, validateStanza(xml, undefined, OWN_STANZA))))
+      .catch((err: Error) => log('error', `from ${ctx.peer}: a request to the server failed: ${err.stack ?? err.message}`))
+      .then(handled));
+    return;
+  }
   const condition = unroutable(h, dest);
   const error = condition ? stanzaError(h, 'cancel', condition) : null;
   if (error) routeStanza(error, validateStanza(error, undefined, OWN_STANZA));
   handled();
+}
+
+/** The host's handler of an IQ request, if a module has one. */
+function hostIq(xml: string, type: 'get' | 'set'): { run: (req: IqRequest) => unknown; stanza: XmlElement; payload: XmlElement } | null {
+  const stanza = parseElement(xml);
+  const payload = stanza.children.find((c): c is XmlElement => typeof c !== 'string');
+  const run = payload ? xmpp().modules.iqHandler(type, 'host', payload.getXmlns()) : undefined;
+  return run && payload ? { run, stanza, payload } : null;
 }
 
 const { toConn, write, fail, is } = streamCommands<S2sInCtx>(failXml);

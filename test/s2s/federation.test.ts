@@ -86,6 +86,20 @@ test('authenticated links outlive the authentication timeout (2 s here): the nex
   }
 });
 
+test('a request from another server\'s user to this server itself (disco#info, ping) is answered; one no module handles is service-unavailable', async () => {
+  const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'disco' });
+  try {
+    const info = (await bob.iq(xml('iq', { type: 'get', to: 'a.test' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })))).getChild('query')!;
+    assert.is(info.getChild('identity')?.attrs.category, 'server');
+    assert.ok(info.getChildren('feature').some((f) => f.attrs.var === 'urn:xmpp:ping'), 'a.test says it answers pings');
+    await bob.iq(xml('iq', { type: 'get', to: 'a.test' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    const err = await bob.iq(xml('iq', { type: 'get', to: 'a.test' }, xml('query', { xmlns: 'urn:example:nothing' }))).then(() => null, (e: { condition?: string }) => e);
+    assert.is(err?.condition, 'service-unavailable');
+  } finally {
+    await bob.c.stop();
+  }
+});
+
 test('an idle link closes after s2s.idle_timeout_seconds (4 s here) and opens again for the next stanza', async () => {
   const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'idle' });
   const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'idle' });
