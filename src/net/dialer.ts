@@ -62,31 +62,35 @@ function connectOnce(t: Target, timeoutMs: number): Promise<Socket> {
   });
 }
 
-/** The dialer as a listeners' child: its endpoint lives while it runs; stopping it ends its streams. */
+/** The dialer as a listeners' child. Its endpoint is there from the moment the node is built, before
+ *  the schedulers restore actors: a link restored at boot with stanzas waiting dials at once.
+ *  Stopping it ends its streams. */
 export function s2sDialer(rt: Runtime, cfg: S2sConfig, opts: ConnectionOptions): ChildSpec {
+  const conns = new Set<Connection>();
+  const dial = async (m: ToDialer): Promise<void> => {
+    const problems: string[] = [];
+    let targets: Target[] = [];
+    try { targets = await targetsOf(m.remote, cfg); } catch (e) { problems.push((e as Error).message); }
+    for (const t of targets) {
+      if (rt.isStopping) return;
+      let socket: Socket;
+      try { socket = await connectOnce(t, cfg.connect_timeout_seconds * 1000); } catch (e) { problems.push((e as Error).message); continue; }
+      try {
+        const c: Connection = new Connection(rt, socket, { ...opts, kind: 's2s', actor: m.link, census: undefined }, false, () => conns.delete(c));
+        conns.add(c);
+      } catch (e) { socket.destroy(); problems.push((e as Error).message); continue; }
+      return;
+    }
+    const reason = problems.join('; ') || `no address for ${m.remote}`;
+    opts.log('info', `s2s: ${m.remote} not reached: ${reason}`);
+    rt.send(m.link, { type: 'dial-failed', reason } satisfies FromDialer, DIALER);
+  };
+  const register = () => rt.registerEndpoint(DIALER, (msg) => { void dial(msg as ToDialer); });
+  register();
   return {
     id: 's2s_out', restart: 'permanent', shutdown: 5000,
     start: async (): Promise<Child> => {
-      const conns = new Set<Connection>();
-      const dial = async (m: ToDialer): Promise<void> => {
-        const problems: string[] = [];
-        let targets: Target[] = [];
-        try { targets = await targetsOf(m.remote, cfg); } catch (e) { problems.push((e as Error).message); }
-        for (const t of targets) {
-          if (rt.isStopping) return;
-          let socket: Socket;
-          try { socket = await connectOnce(t, cfg.connect_timeout_seconds * 1000); } catch (e) { problems.push((e as Error).message); continue; }
-          try {
-            const c: Connection = new Connection(rt, socket, { ...opts, kind: 's2s', actor: m.link, census: undefined }, false, () => conns.delete(c));
-            conns.add(c);
-          } catch (e) { socket.destroy(); problems.push((e as Error).message); continue; }
-          return;
-        }
-        const reason = problems.join('; ') || `no address for ${m.remote}`;
-        opts.log('info', `s2s: ${m.remote} not reached: ${reason}`);
-        rt.send(m.link, { type: 'dial-failed', reason } satisfies FromDialer, DIALER);
-      };
-      rt.registerEndpoint(DIALER, (msg) => { void dial(msg as ToDialer); });
+      register();
       return {
         onExit: () => undefined,
         stop: async () => {
