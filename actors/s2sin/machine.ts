@@ -194,10 +194,11 @@ export const s2sInMachine = setup({
       const valid = dialbackKeyValid(xmpp().settings.serverSecret, peer, host, h.id ?? '', parseElement(stanza(event).xml).text());
       send(context.conn, { type: 'write', xml: dbEl('verify', { from: host, to: peer, id: h.id ?? undefined, type: valid ? 'valid' : 'invalid' }) } satisfies ToConn);
     },
-    refuseRequest: ({ context, event }) => {
+    /** A dialback request answered with an error (XEP-0220 §2.4): which, and why, the transition says. */
+    refuseRequest: ({ context, event }, p: { condition: 'item-not-found' | 'policy-violation'; text: string }) => {
       const h = stanza(event).h;
       send(context.conn, { type: 'write', xml: dbEl(h.name, { from: h.to ?? undefined, to: h.from ?? undefined, id: h.id ?? undefined, type: 'error' },
-        x('error', { type: 'cancel' }, x('item-not-found', { xmlns: NS.STANZAS }), x('text', { xmlns: NS.STANZAS }, 'name a domain of this server and yours'))) } satisfies ToConn);
+        x('error', { type: p.condition === 'item-not-found' ? 'cancel' : 'auth' }, x(p.condition, { xmlns: NS.STANZAS }), x('text', { xmlns: NS.STANZAS }, p.text))) } satisfies ToConn);
     },
     /** The peer's server answered our verification: the peer learns the result. */
     answerPeer: ({ context, event }) => {
@@ -249,10 +250,10 @@ export const s2sInMachine = setup({
           { guard: not('secure'), target: 'closing', actions: fail('policy-violation', 'STARTTLS is required') },
           { guard: and(['isAuth', 'externalOk', not('sasled')]), target: 'opening', actions: ['saslSuccess', 'admitSasl', 'logSasl'] },
           { guard: 'isAuth', actions: write(() => serialize(x('failure', { xmlns: NS.SASL }, x('not-authorized'), x('text', null, NO_CERT)))) },
-          { guard: and(['isResultRequest', 'dialbackOff']), actions: 'refuseRequest' },
+          { guard: and(['isResultRequest', 'dialbackOff']), actions: { type: 'refuseRequest', params: { condition: 'policy-violation', text: 'this server takes certificates only (SASL EXTERNAL)' } } },
           { guard: and(['isResultRequest', 'domainsOk']), actions: 'askVerify' },
           { guard: and(['isVerifyRequest', 'domainsOk']), actions: 'answerVerify' },
-          { guard: 'isDialback', actions: 'refuseRequest' },
+          { guard: 'isDialback', actions: { type: 'refuseRequest', params: { condition: 'item-not-found', text: 'name a domain of this server and yours' } } },
           { guard: and(['isStanza', 'allowed']), actions: 'routeIn' },
           // Stanzas before authentication (RFC 6120 §6.4.1 / §8.1.1.1), or for a pair of domains
           // the peer has not authenticated (§4.9.3.9 invalid-from).

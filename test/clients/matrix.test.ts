@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prosodyScript } from '../helpers/prosody.ts';
 import { client, xml, type Element } from '@xmpp/client';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { run } from '../helpers/process.ts';
@@ -21,7 +22,6 @@ process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // @xmpp/client: the self-signed
 const PYTHON = '/usr/bin/python3'; // Debian's, where apt puts the libraries (not a pyenv shim)
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const MATRIX = here('../../docs/client-matrix.md');
-const PROSODY_SH = here('../../bench/anchors/prosody.sh');
 const PASSWORD = 'pw';
 
 type Mode = 'starttls' | 'direct';
@@ -222,13 +222,7 @@ async function prosody(users: number): Promise<Server> {
     ...process.env, PROSODY_PORT: String(await freePort()), PROSODY_TLS_PORT: String(await freePort()),
     BENCH_DOMAIN: 'localhost', BENCH_STATE: state, PROSODY_REQUIRE_ENCRYPTION: 'true', PROSODY_SCRAM_ITERATIONS: '4096',
   };
-  const run = (verb: string, ...args: string[]) => new Promise<string>((resolve, reject) => {
-    const child = spawn(PROSODY_SH, [verb, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`prosody.sh ${verb}: exit ${code}: ${err}`))));
-  });
+  const run = prosodyScript(env);
   await run('start', String(users));
   return {
     name: `Prosody ${prosodyVersion.stdout.trim()}`, port: Number(env.PROSODY_PORT), tlsPort: Number(env.PROSODY_TLS_PORT),

@@ -4,30 +4,22 @@
 // authenticate by dialback (self-signed certificates both sides); real clients on both servers.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
+import { prosodyScript } from '../helpers/prosody.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 
-const PROSODY_SH = fileURLToPath(new URL('../../bench/anchors/prosody.sh', import.meta.url));
 const CHORUS_IP = '127.0.0.5', PROSODY_IP = '127.0.0.6';
 const state = mkdtempSync(join(tmpdir(), 'chorus-s2s-prosody-'));
+let run: ReturnType<typeof prosodyScript>;
 let env: NodeJS.ProcessEnv;
 let chorus: TestServer;
-
-const run = (verb: string, ...args: string[]) => new Promise<string>((resolve, reject) => {
-  const child = spawn(PROSODY_SH, [verb, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`prosody.sh ${verb}: exit ${code}: ${err}`))));
-});
 
 test.before(async () => {
   assert.is(spawnSync('dpkg-query', ['-W', 'prosody']).status, 0, 'Debian\'s prosody is not installed (.ci/run installs it)');
@@ -37,6 +29,7 @@ test.before(async () => {
     PROSODY_REQUIRE_ENCRYPTION: 'true', PROSODY_SCRAM_ITERATIONS: '4096', PROSODY_INTERFACE: PROSODY_IP, PROSODY_S2S_PORT: '5269',
     PROSODY_HOSTS_FILE: join(state, 'hosts'), PROSODY_LOG_LEVEL: 'debug',
   };
+  run = prosodyScript(env);
   await run('start', '2');
   chorus = await startServer((c) => {
     c.hosts = ['c.test'];
