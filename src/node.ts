@@ -97,8 +97,10 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       if (config.listen.s2s !== false) {
         // Both directions show our certificate and read the peer's against the system's CAs and ours.
         const verifyPeers = { ca: [...rootCertificates, ...(config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, 'utf8')] : [])] };
-        specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...conn, kind: 's2sin', verifyPeers, actorInput: { secureAuth: config.s2s.secure_auth } }));
-        specs.push(s2sDialer(rt, config.s2s, { ...conn, verifyPeers }));
+        const rate = config.s2s.bytes_per_second || 0;
+        const s2s = { ...conn, verifyPeers, bytesPerSecond: rate, burstBytes: 4 * rate };
+        specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...s2s, kind: 's2sin', actorInput: { secureAuth: config.s2s.secure_auth } }));
+        specs.push(s2sDialer(rt, config.s2s, s2s));
       }
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.
       if (config.listen.component !== false && Object.keys(config.components).length) {

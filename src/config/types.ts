@@ -95,6 +95,9 @@ export interface S2sConfig {
   secure_auth: boolean;
   /** CAs trusted for peers' certificates besides the system's (a PEM bundle). Absolute path. */
   ca_file: string | null;
+  /** Sustained read rate of one server stream (it carries many users' traffic, so it is not the
+   *  client limit); four times this may come at once. false = unlimited. */
+  bytes_per_second: number | false;
 }
 
 export interface ChorusConfig {

@@ -203,4 +203,27 @@ test('components (XEP-0114): a domain of its own and a secret of 8 characters or
   assert.ok(found.some((p) => p.includes('components.bots.example.org.port: unknown key')), found.join('\n'));
 });
 
+test('s2s (federation): static hosts as host:port, timeouts, secure_auth, a CA file, a read rate; each problem named', async () => {
+  const c = parseConfig([
+    's2s:',
+    '  hosts: { other.example: "192.0.2.10:5269", v6.example: "[2001:db8::1]:5270" }',
+    '  secure_auth: true',
+    '  bytes_per_second: false',
+  ].join('\n'), { baseDir: '/srv/chorus', checkFiles: false });
+  assert.equal(c.s2s.hosts, { 'other.example': { host: '192.0.2.10', port: 5269 }, 'v6.example': { host: '2001:db8::1', port: 5270 } });
+  assert.is(c.s2s.secure_auth, true);
+  assert.is(c.s2s.bytes_per_second, false);
+  assert.is(defaultConfig('/tmp/x').s2s.bytes_per_second, 1_048_576);
+  const found = await problems([
+    's2s:',
+    '  hosts: { other.example: "192.0.2.10", "bad domain!": "192.0.2.1:5269" }',
+    '  connect_timeout_seconds: 0',
+    '  ca_file: /nonexistent/ca.pem',
+    '  bytes_per_second: lots',
+  ].join('\n'));
+  for (const key of ['s2s.hosts.other.example', 's2s.hosts.bad domain!', 's2s.connect_timeout_seconds', 's2s.ca_file', 's2s.bytes_per_second']) {
+    assert.ok(found.some((p) => p.includes(key)), `${key} named in:\n${found.join('\n')}`);
+  }
+});
+
 test.run();
