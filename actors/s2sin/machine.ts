@@ -84,6 +84,11 @@ export function failXml(ctx: Pick<S2sInCtx, 'host'>, condition: StreamErrorCondi
 const NO_CERT = 'your certificate does not prove that domain here';
 const pair = (peer: string, ours: string) => `${peer}|${ours}`;
 const xmpp = () => service<XmppService>('xmpp');
+/** The domain of a JID, or null for one that is not a JID. */
+const jidDomain = (s: string | null): string | null => {
+  if (!s) return null;
+  try { return parseJid(s).domain; } catch (e) { if (e instanceof JidError) return null; throw e; }
+};
 /** A host of accounts or a service domain (group chat) of this node: peers may stream to either. */
 const ours = (domain: string) => xmpp().domains.isHost(domain) || xmpp().domains.service(domain) !== undefined;
 const dbEl = (name: string, attrs: Record<string, string | undefined>, ...children: Parameters<typeof x>[2][]) => serialize(x(`db:${name}`, attrs, ...children));
@@ -160,6 +165,8 @@ export const s2sInMachine = setup({
       try { return context.authenticated.includes(pair(parseJid(h.from).domain, parseJid(h.to).domain)); } catch (e) { if (e instanceof JidError) return false; throw e; }
     },
     anyAuthenticated: ({ context }) => context.authenticated.length > 0,
+    unaddressed: ({ event }) => !stanza(event).h.to || !stanza(event).h.from,
+    notForUs: ({ event }) => { const d = jidDomain(stanza(event).h.to); return d === null || !ours(d); },
     /** SASL EXTERNAL for the domain of the header (authzid empty, '=' or that domain), which the
      *  peer's certificate proves (XEP-0178 §3). */
     externalOk: ({ context, event }) => {
@@ -255,6 +262,9 @@ export const s2sInMachine = setup({
           { guard: and(['isVerifyRequest', 'domainsOk']), actions: 'answerVerify' },
           { guard: 'isDialback', actions: { type: 'refuseRequest', params: { condition: 'item-not-found', text: 'name a domain of this server and yours' } } },
           { guard: and(['isStanza', 'allowed']), actions: 'routeIn' },
+          // RFC 6120 §4.9.3: a stanza between servers names both ends; its 'to' is a domain of ours.
+          { guard: and(['isStanza', 'anyAuthenticated', 'unaddressed']), target: 'closing', actions: fail('improper-addressing', 'a stanza between servers has a from and a to') },
+          { guard: and(['isStanza', 'anyAuthenticated', 'notForUs']), target: 'closing', actions: fail('host-unknown', ({ event }) => `this server does not serve ${jidDomain(stanza(event).h.to)}`) },
           // Stanzas before authentication (RFC 6120 §6.4.1 / §8.1.1.1), or for a pair of domains
           // the peer has not authenticated (§4.9.3.9 invalid-from).
           { guard: 'anyAuthenticated', target: 'closing', actions: fail('invalid-from', 'not a domain pair authenticated on this stream') },

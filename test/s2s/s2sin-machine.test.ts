@@ -9,6 +9,7 @@ import { feed, HEADER } from '../helpers/framer.ts';
 const m = s2sInMachine.provide({ guards: {
   servedHost: ({ event }) => (event as { to?: string }).to === 'localhost',
   domainsOk: ({ event }) => (event as { h: { to: string } }).h.to === 'localhost',
+  notForUs: ({ event }) => !/(^|@)localhost(\/|$)/.test((event as { h: { to: string } }).h.to ?? ''),
 } });
 const INFO = { conn: 'conn:b.1', remote: '192.0.2.1', secure: false, directTls: false, host: null, cb: null };
 
@@ -61,6 +62,23 @@ test('dialback: a key from the peer is sent to our link for checking; a valid an
   s.stanza("<message from='romeo@third.example' to='juliet@localhost'><body>hi</body></message>");
   assert.is(s.state, 'closing');
   assert.match(s.conn[0].xml, /<invalid-from /, 'a domain pair not authenticated on this stream');
+});
+
+test('on an authenticated stream: a stanza without from or to is improper-addressing; one for a domain not served here is host-unknown', () => {
+  const admitted = () => {
+    const s = new Stream().header().stanza("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>").send({ type: 'tls', host: 'localhost', cb: {} }).header();
+    s.stanza("<db:result xmlns:db='jabber:server:dialback' from='other.example' to='localhost'>k3y</db:result>");
+    return s.send({ type: 'verified', id: s.snap.context.streamId, host: 'localhost', peer: 'other.example', valid: true });
+  };
+  for (const [xml, condition] of [
+    ["<message to='juliet@localhost'><body>hi</body></message>", 'improper-addressing'],
+    ["<iq type='get' from='romeo@other.example' id='1'><ping xmlns='urn:xmpp:ping'/></iq>", 'improper-addressing'],
+    ["<message from='romeo@other.example' to='juliet@elsewhere.example'><body>hi</body></message>", 'host-unknown'],
+  ] as const) {
+    const s = admitted().stanza(xml);
+    assert.is(s.state, 'closing', xml);
+    assert.match(s.conn[0].xml, new RegExp(`<${condition} `), xml);
+  }
 });
 
 test('bad headers close with their stream error and our header first; a changed host after TLS too', () => {
