@@ -43,6 +43,8 @@ export interface ChorusTargetOptions {
   logLevel?: ChorusConfig['log_level'];
   /** A Chorus checkout to run instead of this one (its src/node.ts etc.). */
   root?: string;
+  /** Federation (bench/s2s.bench.ts): the s2s port, and where the peer domains are. */
+  s2s?: { port: number; hosts: Record<string, { host: string; port: number }> };
 }
 
 /** The bench config: what `chorus bench` measures. */
@@ -54,6 +56,10 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
     address: '127.0.0.1', c2s: opts.port, c2s_direct_tls: opts.tls && opts.tlsPort ? opts.tlsPort : false,
     s2s: false, http: false, component: false,
   };
+  if (opts.s2s) {
+    config.listen.s2s = opts.s2s.port;
+    config.s2s = { ...config.s2s, hosts: opts.s2s.hosts, bytes_per_second: false };
+  }
   // Plain TCP benchmarks need it off; STARTTLS is still offered (a self-signed certificate is made at start).
   config.c2s_require_encryption = false;
   if (opts.schedulers) config.schedulers = opts.schedulers;
