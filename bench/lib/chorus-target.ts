@@ -43,6 +43,8 @@ export interface ChorusTargetOptions {
   logLevel?: ChorusConfig['log_level'];
   /** A Chorus checkout to run instead of this one (its src/node.ts etc.). */
   root?: string;
+  /** The address to listen on (127.0.0.1). */
+  address?: string;
   /** Federation (bench/s2s.bench.ts): the s2s port, and where the peer domains are. */
   s2s?: { port: number; hosts: Record<string, { host: string; port: number }> };
 }
@@ -53,7 +55,7 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
   config.hosts = [opts.domain];
   config.data_dir = opts.dataDir;
   config.listen = {
-    address: '127.0.0.1', c2s: opts.port, c2s_direct_tls: opts.tls && opts.tlsPort ? opts.tlsPort : false,
+    address: opts.address ?? '127.0.0.1', c2s: opts.port, c2s_direct_tls: opts.tls && opts.tlsPort ? opts.tlsPort : false,
     s2s: false, http: false, component: false,
   };
   if (opts.s2s) {
