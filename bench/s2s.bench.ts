@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { XmppClient } from './lib/client.ts';
+import { prosodyScript } from './lib/prosody.ts';
 import { sampleTree } from './lib/proc.ts';
 import { Histogram, percentilesMs } from './lib/histogram.ts';
 
@@ -24,7 +25,6 @@ const PAIRS = arg('pairs', 50), INFLIGHT = arg('inflight', 5), DURATION = arg('d
 /** The second server: another Chorus node, or Debian's Prosody (bench/anchors/prosody.sh). */
 const PEER = process.argv.includes('--prosody') ? 'prosody' : 'chorus';
 const LABEL = (() => { const i = process.argv.indexOf('--label'); return i > 0 ? process.argv[i + 1]! : `chorus-${PEER}`; })();
-const PROSODY_SH = fileURLToPath(new URL('./anchors/prosody.sh', import.meta.url));
 // With Prosody both servers listen on 5269, each on a loopback address of its own (Prosody finds
 // Chorus through a hosts file its resolver reads; it has no static routes).
 const CHORUS_IP = PEER === 'prosody' ? '127.0.0.5' : '127.0.0.1', PEER_IP = PEER === 'prosody' ? '127.0.0.6' : '127.0.0.1';
@@ -55,12 +55,7 @@ async function startProsody(domain: string, c2s: number, chorusDomain: string): 
   writeFileSync(join(state, 'hosts'), `${CHORUS_IP} ${chorusDomain}\n`);
   const env = { ...process.env, PROSODY_PORT: String(c2s), PROSODY_TLS_PORT: String(await freePort()), BENCH_DOMAIN: domain, BENCH_STATE: state,
     PROSODY_INTERFACE: PEER_IP, PROSODY_S2S_PORT: '5269', PROSODY_HOSTS_FILE: join(state, 'hosts'), PROSODY_SCRAM_ITERATIONS: '4096' };
-  const run = (...args: string[]) => new Promise<string>((resolve, reject) => {
-    const child = spawn(PROSODY_SH, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`prosody.sh ${args[0]}: exit ${code}`))));
-  });
+  const run = prosodyScript(env);
   const out = await run('start', String(PAIRS));
   const pid = Number(/PIDS=(\d+)/.exec(out)![1]);
   return { domain, ip: PEER_IP, c2s, pid, stop: async () => { await run('stop'); rmSync(state, { recursive: true, force: true }); } };

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prosodyScript } from '../helpers/prosody.ts';
+import { prosodyScript } from '../../bench/lib/prosody.ts';
 import { client, xml, type Element } from '@xmpp/client';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { run } from '../helpers/process.ts';

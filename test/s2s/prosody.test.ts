@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
-import { prosodyScript } from '../helpers/prosody.ts';
+import { prosodyScript } from '../../bench/lib/prosody.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 

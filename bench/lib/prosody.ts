@@ -1,9 +1,9 @@
 // Debian's Prosody driven through bench/anchors/prosody.sh (its own state dir, loopback only), for
-// tests that put Chorus beside it: the client matrix, federation.
+// what puts Chorus beside it: the federation bench, the client matrix and federation tests.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const PROSODY_SH = fileURLToPath(new URL('../../bench/anchors/prosody.sh', import.meta.url));
+const PROSODY_SH = fileURLToPath(new URL('../anchors/prosody.sh', import.meta.url));
 
 /** prosody.sh with this environment (PROSODY_PORT, BENCH_DOMAIN, BENCH_STATE, …): `start [N]`,
  *  `stop`, `accounts N`; resolves with what it printed. */
