@@ -17,7 +17,7 @@ import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 import { NS } from '../../src/xml/namespaces.ts';
 import { streamError, type StreamErrorCondition } from '../../src/xmpp/errors.ts';
 import type { RuntimeEvent } from '../../src/runtime/kind.ts';
-import { JidError, parseJid } from '../../src/xmpp/jid.ts';
+import { parseJid, tryParseJid } from '../../src/xmpp/jid.ts';
 import { courier, log, self, send, sendDurable, service, suspend } from '../../src/runtime/api.ts';
 import { dispatchIq } from '../../src/xmpp/iq.ts';
 import type { IqRequest } from '../../src/xmpp/module.ts';
@@ -60,9 +60,12 @@ type Stanza = Extract<ToSession, { type: 'stanza' }>;
 
 const header = (e: EventObject) => e as Header;
 const stanza = (e: EventObject) => e as Stanza;
+/** The domain of a JID, or null for one that is not a JID. */
+const jidDomain = (s: string | null): string | null => (s ? tryParseJid(s)?.domain ?? null : null);
+/** A domain-only JID's domain (a stream header's, a dialback request's), else null. */
 const domainOf = (s: string | null): string | null => {
-  if (!s) return null;
-  try { const j = parseJid(s); return j.local === '' && j.resource === '' ? j.domain : null; } catch (e) { if (e instanceof JidError) return null; throw e; }
+  const j = s ? tryParseJid(s) : undefined;
+  return j && j.local === '' && j.resource === '' ? j.domain : null;
 };
 
 /** Our header and features: STARTTLS (required) first; over TLS, the ways a peer may authenticate:
@@ -84,11 +87,6 @@ export function failXml(ctx: Pick<S2sInCtx, 'host'>, condition: StreamErrorCondi
 const NO_CERT = 'your certificate does not prove that domain here';
 const pair = (peer: string, ours: string) => `${peer}|${ours}`;
 const xmpp = () => service<XmppService>('xmpp');
-/** The domain of a JID, or null for one that is not a JID. */
-const jidDomain = (s: string | null): string | null => {
-  if (!s) return null;
-  try { return parseJid(s).domain; } catch (e) { if (e instanceof JidError) return null; throw e; }
-};
 /** A host of accounts or a service domain (group chat) of this node: peers may stream to either. */
 const ours = (domain: string) => xmpp().domains.isHost(domain) || xmpp().domains.service(domain) !== undefined;
 const dbEl = (name: string, attrs: Record<string, string | undefined>, ...children: Parameters<typeof x>[2][]) => serialize(x(`db:${name}`, attrs, ...children));
@@ -160,9 +158,8 @@ export const s2sInMachine = setup({
     },
     /** Between a pair of domains the peer has authenticated. */
     allowed: ({ context, event }) => {
-      const h = stanza(event).h;
-      if (!h.from || !h.to) return false;
-      try { return context.authenticated.includes(pair(parseJid(h.from).domain, parseJid(h.to).domain)); } catch (e) { if (e instanceof JidError) return false; throw e; }
+      const from = jidDomain(stanza(event).h.from), to = jidDomain(stanza(event).h.to);
+      return from !== null && to !== null && context.authenticated.includes(pair(from, to));
     },
     anyAuthenticated: ({ context }) => context.authenticated.length > 0,
     unaddressed: ({ event }) => !stanza(event).h.to || !stanza(event).h.from,
