@@ -99,7 +99,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         const verifyPeers = { ca: [...rootCertificates, ...(config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, 'utf8')] : [])] };
         const rate = config.s2s.bytes_per_second || 0;
         const s2s = { ...conn, verifyPeers, bytesPerSecond: rate, burstBytes: 4 * rate };
-        specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, { ...s2s, kind: 's2sin', actorInput: { secureAuth: config.s2s.secure_auth } }));
+        const inbound = { ...s2s, kind: 's2sin', actorInput: { secureAuth: config.s2s.secure_auth } };
+        specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, inbound));
+        if (config.listen.s2s_direct_tls !== false) specs.push(streamListener('s2s_direct_tls', rt, config.listen.s2s_direct_tls, config.listen.address, true, tls, inbound));
         specs.push(s2sDialer(rt, config.s2s, s2s));
       }
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.
@@ -179,7 +181,7 @@ function describe(c: ChorusConfig): string {
   const l = c.listen;
   const components = Object.keys(c.components);
   const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`,
-    l.s2s !== false && `s2s ${l.address}:${l.s2s} (federation ${c.s2s.secure_auth ? 'by certificate only' : 'by certificate or dialback'})`,
+    l.s2s !== false && `s2s ${l.address}:${l.s2s}${l.s2s_direct_tls !== false ? ` and Direct TLS :${l.s2s_direct_tls}` : ''} (federation ${c.s2s.secure_auth ? 'by certificate only' : 'by certificate or dialback'})`,
     l.component !== false && components.length > 0 && `components 127.0.0.1:${l.component} (${components.join(', ')})`].filter(Boolean).join(', ');
   const later = [...LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]} (not built yet)`),
     ...(l.component !== false && components.length === 0 ? [`component ${l.component} (no components configured)`] : [])];

@@ -40,6 +40,8 @@ export interface LinkCtx {
   remote: string;
   conn: string | null;
   secure: boolean;
+  /** The connection was TLS from the first byte (XEP-0368), not STARTTLS. */
+  directTls: boolean;
   /** The peer's stream id (its header's): our dialback key is made over it. */
   streamId: string | null;
   dialback: boolean;
@@ -141,7 +143,7 @@ export const linkMachine = setup({
   },
   actions: {
     toConn: ({ context }, m: ToConn) => { if (context.conn) send(context.conn, m); },
-    dial: ({ context }) => send(DIALER, { type: 'dial', link: `s2s:${context.local}|${context.remote}`, remote: context.remote } satisfies ToDialer),
+    dial: ({ context }) => send(DIALER, { type: 'dial', link: `s2s:${context.local}|${context.remote}`, local: context.local, remote: context.remote } satisfies ToDialer),
     /** Durable to the end: kept until written (or bounced). */
     retain: () => { retain(); },
     /** After a restart of the node its mailbox comes again: what the snapshot's queue has already
@@ -175,8 +177,12 @@ export const linkMachine = setup({
       for (const v of context.verifies) if (v.id === h.id) send(v.asker, { type: 'verified', id: v.id, host: context.local, peer: context.remote, valid: h.type === 'valid' } satisfies FromLink);
     },
     dropVerify: assign({ verifies: ({ context, event }) => context.verifies.filter((v) => v.id !== stanza(event).h.id) }),
-    takeConn: assign(({ event }) => ({ conn: (event as Extract<ToSession, { type: 'connected' }>).conn, secure: false, streamId: null, dialback: false, cert: null, sasl: 'no' as const })),
-    dropConn: assign({ conn: null, secure: false, streamId: null }),
+    /** A Direct TLS connection (XEP-0368) comes secure, with the peer's certificate. */
+    takeConn: assign(({ event }) => {
+      const c = event as Extract<ToSession, { type: 'connected' }>;
+      return { conn: c.conn, secure: c.directTls, directTls: c.directTls, streamId: null, dialback: false, cert: c.peer ?? null, sasl: 'no' as const };
+    }),
+    dropConn: assign({ conn: null, secure: false, directTls: false, streamId: null }),
     header: assign(({ event }) => {
       const h = event as Extract<ToSession, { type: 'header' }>;
       return { streamId: h.id ?? null, dialback: h.db === true };
@@ -209,12 +215,13 @@ export const linkMachine = setup({
     /** Verifications sent on a connection that is gone are asked again on the next. */
     unsend: assign({ verifies: ({ context }) => context.verifies.map((v) => ({ ...v, sent: false })) }),
     stopIdle: () => cancelTimer('idle'),
-    logUp: ({ context }) => log('info', `s2s ${context.local} → ${context.remote}: up (${context.sasl === 'done' ? 'certificate, SASL EXTERNAL' : 'dialback'})`),
+    logUp: ({ context }) => log('info', `s2s ${context.local} → ${context.remote}: up (${context.sasl === 'done' ? 'certificate, SASL EXTERNAL' : 'dialback'}${context.directTls ? ', Direct TLS' : ''})`),
     /** For chorus s2s: where the link is, what waits, how the peer proved itself. */
     answerOperator: ({ context, event, self: me }) => {
       const state = me.getSnapshot().value as string;
       send((event as Extract<ToLink, { type: 'operator' }>).reply, { ok: true, result: {
         link: `${context.local} → ${context.remote}`, state, queued: context.queue.length, verifying: context.verifies.length, failedTries: context.attempts,
+        transport: context.conn === null ? null : context.directTls ? 'Direct TLS' : context.secure ? 'STARTTLS' : 'TCP',
         authenticated: state === 'up' ? (context.sasl === 'done' ? 'certificate (SASL EXTERNAL)' : 'dialback') : null,
         peerCertificate: context.cert ? (certificateNames(context.cert, context.remote) ? 'proves the domain' : context.cert.error ?? `names ${context.cert.names.join(', ')}`) : null,
       } });
@@ -225,7 +232,7 @@ export const linkMachine = setup({
   },
 }).createMachine({
   id: 's2s',
-  context: ({ input }) => ({ local: input.local, remote: input.remote, conn: null, secure: false, streamId: null, dialback: false, cert: null, sasl: 'no', queue: [], verifies: [], attempts: 0 }),
+  context: ({ input }) => ({ local: input.local, remote: input.remote, conn: null, secure: false, directTls: false, streamId: null, dialback: false, cert: null, sasl: 'no', queue: [], verifies: [], attempts: 0 }),
   initial: 'idle',
   on: {
     // Restarted after a crash: its connection ended with it (the engine closes an outbound stream

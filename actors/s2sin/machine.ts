@@ -1,13 +1,14 @@
 // An inbound server-to-server stream (RFC 6120 with `jabber:server`) as the second user of the stream
 // engine: the same connection (src/net/connection.ts) carries it, with the same typed events and
-// commands as a client stream, and this machine decides. TLS first (required), then the peer
-// authenticates a domain of its with Server Dialback (XEP-0220): its key is checked by asking the
-// peer's own server over our outbound link to it (actors/s2s), and once valid, stanzas from that
-// domain to ours are routed in. A peer's request to verify a key we gave it is answered here, from
-// the node secret alone (XEP-0185). SASL EXTERNAL (XEP-0178) is not offered until certificates are
-// verified; a peer that tries it anyway is refused.
+// commands as a client stream, and this machine decides. TLS first (STARTTLS, required, or Direct
+// TLS from the first byte, XEP-0368), then the peer authenticates a domain of its: by SASL EXTERNAL
+// (XEP-0178) when its certificate proves that domain, else by Server Dialback (XEP-0220), its key
+// checked by asking the peer's own server over our outbound link to it (actors/s2s). Once in,
+// stanzas from that domain to ours are routed in. A peer's request to verify a key we gave it is
+// answered here, from the node secret alone (XEP-0185).
 //
-//   opening ─header→ open ─starttls→ securing ─tls→ opening ─header→ open (secure: dialback, stanzas)
+//   opening ─header→ open ─starttls→ securing ─tls→ opening ─header→ open (secure: SASL, dialback, stanzas)
+//   (Direct TLS: secure from the start, no starttls offered)
 //   any ─end/close→ closing ─closed→ done
 import { and, assign, not, setup, type EventObject } from 'xstate';
 import { randomBytes } from 'node:crypto';
@@ -226,7 +227,7 @@ export const s2sInMachine = setup({
   },
 }).createMachine({
   id: 's2sin',
-  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '', authenticated: [], cert: null, sasl: false, secureAuth: input.secureAuth ?? false }),
+  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '', authenticated: [], cert: input.peer ?? null, sasl: false, secureAuth: input.secureAuth ?? false }),
   initial: 'opening',
   on: {
     closed: '.done',

@@ -17,6 +17,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       c2s: 5222,
       c2s_direct_tls: 5223,
       s2s: 5269,
+      s2s_direct_tls: 5270,
       http: 5280,
       component: 5347,
     },

@@ -16,13 +16,15 @@ export interface ListenConfig {
   c2s: PortSetting;
   c2s_direct_tls: PortSetting;
   s2s: PortSetting;
+  /** Servers, TLS from the first byte (XEP-0368); opened only with listen.s2s (federation on). */
+  s2s_direct_tls: PortSetting;
   http: PortSetting;
   component: PortSetting;
 }
 export type ListenerName = Exclude<keyof ListenConfig, 'address'>;
-export const LISTENER_NAMES: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 'http', 'component'];
+export const LISTENER_NAMES: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 's2s_direct_tls', 'http', 'component'];
 /** The listeners this version opens; the others are accepted for when they are built (start says so). */
-export const OPENED_LISTENERS: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 'component'];
+export const OPENED_LISTENERS: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 's2s_direct_tls', 'component'];
 
 export interface TlsHostConfig {
   /** PEM certificate chain, leaf first (Let's Encrypt: fullchain.pem). Absolute path. */
@@ -85,8 +87,9 @@ export interface ComponentConfig {
 
 /** Server-to-server links (federation), when listen.s2s is on. */
 export interface S2sConfig {
-  /** Where a remote domain's server is, overriding DNS (private deployments, tests): domain → 'host:port'. */
-  hosts: Record<string, { host: string; port: number }>;
+  /** Where a remote domain's server is, overriding DNS (private deployments, tests): domain →
+   *  'host:port' (STARTTLS) or 'tls://host:port' (Direct TLS, XEP-0368). */
+  hosts: Record<string, { host: string; port: number; directTls?: boolean }>;
   /** How long connecting to one address may take before the next is tried. */
   connect_timeout_seconds: number;
   /** An outbound link with nothing sent for this long closes (it opens again for the next stanza). */

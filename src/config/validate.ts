@@ -198,6 +198,11 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
     if (other) ctx.say(['listen', name], `port ${p} is also used by listen.${other}`);
     else usedBy.set(p, name);
   }
+  // Direct TLS for servers is a second door to federation, which listen.s2s turns on or off.
+  if (config.listen.s2s === false && config.listen.s2s_direct_tls !== false) {
+    if (isMapping(top.listen) && typeof top.listen.s2s_direct_tls === 'number') ctx.say(['listen', 's2s_direct_tls'], 'needs federation on: set listen.s2s to a port as well (or s2s_direct_tls: false)');
+    config.listen.s2s_direct_tls = false;
+  }
 
   config.tls = validateTls(ctx, top.tls, config.hosts);
   config.components = validateComponents(ctx, top.components, config.hosts);
@@ -284,10 +289,10 @@ function validateS2s(ctx: Ctx, v: unknown, config: ChorusConfig): void {
     const path = ['s2s', 'hosts', raw];
     const d = checkDomain(raw);
     if (typeof d !== 'string') { ctx.bad(path, `a domain as the key (${d.problem})`, raw); continue; }
-    const m = typeof target === 'string' ? /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(target) : null;
-    const port = m ? Number(m[3]) : 0;
-    if (!m || port < 1 || port > 65_535) { ctx.bad(path, "'host:port' (an IPv6 address in brackets: '[::1]:5269')", target); continue; }
-    S.hosts[d] = { host: m[1] ?? m[2]!, port };
+    const m = typeof target === 'string' ? /^(tls:\/\/)?(?:\[([^\]]+)\]|([^:\s/]+)):(\d{1,5})$/.exec(target) : null;
+    const port = m ? Number(m[4]) : 0;
+    if (!m || port < 1 || port > 65_535) { ctx.bad(path, "'host:port', or 'tls://host:port' for Direct TLS (an IPv6 address in brackets: '[::1]:5269')", target); continue; }
+    S.hosts[d] = { host: m[2] ?? m[3]!, port, directTls: m[1] !== undefined };
   }
 }
 

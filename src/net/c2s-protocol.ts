@@ -10,6 +10,8 @@ export interface ConnInfo {
   directTls: boolean;
   host: string | null;   // SNI name, when TLS is up
   cb: ChannelBindings | null;
+  /** A server stream over Direct TLS: the other server's certificate (as on the 'tls' event). */
+  peer?: PeerCertificate;
 }
 
 /** A stanza on its way to a client. `receipt`: its durable message, released once the client has it.

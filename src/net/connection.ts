@@ -7,7 +7,7 @@
 // stream management may be enabled or a stream resumed, what can wait, routing) are the session
 // actor's; this carries them out.
 import type { Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, TLSSocket } from 'node:tls';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
 import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
@@ -15,7 +15,7 @@ import { streamOpen } from '../xml/builder.ts';
 import { parseElement } from '../xml/element.ts';
 import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
 import { NS } from '../xml/namespaces.ts';
-import { serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
+import { peerClientOptions, peerServerContext, serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
 import type { ChannelBindings, ConnInfo, Delivery, InlineResume, PeerCertificate, ToConn, ToSession } from './c2s-protocol.ts';
 import { sasl2SuccessXml } from '../sasl/sasl2.ts';
 import type { ConnectionCensus } from './census.ts';
@@ -158,6 +158,7 @@ export class Connection {
       const t = socket as TLSSocket;
       info.host = (t as TLSSocket & { servername?: string | false }).servername || null;
       info.cb = channelBindings(t);
+      if (o.verifyPeers) info.peer = peerCertificate(t);
     }
     // The spawn and then the first stanzas travel the same port, so the actor exists before its mail.
     if (o.actor) this.toSession({ type: 'connected', ...info });
@@ -572,7 +573,7 @@ export class Connection {
     // actor: the CAs it is checked against go into a context of its own.
     const peers = this.o.verifyPeers;
     const opts = peers
-      ? { secureContext: createSecureContext({ ...tls.pemFor(this.streamTo ?? ''), ca: peers.ca, ...TLS_PROTOCOL_OPTIONS }), requestCert: true, rejectUnauthorized: false }
+      ? { secureContext: peerServerContext(tls, this.streamTo ?? '', peers.ca), requestCert: true, rejectUnauthorized: false }
       : { secureContext: ctx, SNICallback: tls.SNICallback, ...TLS_PROTOCOL_OPTIONS };
     this.write(xml);
     this.socket.uncork();
@@ -591,19 +592,14 @@ export class Connection {
     this.attach(tlsSocket);
   }
 
-  /** An outbound stream's STARTTLS (the peer said <proceed/>): this side is the TLS client. The
-   *  peer's certificate is checked against the system's CAs and `servername`; whether it passed is
-   *  the actor's to weigh (dialback does not need it). */
+  /** An outbound stream's STARTTLS (the peer said <proceed/>): this side is the TLS client. */
   private startTlsClient(servername: string, local?: string): void {
     if (this.secure) { this.fail('undefined-condition', 'TLS is already on'); return; }
     this.socket.uncork();
     this.corked = false;
     const plain = this.socket;
     plain.removeListener('data', this.onData);
-    const { honorCipherOrder: _, ...protocol } = TLS_PROTOCOL_OPTIONS;
-    // Our certificate for the domain we speak for, so that the peer may take it as proof (XEP-0178).
-    const mine = local && this.o.tls ? this.o.tls.pemFor(local) : {};
-    const tlsSocket = tlsConnect({ socket: plain, servername, rejectUnauthorized: false, ...mine, ...(this.o.verifyPeers ? { ca: this.o.verifyPeers.ca } : {}), ...protocol });
+    const tlsSocket = tlsConnect({ socket: plain, ...peerClientOptions(this.o.tls, servername, local, this.o.verifyPeers?.ca) });
     this.framer.reset();
     this.framer.resume();
     this.secure = true;

@@ -1,13 +1,13 @@
 // The stream listeners as supervisor children: for clients STARTTLS on `listen.c2s` (5222) and
 // Direct TLS on `listen.c2s_direct_tls` (5223, XEP-0368, ALPN xmpp-client); for servers STARTTLS on
-// `listen.s2s` (5269). Each accepted socket is a Connection (the one stream engine) whose machine is
+// `listen.s2s` (5269) and Direct TLS on `listen.s2s_direct_tls` (5270, ALPN xmpp-server). Each accepted socket is a Connection (the one stream engine) whose machine is
 // the actor kind in its options. Stopping a listener ends its streams with `system-shutdown`.
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type SecureContext } from 'node:tls';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Child, ChildSpec } from '../runtime/supervisor.ts';
 import { Connection, type ConnectionOptions } from './connection.ts';
-import type { TlsContexts } from './tls.ts';
+import { peerServerContext, type TlsContexts } from './tls.ts';
 import { streamOpen } from '../xml/builder.ts';
 import { streamError } from '../xmpp/errors.ts';
 import { OperatorError } from '../operator-error.ts';
@@ -59,7 +59,13 @@ export function streamListener(id: string, rt: Runtime, port: number, address: s
       let server: Server;
       if (directTls) {
         if (!tls) throw new Error(`${id}: Direct TLS needs a certificate`);
-        const s = createTlsServer({ ...tls.serverOptions(), ALPNProtocols: [opts.kind === 's2sin' ? 'xmpp-server' : 'xmpp-client'] }, accept);
+        // A server shows its certificate too (XEP-0178): each handshake's context trusts the peers' CAs.
+        const peers = opts.verifyPeers;
+        const verifying = peers ? {
+          ca: peers.ca, requestCert: true, rejectUnauthorized: false,
+          SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, peerServerContext(tls, name, peers.ca)),
+        } : {};
+        const s = createTlsServer({ ...tls.serverOptions(), ...verifying, ALPNProtocols: [opts.kind === 's2sin' ? 'xmpp-server' : 'xmpp-client'] }, accept);
         tls.attach(s);
         s.on('tlsClientError', () => undefined); // a failed handshake is the client's problem, not ours
         server = s;

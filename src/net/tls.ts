@@ -223,6 +223,21 @@ async function loadHost(host: string, certFile: string, keyFile: string, selfSig
  * The certificate and key files for a host without a configured certificate: reused when present,
  * unexpired and for this host; otherwise a fresh ECDSA P-256 self-signed pair (one log line).
  */
+/** A server stream's TLS server side: besides ours, it asks the other server for its certificate, to
+ *  be checked against `ca` and judged by the actor (XEP-0178), never refused in the handshake. Made
+ *  per handshake from the host's files, so a reload applies to the next. */
+export function peerServerContext(contexts: TlsContexts, host: string, ca: string[]): tls.SecureContext {
+  return tls.createSecureContext({ ...contexts.pemFor(host), ca, ...TLS_PROTOCOL_OPTIONS });
+}
+
+/** A server stream's TLS client side (STARTTLS after <proceed/>, or Direct TLS): SNI of the peer's
+ *  domain, its certificate checked against `ca` (the actor weighs the result: dialback does not
+ *  need it), and ours for the domain we speak for, so that the peer may take it as proof. */
+export function peerClientOptions(contexts: TlsContexts | null, servername: string, local: string | undefined, ca: string[] | undefined): tls.ConnectionOptions {
+  const { honorCipherOrder: _, ...protocol } = TLS_PROTOCOL_OPTIONS;
+  return { servername, rejectUnauthorized: false, ...(local && contexts ? contexts.pemFor(local) : {}), ...(ca ? { ca } : {}), ...protocol };
+}
+
 export async function ensureSelfSigned(host: string, certsDir: string, log: (line: string) => void = console.log,
 ): Promise<{ certFile: string; keyFile: string }> {
   const certFile = join(certsDir, `${host}.crt`);

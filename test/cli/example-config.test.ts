@@ -38,6 +38,7 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
       .replace(/c2s: 5222/, `c2s: ${port}`)
       .replace(/c2s_direct_tls: 5223/, `c2s_direct_tls: ${await freePort()}`)
       .replace(/s2s: 5269/, `s2s: ${await freePort()}`)
+      .replace(/s2s_direct_tls: 5270/, `s2s_direct_tls: ${await freePort()}`)
       .replace(/component: 5347/, `component: ${await freePort()}`)
       .replace(/schedulers: 4/, 'schedulers: 2');
     const config = join(dir, 'chorus.yaml');
@@ -61,7 +62,7 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
         return String(data);
       });
       const header = await Promise.race([serving, exited]);
-      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ \(federation by certificate or dialback\), components 127\.0\.0\.1:\d+ \(irc\.example\.org\); closed: http 5280 \(not built yet\)/);
+      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ and Direct TLS :\d+ \(federation by certificate or dialback\), components 127\.0\.0\.1:\d+ \(irc\.example\.org\); closed: http 5280 \(not built yet\)/);
       assert.match(header, /from=["']example\.org["']/);
       assert.match(header, /<starttls/);
     } finally {

@@ -31,7 +31,7 @@ test('no file: defaults, data_dir relative to the cwd, listening on loopback onl
   assert.equal(c.source, null);
   assert.equal(c.hosts, ['localhost']);
   assert.equal(c.data_dir, resolve(process.cwd(), 'data'));
-  assert.equal(c.listen, { address: '127.0.0.1', c2s: 5222, c2s_direct_tls: 5223, s2s: 5269, http: 5280, component: 5347 });
+  assert.equal(c.listen, { address: '127.0.0.1', c2s: 5222, c2s_direct_tls: 5223, s2s: 5269, s2s_direct_tls: 5270, http: 5280, component: 5347 });
   assert.is(c.c2s_require_encryption, true);
   assert.is(c.schedulers, availableParallelism());
   assert.is(c.limits.max_stanza_bytes, 262144);
@@ -62,7 +62,7 @@ test('partial sections merge with defaults; relative paths resolve against the f
   const c = await loadConfig(file);
   assert.equal(c.hosts, ['example.org', 'chat.example.net']);
   assert.is(c.data_dir, join(dir, 'state'));
-  assert.equal(c.listen, { address: '127.0.0.1', c2s: 15222, c2s_direct_tls: 5223, s2s: false, http: 5280, component: 5347 });
+  assert.equal(c.listen, { address: '127.0.0.1', c2s: 15222, c2s_direct_tls: 5223, s2s: false, s2s_direct_tls: false, http: 5280, component: 5347 }, 'no federation: no Direct TLS for servers either');
   assert.equal(c.limits.login_attempts, { max_failures: 3, window_seconds: 60, address_max_failures: 30, address_window_seconds: 180 });
   assert.equal(c.modules.options, { offline: { max_messages: 10 } });
 });
@@ -203,14 +203,17 @@ test('components (XEP-0114): a domain of its own and a secret of 8 characters or
   assert.ok(found.some((p) => p.includes('components.bots.example.org.port: unknown key')), found.join('\n'));
 });
 
-test('s2s (federation): static hosts as host:port, timeouts, secure_auth, a CA file, a read rate; each problem named', async () => {
+test('s2s (federation): static hosts as host:port or tls://host:port, timeouts, secure_auth, a CA file, a read rate; each problem named', async () => {
   const c = parseConfig([
     's2s:',
-    '  hosts: { other.example: "192.0.2.10:5269", v6.example: "[2001:db8::1]:5270" }',
+    '  hosts: { other.example: "192.0.2.10:5269", v6.example: "[2001:db8::1]:5270", tls.example: "tls://192.0.2.11:5270" }',
     '  secure_auth: true',
     '  bytes_per_second: false',
   ].join('\n'), { baseDir: '/srv/chorus', checkFiles: false });
-  assert.equal(c.s2s.hosts, { 'other.example': { host: '192.0.2.10', port: 5269 }, 'v6.example': { host: '2001:db8::1', port: 5270 } });
+  assert.equal(c.s2s.hosts, {
+    'other.example': { host: '192.0.2.10', port: 5269, directTls: false }, 'v6.example': { host: '2001:db8::1', port: 5270, directTls: false },
+    'tls.example': { host: '192.0.2.11', port: 5270, directTls: true },
+  });
   assert.is(c.s2s.secure_auth, true);
   assert.is(c.s2s.bytes_per_second, false);
   assert.is(defaultConfig('/tmp/x').s2s.bytes_per_second, 1_048_576);
@@ -220,8 +223,9 @@ test('s2s (federation): static hosts as host:port, timeouts, secure_auth, a CA f
     '  connect_timeout_seconds: 0',
     '  ca_file: /nonexistent/ca.pem',
     '  bytes_per_second: lots',
+    'listen: { s2s: false, s2s_direct_tls: 5270 }',
   ].join('\n'));
-  for (const key of ['s2s.hosts.other.example', 's2s.hosts.bad domain!', 's2s.connect_timeout_seconds', 's2s.ca_file', 's2s.bytes_per_second']) {
+  for (const key of ['s2s.hosts.other.example', 's2s.hosts.bad domain!', 's2s.connect_timeout_seconds', 's2s.ca_file', 's2s.bytes_per_second', 'listen.s2s_direct_tls: needs federation on']) {
     assert.ok(found.some((p) => p.includes(key)), `${key} named in:\n${found.join('\n')}`);
   }
 });

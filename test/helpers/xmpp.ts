@@ -7,7 +7,8 @@ import { connect as tlsConnect, type ConnectionOptions as TlsOptions, type TLSSo
 import { rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { defaultConfig, type ChorusConfig } from '../../src/config/index.ts';
+import { dataPaths, defaultConfig, type ChorusConfig } from '../../src/config/index.ts';
+import { AdminClient } from '../../src/cli/admin-client.ts';
 import { startNode, type ChorusNode } from '../../src/node.ts';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { tempDir } from './runtime.ts';
@@ -25,6 +26,8 @@ export interface TestServer {
   tlsPort: number;
   logs: string[];
   addUser(local: string, password?: string): Promise<void>;
+  /** A command on the node's admin socket, as the chorus CLI sends it. */
+  admin(cmd: string, args?: Record<string, unknown>): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -33,7 +36,7 @@ export async function startServer(over: (c: ChorusConfig) => void = () => {}): P
   const config = defaultConfig(dir);
   config.data_dir = dir;
   config.hosts = ['localhost'];
-  config.listen = { ...config.listen, address: '127.0.0.1', c2s: await freePort(), c2s_direct_tls: await freePort(), s2s: false, http: false, component: false };
+  config.listen = { ...config.listen, address: '127.0.0.1', c2s: await freePort(), c2s_direct_tls: await freePort(), s2s: false, s2s_direct_tls: false, http: false, component: false };
   config.schedulers = 2;
   config.log_level = 'warn';
   over(config);
@@ -44,6 +47,11 @@ export async function startServer(over: (c: ChorusConfig) => void = () => {}): P
     port: config.listen.c2s as number,
     tlsPort: config.listen.c2s_direct_tls as number,
     addUser: async (local, password = 'secret') => { await createAccount(node.runtime.db, `${local}@localhost`, password, { iterations: 4096 }); },
+    admin: async (cmd, args = {}) => {
+      const client = await AdminClient.connect(dataPaths(config).adminSocket);
+      if (!client) throw new Error('the node does not answer on its admin socket');
+      try { return await client.request(cmd, args); } finally { client.close(); }
+    },
     stop: async () => { await node.stop(); rmSync(dir, { recursive: true, force: true }); },
   };
 }

@@ -4,45 +4,28 @@
 // sender hears remote-server-not-found.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
 import { until } from '../helpers/runtime.ts';
+import { testCa, type TestCa } from '../helpers/test-ca.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 
-const dir = mkdtempSync(join(tmpdir(), 'chorus-s2s-ca-'));
-const file = (name: string) => join(dir, name);
-const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-
-/** A CA, and a certificate it signs for each domain (with its conference subdomain). */
-function certificates(domains: string[]): void {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=Chorus test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', file('ca.key'), '-out', file('ca.pem'));
-  for (const d of domains) {
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${d}`, '-keyout', file(`${d}.key`), '-out', file(`${d}.csr`));
-    writeFileSync(file(`${d}.ext`), `subjectAltName=DNS:${d},DNS:conference.${d}\nextendedKeyUsage=serverAuth,clientAuth\n`);
-    openssl('x509', '-req', '-in', file(`${d}.csr`), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', file(`${d}.ext`), '-out', file(`${d}.crt`));
-  }
-}
-
+let ca: TestCa;
 let a: TestServer, b: TestServer, x: TestServer;
 
 test.before(async () => {
-  certificates(['a.test', 'b.test']);
+  ca = testCa(['a.test', 'b.test']);
   const ports = { 'a.test': await freePort(), 'b.test': await freePort(), 'x.test': await freePort() };
   const hosts = Object.fromEntries(Object.entries(ports).map(([d, port]) => [d, { host: '127.0.0.1', port }]));
   const node = (d: 'a.test' | 'b.test' | 'x.test', signed: boolean) => startServer((c) => {
     c.hosts = [d];
     c.listen.s2s = ports[d];
     c.s2s.hosts = hosts;
-    c.s2s.ca_file = file('ca.pem');
+    c.s2s.ca_file = ca.ca;
     c.s2s.secure_auth = true;
-    if (signed) c.tls = { [d]: { cert: file(`${d}.crt`), key: file(`${d}.key`) } };
+    if (signed) c.tls = { [d]: ca.tlsFor(d) };
   });
   [a, b, x] = await Promise.all([node('a.test', true), node('b.test', true), node('x.test', false)]);
   await createAccount(a.node.runtime.db, 'alice@a.test', 'pw', { iterations: 4096 });
@@ -50,7 +33,7 @@ test.before(async () => {
 });
 test.after(async () => {
   await Promise.all([a?.stop(), b?.stop(), x?.stop()]);
-  rmSync(dir, { recursive: true, force: true });
+  ca?.remove();
 });
 
 test('certificates signed by a CA both trust: the link authenticates by SASL EXTERNAL both ways, no dialback', async () => {
