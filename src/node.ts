@@ -98,7 +98,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         // Both directions show our certificate and read the peer's against the system's CAs and ours.
         const verifyPeers = { ca: [...rootCertificates, ...(config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, 'utf8')] : [])] };
         const rate = config.s2s.bytes_per_second || 0;
-        const s2s = { ...conn, verifyPeers, bytesPerSecond: rate, burstBytes: 4 * rate };
+        const s2s = { ...conn, verifyPeers, bytesPerSecond: rate, burstBytes: 4 * rate, maxStanzaBytes: config.s2s.max_stanza_bytes };
         const inbound = { ...s2s, kind: 's2sin', actorInput: { secureAuth: config.s2s.secure_auth } };
         specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, inbound));
         if (config.listen.s2s_direct_tls !== false) specs.push(streamListener('s2s_direct_tls', rt, config.listen.s2s_direct_tls, config.listen.address, true, tls, inbound));

@@ -23,7 +23,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
     },
     tls: {},
     components: {},
-    s2s: { hosts: {}, connect_timeout_seconds: 10, idle_timeout_seconds: 600, secure_auth: false, ca_file: null, bytes_per_second: 1_048_576 },
+    s2s: { hosts: {}, connect_timeout_seconds: 10, idle_timeout_seconds: 600, secure_auth: false, ca_file: null, bytes_per_second: 1_048_576, max_stanza_bytes: 524_288 },
     c2s_require_encryption: true,
     c2s_sasl2: true,
     c2s_fast_token_days: 21,

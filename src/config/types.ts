@@ -101,6 +101,9 @@ export interface S2sConfig {
   /** Sustained read rate of one server stream (it carries many users' traffic, so it is not the
    *  client limit); four times this may come at once. false = unlimited. */
   bytes_per_second: number | false;
+  /** The largest stanza a server stream may carry (Prosody's s2s_stanza_size_limit); above it the
+   *  stream ends with policy-violation. */
+  max_stanza_bytes: number;
 }
 
 export interface ChorusConfig {

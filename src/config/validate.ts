@@ -268,10 +268,11 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 }
 
 function validateS2s(ctx: Ctx, v: unknown, config: ChorusConfig): void {
-  const s2s = section(ctx, v, ['s2s'], ['hosts', 'connect_timeout_seconds', 'idle_timeout_seconds', 'secure_auth', 'ca_file', 'bytes_per_second']);
+  const s2s = section(ctx, v, ['s2s'], ['hosts', 'connect_timeout_seconds', 'idle_timeout_seconds', 'secure_auth', 'ca_file', 'bytes_per_second', 'max_stanza_bytes']);
   const S = config.s2s;
   if (s2s.bytes_per_second === false) S.bytes_per_second = false;
   else S.bytes_per_second = integer(ctx, s2s, 'bytes_per_second', ['s2s'], S.bytes_per_second as number, 1024, 2 ** 31, 'false (unlimited) or a byte count');
+  S.max_stanza_bytes = integer(ctx, s2s, 'max_stanza_bytes', ['s2s'], S.max_stanza_bytes, 10_000, 16_777_216, 'a byte count');
   S.secure_auth = boolean(ctx, s2s, 'secure_auth', ['s2s'], S.secure_auth);
   if (s2s.ca_file !== undefined && s2s.ca_file !== null) {
     const f = string(ctx, s2s, 'ca_file', ['s2s'], '', 'the path of a PEM file of CA certificates');

@@ -14,7 +14,11 @@ let port: number;
 test.before(async () => {
   port = await freePort();
   const closed = await freePort(); // nobody listens there
-  server = await startServer((c) => { c.listen.s2s = port; c.s2s.hosts = { 'other.example': { host: '127.0.0.1', port: closed } }; });
+  server = await startServer((c) => {
+    c.listen.s2s = port;
+    c.s2s.hosts = { 'other.example': { host: '127.0.0.1', port: closed } };
+    c.s2s.max_stanza_bytes = 20_000;
+  });
 });
 test.after(async () => { await server.stop(); });
 
@@ -48,6 +52,13 @@ test('a peer reaches the features: STARTTLS required first; over TLS, dialback (
   assert.match(after, /<dialback xmlns="urn:xmpp:features:dialback"><errors\/><\/dialback>/);
   assert.not.match(after, /starttls/);
   s.close();
+});
+
+test('s2s.max_stanza_bytes: a larger stanza ends the stream with policy-violation, before it is read whole', async () => {
+  const c = await secured();
+  c.send(`<message from='a@other.example' to='b@localhost'><body>${'x'.repeat(30_000)}`);
+  await c.next(/<policy-violation xmlns="urn:ietf:params:xml:ns:xmpp-streams"\/><text[^>]*>stanza larger than 20000 bytes/);
+  await c.waitClosed();
 });
 
 test('before TLS, anything but STARTTLS is a policy violation', async () => {
