@@ -3,14 +3,19 @@
 // the main thread's dialer (src/net/dialer.ts) for a connection, then drives the stream the stream
 // engine carries: our header, STARTTLS as the client (required), then our certificate as proof
 // (SASL EXTERNAL, XEP-0178) where the peer offers it, else Server Dialback (XEP-0220) with a key
-// only we can recompute (XEP-0185); with s2s.secure_auth, only to a peer whose certificate proves it. Until the peer says the key is valid, stanzas wait
-// here: each is a durable message kept (retained) until the socket has taken it, so a crash, a lost
-// connection or a kill -9 loses none; a link that cannot be set up bounces them (RFC 6120 §10.4.3).
+// only we can recompute (XEP-0185); with s2s.secure_auth, only to a peer whose certificate proves it.
+// Until the peer says the key is valid, stanzas wait here: each is a durable message kept (retained)
+// until the peer has acknowledged it (XEP-0198, where the peer offers it; else until the socket has
+// taken it), so a crash, a lost connection or a kill -9 loses none; what was sent but not
+// acknowledged goes again on the next connection. A link that cannot be set up bounces them (RFC
+// 6120 §10.4.3).
 // It also carries the dialback verifications our inbound streams ask of this peer.
 //
 //   idle ─out→ connecting ─connected→ opening ─features→ securing ─proceed→ tls ─tls→ opening
 //        (secure) ─features→ sasl ─success→ opening (restarted) ─features→ up
 //                          └─(no EXTERNAL, or failure)→ authenticating ─db:result valid→ up
+//   (peer offers XEP-0198: … → enabling ─enabled/failed→ up)
+//   connected over Direct TLS: secure from the start, no STARTTLS
 //   up ─idle timer→ closing ─closed→ finished (the actor ends; the next stanza starts it again)
 //   connecting ─dial-failed→ backoff ─retry→ connecting … (attempts spent: bounce the queue) → finished
 import { and, assign, not, setup, type EventObject } from 'xstate';
@@ -48,6 +53,9 @@ export interface LinkCtx {
   /** The peer's certificate once TLS is up; SASL EXTERNAL tried or done on this connection. */
   cert: PeerCertificate | null;
   sasl: 'no' | 'tried' | 'done';
+  /** XEP-0198 on this connection: offered by the peer, then on once it answered <enabled/> (each
+   *  stanza's durable message is then kept until the peer acknowledges it, not until written). */
+  sm: 'no' | 'offered' | 'on';
   queue: Queued[];
   verifies: Verify[];
   /** Failed tries since the link was last up. */
@@ -107,10 +115,10 @@ function tellAskers(ctx: LinkCtx, valid: boolean, error?: string): void {
 
 const unproven = (ctx: LinkCtx) => `your certificate does not prove ${ctx.remote} (${ctx.cert?.error ?? `names: ${ctx.cert?.names.join(', ') || 'none'}`})`;
 
-function features(e: EventObject): { starttls: boolean; dialback: boolean; external: boolean } {
+function features(e: EventObject): { starttls: boolean; dialback: boolean; external: boolean; sm: boolean } {
   const el = parseElement(stanza(e).xml);
   return {
-    starttls: el.child('starttls', NS.TLS) !== undefined, dialback: el.child('dialback', NS.DIALBACK_FEATURE) !== undefined,
+    starttls: el.child('starttls', NS.TLS) !== undefined, dialback: el.child('dialback', NS.DIALBACK_FEATURE) !== undefined, sm: el.child('sm', NS.SM) !== undefined,
     external: el.child('mechanisms', NS.SASL)?.getChildren('mechanism').some((m) => m.text() === 'EXTERNAL') === true,
   };
 }
@@ -128,6 +136,10 @@ export const linkMachine = setup({
     offersDialback: ({ context, event }) => context.dialback || features(event).dialback,
     offersExternal: ({ context, event }) => context.sasl === 'no' && features(event).external,
     saslDone: ({ context }) => context.sasl === 'done',
+    offersSm: ({ event }) => features(event).sm,
+    smOffered: ({ context }) => context.sm === 'offered',
+    isEnabled: is('enabled', NS.SM),
+    isSmFailed: is('failed', NS.SM),
     /** The peer's certificate proves its domain (RFC 6125). */
     peerProven: ({ context }) => certificateNames(context.cert, context.remote),
     /** s2s.secure_auth: no link to a peer whose certificate does not prove it. */
@@ -180,9 +192,13 @@ export const linkMachine = setup({
     /** A Direct TLS connection (XEP-0368) comes secure, with the peer's certificate. */
     takeConn: assign(({ event }) => {
       const c = event as Extract<ToSession, { type: 'connected' }>;
-      return { conn: c.conn, secure: c.directTls, directTls: c.directTls, streamId: null, dialback: false, cert: c.peer ?? null, sasl: 'no' as const };
+      return { conn: c.conn, secure: c.directTls, directTls: c.directTls, streamId: null, dialback: false, cert: c.peer ?? null, sasl: 'no' as const, sm: 'no' as const };
     }),
-    dropConn: assign({ conn: null, secure: false, directTls: false, streamId: null }),
+    /** The features that decide how we authenticate say whether the peer takes XEP-0198. */
+    noteSm: assign({ sm: ({ event }) => (features(event).sm ? 'offered' as const : 'no' as const) }),
+    smOn: assign({ sm: 'on' as const }),
+    smRefused: assign({ sm: 'no' as const }),
+    dropConn: assign({ conn: null, secure: false, directTls: false, streamId: null, sm: 'no' as const }),
     header: assign(({ event }) => {
       const h = event as Extract<ToSession, { type: 'header' }>;
       return { streamId: h.id ?? null, dialback: h.db === true };
@@ -203,6 +219,7 @@ export const linkMachine = setup({
     /** Up: the engine stops timing the stream's authentication. */
     authenticated: ({ context }) => send(context.conn!, { type: 'authenticated', xml: '', jid: context.remote, restart: false, bound: true } satisfies ToConn),
     upNow: assign({ attempts: 0 }),
+    freshTries: assign({ attempts: 0 }),
     failed: assign({ attempts: ({ context }) => context.attempts + 1 }),
     wait: ({ context }) => startTimer('retry', BACKOFF_MS[context.attempts - 1] ?? 1000, { type: 'retry' }),
     bounceQueue: ({ context, event }) => {
@@ -215,6 +232,9 @@ export const linkMachine = setup({
     /** Verifications sent on a connection that is gone are asked again on the next. */
     unsend: assign({ verifies: ({ context }) => context.verifies.map((v) => ({ ...v, sent: false })) }),
     stopIdle: () => cancelTimer('idle'),
+    writeEnable: ({ context }) => send(context.conn!, { type: 'write', xml: serialize(x('enable', { xmlns: NS.SM })) } satisfies ToConn),
+    /** Acknowledgements are on: the engine keeps each delivery until the peer counts it. */
+    engineSm: ({ context }) => send(context.conn!, { type: 'sm-enabled' } satisfies ToConn),
     logUp: ({ context }) => log('info', `s2s ${context.local} → ${context.remote}: up (${context.sasl === 'done' ? 'certificate, SASL EXTERNAL' : 'dialback'}${context.directTls ? ', Direct TLS' : ''})`),
     /** For chorus s2s: where the link is, what waits, how the peer proved itself. */
     answerOperator: ({ context, event, self: me }) => {
@@ -223,6 +243,7 @@ export const linkMachine = setup({
         link: `${context.local} → ${context.remote}`, state, queued: context.queue.length, verifying: context.verifies.length, failedTries: context.attempts,
         transport: context.conn === null ? null : context.directTls ? 'Direct TLS' : context.secure ? 'STARTTLS' : 'TCP',
         authenticated: state === 'up' ? (context.sasl === 'done' ? 'certificate (SASL EXTERNAL)' : 'dialback') : null,
+        acknowledgements: context.sm === 'on' ? 'XEP-0198' : null,
         peerCertificate: context.cert ? (certificateNames(context.cert, context.remote) ? 'proves the domain' : context.cert.error ?? `names ${context.cert.names.join(', ')}`) : null,
       } });
     },
@@ -232,12 +253,13 @@ export const linkMachine = setup({
   },
 }).createMachine({
   id: 's2s',
-  context: ({ input }) => ({ local: input.local, remote: input.remote, conn: null, secure: false, directTls: false, streamId: null, dialback: false, cert: null, sasl: 'no', queue: [], verifies: [], attempts: 0 }),
+  context: ({ input }) => ({ local: input.local, remote: input.remote, conn: null, secure: false, directTls: false, streamId: null, dialback: false, cert: null, sasl: 'no', sm: 'no', queue: [], verifies: [], attempts: 0 }),
   initial: 'idle',
   on: {
-    // Restarted after a crash: its connection ended with it (the engine closes an outbound stream
-    // whose actor crashed and hands back what it had not written).
-    'runtime.restored': { target: '.restarting', actions: 'dropConn' },
+    // Restarted after a crash or with its node: its connection ended with it (the engine closes an
+    // outbound stream whose actor crashed and hands back what it had not written). A new life gets
+    // its tries afresh: tries spent before a node restart would otherwise bounce what waits at once.
+    'runtime.restored': { target: '.restarting', actions: ['dropConn', 'freshTries'] },
     closed: [
       { guard: 'current', target: '.ended', actions: ['requeue', 'dropConn', 'unsend', 'stopIdle'] },
       { actions: 'requeue' },
@@ -290,11 +312,12 @@ export const linkMachine = setup({
           { guard: and(['isFeatures', not('secure'), 'offersTls']), target: 'securing', actions: write(serialize(x('starttls', { xmlns: NS.TLS }))) },
           // RFC 6120 §5.3.1: TLS is required between servers here.
           { guard: and(['isFeatures', not('secure')]), target: 'closing', actions: fail('policy-violation', 'TLS is required') },
-          { guard: and(['isFeatures', 'saslDone']), target: 'up', actions: ['upNow', 'writeVerifies', 'markSent', 'writeQueue', 'clearQueue', 'logUp'] },
+          { guard: and(['isFeatures', 'saslDone', 'offersSm']), target: 'enabling', actions: ['noteSm', 'upNow', 'writeVerifies', 'markSent'] },
+          { guard: and(['isFeatures', 'saslDone']), target: 'up', actions: ['noteSm', 'upNow', 'writeVerifies', 'markSent'] },
           { guard: and(['isFeatures', 'secureAuth', not('peerProven')]), target: 'closing', actions: ['logUnproven', fail('policy-violation', ({ context }) => unproven(context))] },
           // A certificate first (XEP-0178), dialback if the peer does not take it (or offers only that).
-          { guard: and(['isFeatures', 'offersExternal']), target: 'sasl', actions: ['dialbackOffered', 'saslTried', 'writeAuth'] },
-          { guard: and(['isFeatures', 'offersDialback']), target: 'authenticating', actions: ['writeVerifies', 'markSent', 'sendResult'] },
+          { guard: and(['isFeatures', 'offersExternal']), target: 'sasl', actions: ['noteSm', 'dialbackOffered', 'saslTried', 'writeAuth'] },
+          { guard: and(['isFeatures', 'offersDialback']), target: 'authenticating', actions: ['noteSm', 'writeVerifies', 'markSent', 'sendResult'] },
           { guard: 'isFeatures', target: 'closing', actions: fail('unsupported-feature', 'nothing here to authenticate with that we both know') },
           { guard: 'isVerifyAnswer', actions: ['tellAsker', 'dropVerify'] },
         ],
@@ -337,13 +360,30 @@ export const linkMachine = setup({
         verify: { actions: ['addVerify', 'writeVerifies', 'markSent'] },
         stanza: [
           { guard: not('current'), actions: [] },
-          { guard: and(['isResult', 'resultValid']), target: 'up', actions: ['authenticated', 'upNow', 'writeQueue', 'clearQueue', 'logUp'] },
+          { guard: and(['isResult', 'resultValid', 'smOffered']), target: 'enabling', actions: ['authenticated', 'upNow'] },
+          { guard: and(['isResult', 'resultValid']), target: 'up', actions: ['authenticated', 'upNow'] },
           { guard: 'isResult', target: 'closing', actions: ['logRefused', toConn({ type: 'close', xml: '</stream:stream>' })] },
           { guard: 'isVerifyAnswer', actions: ['tellAsker', 'dropVerify'] },
         ],
       },
     },
+    /** Authenticated; our <enable/> (XEP-0198) is out. What waits is held until the answer, so that
+     *  every stanza the peer counts is one the engine keeps. */
+    enabling: {
+      entry: 'writeEnable',
+      on: {
+        out: { actions: ['retain', 'enqueue'] },
+        verify: { actions: ['addVerify', 'writeVerifies', 'markSent'] },
+        stanza: [
+          { guard: not('current'), actions: [] },
+          { guard: 'isEnabled', target: 'up', actions: ['smOn', 'engineSm'] },
+          { guard: 'isSmFailed', target: 'up', actions: 'smRefused' },
+          { guard: 'isVerifyAnswer', actions: ['tellAsker', 'dropVerify'] },
+        ],
+      },
+    },
     up: {
+      entry: ['writeQueue', 'clearQueue', 'logUp'],
       on: {
         out: { actions: 'deliver' },
         verify: { actions: ['addVerify', 'writeVerifies', 'markSent'] },

@@ -49,6 +49,8 @@ export interface S2sInCtx {
   sasl: boolean;
   /** s2s.secure_auth: a certificate is the only proof taken; no dialback. */
   secureAuth: boolean;
+  /** The peer enabled XEP-0198: the engine acknowledges what is handled (durably routed in). */
+  sm: boolean;
 }
 
 /** What the listener tells each inbound server stream's actor besides its connection. */
@@ -71,12 +73,14 @@ const domainOf = (s: string | null): string | null => {
 
 /** Our header and features: STARTTLS (required) first; over TLS, the ways a peer may authenticate:
  *  SASL EXTERNAL when its certificate proves the domain its header names (XEP-0178), dialback
- *  (unless secure_auth); after SASL, none. */
+ *  (unless secure_auth); after SASL, none of those. Over TLS, stream management (XEP-0198, no
+ *  resumption) until the peer has enabled it. */
 export function headerXml(ctx: S2sInCtx): string {
+  const sm = ctx.sm ? null : x('sm', { xmlns: NS.SM }, x('optional'));
   const features = !ctx.secure ? [x('starttls', { xmlns: NS.TLS }, x('required'))]
-    : ctx.sasl ? []
+    : ctx.sasl ? [sm]
       : [ctx.peer && certificateNames(ctx.cert, ctx.peer) ? x('mechanisms', { xmlns: NS.SASL }, x('mechanism', null, 'EXTERNAL')) : null,
-        ctx.secureAuth ? null : x('dialback', { xmlns: NS.DIALBACK_FEATURE }, x('errors'))];
+        ctx.secureAuth ? null : x('dialback', { xmlns: NS.DIALBACK_FEATURE }, x('errors')), sm];
   return streamOpen({ xmlns: NS.SERVER, dialback: !ctx.secureAuth, from: ctx.host, to: ctx.peer, id: ctx.streamId }) + serialize(x('stream:features', null, features));
 }
 
@@ -146,6 +150,8 @@ export const s2sInMachine = setup({
     secure: ({ context }) => context.secure,
     isStarttls: is('starttls', NS.TLS),
     isAuth: is('auth', NS.SASL),
+    isSmEnable: is('enable', NS.SM),
+    smOn: ({ context }) => context.sm,
     isDialback: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK,
     /** <db:result from=peer to=ours>key</db:result>: the peer asks to be authenticated. */
     isResultRequest: ({ event }) => stanza(event).h.xmlns === NS.DIALBACK && stanza(event).h.name === 'result' && stanza(event).h.type === null,
@@ -224,10 +230,13 @@ export const s2sInMachine = setup({
       return v.valid && v.error === undefined ? [...context.authenticated, pair(v.peer, v.host)] : context.authenticated;
     } }),
     routeIn: ({ context, event }) => routeIn(context, stanza(event)),
+    /** XEP-0198 on a server stream: acknowledgements, no resumption (the peer sends again what was
+     *  not acknowledged on its next stream). Prosody enables it before authenticating; so may anyone. */
+    enableSm: assign({ sm: true }),
   },
 }).createMachine({
   id: 's2sin',
-  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '', authenticated: [], cert: input.peer ?? null, sasl: false, secureAuth: input.secureAuth ?? false }),
+  context: ({ input }) => ({ conn: input.conn, remote: input.remote, secure: input.secure, host: null, peer: null, streamId: '', authenticated: [], cert: input.peer ?? null, sasl: false, secureAuth: input.secureAuth ?? false, sm: false }),
   initial: 'opening',
   on: {
     closed: '.done',
@@ -254,6 +263,8 @@ export const s2sInMachine = setup({
           // RFC 6120 §5.3.1: TLS is required between servers here.
           { guard: not('secure'), target: 'closing', actions: fail('policy-violation', 'STARTTLS is required') },
           { guard: and(['isAuth', 'externalOk', not('sasled')]), target: 'opening', actions: ['saslSuccess', 'admitSasl', 'logSasl'] },
+          { guard: and(['isSmEnable', not('smOn')]), actions: ['enableSm', toConn({ type: 'sm-enable', resume: false })] },
+          { guard: 'isSmEnable', actions: write(serialize(x('failed', { xmlns: NS.SM }, x('unexpected-request', { xmlns: NS.STANZAS })))) },
           { guard: 'isAuth', actions: write(() => serialize(x('failure', { xmlns: NS.SASL }, x('not-authorized'), x('text', null, NO_CERT)))) },
           { guard: and(['isResultRequest', 'dialbackOff']), actions: { type: 'refuseRequest', params: { condition: 'policy-violation', text: 'this server takes certificates only (SASL EXTERNAL)' } } },
           { guard: and(['isResultRequest', 'domainsOk']), actions: 'askVerify' },

@@ -87,6 +87,10 @@ export type ToConn =
    *  `resume`, for as long as the connection keeps detached streams). `wrap`: written around the
    *  <enabled/> (XEP-0198 enabled inline, in Bind 2's <bound/>). */
   | { type: 'sm-enable'; resume: boolean; wrap?: [string, string] }
+  /** The peer answered our <enable/> with <enabled/> (an outbound server stream): from here on each
+   *  delivery is kept, its receipt held, until the peer acknowledges it; unacknowledged ones come
+   *  back with 'closed'. */
+  | { type: 'sm-enabled' }
   /** XEP-0198 <resume/> is in order here: take over stream `previd` if it is this account's and
    *  detached, acknowledging `h`; else answer <failed/>. */
   | { type: 'sm-resume'; previd: string; h: number; inline?: InlineResume }

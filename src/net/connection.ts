@@ -275,6 +275,7 @@ export class Connection {
       case 'deliver': this.deliver(m); break; // the message is the Delivery: no copy on the chat path
       case 'flush': this.flushWaiting(); break;
       case 'sm-enable': this.smEnable(m.resume, m.wrap); break;
+      case 'sm-enabled': this.smId ??= randomBytes(12).toString('base64url'); break;
       case 'sm-resume': this.resume(m.previd, m.h, m.inline); break;
       case 'handled':
         this.unhandled?.delete(m.seq);

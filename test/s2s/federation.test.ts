@@ -47,7 +47,7 @@ test('a message to a user of another server gets there over a dialback-authentic
     // What the operator sees (chorus s2s, through the admin socket).
     const links = await a.admin('s2s') as Array<Record<string, unknown>>;
     assert.equal(links.find((l) => l.link === 'a.test → b.test'), {
-      link: 'a.test → b.test', state: 'up', queued: 0, verifying: 0, failedTries: 0, transport: 'STARTTLS', authenticated: 'dialback', peerCertificate: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+      link: 'a.test → b.test', state: 'up', queued: 0, verifying: 0, failedTries: 0, transport: 'STARTTLS', authenticated: 'dialback', acknowledgements: 'XEP-0198', peerCertificate: 'DEPTH_ZERO_SELF_SIGNED_CERT',
     });
   } finally {
     await alice.c.stop();

@@ -64,6 +64,29 @@ test('a first stanza dials; the stream goes TLS then dialback; a valid result is
   assert.equal(l.names, ['deliver'], 'up: straight to the connection');
 });
 
+test('XEP-0198 where the peer offers it: after authentication <enable/>, what waits is held until <enabled/>, then the engine keeps each stanza until acknowledged', () => {
+  const l = new Link().send(out('one')).send(CONNECTED).send(header)
+    .stanza("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>").stanza("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    .send({ type: 'tls', host: 'b.example', cb: {} }).send(header)
+    .stanza("<stream:features><dialback xmlns='urn:xmpp:features:dialback'/><sm xmlns='urn:xmpp:sm:3'><optional/></sm></stream:features>")
+    .stanza("<db:result xmlns:db='jabber:server:dialback' from='b.example' to='a.example' type='valid'/>");
+  assert.is(l.state, 'enabling');
+  assert.equal(l.names, ['authenticated', 'writeEnable']);
+  l.send(out('two'));
+  assert.equal(l.snap.context.queue.length, 2, 'held: the peer counts from its <enable/>');
+  l.stanza("<enabled xmlns='urn:xmpp:sm:3'/>");
+  assert.is(l.state, 'up');
+  assert.equal(l.names, ['engineSm', 'writeQueue', 'logUp']);
+  assert.is(l.snap.context.sm, 'on');
+  // A peer that refuses: up all the same, stanzas released once written.
+  const f = new Link().send(out('x')).send({ ...CONNECTED, secure: true, directTls: true }).send(header)
+    .stanza("<stream:features><dialback xmlns='urn:xmpp:features:dialback'/><sm xmlns='urn:xmpp:sm:3'/></stream:features>");
+  assert.is(f.state, 'authenticating', 'Direct TLS: secure from the first byte, no STARTTLS asked');
+  f.stanza("<db:result xmlns:db='jabber:server:dialback' from='b.example' to='a.example' type='valid'/>").stanza("<failed xmlns='urn:xmpp:sm:3'/>");
+  assert.is(f.state, 'up');
+  assert.is(f.snap.context.sm, 'no');
+});
+
 test('without TLS offered the link does not go on; a refused key closes it', () => {
   const l = new Link().send(out('x')).send(CONNECTED).send(header).stanza('<stream:features/>');
   assert.is(l.state, 'closing');

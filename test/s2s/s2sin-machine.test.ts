@@ -34,7 +34,7 @@ class Stream {
   get state(): unknown { return this.snap.value; }
 }
 
-test('header → open with STARTTLS offered; starttls → securing; tls → opening; the new header offers dialback', () => {
+test('header → open with STARTTLS offered; starttls → securing; tls → opening; the new header offers dialback and stream management', () => {
   const s = new Stream().header();
   assert.is(s.state, 'open');
   assert.match(s.conn[0].xml, /<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"><required\/>/);
@@ -45,7 +45,14 @@ test('header → open with STARTTLS offered; starttls → securing; tls → open
   s.send({ type: 'tls', host: 'localhost', cb: {} });
   assert.is(s.state, 'opening');
   s.header();
-  assert.match(s.conn[0].xml, /<stream:features><dialback xmlns="urn:xmpp:features:dialback"><errors\/><\/dialback><\/stream:features>/);
+  assert.match(s.conn[0].xml, /<stream:features><dialback xmlns="urn:xmpp:features:dialback"><errors\/><\/dialback><sm xmlns="urn:xmpp:sm:3"><optional\/><\/sm><\/stream:features>/);
+  // XEP-0198 without resumption, once; Prosody enables it before authenticating.
+  s.stanza("<enable xmlns='urn:xmpp:sm:3'/>");
+  assert.equal(s.conn, [{ type: 'sm-enable', resume: false }]);
+  assert.ok(s.snap.context.sm);
+  s.stanza("<enable xmlns='urn:xmpp:sm:3'/>");
+  assert.match(s.conn[0].xml, /<failed xmlns="urn:xmpp:sm:3"><unexpected-request/);
+  assert.is(s.state, 'open');
 });
 
 test('dialback: a key from the peer is sent to our link for checking; a valid answer admits that pair of domains and its stanzas, an invalid one does not', () => {
