@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { XmppClient } from './lib/client.ts';
-import { prosodyScript } from './lib/prosody.ts';
+import { anchorScript } from './lib/anchors.ts';
 import { sampleTree } from './lib/proc.ts';
 import { Histogram, percentilesMs } from './lib/histogram.ts';
 
@@ -55,7 +55,7 @@ async function startProsody(domain: string, c2s: number, chorusDomain: string): 
   writeFileSync(join(state, 'hosts'), `${CHORUS_IP} ${chorusDomain}\n`);
   const env = { ...process.env, PROSODY_PORT: String(c2s), PROSODY_TLS_PORT: String(await freePort()), BENCH_DOMAIN: domain, BENCH_STATE: state,
     PROSODY_INTERFACE: PEER_IP, PROSODY_S2S_PORT: '5269', PROSODY_HOSTS_FILE: join(state, 'hosts'), PROSODY_SCRAM_ITERATIONS: '4096' };
-  const run = prosodyScript(env);
+  const run = anchorScript('prosody', env);
   const out = await run('start', String(PAIRS));
   const pid = Number(/PIDS=(\d+)/.exec(out)![1]);
   return { domain, ip: PEER_IP, c2s, pid, stop: async () => { await run('stop'); rmSync(state, { recursive: true, force: true }); } };

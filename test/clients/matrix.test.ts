@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prosodyScript } from '../../bench/lib/prosody.ts';
+import { anchorScript } from '../../bench/lib/anchors.ts';
 import { client, xml, type Element } from '@xmpp/client';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { run } from '../helpers/process.ts';
@@ -222,7 +222,7 @@ async function prosody(users: number): Promise<Server> {
     ...process.env, PROSODY_PORT: String(await freePort()), PROSODY_TLS_PORT: String(await freePort()),
     BENCH_DOMAIN: 'localhost', BENCH_STATE: state, PROSODY_REQUIRE_ENCRYPTION: 'true', PROSODY_SCRAM_ITERATIONS: '4096',
   };
-  const run = prosodyScript(env);
+  const run = anchorScript('prosody', env);
   await run('start', String(users));
   return {
     name: `Prosody ${prosodyVersion.stdout.trim()}`, port: Number(env.PROSODY_PORT), tlsPort: Number(env.PROSODY_TLS_PORT),

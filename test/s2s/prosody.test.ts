@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { createAccount } from '../../src/storage/accounts.ts';
 import { freePort, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
-import { prosodyScript } from '../../bench/lib/prosody.ts';
+import { anchorScript } from '../../bench/lib/anchors.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 
 const CHORUS_IP = '127.0.0.5', PROSODY_IP = '127.0.0.6';
 const state = mkdtempSync(join(tmpdir(), 'chorus-s2s-prosody-'));
-let run: ReturnType<typeof prosodyScript>;
+let run: ReturnType<typeof anchorScript>;
 let env: NodeJS.ProcessEnv;
 let chorus: TestServer;
 
@@ -29,7 +29,7 @@ test.before(async () => {
     PROSODY_REQUIRE_ENCRYPTION: 'true', PROSODY_SCRAM_ITERATIONS: '4096', PROSODY_INTERFACE: PROSODY_IP, PROSODY_S2S_PORT: '5269',
     PROSODY_HOSTS_FILE: join(state, 'hosts'), PROSODY_LOG_LEVEL: 'debug',
   };
-  run = prosodyScript(env);
+  run = anchorScript('prosody', env);
   await run('start', '2');
   chorus = await startServer((c) => {
     c.hosts = ['c.test'];
