@@ -34,7 +34,7 @@ const config = defaultConfig(dir);
 config.hosts = [DOMAIN];
 config.data_dir = dir;
 const port = await freePort();
-config.listen = { ...config.listen, address: '127.0.0.1', c2s: port, c2s_direct_tls: false, s2s: false, http: false, component: false };
+config.listen = { ...config.listen, address: '127.0.0.1', c2s: port, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false };
 config.c2s_require_encryption = false;
 config.log_level = 'warn';
 // The archive is seeded over a year: nothing of it may expire during the run.

@@ -6,7 +6,6 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChorusConfig } from './config/index.ts';
-import { LISTENER_NAMES, OPENED_LISTENERS } from './config/types.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
 import { createTlsContexts, type TlsContexts } from './net/tls.ts';
 import { streamListener } from './net/listener.ts';
@@ -18,7 +17,9 @@ import { startRuntime, type RunningRuntime } from './runtime/node.ts';
 import { nodeTree } from '../supervisors/tree.ts';
 import { NoAnswer, type Runtime } from './runtime/runtime.ts';
 import { typeErrors } from './runtime/typecheck.ts';
-import { moduleFiles } from './xmpp/modules.ts';
+import { loadModules, moduleFiles } from './xmpp/modules.ts';
+import { httpApp, httpListener, httpTasks } from './net/http.ts';
+import { kvStorage } from './storage/kv.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import { isLockedError } from './storage/db.ts';
 import { OperatorError } from './operator-error.ts';
@@ -64,6 +65,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     modules: config.modules,
     federation: config.listen.s2s !== false ? { idleTimeoutMs: config.s2s.idle_timeout_seconds * 1000, secureAuth: config.s2s.secure_auth } : null,
     bootId: BOOT,
+    dataDir: config.data_dir,
+    web: { http: config.listen.http, https: config.listen.https },
   };
   const conn: ConnectionOptions = {
     maxStanzaBytes: config.limits.max_stanza_bytes,
@@ -79,6 +82,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     census: new ConnectionCensus({ perAddress: config.limits.connections_per_ip, unauthenticated: config.limits.unauthenticated_connections, exempt: config.limits.connections_per_ip_exempt }),
     log,
   };
+  // The HTTP side runs the loaded modules' routes on this thread (file sharing's /upload/).
+  const web = config.listen.http !== false || config.listen.https !== false ? await loadModules(config.hosts, config.modules, config.admins) : null;
   const node = await startRuntime({
     tree: nodeTree,
     dataDir: config.data_dir,
@@ -103,6 +108,12 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, inbound));
         if (config.listen.s2s_direct_tls !== false) specs.push(streamListener('s2s_direct_tls', rt, config.listen.s2s_direct_tls, config.listen.address, true, tls, inbound));
         specs.push(s2sDialer(rt, config.s2s, s2s));
+      }
+      if (web) {
+        const app = httpApp(web, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log });
+        if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log));
+        if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log));
+        specs.push(httpTasks(app));
       }
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.
       if (config.listen.component !== false && Object.keys(config.components).length) {
@@ -182,10 +193,9 @@ function describe(c: ChorusConfig): string {
   const components = Object.keys(c.components);
   const open = [l.c2s !== false && `c2s ${l.address}:${l.c2s}`, l.c2s_direct_tls !== false && `direct TLS ${l.address}:${l.c2s_direct_tls}`,
     l.s2s !== false && `s2s ${l.address}:${l.s2s}${l.s2s_direct_tls !== false ? ` and Direct TLS :${l.s2s_direct_tls}` : ''} (federation ${c.s2s.secure_auth ? 'by certificate only' : 'by certificate or dialback'})`,
+    l.http !== false && `http ${l.address}:${l.http}`, l.https !== false && `https ${l.address}:${l.https}`,
     l.component !== false && components.length > 0 && `components 127.0.0.1:${l.component} (${components.join(', ')})`].filter(Boolean).join(', ');
-  const later = [...LISTENER_NAMES.filter((k) => !OPENED_LISTENERS.includes(k) && l[k] !== false).map((k) => `${k} ${l[k]} (not built yet)`),
-    ...(l.component !== false && components.length === 0 ? [`component ${l.component} (no components configured)`] : [])];
-  return later.length ? `${open}; closed: ${later.join(', ')}` : open;
+  return l.component !== false && components.length === 0 ? `${open}; closed: component ${l.component} (no components configured)` : open;
 }
 
 /** Where log lines go: stderr, or a file appended to that `reopen` opens anew (logrotate's move). */

@@ -41,6 +41,10 @@ export interface XmppSettings {
   /** The node process's boot id (connections are `conn:<boot>.<n>`). */
   bootId: string;
   modules: ModulesConfig;
+  /** The node's data directory (where modules keep files: uploads). */
+  dataDir: string;
+  /** The HTTP listeners' ports (false: off), for the URLs modules hand out. */
+  web: { http: number | false; https: number | false };
 }
 
 export interface XmppService {

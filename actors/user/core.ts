@@ -204,7 +204,7 @@ export function onDown(t: Turn, ctx: UserCtx, reason: string, tag: number): Step
 export function onDeleted(t: Turn, ctx: UserCtx, reply: string): Step {
   const user = userContext(t, ctx);
   const live = { ...stanzaContext(t, ctx), user };
-  return andThen(t.env.modules.run('user/deleted', { jid: user.jid, storage: live.storage, log: live.log, live }), () => {
+  return andThen(t.env.modules.run('user/deleted', { jid: user.jid, storage: live.storage, dataDir: t.env.settings.dataDir, log: live.log, live }), () => {
     for (const s of user.sessions()) t.emit({ do: 'tell', to: s.address, msg: { type: 'kick', condition: 'not-authorized', text: 'account deleted' } });
     t.emit({ do: 'deleted', to: reply });
     t.emit({ do: 'exit' });

@@ -56,7 +56,7 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
   config.data_dir = opts.dataDir;
   config.listen = {
     address: opts.address ?? '127.0.0.1', c2s: opts.port, c2s_direct_tls: opts.tls && opts.tlsPort ? opts.tlsPort : false,
-    s2s: false, s2s_direct_tls: false, http: false, component: false,
+    s2s: false, s2s_direct_tls: false, http: false, https: false, component: false,
   };
   if (opts.s2s) {
     config.listen.s2s = opts.s2s.port;

@@ -174,7 +174,7 @@ export async function accountRequest(config: ChorusConfig, cmd: AccountCommand, 
  */
 async function offlineCleanUp(db: AnyDb, config: ChorusConfig, bare: string): Promise<void> {
   const modules = await loadModules(config.hosts, config.modules);
-  await modules.run('user/deleted', { jid: parseJid(bare), storage: kvStorage(db), log: (level, text) => console.error(`[${level}] ${bare}: ${text}`) });
+  await modules.run('user/deleted', { jid: parseJid(bare), storage: kvStorage(db), dataDir: config.data_dir, log: (level, text) => console.error(`[${level}] ${bare}: ${text}`) });
   await db.del(keys.snap(`user:${bare}`));
 }
 

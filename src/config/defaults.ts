@@ -19,6 +19,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       s2s: 5269,
       s2s_direct_tls: 5270,
       http: 5280,
+      https: 5281,
       component: 5347,
     },
     tls: {},

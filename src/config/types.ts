@@ -18,13 +18,14 @@ export interface ListenConfig {
   s2s: PortSetting;
   /** Servers, TLS from the first byte (XEP-0368); opened only with listen.s2s (federation on). */
   s2s_direct_tls: PortSetting;
+  /** HTTP (file sharing, XEP-0363): plain, for a reverse proxy in front or for loopback. */
   http: PortSetting;
+  /** HTTPS with the hosts' certificates (by SNI). */
+  https: PortSetting;
   component: PortSetting;
 }
 export type ListenerName = Exclude<keyof ListenConfig, 'address'>;
-export const LISTENER_NAMES: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 's2s_direct_tls', 'http', 'component'];
-/** The listeners this version opens; the others are accepted for when they are built (start says so). */
-export const OPENED_LISTENERS: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 's2s_direct_tls', 'component'];
+export const LISTENER_NAMES: readonly ListenerName[] = ['c2s', 'c2s_direct_tls', 's2s', 's2s_direct_tls', 'http', 'https', 'component'];
 
 export interface TlsHostConfig {
   /** PEM certificate chain, leaf first (Let's Encrypt: fullchain.pem). Absolute path. */

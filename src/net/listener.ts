@@ -12,7 +12,8 @@ import { streamOpen } from '../xml/builder.ts';
 import { streamError } from '../xmpp/errors.ts';
 import { OperatorError } from '../operator-error.ts';
 
-function listenError(err: NodeJS.ErrnoException, id: string, port: number, address: string): Error {
+/** What a listener that could not open says to the operator (the port taken, no permission, no such address). */
+export function listenError(err: NodeJS.ErrnoException, id: string, port: number, address: string): Error {
   if (err.code === 'EADDRINUSE') {
     return new OperatorError(`listen.${id}: port ${port} on ${address} is already in use`, `stop the program holding it (ss -ltnp 'sport = :${port}' names it) or set listen.${id} to a free port`);
   }

@@ -7,6 +7,7 @@ import type { XmlElement } from '../xml/element.ts';
 import type { StanzaErrorCondition, StanzaErrorOptions, StanzaErrorType } from './errors.ts';
 import type { ServiceDomain } from './routing.ts';
 import type { Field } from './forms.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface Identity { category: string; type: string; name?: string }
 
@@ -243,6 +244,8 @@ export interface CommandDefinition {
 export interface AccountDeletedEvent {
   jid: Jid;
   storage: Storage;
+  /** The node's data directory: a module that keeps files there (uploads) removes the account's. */
+  dataDir: string;
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
   live?: StanzaContext & { user: UserContext };
 }
@@ -278,6 +281,32 @@ export interface ServiceDeclaration {
   name?: string;
   /** What the service's actors read (plain data: limits, defaults), from the host's options. */
   settings?: Record<string, unknown>;
+  /** One actor for every address of the domain (`<kind>:<domain>`), not one per bare JID. */
+  whole?: boolean;
+}
+
+/** What a module's HTTP handler gets. It runs on the main thread, which holds every socket. */
+export interface HttpContext {
+  storage: Omit<Storage, 'withHandling'>;
+  dataDir: string;
+  /** The node's secret: what signs what the module's actors hand out (upload slots). */
+  secret: string;
+  /** This module's service domains on every host, as routing has them (settings included). */
+  services: readonly ServiceDomain[];
+  now(): number;
+  log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
+  /** A short text answer (a refusal, a 404), with any headers besides its type and length. */
+  text(res: ServerResponse, status: number, body: string, headers?: Record<string, string>): void;
+}
+
+/** Paths a module serves on the node's HTTP listeners (listen.http, listen.https). */
+export interface HttpRoute {
+  /** Requests whose path starts with this (`/upload/`) come to `handle`; the first match wins. */
+  prefix: string;
+  /** Answers the request; a throw (or rejection) is a 500 and a log line, never the node's end. */
+  handle(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): void | Promise<void>;
+  /** Work the listener runs every `ms` while it serves, and once at start (expiry of files). */
+  every?: { ms: number; run(ctx: HttpContext): Promise<void> };
 }
 
 /**
@@ -349,6 +378,8 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   options?: S;
   /** Commands the operator runs from the shell (`chorus rooms`), answered by this module's actors. */
   operatorCommands?: OperatorCommand[];
+  /** What it serves over HTTP (on the main thread: the routes are read when the node starts). */
+  http?: HttpRoute[];
   depends?: string[];
   /** Registers the hooks; what it returns is the API other modules get with `m.depends(name)`. */
   setup(m: ModuleApi<OptionValues<S>>): void | object;

@@ -196,7 +196,7 @@ export class ModuleSet {
     if (def.services) this.declared.set(def.name, this.hosts.flatMap((host) => def.services!(host, api.optionsFor(host) as never, this.admins).map((sd) => {
       if (this.hosts.includes(sd.domain)) throw new Error(`config error: modules: ${def.name} would serve ${sd.domain}, which is a host of accounts`);
       if (!/^[a-z][a-z0-9_-]*$/.test(sd.kind)) throw new Error(`module ${def.name}: bad actor kind ${JSON.stringify(sd.kind)} for ${sd.domain}`);
-      return { domain: prepareDomainpart(sd.domain), host, kind: sd.kind, module: def.name, ...(sd.name ? { name: sd.name } : {}), ...(sd.settings ? { settings: sd.settings } : {}) };
+      return { domain: prepareDomainpart(sd.domain), host, kind: sd.kind, module: def.name, ...(sd.name ? { name: sd.name } : {}), ...(sd.settings ? { settings: sd.settings } : {}), ...(sd.whole ? { whole: true } : {}) };
     })));
   }
 

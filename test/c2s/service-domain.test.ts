@@ -25,9 +25,9 @@ test.before(async () => {
 });
 test.after(async () => { alice.close(); await server.stop(); });
 
-test('the host lists the service domains in its disco#items (group chat is on by default)', async () => {
+test('the host lists the service domains in its disco#items (group chat and file sharing are on by default)', async () => {
   alice.sends(`<iq to='localhost' type='get' id='i1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`);
-  await alice.receives(`<iq from='localhost' to='alice@localhost/a' id='i1' type='result'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.localhost' name='Chatrooms'/><item jid='echo.localhost' name='Echo'/></query></iq>`);
+  await alice.receives(`<iq from='localhost' to='alice@localhost/a' id='i1' type='result'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.localhost' name='Chatrooms'/><item jid='upload.localhost' name='File sharing'/><item jid='echo.localhost' name='Echo'/></query></iq>`);
 });
 
 test('each address of the service is an actor of the kind the module named, with its own state', async () => {

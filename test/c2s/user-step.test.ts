@@ -17,7 +17,7 @@ const env = (sessionsPerAccount = 10) => {
   const settings: XmppSettings = {
     hosts: [HOST], admins: [], requireEncryption: false, sasl2: false, fastTokenDays: 21, components: {}, sessionsPerAccount, maxStanzaBytes: 262_144, serverSecret: 'test',
     loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, federation: null, bootId: 'test',
-    modules: { enabled: [], disabled: [], options: {} },
+    modules: { enabled: [], disabled: [], options: {} }, dataDir: '/nonexistent', web: { http: false, https: false },
   };
   return xmppService(settings, new ModuleSet([HOST]), new Map());
 };

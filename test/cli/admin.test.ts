@@ -59,7 +59,7 @@ test.before(async () => {
   await writeFile(config, [
     'hosts: [localhost]',
     'data_dir: ./data',
-    `listen: { address: 127.0.0.1, c2s: ${port}, c2s_direct_tls: ${await freePort()}, s2s: false, http: false, component: false }`,
+    `listen: { address: 127.0.0.1, c2s: ${port}, c2s_direct_tls: ${await freePort()}, s2s: false, http: false, https: false, component: false }`,
     'c2s_require_encryption: false',
     'schedulers: 2',
     'log_level: info',

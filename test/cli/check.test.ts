@@ -44,7 +44,7 @@ test('a healthy setup passes, with the self-signed certificate as the only warni
   const { code, lines } = await check([
     'hosts: [example.org]',
     'data_dir: ./fresh-data',
-    `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: false, http: false, component: false }`,
+    `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: false, http: false, https: false, component: false }`,
     'tls: { example.org: { cert: ok.crt, key: ok.key } }',
   ].join('\n'));
   assert.is(code, 0, lines.join('\n'));
@@ -58,7 +58,7 @@ test('a healthy setup passes, with the self-signed certificate as the only warni
 });
 
 test('admins: what they may do from their clients, or that the module for it is off', async () => {
-  const base = ['hosts: [example.org]', 'data_dir: ./admin-data', 'admins: [boss@example.org]', 'listen: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }'];
+  const base = ['hosts: [example.org]', 'data_dir: ./admin-data', 'admins: [boss@example.org]', 'listen: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }'];
   const on = await check(base.join('\n'));
   assert.ok(on.lines.some((l) => l.startsWith("ok    admins: boss@example.org may run the server's admin commands from their clients (XEP-0133")), on.lines.join('\n'));
   const off = await check([...base, 'modules: { disabled: [admin_adhoc] }'].join('\n'));
@@ -78,7 +78,7 @@ test('each problem is a FAIL line with advice, and the exit code is 1', async ()
       'hosts: [example.org, other.org]',
       'data_dir: ./open-data',
       'c2s_require_encryption: false',
-      `listen: { address: 127.0.0.1, c2s: ${busy.port}, c2s_direct_tls: false, s2s: false, http: false, component: false }`,
+      `listen: { address: 127.0.0.1, c2s: ${busy.port}, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }`,
       'tls: { example.org: { cert: mix.crt, key: mix.key } }',
     ].join('\n'));
     assert.is(code, 1);
@@ -108,7 +108,7 @@ test('a too-open data_dir and the open files under it are reported, the list cap
     await writeFile(join(data, file), 'x');
     await chmod(join(data, file), mode);
   }
-  const { code, lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+  const { code, lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
   const text = lines.join('\n');
   assert.match(text, `warn  data_dir ${data}: too open (mode 755): other users can read password verifiers, keys and offline messages; chorus start will change it to 700\n      → chmod 700 ${data}`);
   assert.match(text, `warn  data_dir ${data}: 7 entries under it open to other users: certs/example.org.crt (644), certs/example.org.key (640), ` +
@@ -124,7 +124,7 @@ test('a private data_dir with private files is ok, with its mode', async () => {
   await chmod(join(data, 'db'), 0o700);
   await writeFile(join(data, 'secret'), 'x', { mode: 0o600 });
   await chmod(join(data, 'secret'), 0o600);
-  const { lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+  const { lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
   assert.ok(lines.includes(`ok    data_dir ${data}: writable, private (mode 700)`), lines.join('\n'));
   assert.ok(lines.includes(`ok    data_dir ${data}: everything under it is private`), lines.join('\n'));
 });
@@ -138,7 +138,7 @@ test('a port held by another program while a node runs is named as that program;
   const busy = await occupy();
   try {
     const { code, lines } = await check(
-      `data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: ${busy.port}, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+      `data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: ${busy.port}, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
     assert.ok(lines.includes(`ok    node: running (admin socket ${join(data, 'admin.sock')} answers)`), lines.join('\n'));
     assert.ok(lines.some((l) => l.startsWith(`FAIL  listen.c2s 127.0.0.1:${busy.port}: in use by `) && l.endsWith(`(pid ${process.pid})`)), lines.join('\n'));
     assert.is(code, 1);
@@ -151,7 +151,7 @@ test('a port held by another program while a node runs is named as that program;
   await mkdir(nodeDir, { mode: 0o700 });
   const port = await freePort();
   const config = join(nodeDir, 'chorus.yaml');
-  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${port}, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${port}, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
   const node = spawn(process.execPath, [fileURLToPath(new URL('../../bin/chorus.js', import.meta.url)), 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     let log = '';
@@ -171,7 +171,7 @@ test('a port held by another program while a node runs is named as that program;
 test('a data_dir too long for the admin socket is a problem', async () => {
   const data = join(dir, 'x'.repeat(110 - dir.length));
   await mkdir(data, { mode: 0o700 });
-  const { code, lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, component: false }\n`);
+  const { code, lines } = await check(`data_dir: ${data}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
   assert.is(code, 1);
   const sock = join(data, 'admin.sock');
   assert.ok(lines.includes(`FAIL  admin socket path ${sock} is ${sock.length} bytes; unix sockets allow about 103`), lines.join('\n'));
@@ -190,12 +190,13 @@ test('a broken config is reported problem by problem before anything else', asyn
   ]);
 });
 
-test('check agrees with start: listeners start does not open are said so; a database another process holds fails (#30.8)', async () => {
-  const [p1, p2] = [await freePort(), await freePort()];
+test('check agrees with start: a listener start does not open is said so; a database another process holds fails (#30.8)', async () => {
+  const [p1, p2, p3, p4] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const data = join(dir, 'held-data');
-  const yaml = ['hosts: [example.org]', `data_dir: ${data}`, `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: false, http: 5280, component: false }`].join('\n');
+  const yaml = ['hosts: [example.org]', `data_dir: ${data}`, `listen: { address: 127.0.0.1, c2s: ${p1}, c2s_direct_tls: ${p2}, s2s: false, http: ${p3}, https: false, component: ${p4} }`].join('\n');
   const first = await check(yaml);
-  assert.ok(first.lines.includes('ok    listen.http 127.0.0.1:5280: not opened (not built yet; chorus start says so too)'), first.lines.join('\n'));
+  assert.ok(first.lines.includes(`ok    listen.http 127.0.0.1:${p3}: free`), first.lines.join('\n'));
+  assert.ok(first.lines.includes(`ok    listen.component 127.0.0.1:${p4}: not opened (no components configured)`), first.lines.join('\n'));
   // another process holds the database, as a node starting, or one run as another user, would
   const { openDb } = await import('../../src/storage/db.ts');
   await (await openDb(data)).close();

@@ -20,7 +20,7 @@ let config = '';
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'chorus-cli-'));
   config = join(dir, 'chorus.yaml');
-  await writeFile(config, 'hosts: [example.org, example.net]\ndata_dir: ./data\nlisten: { address: 127.0.0.1 }\n');
+  await writeFile(config, 'hosts: [example.org, example.net]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, s2s: false, http: false, https: false }\n');
   // The database exists, as after a first start: the suite's other files may run nodes meanwhile, and
   // creating a fresh database beside a running node is refused (test/cli/config-discovery.test.ts).
   await (await openDb(join(dir, 'data'))).close();
@@ -188,7 +188,7 @@ test('a bad config lists every problem and exits 1', async () => {
 });
 
 test('start names the cause and the fix: a data_dir it cannot create, a database another process holds (#30.5)', async () => {
-  const ports = 'listen: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false }\n';
+  const ports = 'listen: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false }\n';
   await writeFile(join(dir, 'a-file'), 'not a folder');
   const blocked = join(dir, 'blocked.yaml');
   await writeFile(blocked, `hosts: [example.org]\ndata_dir: ${join(dir, 'a-file', 'data')}\n${ports}`);

@@ -31,7 +31,7 @@ test('without --config: $CHORUS_CONFIG, else ./chorus.yaml; the command says whi
 test('adduser refuses to create a fresh database while a node runs elsewhere; --new-database overrides', async () => {
   const nodeDir = await mkdtemp(join(tmpdir(), 'chorus-node-'));
   const elsewhere = await mkdtemp(join(tmpdir(), 'chorus-elsewhere-'));
-  await writeFile(join(nodeDir, 'chorus.yaml'), `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\n`);
+  await writeFile(join(nodeDir, 'chorus.yaml'), `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()}, s2s: false, http: false, https: false }\n`);
   await writeFile(join(elsewhere, 'chorus.yaml'), 'hosts: [localhost]\ndata_dir: ./data\n');
   const node = spawn(process.execPath, [CHORUS_BIN, 'start'], { cwd: nodeDir, env: { ...process.env, CHORUS_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';

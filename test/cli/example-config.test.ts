@@ -40,6 +40,8 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
       .replace(/s2s: 5269/, `s2s: ${await freePort()}`)
       .replace(/s2s_direct_tls: 5270/, `s2s_direct_tls: ${await freePort()}`)
       .replace(/component: 5347/, `component: ${await freePort()}`)
+      .replace(/http: 5280/, `http: ${await freePort()}`)
+      .replace(/https: 5281/, `https: ${await freePort()}`)
       .replace(/schedulers: 4/, 'schedulers: 2');
     const config = join(dir, 'chorus.yaml');
     await writeFile(config, text);
@@ -62,7 +64,7 @@ test('chorus.example.yaml: check says 0 problems, start serves it, a bad module 
         return String(data);
       });
       const header = await Promise.race([serving, exited]);
-      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ and Direct TLS :\d+ \(federation by certificate or dialback\), components 127\.0\.0\.1:\d+ \(irc\.example\.org\); closed: http 5280 \(not built yet\)/);
+      assert.match(log, /chorus: serving example\.org on c2s 127\.0\.0\.1:\d+, direct TLS 127\.0\.0\.1:\d+, s2s 127\.0\.0\.1:\d+ and Direct TLS :\d+ \(federation by certificate or dialback\), http 127\.0\.0\.1:\d+, https 127\.0\.0\.1:\d+, components 127\.0\.0\.1:\d+ \(irc\.example\.org\)/);
       assert.match(header, /from=["']example\.org["']/);
       assert.match(header, /<starttls/);
     } finally {
@@ -91,7 +93,7 @@ test('ordinary mistakes at start: one line naming the problem and its fix, no st
     await new Promise<void>((r) => holder.listen(port, '127.0.0.1', () => r()));
     const config = join(dir, 'chorus.yaml');
     const base = `hosts: [localhost]\ndata_dir: ./data\n`;
-    await writeFile(config, `${base}listen: { address: 127.0.0.1, c2s: ${port}, c2s_direct_tls: ${await freePort()} }\n`);
+    await writeFile(config, `${base}listen: { address: 127.0.0.1, c2s: ${port}, c2s_direct_tls: ${await freePort()}, s2s: false, http: false, https: false }\n`);
     const taken = await run(['start', '--config', config]);
     assert.is(taken.code, 1);
     assert.match(taken.out, /chorus: listen\.c2s: port \d+ on 127\.0\.0\.1 is already in use\nchorus: fix: /);
@@ -102,7 +104,7 @@ test('ordinary mistakes at start: one line naming the problem and its fix, no st
     const mine = await generateSelfSigned('localhost');
     await writeFile(join(dir, 'cert.pem'), other.cert);
     await writeFile(join(dir, 'key.pem'), mine.key, { mode: 0o600 });
-    await writeFile(config, `${base}listen: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\ntls: { localhost: { cert: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} } }\n`);
+    await writeFile(config, `${base}listen: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()}, s2s: false, http: false, https: false }\ntls: { localhost: { cert: ${join(dir, 'cert.pem')}, key: ${join(dir, 'key.pem')} } }\n`);
     const mismatch = await run(['start', '--config', config]);
     assert.is(mismatch.code, 1);
     assert.match(mismatch.out, /chorus: tls\.localhost: .*private key.*\nchorus: fix: the key must be the one/);
@@ -118,7 +120,7 @@ test('certificates at start and reload: what chorus check fails is refused with 
   const certFile = join(dir, 'fullchain.pem'), keyFile = join(dir, 'privkey.pem');
   const put = async (p: { cert: string; key: string }, key = p.key) => { await writeFile(certFile, p.cert); await writeFile(keyFile, key, { mode: 0o600 }); };
   const config = join(dir, 'chorus.yaml');
-  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\n` +
+  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()}, s2s: false, http: false, https: false }\n` +
     `tls: { localhost: { cert: ${certFile}, key: ${keyFile} } }\n`);
   await put(await generateSelfSigned('other.example'));
   const wrongName = await run(['start', '--config', config]);
@@ -166,7 +168,7 @@ test('certificates at start and reload: what chorus check fails is refused with 
 test('log_file: the log goes to the file, and chorus reload reopens it after logrotate moved it (#30.11)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'chorus-logfile-'));
   const config = join(dir, 'chorus.yaml');
-  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlog_file: ./chorus.log\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()} }\n`);
+  await writeFile(config, `hosts: [localhost]\ndata_dir: ./data\nlog_file: ./chorus.log\nlisten: { address: 127.0.0.1, c2s: ${await freePort()}, c2s_direct_tls: ${await freePort()}, s2s: false, http: false, https: false }\n`);
   const node = spawn(process.execPath, ['bin/chorus.js', 'start', '--config', config], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   const logFile = join(dir, 'chorus.log');
   const read = (f: string) => readFile(f, 'utf8').catch(() => '');

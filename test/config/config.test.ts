@@ -31,7 +31,7 @@ test('no file: defaults, data_dir relative to the cwd, listening on loopback onl
   assert.equal(c.source, null);
   assert.equal(c.hosts, ['localhost']);
   assert.equal(c.data_dir, resolve(process.cwd(), 'data'));
-  assert.equal(c.listen, { address: '127.0.0.1', c2s: 5222, c2s_direct_tls: 5223, s2s: 5269, s2s_direct_tls: 5270, http: 5280, component: 5347 });
+  assert.equal(c.listen, { address: '127.0.0.1', c2s: 5222, c2s_direct_tls: 5223, s2s: 5269, s2s_direct_tls: 5270, http: 5280, https: 5281, component: 5347 });
   assert.is(c.c2s_require_encryption, true);
   assert.is(c.schedulers, availableParallelism());
   assert.is(c.limits.max_stanza_bytes, 262144);
@@ -62,7 +62,7 @@ test('partial sections merge with defaults; relative paths resolve against the f
   const c = await loadConfig(file);
   assert.equal(c.hosts, ['example.org', 'chat.example.net']);
   assert.is(c.data_dir, join(dir, 'state'));
-  assert.equal(c.listen, { address: '127.0.0.1', c2s: 15222, c2s_direct_tls: 5223, s2s: false, s2s_direct_tls: false, http: 5280, component: 5347 }, 'no federation: no Direct TLS for servers either');
+  assert.equal(c.listen, { address: '127.0.0.1', c2s: 15222, c2s_direct_tls: 5223, s2s: false, s2s_direct_tls: false, http: 5280, https: 5281, component: 5347 }, 'no federation: no Direct TLS for servers either');
   assert.equal(c.limits.login_attempts, { max_failures: 3, window_seconds: 60, address_max_failures: 30, address_window_seconds: 180 });
   assert.equal(c.modules.options, { offline: { max_messages: 10 } });
 });

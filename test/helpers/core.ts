@@ -113,7 +113,7 @@ export class Core {
     const settings: XmppSettings = {
       hosts: [host], admins: o.admins ?? [], requireEncryption: false, sasl2: false, fastTokenDays: 21, components: {}, sessionsPerAccount: o.sessionsPerAccount ?? 10, maxStanzaBytes: 262_144, serverSecret: 'test',
       loginAttempts: { maxFailures: 5, windowSeconds: 60, addressMaxFailures: 20, addressWindowSeconds: 60 }, federation: null, bootId: 'test',
-      modules: { enabled: defs.map((d) => d.name), disabled: [], options: o.options ?? {} },
+      modules: { enabled: defs.map((d) => d.name), disabled: [], options: o.options ?? {} }, dataDir: dir, web: { http: false, https: false },
     };
     const store = new DurableStore(db);
     const services = new Map<string, unknown>([['db', db], ['loader', loader], ['store', store]]);

@@ -36,7 +36,7 @@ export async function startServer(over: (c: ChorusConfig) => void = () => {}): P
   const config = defaultConfig(dir);
   config.data_dir = dir;
   config.hosts = ['localhost'];
-  config.listen = { ...config.listen, address: '127.0.0.1', c2s: await freePort(), c2s_direct_tls: await freePort(), s2s: false, s2s_direct_tls: false, http: false, component: false };
+  config.listen = { ...config.listen, address: '127.0.0.1', c2s: await freePort(), c2s_direct_tls: await freePort(), s2s: false, s2s_direct_tls: false, http: false, https: false, component: false };
   config.schedulers = 2;
   config.log_level = 'warn';
   over(config);

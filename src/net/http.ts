@@ -1,0 +1,113 @@
+// The HTTP side as supervisor children of `listeners`: `listen.http` (plain, for a reverse proxy in
+// front or loopback) and `listen.https` (the hosts' certificates by SNI, as the stream listeners
+// have them), Node's own servers. A request goes to the first route a loaded module declares for
+// its path (HttpRoute: file sharing's /upload/); anything else is 404. The routes' periodic work
+// (expiry) runs in a child of its own while any HTTP listener is on. All of it on the main thread,
+// which holds every socket: a handler that throws costs its request a 500, never the node.
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Child, ChildSpec } from '../runtime/supervisor.ts';
+import type { HttpContext, HttpRoute } from '../xmpp/module.ts';
+import type { ModuleSet } from '../xmpp/modules.ts';
+import type { TlsContexts } from './tls.ts';
+import { listenError } from './listener.ts';
+
+type Log = HttpContext['log'];
+
+export interface HttpApp {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** The routes' periodic work, each on its own timer; the function stops them. */
+  startTasks(): () => void;
+}
+
+/** The routes of every loaded module, each with the context it runs in. */
+export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' | 'text'>): HttpApp {
+  const routes: Array<{ route: HttpRoute; ctx: HttpContext }> = modules.loaded.flatMap((def) => {
+    const services = modules.hosts.flatMap((h) => modules.servicesOf(h)).filter((sd) => sd.module === def.name);
+    return (def.http ?? []).map((route) => ({ route, ctx: { ...base, services, text: plain, log: (level, text) => base.log(level, `http ${def.name}: ${text}`) } satisfies HttpContext }));
+  });
+  return {
+    handle: (req, res) => {
+      const path = (req.url ?? '/').split('?', 1)[0]!;
+      const found = routes.find((r) => path.startsWith(r.route.prefix));
+      if (!found) { plain(res, 404, 'Not found'); return; }
+      Promise.resolve().then(() => found.route.handle(req, res, found.ctx)).catch((err: Error) => {
+        found.ctx.log('error', `${req.method} ${path}: ${err.stack ?? err.message}`);
+        if (!res.headersSent) plain(res, 500, 'Internal error');
+        else res.destroy();
+      });
+    },
+    startTasks: () => {
+      const timers = routes.filter((r) => r.route.every).map(({ route, ctx }) => {
+        const run = () => { route.every!.run(ctx).catch((err: Error) => ctx.log('error', `periodic work: ${err.stack ?? err.message}`)); };
+        run();
+        return setInterval(run, route.every!.ms).unref();
+      });
+      return () => { for (const t of timers) clearInterval(t); };
+    },
+  };
+}
+
+/** A short text answer (errors, 404). */
+export function plain(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+const SERVER_OPTIONS = {
+  // Uploads may take long; what bounds a request is the idle timeout below, not its total time.
+  requestTimeout: 0,
+  headersTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  maxHeaderSize: 16_384,
+};
+const IDLE_MS = 120_000;
+
+export function httpListener(id: 'http' | 'https', port: number, address: string, tls: TlsContexts | null, app: HttpApp, log: Log): ChildSpec {
+  return {
+    id, restart: 'permanent', shutdown: 5000,
+    start: async (): Promise<Child> => {
+      let server: HttpServer;
+      if (id === 'https') {
+        if (!tls) throw new Error('https: TLS contexts are needed');
+        const s = createHttpsServer({ ...tls.serverOptions(), ...SERVER_OPTIONS, ALPNProtocols: ['http/1.1'] }, app.handle);
+        tls.attach(s);
+        s.on('tlsClientError', () => undefined); // a failed handshake is the client's problem
+        server = s;
+      } else {
+        server = createHttpServer(SERVER_OPTIONS, app.handle);
+      }
+      server.timeout = IDLE_MS;
+      server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+        log('debug', `${id}: bad request from ${socket.remoteAddress}: ${err.code ?? err.message}`);
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        else socket.destroy();
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, id, port, address)));
+        server.listen(port, address, () => resolve());
+      });
+      let exitCb: ((r: string) => void) | null = null;
+      server.on('error', (err) => exitCb?.(err.message));
+      return {
+        onExit: (cb) => { exitCb = cb; },
+        stop: async () => {
+          exitCb = null;
+          await new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); });
+        },
+      };
+    },
+  };
+}
+
+/** The routes' periodic work, as a listeners' child (while any HTTP listener is on). */
+export function httpTasks(app: HttpApp): ChildSpec {
+  return {
+    id: 'http_tasks', restart: 'permanent', shutdown: 1000,
+    start: async (): Promise<Child> => {
+      const stop = app.startTasks();
+      return { onExit: () => undefined, stop: async () => stop() };
+    },
+  };
+}
