@@ -19,6 +19,7 @@ import { NoAnswer, type Runtime } from './runtime/runtime.ts';
 import { typeErrors } from './runtime/typecheck.ts';
 import { loadModules, moduleFiles } from './xmpp/modules.ts';
 import { httpApp, httpListener, httpTasks } from './net/http.ts';
+import { webSocketEndpoint } from './net/websocket.ts';
 import { kvStorage } from './storage/kv.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import { isLockedError } from './storage/db.ts';
@@ -111,8 +112,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       }
       if (web) {
         const app = httpApp(web, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log });
-        if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log));
-        if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log));
+        const ws = webSocketEndpoint(rt, conn, config.c2s_require_encryption);
+        if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log, ws));
+        if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, ws));
         specs.push(httpTasks(app));
       }
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.

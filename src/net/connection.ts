@@ -6,7 +6,8 @@
 // client's session holds back (XEP-0352). The protocol decisions (features, SASL, bind, whether
 // stream management may be enabled or a stream resumed, what can wait, routing) are the session
 // actor's; this carries them out.
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { WebSocketStream } from './websocket.ts';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -77,13 +78,21 @@ const RESTART_WAIT_MS = 10_000;
 
 const resumable = new Map<string, Connection>();
 
+/** How a connection's bytes come: plain TCP (STARTTLS may follow), TLS from the first byte
+ *  (XEP-0368), or a WebSocket (RFC 7395), secure when it came over HTTPS or from this machine (a
+ *  reverse proxy in front); `host`: the TLS server name it came with. */
+export type Transport = 'tcp' | 'direct-tls' | { websocket: { secure: boolean; host: string | null } };
+
+/** The engine's socket: a net.Socket (a TLSSocket after STARTTLS or on Direct TLS) or a WebSocket's stream. */
+export type ByteSocket = Socket | WebSocketStream;
+
 export class Connection {
   readonly address = `conn:${BOOT}.${++counter}`;
   private session: string;
   private framer: StreamFramer;
   /** The framer reports through this, so a resumption can hand framer and socket to another connection. */
   private sink: { conn: Connection };
-  private socket: Socket;
+  private socket: ByteSocket;
   private headerSent = false;
   private streamTo: string | null = null;
   private corked = false;
@@ -143,16 +152,17 @@ export class Connection {
 
   /** `onDone`: once, when this connection is finished (its session gone), not when its first socket
    *  closes — a detached stream lives on and may take over another socket (XEP-0198 resumption). */
-  constructor(private readonly rt: Runtime, socket: Socket, private readonly o: ConnectionOptions, directTls: boolean, private readonly onDone: () => void = () => undefined) {
+  constructor(private readonly rt: Runtime, socket: ByteSocket, private readonly o: ConnectionOptions, transport: Transport, private readonly onDone: () => void = () => undefined) {
     this.socket = socket;
-    this.secure = directTls;
+    const directTls = transport === 'direct-tls';
+    this.secure = directTls || (typeof transport === 'object' && transport.websocket.secure);
     this.session = o.actor ?? `${o.kind ?? 'session'}:@${BOOT}.${counter}`;
     this.tokens = o.burstBytes;
     this.sink = { conn: this };
     this.framer = this.newFramer();
     rt.registerEndpoint(this.address, this.guard((m) => this.fromSession(m as ToConn)));
     this.remote = socket.remoteAddress ?? '';
-    const info: ConnInfo = { conn: this.address, remote: this.remote, secure: directTls, directTls, host: null, cb: null, ...o.actorInput };
+    const info: ConnInfo = { conn: this.address, remote: this.remote, secure: this.secure, directTls, host: typeof transport === 'object' ? transport.websocket.host : null, cb: null, ...o.actorInput };
     o.log('info', `${this.address}: opened (${this.remote}${directTls ? ', Direct TLS' : ''})`);
     if (directTls) {
       const t = socket as TLSSocket;
@@ -210,7 +220,7 @@ export class Connection {
     this.toSession({ type: 'header', to: h.to, from: h.from, version: h.version, lang: h.lang, xmlns: h.xmlns, id: h.id, db: h.attrs['xmlns:db'] === NS.DIALBACK });
   }
 
-  private attach(socket: Socket): void {
+  private attach(socket: ByteSocket): void {
     this.socket = socket;
     socket.setNoDelay(true);
     socket.on('data', this.onData);
@@ -545,7 +555,7 @@ export class Connection {
     old.takeOver(this.socket, this.framer, this.sink, h, inline);
   }
 
-  private takeOver(socket: Socket, framer: StreamFramer, sink: { conn: Connection }, h: number, inline?: InlineResume): void {
+  private takeOver(socket: ByteSocket, framer: StreamFramer, sink: { conn: Connection }, h: number, inline?: InlineResume): void {
     if (this.detachTimer) { clearTimeout(this.detachTimer); this.detachTimer = null; }
     this.closed = false;
     this.ended = false;
@@ -568,7 +578,8 @@ export class Connection {
 
   private startTls(xml: string): void {
     const tls = this.o.tls;
-    if (!tls || this.secure) { this.fail('undefined-condition', 'TLS not available'); return; }
+    // No STARTTLS inside a WebSocket (RFC 7395 §3.6: TLS is the HTTP connection's).
+    if (!tls || this.secure || !(this.socket instanceof Socket)) { this.fail('undefined-condition', 'TLS not available'); return; }
     const ctx = (this.streamTo && tls.contextFor(this.streamTo)) || tls.defaultContext();
     // A server stream asks the other server for its certificate too (XEP-0178), to be judged by the
     // actor: the CAs it is checked against go into a context of its own.
@@ -595,7 +606,7 @@ export class Connection {
 
   /** An outbound stream's STARTTLS (the peer said <proceed/>): this side is the TLS client. */
   private startTlsClient(servername: string, local?: string): void {
-    if (this.secure) { this.fail('undefined-condition', 'TLS is already on'); return; }
+    if (this.secure || !(this.socket instanceof Socket)) { this.fail('undefined-condition', 'TLS is already on'); return; }
     this.socket.uncork();
     this.corked = false;
     const plain = this.socket;

@@ -94,7 +94,7 @@ export function s2sDialer(rt: Runtime, cfg: S2sConfig, opts: ConnectionOptions):
       let socket: Socket;
       try { socket = await connectOnce(t, cfg.connect_timeout_seconds * 1000, m.local, m.remote, opts); } catch (e) { problems.push((e as Error).message); continue; }
       try {
-        const c: Connection = new Connection(rt, socket, { ...opts, kind: 's2s', actor: m.link, census: undefined }, t.directTls, () => conns.delete(c));
+        const c: Connection = new Connection(rt, socket, { ...opts, kind: 's2s', actor: m.link, census: undefined }, t.directTls ? 'direct-tls' : 'tcp', () => conns.delete(c));
         conns.add(c);
       } catch (e) { socket.destroy(); problems.push((e as Error).message); continue; }
       return;

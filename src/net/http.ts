@@ -1,7 +1,8 @@
 // The HTTP side as supervisor children of `listeners`: `listen.http` (plain, for a reverse proxy in
 // front or loopback) and `listen.https` (the hosts' certificates by SNI, as the stream listeners
-// have them), Node's own servers. A request goes to the first route a loaded module declares for
-// its path (HttpRoute: file sharing's /upload/); anything else is 404. The routes' periodic work
+// have them), Node's own servers. Web clients' XMPP comes as WebSocket upgrades on /xmpp-websocket
+// (src/net/websocket.ts), found through XEP-0156's host-meta; any other request goes to the first
+// route a loaded module declares for its path (HttpRoute: file sharing's /upload/), else 404. The routes' periodic work
 // (expiry) runs in a child of its own while any HTTP listener is on. All of it on the main thread,
 // which holds every socket: a handler that throws costs its request a 500, never the node.
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
@@ -11,7 +12,10 @@ import type { Child, ChildSpec } from '../runtime/supervisor.ts';
 import type { HttpContext, HttpRoute } from '../xmpp/module.ts';
 import type { ModuleSet } from '../xmpp/modules.ts';
 import type { TlsContexts } from './tls.ts';
+import type { Connection } from './connection.ts';
+import { WEBSOCKET_PATH, type WebSocketEndpoint } from './websocket.ts';
 import { listenError } from './listener.ts';
+import { serialize, x } from '../xml/builder.ts';
 
 type Log = HttpContext['log'];
 
@@ -30,6 +34,7 @@ export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' |
   return {
     handle: (req, res) => {
       const path = (req.url ?? '/').split('?', 1)[0]!;
+      if (path === '/.well-known/host-meta' || path === '/.well-known/host-meta.json') { hostMeta(req, res, path.endsWith('.json')); return; }
       const found = routes.find((r) => path.startsWith(r.route.prefix));
       if (!found) { plain(res, 404, 'Not found'); return; }
       Promise.resolve().then(() => found.route.handle(req, res, found.ctx)).catch((err: Error) => {
@@ -49,6 +54,18 @@ export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' |
   };
 }
 
+/** XEP-0156: where this server takes WebSocket connections, for the host the request names. */
+function hostMeta(req: IncomingMessage, res: ServerResponse, json: boolean): void {
+  const tls = (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
+  const href = `${tls ? 'wss' : 'ws'}://${req.headers.host ?? 'localhost'}${WEBSOCKET_PATH}`;
+  const rel = 'urn:xmpp:alt-connections:websocket';
+  const body = json
+    ? JSON.stringify({ links: [{ rel, href }] })
+    : serialize(x('XRD', { xmlns: 'http://docs.oasis-open.org/ns/xri/xrd-1.0' }, x('Link', { rel, href })));
+  res.writeHead(200, { 'Content-Type': json ? 'application/json' : 'application/xrd+xml', 'Access-Control-Allow-Origin': '*', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 /** A short text answer (errors, 404). */
 export function plain(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text), ...headers });
@@ -64,7 +81,7 @@ const SERVER_OPTIONS = {
 };
 const IDLE_MS = 120_000;
 
-export function httpListener(id: 'http' | 'https', port: number, address: string, tls: TlsContexts | null, app: HttpApp, log: Log): ChildSpec {
+export function httpListener(id: 'http' | 'https', port: number, address: string, tls: TlsContexts | null, app: HttpApp, log: Log, ws: WebSocketEndpoint | null): ChildSpec {
   return {
     id, restart: 'permanent', shutdown: 5000,
     start: async (): Promise<Child> => {
@@ -79,6 +96,13 @@ export function httpListener(id: 'http' | 'https', port: number, address: string
         server = createHttpServer(SERVER_OPTIONS, app.handle);
       }
       server.timeout = IDLE_MS;
+      // WebSocket sessions are streams like any other: ended with system-shutdown when this stops.
+      const conns = new Set<Connection>();
+      server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+        socket.on('error', () => undefined);
+        if (ws && (req.url ?? '').split('?', 1)[0] === WEBSOCKET_PATH) ws.upgrade(req, socket, head, id === 'https', conns);
+        else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      });
       server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
         log('debug', `${id}: bad request from ${socket.remoteAddress}: ${err.code ?? err.message}`);
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -94,7 +118,10 @@ export function httpListener(id: 'http' | 'https', port: number, address: string
         onExit: (cb) => { exitCb = cb; },
         stop: async () => {
           exitCb = null;
-          await new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); });
+          for (const c of conns) c.shutdown();
+          const grace = setTimeout(() => server.closeAllConnections(), 3000);
+          await new Promise<void>((r) => { server.close(() => r()); server.closeIdleConnections(); });
+          clearTimeout(grace);
         },
       };
     },

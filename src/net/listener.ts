@@ -48,7 +48,7 @@ export function streamListener(id: string, rt: Runtime, port: number, address: s
         }
         let c: Connection;
         try {
-          c = new Connection(rt, socket, opts, directTls, () => conns.delete(c));
+          c = new Connection(rt, socket, opts, directTls ? 'direct-tls' : 'tcp', () => conns.delete(c));
         } catch (err) { // e.g. a TLS socket that died between handshake and here: only it is lost
           opts.log('warn', `${id}: connection from ${socket.remoteAddress} not set up: ${(err as Error).message}`);
           opts.census?.gone(socket.remoteAddress ?? '', false);

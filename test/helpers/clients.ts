@@ -10,8 +10,9 @@ export interface TestClient {
   stop(): Promise<void>;
 }
 
-export async function login(port: number, user: string, opts: { resource?: string; password?: string; tls?: 'direct'; presence?: boolean; domain?: string; address?: string } = {}): Promise<TestClient> {
-  const service = `${opts.tls === 'direct' ? 'xmpps' : 'xmpp'}://${opts.address ?? '127.0.0.1'}:${port}`;
+/** `service`: a URL instead of a TCP port (ws:// or wss://, RFC 7395). */
+export async function login(port: number, user: string, opts: { resource?: string; password?: string; tls?: 'direct'; presence?: boolean; domain?: string; address?: string; service?: string } = {}): Promise<TestClient> {
+  const service = opts.service ?? `${opts.tls === 'direct' ? 'xmpps' : 'xmpp'}://${opts.address ?? '127.0.0.1'}:${port}`;
   const c = client({ service, domain: opts.domain ?? 'localhost', username: user, password: opts.password ?? 'secret', resource: opts.resource ?? 'test' });
   const inbox: Element[] = [];
   const waiters: Array<{ pred: (e: Element) => boolean; resolve: (e: Element) => void }> = [];

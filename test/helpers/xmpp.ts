@@ -66,8 +66,8 @@ export async function subscribedBothWays(server: TestServer, a: string, b: strin
 }
 
 /** A test server with alice and bob (password 'pw'), who see each other's presence. */
-export async function friendsServer(): Promise<TestServer> {
-  const server = await startServer();
+export async function friendsServer(over?: (c: ChorusConfig) => void): Promise<TestServer> {
+  const server = await startServer(over);
   for (const u of ['alice', 'bob']) await server.addUser(u, 'pw');
   await subscribedBothWays(server, 'alice', 'bob');
   return server;
