@@ -20,6 +20,7 @@ import { typeErrors } from './runtime/typecheck.ts';
 import { loadModules, moduleFiles } from './xmpp/modules.ts';
 import { httpApp, httpListener, httpTasks } from './net/http.ts';
 import { webSocketEndpoint } from './net/websocket.ts';
+import { metricsEndpoint } from './net/metrics.ts';
 import { kvStorage } from './storage/kv.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import { isLockedError } from './storage/db.ts';
@@ -111,7 +112,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         specs.push(s2sDialer(rt, config.s2s, s2s));
       }
       if (web) {
-        const app = httpApp(web, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log });
+        const metrics = config.metrics.enabled ? metricsEndpoint(rt, conn.census, config.metrics) : null;
+        const app = httpApp(web, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log }, metrics);
         const ws = webSocketEndpoint(rt, conn, config.c2s_require_encryption);
         if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log, ws));
         if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, ws));

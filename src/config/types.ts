@@ -107,6 +107,13 @@ export interface S2sConfig {
   max_stanza_bytes: number;
 }
 
+export interface MetricsConfig {
+  enabled: boolean;
+  /** Basic auth for scrapers from elsewhere; with no password only loopback is answered. */
+  username: string;
+  password: string | null;
+}
+
 export interface ChorusConfig {
   /** Absolute path of the YAML file this came from, or null for built-in defaults. */
   source: string | null;
@@ -128,6 +135,8 @@ export interface ChorusConfig {
   limits: LimitsConfig;
   stream_management: StreamManagementConfig;
   storage: StorageConfig;
+  /** /metrics (Prometheus) on the HTTP listeners. */
+  metrics: MetricsConfig;
   modules: ModulesConfig;
   log_level: LogLevel;
   /** Where the log goes: a file (appended to; reopened by chorus reload, for logrotate), or null

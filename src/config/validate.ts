@@ -144,7 +144,7 @@ function stringList(ctx: Ctx, v: unknown, path: KeyPath, what: string,
 
 const TOP_KEYS = [
   'hosts', 'admins', 'data_dir', 'listen', 'tls', 'components', 's2s', 'c2s_require_encryption', 'c2s_sasl2', 'c2s_fast_token_days', 'schedulers', 'limits',
-  'stream_management', 'storage', 'modules', 'log_level', 'log_file',
+  'stream_management', 'storage', 'metrics', 'modules', 'log_level', 'log_file',
 ] as const;
 const MODULE_NAME = /^[a-z][a-z0-9_-]*$/;
 
@@ -250,6 +250,14 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 
   const st = section(ctx, top.storage, ['storage'], ['sync']);
   config.storage.sync = boolean(ctx, st, 'sync', ['storage'], config.storage.sync);
+  const mt = section(ctx, top.metrics, ['metrics'], ['enabled', 'username', 'password']);
+  config.metrics.enabled = boolean(ctx, mt, 'enabled', ['metrics'], config.metrics.enabled);
+  config.metrics.username = string(ctx, mt, 'username', ['metrics'], config.metrics.username);
+  if (mt.password !== undefined && mt.password !== null) {
+    const pw = string(ctx, mt, 'password', ['metrics'], '', 'a password of at least 12 characters');
+    if (pw.length < 12) ctx.say(['metrics', 'password'], 'at least 12 characters (it guards the server\'s figures from anyone who can reach the HTTP listener)');
+    else config.metrics.password = pw;
+  }
 
   validateModules(ctx, top.modules, config);
 

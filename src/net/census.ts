@@ -9,6 +9,9 @@ export interface CensusLimits { perAddress: number; unauthenticated: number; exe
 export class ConnectionCensus {
   private byAddress = new Map<string, number>();
   private unauthenticated = 0;
+  /** Open client connections (TCP and WebSocket), and those not yet authenticated (for /metrics). */
+  get open(): number { let n = 0; for (const v of this.byAddress.values()) n += v; return n; }
+  get notAuthenticated(): number { return this.unauthenticated; }
   private readonly exempt: Set<string>;
   constructor(private readonly limits: CensusLimits) { this.exempt = new Set(limits.exempt.map(addressKey)); }
 

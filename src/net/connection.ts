@@ -8,6 +8,7 @@
 // actor's; this carries them out.
 import { Socket } from 'node:net';
 import type { WebSocketStream } from './websocket.ts';
+import { traffic } from './traffic.ts';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -264,6 +265,7 @@ export class Connection {
     if (h.xmlns === NS.SM && h.name === 'enable') this.enableAt = this.inSeq;
     if (h.name === 'starttls') this.framer.pause(); // nothing sent in plaintext after it may be read
     const counted = h.name === 'message' || h.name === 'presence' || h.name === 'iq';
+    if (counted) traffic.in[h.name as keyof typeof traffic.in]++;
     const seq = counted ? ++this.inSeq : 0;
     if (counted) (this.unhandled ??= new Map()).set(seq, { xml, h });
     if (counted && this.unhandled!.size >= IN_FLIGHT_HIGH && !this.inFlightFull) {
@@ -419,6 +421,7 @@ export class Connection {
 
   private deliverNow(d: Delivery): void {
     if (this.expired) { this.lost([d]); return; }
+    traffic.out++;
     if (this.smId) {
       this.unacked.push(d);
       this.smOut++;

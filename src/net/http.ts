@@ -14,6 +14,7 @@ import type { ModuleSet } from '../xmpp/modules.ts';
 import type { TlsContexts } from './tls.ts';
 import type { Connection } from './connection.ts';
 import { WEBSOCKET_PATH, type WebSocketEndpoint } from './websocket.ts';
+import type { MetricsEndpoint } from './metrics.ts';
 import { listenError } from './listener.ts';
 import { serialize, x } from '../xml/builder.ts';
 
@@ -26,7 +27,7 @@ export interface HttpApp {
 }
 
 /** The routes of every loaded module, each with the context it runs in. */
-export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' | 'text'>): HttpApp {
+export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' | 'text'>, metrics: MetricsEndpoint | null): HttpApp {
   const routes: Array<{ route: HttpRoute; ctx: HttpContext }> = modules.loaded.flatMap((def) => {
     const services = modules.hosts.flatMap((h) => modules.servicesOf(h)).filter((sd) => sd.module === def.name);
     return (def.http ?? []).map((route) => ({ route, ctx: { ...base, services, text: plain, log: (level, text) => base.log(level, `http ${def.name}: ${text}`) } satisfies HttpContext }));
@@ -35,6 +36,10 @@ export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' |
     handle: (req, res) => {
       const path = (req.url ?? '/').split('?', 1)[0]!;
       if (path === '/.well-known/host-meta' || path === '/.well-known/host-meta.json') { hostMeta(req, res, path.endsWith('.json')); return; }
+      if (path === '/metrics' && metrics) {
+        metrics.handle(req, res).catch((err: Error) => { base.log('error', `/metrics: ${err.message}`); if (!res.headersSent) plain(res, 500, 'Internal error'); });
+        return;
+      }
       const found = routes.find((r) => path.startsWith(r.route.prefix));
       if (!found) { plain(res, 404, 'Not found'); return; }
       Promise.resolve().then(() => found.route.handle(req, res, found.ctx)).catch((err: Error) => {
