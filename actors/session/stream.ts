@@ -138,7 +138,7 @@ function buildFeatures(ctx: SessionCtx, env: StreamEnv, preauth: PreauthFeatures
     // After a SASL2 success with Bind 2 the stream is bound already (no restart): no bind, and no
     // <sm/> once XEP-0198 was enabled inline.
     const own = [
-      ...(ctx.jid ? [] : [x('bind', { xmlns: NS.BIND }), x('session', { xmlns: NS.SESSION }, x('optional'))]),
+      ...(ctx.jid ? [] : [x('bind', { xmlns: NS.BIND })]),
       ...(ctx.sm ? [] : [x('sm', { xmlns: NS.SM })]), x('csi', { xmlns: NS.CSI }),
     ];
     return `<stream:features>${own.map(serialize).join('')}${env.moduleFeatures.join('')}</stream:features>`;
