@@ -85,7 +85,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     log,
   };
   // The HTTP side runs the loaded modules' routes on this thread (file sharing's /upload/).
-  const web = config.listen.http !== false || config.listen.https !== false ? await loadModules(config.hosts, config.modules, config.admins) : null;
+  const web = config.listen.http !== false || config.listen.https !== false ? await loadModules(config.hosts, config.modules, config.admins, { http: config.listen.http, https: config.listen.https }) : null;
   const node = await startRuntime({
     tree: nodeTree,
     dataDir: config.data_dir,

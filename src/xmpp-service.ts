@@ -8,7 +8,7 @@ import { kvStorage } from './storage/kv.ts';
 import { callAt } from './runtime/api.ts';
 import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle } from './sasl/throttle.ts';
 import type { CredentialLookup, SaslServer } from './sasl/types.ts';
-import type { Storage } from './xmpp/module.ts';
+import type { Storage, WebPorts } from './xmpp/module.ts';
 import { fastTokens, type FastTokens } from './storage/fast-tokens.ts';
 
 import type { Domains, ServiceDomain } from './xmpp/routing.ts';
@@ -44,7 +44,7 @@ export interface XmppSettings {
   /** The node's data directory (where modules keep files: uploads). */
   dataDir: string;
   /** The HTTP listeners' ports (false: off), for the URLs modules hand out. */
-  web: { http: number | false; https: number | false };
+  web: WebPorts;
 }
 
 export interface XmppService {
@@ -75,7 +75,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
   const la = settings.loginAttempts;
   const bucket = (failures: number, seconds: number) => ({ capacity: failures, refillPerMinute: (failures * 60) / seconds });
   services.set(THROTTLE, new AuthThrottle({ account: bucket(la.maxFailures, la.windowSeconds), address: bucket(la.addressMaxFailures, la.addressWindowSeconds) }));
-  services.set('xmpp', xmppService(settings, await loadModules(settings.hosts, settings.modules, settings.admins), services));
+  services.set('xmpp', xmppService(settings, await loadModules(settings.hosts, settings.modules, settings.admins, settings.web), services));
 }
 
 /** The service over this thread's `db`, `loader` and login throttle (services), with these modules. */

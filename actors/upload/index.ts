@@ -15,6 +15,7 @@ import { dataForm } from '../../src/xmpp/forms.ts';
 import { tryParseJid } from '../../src/xmpp/jid.ts';
 import { fileUrl, newSlotId, safeName, signSlot, UPLOAD_NS, uploadKeys, usage, type UploadRecord, type UploadSettings } from '../../src/modules/upload.ts';
 import type { XmppService } from '../../src/xmpp-service.ts';
+import { webBase } from '../../src/xmpp/module.ts';
 import { routeElement } from '../route.ts';
 
 interface UploadCtx { domain: string }
@@ -28,11 +29,7 @@ function fail(st: XmlElement, type: StanzaErrorType | null, condition: StanzaErr
 }
 
 /** Where the files are reached: the configured URL, else this node's HTTPS (or HTTP) listener. */
-function baseUrl(domain: string, s: UploadSettings): string | null {
-  if (s.url) return s.url;
-  const { http, https } = xmpp().settings.web;
-  return https !== false ? `https://${domain}:${https}` : http !== false ? `http://${domain}:${http}` : null;
-}
+const baseUrl = (domain: string, s: UploadSettings): string | null => s.url || webBase(xmpp().settings.web, domain);
 
 function onStanza(ctx: UploadCtx, xml: string): void {
   const st = parseElement(xml);

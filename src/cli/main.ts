@@ -1,5 +1,6 @@
 // The `chorus` command. User mistakes end as one line on stderr and exit code 1; only genuine bugs
 // print a stack trace.
+import { landingUrl } from '../modules/invites.ts';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -171,8 +172,10 @@ const COMMANDS: Record<string, Command> = {
       if (!config.hosts.includes(d)) throw new CliError(`${d} is not a host of this server (hosts: ${config.hosts.join(', ')})`);
       const configured = (config.modules.options.invites as { expiry_days?: number } | undefined)?.expiry_days;
       const days = intFlag(p, 'expires') ?? configured ?? 7;
-      const r = await accountRequest(config, 'invite', { host: d, days, ...(at < 0 ? {} : { username: target.slice(0, at) }) }) as { uri: string; expires: number | null };
+      const r = await accountRequest(config, 'invite', { host: d, days, ...(at < 0 ? {} : { username: target.slice(0, at) }) }) as { uri: string; expires: number | null; token: string };
       io.out(r.uri);
+      const page = landingUrl({ http: config.listen.http, https: config.listen.https }, { host: d, token: r.token });
+      if (page) io.err(`for someone without an XMPP app yet, send this page: ${page}`);
       io.err(r.expires === null ? 'valid until used' : `valid until ${new Date(r.expires).toISOString()}, once`);
       return 0;
     },

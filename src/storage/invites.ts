@@ -49,10 +49,16 @@ export async function createInvite(storage: Storage, o: { host: string; username
 
 /** The invitation of this token on this host; an expired one only when `evenExpired` (XEP-0445: a
  *  token accepted on a stream stays good on it). */
-export async function findInvite(storage: Storage, token: string, host: string, now = Date.now(), evenExpired = false): Promise<Invite | undefined> {
+export async function findInvite(storage: Pick<Storage, 'get'>, token: string, host: string, now = Date.now(), evenExpired = false): Promise<Invite | undefined> {
+  const invite = await lookupInvite(storage, token, now, evenExpired);
+  return invite?.host === host ? invite : undefined;
+}
+
+/** The invitation a token names, on whichever host (the landing page knows no host but the token's). */
+export async function lookupInvite(storage: Pick<Storage, 'get'>, token: string, now = Date.now(), evenExpired = false): Promise<Invite | undefined> {
   if (!/^[0-9a-f]{32}$/.test(token)) return undefined;
   const invite = await storage.get<Invite>(inviteKey(token));
-  if (!invite || invite.host !== host) return undefined;
+  if (!invite) return undefined;
   return evenExpired || invite.expires === null || invite.expires > now ? invite : undefined;
 }
 

@@ -324,6 +324,15 @@ export interface OperatorCommand {
   ask(args: string[], node: { hosts: readonly string[]; services(host: string): readonly ServiceDomain[] }): { address: string; message: Record<string, unknown> } | string;
 }
 
+/** The node's HTTP listeners' ports (false: off): where the URLs modules hand out point. */
+export interface WebPorts { http: number | false; https: number | false }
+
+/** The base URL of this node's HTTP side for a domain: HTTPS when on, else HTTP; null with neither. */
+export function webBase(web: WebPorts | null, domain: string): string | null {
+  if (!web) return null;
+  return web.https !== false ? `https://${domain}:${web.https}` : web.http !== false ? `http://${domain}:${web.http}` : null;
+}
+
 export interface ModuleApi<O> {
   /** The options of the config's `modules.options`, defaults filled in. */
   options: O;
@@ -350,6 +359,8 @@ export interface ModuleApi<O> {
   fire<K extends HookName>(name: K, event: Hooks[K]): boolean | Promise<boolean>;
   /** The server's admins: the config's `admins` (bare JIDs). */
   admins: ReadonlySet<string>;
+  /** The node's HTTP listeners (null where the set is loaded without them: the CLI offline). */
+  web: WebPorts | null;
   /** What a module named in `depends` returned from its setup (Prosody's module:depends). Taken
    *  at setup: after a reload of that module, a dependent sees the new API once it is reloaded too. */
   depends<T>(module: string): T;

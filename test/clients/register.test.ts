@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
-import { OPEN, RawClient, startServer, starttls, type TestServer } from '../helpers/xmpp.ts';
+import { freePort, OPEN, RawClient, startServer, starttls, type TestServer } from '../helpers/xmpp.ts';
 import { scenario } from '../helpers/process.ts';
 import { accountRequest } from '../../src/cli/accounts.ts';
 import { login, xml } from '../helpers/clients.ts';
@@ -15,7 +15,8 @@ const SCRIPT = fileURLToPath(new URL('./register_slixmpp.py', import.meta.url));
 let closed: TestServer;
 let open: TestServer;
 test.before(async () => {
-  closed = await startServer((c) => { c.admins = ['admin@localhost']; });
+  const http = await freePort();
+  closed = await startServer((c) => { c.admins = ['admin@localhost']; c.listen.http = http; });
   for (const u of ['admin', 'alice']) await closed.addUser(u, 'pw');
   open = await startServer((c) => { c.modules.options.register = { allow_registration: true, min_seconds_between_registrations: 3600 }; });
 });
@@ -74,7 +75,7 @@ test('open registration: slixmpp registers and logs in; a taken name is a confli
 const uriOf = (r: { getChild(n: string, ns?: string): any }) => {
   const fields = r.getChild('command', 'http://jabber.org/protocol/commands').getChild('x', 'jabber:x:data').getChildren('field');
   const value = (v: string) => fields.find((f: any) => f.attrs.var === v)?.getChildText('value');
-  return { formType: value('FORM_TYPE'), uri: value('uri') as string, expire: value('expire') as string };
+  return { formType: value('FORM_TYPE'), uri: value('uri') as string, expire: value('expire') as string, page: value('landing-url') as string };
 };
 
 test('XEP-0401: an account invites a contact (ibr=y) and the invitee registers with it; an admin makes an account invitation for a name', async () => {
@@ -85,8 +86,16 @@ test('XEP-0401: an account invites a contact (ibr=y) and the invitee registers w
   assert.match(got.uri, /^xmpp:alice@localhost\?roster;preauth=[0-9a-f]{32};ibr=y$/);
   assert.ok(Date.parse(got.expire) > Date.now() + 6 * 86_400_000, 'valid for the configured week');
   const token = /preauth=([0-9a-f]+)/.exec(got.uri)![1]!;
+  // Its web page, for someone with no XMPP app yet: which to install, and the link to open in it.
+  assert.is(got.page, `http://localhost:${closed.config.listen.http}/invite/${token}`);
+  const local = got.page.replace('localhost', '127.0.0.1');
+  const html = await (await fetch(local)).text();
+  assert.match(html, /<h1>alice@localhost invites you to chat<\/h1>/);
+  assert.ok(html.includes(`href="${got.uri}"`), html);
+  assert.match(html, /Conversations/);
   const mercutio = await register(closed, 'mercutio', token);
   assert.is(mercutio.registered, true);
+  assert.is((await fetch(local)).status, 404, 'taken: the page says so');
   // XEP-0379, as the invitee's client does it: pre-approve the inviter, ask with the token. The
   // inviter's server approves for alice and asks back: both ways, with no question to anyone.
   const m = await login(closed.port, 'mercutio', { password: 'juliet-pw' });

@@ -100,4 +100,11 @@ test('storage: two modules may not keep data under one prefix; no built-in modul
   for (const def of await availableModules()) for (const p of def.storage ?? []) assert.not.ok(core.includes(p), `${def.name} keeps data under the core's ${p}!`);
 });
 
+test('no module is named as an actor kind: chorus reload NAME takes a module of that name first', async () => {
+  const { readdirSync } = await import('node:fs');
+  const kinds = readdirSync(new URL('../../actors/', import.meta.url), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  const clash = (await availableModules()).map((d) => d.name).filter((n) => kinds.includes(n));
+  assert.equal(clash, []);
+});
+
 test.run();

@@ -6,7 +6,7 @@ import { defineModule } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
 
 export default defineModule({
-  name: 'session',
+  name: 'legacy_session',
   description: 'Session establishment (RFC 3921), optional and answered for old clients.',
   streamFeatures: [`<session xmlns="${NS.SESSION}"><optional/></session>`],
   setup(m) {
