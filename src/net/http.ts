@@ -15,7 +15,7 @@ import type { TlsContexts } from './tls.ts';
 import type { Connection } from './connection.ts';
 import { WEBSOCKET_PATH, type WebSocketEndpoint } from './websocket.ts';
 import type { MetricsEndpoint } from './metrics.ts';
-import { listenError } from './listener.ts';
+import { listeningChild } from './listener.ts';
 import { serialize, x } from '../xml/builder.ts';
 
 type Log = HttpContext['log'];
@@ -113,22 +113,12 @@ export function httpListener(id: 'http' | 'https', port: number, address: string
         if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         else socket.destroy();
       });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, id, port, address)));
-        server.listen(port, address, () => resolve());
+      return listeningChild(server, id, port, address, async () => {
+        for (const c of conns) c.shutdown();
+        const grace = setTimeout(() => server.closeAllConnections(), 3000);
+        await new Promise<void>((r) => { server.close(() => r()); server.closeIdleConnections(); });
+        clearTimeout(grace);
       });
-      let exitCb: ((r: string) => void) | null = null;
-      server.on('error', (err) => exitCb?.(err.message));
-      return {
-        onExit: (cb) => { exitCb = cb; },
-        stop: async () => {
-          exitCb = null;
-          for (const c of conns) c.shutdown();
-          const grace = setTimeout(() => server.closeAllConnections(), 3000);
-          await new Promise<void>((r) => { server.close(() => r()); server.closeIdleConnections(); });
-          clearTimeout(grace);
-        },
-      };
     },
   };
 }

@@ -73,24 +73,26 @@ export function streamListener(id: string, rt: Runtime, port: number, address: s
       } else {
         server = createTcpServer(accept);
       }
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, id, port, address)));
-        server.listen(port, address, () => resolve());
-      });
       server.on('connection', (raw: Socket) => { sockets.add(raw); raw.once('close', () => sockets.delete(raw)); });
-      let exitCb: ((r: string) => void) | null = null;
-      server.on('error', (err) => exitCb?.(err.message));
-      return {
-        onExit: (cb) => { exitCb = cb; },
-        stop: async () => {
-          exitCb = null;
-          // Every stream is told system-shutdown; a socket still open after the grace is cut, so that
-          // server.close() (which waits for all of them) returns and the node can exit.
-          const grace = setTimeout(() => { for (const raw of sockets) raw.destroy(); }, SHUTDOWN_GRACE_MS);
-          await new Promise<void>((r) => { server.close(() => r()); for (const c of conns) c.shutdown(); });
-          clearTimeout(grace);
-        },
-      };
+      return listeningChild(server, id, port, address, async () => {
+        // Every stream is told system-shutdown; a socket still open after the grace is cut, so that
+        // server.close() (which waits for all of them) returns and the node can exit.
+        const grace = setTimeout(() => { for (const raw of sockets) raw.destroy(); }, SHUTDOWN_GRACE_MS);
+        await new Promise<void>((r) => { server.close(() => r()); for (const c of conns) c.shutdown(); });
+        clearTimeout(grace);
+      });
     },
   };
+}
+
+/** A server listening, as a supervisor child: what keeps it from opening is said to the operator,
+ *  a later error is its exit, and `close` is how it stops. */
+export async function listeningChild(server: Server, id: string, port: number, address: string, close: () => Promise<void>): Promise<Child> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, id, port, address)));
+    server.listen(port, address, () => resolve());
+  });
+  let exitCb: ((r: string) => void) | null = null;
+  server.on('error', (err) => exitCb?.(err.message));
+  return { onExit: (cb) => { exitCb = cb; }, stop: async () => { exitCb = null; await close(); } };
 }
