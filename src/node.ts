@@ -86,6 +86,15 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   };
   // The HTTP side runs the loaded modules' routes on this thread (file sharing's /upload/).
   const web = config.listen.http !== false || config.listen.https !== false ? await loadModules(config.hosts, config.modules, config.admins, { http: config.listen.http, https: config.listen.https }) : null;
+  if (web && config.listen.https !== false) {
+    // Clients reach service domains (upload.<host>) over HTTPS by name: a host with a real
+    // certificate that does not cover them has file sharing that fails in every client.
+    for (const sd of config.hosts.flatMap((h) => web.servicesOf(h))) {
+      if (tls.certificateFor(sd.host)?.selfSigned === false && !tls.contextFor(sd.domain)) {
+        log('warn', `tls: no certificate covers ${sd.domain} (module ${sd.module}): clients will refuse it over HTTPS; get one that names it too (certbot: -d ${sd.host} -d ${sd.domain}) and add it to tls`);
+      }
+    }
+  }
   const node = await startRuntime({
     tree: nodeTree,
     dataDir: config.data_dir,

@@ -10,6 +10,7 @@ import { freePort, startServer, subscribedBothWays, type TestServer } from '../h
 import { login, xml, type TestClient } from '../helpers/clients.ts';
 import { scenario } from '../helpers/process.ts';
 import { until } from '../helpers/runtime.ts';
+import { testCa } from '../helpers/test-ca.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
 const SCRIPT = new URL('./upload_slixmpp.py', import.meta.url).pathname;
@@ -122,6 +123,19 @@ test('a file expires after expires_after_seconds: not served from then on, and r
     await until(async () => (await fetch(s.get)).status === 404, 10_000, 'the file expired');
     await until(() => readdirSync(join(short.config.data_dir, 'upload')).length === 0, 30_000, 'the expired file removed');
   } finally { await alice.c.stop(); }
+});
+
+test('a host with a real certificate that does not name upload.<host> is told at start: clients would refuse the files over HTTPS', async () => {
+  const ca = testCa(['localhost']); // names localhost and conference.localhost, not upload.localhost
+  const https = await freePort();
+  const s = await startServer((c) => { c.listen.https = https; c.tls = { localhost: ca.tlsFor('localhost') }; });
+  try {
+    assert.ok(s.logs.some((l) => l.includes('no certificate covers upload.localhost (module upload)')), s.logs.join('\n'));
+    assert.not.ok(s.logs.some((l) => l.includes('no certificate covers conference.localhost')), 'conference.localhost is named');
+  } finally {
+    await s.stop();
+    ca.remove();
+  }
 });
 
 test.run();
