@@ -1,7 +1,7 @@
 // /metrics in Prometheus's text format (prom-client: the exposition format and the process's own
 // figures are its job, not ours to write by hand). Gathered at each scrape from the runtime (actors
 // per kind, mailbox depths, messages handled, crashes and heap per scheduler, the supervisors'
-// children and restarts), the stream engine (connections, stanzas in and out) and Node's defaults
+// children and restarts, each scheduler's event-loop lag), the stream engine (connections, stanzas in and out) and Node's defaults
 // for the main thread (CPU, memory, event-loop lag). Answered on loopback, or to anyone with the
 // configured password (basic auth), never to the world by default.
 import { timingSafeEqual } from 'node:crypto';
@@ -34,6 +34,8 @@ export function metricsEndpoint(rt: Runtime, census: ConnectionCensus | undefine
   const handled = g('chorus_messages_handled', 'Messages actors have handled since the scheduler started.', ['scheduler']);
   const crashes = g('chorus_actor_crashes', 'Actor crashes since the scheduler started.', ['scheduler']);
   const heap = g('chorus_scheduler_heap_bytes', 'Heap used by each scheduler thread.', ['scheduler']);
+  const lagP99 = g('chorus_scheduler_event_loop_lag_p99_seconds', 'How late each scheduler\'s event loop ran, 99th percentile since the previous scrape.', ['scheduler']);
+  const lagMax = g('chorus_scheduler_event_loop_lag_max_seconds', 'How late each scheduler\'s event loop ran at worst since the previous scrape.', ['scheduler']);
   const children = g('chorus_supervisor_children', 'Children of each dynamic supervisor.', ['supervisor']);
   const restarts = g('chorus_supervisor_restarts', 'Restarts by each dynamic supervisor since the node started.', ['supervisor']);
   const connections = g('chorus_client_connections', 'Open client connections (TCP and WebSocket).');
@@ -62,6 +64,8 @@ export function metricsEndpoint(rt: Runtime, census: ConnectionCensus | undefine
         handled.set({ scheduler: t }, s.handled);
         crashes.set({ scheduler: t }, s.crashes);
         heap.set({ scheduler: t }, s.heapUsed);
+        lagP99.set({ scheduler: t }, s.eventLoopLagMs.p99 / 1000);
+        lagMax.set({ scheduler: t }, s.eventLoopLagMs.max / 1000);
         for (const [kind, n] of Object.entries(s.byKind)) byKind.set(kind, (byKind.get(kind) ?? 0) + n);
       }
       for (const [kind, n] of byKind) actors.set({ kind }, n);

@@ -10,7 +10,7 @@
 // to its restart. The runtime API works across the handler's awaits: each message is a Frame, found
 // through AsyncLocalStorage (Prosody's util.async runner and OTP's process dictionary, in one).
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createActor, type AnyActor } from 'xstate';
 import { MAIN_THREAD, kindOf, type Address, type ThreadId } from './address.ts';
 import { setThreadApi, type ActorContextApi, type Receipt } from './api.ts';
@@ -119,6 +119,9 @@ export class ActorHost implements RouterSink {
   private crashes = 0;
   readonly durable: DurableSender;
   router!: Router;
+
+  /** The thread's event-loop delay, sampled by Node (its timer does not keep the thread alive). */
+  private readonly lag = (() => { const h = monitorEventLoopDelay({ resolution: 20 }); h.enable(); return h; })();
 
   constructor(private readonly o: HostOptions) {
     this.durable = new DurableSender(o.thread, (env) => this.router.send(env));
@@ -631,8 +634,16 @@ export class ActorHost implements RouterSink {
     return {
       thread: this.o.thread, actors, byKind, mailboxDepth: depth, maxMailbox: max,
       handled: this.handledTotal, crashes: this.crashes, heapUsed: process.memoryUsage().heapUsed, kinds,
+      eventLoopLagMs: this.lagSinceAsked(),
       list: withActors ? list : undefined,
     };
+  }
+
+  private lagSinceAsked(): { p99: number; max: number } {
+    const ms = (ns: number) => (Number.isFinite(ns) ? Math.round(ns / 1e4) / 100 : 0);
+    const r = { p99: ms(this.lag.percentile(99)), max: ms(this.lag.max) };
+    this.lag.reset();
+    return r;
   }
 
   /** Starts, at boot or on a replacement thread, every owned actor that has a snapshot or durable mail. */

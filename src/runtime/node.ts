@@ -66,7 +66,7 @@ function runtimeCommands(rt: Runtime): Map<string, AdminHandler> {
       return {
         uptimeSeconds: Math.round((Date.now() - rt.started) / 1000),
         rssBytes: process.memoryUsage().rss,
-        schedulers: stats.map((s) => ({ thread: s.thread, actors: s.actors, mailboxDepth: s.mailboxDepth, maxMailbox: s.maxMailbox, handled: s.handled, crashes: s.crashes, heapUsed: s.heapUsed })),
+        schedulers: stats.map((s) => ({ thread: s.thread, actors: s.actors, mailboxDepth: s.mailboxDepth, maxMailbox: s.maxMailbox, handled: s.handled, crashes: s.crashes, heapUsed: s.heapUsed, eventLoopLagMs: s.eventLoopLagMs })),
         actorsByKind: byKind,
         kinds: stats[0]?.kinds ?? {},
         supervisors: rt.supervisors(),

@@ -63,6 +63,8 @@ export interface SchedulerStats {
   handled: number;
   crashes: number;
   heapUsed: number;
+  /** How late the thread's event loop ran timers since the previous stats request (ms). */
+  eventLoopLagMs: { p99: number; max: number };
   kinds: Record<string, { version: number; loads: number }>;
   list?: ActorInfo[];
 }

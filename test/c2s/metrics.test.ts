@@ -36,6 +36,7 @@ test('a scrape shows the sessions, the actors per kind, the stanzas that went th
     assert.ok(value(text, 'chorus_stanzas_in_total{type="message"}') >= 1, text);
     assert.ok(value(text, 'chorus_stanzas_out_total') >= 1);
     assert.ok(value(text, 'chorus_messages_handled{scheduler="1"}') > 0);
+    for (const t of ['1', '2']) assert.ok(value(text, `chorus_scheduler_event_loop_lag_max_seconds{scheduler="${t}"}`) >= 0, `scheduler ${t}'s lag`);
     assert.match(text, /^chorus_supervisor_restarts\{supervisor="sessions"\} 0$/m);
     assert.ok(value(text, 'chorus_main_process_resident_memory_bytes') > 10_000_000);
     assert.match(text, /^chorus_main_nodejs_eventloop_lag_seconds /m);
