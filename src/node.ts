@@ -21,6 +21,7 @@ import { loadModules, moduleFiles } from './xmpp/modules.ts';
 import { httpApp, httpListener, httpTasks } from './net/http.ts';
 import { webSocketEndpoint } from './net/websocket.ts';
 import { metricsEndpoint } from './net/metrics.ts';
+import { socketServices } from './net/socket-services.ts';
 import { kvStorage } from './storage/kv.ts';
 import { ensurePrivateDataDir, usePrivateUmask } from './storage/private-files.ts';
 import { isLockedError } from './storage/db.ts';
@@ -84,8 +85,10 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     census: new ConnectionCensus({ perAddress: config.limits.connections_per_ip, unauthenticated: config.limits.unauthenticated_connections, exempt: config.limits.connections_per_ip_exempt }),
     log,
   };
-  // The HTTP side runs the loaded modules' routes on this thread (file sharing's /upload/).
-  const web = config.listen.http !== false || config.listen.https !== false ? await loadModules(config.hosts, config.modules, config.admins, { http: config.listen.http, https: config.listen.https }) : null;
+  // This thread runs the loaded modules' HTTP routes (file sharing's /upload/) and TCP services (the
+  // SOCKS5 proxy): the modules are loaded here too, for their declarations.
+  const modules = await loadModules(config.hosts, config.modules, config.admins, { http: config.listen.http, https: config.listen.https });
+  const web = config.listen.http !== false || config.listen.https !== false ? modules : null;
   if (web && config.listen.https !== false) {
     // Clients reach service domains (upload.<host>) over HTTPS by name: a host with a real
     // certificate that does not cover them has file sharing that fails in every client.
@@ -128,6 +131,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, ws));
         specs.push(httpTasks(app));
       }
+      specs.push(...socketServices(rt, modules, log));
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.
       if (config.listen.component !== false && Object.keys(config.components).length) {
         specs.push(streamListener('component', rt, config.listen.component, '127.0.0.1', false, null, { ...conn, kind: 'component', contentNamespaces: [NS.COMPONENT_ACCEPT] }));

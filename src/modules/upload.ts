@@ -1,4 +1,4 @@
-// HTTP File Upload (XEP-0363): a service at upload.<host> (its actor, actors/upload, hands out slots)
+// HTTP File Upload (XEP-0363): a service at upload.<host> (its actor, actors/upload_slots, hands out slots)
 // and the files themselves on the node's HTTP listeners (/upload/<slot>/<name>, here, on the main
 // thread). A slot is a PUT URL signed with the node secret (no state to look up when the file comes)
 // and a GET URL; what a user keeps, slots not yet used included, counts against a quota. Files go
@@ -218,7 +218,7 @@ export default defineModule({
   options,
   storage: ['upload'],
   services: (host, o) => (o.enabled ? [{
-    domain: o.host || `upload.${host}`, kind: 'upload', name: o.name, whole: true,
+    domain: o.host || `upload.${host}`, kind: 'upload_slots', name: o.name, whole: true,
     settings: {
       host, url: o.url, maxFileBytes: o.max_file_bytes, quotaBytes: o.quota_bytes, expiresSeconds: o.expires_after_seconds, slotSeconds: o.slot_seconds,
     } satisfies UploadSettings,

@@ -492,7 +492,12 @@ export class ActorHost implements RouterSink {
     if (reason === 'normal') this.o.store.saveSnapshot(rec.address, null);
     this.records.delete(rec.address);
     this.notifyExit(rec, reason);
-    if (rec.queue.length > 0 && rec.def?.activation === 'on-demand' && [...rec.queue].some((i) => i.seq)) {
+    // Mail that came while it ended starts an on-demand actor again, as it would have a moment later:
+    // durable mail from the store, the rest carried over (never dropped for arriving as it ended).
+    if (rec.queue.length > 0 && rec.def?.activation === 'on-demand') {
+      const next = this.newRecord(rec.address, undefined);
+      for (const item of rec.queue) if (!item.seq) next.queue.push(item);
+      this.records.set(rec.address, next);
       void this.start(rec.address, true, undefined, 'pending-mail').catch((e: Error) => this.o.log('error', e.message));
     }
   }

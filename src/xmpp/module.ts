@@ -8,6 +8,7 @@ import type { StanzaErrorCondition, StanzaErrorOptions, StanzaErrorType } from '
 import type { ServiceDomain } from './routing.ts';
 import type { Field } from './forms.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 export interface Identity { category: string; type: string; name?: string }
 
@@ -299,6 +300,27 @@ export interface HttpContext {
   text(res: ServerResponse, status: number, body: string, headers?: Record<string, string>): void;
 }
 
+/** What a module's socket service gets on the main thread. */
+export interface SocketContext {
+  /** Sends to an actor (an answer to one that asked, by its address). */
+  send(to: string, message: Record<string, unknown>): void;
+  log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
+}
+
+/**
+ * A TCP service of a module (XEP-0065's SOCKS5 proxy): the main thread, which holds every socket,
+ * listens on the port its service domains name and hands it each connection; its actors reach it
+ * at `node:<id>`.
+ */
+export interface SocketService {
+  id: string;
+  /** Where to listen, from the module's service domains (their settings); null: nowhere. */
+  listen(services: readonly ServiceDomain[]): { port: number; address: string } | null;
+  accept(socket: Socket, ctx: SocketContext): void;
+  /** A message one of the module's actors sent to `node:<id>`. */
+  message(message: Record<string, unknown>, from: string, ctx: SocketContext): void;
+}
+
 /** Paths a module serves on the node's HTTP listeners (listen.http, listen.https). */
 export interface HttpRoute {
   /** Requests whose path starts with this (`/upload/`) come to `handle`; the first match wins. */
@@ -391,6 +413,8 @@ export interface ModuleDefinition<S extends Record<string, OptionSpec> = Record<
   operatorCommands?: OperatorCommand[];
   /** What it serves over HTTP (on the main thread: the routes are read when the node starts). */
   http?: HttpRoute[];
+  /** Its TCP services (on the main thread, read when the node starts). */
+  sockets?: SocketService[];
   depends?: string[];
   /** Registers the hooks; what it returns is the API other modules get with `m.depends(name)`. */
   setup(m: ModuleApi<OptionValues<S>>): void | object;

@@ -34,6 +34,15 @@ test('kill (exit/2 with kill) is a crash the supervisor handles', async () => {
   assert.not.ok(await node.runtime.kill('crasher:nobody'));
 });
 
+test('mail that comes for an on-demand actor as it ends is not lost: its next life takes it', async () => {
+  const box = node.inbox('conn:sup-end');
+  node.runtime.send('ender:e', { type: 'inc' });
+  node.runtime.send('ender:e', { type: 'end' });
+  node.runtime.send('ender:e', { type: 'report', to: 'conn:sup-end' }); // queued behind the end, not durable
+  const r = await box.next((m) => m.type === 'report', 5000);
+  assert.equal({ address: r.address, count: r.count }, { address: 'ender:e', count: 0 }, 'a new life answered');
+});
+
 test('a normal exit is not restarted (transient) and its snapshot is gone', async () => {
   await node.runtime.spawn('crasher:n');
   let reason = '';

@@ -1,4 +1,4 @@
-// The file-sharing service's actor, `upload:<domain>` (XEP-0363; src/modules/upload.ts declares the
+// The file-sharing service's actor, `upload_slots:<domain>` (XEP-0363; src/modules/upload.ts declares the
 // service and serves the files over HTTP). One per service domain, with no state of its own: it
 // answers disco (the size limit as a XEP-0128 form) and hands out slots to the host's accounts, one
 // request at a time, so that two requests never both fit in the last of a quota: the quota read
@@ -93,7 +93,7 @@ export function reduce(ctx: UploadCtx, ev: Ev): UploadCtx {
 }
 
 export default defineKind({
-  kind: 'upload', version: 1, activation: 'on-demand', persist: 'never',
+  kind: 'upload_slots', version: 1, activation: 'on-demand', persist: 'never',
   machine: fromTransition(reduce, ({ input }: { input: { domain: string } }) => ({ domain: input.domain })),
-  input: (address) => ({ domain: address.slice('upload:'.length) }),
+  input: (address) => ({ domain: address.slice('upload_slots:'.length) }),
 });
