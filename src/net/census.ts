@@ -4,6 +4,9 @@
 // counts follow each Connection from accept until it is done.
 import { addressKey } from '../sasl/throttle.ts';
 
+/** This machine's own addresses: a reverse proxy in front, or a local scraper. */
+export const isLoopback = (address: string): boolean => address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+
 export interface CensusLimits { perAddress: number; unauthenticated: number; exempt: string[] }
 
 export class ConnectionCensus {

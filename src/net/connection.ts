@@ -17,7 +17,7 @@ import { streamOpen } from '../xml/builder.ts';
 import { parseElement } from '../xml/element.ts';
 import { streamError, type StreamErrorCondition } from '../xmpp/errors.ts';
 import { NS } from '../xml/namespaces.ts';
-import { peerClientOptions, peerServerContext, serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
+import { peerClientOptions, peerContext, serverEndPointHash, TLS_PROTOCOL_OPTIONS, type TlsContexts } from './tls.ts';
 import type { ChannelBindings, ConnInfo, Delivery, InlineResume, PeerCertificate, ToConn, ToSession } from './c2s-protocol.ts';
 import { sasl2SuccessXml } from '../sasl/sasl2.ts';
 import type { ConnectionCensus } from './census.ts';
@@ -588,7 +588,7 @@ export class Connection {
     // actor: the CAs it is checked against go into a context of its own.
     const peers = this.o.verifyPeers;
     const opts = peers
-      ? { secureContext: peerServerContext(tls, this.streamTo ?? '', peers.ca), requestCert: true, rejectUnauthorized: false }
+      ? { secureContext: peerContext(tls, this.streamTo ?? '', peers.ca), requestCert: true, rejectUnauthorized: false }
       : { secureContext: ctx, SNICallback: tls.SNICallback, ...TLS_PROTOCOL_OPTIONS };
     this.write(xml);
     this.socket.uncork();

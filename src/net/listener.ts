@@ -7,13 +7,13 @@ import { createServer as createTlsServer, type SecureContext } from 'node:tls';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Child, ChildSpec } from '../runtime/supervisor.ts';
 import { Connection, type ConnectionOptions } from './connection.ts';
-import { peerServerContext, type TlsContexts } from './tls.ts';
+import { peerContext, type TlsContexts } from './tls.ts';
 import { streamOpen } from '../xml/builder.ts';
 import { streamError } from '../xmpp/errors.ts';
 import { OperatorError } from '../operator-error.ts';
 
 /** What a listener that could not open says to the operator (the port taken, no permission, no such address). */
-export function listenError(err: NodeJS.ErrnoException, id: string, port: number, address: string): Error {
+function listenError(err: NodeJS.ErrnoException, id: string, port: number, address: string): Error {
   if (err.code === 'EADDRINUSE') {
     return new OperatorError(`listen.${id}: port ${port} on ${address} is already in use`, `stop the program holding it (ss -ltnp 'sport = :${port}' names it) or set listen.${id} to a free port`);
   }
@@ -64,7 +64,7 @@ export function streamListener(id: string, rt: Runtime, port: number, address: s
         const peers = opts.verifyPeers;
         const verifying = peers ? {
           ca: peers.ca, requestCert: true, rejectUnauthorized: false,
-          SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, peerServerContext(tls, name, peers.ca)),
+          SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, peerContext(tls, name, peers.ca)),
         } : {};
         const s = createTlsServer({ ...tls.serverOptions(), ...verifying, ALPNProtocols: [opts.kind === 's2sin' ? 'xmpp-server' : 'xmpp-client'] }, accept);
         tls.attach(s);

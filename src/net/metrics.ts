@@ -8,17 +8,15 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Runtime } from '../runtime/runtime.ts';
-import type { ConnectionCensus } from './census.ts';
+import { isLoopback, type ConnectionCensus } from './census.ts';
 import { traffic } from './traffic.ts';
 
 export interface MetricsAccess { username: string; password: string | null }
 
 export interface MetricsEndpoint { handle(req: IncomingMessage, res: ServerResponse): Promise<void> }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
-
 function allowed(req: IncomingMessage, access: MetricsAccess): boolean {
-  if (access.password === null) return LOOPBACK.has(req.socket.remoteAddress ?? '');
+  if (access.password === null) return isLoopback(req.socket.remoteAddress ?? '');
   const m = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
   const given = Buffer.from(m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '');
   const want = Buffer.from(`${access.username}:${access.password}`);

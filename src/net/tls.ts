@@ -219,15 +219,21 @@ async function loadHost(host: string, certFile: string, keyFile: string, selfSig
   return { cert: { host, certFile, keyFile, selfSigned, leaf: x509.raw }, pem: { cert, key }, context, x509 };
 }
 
-/**
- * The certificate and key files for a host without a configured certificate: reused when present,
- * unexpired and for this host; otherwise a fresh ECDSA P-256 self-signed pair (one log line).
- */
-/** A server stream's TLS server side: besides ours, it asks the other server for its certificate, to
- *  be checked against `ca` and judged by the actor (XEP-0178), never refused in the handshake. Made
- *  per handshake from the host's files, so a reload applies to the next. */
-export function peerServerContext(contexts: TlsContexts, host: string, ca: string[]): tls.SecureContext {
-  return tls.createSecureContext({ ...contexts.pemFor(host), ca, ...TLS_PROTOCOL_OPTIONS });
+/** Contexts for server streams, by a host's loaded certificate files (a reload brings new ones, so
+ *  the next handshake gets a new context) and the CAs peers are checked against: parsing the system's
+ *  CA store is the costly part, done once, not per handshake. */
+const peerContexts = new WeakMap<object, WeakMap<string[], tls.SecureContext>>();
+
+/** Our certificate for `host` with the peers' CAs: what a server stream shows and checks the other
+ *  server's with, on either side of the handshake (as TLS server it asks for the peer's certificate,
+ *  judged by the actor, XEP-0178, never refused in the handshake). */
+export function peerContext(contexts: TlsContexts, host: string, ca: string[]): tls.SecureContext {
+  const pem = contexts.pemFor(host);
+  let byCa = peerContexts.get(pem);
+  if (!byCa) peerContexts.set(pem, (byCa = new WeakMap()));
+  let ctx = byCa.get(ca);
+  if (!ctx) byCa.set(ca, (ctx = tls.createSecureContext({ ...pem, ca, ...TLS_PROTOCOL_OPTIONS })));
+  return ctx;
 }
 
 /** A server stream's TLS client side (STARTTLS after <proceed/>, or Direct TLS): SNI of the peer's
@@ -235,9 +241,14 @@ export function peerServerContext(contexts: TlsContexts, host: string, ca: strin
  *  need it), and ours for the domain we speak for, so that the peer may take it as proof. */
 export function peerClientOptions(contexts: TlsContexts | null, servername: string, local: string | undefined, ca: string[] | undefined): tls.ConnectionOptions {
   const { honorCipherOrder: _, ...protocol } = TLS_PROTOCOL_OPTIONS;
+  if (contexts && local && ca) return { servername, rejectUnauthorized: false, secureContext: peerContext(contexts, local, ca), ...protocol };
   return { servername, rejectUnauthorized: false, ...(local && contexts ? contexts.pemFor(local) : {}), ...(ca ? { ca } : {}), ...protocol };
 }
 
+/**
+ * The certificate and key files for a host without a configured certificate: reused when present,
+ * unexpired and for this host; otherwise a fresh ECDSA P-256 self-signed pair (one log line).
+ */
 export async function ensureSelfSigned(host: string, certsDir: string, log: (line: string) => void = console.log,
 ): Promise<{ certFile: string; keyFile: string }> {
   const certFile = join(certsDir, `${host}.crt`);

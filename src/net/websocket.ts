@@ -10,6 +10,7 @@ import { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Runtime } from '../runtime/runtime.ts';
 import { Connection, type ByteSocket, type ConnectionOptions } from './connection.ts';
+import { isLoopback } from './census.ts';
 import { serialize, streamOpen, x } from '../xml/builder.ts';
 import { parseElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
@@ -165,8 +166,6 @@ export interface WebSocketEndpoint {
   upgrade(req: IncomingMessage, socket: NetSocket, head: Buffer, overTls: boolean, conns: Set<Connection>): void;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
-
 function refuse(socket: NetSocket, status: string, text: string): void {
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
 }
@@ -185,9 +184,9 @@ export function webSocketEndpoint(rt: Runtime, opts: ConnectionOptions, requireE
   return {
     upgrade: (req, socket, head, overTls, conns) => {
       const peer = socket.remoteAddress ?? '';
-      const proxied = LOOPBACK.has(peer) ? String(req.headers['x-forwarded-for'] ?? '').split(',').pop()!.trim() : '';
+      const proxied = isLoopback(peer) ? String(req.headers['x-forwarded-for'] ?? '').split(',').pop()!.trim() : '';
       const remote = proxied || peer;
-      const secure = overTls || LOOPBACK.has(peer);
+      const secure = overTls || isLoopback(peer);
       if (!secure && requireEncryption) { refuse(socket, '403 Forbidden', 'Use wss:// (c2s_require_encryption)'); return; }
       if (!String(req.headers['sec-websocket-protocol'] ?? '').split(',').some((p) => p.trim() === 'xmpp')) {
         refuse(socket, '400 Bad Request', 'The WebSocket subprotocol must be xmpp (RFC 7395)');
