@@ -87,12 +87,11 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   };
   // This thread runs the loaded modules' HTTP routes (file sharing's /upload/) and TCP services (the
   // SOCKS5 proxy): the modules are loaded here too, for their declarations.
-  const modules = await loadModules(config.hosts, config.modules, config.admins, { http: config.listen.http, https: config.listen.https });
-  const web = config.listen.http !== false || config.listen.https !== false ? modules : null;
-  if (web && config.listen.https !== false) {
+  const modules = await loadModules(config.hosts, config.modules, config.admins, settings.web);
+  if (config.listen.https !== false) {
     // Clients reach service domains (upload.<host>) over HTTPS by name: a host with a real
     // certificate that does not cover them has file sharing that fails in every client.
-    for (const sd of config.hosts.flatMap((h) => web.servicesOf(h))) {
+    for (const sd of config.hosts.flatMap((h) => modules.servicesOf(h))) {
       if (tls.certificateFor(sd.host)?.selfSigned === false && !tls.contextFor(sd.domain)) {
         log('warn', `tls: no certificate covers ${sd.domain} (module ${sd.module}): clients will refuse it over HTTPS; get one that names it too (certbot: -d ${sd.host} -d ${sd.domain}) and add it to tls`);
       }
@@ -123,9 +122,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         if (config.listen.s2s_direct_tls !== false) specs.push(streamListener('s2s_direct_tls', rt, config.listen.s2s_direct_tls, config.listen.address, true, tls, inbound));
         specs.push(s2sDialer(rt, config.s2s, s2s));
       }
-      if (web) {
+      if (config.listen.http !== false || config.listen.https !== false) {
         const metrics = config.metrics.enabled ? metricsEndpoint(rt, conn.census, config.metrics) : null;
-        const app = httpApp(web, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log }, metrics);
+        const app = httpApp(modules, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log }, metrics);
         const ws = webSocketEndpoint(rt, conn, config.c2s_require_encryption);
         if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log, ws));
         if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, ws));
