@@ -6,6 +6,7 @@ import { dataPaths } from '../config/defaults.ts';
 import type { ChorusConfig } from '../config/types.ts';
 import {
   AccountError, accountJid, createAccount, deleteAccount, importAccounts, listAccounts, setPassword,
+  accountRoles, setRole,
 } from '../storage/accounts.ts';
 import { isLockedError, keys, openDb, type AnyDb } from '../storage/db.ts';
 import { createInvite, inviteUri } from '../storage/invites.ts';
@@ -16,7 +17,7 @@ import { AdminClient, type AdminResponse } from './admin-client.ts';
 import { CliError } from './errors.ts';
 import { runningNodes } from './processes.ts';
 
-export const ACCOUNT_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'invite'] as const;
+export const ACCOUNT_COMMANDS = ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'invite', 'role'] as const;
 export type AccountCommand = (typeof ACCOUNT_COMMANDS)[number];
 
 export function isAccountCommand(cmd: unknown): cmd is AccountCommand {
@@ -65,6 +66,14 @@ async function run(db: AnyDb, cmd: AccountCommand, args: Args, opts: AccountHand
       }
       return importAccounts(db, lines as string[], { hosts: opts.hosts, iterations: iterations(args, cmd) });
     }
+    case 'role': {
+      // Shows an account's roles, or gives or takes the admin role (args.admin).
+      const bare = accountJid(str(args, cmd, 'jid'), opts.hosts);
+      const storage = kvStorage(db);
+      if (args.admin === undefined) return { jid: bare, roles: await accountRoles(storage, bare) };
+      if (typeof args.admin !== 'boolean') throw new AccountError('role: args.admin must be true or false');
+      return { jid: bare, roles: await setRole(storage, bare, 'admin', args.admin) };
+    }
     case 'invite': {
       // An account invitation (XEP-0401): for a host, or reserving a username on it.
       const host = str(args, cmd, 'host');
@@ -72,7 +81,8 @@ async function run(db: AnyDb, cmd: AccountCommand, args: Args, opts: AccountHand
       const username = args.username === undefined ? undefined : str(args, cmd, 'username');
       const days = args.days;
       if (typeof days !== 'number' || !(days >= 0)) throw new AccountError('invite: args.days must be a number of days (0: never expires)');
-      const invite = await createInvite(kvStorage(db), { host, username, ttlMs: days === 0 ? null : days * 86_400_000 });
+      if (args.admin !== undefined && typeof args.admin !== 'boolean') throw new AccountError('invite: args.admin must be true or false');
+      const invite = await createInvite(kvStorage(db), { host, username, ttlMs: days === 0 ? null : days * 86_400_000, ...(args.admin ? { role: 'admin' as const } : {}) });
       return { uri: inviteUri(invite), expires: invite.expires, token: invite.token };
     }
   }

@@ -132,6 +132,27 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  role: {
+    usage: 'chorus role JID [admin|user]',
+    summary: "show an account's role, or make it an admin or an ordinary user",
+    details: [
+      'An admin runs the server\'s admin commands from a client (XEP-0133) and makes account invitations.',
+      'Admins are the config\'s `admins` and accounts given the role here or by `chorus invite --admin`;',
+      'the config\'s admins stay admins whatever their stored role (change the config for them).',
+    ].join('\n'),
+    flags: {}, args: [1, 2],
+    async run(p, io) {
+      const config = await configFrom(p, io);
+      const jid = userJid(p.pos[0]!, config.hosts);
+      const to = p.pos[1];
+      if (to !== undefined && to !== 'admin' && to !== 'user') throw new CliError(`unknown role ${JSON.stringify(to)}: admin or user`);
+      const r = await accountRequest(config, 'role', { jid, ...(to === undefined ? {} : { admin: to === 'admin' }) }) as { jid: string; roles: string[] };
+      const byConfig = config.admins.includes(r.jid);
+      io.out(`${r.jid}: ${byConfig || r.roles.includes('admin') ? 'admin' : 'user'}${byConfig ? ' (in the config\'s admins)' : ''}`);
+      return 0;
+    },
+  },
+
   users: {
     usage: 'chorus users [HOST]',
     summary: 'list accounts (of one host), one bare JID per line',
@@ -153,15 +174,17 @@ const COMMANDS: Record<string, Command> = {
   },
 
   invite: {
-    usage: 'chorus invite HOST|USER@HOST [--expires DAYS]',
+    usage: 'chorus invite HOST|USER@HOST [--admin] [--expires DAYS]',
     summary: 'make an account invitation (XEP-0401): an xmpp: link that lets one person register',
     details: [
       'With HOST the invited person chooses the username; with USER@HOST that name is reserved for them.',
       'Clients that know invitations (Conversations, Monal, Gajim, Dino, Siskin) register from the link even',
       'with in-band registration closed (the register module\'s allow_registration). The link works once.',
+      '  --admin           the account it makes is one of the server\'s admins (its admin commands, XEP-0133),',
+      '                    as those the config\'s admins names',
       '  --expires DAYS    how long it stays valid (default: the invites module\'s expiry_days, 7; 0: until used)',
     ].join('\n'),
-    flags: { expires: true }, args: [1, 1],
+    flags: { expires: true, admin: false }, args: [1, 1],
     async run(p, io) {
       const config = await configFrom(p, io);
       const target = p.pos[0]!;
@@ -172,11 +195,11 @@ const COMMANDS: Record<string, Command> = {
       if (!config.hosts.includes(d)) throw new CliError(`${d} is not a host of this server (hosts: ${config.hosts.join(', ')})`);
       const configured = (config.modules.options.invites as { expiry_days?: number } | undefined)?.expiry_days;
       const days = intFlag(p, 'expires') ?? configured ?? 7;
-      const r = await accountRequest(config, 'invite', { host: d, days, ...(at < 0 ? {} : { username: target.slice(0, at) }) }) as { uri: string; expires: number | null; token: string };
+      const r = await accountRequest(config, 'invite', { host: d, days, admin: p.flags.has('admin'), ...(at < 0 ? {} : { username: target.slice(0, at) }) }) as { uri: string; expires: number | null; token: string };
       io.out(r.uri);
       const page = landingUrl({ http: config.listen.http, https: config.listen.https }, { host: d, token: r.token });
       if (page) io.err(`for someone without an XMPP app yet, send this page: ${page}`);
-      io.err(r.expires === null ? 'valid until used' : `valid until ${new Date(r.expires).toISOString()}, once`);
+      io.err(`${r.expires === null ? 'valid until used' : `valid until ${new Date(r.expires).toISOString()}, once`}${p.flags.has('admin') ? '; the account it makes is an admin' : ''}`);
       return 0;
     },
   },

@@ -3,7 +3,7 @@
 // described by disco#info of its own node, and run as the XEP's one-stage flow: execute → the
 // form (status executing, a session id) → complete with the filled form → the result (completed),
 // or cancel. A command without a form completes at once. Who may see and run a command is its
-// `access`: the config's admins, or any account of the host.
+// `access`: the server's admins (the config's, and accounts with the admin role), or any account of the host.
 //
 // Open sessions live in the requester's user actor (module state, so they survive its restart),
 // at most MAX_SESSIONS per account, each for SESSION_TTL.
@@ -27,23 +27,24 @@ export default defineModule({
   xeps: [{ xep: 50, version: '1.3.0', status: 'complete', note: 'one-stage commands (a form, then the result); prev/next are refused with bad-action' }],
   features: { host: [NS.COMMANDS] },
   setup(m) {
-    const allowed = (c: CommandDefinition, iq: IqRequest): boolean =>
-      iq.user !== undefined && (c.access === 'local' || m.admins.has(iq.from.toBareString()));
+    const allowed = async (c: CommandDefinition, iq: IqRequest): Promise<boolean> =>
+      iq.user !== undefined && (c.access === 'local' || await m.isAdmin(iq.from.toBareString(), iq.storage));
 
-    m.hook('disco/node', (iq) => {
+    m.hook('disco/node', async (iq) => {
       if (iq.target !== 'host') return false;
       if (iq.node === NS.COMMANDS) {
         if (iq.query === 'info') {
           iq.reply(x('query', { xmlns: NS.DISCO_INFO, node: NS.COMMANDS }, x('identity', { category: 'automation', type: 'command-list' })));
         } else {
-          const mine = m.commands().filter((c) => allowed(c, iq));
+          const admin = iq.user !== undefined && await m.isAdmin(iq.from.toBareString(), iq.storage);
+          const mine = m.commands().filter((c) => iq.user !== undefined && (c.access === 'local' || admin));
           iq.reply(x('query', { xmlns: NS.DISCO_ITEMS, node: NS.COMMANDS }, mine.map((c) => x('item', { jid: iq.to.toString(), node: c.node, name: c.name }))));
         }
         return true;
       }
       const c = m.commands().find((o) => o.node === iq.node);
       if (!c) return false;
-      if (!allowed(c, iq)) { iq.error('forbidden', 'auth'); return true; }
+      if (!(await allowed(c, iq))) { iq.error('forbidden', 'auth'); return true; }
       if (iq.query === 'info') {
         iq.reply(x('query', { xmlns: NS.DISCO_INFO, node: c.node },
           x('identity', { category: 'automation', type: 'command-node', name: c.name }),
@@ -54,12 +55,12 @@ export default defineModule({
       return true;
     });
 
-    m.iq('set', 'host', NS.COMMANDS, (iq) => {
+    m.iq('set', 'host', NS.COMMANDS, async (iq) => {
       const node = iq.payload.attr('node');
       if (!node) { iq.error('bad-request', 'modify', 'a command needs a node'); return; }
       const c = m.commands().find((o) => o.node === node);
       if (!c) { iq.error('item-not-found', 'cancel', `no command ${node}`); return; }
-      if (!allowed(c, iq)) { iq.error('forbidden', 'auth', iq.user ? 'for the server\'s admins' : 'for accounts of this server'); return; }
+      if (!(await allowed(c, iq))) { iq.error('forbidden', 'auth', iq.user ? 'for the server\'s admins' : 'for accounts of this server'); return; }
       const user = iq.user!;
       const action = iq.payload.attr('action') ?? 'execute';
       if (!['execute', 'complete', 'cancel', 'next', 'prev'].includes(action)) { iq.error('bad-request', 'modify', `no action ${action}`, { app: appError('malformed-action') }); return; }

@@ -17,7 +17,7 @@ const refused = (text: string): CommandResult => ({ note: { type: 'error', text 
 
 export default defineModule({
   name: 'admin_adhoc',
-  description: 'Server administration (XEP-0133) for the config\'s admins, as ad-hoc commands.',
+  description: 'Server administration (XEP-0133) for the server\'s admins, as ad-hoc commands.',
   xeps: [{ xep: 133, version: '1.3.1', status: 'partial', note: 'add-user, delete-user, change-user-password, user-stats, get-registered-users-num, get-online-users-num, get-online-users-list, announce' }],
   depends: ['adhoc'],
   setup(m) {

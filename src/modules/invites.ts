@@ -10,7 +10,7 @@ import { serialize, x } from '../xml/builder.ts';
 import { NS } from '../xml/namespaces.ts';
 import { defineModule, webBase, type CommandContext, type CommandResult, type HttpContext, type PresenceEvent, type WebPorts } from '../xmpp/module.ts';
 import { prepareLocalpart } from '../xmpp/jid.ts';
-import { AccountError } from '../storage/accounts.ts';
+import { AccountError, setRole } from '../storage/accounts.ts';
 import { xmppDateTime } from '../xmpp/delay.ts';
 import { createInvite, dropInvites, findInvite, inviteUri, keepFor, lookupInvite, reservation, useInvite, type Invite } from '../storage/invites.ts';
 import type { PresenceApi } from './presence.ts';
@@ -100,6 +100,10 @@ export default defineModule({
       const token = ev.kept[KEPT];
       const invite = token ? await findInvite(ev.storage, token, ev.host, ev.now(), true) : undefined;
       if (!invite) return;
+      if (invite.role) {
+        await setRole(ev.storage, ev.jid.toBareString(), invite.role);
+        ev.log('info', `${ev.jid.toBareString()} is an ${invite.role}, by its invitation`);
+      }
       if (invite.inviter) await keepFor(ev.storage, invite, ev.jid.toBareString());
       else await useInvite(ev.storage, invite.token);
     });
@@ -130,7 +134,7 @@ export default defineModule({
     m.command({
       node: `${NS.INVITE}#invite`, name: 'Invite someone', access: 'local',
       run: async (c: CommandContext) => {
-        if (!m.optionsFor(c.host).allow_user_invites && !m.admins.has(c.from.toBareString())) return { note: { type: 'error', text: 'only the server\'s admins invite people here' } };
+        if (!m.optionsFor(c.host).allow_user_invites && !(await m.isAdmin(c.from.toBareString(), c.storage))) return { note: { type: 'error', text: 'only the server\'s admins invite people here' } };
         const invite = await createInvite(c.storage, { host: c.host, inviter: c.from.toBareString(), ttlMs: ttl(c.host) }, c.now());
         c.log('info', `${c.from.toBareString()} made an invitation (XEP-0401)`);
         return invitation(invite, 'Your invitation', m.web);

@@ -11,6 +11,7 @@ import { prepareLocalpart } from '../xmpp/jid.ts';
 import { JSON_VALUES, keys, PREFIX, range, type AnyDb } from './db.ts';
 import { revokeTokens } from './fast-tokens.ts';
 import { kvStorage } from './kv.ts';
+import type { Storage } from '../xmpp/module.ts';
 
 export const ACCOUNT_HASHES: readonly HashName[] = ['SHA-1', 'SHA-256', 'SHA-512'];
 export { DEFAULT_ITERATIONS };
@@ -19,7 +20,12 @@ export interface AccountRecord {
   scram: Record<HashName, ScramCredentialsJson>;
   /** ISO 8601 time the account was created. */
   created: string;
+  /** Roles given to the account (an admin invitation makes an admin); the config's `admins` are
+   *  admins without one. */
+  roles?: Role[];
 }
+
+export type Role = 'admin';
 
 /** A problem the operator caused (bad JID, unknown host, no such account): shown as one line. */
 export class AccountError extends Error {
@@ -113,6 +119,28 @@ export async function deleteAccount(db: AnyDb, jid: string, cleanUp: (bare: stri
   await revokeTokens(kvStorage(db), bare);
   await cleanUp(bare);
   return { jid: bare };
+}
+
+/** Gives an existing account a role, or takes it away (`given` false); kept in its record, so it goes
+ *  with the account and a password change keeps it. */
+export async function setRole(storage: Pick<Storage, 'get' | 'put'>, bare: string, role: Role, given = true): Promise<Role[]> {
+  const rec = await storage.get<AccountRecord>(keys.acct(bare));
+  if (!rec) throw new AccountError(`no account ${bare}`);
+  const roles: Role[] = (rec.roles ?? []).filter((r) => r !== role);
+  if (given) roles.push(role);
+  await storage.put(keys.acct(bare), { ...rec, roles });
+  return roles;
+}
+
+/** An account's roles; AccountError when there is no such account. */
+export async function accountRoles(storage: Pick<Storage, 'get'>, bare: string): Promise<Role[]> {
+  const rec = await storage.get<AccountRecord>(keys.acct(bare));
+  if (!rec) throw new AccountError(`no account ${bare}`);
+  return rec.roles ?? [];
+}
+
+export async function hasRole(storage: Pick<Storage, 'get'>, bare: string, role: Role): Promise<boolean> {
+  return (await storage.get<AccountRecord>(keys.acct(bare)))?.roles?.includes(role) ?? false;
 }
 
 /** Bare JIDs of all accounts, in key order; only those of `host` when given. */

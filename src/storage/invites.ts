@@ -3,7 +3,7 @@
 // accounts (the invites module's ad-hoc commands); used up by the registration they allow.
 import { randomBytes } from 'node:crypto';
 import { keyOf, keys, keysUnder } from './db.ts';
-import { AccountError } from './accounts.ts';
+import { AccountError, type Role } from './accounts.ts';
 import { prepareLocalpart } from '../xmpp/jid.ts';
 import type { Storage } from '../xmpp/module.ts';
 
@@ -19,6 +19,8 @@ export interface Invite {
   /** The account a contact invitation registered: the token is still good for that account's
    *  subscription to the inviter (XEP-0379), and only for it. */
   invitee?: string;
+  /** The role the account it makes gets (`chorus invite --admin`). */
+  role?: Role;
   created: number;
   /** ms since the epoch; null: never expires. */
   expires: number | null;
@@ -29,7 +31,7 @@ const ALL = keysUnder('invite'); // every token: `invite!`
 
 /** A new invitation; one naming a username is refused (AccountError) if the name is no valid
  *  localpart, is an account already or is reserved by another invitation. */
-export async function createInvite(storage: Storage, o: { host: string; username?: string; inviter?: string; ttlMs: number | null }, now = Date.now()): Promise<Invite> {
+export async function createInvite(storage: Storage, o: { host: string; username?: string; inviter?: string; role?: Role; ttlMs: number | null }, now = Date.now()): Promise<Invite> {
   if (o.username !== undefined) {
     let username: string;
     try { username = prepareLocalpart(o.username); } catch (e) {
@@ -41,7 +43,7 @@ export async function createInvite(storage: Storage, o: { host: string; username
   }
   const invite: Invite = {
     token: randomBytes(16).toString('hex'), host: o.host, created: now, expires: o.ttlMs === null ? null : now + o.ttlMs,
-    ...(o.username ? { username: o.username } : {}), ...(o.inviter ? { inviter: o.inviter } : {}),
+    ...(o.username ? { username: o.username } : {}), ...(o.inviter ? { inviter: o.inviter } : {}), ...(o.role ? { role: o.role } : {}),
   };
   await storage.put(inviteKey(invite.token), invite);
   return invite;

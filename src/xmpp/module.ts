@@ -230,7 +230,7 @@ export interface CommandResult { note?: { type: 'info' | 'warn' | 'error'; text:
 export interface CommandDefinition {
   node: string;
   name: string;
-  /** The server's admins (the config's `admins`), or any account of the host. */
+  /** The server's admins (ModuleApi.isAdmin), or any account of the host. */
   access: 'admin' | 'local';
   /** The form to fill first; without one the command runs at once. */
   form?(c: CommandContext): CommandForm | Promise<CommandForm>;
@@ -379,8 +379,12 @@ export interface ModuleApi<O> {
   commands(): readonly CommandDefinition[];
   /** Runs a hook of the loaded modules (the disco module asks who publishes a node). */
   fire<K extends HookName>(name: K, event: Hooks[K]): boolean | Promise<boolean>;
-  /** The server's admins: the config's `admins` (bare JIDs). */
+  /** The config's `admins` (bare JIDs): what is known without storage (the group-chat service's
+   *  owners of every room). */
   admins: ReadonlySet<string>;
+  /** Whether an account is one of the server's admins: in the config's `admins`, or given the admin
+   *  role (an admin invitation). What admin commands and admin-only features check. */
+  isAdmin(bare: string, storage: Pick<Storage, 'get'>): Promise<boolean>;
   /** The node's HTTP listeners (null where the set is loaded without them: the CLI offline). */
   web: WebPorts | null;
   /** What a module named in `depends` returned from its setup (Prosody's module:depends). Taken

@@ -10,6 +10,7 @@ import type { ServiceDomain } from './routing.ts';
 import { andThen, type CommandDefinition, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec, type PreauthFeaturesEvent, type PreauthIq, type WebPorts } from './module.ts';
 import type { XmlElement } from '../xml/element.ts';
 import { serialize } from '../xml/builder.ts';
+import { hasRole } from '../storage/accounts.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
@@ -189,6 +190,7 @@ export class ModuleSet {
       commands: () => [...this.head.set.commandsOf.values()].flat(),
       fire: (name, event) => this.head.set.run(name, event),
       admins: this.admins,
+      isAdmin: async (bare, storage) => this.admins.has(bare) || hasRole(storage, bare, 'admin'),
       web: this.web,
       depends: <T>(name: string): T => {
         if (!def.depends?.includes(name)) throw new Error(`module ${def.name} uses ${name} without naming it in depends`);

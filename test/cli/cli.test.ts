@@ -67,6 +67,18 @@ test('adduser with the password as an argument, then users', async () => {
   assert.ok(await withDb((db) => canLogin(db, 'example.org', 'alice', 'n3w')));
 });
 
+test('role shows an account\'s role and makes it an admin or a user again; a password change keeps it', async () => {
+  assert.is((await chorus(withConfig('adduser', 'rolf@example.org', 'r'))).code, 0);
+  assert.equal(await chorus(withConfig('role', 'rolf@example.org')), { code: 0, out: 'rolf@example.org: user\n', err: '' });
+  assert.equal(await chorus(withConfig('role', 'rolf@example.org', 'admin')), { code: 0, out: 'rolf@example.org: admin\n', err: '' });
+  assert.is((await chorus(withConfig('passwd', 'rolf@example.org', 'r2'))).code, 0);
+  assert.equal(await chorus(withConfig('role', 'rolf@example.org')), { code: 0, out: 'rolf@example.org: admin\n', err: '' });
+  assert.equal(await chorus(withConfig('role', 'rolf@example.org', 'user')), { code: 0, out: 'rolf@example.org: user\n', err: '' });
+  userError(await chorus(withConfig('role', 'rolf@example.org', 'owner')), 'chorus: unknown role "owner": admin or user');
+  userError(await chorus(withConfig('role', 'ghost@example.org', 'admin')), 'chorus: no account ghost@example.org');
+  assert.is((await chorus(withConfig('deluser', 'rolf@example.org'))).code, 0);
+});
+
 test('adduser and passwd read the password from a pipe', async () => {
   const r = await chorus(withConfig('adduser', 'bob@example.net'), 'piped password\nignored second line\n');
   assert.equal(r, { code: 0, out: 'created bob@example.net\n', err: '' });
@@ -149,7 +161,7 @@ test('with a node holding the DB, account commands go through its admin socket',
     const rows = actors.out.split('\n').filter(Boolean);
     assert.equal(rows.map((l) => l.split(/ {2,}/)), [['address', 'kind', 'scheduler'], ['session:alice@example.org/session', 'session', '0']]);
     assert.is(rows[0]!.indexOf('kind'), rows[1]!.indexOf(' session ') + 1, 'columns line up');
-    userError(await chorus(withConfig('kill', 'session:x@example.org/r')), 'chorus: unknown command "kill"; known: adduser, passwd, deluser, users, import-users, invite, status, actors');
+    userError(await chorus(withConfig('kill', 'session:x@example.org/r')), 'chorus: unknown command "kill"; known: adduser, passwd, deluser, users, import-users, invite, role, status, actors');
   } finally {
     await admin.close();
   }

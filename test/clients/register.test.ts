@@ -23,8 +23,8 @@ test.before(async () => {
 test.after(async () => { await closed.stop(); await open.stop(); });
 
 /** `chorus invite` against the running node (its admin socket), as the operator runs it. */
-const invite = async (server: TestServer, target?: string): Promise<string> => {
-  const r = await accountRequest(server.config, 'invite', { host: 'localhost', days: 7, ...(target ? { username: target } : {}) }) as { uri: string };
+const invite = async (server: TestServer, target?: string, admin = false): Promise<string> => {
+  const r = await accountRequest(server.config, 'invite', { host: 'localhost', days: 7, admin, ...(target ? { username: target } : {}) }) as { uri: string };
   return /preauth=([0-9a-f]+)/.exec(r.uri)![1]!;
 };
 
@@ -43,6 +43,26 @@ test('closed registration: slixmpp registers with an invitation, logs in with th
   const again = await register(closed, 'romeo', token);
   assert.is(again.token, 'item-not-found', 'an invitation registers one account');
   assert.is(again.form, 'not-allowed');
+});
+
+test('chorus invite --admin: the account it makes sees and runs the admin commands; an account of an ordinary invitation does not', async () => {
+  const commands = async (user: string) => {
+    const c = await login(closed.port, user, { password: 'juliet-pw' });
+    const items = await c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#items', node: 'http://jabber.org/protocol/commands' })));
+    const nodes = items.getChild('query')!.getChildren('item').map((i) => i.attrs.node as string);
+    const online = await c.iq(xml('iq', { type: 'set', to: 'localhost' }, xml('command', { xmlns: 'http://jabber.org/protocol/commands', node: 'http://jabber.org/protocol/admin#get-online-users-list', action: 'execute' })))
+      .then((r) => r.getChild('command')!.attrs.status as string, (e: { condition?: string }) => e.condition);
+    await c.stop();
+    return { nodes, online };
+  };
+  assert.is((await register(closed, 'warden', await invite(closed, undefined, true))).logged_in, 'warden@localhost');
+  assert.is((await register(closed, 'page', await invite(closed))).logged_in, 'page@localhost');
+  const warden = await commands('warden');
+  assert.ok(warden.nodes.includes('http://jabber.org/protocol/admin#add-user'), warden.nodes.join(' '));
+  assert.is(warden.online, 'executing', 'its form comes back');
+  const page = await commands('page');
+  assert.not.ok(page.nodes.some((n) => n.startsWith('http://jabber.org/protocol/admin#')), page.nodes.join(' '));
+  assert.is(page.online, 'forbidden');
 });
 
 test('closed registration: without an invitation the form is refused', async () => {
