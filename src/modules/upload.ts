@@ -130,6 +130,7 @@ async function put(req: IncomingMessage, res: ServerResponse, ctx: HttpContext, 
   const count = new Transform({
     transform(chunk: Buffer, _enc, done) {
       got += chunk.length;
+      ctx.count('upload_received_bytes', chunk.length);
       done(got > g.size ? new Error('more than the slot allows') : null, chunk);
     },
   });
@@ -186,7 +187,9 @@ async function get(req: IncomingMessage, res: ServerResponse, ctx: HttpContext, 
   headers['Content-Length'] = meta.size === 0 ? 0 : end - start + 1;
   res.writeHead(status, headers);
   if (req.method === 'HEAD' || meta.size === 0) { res.end(); return; }
-  await pipeline(createReadStream(join(dirOf(ctx.dataDir, slot), 'file'), { start, end }), res);
+  const file = createReadStream(join(dirOf(ctx.dataDir, slot), 'file'), { start, end });
+  file.on('data', (chunk) => ctx.count('upload_sent_bytes', chunk.length));
+  await pipeline(file, res);
 }
 
 /** Expired files and slots never used go; so does what a PUT left half-written. */
@@ -223,7 +226,10 @@ export default defineModule({
       host, url: o.url, maxFileBytes: o.max_file_bytes, quotaBytes: o.quota_bytes, expiresSeconds: o.expires_after_seconds, slotSeconds: o.slot_seconds,
     } satisfies UploadSettings,
   }] : []),
-  http: [{ prefix: PREFIX, handle, every: { ms: 10_000, run: expire } }],
+  http: [{
+    prefix: PREFIX, handle, every: { ms: 10_000, run: expire },
+    counters: { upload_received_bytes: 'Bytes of shared files received (PUT).', upload_sent_bytes: 'Bytes of shared files sent (GET).' },
+  }],
   setup(m) {
     // An account's files go with it: their records and the files themselves.
     m.hook('user/deleted', async (ev) => {

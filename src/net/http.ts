@@ -16,6 +16,7 @@ import type { Connection } from './connection.ts';
 import { WEBSOCKET_PATH, type WebSocketEndpoint } from './websocket.ts';
 import type { MetricsEndpoint } from './metrics.ts';
 import { listeningChild } from './listener.ts';
+import { traffic } from './traffic.ts';
 import { serialize, x } from '../xml/builder.ts';
 
 type Log = HttpContext['log'];
@@ -27,10 +28,18 @@ export interface HttpApp {
 }
 
 /** The routes of every loaded module, each with the context it runs in. */
-export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' | 'text'>, metrics: MetricsEndpoint | null): HttpApp {
+export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' | 'text' | 'count'>, metrics: MetricsEndpoint | null): HttpApp {
   const routes: Array<{ route: HttpRoute; ctx: HttpContext }> = modules.loaded.flatMap((def) => {
     const services = modules.hosts.flatMap((h) => modules.servicesOf(h)).filter((sd) => sd.module === def.name);
-    return (def.http ?? []).map((route) => ({ route, ctx: { ...base, services, text: plain, log: (level, text) => base.log(level, `http ${def.name}: ${text}`) } satisfies HttpContext }));
+    return (def.http ?? []).map((route) => {
+      for (const [name, help] of Object.entries(route.counters ?? {})) if (!traffic.modules.has(name)) traffic.modules.set(name, { help, value: 0 });
+      const count = (name: string, n: number) => {
+        const c = route.counters?.[name] === undefined ? undefined : traffic.modules.get(name);
+        if (!c) throw new Error(`module ${def.name} counts ${name}, which its route does not declare`);
+        c.value += n;
+      };
+      return { route, ctx: { ...base, services, text: plain, count, log: (level, text) => base.log(level, `http ${def.name}: ${text}`) } satisfies HttpContext };
+    });
   });
   return {
     handle: (req, res) => {

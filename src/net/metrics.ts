@@ -1,7 +1,8 @@
 // /metrics in Prometheus's text format (prom-client: the exposition format and the process's own
 // figures are its job, not ours to write by hand). Gathered at each scrape from the runtime (actors
 // per kind, mailbox depths, messages handled, crashes and heap per scheduler, the supervisors'
-// children and restarts, each scheduler's event-loop lag), the stream engine (connections, stanzas in and out) and Node's defaults
+// children and restarts, each scheduler's event-loop lag), the stream engine (connections, stanzas in and out), the
+// counters modules declare (bytes of shared files) and Node's defaults
 // for the main thread (CPU, memory, event-loop lag). Answered on loopback, or to anyone with the
 // configured password (basic auth), never to the world by default.
 import { timingSafeEqual } from 'node:crypto';
@@ -46,6 +47,15 @@ export function metricsEndpoint(rt: Runtime, census: ConnectionCensus | undefine
     name: 'chorus_stanzas_out_total', help: 'Stanzas handed to streams to write.', registers: [registry],
     collect() { this.reset(); this.inc(traffic.out); },
   });
+  // Modules' counters, registered as they appear (a module loaded later brings its own).
+  const moduleCounters = new Set<string>();
+  const registerModuleCounters = () => {
+    for (const [name, c] of traffic.modules) {
+      if (moduleCounters.has(name)) continue;
+      moduleCounters.add(name);
+      new Counter({ name: `chorus_${name}_total`, help: c.help, registers: [registry], collect() { this.reset(); this.inc(c.value); } });
+    }
+  };
   return {
     handle: async (req, res) => {
       if (!allowed(req, access)) {
@@ -53,6 +63,7 @@ export function metricsEndpoint(rt: Runtime, census: ConnectionCensus | undefine
         res.end(access.password === null ? 'Metrics are answered on loopback only (set metrics.password to allow more)\n' : 'Unauthorized\n');
         return;
       }
+      registerModuleCounters();
       const stats = await rt.stats();
       actors.reset();
       const byKind = new Map<string, number>();

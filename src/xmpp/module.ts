@@ -298,6 +298,8 @@ export interface HttpContext {
   log(level: 'debug' | 'info' | 'warn' | 'error', text: string): void;
   /** A short text answer (a refusal, a 404), with any headers besides its type and length. */
   text(res: ServerResponse, status: number, body: string, headers?: Record<string, string>): void;
+  /** Adds to one of the route's counters. */
+  count(name: string, n: number): void;
 }
 
 /** What a module's socket service gets on the main thread. */
@@ -329,6 +331,9 @@ export interface HttpRoute {
   handle(req: IncomingMessage, res: ServerResponse, ctx: HttpContext): void | Promise<void>;
   /** Work the listener runs every `ms` while it serves, and once at start (expiry of files). */
   every?: { ms: number; run(ctx: HttpContext): Promise<void> };
+  /** Counters the handler adds to (HttpContext.count), by name with their help: /metrics shows each
+   *  as chorus_<name>_total. */
+  counters?: Record<string, string>;
 }
 
 /**

@@ -50,7 +50,15 @@ const slotOf = (iq: Awaited<ReturnType<typeof requestSlot>>): Slot => {
 const put = (s: Slot, body: string, o: { auth?: string; type?: string } = {}) =>
   fetch(s.put, { method: 'PUT', body, headers: { Authorization: o.auth ?? s.auth, 'Content-Type': o.type ?? 'text/plain' } });
 
+/** The upload counters /metrics shows: bytes received and sent. */
+async function uploadBytes(): Promise<{ received: number; sent: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const n = (name: string) => Number(new RegExp(`^chorus_upload_${name}_bytes_total (\\d+)$`, 'm').exec(text)?.[1]);
+  return { received: n('received'), sent: n('sent') };
+}
+
 test('slixmpp shares a file: the service is found by disco, the slot PUT, the URL sent, and bob downloads the same bytes', async () => {
+  const before = await uploadBytes();
   const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']) as { url: string; max: number; status: number; type: string; size: number; same: boolean };
   assert.equal({ status: out.status, type: out.type, size: out.size, same: out.same, max: out.max }, { status: 200, type: 'application/x-test', size: 40_007, same: true, max: 100_000 });
   assert.ok(out.url.startsWith(`${base}/upload/`), out.url);
@@ -70,6 +78,9 @@ test('slixmpp shares a file: the service is found by disco, the slot PUT, the UR
     httpsGet(out.url.replace(base, `https://127.0.0.1:${httpsPort}`), { rejectUnauthorized: false }, (res) => { res.resume(); res.on('end', () => resolve(Number(res.headers['content-length']))); }).on('error', reject);
   });
   assert.is(overTls, 40_007);
+  // /metrics counts the bytes: one PUT; bob's GET, the range and the GET over TLS (a HEAD sends none).
+  const after = await uploadBytes();
+  assert.equal({ received: after.received - before.received, sent: after.sent - before.sent }, { received: 40_007, sent: 40_007 + 7 + 40_007 });
 });
 
 test('limits: a file above max_file_bytes is refused with the XEP\'s error; the quota counts what is kept and what is promised', async () => {
