@@ -20,6 +20,7 @@ import { typeErrors } from './runtime/typecheck.ts';
 import { loadModules, moduleFiles } from './xmpp/modules.ts';
 import { httpApp, httpListener, httpTasks } from './net/http.ts';
 import { webSocketEndpoint } from './net/websocket.ts';
+import { boshEndpoint } from './net/bosh.ts';
 import { metricsEndpoint } from './net/metrics.ts';
 import { socketServices } from './net/socket-services.ts';
 import { kvStorage } from './storage/kv.ts';
@@ -125,9 +126,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       if (config.listen.http !== false || config.listen.https !== false) {
         const metrics = config.metrics.enabled ? metricsEndpoint(rt, conn.census, config.metrics) : null;
         const app = httpApp(modules, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log }, metrics);
-        const ws = webSocketEndpoint(rt, conn, config.c2s_require_encryption);
-        if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log, ws));
-        if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, ws));
+        const web = { ws: webSocketEndpoint(rt, conn, config.c2s_require_encryption), bosh: boshEndpoint(rt, conn, config.c2s_require_encryption) };
+        if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log, web));
+        if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, web));
         specs.push(httpTasks(app));
       }
       specs.push(...socketServices(rt, modules, log));

@@ -2,10 +2,20 @@
 // public server can refuse one more before it costs anything: one host opening thousands of
 // sockets, or a flood of connections that never log in (#8). Shared by both c2s listeners; the
 // counts follow each Connection from accept until it is done.
+import type { IncomingMessage } from 'node:http';
 import { addressKey } from '../sasl/throttle.ts';
 
 /** This machine's own addresses: a reverse proxy in front, or a local scraper. */
 export const isLoopback = (address: string): boolean => address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+
+/** Who a web client (WebSocket, BOSH) is, and whether its connection is secure: over HTTPS, or from
+ *  this machine (a reverse proxy in front terminates TLS and names the client in X-Forwarded-For,
+ *  taken from it alone, so that limits and login throttling see the real address). */
+export function webClient(req: IncomingMessage, overTls: boolean): { remote: string; secure: boolean } {
+  const peer = req.socket.remoteAddress ?? '';
+  const proxied = isLoopback(peer) ? String(req.headers['x-forwarded-for'] ?? '').split(',').pop()!.trim() : '';
+  return { remote: proxied || peer, secure: overTls || isLoopback(peer) };
+}
 
 export interface CensusLimits { perAddress: number; unauthenticated: number; exempt: string[] }
 

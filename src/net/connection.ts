@@ -8,6 +8,7 @@
 // actor's; this carries them out.
 import { Socket } from 'node:net';
 import type { WebSocketStream } from './websocket.ts';
+import type { BoshStream } from './bosh.ts';
 import { traffic } from './traffic.ts';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
@@ -80,12 +81,13 @@ const RESTART_WAIT_MS = 10_000;
 const resumable = new Map<string, Connection>();
 
 /** How a connection's bytes come: plain TCP (STARTTLS may follow), TLS from the first byte
- *  (XEP-0368), or a WebSocket (RFC 7395), secure when it came over HTTPS or from this machine (a
- *  reverse proxy in front); `host`: the TLS server name it came with. */
-export type Transport = 'tcp' | 'direct-tls' | { websocket: { secure: boolean; host: string | null } };
+ *  (XEP-0368), or over HTTP, a WebSocket (RFC 7395) or a BOSH session (XEP-0206), secure when it
+ *  came over HTTPS or from this machine (a reverse proxy in front); `host`: the TLS server name it
+ *  came with. */
+export type Transport = 'tcp' | 'direct-tls' | { web: 'websocket' | 'bosh'; secure: boolean; host: string | null };
 
-/** The engine's socket: a net.Socket (a TLSSocket after STARTTLS or on Direct TLS) or a WebSocket's stream. */
-export type ByteSocket = Socket | WebSocketStream;
+/** The engine's socket: a net.Socket (a TLSSocket after STARTTLS or on Direct TLS), a WebSocket's stream or a BOSH session. */
+export type ByteSocket = Socket | WebSocketStream | BoshStream;
 
 export class Connection {
   readonly address = `conn:${BOOT}.${++counter}`;
@@ -156,15 +158,15 @@ export class Connection {
   constructor(private readonly rt: Runtime, socket: ByteSocket, private readonly o: ConnectionOptions, transport: Transport, private readonly onDone: () => void = () => undefined) {
     this.socket = socket;
     const directTls = transport === 'direct-tls';
-    this.secure = directTls || (typeof transport === 'object' && transport.websocket.secure);
+    this.secure = directTls || (typeof transport === 'object' && transport.secure);
     this.session = o.actor ?? `${o.kind ?? 'session'}:@${BOOT}.${counter}`;
     this.tokens = o.burstBytes;
     this.sink = { conn: this };
     this.framer = this.newFramer();
     rt.registerEndpoint(this.address, this.guard((m) => this.fromSession(m as ToConn)));
     this.remote = socket.remoteAddress ?? '';
-    const info: ConnInfo = { conn: this.address, remote: this.remote, secure: this.secure, directTls, host: typeof transport === 'object' ? transport.websocket.host : null, cb: null, ...o.actorInput };
-    o.log('info', `${this.address}: opened (${this.remote}${directTls ? ', Direct TLS' : ''})`);
+    const info: ConnInfo = { conn: this.address, remote: this.remote, secure: this.secure, directTls, host: typeof transport === 'object' ? transport.host : null, cb: null, ...o.actorInput };
+    o.log('info', `${this.address}: opened (${this.remote}${directTls ? ', Direct TLS' : typeof transport === 'object' ? `, ${transport.web}` : ''})`);
     if (directTls) {
       const t = socket as TLSSocket;
       info.host = (t as TLSSocket & { servername?: string | false }).servername || null;

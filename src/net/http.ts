@@ -1,7 +1,8 @@
 // The HTTP side as supervisor children of `listeners`: `listen.http` (plain, for a reverse proxy in
 // front or loopback) and `listen.https` (the hosts' certificates by SNI, as the stream listeners
 // have them), Node's own servers. Web clients' XMPP comes as WebSocket upgrades on /xmpp-websocket
-// (src/net/websocket.ts), found through XEP-0156's host-meta; any other request goes to the first
+// (src/net/websocket.ts) and BOSH requests on /http-bind (src/net/bosh.ts), found through XEP-0156's
+// host-meta; any other request goes to the first
 // route a loaded module declares for its path (HttpRoute: file sharing's /upload/), else 404. The routes' periodic work
 // (expiry) runs in a child of its own while any HTTP listener is on. All of it on the main thread,
 // which holds every socket: a handler that throws costs its request a 500, never the node.
@@ -14,6 +15,7 @@ import type { ModuleSet } from '../xmpp/modules.ts';
 import type { TlsContexts } from './tls.ts';
 import type { Connection } from './connection.ts';
 import { WEBSOCKET_PATH, type WebSocketEndpoint } from './websocket.ts';
+import { BOSH_PATH, type BoshEndpoint } from './bosh.ts';
 import type { MetricsEndpoint } from './metrics.ts';
 import { listeningChild } from './listener.ts';
 import { traffic } from './traffic.ts';
@@ -68,14 +70,17 @@ export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' |
   };
 }
 
-/** XEP-0156: where this server takes WebSocket connections, for the host the request names. */
+/** XEP-0156: where this server takes WebSocket and BOSH connections, for the host the request names. */
 function hostMeta(req: IncomingMessage, res: ServerResponse, json: boolean): void {
   const tls = (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
-  const href = `${tls ? 'wss' : 'ws'}://${req.headers.host ?? 'localhost'}${WEBSOCKET_PATH}`;
-  const rel = 'urn:xmpp:alt-connections:websocket';
+  const host = req.headers.host ?? 'localhost';
+  const links = [
+    { rel: 'urn:xmpp:alt-connections:websocket', href: `${tls ? 'wss' : 'ws'}://${host}${WEBSOCKET_PATH}` },
+    { rel: 'urn:xmpp:alt-connections:xbosh', href: `${tls ? 'https' : 'http'}://${host}${BOSH_PATH}` },
+  ];
   const body = json
-    ? JSON.stringify({ links: [{ rel, href }] })
-    : serialize(x('XRD', { xmlns: 'http://docs.oasis-open.org/ns/xri/xrd-1.0' }, x('Link', { rel, href })));
+    ? JSON.stringify({ links })
+    : serialize(x('XRD', { xmlns: 'http://docs.oasis-open.org/ns/xri/xrd-1.0' }, links.map((l) => x('Link', l))));
   res.writeHead(200, { 'Content-Type': json ? 'application/json' : 'application/xrd+xml', 'Access-Control-Allow-Origin': '*', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -95,26 +100,33 @@ const SERVER_OPTIONS = {
 };
 const IDLE_MS = 120_000;
 
-export function httpListener(id: 'http' | 'https', port: number, address: string, tls: TlsContexts | null, app: HttpApp, log: Log, ws: WebSocketEndpoint | null): ChildSpec {
+/** The web clients' transports: WebSocket upgrades and BOSH requests, each session a Connection. */
+export interface WebTransports { ws: WebSocketEndpoint; bosh: BoshEndpoint }
+
+export function httpListener(id: 'http' | 'https', port: number, address: string, tls: TlsContexts | null, app: HttpApp, log: Log, web: WebTransports | null): ChildSpec {
   return {
     id, restart: 'permanent', shutdown: 5000,
     start: async (): Promise<Child> => {
+      // WebSocket and BOSH sessions are streams like any other: ended with system-shutdown when this stops.
+      const conns = new Set<Connection>();
+      const handle = (req: IncomingMessage, res: ServerResponse) => {
+        if (web && (req.url ?? '').split('?', 1)[0] === BOSH_PATH) web.bosh.handle(req, res, conns);
+        else app.handle(req, res);
+      };
       let server: HttpServer;
       if (id === 'https') {
         if (!tls) throw new Error('https: TLS contexts are needed');
-        const s = createHttpsServer({ ...tls.serverOptions(), ...SERVER_OPTIONS, ALPNProtocols: ['http/1.1'] }, app.handle);
+        const s = createHttpsServer({ ...tls.serverOptions(), ...SERVER_OPTIONS, ALPNProtocols: ['http/1.1'] }, handle);
         tls.attach(s);
         s.on('tlsClientError', () => undefined); // a failed handshake is the client's problem
         server = s;
       } else {
-        server = createHttpServer(SERVER_OPTIONS, app.handle);
+        server = createHttpServer(SERVER_OPTIONS, handle);
       }
       server.timeout = IDLE_MS;
-      // WebSocket sessions are streams like any other: ended with system-shutdown when this stops.
-      const conns = new Set<Connection>();
       server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
         socket.on('error', () => undefined);
-        if (ws && (req.url ?? '').split('?', 1)[0] === WEBSOCKET_PATH) ws.upgrade(req, socket, head, id === 'https', conns);
+        if (web && (req.url ?? '').split('?', 1)[0] === WEBSOCKET_PATH) web.ws.upgrade(req, socket, head, id === 'https', conns);
         else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       });
       server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {

@@ -10,7 +10,7 @@ import { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Runtime } from '../runtime/runtime.ts';
 import { Connection, type ByteSocket, type ConnectionOptions } from './connection.ts';
-import { isLoopback } from './census.ts';
+import { webClient } from './census.ts';
 import { serialize, streamOpen, x } from '../xml/builder.ts';
 import { parseElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
@@ -58,14 +58,19 @@ function endOfElement(s: string, i: number): number {
   }
 }
 
-/** The engine's output cut into frames: what it writes is whole XML of ours (stanzas passed through
- *  as clients sent them included), possibly split across writes. */
-export class OutboundFrames {
+/** A piece of the engine's output: our stream header (its attributes), one element made standalone,
+ *  or the stream's end. */
+export type OutboundPiece = { open: Record<string, string | null> } | { element: string } | { close: true };
+
+/** The engine's output cut into pieces (what the web transports send: a WebSocket frame each, BOSH
+ *  bodies): what it writes is whole XML of ours (stanzas passed through as clients sent them
+ *  included), possibly split across writes. */
+export class OutboundPieces {
   private buf = '';
 
-  push(text: string): string[] {
+  push(text: string): OutboundPiece[] {
     this.buf += text;
-    const out: string[] = [];
+    const out: OutboundPiece[] = [];
     for (;;) {
       const s = this.buf;
       let i = 0;
@@ -81,24 +86,30 @@ export class OutboundFrames {
       if (tagEnd < 0) break;
       const tag = s.slice(i, tagEnd + 1);
       const name = /^<\/?([^\s/>]+)/.exec(tag)![1]!;
-      if (tag.startsWith('</stream:stream')) { out.push(CLOSE); this.buf = s.slice(tagEnd + 1); continue; }
-      if (name === 'stream:stream') { out.push(openFrame(tag)); this.buf = s.slice(tagEnd + 1); continue; }
+      if (tag.startsWith('</stream:stream')) { out.push({ close: true }); this.buf = s.slice(tagEnd + 1); continue; }
+      if (name === 'stream:stream') { out.push({ open: headerAttrs(tag) }); this.buf = s.slice(tagEnd + 1); continue; }
       const end = endOfElement(s, i);
       if (end < 0) break;
-      out.push(standalone(s.slice(i, end), name, tag));
+      out.push({ element: standalone(s.slice(i, end), name, tag) });
       this.buf = s.slice(end);
     }
     return out;
   }
 }
 
-/** Our stream header as RFC 7395's <open/>. */
-function openFrame(header: string): string {
+/** What our stream header says (from, to, id, version, xml:lang). */
+function headerAttrs(header: string): Record<string, string | null> {
   const h = parseElement(`${header}</stream:stream>`);
-  return serialize(x('open', { xmlns: NS.FRAMING, from: h.attr('from'), to: h.attr('to'), id: h.attr('id'), version: h.attr('version'), 'xml:lang': h.attr('xml:lang') }));
+  return { from: h.attr('from') ?? null, to: h.attr('to') ?? null, id: h.attr('id') ?? null, version: h.attr('version') ?? null, 'xml:lang': h.attr('xml:lang') ?? null };
 }
 
-/** An element of the stream as a frame of its own: the stream prefix declared on stream:features
+/** A piece as RFC 7395 frames it: our header as <open/>, the stream's end as <close/>. */
+export function frameOf(p: OutboundPiece): string {
+  if ('element' in p) return p.element;
+  return 'open' in p ? serialize(x('open', { xmlns: NS.FRAMING, ...p.open })) : CLOSE;
+}
+
+/** An element of the stream as a piece of its own: the stream prefix declared on stream:features
  *  and stream:error, the content namespace on stanzas that inherited it. */
 function standalone(el: string, name: string, startTag: string): string {
   const at = 1 + name.length;
@@ -113,7 +124,7 @@ function standalone(el: string, name: string, startTag: string): string {
  */
 export class WebSocketStream extends Duplex {
   bytesWritten = 0;
-  private readonly frames = new OutboundFrames();
+  private readonly pieces = new OutboundPieces();
 
   constructor(private readonly ws: WebSocket, readonly remoteAddress: string | undefined) {
     super({ decodeStrings: false, allowHalfOpen: false });
@@ -139,7 +150,7 @@ export class WebSocketStream extends Duplex {
     const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
     this.bytesWritten += Buffer.byteLength(text);
     let frames: string[];
-    try { frames = this.frames.push(text); } catch (e) { done(e as Error); return; }
+    try { frames = this.pieces.push(text).map(frameOf); } catch (e) { done(e as Error); return; }
     if (frames.length === 0) { done(); return; }
     let left = frames.length;
     let failed: Error | null = null;
@@ -172,8 +183,7 @@ function refuse(socket: NetSocket, status: string, text: string): void {
 
 /**
  * WebSocket sessions through the stream engine. Secure when over HTTPS, or when from this machine
- * (a reverse proxy in front terminates TLS; it also says who the client is in X-Forwarded-For, which
- * is taken from it alone, so that limits and login throttling see the real address).
+ * (a reverse proxy in front terminates TLS): webClient.
  */
 export function webSocketEndpoint(rt: Runtime, opts: ConnectionOptions, requireEncryption: boolean): WebSocketEndpoint {
   const wss = new WebSocketServer({
@@ -183,10 +193,7 @@ export function webSocketEndpoint(rt: Runtime, opts: ConnectionOptions, requireE
   });
   return {
     upgrade: (req, socket, head, overTls, conns) => {
-      const peer = socket.remoteAddress ?? '';
-      const proxied = isLoopback(peer) ? String(req.headers['x-forwarded-for'] ?? '').split(',').pop()!.trim() : '';
-      const remote = proxied || peer;
-      const secure = overTls || isLoopback(peer);
+      const { remote, secure } = webClient(req, overTls);
       if (!secure && requireEncryption) { refuse(socket, '403 Forbidden', 'Use wss:// (c2s_require_encryption)'); return; }
       if (!String(req.headers['sec-websocket-protocol'] ?? '').split(',').some((p) => p.trim() === 'xmpp')) {
         refuse(socket, '400 Bad Request', 'The WebSocket subprotocol must be xmpp (RFC 7395)');
@@ -197,7 +204,7 @@ export function webSocketEndpoint(rt: Runtime, opts: ConnectionOptions, requireE
       wss.handleUpgrade(req, socket, head, (ws) => {
         const host = overTls ? ((socket as NetSocket & { servername?: string | false }).servername || null) : null;
         try {
-          const c: Connection = new Connection(rt, new WebSocketStream(ws, remote) as ByteSocket, opts, { websocket: { secure, host } }, () => conns.delete(c));
+          const c: Connection = new Connection(rt, new WebSocketStream(ws, remote) as ByteSocket, opts, { web: 'websocket', secure, host }, () => conns.delete(c));
           conns.add(c);
         } catch (err) {
           opts.log('warn', `websocket from ${remote}: not set up: ${(err as Error).message}`);

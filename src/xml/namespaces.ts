@@ -16,6 +16,8 @@ export const NS = {
   BIND: 'urn:ietf:params:xml:ns:xmpp-bind',
   SESSION: 'urn:ietf:params:xml:ns:xmpp-session', // RFC 3921 legacy, still announced for old clients
   FRAMING: 'urn:ietf:params:xml:ns:xmpp-framing', // RFC 7395 WebSocket
+  HTTPBIND: 'http://jabber.org/protocol/httpbind', // XEP-0124 BOSH
+  XBOSH: 'urn:xmpp:xbosh', // XEP-0206
 
   // server-to-server and components
   DIALBACK: 'jabber:server:dialback',

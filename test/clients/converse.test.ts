@@ -1,6 +1,7 @@
 // A real web client in a real browser: Converse.js (the npm package, served from this test) in
 // Debian's chromium, driven by puppeteer-core, logs in to Chorus over WebSocket (RFC 7395) and
-// exchanges messages with a TCP client; what bob sent shows in Converse's chat view.
+// exchanges messages with a TCP client; what bob sent shows in Converse's chat view. Another
+// Converse (its own browser context) logs in over BOSH (XEP-0206) and chats the same way.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
@@ -20,8 +21,8 @@ const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/
 
 let server: TestServer, web: Server, browser: Browser, page: Page;
 
-/** The page: Converse logging in as alice on Chorus's WebSocket; a plugin keeps what the test reads. */
-const page_html = (ws: string) => `<!doctype html><html><head><meta charset="utf-8">
+/** The page: Converse logging in on Chorus's WebSocket or BOSH endpoint; a plugin keeps what the test reads. */
+const page_html = (connection: string, jid: string) => `<!doctype html><html><head><meta charset="utf-8">
 <link rel="stylesheet" href="/dist/converse.min.css"></head><body><script type="module">
 import converse from '/dist/converse.min.js';
 window.received = [];
@@ -32,8 +33,8 @@ converse.plugins.add('chorus-test', { initialize() {
   c.api.listen.on('message', (data) => { if (data.attrs && data.attrs.body) window.received.push(data.attrs.body); });
 } });
 converse.initialize({
-  assets_path: '/dist/', websocket_url: '${ws}', discover_connection_methods: false,
-  jid: 'alice@localhost/browser', password: 'pw', auto_login: true, view_mode: 'fullscreen',
+  assets_path: '/dist/', ${connection}, discover_connection_methods: false,
+  jid: '${jid}', password: 'pw', auto_login: true, view_mode: 'fullscreen',
   whitelisted_plugins: ['chorus-test'], play_sounds: false, show_desktop_notifications: false, loglevel: '${process.env.CONVERSE_LOG ?? 'warn'}',
 });
 </script></body></html>`;
@@ -42,10 +43,14 @@ test.before(async () => {
   assert.ok(existsSync(CHROMIUM), 'Debian\'s chromium is not installed (.ci/run installs it)');
   const http = await freePort();
   server = await friendsServer((c) => { c.listen.http = http; });
-  const html = page_html(`ws://127.0.0.1:${http}/xmpp-websocket`);
+  const pages: Record<string, string> = {
+    '/': page_html(`websocket_url: 'ws://127.0.0.1:${http}/xmpp-websocket'`, 'alice@localhost/browser'),
+    '/bosh': page_html(`bosh_service_url: 'http://127.0.0.1:${http}/http-bind'`, 'bob@localhost/bosh'),
+  };
   web = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0]!;
-    if (path === '/') { res.writeHead(200, { 'Content-Type': 'text/html' }); res.end(html); return; }
+    const html = pages[path];
+    if (html) { res.writeHead(200, { 'Content-Type': 'text/html' }); res.end(html); return; }
     const file = normalize(join(DIST, path.replace(/^\/dist\//, '')));
     if (!path.startsWith('/dist/') || !file.startsWith(DIST)) { res.writeHead(404); res.end(); return; }
     try {
@@ -87,6 +92,28 @@ test('Converse.js in chromium logs in over WebSocket, receives a message from a 
     assert.match(String(got.attrs.from), /^alice@localhost\/browser/);
   } finally {
     await bob.c.stop();
+  }
+});
+
+test('Converse.js in chromium logs in over BOSH, receives a message from a TCP client and answers', async () => {
+  const { port } = web.address() as { port: number };
+  const context = await browser.createBrowserContext();
+  try {
+    const bosh = await context.newPage();
+    await bosh.goto(`http://127.0.0.1:${port}/bosh`);
+    await bosh.waitForFunction('window.connected === true', { timeout: 30_000 });
+    const alice = await login(server.port, 'alice', { password: 'pw', presence: true, resource: 'tcp' });
+    try {
+      await alice.c.send(xml('message', { to: 'bob@localhost', type: 'chat' }, xml('body', {}, 'hello over bosh')));
+      await bosh.waitForFunction("window.received.includes('hello over bosh')", { timeout: 15_000 });
+      await bosh.evaluate("window.chorus.api.chats.open('alice@localhost').then((chat) => chat.sendMessage({ body: 'answer over bosh' }))");
+      const got = await alice.next(isMessage('answer over bosh'), 15_000);
+      assert.match(String(got.attrs.from), /^bob@localhost\/bosh/);
+    } finally {
+      await alice.c.stop();
+    }
+  } finally {
+    await context.close();
   }
 });
 
