@@ -21,6 +21,7 @@ import { loadModules, moduleFiles } from './xmpp/modules.ts';
 import { httpApp, httpListener, httpTasks } from './net/http.ts';
 import { webSocketEndpoint } from './net/websocket.ts';
 import { boshEndpoint } from './net/bosh.ts';
+import { observerEndpoint } from './net/observer.ts';
 import { metricsEndpoint } from './net/metrics.ts';
 import { socketServices } from './net/socket-services.ts';
 import { kvStorage } from './storage/kv.ts';
@@ -125,7 +126,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       }
       if (config.listen.http !== false || config.listen.https !== false) {
         const metrics = config.metrics.enabled ? metricsEndpoint(rt, conn.census, config.metrics) : null;
-        const app = httpApp(modules, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log }, metrics);
+        const observer = config.observer.enabled ? observerEndpoint(rt, { hosts: config.hosts, admins: config.admins, serverSecret: settings.serverSecret, census: conn.census, log }) : null;
+        const app = httpApp(modules, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log }, { metrics, observer });
         const web = { ws: webSocketEndpoint(rt, conn, config.c2s_require_encryption), bosh: boshEndpoint(rt, conn, config.c2s_require_encryption) };
         if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log, web));
         if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, web));

@@ -46,6 +46,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
     stream_management: { resume_timeout_seconds: 300, max_unacked: 1000 },
     storage: { sync: false },
     metrics: { enabled: true, username: 'prometheus', password: null },
+    observer: { enabled: true },
     modules: { enabled: null, disabled: [], options: {}, paths: [] },
     log_level: 'info',
     log_file: null,

@@ -137,6 +137,8 @@ export interface ChorusConfig {
   storage: StorageConfig;
   /** /metrics (Prometheus) on the HTTP listeners. */
   metrics: MetricsConfig;
+  /** The web observer (/observer on the HTTP listeners), for the admins. */
+  observer: { enabled: boolean };
   modules: ModulesConfig;
   log_level: LogLevel;
   /** Where the log goes: a file (appended to; reopened by chorus reload, for logrotate), or null

@@ -144,7 +144,7 @@ function stringList(ctx: Ctx, v: unknown, path: KeyPath, what: string,
 
 const TOP_KEYS = [
   'hosts', 'admins', 'data_dir', 'listen', 'tls', 'components', 's2s', 'c2s_require_encryption', 'c2s_sasl2', 'c2s_fast_token_days', 'schedulers', 'limits',
-  'stream_management', 'storage', 'metrics', 'modules', 'log_level', 'log_file',
+  'stream_management', 'storage', 'metrics', 'observer', 'modules', 'log_level', 'log_file',
 ] as const;
 const MODULE_NAME = /^[a-z][a-z0-9_-]*$/;
 
@@ -258,6 +258,9 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
     if (pw.length < 12) ctx.say(['metrics', 'password'], 'at least 12 characters (it guards the server\'s figures from anyone who can reach the HTTP listener)');
     else config.metrics.password = pw;
   }
+
+  const ob = section(ctx, top.observer, ['observer'], ['enabled']);
+  config.observer.enabled = boolean(ctx, ob, 'enabled', ['observer'], config.observer.enabled);
 
   validateModules(ctx, top.modules, config);
 

@@ -14,6 +14,7 @@ import type { Runtime } from '../runtime/runtime.ts';
 import { Connection, type ByteSocket, type ConnectionOptions } from './connection.ts';
 import { webClient } from './census.ts';
 import { OutboundPieces } from './websocket.ts';
+import { readBody } from './http-body.ts';
 import { serialize, streamOpen, x, type AttrValue } from '../xml/builder.ts';
 import { parseElement, XmlElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
@@ -263,21 +264,6 @@ export class BoshStream extends Duplex {
 export interface BoshEndpoint {
   /** A request for BOSH_PATH; a session it opens joins `conns` (the listener's, ended at its stop). */
   handle(req: IncomingMessage, res: ServerResponse, conns: Set<Connection>): void;
-}
-
-/** Reads a request's body, up to `max` bytes; null when it is larger (the request is answered). */
-function readBody(req: IncomingMessage, max: number): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) { resolve(null); req.destroy(); return; }
-      parts.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 /**

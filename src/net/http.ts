@@ -2,7 +2,8 @@
 // front or loopback) and `listen.https` (the hosts' certificates by SNI, as the stream listeners
 // have them), Node's own servers. Web clients' XMPP comes as WebSocket upgrades on /xmpp-websocket
 // (src/net/websocket.ts) and BOSH requests on /http-bind (src/net/bosh.ts), found through XEP-0156's
-// host-meta; any other request goes to the first
+// host-meta; /metrics and the admins' observer (src/net/observer.ts) are the node's own; any other
+// request goes to the first
 // route a loaded module declares for its path (HttpRoute: file sharing's /upload/), else 404. The routes' periodic work
 // (expiry) runs in a child of its own while any HTTP listener is on. All of it on the main thread,
 // which holds every socket: a handler that throws costs its request a 500, never the node.
@@ -17,6 +18,7 @@ import type { Connection } from './connection.ts';
 import { WEBSOCKET_PATH, type WebSocketEndpoint } from './websocket.ts';
 import { BOSH_PATH, type BoshEndpoint } from './bosh.ts';
 import type { MetricsEndpoint } from './metrics.ts';
+import { OBSERVER_PATH, type ObserverEndpoint } from './observer.ts';
 import { listeningChild } from './listener.ts';
 import { traffic } from './traffic.ts';
 import { serialize, x } from '../xml/builder.ts';
@@ -30,7 +32,10 @@ export interface HttpApp {
 }
 
 /** The routes of every loaded module, each with the context it runs in. */
-export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' | 'text' | 'count'>, metrics: MetricsEndpoint | null): HttpApp {
+/** The node's own HTTP endpoints beside the modules' routes (each null when configured off). */
+export interface NodeEndpoints { metrics: MetricsEndpoint | null; observer: ObserverEndpoint | null }
+
+export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' | 'text' | 'count'>, { metrics, observer }: NodeEndpoints): HttpApp {
   const routes: Array<{ route: HttpRoute; ctx: HttpContext }> = modules.loaded.flatMap((def) => {
     const services = modules.hosts.flatMap((h) => modules.servicesOf(h)).filter((sd) => sd.module === def.name);
     return (def.http ?? []).map((route) => {
@@ -51,6 +56,7 @@ export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' |
         metrics.handle(req, res).catch((err: Error) => { base.log('error', `/metrics: ${err.message}`); if (!res.headersSent) plain(res, 500, 'Internal error'); });
         return;
       }
+      if (observer && (path === OBSERVER_PATH || path.startsWith(`${OBSERVER_PATH}/`))) { observer.handle(req, res); return; }
       const found = routes.find((r) => path.startsWith(r.route.prefix));
       if (!found) { plain(res, 404, 'Not found'); return; }
       Promise.resolve().then(() => found.route.handle(req, res, found.ctx)).catch((err: Error) => {

@@ -618,7 +618,7 @@ export class ActorHost implements RouterSink {
 
   stats(withActors = false, kind?: string): SchedulerStats {
     const byKind: Record<string, number> = {};
-    let depth = 0;
+    let depth = 0, durableQueued = 0;
     let max: SchedulerStats['maxMailbox'] = null;
     const list: ActorInfo[] = [];
     let actors = 0;
@@ -627,17 +627,18 @@ export class ActorHost implements RouterSink {
       actors++;
       byKind[rec.kind] = (byKind[rec.kind] ?? 0) + 1;
       depth += rec.queue.length;
+      let durable = 0;
+      for (const i of rec.queue) if (i.seq) durable++;
+      durableQueued += durable;
       if (!max || rec.queue.length > max.depth) max = { address: rec.address, depth: rec.queue.length };
       if (withActors && (!kind || rec.kind === kind)) {
-        let durable = 0;
-        for (const i of rec.queue) if (i.seq) durable++;
         list.push({ address: rec.address, kind: rec.kind, queue: rec.queue.length, durable, handled: rec.handled, status: rec.status });
       }
     }
     const kinds: SchedulerStats['kinds'] = {};
     for (const [k, v] of this.kinds) kinds[k] = { version: v.def.version, loads: v.loads };
     return {
-      thread: this.o.thread, actors, byKind, mailboxDepth: depth, maxMailbox: max,
+      thread: this.o.thread, actors, byKind, mailboxDepth: depth, durableQueued, maxMailbox: max,
       handled: this.handledTotal, crashes: this.crashes, heapUsed: process.memoryUsage().heapUsed, kinds,
       eventLoopLagMs: this.lagSinceAsked(),
       list: withActors ? list : undefined,

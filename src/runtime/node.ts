@@ -28,6 +28,7 @@ export async function startRuntime(o: StartRuntimeOptions): Promise<RunningRunti
   await runtime.open();
   const log = (level: 'info' | 'warn' | 'error', text: string) => runtime.log(level, text);
   const root = o.tree(runtime, o.listeners?.(runtime) ?? [], log);
+  runtime.setRoot(root);
   try {
     await root.start();
   } catch (err) {

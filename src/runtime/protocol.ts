@@ -59,6 +59,8 @@ export interface SchedulerStats {
   actors: number;
   byKind: Record<string, number>;
   mailboxDepth: number;
+  /** Of those, durable messages (kept in LevelDB until handled). */
+  durableQueued: number;
   maxMailbox: { address: Address; depth: number } | null;
   handled: number;
   crashes: number;

@@ -13,7 +13,7 @@ import { KindLoader } from './loader.ts';
 import { Router } from './router.ts';
 import { typeErrors } from './typecheck.ts';
 import type { SchedulerData } from './scheduler.ts';
-import { DynamicSupervisor, type Child, type Shutdown, type SupervisorLog } from './supervisor.ts';
+import { DynamicSupervisor, type Child, type Shutdown, type Supervisor, type SupervisorLog, type SupervisorView } from './supervisor.ts';
 
 export interface RuntimeOptions {
   dataDir: string;
@@ -32,6 +32,8 @@ export type EndpointHandler = (message: unknown, from: Address | undefined) => v
 
 const SCHEDULER_BOOT = new URL('./scheduler-boot.mjs', import.meta.url);
 const SCHEDULER_ENTRY = new URL('./scheduler.ts', import.meta.url).href;
+/** How many abnormal exits the crash log keeps. */
+const CRASH_LOG = 100;
 
 export class Runtime {
   readonly db: Level<string, string>;
@@ -56,6 +58,8 @@ export class Runtime {
   private defaultSupervisor: DynamicSupervisor<ActorArgs> | null = null;
   private stopping = false;
   readonly counters = { schedulerRestarts: 0, actorExits: 0, actorCrashes: 0 };
+  /** The last CRASH_LOG abnormal exits, newest last: what the observer's crash log shows. */
+  readonly crashLog: Array<{ at: number; address: Address; kind: string; reason: string }> = [];
 
   constructor(readonly o: RuntimeOptions) {
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
@@ -226,6 +230,14 @@ export class Runtime {
   /** A service of the main thread's (the node's operator commands), which actors reach with
    *  callNode: what only the thread holding every socket and supervisor can do. */
   provide(name: string, impl: Record<string, (...args: any[]) => unknown>): void { this.mainServices.set(name, impl); }
+  /** What was provided under `name` (the admin commands, for the observer's buttons). */
+  service(name: string): Record<string, (...args: any[]) => unknown> | undefined { return this.mainServices.get(name); }
+
+  private root: Supervisor | null = null;
+  /** The supervision tree's root, once started (startRuntime sets it). */
+  setRoot(root: Supervisor): void { this.root = root; }
+  /** The supervision tree as it stands, for the observer. */
+  tree(): SupervisorView | null { return this.root?.describe() ?? null; }
 
   /**
    * Sends an actor `message` with a `reply` address added, durably (a node that stops first delivers
@@ -334,7 +346,11 @@ export class Runtime {
       case 'exited': {
         this.counters.actorExits++;
         const normal = c.reason === 'normal' || c.reason === 'shutdown' || c.reason === 'moved';
-        if (!normal) this.counters.actorCrashes++;
+        if (!normal) {
+          this.counters.actorCrashes++;
+          this.crashLog.push({ at: Date.now(), address: c.address, kind: c.kind, reason: String(c.reason) });
+          if (this.crashLog.length > CRASH_LOG) this.crashLog.shift();
+        }
         const cb = this.exitWatchers.get(c.address);
         this.exitWatchers.delete(c.address);
         if (cb) this.callOut(`exit of ${c.address}`, () => cb(c.reason));

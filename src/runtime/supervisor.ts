@@ -53,6 +53,19 @@ class Intensity {
   }
   /** No restart within the period: nothing to remember. */
   idle(now = Date.now()): boolean { return !this.restarts.length || this.restarts[this.restarts.length - 1]! <= now - this.period; }
+  /** As OTP writes it: at most `max` restarts in `period`. */
+  describe(): string { return `${this.max} / ${this.period / 1000} s`; }
+}
+
+/** A supervisor as an observer shows it: its flags, restarts and children (a dynamic one's counted). */
+export interface SupervisorView {
+  name: string;
+  strategy: Strategy | 'simple_one_for_one';
+  intensity: string;
+  restarts: number;
+  children: Array<SupervisorView | { name: string; running: boolean }>;
+  /** A dynamic supervisor's children are many and come and go: how many, and how many it started. */
+  dynamic?: { children: number; started: number };
 }
 
 export class Supervisor implements Child {
@@ -104,6 +117,13 @@ export class Supervisor implements Child {
   /** For tests and `chorus status`: id and whether it is running, in start order. */
   which(): Array<{ id: string; running: boolean; type: string; child: Child | null }> {
     return this.children.map((r) => ({ id: r.spec.id, running: r.child !== null, type: r.spec.type ?? 'worker', child: r.child }));
+  }
+
+  describe(): SupervisorView {
+    return {
+      name: this.name, strategy: this.strategy, intensity: this.intensity.describe(), restarts: this.counters.restarts,
+      children: this.children.map((r) => (r.child instanceof Supervisor || r.child instanceof DynamicSupervisor ? r.child.describe() : { name: r.spec.id, running: r.child !== null })),
+    };
   }
 
   private async startChild(r: Running): Promise<void> {
@@ -215,6 +235,13 @@ export class DynamicSupervisor<Args> implements Child {
 
   has(id: string): boolean { return this.children.has(id); }
   get size(): number { return this.children.size; }
+
+  describe(): SupervisorView {
+    return {
+      name: this.name, strategy: 'simple_one_for_one', intensity: this.intensity.describe(), restarts: this.counters.restarts,
+      children: [], dynamic: { children: this.children.size, started: this.counters.started },
+    };
+  }
 
   async terminateChild(id: string): Promise<void> {
     const c = this.children.get(id);

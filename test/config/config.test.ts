@@ -107,7 +107,7 @@ test('unknown keys are reported, with a suggestion when one is close', async () 
   assert.equal(lines, [
     'config error: listen.c2ss: unknown key; did you mean "c2s"? (line 2)',
     'config error: stream_managment: unknown key; did you mean "stream_management"? (line 3)',
-    'config error: colour: unknown key (expected one of: hosts, admins, data_dir, listen, tls, components, s2s, c2s_require_encryption, c2s_sasl2, c2s_fast_token_days, schedulers, limits, stream_management, storage, metrics, modules, log_level, log_file) (line 4)',
+    'config error: colour: unknown key (expected one of: hosts, admins, data_dir, listen, tls, components, s2s, c2s_require_encryption, c2s_sasl2, c2s_fast_token_days, schedulers, limits, stream_management, storage, metrics, observer, modules, log_level, log_file) (line 4)',
     'config error: limits.max_stanza_byte: unknown key; did you mean "max_stanza_bytes"? (line 5)',
   ]);
 });
