@@ -423,7 +423,9 @@ export class Connection {
 
   private deliverNow(d: Delivery): void {
     if (this.expired) { this.lost([d]); return; }
-    traffic.out++;
+    // '<message', '<presence', '<iq': the second character tells (no parse on the chat path).
+    const k = d.xml.charCodeAt(1);
+    if (k === 109) traffic.out.message++; else if (k === 112) traffic.out.presence++; else if (k === 105) traffic.out.iq++;
     if (this.smId) {
       this.unacked.push(d);
       this.smOut++;

@@ -44,9 +44,11 @@ export function metricsEndpoint(rt: Runtime, census: ConnectionCensus | undefine
     collect() { this.reset(); for (const [type, n] of Object.entries(traffic.in)) this.inc({ type }, n); },
   });
   new Counter({
-    name: 'chorus_stanzas_out_total', help: 'Stanzas handed to streams to write.', registers: [registry],
-    collect() { this.reset(); this.inc(traffic.out); },
+    name: 'chorus_stanzas_out_total', help: 'Stanzas handed to streams to write, by kind.', labelNames: ['type'], registers: [registry],
+    collect() { this.reset(); for (const [type, n] of Object.entries(traffic.out)) this.inc({ type }, n); },
   });
+  const durableBatches = g('chorus_durable_batches', 'LevelDB batches each scheduler wrote (one per tick with durable writes).', ['scheduler']);
+  const durableOps = g('chorus_durable_ops', 'LevelDB operations in those batches (durable messages in and out, snapshots, archive entries).', ['scheduler']);
   // Modules' counters, registered as they appear (a module loaded later brings its own).
   const moduleCounters = new Set<string>();
   const registerModuleCounters = () => {
@@ -73,6 +75,8 @@ export function metricsEndpoint(rt: Runtime, census: ConnectionCensus | undefine
         handled.set({ scheduler: t }, s.handled);
         crashes.set({ scheduler: t }, s.crashes);
         heap.set({ scheduler: t }, s.heapUsed);
+        durableBatches.set({ scheduler: t }, s.durableWrites.batches);
+        durableOps.set({ scheduler: t }, s.durableWrites.ops);
         lagP99.set({ scheduler: t }, s.eventLoopLagMs.p99 / 1000);
         lagMax.set({ scheduler: t }, s.eventLoopLagMs.max / 1000);
         for (const [kind, n] of Object.entries(s.byKind)) byKind.set(kind, (byKind.get(kind) ?? 0) + n);

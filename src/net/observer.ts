@@ -98,7 +98,7 @@ export function observerEndpoint(rt: Runtime, o: ObserverOptions): ObserverEndpo
       at: Date.now(), uptimeSeconds: Math.round((Date.now() - rt.started) / 1000),
       main: { rss: mem.rss, heapUsed: mem.heapUsed },
       connections: { open: o.census?.open ?? 0, unauthenticated: o.census?.notAuthenticated ?? 0 },
-      stanzas: { in: traffic.in.message + traffic.in.presence + traffic.in.iq, out: traffic.out },
+      stanzas: { in: traffic.in.message + traffic.in.presence + traffic.in.iq, out: traffic.out.message + traffic.out.presence + traffic.out.iq },
       schedulers: stats.map((s) => ({ thread: s.thread, actors: s.actors, mailboxDepth: s.mailboxDepth, durableQueued: s.durableQueued, handled: s.handled, crashes: s.crashes, heapUsed: s.heapUsed, lagP99: s.eventLoopLagMs.p99, lagMax: s.eventLoopLagMs.max })),
       kinds, tree: rt.tree(), crashes: rt.crashLog.slice(-50), restarts: { ...rt.counters }, statsMs,
     };

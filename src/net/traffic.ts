@@ -1,10 +1,10 @@
 // What the stream engine has carried since the node started, counted where it passes (a field
-// increment on the chat path): stanzas read from streams by kind, and stanzas written to them.
+// increment on the chat path): stanzas read from streams and written to them, by kind.
 // Modules' own counters (HttpRoute.counters: the bytes files shared carried) are kept beside them.
 // /metrics reports it.
 export const traffic = {
   in: { message: 0, presence: 0, iq: 0 },
-  out: 0,
+  out: { message: 0, presence: 0, iq: 0 },
   /** By name (exported as chorus_<name>_total), with the help its module gave. */
   modules: new Map<string, { help: string; value: number }>(),
 };

@@ -640,6 +640,7 @@ export class ActorHost implements RouterSink {
     return {
       thread: this.o.thread, actors, byKind, mailboxDepth: depth, durableQueued, maxMailbox: max,
       handled: this.handledTotal, crashes: this.crashes, heapUsed: process.memoryUsage().heapUsed, kinds,
+      durableWrites: { ...this.o.store.counters },
       eventLoopLagMs: this.lagSinceAsked(),
       list: withActors ? list : undefined,
     };

@@ -64,6 +64,8 @@ export interface SchedulerStats {
   maxMailbox: { address: Address; depth: number } | null;
   handled: number;
   crashes: number;
+  /** LevelDB batches the thread wrote (group commit: one per tick with writes) and their operations. */
+  durableWrites: { batches: number; ops: number };
   heapUsed: number;
   /** How late the thread's event loop ran timers since the previous stats request (ms). */
   eventLoopLagMs: { p99: number; max: number };

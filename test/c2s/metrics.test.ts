@@ -20,7 +20,7 @@ const value = (text: string, series: string): number => {
   return line ? Number(line.slice(series.length + 1)) : NaN;
 };
 
-test('a scrape shows the sessions, the actors per kind, the stanzas that went through and the main thread', async () => {
+test('a scrape shows the sessions, the actors per kind, the stanzas that went through by kind, the durable writes and the main thread', async () => {
   const alice = await login(open.port, 'alice', { password: 'pw', presence: true });
   const bob = await login(open.port, 'bob', { password: 'pw', presence: true });
   try {
@@ -34,7 +34,12 @@ test('a scrape shows the sessions, the actors per kind, the stanzas that went th
     assert.is(value(text, 'chorus_actors{kind="user"}'), 2);
     assert.is(value(text, 'chorus_client_connections'), 2);
     assert.ok(value(text, 'chorus_stanzas_in_total{type="message"}') >= 1, text);
-    assert.ok(value(text, 'chorus_stanzas_out_total') >= 1);
+    assert.ok(value(text, 'chorus_stanzas_out_total{type="message"}') >= 1, text);
+    assert.ok(value(text, 'chorus_stanzas_out_total{type="presence"}') >= 1, text);
+    // The message went through the durable path: batches were written with its operations.
+    const ops = ['1', '2'].reduce((n, t) => n + value(text, `chorus_durable_ops{scheduler="${t}"}`), 0);
+    const batches = ['1', '2'].reduce((n, t) => n + value(text, `chorus_durable_batches{scheduler="${t}"}`), 0);
+    assert.ok(batches >= 1 && ops >= batches, `${batches} batches, ${ops} ops`);
     assert.ok(value(text, 'chorus_messages_handled{scheduler="1"}') > 0);
     for (const t of ['1', '2']) assert.ok(value(text, `chorus_scheduler_event_loop_lag_max_seconds{scheduler="${t}"}`) >= 0, `scheduler ${t}'s lag`);
     assert.match(text, /^chorus_supervisor_restarts\{supervisor="sessions"\} 0$/m);
