@@ -128,7 +128,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         const metrics = config.metrics.enabled ? metricsEndpoint(rt, conn.census, config.metrics) : null;
         const observer = config.observer.enabled ? observerEndpoint(rt, { hosts: config.hosts, admins: config.admins, serverSecret: settings.serverSecret, census: conn.census, log }) : null;
         const app = httpApp(modules, { storage: kvStorage(rt.db), dataDir: config.data_dir, secret: settings.serverSecret, now: Date.now, log }, { metrics, observer });
-        const web = { ws: webSocketEndpoint(rt, conn, config.c2s_require_encryption), bosh: boshEndpoint(rt, conn, config.c2s_require_encryption) };
+        const web = { ws: webSocketEndpoint(rt, conn, config.c2s_require_encryption), bosh: boshEndpoint(rt, conn, { requireEncryption: config.c2s_require_encryption, inactivitySeconds: config.limits.bosh_inactivity_seconds }) };
         if (config.listen.http !== false) specs.push(httpListener('http', config.listen.http, config.listen.address, null, app, log, web));
         if (config.listen.https !== false) specs.push(httpListener('https', config.listen.https, config.listen.address, tls, app, log, web));
         specs.push(httpTasks(app));

@@ -35,6 +35,7 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
       burst_bytes: 524_288,
       sessions_per_account: 10,
       auth_timeout_seconds: 30,
+      bosh_inactivity_seconds: 60,
       connections_per_ip: 100,
       connections_per_ip_exempt: ['127.0.0.1', '::1'],
       unauthenticated_connections: 10_000,

@@ -52,6 +52,8 @@ export interface LimitsConfig {
   burst_bytes: number;
   sessions_per_account: number;
   auth_timeout_seconds: number;
+  /** Seconds a BOSH session lives with no request from its client (XEP-0124 'inactivity'). */
+  bosh_inactivity_seconds: number;
   /** Open client connections from one address (an IPv6 /64 counts as one). */
   connections_per_ip: number;
   /** Addresses connections_per_ip does not apply to (this machine; a reverse proxy). */

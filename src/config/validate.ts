@@ -215,7 +215,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 
   const L = config.limits;
   const limits = section(ctx, top.limits, ['limits'],
-    ['max_stanza_bytes', 'bytes_per_second', 'burst_bytes', 'sessions_per_account', 'auth_timeout_seconds', 'connections_per_ip', 'connections_per_ip_exempt', 'unauthenticated_connections', 'max_outbound_bytes', 'max_xml_depth', 'max_xml_attributes', 'login_attempts']);
+    ['max_stanza_bytes', 'bytes_per_second', 'burst_bytes', 'sessions_per_account', 'auth_timeout_seconds', 'bosh_inactivity_seconds', 'connections_per_ip', 'connections_per_ip_exempt', 'unauthenticated_connections', 'max_outbound_bytes', 'max_xml_depth', 'max_xml_attributes', 'login_attempts']);
   // RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
   L.max_stanza_bytes = integer(ctx, limits, 'max_stanza_bytes', ['limits'], L.max_stanza_bytes, 10_000, 64 * 1024 * 1024, 'a byte count');
   if (limits.bytes_per_second === false) L.bytes_per_second = false;
@@ -224,6 +224,7 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
   L.burst_bytes = integer(ctx, limits, 'burst_bytes', ['limits'], L.burst_bytes, 1, 2 ** 31, 'a byte count');
   L.sessions_per_account = integer(ctx, limits, 'sessions_per_account', ['limits'], L.sessions_per_account, 1, 10_000);
   L.auth_timeout_seconds = integer(ctx, limits, 'auth_timeout_seconds', ['limits'], L.auth_timeout_seconds, 1, 3600, 'a number of seconds');
+  L.bosh_inactivity_seconds = integer(ctx, limits, 'bosh_inactivity_seconds', ['limits'], L.bosh_inactivity_seconds, 1, 3600, 'a number of seconds');
   L.connections_per_ip = integer(ctx, limits, 'connections_per_ip', ['limits'], L.connections_per_ip, 1, 1_000_000, 'a number of connections');
   if (limits.connections_per_ip_exempt !== undefined) {
     const exempt = stringList(ctx, limits.connections_per_ip_exempt, ['limits', 'connections_per_ip_exempt'], 'IP addresses', (s, p) => {

@@ -5,8 +5,8 @@
 // request ahead of a gap waits for it), at most `hold` requests are held (a newer one frees the
 // oldest), a held request is answered as soon as there is output, or empty after `wait` seconds.
 // What the engine writes is done only once a response took it (flow control: a client that stops
-// asking stops the engine writing). A session nobody asks for in `inactivity` seconds is gone, as a
-// TCP stream whose socket closed (XEP-0198 may resume it).
+// asking stops the engine writing). A session nobody asks for in limits.bosh_inactivity_seconds is
+// gone, as a TCP stream whose socket closed (XEP-0198 may resume it).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { Duplex } from 'node:stream';
@@ -26,7 +26,6 @@ export const BOSH_PATH = '/http-bind';
 const MAX_WAIT_S = 60;
 const HOLD = 1;
 const REQUESTS = HOLD + 1;
-const INACTIVITY_S = 60;
 const POLLING_S = 2;
 /** Responses kept for a client that asks again with the same rid (a request lost on the way). */
 const CACHED = REQUESTS;
@@ -75,12 +74,12 @@ export class BoshStream extends Duplex {
   private nextRid: number;
   private cache = new Map<number, string>();
   private firstAnswered = false;
-  private inactivity: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
   private flushing = false;
   private readonly wait: number;
   private readonly hold: number;
 
-  constructor(readonly remoteAddress: string, private readonly create: XmlElement, private readonly onGone: (sid: string) => void) {
+  constructor(readonly remoteAddress: string, private readonly create: XmlElement, private readonly inactivity: number, private readonly onGone: (sid: string) => void) {
     super({ decodeStrings: false, allowHalfOpen: false });
     this.nextRid = Number(create.attr('rid')) + 1;
     this.wait = Math.min(MAX_WAIT_S, Math.max(1, Number(create.attr('wait')) || MAX_WAIT_S));
@@ -120,7 +119,7 @@ export class BoshStream extends Duplex {
   }
 
   private handleInOrder(rid: number, el: XmlElement, res: ServerResponse): void {
-    if (this.inactivity) { clearTimeout(this.inactivity); this.inactivity = null; }
+    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     if (el.attr('xmpp:restart') === 'true') {
       this.push(streamOpen({ declaration: false, to: el.attr('to') ?? this.create.attr('to') ?? null, version: '1.0', lang: el.attr('xml:lang') ?? null }));
     }
@@ -152,8 +151,8 @@ export class BoshStream extends Duplex {
 
   /** With no request held, the client has `inactivity` seconds to send one. */
   private idle(): void {
-    if (this.inactivity) clearTimeout(this.inactivity);
-    this.inactivity = setTimeout(() => { this.inactivity = null; if (!this.held.length) this.destroy(); }, INACTIVITY_S * 1000).unref();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => { this.idleTimer = null; if (!this.held.length) this.destroy(); }, this.inactivity * 1000).unref();
   }
 
   /** Answers a held request with what is pending (the session's attributes on the first). */
@@ -167,7 +166,7 @@ export class BoshStream extends Duplex {
     if (!this.firstAnswered) {
       this.firstAnswered = true;
       attrs = {
-        sid: this.sid, wait: this.wait, requests: REQUESTS, hold: this.hold, inactivity: INACTIVITY_S, polling: POLLING_S, ver: '1.11',
+        sid: this.sid, wait: this.wait, requests: REQUESTS, hold: this.hold, inactivity: this.inactivity, polling: POLLING_S, ver: '1.11',
         from: this.header?.from ?? this.create.attr('to'), authid: this.header?.id, 'xmlns:xmpp': NS.XBOSH, 'xmpp:version': '1.0', 'xmpp:restartlogic': 'true',
       };
     }
@@ -217,7 +216,7 @@ export class BoshStream extends Duplex {
     for (const q of this.queued.values()) answer(q.res, terminate('item-not-found'));
     this.queued.clear();
     for (const cb of this.writes.splice(0)) cb();
-    if (this.inactivity) { clearTimeout(this.inactivity); this.inactivity = null; }
+    if (this.idleTimer) { clearTimeout(this.idleTimer); this.idleTimer = null; }
     this.onGone(this.sid);
     this.push(null);
   }
@@ -270,7 +269,7 @@ export interface BoshEndpoint {
  * BOSH sessions through the stream engine, by sid. Secure when over HTTPS or from this machine (a
  * reverse proxy in front), as for WebSocket.
  */
-export function boshEndpoint(rt: Runtime, opts: ConnectionOptions, requireEncryption: boolean): BoshEndpoint {
+export function boshEndpoint(rt: Runtime, opts: ConnectionOptions, { requireEncryption, inactivitySeconds }: { requireEncryption: boolean; inactivitySeconds: number }): BoshEndpoint {
   const sessions = new Map<string, BoshStream>();
   const maxBody = opts.maxStanzaBytes + 16_384;
   const plainAnswer = (res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}) => {
@@ -302,7 +301,7 @@ export function boshEndpoint(rt: Runtime, opts: ConnectionOptions, requireEncryp
     if (!secure && requireEncryption) { plainAnswer(res, 403, 'Use https:// (c2s_require_encryption)'); return; }
     const refused = opts.census?.admit(remote);
     if (refused) { answer(res, terminate('policy-violation')); opts.log('info', `bosh from ${remote}: ${refused}`); return; }
-    const stream = new BoshStream(remote, el, (gone) => sessions.delete(gone));
+    const stream = new BoshStream(remote, el, inactivitySeconds, (gone) => sessions.delete(gone));
     sessions.set(stream.sid, stream);
     try {
       const c: Connection = new Connection(rt, stream as ByteSocket, opts, { web: 'bosh', secure, host: null }, () => conns.delete(c));

@@ -4,7 +4,8 @@
 // (Converse.js logs in over BOSH in a real browser: test/clients/converse.test.ts.)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { freePort, friendsServer, type TestServer } from '../helpers/xmpp.ts';
+import { bodies, freePort, friendsServer, OPEN, RawClient, starttls, type TestServer } from '../helpers/xmpp.ts';
+import { until } from '../helpers/runtime.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
 
@@ -16,7 +17,7 @@ let server: TestServer;
 let url: string;
 test.before(async () => {
   const http = await freePort();
-  server = await friendsServer((c) => { c.listen.http = http; });
+  server = await friendsServer((c) => { c.listen.http = http; c.limits.bosh_inactivity_seconds = 3; });
   url = `http://127.0.0.1:${http}/http-bind`;
 });
 test.after(async () => { await server.stop(); });
@@ -36,14 +37,14 @@ class Bosh {
   }
 }
 
-const plain = (user: string) => Buffer.from(`\0${user}\0pw`).toString('base64');
+const plainAuth = (user: string) => Buffer.from(`\0${user}\0pw`).toString('base64');
 
 /** A session through creation, SASL PLAIN, restart and bind. */
 async function loggedIn(user: string, resource: string): Promise<Bosh> {
   const b = new Bosh(1000 + Math.floor(Math.random() * 1e6));
   const created = await post(`<body xmlns='${HTTPBIND}' xmlns:xmpp='${XBOSH}' rid='${b.rid++}' to='localhost' xml:lang='en' wait='10' hold='1' ver='1.11' xmpp:version='1.0'/>`);
   b.sid = created.body.attr('sid')!;
-  const success = await b.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plain(user)}</auth>`);
+  const success = await b.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plainAuth(user)}</auth>`);
   assert.ok(success.body.child('success', 'urn:ietf:params:xml:ns:xmpp-sasl'), success.text);
   const restarted = await b.send('', ` xmlns:xmpp='${XBOSH}' xmpp:restart='true' to='localhost'`);
   assert.ok(restarted.body.child('features', 'http://etherx.jabber.org/streams')?.child('bind', 'urn:ietf:params:xml:ns:xmpp-bind'), restarted.text);
@@ -125,6 +126,41 @@ test('bad requests: malformed XML and a missing to are bad-request, an unknown s
   const options = await fetch(url, { method: 'OPTIONS' });
   assert.is(options.status, 204);
   assert.is(options.headers.get('access-control-allow-origin'), '*');
+});
+
+test('a BOSH session with stream management that nobody asks for is detached, and a TCP stream resumes it: what it had not acked comes again', async () => {
+  const SM = 'urn:xmpp:sm:3';
+  const b = await loggedIn('alice', 'sm');
+  const enabled = await b.send(`<enable xmlns='${SM}' resume='true'/>`);
+  const previd = enabled.body.child('enabled', SM)?.attr('id');
+  assert.ok(previd, enabled.text);
+  const bob = await login(server.port, 'bob', { password: 'pw', presence: true, resource: 'sm-peer' });
+  try {
+    const poll = b.send();
+    await bob.c.send(xml('message', { to: 'alice@localhost/sm', type: 'chat' }, xml('body', {}, 'while-here')));
+    let got = await poll;
+    while (!got.text.includes('while-here')) got = await b.send();
+    // The client goes away without acking; after limits.bosh_inactivity_seconds the session waits.
+    await until(() => server.logs.some((l) => /its session waits \d+ s for a resumption/.test(l)), 15_000, 'the detach line');
+    await bob.c.send(xml('message', { to: 'alice@localhost/sm', type: 'chat' }, xml('body', {}, 'while-away')));
+    const plain = await RawClient.connect(server.port);
+    plain.send(OPEN);
+    await plain.next(/<\/stream:features>/);
+    const { c } = await starttls(plain);
+    c.send(OPEN);
+    await c.next(/<\/stream:features>/);
+    c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plainAuth('alice')}</auth>`);
+    await c.next(/<success/);
+    c.send(OPEN);
+    await c.next(/<sm xmlns/);
+    c.send(`<resume xmlns='${SM}' previd='${previd}' h='0'/>`);
+    await c.next(/<resumed[^>]*previd=/);
+    await c.next(/while-away/);
+    assert.equal(bodies(c.received), ['while-here', 'while-away']);
+    c.close();
+  } finally {
+    await bob.c.stop();
+  }
 });
 
 test('XEP-0156: host-meta names the BOSH endpoint beside the WebSocket one', async () => {
