@@ -77,6 +77,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
     maxStanzaBytes: config.limits.max_stanza_bytes,
     bytesPerSecond: config.limits.bytes_per_second || 0,
     burstBytes: config.limits.burst_bytes,
+    stanzasPerSecond: config.limits.stanzas_per_second || 0,
+    stanzaBurst: config.limits.stanza_burst,
+    stanzaTimeoutMs: config.limits.stanza_timeout_seconds * 1000,
     authTimeoutMs: config.limits.auth_timeout_seconds * 1000,
     resumeTimeoutMs: config.stream_management.resume_timeout_seconds * 1000,
     maxUnacked: config.stream_management.max_unacked,
@@ -118,7 +121,8 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         // Both directions show our certificate and read the peer's against the system's CAs and ours.
         const verifyPeers = { ca: [...rootCertificates, ...(config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, 'utf8')] : [])] };
         const rate = config.s2s.bytes_per_second || 0;
-        const s2s = { ...conn, verifyPeers, bytesPerSecond: rate, burstBytes: 4 * rate, maxStanzaBytes: config.s2s.max_stanza_bytes };
+        // A server link carries many users' stanzas: its byte rate is its limit, not a client's stanza rate.
+        const s2s = { ...conn, verifyPeers, bytesPerSecond: rate, burstBytes: 4 * rate, stanzasPerSecond: 0, maxStanzaBytes: config.s2s.max_stanza_bytes };
         const inbound = { ...s2s, kind: 's2sin', actorInput: { secureAuth: config.s2s.secure_auth } };
         specs.push(streamListener('s2s', rt, config.listen.s2s, config.listen.address, false, tls, inbound));
         if (config.listen.s2s_direct_tls !== false) specs.push(streamListener('s2s_direct_tls', rt, config.listen.s2s_direct_tls, config.listen.address, true, tls, inbound));
@@ -136,7 +140,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       specs.push(...socketServices(rt, modules, log));
       // XEP-0114's handshake is a hash over plain TCP: components connect on loopback only.
       if (config.listen.component !== false && Object.keys(config.components).length) {
-        specs.push(streamListener('component', rt, config.listen.component, '127.0.0.1', false, null, { ...conn, kind: 'component', contentNamespaces: [NS.COMPONENT_ACCEPT] }));
+        specs.push(streamListener('component', rt, config.listen.component, '127.0.0.1', false, null, { ...conn, kind: 'component', stanzasPerSecond: 0, contentNamespaces: [NS.COMPONENT_ACCEPT] }));
       }
       return specs;
     },

@@ -32,6 +32,9 @@ export function defaultConfig(baseDir: string = process.cwd()): ChorusConfig {
     limits: {
       max_stanza_bytes: 262_144,
       bytes_per_second: 65_536,
+      stanzas_per_second: 200,
+      stanza_burst: 1000,
+      stanza_timeout_seconds: 60,
       burst_bytes: 524_288,
       sessions_per_account: 10,
       auth_timeout_seconds: 30,

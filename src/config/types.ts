@@ -50,6 +50,12 @@ export interface LimitsConfig {
   bytes_per_second: number | false;
   /** Bytes a session may read at once above the sustained rate (token-bucket size). */
   burst_bytes: number;
+  /** Sustained stanzas per second a bound session may send; false = unlimited. */
+  stanzas_per_second: number | false;
+  /** Stanzas a session may send at once above that rate. */
+  stanza_burst: number;
+  /** Seconds a stanza may take to arrive once begun (a slowloris trickling one); 0 = no limit. */
+  stanza_timeout_seconds: number;
   sessions_per_account: number;
   auth_timeout_seconds: number;
   /** Seconds a BOSH session lives with no request from its client (XEP-0124 'inactivity'). */

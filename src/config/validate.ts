@@ -215,13 +215,18 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): { config: C
 
   const L = config.limits;
   const limits = section(ctx, top.limits, ['limits'],
-    ['max_stanza_bytes', 'bytes_per_second', 'burst_bytes', 'sessions_per_account', 'auth_timeout_seconds', 'bosh_inactivity_seconds', 'connections_per_ip', 'connections_per_ip_exempt', 'unauthenticated_connections', 'max_outbound_bytes', 'max_xml_depth', 'max_xml_attributes', 'login_attempts']);
+    ['max_stanza_bytes', 'bytes_per_second', 'burst_bytes', 'stanzas_per_second', 'stanza_burst', 'stanza_timeout_seconds', 'sessions_per_account', 'auth_timeout_seconds', 'bosh_inactivity_seconds', 'connections_per_ip', 'connections_per_ip_exempt', 'unauthenticated_connections', 'max_outbound_bytes', 'max_xml_depth', 'max_xml_attributes', 'login_attempts']);
   // RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
   L.max_stanza_bytes = integer(ctx, limits, 'max_stanza_bytes', ['limits'], L.max_stanza_bytes, 10_000, 64 * 1024 * 1024, 'a byte count');
   if (limits.bytes_per_second === false) L.bytes_per_second = false;
   else L.bytes_per_second = integer(ctx, limits, 'bytes_per_second', ['limits'], L.bytes_per_second as number, 1, 2 ** 31,
     'false (unlimited) or a byte count');
   L.burst_bytes = integer(ctx, limits, 'burst_bytes', ['limits'], L.burst_bytes, 1, 2 ** 31, 'a byte count');
+  if (limits.stanzas_per_second === false) L.stanzas_per_second = false;
+  else L.stanzas_per_second = integer(ctx, limits, 'stanzas_per_second', ['limits'], L.stanzas_per_second as number, 1, 1_000_000,
+    'false (unlimited) or a number of stanzas');
+  L.stanza_burst = integer(ctx, limits, 'stanza_burst', ['limits'], L.stanza_burst, 1, 1_000_000, 'a number of stanzas');
+  L.stanza_timeout_seconds = integer(ctx, limits, 'stanza_timeout_seconds', ['limits'], L.stanza_timeout_seconds, 0, 3600, 'a number of seconds (0: no limit)');
   L.sessions_per_account = integer(ctx, limits, 'sessions_per_account', ['limits'], L.sessions_per_account, 1, 10_000);
   L.auth_timeout_seconds = integer(ctx, limits, 'auth_timeout_seconds', ['limits'], L.auth_timeout_seconds, 1, 3600, 'a number of seconds');
   L.bosh_inactivity_seconds = integer(ctx, limits, 'bosh_inactivity_seconds', ['limits'], L.bosh_inactivity_seconds, 1, 3600, 'a number of seconds');

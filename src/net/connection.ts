@@ -10,6 +10,7 @@ import { Socket } from 'node:net';
 import type { WebSocketStream } from './websocket.ts';
 import type { BoshStream } from './bosh.ts';
 import { traffic } from './traffic.ts';
+import { TokenBucket } from './token-bucket.ts';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -35,6 +36,13 @@ export interface ConnectionOptions {
   /** Bytes per second a client may send, refilled continuously, up to `burstBytes`; 0 = unlimited. */
   bytesPerSecond: number;
   burstBytes: number;
+  /** Stanzas per second a bound client may send, up to `stanzaBurst` at once; 0 = unlimited. Over
+   *  it, reading waits (TCP pushes back): nothing is dropped. */
+  stanzasPerSecond: number;
+  stanzaBurst: number;
+  /** A stanza (or header) begun must be complete within this: one trickled in a byte at a time
+   *  (slowloris) ends the stream with policy-violation. 0: no limit. */
+  stanzaTimeoutMs: number;
   authTimeoutMs: number;
   resumeTimeoutMs: number;
   maxUnacked: number;
@@ -147,10 +155,14 @@ export class Connection {
   private ackRequest: NodeJS.Timeout | null = null;
   private detachTimer: NodeJS.Timeout | null = null;
   // rate limit and flow control: the socket is read only while neither holds it
-  private tokens: number;
-  private lastRefill = Date.now();
+  private readonly bytes: TokenBucket | null;
+  private readonly stanzas: TokenBucket | null;
   private overRate = false;
+  private overStanzaRate = false;
   private inFlightFull = false;
+  /** Elements read so far (the stream header counts): what the slowloris watch sees move. */
+  private progress = 0;
+  private trickle: NodeJS.Timeout | null = null;
   private secure: boolean;
 
   /** `onDone`: once, when this connection is finished (its session gone), not when its first socket
@@ -160,7 +172,8 @@ export class Connection {
     const directTls = transport === 'direct-tls';
     this.secure = directTls || (typeof transport === 'object' && transport.secure);
     this.session = o.actor ?? `${o.kind ?? 'session'}:@${BOOT}.${counter}`;
-    this.tokens = o.burstBytes;
+    this.bytes = o.bytesPerSecond > 0 ? new TokenBucket(o.bytesPerSecond, o.burstBytes) : null;
+    this.stanzas = o.stanzasPerSecond > 0 ? new TokenBucket(o.stanzasPerSecond, o.stanzaBurst) : null;
     this.sink = { conn: this };
     this.framer = this.newFramer();
     rt.registerEndpoint(this.address, this.guard((m) => this.fromSession(m as ToConn)));
@@ -219,6 +232,7 @@ export class Connection {
   }
 
   private header(h: StreamHeader): void {
+    this.progress++;
     this.streamTo = h.to;
     this.toSession({ type: 'header', to: h.to, from: h.from, version: h.version, lang: h.lang, xmlns: h.xmlns, id: h.id, db: h.attrs['xmlns:db'] === NS.DIALBACK });
   }
@@ -233,32 +247,61 @@ export class Connection {
 
   private onData = this.guard((chunk: Buffer): void => {
     if (this.closed) return;
-    if (this.o.bytesPerSecond > 0) this.charge(chunk.length);
+    if (this.bytes) this.charge(chunk.length);
     this.framer.write(chunk);
+    if (this.o.stanzaTimeoutMs > 0 && !this.trickle) this.watchTrickle();
   });
 
-  /** Token bucket: over the rate the socket stops being read until the bucket refills (TCP pushes back). */
+  /** Over the byte rate the socket stops being read until the bucket refills (TCP pushes back). */
   private charge(bytes: number): void {
-    const now = Date.now();
-    this.tokens = Math.min(this.o.burstBytes, this.tokens + ((now - this.lastRefill) / 1000) * this.o.bytesPerSecond);
-    this.lastRefill = now;
-    this.tokens -= bytes;
-    if (this.tokens < 0 && !this.overRate) {
+    const wait = this.bytes!.take(bytes);
+    if (wait && !this.overRate) {
       this.overRate = true;
       this.reading();
-      this.timer(Math.ceil((-this.tokens / this.o.bytesPerSecond) * 1000), () => { this.overRate = false; this.reading(); });
+      this.timer(wait, () => { this.overRate = false; this.reading(); });
+    }
+  }
+
+  /** Over the stanza rate the framer stops handing out stanzas too (one read may hold hundreds). */
+  private chargeStanza(): void {
+    const wait = this.stanzas!.take(1);
+    if (wait && !this.overStanzaRate) {
+      this.overStanzaRate = true;
+      this.framer.pause();
+      this.reading();
+      this.timer(wait, () => {
+        this.overStanzaRate = false;
+        this.reading();
+        if (!this.inFlightFull) this.framer.resume();
+      });
     }
   }
 
   private reading(): void {
     if (this.closed) return;
-    if (this.overRate || this.inFlightFull) this.socket.pause();
+    if (this.overRate || this.inFlightFull || this.overStanzaRate) this.socket.pause();
     else this.socket.resume();
+  }
+
+  /** While part of an element waits in the framer, something must complete within stanzaTimeoutMs. */
+  private watchTrickle(): void {
+    if (!this.framer.midElement || this.framer.isPaused) return;
+    const mark = this.progress;
+    this.trickle = this.timer(this.o.stanzaTimeoutMs, () => {
+      this.trickle = null;
+      if (this.closed || this.ending) return;
+      if (this.progress === mark && this.framer.midElement && !this.framer.isPaused) {
+        this.fail('policy-violation', `no stanza completed in ${this.o.stanzaTimeoutMs / 1000} s`);
+        return;
+      }
+      this.watchTrickle();
+    });
   }
 
   // ---- inbound --------------------------------------------------------------------------------
 
   private inbound(xml: string, h: StanzaHeader): void {
+    this.progress++;
     if (this.gate === 'busy') { this.held.push({ xml, h }); return; }
     if (this.gate === 'open') this.gate = 'busy';
     // XEP-0198 acks are counters, kept here; <enable/> and <resume/> are the session's to allow. The
@@ -268,6 +311,9 @@ export class Connection {
     if (h.name === 'starttls') this.framer.pause(); // nothing sent in plaintext after it may be read
     const counted = h.name === 'message' || h.name === 'presence' || h.name === 'iq';
     if (counted) traffic.in[h.name as keyof typeof traffic.in]++;
+    // Bound streams only (authTimer gone): before, the auth timeout bounds a client, and the framer's
+    // pauses belong to STARTTLS and the SASL restart.
+    if (counted && this.stanzas && this.authTimer === null) this.chargeStanza();
     const seq = counted ? ++this.inSeq : 0;
     if (counted) (this.unhandled ??= new Map()).set(seq, { xml, h });
     if (counted && this.unhandled!.size >= IN_FLIGHT_HIGH && !this.inFlightFull) {
@@ -297,7 +343,7 @@ export class Connection {
         if (this.inFlightFull && this.unhandled!.size <= IN_FLIGHT_LOW) {
           this.inFlightFull = false;
           this.reading();
-          this.framer.resume();
+          if (!this.overStanzaRate) this.framer.resume();
         }
         break;
       case 'starttls': if (m.servername) this.startTlsClient(m.servername, m.local); else this.startTls(m.xml); break;

@@ -283,6 +283,11 @@ export class StreamFramer {
     return this.open && !this.closed;
   }
 
+  /** Part of an element (the header, a stanza) has come and its end not yet. */
+  get midElement(): boolean {
+    return this.inRegion;
+  }
+
   /** UTF-16 units held: a partial stanza, or input received while paused. */
   get buffered(): number {
     return this.s.length;

@@ -1,6 +1,7 @@
 // RFC 6120 error paths of the c2s stream over real sockets, by hand-written XML: stream errors (§4.9)
 // with the socket closed after them, stanza errors (§8.3) with the stream kept open, STARTTLS policy
-// (§5), restricted XML and encoding (§11), limits (auth timeout, stanza size, read rate) and the close
+// (§5), restricted XML and encoding (§11), limits (auth timeout, stanza size, read and stanza rates,
+// slowloris) and the close
 // handshake (§4.4).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -553,6 +554,46 @@ test('rate limit: the server reads slower but drops nothing; all answered in ord
     assert.ok(minMs > 1000, 'the burst is big enough to measure');
     assert.ok(elapsed >= minMs, `${bytes} bytes at ${rate} B/s took ${elapsed} ms; expected at least ${minMs} ms`);
     assert.not.ok(c.closed);
+  });
+});
+
+test('stanza rate limit: a burst of pings over limits.stanzas_per_second is read slower, none dropped, all answered in order (#8)', async () => {
+  const rate = 40, burst = 20;
+  await withServer((c) => { c.c2s_require_encryption = false; c.limits.stanzas_per_second = rate; c.limits.stanza_burst = burst; }, async (s) => {
+    await s.addUser('alice');
+    const c = track(await login(s.port));
+    await sleep(burst / rate * 1000 + 100); // the bucket full again after the login's stanzas
+    const N = 120;
+    let pings = '';
+    for (let i = 0; i < N; i++) pings += `<iq type='get' to='localhost' id='s${i}'><ping xmlns='${NS.PING}'/></iq>`;
+    const t0 = Date.now();
+    c.send(pings); // one write: the framer holds them all, the rate decides when each is read
+    await stanza(c, 'iq', `s${N - 1}`, 30_000);
+    const elapsed = Date.now() - t0;
+    const order = [...c.received.matchAll(/<iq\b[^>]*\sid="s(\d+)"[^>]*>/g)].map((m) => Number(m[1]));
+    assert.equal(order, Array.from({ length: N }, (_, i) => i), 'every stanza answered once, in order');
+    const minMs = ((N - burst - 1) / rate) * 1000 - 100;
+    assert.ok(elapsed >= minMs, `${N} stanzas at ${rate}/s (burst ${burst}) took ${elapsed} ms; expected at least ${minMs} ms`);
+    assert.not.ok(c.closed);
+  });
+});
+
+test('slowloris: a stanza trickled in a byte at a time is cut off after limits.stanza_timeout_seconds; a slow but steady client is not (#8)', async () => {
+  await withServer((c) => { c.c2s_require_encryption = false; c.limits.stanza_timeout_seconds = 1; }, async (s) => {
+    await s.addUser('alice');
+    const slow = track(await login(s.port, 'alice', 'slow'));
+    const steady = track(await login(s.port, 'alice', 'steady'));
+    const t0 = Date.now();
+    const part = `<message to='alice@localhost/steady' type='chat'><body>${'z'.repeat(200)}`;
+    let i = 0;
+    const drip = setInterval(() => { if (!slow.closed && i < part.length) slow.send(part[i++]!); }, 150);
+    // Meanwhile a client that completes a stanza every 300 ms stays.
+    for (let k = 0; k < 8; k++) { await sleep(300); steady.send(`<presence><status>${k}</status></presence>`); }
+    try {
+      await expectStreamError(slow, 'policy-violation', { ms: 5000 });
+    } finally { clearInterval(drip); }
+    assert.ok(Date.now() - t0 >= 950, 'not before the timeout');
+    await pingOk(steady, 'steady-still-here');
   });
 });
 
