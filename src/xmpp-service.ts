@@ -3,7 +3,7 @@
 // get it with service<XmppService>('xmpp').
 import type { Level } from 'level';
 import type { SchedulerData } from './runtime/scheduler.ts';
-import { accountLookup } from './storage/accounts.ts';
+import { accountLookup, hasRole } from './storage/accounts.ts';
 import { kvStorage } from './storage/kv.ts';
 import { callAt } from './runtime/api.ts';
 import { addressKey, AuthThrottle, defaultNormalize, type LoginThrottle } from './sasl/throttle.ts';
@@ -75,7 +75,7 @@ export async function install(services: Map<string, unknown>, data: SchedulerDat
   const la = settings.loginAttempts;
   const bucket = (failures: number, seconds: number) => ({ capacity: failures, refillPerMinute: (failures * 60) / seconds });
   services.set(THROTTLE, new AuthThrottle({ account: bucket(la.maxFailures, la.windowSeconds), address: bucket(la.addressMaxFailures, la.addressWindowSeconds) }));
-  services.set('xmpp', xmppService(settings, await loadModules(settings.hosts, settings.modules, settings.admins, settings.web), services));
+  services.set('xmpp', xmppService(settings, await loadModules(settings.hosts, settings.modules, settings.admins, settings.web, (bare, storage) => hasRole(storage, bare, 'admin')), services));
 }
 
 /** The service over this thread's `db`, `loader` and login throttle (services), with these modules. */

@@ -273,6 +273,9 @@ export interface Storage {
   withHandling(ops: Array<{ type: 'put'; key: string; value: unknown } | { type: 'del'; key: string }>): void;
 }
 
+/** Whether an account has the admin role, read from where accounts are stored. */
+export type AdminRoleLookup = (bare: string, storage: Pick<Storage, 'get'>) => Promise<boolean>;
+
 /** A domain a module serves on a host (group chat, upload, pubsub): its addresses are actors of
  *  `kind` (`<kind>:<bare JID>`, the domain itself `<kind>:<domain>`), in the kind folders of actors/
  *  or of a modules.paths folder's actors/. Listed in the host's disco#items, with `name`. */

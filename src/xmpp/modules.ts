@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { prepareDomainpart } from './jid.ts';
 import { nearest } from '../config/near.ts';
 import type { ServiceDomain } from './routing.ts';
-import { andThen, type CommandDefinition, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec, type PreauthFeaturesEvent, type PreauthIq, type WebPorts } from './module.ts';
+import { andThen, type AdminRoleLookup, type CommandDefinition, type HookName, type HookResult, type Hooks, type Identity, type IqRequest, type ModuleApi, type ModuleDefinition, type OptionSpec, type PreauthFeaturesEvent, type PreauthIq, type WebPorts } from './module.ts';
 import type { XmlElement } from '../xml/element.ts';
 import { serialize } from '../xml/builder.ts';
-import { hasRole } from '../storage/accounts.ts';
 
 const MODULE_DIR = fileURLToPath(new URL('../modules/', import.meta.url));
 
@@ -68,11 +67,15 @@ export class ModuleSet {
 
   /** The node's HTTP listeners, for the URLs modules hand out. */
   readonly web: WebPorts | null;
+  /** Whether an account was given the admin role (stored with the account: the storage layer knows
+   *  where); null where the set is loaded without accounts (the CLI's listings). */
+  private readonly adminRole: AdminRoleLookup | null;
 
-  constructor(readonly hosts: string[], from?: ModuleSet, admins: readonly string[] = [], web: WebPorts | null = null) {
+  constructor(readonly hosts: string[], from?: ModuleSet, admins: readonly string[] = [], web: WebPorts | null = null, adminRole: AdminRoleLookup | null = null) {
     this.head = from?.head ?? { set: this };
     this.admins = from?.admins ?? new Set(admins);
     this.web = from ? from.web : web;
+    this.adminRole = from ? from.adminRole : adminRole;
     this.hostFeatures = from?.hostFeatures ?? new Set();
     this.accountFeatures = from?.accountFeatures ?? new Set();
     this.streamFeatures = from?.streamFeatures ?? [];
@@ -190,7 +193,7 @@ export class ModuleSet {
       commands: () => [...this.head.set.commandsOf.values()].flat(),
       fire: (name, event) => this.head.set.run(name, event),
       admins: this.admins,
-      isAdmin: async (bare, storage) => this.admins.has(bare) || hasRole(storage, bare, 'admin'),
+      isAdmin: async (bare, storage) => this.admins.has(bare) || (this.adminRole !== null && await this.adminRole(bare, storage)),
       web: this.web,
       depends: <T>(name: string): T => {
         if (!def.depends?.includes(name)) throw new Error(`module ${def.name} uses ${name} without naming it in depends`);
@@ -341,14 +344,14 @@ export async function moduleProblems(hosts: string[], cfg: ModulesConfig): Promi
 const unprefixed = (e: unknown): string => String((e as Error)?.message ?? e).replace(/^config error: /, '');
 
 /** Loads the enabled modules in dependency order. */
-export async function loadModules(hosts: string[], cfg: ModulesConfig, admins: readonly string[] = [], web: WebPorts | null = null): Promise<ModuleSet> {
+export async function loadModules(hosts: string[], cfg: ModulesConfig, admins: readonly string[] = [], web: WebPorts | null = null, adminRole: AdminRoleLookup | null = null): Promise<ModuleSet> {
   const all = await availableModules(cfg.paths);
   const byName = new Map(all.map((d) => [d.name, d]));
   for (const name of [...(cfg.enabled ?? []), ...cfg.disabled, ...Object.keys(cfg.options)]) {
     if (!byName.has(name)) throw new Error(`config error: modules: no module named '${name}' (available: ${[...byName.keys()].join(', ')})`);
   }
   const wanted = all.filter((d) => (cfg.enabled === null || cfg.enabled.includes(d.name)) && !cfg.disabled.includes(d.name));
-  const set = new ModuleSet(hosts, undefined, admins, web);
+  const set = new ModuleSet(hosts, undefined, admins, web, adminRole);
   const done = new Set<string>();
   const visit = (d: ModuleDefinition, path: string[]) => {
     if (done.has(d.name)) return;

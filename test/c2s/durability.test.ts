@@ -226,7 +226,9 @@ test('a recipient without XEP-0198 that stops reading is closed once max_outboun
 });
 
 test('a sender that never pauses gets one <a/> for every <r/>, while it is still sending', async () => {
-  const s = await startServer((c) => { c.c2s_require_encryption = false; });
+  // Faster than limits.stanzas_per_second on purpose (that limit has its own test in errors.test.ts);
+  // all 3000 fit in rcpt's offline store, so no error comes back for the sender to leave unacked.
+  const s = await startServer((c) => { c.c2s_require_encryption = false; c.limits.stanzas_per_second = false; c.modules.options = { offline: { max_messages: 10_000 } }; });
   try {
     await s.addUser('fast');
     await s.addUser('rcpt');

@@ -175,8 +175,8 @@ test('handleAccountRequest answers in the admin protocol and never throws', asyn
   assert.equal(await handleAccountRequest(db, { id: 9, cmd: 'adduser', args: { jid: 'y@example.com' } }, { cleanUp }),
     { id: 9, ok: false, error: 'adduser: args.password must be a string' });
   assert.equal(await handleAccountRequest(db, { id: 10, cmd: 'status', args: {} }, { cleanUp }),
-    { id: 10, ok: false, error: 'not an account command: "status" (account commands: adduser, passwd, deluser, users, import-users, invite)' });
-  assert.equal(await handleAccountRequest(db, null, { cleanUp }), { id: null, ok: false, error: 'not an account command: undefined (account commands: adduser, passwd, deluser, users, import-users, invite)' });
+    { id: 10, ok: false, error: 'not an account command: "status" (account commands: adduser, passwd, deluser, users, import-users, invite, role)' });
+  assert.equal(await handleAccountRequest(db, null, { cleanUp }), { id: null, ok: false, error: 'not an account command: undefined (account commands: adduser, passwd, deluser, users, import-users, invite, role)' });
   assert.equal(await handleAccountRequest(db, { id: 11, cmd: 'users', args: { host: 'example.net' } }, { cleanUp }),
     { id: 11, ok: true, result: ['wow!such@example.net'] });
   const imp = await handleAccountRequest(db, { id: 12, cmd: 'import-users', args: { lines: ['tybalt@example.com t', 'bad'] } }, { cleanUp });
@@ -185,7 +185,7 @@ test('handleAccountRequest answers in the admin protocol and never throws', asyn
     { id: 13, ok: true, result: { jid: 'tybalt@example.com' } });
 
   const handlers = accountAdminHandlers(db, { hosts: ['example.com'], cleanUp });
-  assert.equal([...handlers.keys()], ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'invite']);
+  assert.equal([...handlers.keys()], ['adduser', 'passwd', 'deluser', 'users', 'import-users', 'invite', 'role']);
   // An account invitation (XEP-0401): a link for the host, or one reserving a free name.
   const inv = await handlers.get('invite')!({ host: 'example.com', days: 2 }) as { uri: string; expires: number };
   assert.match(inv.uri, /^xmpp:example\.com\?register;preauth=[0-9a-f]{32}$/);
