@@ -70,6 +70,7 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
   config.limits = {
     ...config.limits,
     bytes_per_second: false,
+    stanzas_per_second: false,
     // a login storm logs every account in; a soak's churn reconnects the same accounts
     sessions_per_account: Math.max(config.limits.sessions_per_account, 10),
     login_attempts: { max_failures: 1e9, window_seconds: 1, address_max_failures: 1e9, address_window_seconds: 1 },
