@@ -1,13 +1,14 @@
 // `chorus check`: everything that would make `chorus start` fail or a client complain, found before
 // starting — config, certificates, ports, the data directory and its permissions — each with advice
-// on fixing it.
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+// on fixing it; with the node running, the TLS grade of each of its TLS ports.
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { dataPaths } from '../config/defaults.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
-import { LISTENER_NAMES, type ChorusConfig } from '../config/types.ts';
+import { LISTENER_NAMES, type ChorusConfig, type ListenerName } from '../config/types.ts';
+import { gradeEndpoint, type Endpoint } from './tls-grade.ts';
 import { inspectCertificate } from '../net/tls.ts';
 import { isLockedError, openDb } from '../storage/db.ts';
 import { modeString, openEntries } from '../storage/private-files.ts';
@@ -56,7 +57,8 @@ export async function runCheck(configFile: string | undefined, io: Io): Promise<
   } else r.line('ok', 'node: not running');
 
   await checkCertificates(config, r);
-  await checkPorts(config, running, r);
+  const nodePorts = await checkPorts(config, running, r);
+  await checkTlsGrades(config, nodePorts, r);
   await checkDataDir(config, running || held, r);
   advise(config, r);
 
@@ -107,8 +109,10 @@ function tryListen(port: number, host: string): Promise<string | null> {
   });
 }
 
-async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Promise<void> {
+/** Checks each listener's port; returns those the running node holds. */
+async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Promise<Set<ListenerName>> {
   const addr = config.listen.address;
+  const held = new Set<ListenerName>();
   for (const name of LISTENER_NAMES) {
     const port = config.listen[name];
     if (port === false) continue;
@@ -119,7 +123,7 @@ async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Pr
     if (err === null) r.line('ok', `${at}: free`);
     else if (err === 'EADDRINUSE') {
       const holder = portHolder(port);
-      if (holder && running && holder.node) r.line('ok', `${at}: in use by the running node (pid ${holder.pid})`);
+      if (holder && running && holder.node) { r.line('ok', `${at}: in use by the running node (pid ${holder.pid})`); held.add(name); }
       else if (holder) r.line('FAIL', `${at}: in use by ${holder.command} (pid ${holder.pid})`, `stop it, or choose another port in listen.${name}`);
       else r.line('FAIL', `${at}: in use, by a process this user cannot see`, `find it with: sudo ss -ltnp 'sport = :${port}' — or choose another port in listen.${name}`);
     } else if (err === 'EACCES') {
@@ -129,6 +133,31 @@ async function checkPorts(config: ChorusConfig, running: boolean, r: Report): Pr
     } else if (err === 'EAFNOSUPPORT') {
       r.line('FAIL', `${at}: IPv6 is not available here`, 'set listen.address to "0.0.0.0"');
     } else r.line('FAIL', `${at}: cannot listen: ${err}`);
+  }
+  return held;
+}
+
+/** The running node's TLS ports graded as xmpp.net graded them (src/cli/tls-grade.ts), per host;
+ *  only ports the node holds (another program's port is not ours to probe). */
+async function checkTlsGrades(config: ChorusConfig, nodePorts: Set<ListenerName>, r: Report): Promise<void> {
+  const addr = config.listen.address;
+  const address = addr === '::' || addr === '0.0.0.0' ? '127.0.0.1' : addr;
+  const ports: Array<[ListenerName, Endpoint['tls'], Endpoint['stream']]> = [
+    ['c2s', 'starttls', 'c2s'], ['c2s_direct_tls', 'direct', 'c2s'], ['s2s', 'starttls', 's2s'], ['s2s_direct_tls', 'direct', 's2s'],
+  ];
+  for (const domain of config.hosts) {
+    for (const [name, tls, stream] of ports) {
+      const port = config.listen[name];
+      if (port === false || !nodePorts.has(name)) continue;
+      const g = await gradeEndpoint({ domain, address, port, tls, stream, ca: config.s2s.ca_file ? [readFileSync(config.s2s.ca_file, 'utf8')] : undefined });
+      const how = g.negotiated ? ` (${g.negotiated.protocol}, ${g.negotiated.cipher})` : '';
+      const short = g.findings.filter((f) => !f.ok);
+      if (g.grade === 'A') r.line('ok', `tls ${domain} on listen.${name} ${port}: grade A${how}`);
+      else {
+        r.line(g.grade === 'T' ? 'warn' : 'FAIL', `tls ${domain} on listen.${name} ${port}: grade ${g.grade}${how}: ${short.map((f) => f.what).join('; ')}`,
+          g.grade === 'T' ? `clients and servers will not trust it: get a certificate for ${domain} from a CA (certbot certonly -d ${domain}) and set tls.${domain}` : 'the TLS settings of this listener are weaker than Chorus sets them: report it');
+      }
+    }
   }
 }
 

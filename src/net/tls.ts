@@ -6,7 +6,7 @@
 //   socket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0))
 // With TLS 1.2 (no extended-master-secret guarantee from Node) offer `tls-server-end-point`
 // (RFC 5929): serverEndPointHash(socket.getCertificate()!). `tls-unique` is unsafe and not offered.
-import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { constants, createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,6 +35,9 @@ export const TLS_PROTOCOL_OPTIONS = {
   ciphers: TLS_CIPHERS,
   ecdhCurve: TLS_GROUPS,
   honorCipherOrder: true,
+  // No renegotiation (a client-initiated one costs the server a handshake at the client's will) and
+  // no TLS compression (CRIME); OpenSSL 3 leaves compression off already.
+  secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION,
 } as const satisfies tls.SecureContextOptions;
 
 export interface HostCertificate {

@@ -162,6 +162,8 @@ test('a port held by another program while a node runs is named as that program;
     const lines: string[] = [];
     await runCheck(config, { out: (l) => lines.push(...l.split('\n')) });
     assert.ok(lines.includes(`ok    listen.c2s 127.0.0.1:${port}: in use by the running node (pid ${node.pid})`), lines.join('\n'));
+    // The running node's TLS graded: its generated certificate is trusted by no one, the rest is A's.
+    assert.ok(lines.some((l) => l.startsWith(`warn  tls localhost on listen.c2s ${port}: grade T (TLSv1.3, `) && l.endsWith(': certificate not trusted: self-signed certificate')), lines.join('\n'));
   } finally {
     node.kill('SIGTERM');
     await once(node, 'exit');
