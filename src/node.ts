@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChorusConfig } from './config/index.ts';
 import { accountAdminHandlers } from './cli/accounts.ts';
@@ -22,6 +22,7 @@ import { httpApp, httpListener, httpTasks } from './net/http.ts';
 import { webSocketEndpoint } from './net/websocket.ts';
 import { boshEndpoint } from './net/bosh.ts';
 import { observerEndpoint } from './net/observer.ts';
+import { backupDb } from './storage/backup.ts';
 import { metricsEndpoint } from './net/metrics.ts';
 import { socketServices } from './net/socket-services.ts';
 import { kvStorage } from './storage/kv.ts';
@@ -167,6 +168,11 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         return { modules: await moduleChange(rt, 'load', name, module.file) };
       }],
       ['unload', async (args: Record<string, unknown>) => ({ modules: await moduleChange(rt, 'unload', String(args.module ?? '')) })],
+      // A consistent copy of the database while the node runs (src/storage/backup.ts).
+      ['backup', async (args: Record<string, unknown>) => {
+        if (typeof args.dir !== 'string' || !isAbsolute(args.dir)) throw new Error('backup needs an absolute dir');
+        return backupDb(rt.db, config.data_dir, args.dir);
+      }],
       // Each live outbound link says how it is (actors/s2s).
       ['s2s', async () => {
         const links = (await rt.stats(true, 's2s')).flatMap((st) => (st.list ?? []).map((a) => a.address));

@@ -301,6 +301,51 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  backup: {
+    usage: 'chorus backup DIR',
+    summary: 'copy the database and the node\'s secret into DIR (a new directory), while the node runs or not',
+    details: [
+      'The copy is consistent: one LevelDB snapshot (a running node goes on meanwhile). DIR gets db/, secret',
+      'and backup.json. Shared files (data_dir/upload/) are plain files: copy them with rsync or tar.',
+      'Put it back with chorus restore DIR.',
+    ].join('\n'),
+    flags: {}, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p, io);
+      const dir = resolve(p.pos[0]!);
+      const r = await backupRequest(config, dir) as { entries: number; bytes: number };
+      io.out(`backed up ${r.entries} entries (${(r.bytes / 1_048_576).toFixed(1)} MB) to ${dir}`);
+      return 0;
+    },
+  },
+
+  restore: {
+    usage: 'chorus restore DIR',
+    summary: 'put a backup (chorus backup DIR) in place of the database and secret; the node must be stopped',
+    details: 'What was there is kept beside it (db.before-restore-<time>, secret.before-restore-<time>).',
+    flags: {}, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p, io);
+      const dir = resolve(p.pos[0]!);
+      const client = await AdminClient.connect(dataPaths(config).adminSocket);
+      if (client) { client.close(); throw new CliError(`a node is running on ${config.data_dir}: stop it first (restore replaces its database)`); }
+      const { readBackup, restoreDb } = await import('../storage/backup.ts');
+      await readBackup(dir).catch((e: Error) => { throw new CliError(e.message); });
+      // Refused while anything holds the database (a node starting or stopping).
+      if (existsSync(dataPaths(config).db)) {
+        const { openDb, isLockedError } = await import('../storage/db.ts');
+        const db = await openDb(config.data_dir).catch((e: unknown) => {
+          throw new CliError(isLockedError(e) ? `the database ${dataPaths(config).db} is in use by another process: stop the node first` : `cannot open ${dataPaths(config).db}: ${(e as Error).message}`);
+        });
+        await db.close();
+      }
+      const r = await restoreDb(config.data_dir, dir);
+      io.out(`restored ${r.entries} entries from ${dir} (backed up ${r.created})`);
+      for (const k of r.kept) io.err(`what was there is kept at ${k}`);
+      return 0;
+    },
+  },
+
   kill: {
     usage: 'chorus kill ADDRESS [--reason TEXT]',
     summary: 'crash one actor (its supervisor decides what happens next)',
@@ -477,6 +522,21 @@ function userJid(input: string, hosts?: readonly string[]): string {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
+}
+
+/** A backup by the running node (its database is locked to it), else straight from the database. */
+async function backupRequest(config: ChorusConfig, dir: string): Promise<unknown> {
+  const client = await AdminClient.connect(dataPaths(config).adminSocket);
+  if (client) {
+    try { return await client.request('backup', { dir }, 0); } finally { client.close(); }
+  }
+  if (!existsSync(dataPaths(config).db)) throw new CliError(`no database at ${dataPaths(config).db}: nothing to back up`);
+  const { openDb, isLockedError } = await import('../storage/db.ts');
+  const { backupDb } = await import('../storage/backup.ts');
+  const db = await openDb(config.data_dir).catch((e: unknown) => {
+    throw new CliError(isLockedError(e) ? `the database ${dataPaths(config).db} is locked by another process, but nothing answers on its admin socket; is a node starting or stopping? Try again in a moment` : `cannot open ${dataPaths(config).db}: ${(e as Error).message}`);
+  });
+  try { return await backupDb(db, config.data_dir, dir); } finally { await db.close(); }
 }
 
 async function nodeRequest(p: Parsed, cmd: string, args: Record<string, unknown>, io?: Io): Promise<unknown> {
