@@ -9,7 +9,7 @@ import { dataPaths } from '../config/defaults.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { LISTENER_NAMES, type ChorusConfig, type ListenerName } from '../config/types.ts';
 import { gradeEndpoint, type Endpoint } from './tls-grade.ts';
-import { inspectCertificate } from '../net/tls.ts';
+import { importedDir, inspectCertificate } from '../net/tls.ts';
 import { isLockedError, openDb } from '../storage/db.ts';
 import { modeString, openEntries } from '../storage/private-files.ts';
 import { AdminClient } from './admin-client.ts';
@@ -69,19 +69,21 @@ export async function runCheck(configFile: string | undefined, io: Io): Promise<
 async function checkCertificates(config: ChorusConfig, r: Report): Promise<void> {
   const names = [...new Set([...config.hosts, ...Object.keys(config.tls)])];
   for (const host of names) {
-    const entry = config.tls[host];
+    // As the node picks: the config's tls entry, else one chorus cert import put in place.
+    const importedCert = join(importedDir(dataPaths(config).certs), `${host}.crt`);
+    const entry = config.tls[host] ?? (existsSync(importedCert) ? { cert: importedCert, key: importedCert.replace(/\.crt$/, '.key') } : undefined);
     let files = entry;
     if (!files) {
       const cert = join(dataPaths(config).certs, `${host}.crt`);
       if (!existsSync(cert)) {
         r.line('warn', `tls ${host}: no certificate configured; a self-signed one will be generated at first start`,
-          `for clients to trust it, get one (e.g. certbot certonly -d ${host}) and set tls.${host}.cert/.key`);
+          `for clients to trust it, get one (e.g. certbot certonly -d ${host}) and run chorus cert import (or set tls.${host}.cert/.key)`);
         continue;
       }
       files = { cert, key: join(dataPaths(config).certs, `${host}.key`) };
     }
     const rep = await inspectCertificate(host, files.cert, files.key);
-    const what = entry ? `tls ${host}` : `tls ${host} (generated self-signed)`;
+    const what = config.tls[host] ? `tls ${host}` : entry ? `tls ${host} (imported)` : `tls ${host} (generated self-signed)`;
     for (const p of rep.problems) r.line('FAIL', `${what}: ${p}`, certAdvice(p, host));
     for (const w of rep.warnings) {
       if (entry || !/self-signed/.test(w)) r.line('warn', `${what}: ${w}`);

@@ -301,6 +301,31 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  cert: {
+    usage: 'chorus cert import [DIR...]',
+    summary: 'import certificates (e.g. Let\'s Encrypt\'s) for the hosts and their service domains',
+    details: [
+      'Looks in each DIR (default /etc/letsencrypt/live) and its subfolders for certificate and key pairs',
+      '(fullchain.pem with privkey.pem, or NAME.crt/NAME.pem with NAME.key) and copies, for each host, service',
+      'domain (conference., upload., proxy.) and component, the one that serves it with the latest expiry into',
+      'data_dir/certs/imported/. A tls entry in the config still wins. A running node takes them at chorus reload;',
+      'as a certbot deploy hook: chorus cert import && chorus reload',
+    ].join('\n'),
+    flags: {}, args: [1, 20],
+    async run(p, io) {
+      if (p.pos[0] !== 'import') throw new CliError(`unknown cert command ${JSON.stringify(p.pos[0])}: usage: chorus cert import [DIR...]`);
+      const config = await configFrom(p, io);
+      const { importCertificates, LETS_ENCRYPT_LIVE } = await import('./cert-import.ts');
+      const dirs = p.pos.length > 1 ? p.pos.slice(1).map((d) => resolve(d)) : [LETS_ENCRYPT_LIVE];
+      for (const d of dirs) if (!existsSync(d)) throw new CliError(`${d}: no such directory`);
+      const r = await importCertificates(config, dirs);
+      for (const i of r.imported) io.out(`imported ${i.domain} from ${i.from} (valid until ${i.notAfter})`);
+      for (const m of r.missing) io.err(`no certificate for ${m} in ${dirs.join(', ')}${config.tls[m] ? ' (it has a tls entry in the config)' : ''}`);
+      if (r.imported.length && await AdminClient.connect(dataPaths(config).adminSocket).then((c) => { c?.close(); return c !== null; })) io.err('the running node takes them at: chorus reload');
+      return r.imported.length ? 0 : 1;
+    },
+  },
+
   backup: {
     usage: 'chorus backup DIR',
     summary: 'copy the database and the node\'s secret into DIR (a new directory), while the node runs or not',

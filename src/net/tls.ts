@@ -8,7 +8,7 @@
 // (RFC 5929): serverEndPointHash(socket.getCertificate()!). `tls-unique` is unsafe and not offered.
 import { constants, createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import * as tls from 'node:tls';
@@ -121,19 +121,7 @@ export interface TlsOptions {
  */
 export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions = {}): Promise<TlsContexts> {
   const log = opts.log ?? ((line: string) => console.log(line));
-  const certsDir = dataPaths(config).certs;
-  const sources = new Map<string, { certFile: string; keyFile: string; selfSigned: boolean }>();
-  for (const host of config.hosts) {
-    const entry = config.tls[host];
-    if (entry) sources.set(host, { certFile: entry.cert, keyFile: entry.key, selfSigned: false });
-    else {
-      const files = await ensureSelfSigned(host, certsDir, log);
-      sources.set(host, { ...files, selfSigned: true });
-    }
-  }
-  for (const [host, entry] of Object.entries(config.tls)) {
-    if (!sources.has(host)) sources.set(host, { certFile: entry.cert, keyFile: entry.key, selfSigned: false });
-  }
+  const sources = await sourcesOf(config, log);
 
   // Keyed by the ASCII (A-label) form of each host.
   let loaded = new Map<string, Loaded>();
@@ -179,7 +167,8 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
     async reload() {
       const next = new Map(loaded);
       const result: TlsReloadResult = { reloaded: [], failed: [], warnings: [] };
-      for (const [host, src] of sources) {
+      // Looked for again: a certificate imported since (chorus cert import) replaces a generated one.
+      for (const [host, src] of await sourcesOf(config, log)) {
         try {
           const warnings = await vetCertificate(host, src.certFile, src.keyFile, src.selfSigned);
           next.set(asciiName(host), await loadHost(host, src.certFile, src.keyFile, src.selfSigned));
@@ -194,6 +183,40 @@ export async function createTlsContexts(config: ChorusConfig, opts: TlsOptions =
       return result;
     },
   };
+}
+
+type Source = { certFile: string; keyFile: string; selfSigned: boolean };
+
+/** Where each domain's certificate comes from: its tls entry in the config, else one imported into
+ *  data_dir/certs/imported/ (`chorus cert import`), else (for a host) a self-signed one generated once
+ *  under data_dir/certs. Imported certificates of other domains (conference., upload.) serve them too. */
+async function sourcesOf(config: ChorusConfig, log: (line: string) => void): Promise<Map<string, Source>> {
+  const certsDir = dataPaths(config).certs;
+  const imported = await importedCertificates(certsDir);
+  const sources = new Map<string, Source>();
+  for (const host of config.hosts) {
+    const entry = config.tls[host] ?? imported.get(host);
+    sources.set(host, entry ? { certFile: entry.cert, keyFile: entry.key, selfSigned: false } : { ...(await ensureSelfSigned(host, certsDir, log)), selfSigned: true });
+  }
+  for (const [host, entry] of [...Object.entries(config.tls), ...imported]) {
+    if (!sources.has(host)) sources.set(host, { certFile: entry.cert, keyFile: entry.key, selfSigned: false });
+  }
+  return sources;
+}
+
+/** The folder `chorus cert import` copies certificates into: <domain>.crt (the chain) and .key. */
+export const importedDir = (certsDir: string): string => join(certsDir, 'imported');
+
+async function importedCertificates(certsDir: string): Promise<Map<string, { cert: string; key: string }>> {
+  const dir = importedDir(certsDir);
+  const out = new Map<string, { cert: string; key: string }>();
+  if (!existsSync(dir)) return out;
+  for (const f of (await readdir(dir)).sort()) {
+    if (!f.endsWith('.crt')) continue;
+    const domain = f.slice(0, -'.crt'.length);
+    if (existsSync(join(dir, `${domain}.key`))) out.set(domain, { cert: join(dir, f), key: join(dir, `${domain}.key`) });
+  }
+  return out;
 }
 
 /** The A-label form certificates and SNI use for a (possibly internationalised) domain. */

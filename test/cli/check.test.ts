@@ -84,7 +84,7 @@ test('each problem is a FAIL line with advice, and the exit code is 1', async ()
     assert.is(code, 1);
     const text = lines.join('\n');
     assert.match(text, `FAIL  tls example.org: ${join(dir, 'mix.key')} is not the private key of ${join(dir, 'mix.crt')}\n      → cert and key come from different issuances`);
-    assert.match(text, 'warn  tls other.org: no certificate configured; a self-signed one will be generated at first start\n      → for clients to trust it, get one (e.g. certbot certonly -d other.org) and set tls.other.org.cert/.key');
+    assert.match(text, 'warn  tls other.org: no certificate configured; a self-signed one will be generated at first start\n      → for clients to trust it, get one (e.g. certbot certonly -d other.org) and run chorus cert import (or set tls.other.org.cert/.key)');
     // The holder is named (here: this test's own process), never guessed (#17.2).
     assert.match(text, new RegExp(`FAIL  listen\\.c2s 127\\.0\\.0\\.1:${busy.port}: in use by \\S*node[^\\n]* \\(pid ${process.pid}\\)\\n      → stop it, or choose another port in listen\\.c2s`));
     assert.match(text, `warn  data_dir ${join(dir, 'open-data')}: too open (mode 755): other users can read password verifiers, keys and offline messages; chorus start will change it to 700\n      → chmod 700 ${join(dir, 'open-data')}`);
