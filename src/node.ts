@@ -23,6 +23,7 @@ import { webSocketEndpoint } from './net/websocket.ts';
 import { boshEndpoint } from './net/bosh.ts';
 import { observerEndpoint } from './net/observer.ts';
 import { backupDb } from './storage/backup.ts';
+import { exportServer } from './cli/migrate.ts';
 import { metricsEndpoint } from './net/metrics.ts';
 import { socketServices } from './net/socket-services.ts';
 import { kvStorage } from './storage/kv.ts';
@@ -168,6 +169,11 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
         return { modules: await moduleChange(rt, 'load', name, module.file) };
       }],
       ['unload', async (args: Record<string, unknown>) => ({ modules: await moduleChange(rt, 'unload', String(args.module ?? '')) })],
+      // XEP-0227 of every account, read while the node runs (src/cli/migrate.ts).
+      ['export', async (args: Record<string, unknown>) => {
+        if (typeof args.file !== 'string' || !isAbsolute(args.file)) throw new Error('export needs an absolute file');
+        return exportServer(rt.db, config.hosts, modules, args.file);
+      }],
       // A consistent copy of the database while the node runs (src/storage/backup.ts).
       ['backup', async (args: Record<string, unknown>) => {
         if (typeof args.dir !== 'string' || !isAbsolute(args.dir)) throw new Error('backup needs an absolute dir');

@@ -20,6 +20,7 @@ import { readPassword } from './password.ts';
 import { OperatorError, rootCause } from '../operator-error.ts';
 import type { TlsReloadResult } from '../net/tls.ts';
 import type { OperatorCommand } from '../xmpp/module.ts';
+import type { AnyDb } from '../storage/db.ts';
 
 export { CliError };
 
@@ -326,6 +327,58 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  export: {
+    usage: 'chorus export FILE',
+    summary: 'write every account with its SCRAM keys, roster, vCard, private XML, offline messages and PEP nodes as XEP-0227',
+    details: [
+      'The portable format other servers read (Prosody, ejabberd, Openfire). No password is written: the SCRAM',
+      'keys let each user log in with theirs wherever the file is imported. FILE must not exist; it is made mode 600.',
+      'Works while the node runs (through it) or not.',
+    ].join('\n'),
+    flags: {}, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p, io);
+      const file = resolve(p.pos[0]!);
+      if (existsSync(file)) throw new CliError(`${file} exists: an export goes into a new file`);
+      const client = await AdminClient.connect(dataPaths(config).adminSocket);
+      let r: { accounts: number };
+      if (client) {
+        try { r = await client.request('export', { file }, 0) as { accounts: number }; } finally { client.close(); }
+      } else {
+        const [{ exportServer }, { loadModules }] = await Promise.all([import('./migrate.ts'), import('../xmpp/modules.ts')]);
+        r = await withDatabase(config, async (db) => exportServer(db, config.hosts, await loadModules(config.hosts, config.modules, config.admins), file));
+      }
+      io.out(`exported ${r.accounts} accounts to ${file}`);
+      return 0;
+    },
+  },
+
+  import: {
+    usage: 'chorus import FILE',
+    summary: 'create the accounts of a XEP-0227 file (ours, Prosody\'s, ejabberd\'s export_piefxis) with their data; the node must be stopped',
+    details: [
+      'Each account of a host this server serves is created with its SCRAM keys (or from its password, if the file',
+      'has one) and gets its roster, vCard, private XML (bookmarks become Bookmarks 2), offline messages and PEP',
+      'nodes. An account that exists here is left as it is. ejabberd: ejabberdctl export_piefxis DIR, then import',
+      'the main file of DIR (its host files are read through it).',
+    ].join('\n'),
+    flags: {}, args: [1, 1],
+    async run(p, io) {
+      const config = await configFrom(p, io);
+      const file = resolve(p.pos[0]!);
+      if (!existsSync(file)) throw new CliError(`${file}: no such file`);
+      const client = await AdminClient.connect(dataPaths(config).adminSocket);
+      if (client) { client.close(); throw new CliError(`a node is running on ${config.data_dir}: stop it first (its actors keep state the import would write under)`); }
+      const [{ importServer }, { loadModules }] = await Promise.all([import('./migrate.ts'), import('../xmpp/modules.ts')]);
+      const r = await withDatabase(config, async (db) => importServer(db, config.hosts, await loadModules(config.hosts, config.modules, config.admins), file)
+        .catch((e: Error) => { throw new CliError(e.message); }), true);
+      for (const s of r.skipped) io.err(`skipped ${s.jid}: ${s.why}`);
+      for (const n of r.notes) io.err(n);
+      io.out(`imported ${r.imported.length} accounts${r.skipped.length ? `, skipped ${r.skipped.length}` : ''}`);
+      return r.imported.length || !r.skipped.length ? 0 : 1;
+    },
+  },
+
   backup: {
     usage: 'chorus backup DIR',
     summary: 'copy the database and the node\'s secret into DIR (a new directory), while the node runs or not',
@@ -555,13 +608,18 @@ async function backupRequest(config: ChorusConfig, dir: string): Promise<unknown
   if (client) {
     try { return await client.request('backup', { dir }, 0); } finally { client.close(); }
   }
-  if (!existsSync(dataPaths(config).db)) throw new CliError(`no database at ${dataPaths(config).db}: nothing to back up`);
-  const { openDb, isLockedError } = await import('../storage/db.ts');
   const { backupDb } = await import('../storage/backup.ts');
+  return withDatabase(config, (db) => backupDb(db, config.data_dir, dir));
+}
+
+/** Runs `fn` on the data_dir's database, opened here (no node holds it); `create`: make it if absent. */
+async function withDatabase<T>(config: ChorusConfig, fn: (db: AnyDb) => Promise<T>, create = false): Promise<T> {
+  if (!create && !existsSync(dataPaths(config).db)) throw new CliError(`no database at ${dataPaths(config).db}`);
+  const { openDb, isLockedError } = await import('../storage/db.ts');
   const db = await openDb(config.data_dir).catch((e: unknown) => {
     throw new CliError(isLockedError(e) ? `the database ${dataPaths(config).db} is locked by another process, but nothing answers on its admin socket; is a node starting or stopping? Try again in a moment` : `cannot open ${dataPaths(config).db}: ${(e as Error).message}`);
   });
-  try { return await backupDb(db, config.data_dir, dir); } finally { await db.close(); }
+  try { return await fn(db); } finally { await db.close(); }
 }
 
 async function nodeRequest(p: Parsed, cmd: string, args: Record<string, unknown>, io?: Io): Promise<unknown> {

@@ -14,6 +14,8 @@
 import { addDelayXml } from '../xmpp/delay.ts';
 import { defineModule, type Storage, type UserContext } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
+import { serialize, x } from '../xml/builder.ts';
+import { parseElement } from '../xml/element.ts';
 import { parsePriority } from '../xmpp/priority.ts';
 import type { XmlElement } from '../xml/element.ts';
 import { keyOf, keys, keysUnder } from '../storage/db.ts';
@@ -128,6 +130,27 @@ export default defineModule({
     m.hook('user/deleted', async (ev) => {
       const stored = await ev.storage.range<unknown>(offlineKeys.of(ev.jid.toBareString()));
       if (stored.length) await ev.storage.batch(stored.map(([key]) => ({ type: 'del' as const, key })));
+    });
+
+    // XEP-0227: the stored messages, oldest first, with their delay stamps.
+    m.hook('account/export', async (ev) => {
+      const stored = await ev.storage.range<string>(offlineKeys.of(ev.jid.toBareString()));
+      // Each says its namespace: inside <offline-messages/> it would inherit XEP-0227's.
+      if (stored.length) ev.add(x('offline-messages', { xmlns: NS.PIE }, stored.map(([, xml]) => { const m = parseElement(xml); return x('message', { xmlns: NS.CLIENT, ...m.attrs }, m.children); })));
+    });
+    // Appended after what is stored (a fresh account: from 1); a message without a delay stamp gets
+    // one of the import's time, as if it had come now.
+    m.hook('account/import', async (ev) => {
+      const messages = ev.user.getChildren().find((c) => c.localName === 'offline-messages')?.getChildren('message') ?? [];
+      if (!messages.length) return;
+      const bare = ev.jid.toBareString();
+      const last = await ev.storage.range<unknown>(offlineKeys.of(bare), { reverse: true, limit: 1 });
+      let next = last.length ? seqOf(last[0]![0]) + 1 : 1;
+      const stanza = (m: XmlElement) => x('message', { ...m.attrs, xmlns: NS.CLIENT }, m.children);
+      await ev.storage.batch(messages.map((msg) => {
+        const xml = serialize(stanza(msg));
+        return { type: 'put' as const, key: offlineKeys.at(bare, next++), value: msg.child('delay', NS.DELAY) ? xml : addDelayXml(xml, ev.jid.domain, ev.now(), 'Offline Storage') };
+      }));
     });
   },
 });

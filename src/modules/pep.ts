@@ -99,9 +99,42 @@ export default defineModule({
       const nodes = await ev.storage.range<PepNode>(pepKeys.of(ev.jid.toBareString()));
       if (nodes.length) await ev.storage.batch(nodes.map(([key]) => ({ type: 'del' as const, key })));
     });
+
+    // XEP-0227: each node's items (<pubsub/>) and its access model (<pubsub#owner/>'s configure form).
+    m.hook('account/export', async (ev) => {
+      const nodes = await ev.storage.range<PepNode>(pepKeys.of(ev.jid.toBareString()));
+      if (!nodes.length) return;
+      const name = (key: string) => key.slice(pepKeys.of(ev.jid.toBareString()).length);
+      ev.add(x('pubsub', { xmlns: NS.PUBSUB }, nodes.map(([key, n]) => x('items', { node: name(key) }, n.items.map((i) => parseElement(i.xml, NS.PUBSUB))))));
+      ev.add(x('pubsub', { xmlns: NS.PUBSUB_OWNER }, nodes.map(([key, n]) => x('configure', { node: name(key) },
+        dataForm({ type: 'submit', formType: NODE_CONFIG }, [
+          { var: 'pubsub#access_model', value: n.config.access }, { var: 'pubsub#max_items', value: String(n.config.maxItems) },
+        ])))));
+    });
+    m.hook('account/import', async (ev) => {
+      const owner = ev.jid.toBareString();
+      const configs = new Map<string, Submitted>();
+      for (const c of ev.user.child('pubsub', NS.PUBSUB_OWNER)?.getChildren('configure') ?? []) {
+        const form = readForm(c);
+        if (c.attr('node') && form) configs.set(c.attr('node')!, form);
+      }
+      for (const items of ev.user.child('pubsub', NS.PUBSUB)?.getChildren('items') ?? []) {
+        const node = items.attr('node');
+        if (!node) continue;
+        const form = configs.get(node);
+        const access = form && formText(form, 'pubsub#access_model');
+        const max = Number(form && formText(form, 'pubsub#max_items'));
+        const list = items.getChildren('item').map((i) => ({ id: i.attr('id') || randomBytes(9).toString('base64url'), payload: i.getChildren()[0] })).filter((i): i is { id: string; payload: XmlElement } => !!i.payload);
+        await storeItems(ev.storage, owner, node, list, {
+          access: ACCESS.includes(access as Access) ? access as Access : 'presence',
+          maxItems: Number.isInteger(max) && max > 0 ? max : m.optionsFor(ev.jid.domain).max_items,
+        });
+      }
+    });
     return {
       items: readItems,
       replaceItems: (ctx, node, items, access) => replaceItems(ctx, node, items, { access, maxItems: m.optionsFor(ctx.host).max_items }),
+      storeItems: async (storage, owner, node, items, access) => { await storeItems(storage, owner, node, items, { access, maxItems: m.optionsFor(owner.slice(owner.lastIndexOf('@') + 1)).max_items }); },
     } satisfies PepApi;
   },
 });
@@ -126,6 +159,8 @@ export interface PepApi {
    *  node is created with `access` and the most items allowed when it does not exist; what
    *  changed is notified. */
   replaceItems(ctx: Ctx, node: string, items: Array<{ id: string; payload: XmlElement }>, access: Access): Promise<void>;
+  /** The same with nobody to notify: what an import (the node stopped) writes. */
+  storeItems(storage: Omit<Storage, 'withHandling'>, owner: string, node: string, items: Array<{ id: string; payload: XmlElement }>, access: Access): Promise<void>;
 }
 
 async function readItems(storage: Storage, owner: string, node: string): Promise<Array<{ id: string; payload: XmlElement }>> {
@@ -133,12 +168,18 @@ async function readItems(storage: Storage, owner: string, node: string): Promise
   return (stored?.items ?? []).map((i) => ({ id: i.id, payload: parseElement(i.xml, NS.PUBSUB).getChildren()[0]! }));
 }
 
+/** Makes a node hold exactly these items (created with `config` when new); returns it as it was and is. */
+async function storeItems(storage: Omit<Storage, 'withHandling'>, owner: string, node: string, items: Array<{ id: string; payload: XmlElement }>, config: NodeConfig): Promise<{ stored: PepNode | undefined; next: PepNode }> {
+  const key = pepKeys.node(owner, node);
+  const stored = await storage.get<PepNode>(key);
+  const next: PepNode = { config: stored?.config ?? config, items: items.map((i) => ({ id: i.id, xml: serialize(x('item', { id: i.id }, i.payload)) })) };
+  await storage.put(key, next);
+  return { stored, next };
+}
+
 async function replaceItems(ctx: Ctx, node: string, items: Array<{ id: string; payload: XmlElement }>, config: NodeConfig): Promise<void> {
   const owner = ctx.user.jid.toBareString();
-  const key = pepKeys.node(owner, node);
-  const stored = await ctx.storage.get<PepNode>(key);
-  const next: PepNode = { config: stored?.config ?? config, items: items.map((i) => ({ id: i.id, xml: serialize(x('item', { id: i.id }, i.payload)) })) };
-  await ctx.storage.put(key, next);
+  const { stored, next } = await storeItems(ctx.storage, owner, node, items, config);
   const before = new Map((stored?.items ?? []).map((i) => [i.id, i.xml]));
   const changed = next.items.filter((i) => before.get(i.id) !== i.xml);
   const gone = [...before.keys()].filter((id) => !next.items.some((i) => i.id === id));

@@ -98,5 +98,23 @@ export default defineModule({
       const stored = await ev.storage.range<string>(privateKeys.of(ev.jid.toBareString()));
       if (stored.length) await ev.storage.batch(stored.map(([key]) => ({ type: 'del' as const, key })));
     });
+
+    // XEP-0227: the fragments as stored (bookmarks are the pep module's: it exports their node).
+    m.hook('account/export', async (ev) => {
+      const stored = await ev.storage.range<string>(privateKeys.of(ev.jid.toBareString()));
+      if (stored.length) ev.add(x('query', { xmlns: NS.PRIVATE }, stored.map(([key, xml]) => parseElement(xml, key.slice(key.lastIndexOf('!') + 1)))));
+    });
+    // Bookmarks another server kept in private XML go to their one place here, the Bookmarks 2 node.
+    m.hook('account/import', async (ev) => {
+      const bare = ev.jid.toBareString();
+      const writes: Array<{ type: 'put'; key: string; value: string }> = [];
+      for (const f of ev.user.child('query', NS.PRIVATE)?.getChildren() ?? []) {
+        const ns = f.getXmlns();
+        if (ns === LEGACY) await pep.storeItems(ev.storage, bare, BOOKMARKS, fromLegacy(f), 'whitelist');
+        else if (RESERVED.has(ns) || ns === '') ev.note(`private XML under ${ns || 'no namespace'} skipped`);
+        else writes.push({ type: 'put', key: privateKeys.item(bare, ns), value: serialize(f) });
+      }
+      if (writes.length) await ev.storage.batch(writes);
+    });
   },
 });

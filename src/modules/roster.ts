@@ -6,7 +6,7 @@ import { defineModule, type IqRequest } from '../xmpp/module.ts';
 import { NS } from '../xml/namespaces.ts';
 import {
   hasFrom, hasTo, itemElement, loadAll, loadForChange, loadVersion, newItem, rosterKeys, saveItem, sendPresenceOf,
-  versionString, type ActorContext, type ItemAndVersion, type RosterItem,
+  versionString, type ActorContext, type ItemAndVersion, type RosterItem, type Subscription,
 } from './roster-store.ts';
 
 const MODULE = 'roster';
@@ -148,6 +148,25 @@ export default defineModule({
       const items = await ev.storage.range<RosterItem>(rosterKeys.of(owner));
       if (ev.live) for (const [, item] of items) cancelSubscriptions(ev.live, item);
       await ev.storage.batch([...items.map(([key]) => ({ type: 'del' as const, key })), { type: 'del', key: rosterKeys.ver(owner) }]);
+    });
+    // XEP-0227: the roster as the account's client sees it (a pending inbound request is not carried).
+    m.hook('account/export', async (ev) => {
+      const items = (await ev.storage.range<RosterItem>(rosterKeys.of(ev.jid.toBareString()))).map(([, i]) => i).filter((i) => i.listed);
+      if (items.length) ev.add(x('query', { xmlns: NS.ROSTER }, items.map(itemElement)));
+    });
+    m.hook('account/import', async (ev) => {
+      const owner = ev.jid.toBareString();
+      const ops = [];
+      for (const el of ev.user.child('query', NS.ROSTER)?.getChildren('item') ?? []) {
+        const jid = tryParseJid(el.attr('jid') ?? '');
+        const subscription = el.attr('subscription') ?? 'none';
+        if (!jid || jid.resource || !['none', 'to', 'from', 'both'].includes(subscription)) { ev.note(`roster item ${el.attr('jid')} skipped: not a bare JID with a subscription`); continue; }
+        const contact = jid.toBareString();
+        const item: RosterItem = { ...newItem(contact), name: el.attr('name') || undefined, groups: el.getChildren('group').map((g) => g.text()).filter(Boolean),
+          subscription: subscription as Subscription, ask: el.attr('ask') === 'subscribe', listed: true };
+        ops.push({ type: 'put' as const, key: rosterKeys.item(owner, contact), value: item });
+      }
+      if (ops.length) await ev.storage.batch(ops);
     });
     return { maxItems: (host) => optionsFor(host).max_items } satisfies RosterApi;
   },

@@ -170,5 +170,14 @@ export default defineModule({
     // Before the presence module sends it anywhere (broadcast, or directed: a room join).
     m.hook('presence/out', (ev) => withAvatarHash(ev), 100);
     m.hook('user/deleted', async (ev) => { await ev.storage.del(vcardKeys.of(ev.jid.toBareString())); });
+    // XEP-0227: the vCard as it is stored.
+    m.hook('account/export', async (ev) => {
+      const xml = await ev.storage.get<string>(vcardKeys.of(ev.jid.toBareString()));
+      if (xml !== undefined) ev.add(parseElement(xml, NS.VCARD));
+    });
+    m.hook('account/import', async (ev) => {
+      const card = ev.user.child('vCard', NS.VCARD);
+      if (card) await ev.storage.put(vcardKeys.of(ev.jid.toBareString()), serialize(x('vCard', { xmlns: NS.VCARD }, card.children)));
+    });
   },
 });

@@ -41,6 +41,8 @@ export const NS = {
   TIME: 'urn:xmpp:time',
   LAST: 'jabber:iq:last',
   DELAY: 'urn:xmpp:delay',
+  PIE: 'urn:xmpp:pie:0', // XEP-0227
+  PIE_SCRAM: 'urn:xmpp:pie:0#scram',
   SM: 'urn:xmpp:sm:3',
   CARBONS: 'urn:xmpp:carbons:2',
   FORWARD: 'urn:xmpp:forward:0',

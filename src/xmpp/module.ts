@@ -195,6 +195,11 @@ export interface Hooks extends RouteHooks {
   'user/started': { user: UserContext } & StanzaContext;
   /** The account's record is gone: each module removes what it stored for it. */
   'user/deleted': AccountDeletedEvent;
+  /** XEP-0227 (`chorus export`): each module adds what it stores for the account to its <user/>. */
+  'account/export': AccountExportEvent;
+  /** XEP-0227 (`chorus import`): each module stores what it reads in the account's <user/> (the
+   *  account exists; the node is stopped). */
+  'account/import': AccountImportEvent;
   /** `preauth/<type>/<payload xmlns>`: an IQ before authentication (registered with m.preauth). */
   preauth: PreauthIq;
   'stream/pre-auth-features': PreauthFeaturesEvent;
@@ -242,6 +247,23 @@ export interface CommandDefinition {
  * Runs in the account's user actor when a node runs (`live` set: sessions still bound, stanzas can
  * be routed, e.g. to cancel subscriptions), else in the CLI that deleted it, with storage only.
  */
+/** The portable form of an account's data (XEP-0227): a module's part is children of <user/>. */
+export interface AccountExportEvent {
+  jid: Jid;
+  storage: Omit<Storage, 'withHandling'>;
+  add(el: XmlElement): void;
+}
+
+export interface AccountImportEvent {
+  jid: Jid;
+  storage: Omit<Storage, 'withHandling'>;
+  /** The account's <user/> element (children in the XEP-0227 namespace or their own). */
+  user: XmlElement;
+  now(): number;
+  /** What the import says of this account (a skipped item), for the operator. */
+  note(text: string): void;
+}
+
 export interface AccountDeletedEvent {
   jid: Jid;
   storage: Storage;

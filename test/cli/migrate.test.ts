@@ -1,0 +1,97 @@
+// XEP-0227 (#14): chorus export on a running node and chorus import into a new one carry accounts
+// (their SCRAM keys: the same passwords work), rosters, vCards, private XML, offline messages and
+// PEP nodes; a file as ejabberd's export_piefxis writes it (the old namespace, a host file
+// XInclude'd, a password in the clear, bookmarks in private XML) is read too.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chorusCli } from '../helpers/process.ts';
+import { friendsServer, startServer } from '../helpers/xmpp.ts';
+import { isMessage, login, xml } from '../helpers/clients.ts';
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+let dir = '';
+test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'chorus-migrate-')); });
+test.after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+const configFor = async (name: string, dataDir: string): Promise<string> => {
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, `hosts: [localhost]\ndata_dir: ${dataDir}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
+  return file;
+};
+
+test('export from a running node, import into a new one: passwords, roster, vCard, private XML, offline messages and PEP come along', async () => {
+  const file = join(dir, 'export.xml');
+  const a = await friendsServer();
+  try {
+    const alice = await login(a.port, 'alice', { password: 'pw', presence: true });
+    await alice.iq(xml('iq', { type: 'set' }, xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'Alice Liddell'))));
+    await alice.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:private' }, xml('notes', { xmlns: 'urn:example:notes' }, 'remember the tea'))));
+    await alice.iq(xml('iq', { type: 'set' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' },
+      xml('publish', { node: 'urn:example:mood' }, xml('item', { id: 'current' }, xml('mood', { xmlns: 'urn:example:mood' }, 'curious'))))));
+    await alice.c.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'off1' }, xml('body', {}, 'while you were away')));
+    await alice.c.stop();
+    const r = await chorusCli(['export', file, '--config', await configFor('a', a.config.data_dir)]);
+    assert.is(r.code, 0, r.err);
+    assert.is(r.out, `exported 2 accounts to ${file}\n`);
+    assert.is((await stat(file)).mode & 0o777, 0o600, 'an export holds every account\'s keys');
+    const text = await readFile(file, 'utf8');
+    assert.not.match(text, /password=/, 'no password is written');
+    assert.match(text, /<scram-credentials xmlns="urn:xmpp:pie:0#scram" mechanism="SCRAM-SHA-256">/);
+  } finally {
+    await a.stop();
+  }
+
+  const fresh = join(dir, 'fresh');
+  const imported = await chorusCli(['import', file, '--config', await configFor('fresh', fresh)]);
+  assert.is(imported.code, 0, imported.err);
+  assert.is(imported.out, 'imported 2 accounts\n');
+  const b = await startServer((c) => { c.data_dir = fresh; });
+  try {
+    const alice = await login(b.port, 'alice', { password: 'pw' }); // SCRAM, with the keys made on the old server
+    const roster = await alice.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+    assert.equal(roster.getChild('query')!.getChildren('item').map((i) => `${i.attrs.jid} ${i.attrs.subscription}`), ['bob@localhost both']);
+    const card = await alice.iq(xml('iq', { type: 'get' }, xml('vCard', { xmlns: 'vcard-temp' })));
+    assert.is(card.getChild('vCard')?.getChildText('FN'), 'Alice Liddell');
+    const priv = await alice.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:private' }, xml('notes', { xmlns: 'urn:example:notes' }))));
+    assert.is(priv.getChild('query')?.getChild('notes')?.getText(), 'remember the tea');
+    const mood = await alice.iq(xml('iq', { type: 'get', to: 'alice@localhost' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: 'urn:example:mood' }))));
+    assert.is(mood.getChild('pubsub')?.getChild('items')?.getChild('item')?.getChild('mood')?.getText(), 'curious');
+    await alice.c.stop();
+    const bob = await login(b.port, 'bob', { password: 'pw', presence: true });
+    await bob.next(isMessage('while you were away'));
+    await bob.c.stop();
+  } finally {
+    await b.stop();
+  }
+});
+
+test('a file as ejabberd writes it: the old namespace, its host file XInclude\'d, a password in the clear, bookmarks in private XML', async () => {
+  await writeFile(join(dir, 'ej.xml'), `<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='http://www.xmpp.org/extensions/xep-0227.html#ns' xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='ej_localhost.xml'/></server-data>`);
+  await writeFile(join(dir, 'ej_localhost.xml'), `<?xml version='1.0' encoding='UTF-8'?><host xmlns='http://www.xmpp.org/extensions/xep-0227.html#ns' xmlns:xi='http://www.w3.org/2001/XInclude' jid='localhost'>` +
+    `<user name='carol' password='sekrit'><query xmlns='jabber:iq:roster'><item jid='dave@elsewhere.example' name='Dave' subscription='to'><group>Work</group></item></query>` +
+    `<query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'><conference jid='tea@conference.localhost' name='Tea' autojoin='true'><nick>carol</nick></conference></storage></query></user>` +
+    `<user name='Bad User!' password='x'/></host>`);
+  const data = join(dir, 'ej-data');
+  const r = await chorusCli(['import', join(dir, 'ej.xml'), '--config', await configFor('ej', data)]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'imported 1 accounts, skipped 1\n');
+  assert.match(r.err, /skipped bad user!@localhost: not a valid username|skipped Bad User!@localhost: not a valid username/);
+  const s = await startServer((c) => { c.data_dir = data; });
+  try {
+    const carol = await login(s.port, 'carol', { password: 'sekrit' });
+    const roster = await carol.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+    const item = roster.getChild('query')!.getChild('item')!;
+    assert.equal([item.attrs.jid, item.attrs.name, item.attrs.subscription, item.getChildText('group')], ['dave@elsewhere.example', 'Dave', 'to', 'Work']);
+    // The bookmark is a Bookmarks 2 item (XEP-0402) now, and still there through private XML (XEP-0411).
+    const b2 = await carol.iq(xml('iq', { type: 'get', to: 'carol@localhost' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: 'urn:xmpp:bookmarks:1' }))));
+    assert.is(b2.getChild('pubsub')?.getChild('items')?.getChild('item')?.attrs.id, 'tea@conference.localhost');
+    await carol.c.stop();
+  } finally {
+    await s.stop();
+  }
+});
+
+test.run();
