@@ -6,6 +6,8 @@
 # per account).
 #   ejabberd.sh start [N]   fresh server (stops a previous one), ensures N accounts; prints PIDS=…
 #   ejabberd.sh stop        kills only the PIDs this script started
+#   ejabberd.sh export DIR  XEP-0227 of the running server into DIR (what ejabberdctl export_piefxis
+#                           does; there is no distribution for ejabberdctl: the VM watches for a request file)
 # Env: EJABBERD_PORT (25222), EJABBERD_TLS_PORT (25223), BENCH_DOMAIN (bench.local), BENCH_STATE dir,
 #      EJABBERD_MINIMAL=1 for a minimal module set, EJABBERD_INTERFACE (127.0.0.1) the address every
 #      listener binds to; federation: EJABBERD_S2S_PORT (s2s listener, STARTTLS required, dialback
@@ -174,11 +176,13 @@ start() {
   certs
   config
   local have; have=$(cat "$STATE/accounts" 2>/dev/null || echo 0)
-  local eval_args=()
+  # The VM exports XEP-0227 when asked through a file (export, below): no Erlang distribution to ask it by.
+  local watcher="spawn(fun() -> W = fun W() -> case file:read_file(\"$STATE/export.request\") of {ok, D} -> file:delete(\"$STATE/export.request\"), R = (catch ejabberd_piefxis:export_server(binary_to_list(D))), file:write_file(\"$STATE/export.done\", io_lib:format(\"~p~n\", [R])); _ -> ok end, timer:sleep(200), W() end, W() end)."
+  local eval_args=(-eval "$watcher")
   if (( n > have )); then
     # Registered inside the VM once it is up; the marker file says when they are all there.
     rm -f "$STATE/accounts.done"
-    eval_args=(-eval "spawn(fun() -> R = [ejabberd_auth:try_register(<<\"u\", (integer_to_binary(I))/binary>>, <<\"$DOMAIN\">>, <<\"pw\">>) || I <- lists:seq($((have + 1)), $n)], Bad = [X || X <- R, X =/= ok], file:write_file(\"$STATE/accounts.done\", io_lib:format(\"~p~n\", [length(Bad)])) end).")
+    eval_args+=(-eval "spawn(fun() -> R = [ejabberd_auth:try_register(<<\"u\", (integer_to_binary(I))/binary>>, <<\"$DOMAIN\">>, <<\"pw\">>) || I <- lists:seq($((have + 1)), $n)], Bad = [X || X <- R, X =/= ok], file:write_file(\"$STATE/accounts.done\", io_lib:format(\"~p~n\", [length(Bad)])) end).")
   fi
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   : > "$STATE/log/ejabberd.log"
@@ -217,8 +221,19 @@ start() {
   echo "STATE=$STATE"
 }
 
+export_to() {
+  local dir=$1
+  mkdir -p "$dir"
+  rm -f "$STATE/export.done"
+  printf '%s' "$dir" > "$STATE/export.request"
+  for _ in $(seq 600); do [[ -f $STATE/export.done ]] && break; sleep 0.1; done
+  [[ -f $STATE/export.done ]] || { echo "the export did not finish" >&2; exit 1; }
+  cat "$STATE/export.done"
+}
+
 case ${1:-} in
   start) start "${2:-0}" ;;
   stop) stop ;;
-  *) echo "usage: $0 start [N] | stop" >&2; exit 2 ;;
+  export) export_to "${2:?export DIR}" ;;
+  *) echo "usage: $0 start [N] | stop | export DIR" >&2; exit 2 ;;
 esac

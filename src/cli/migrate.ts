@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { createAccount, listAccounts, type AccountRecord } from '../storage/accounts.ts';
 import { keys, type AnyDb } from '../storage/db.ts';
 import { kvStorage } from '../storage/kv.ts';
-import { isHashName } from '../sasl/scram.ts';
+import { hashBytes, isHashName } from '../sasl/scram.ts';
 import type { HashName, ScramCredentialsJson } from '../sasl/types.ts';
 import { serialize, x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
@@ -71,14 +71,23 @@ async function hostsOf(file: string): Promise<XmlElement[]> {
   return out;
 }
 
-/** SCRAM keys as XEP-0227 (1.1) carries them, by hash; none when the user has none we can use. */
-function scramOf(user: XmlElement): Partial<Record<HashName, ScramCredentialsJson>> {
+/** SCRAM keys as XEP-0227 (1.1) carries them, by hash; none when the user has none we can use.
+ *  ejabberd (23.01) base64-encodes its already base64 values once more: keys of the wrong length
+ *  that are right once decoded twice are read so. */
+function scramOf(user: XmlElement, note: (text: string) => void): Partial<Record<HashName, ScramCredentialsJson>> {
   const out: Partial<Record<HashName, ScramCredentialsJson>> = {};
+  const decoded = (b64: string) => Buffer.from(b64, 'base64');
   for (const c of user.getChildren('scram-credentials', NS.PIE_SCRAM)) {
     const hash = (c.attr('mechanism') ?? '').replace(/^SCRAM-/, '');
     const iterations = Number(c.getChildText('iter-count'));
-    const [salt, serverKey, storedKey] = ['salt', 'server-key', 'stored-key'].map((n) => c.getChildText(n)?.trim() ?? '');
-    if (isHashName(hash) && Number.isInteger(iterations) && iterations > 0 && salt && serverKey && storedKey) out[hash] = { salt, iterations, storedKey, serverKey };
+    let [salt, serverKey, storedKey] = ['salt', 'server-key', 'stored-key'].map((n) => c.getChildText(n)?.trim() ?? '');
+    if (!isHashName(hash) || !Number.isInteger(iterations) || iterations < 1 || !salt || !serverKey || !storedKey) { note(`SCRAM keys for ${c.attr('mechanism')} left out: incomplete`); continue; }
+    const size = hashBytes(hash);
+    if (decoded(serverKey!).length !== size && decoded(decoded(serverKey!).toString()).length === size) {
+      [salt, serverKey, storedKey] = [salt, serverKey, storedKey].map((v) => decoded(v!).toString());
+    }
+    if (decoded(serverKey!).length !== size || decoded(storedKey!).length !== size) { note(`SCRAM keys for ${c.attr('mechanism')} left out: not ${size}-byte keys`); continue; }
+    out[hash] = { salt: salt!, iterations, storedKey: storedKey!, serverKey: serverKey! };
   }
   return out;
 }
@@ -97,7 +106,7 @@ export async function importServer(db: AnyDb, hosts: readonly string[], modules:
         continue;
       }
       if (await storage.get(keys.acct(bare)) !== undefined) { report.skipped.push({ jid: bare, why: 'exists here already (left as it is)' }); continue; }
-      const scram = scramOf(user);
+      const scram = scramOf(user, (text) => report.notes.push(`${bare}: ${text}`));
       const password = user.attr('password');
       if (Object.keys(scram).length) {
         // The keys as they are: only the hashes the other server kept (a client choosing another

@@ -1,14 +1,16 @@
 // XEP-0227 (#14): chorus export on a running node and chorus import into a new one carry accounts
 // (their SCRAM keys: the same passwords work), rosters, vCards, private XML, offline messages and
-// PEP nodes; a file as ejabberd's export_piefxis writes it (the old namespace, a host file
-// XInclude'd, a password in the clear, bookmarks in private XML) is read too.
+// PEP nodes; a real ejabberd's export_piefxis (Debian's 23.01: SCRAM keys, a roster and a vCard
+// made over XMPP) is imported and its account logs in to Chorus with its password; and a file in
+// the older shape (the old namespace, a password in the clear, bookmarks in private XML).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chorusCli } from '../helpers/process.ts';
-import { friendsServer, startServer } from '../helpers/xmpp.ts';
+import { freePort, friendsServer, startServer } from '../helpers/xmpp.ts';
+import { anchorScript } from '../../bench/lib/anchors.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -68,7 +70,41 @@ test('export from a running node, import into a new one: passwords, roster, vCar
   }
 });
 
-test('a file as ejabberd writes it: the old namespace, its host file XInclude\'d, a password in the clear, bookmarks in private XML', async () => {
+test('a real ejabberd\'s export_piefxis: its account logs in to Chorus with the same password, roster and vCard there', async () => {
+  const state = join(dir, 'ejabberd');
+  const port = await freePort();
+  const run = anchorScript('ejabberd', { ...process.env, EJABBERD_PORT: String(port), EJABBERD_TLS_PORT: String(await freePort()), BENCH_DOMAIN: 'localhost', BENCH_STATE: state });
+  await run('start', '2');
+  const out = join(dir, 'ejabberd-export');
+  try {
+    const u1 = await login(port, 'u1', { password: 'pw' });
+    await u1.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'u2@localhost', name: 'Second' }, xml('group', {}, 'Bench')))));
+    await u1.iq(xml('iq', { type: 'set' }, xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'User One'))));
+    await u1.c.stop();
+    await run('export', out);
+  } finally {
+    await run('stop');
+  }
+  const main = (await readdir(out)).find((f) => /^\d{8}-\d{6}\.xml$/.test(f))!;
+  const data = join(dir, 'from-ejabberd');
+  const r = await chorusCli(['import', join(out, main), '--config', await configFor('from-ejabberd', data)]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'imported 2 accounts\n');
+  const s = await startServer((c) => { c.data_dir = data; });
+  try {
+    const u1 = await login(s.port, 'u1', { password: 'pw' }); // SCRAM-SHA-1 with ejabberd's keys
+    const roster = await u1.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+    const item = roster.getChild('query')!.getChild('item')!;
+    assert.equal([item.attrs.jid, item.attrs.name, item.getChildText('group')], ['u2@localhost', 'Second', 'Bench']);
+    const card = await u1.iq(xml('iq', { type: 'get' }, xml('vCard', { xmlns: 'vcard-temp' })));
+    assert.is(card.getChild('vCard')?.getChildText('FN'), 'User One');
+    await u1.c.stop();
+  } finally {
+    await s.stop();
+  }
+});
+
+test('a file in the older shape: the old namespace, its host file XInclude\'d, a password in the clear, bookmarks in private XML', async () => {
   await writeFile(join(dir, 'ej.xml'), `<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='http://www.xmpp.org/extensions/xep-0227.html#ns' xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='ej_localhost.xml'/></server-data>`);
   await writeFile(join(dir, 'ej_localhost.xml'), `<?xml version='1.0' encoding='UTF-8'?><host xmlns='http://www.xmpp.org/extensions/xep-0227.html#ns' xmlns:xi='http://www.w3.org/2001/XInclude' jid='localhost'>` +
     `<user name='carol' password='sekrit'><query xmlns='jabber:iq:roster'><item jid='dave@elsewhere.example' name='Dave' subscription='to'><group>Work</group></item></query>` +
