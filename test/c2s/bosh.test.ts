@@ -4,7 +4,7 @@
 // (Converse.js logs in over BOSH in a real browser: test/clients/converse.test.ts.)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bodies, freePort, friendsServer, OPEN, RawClient, starttls, type TestServer } from '../helpers/xmpp.ts';
+import { bodies, freePort, friendsServer, OPEN, securedStream, type TestServer } from '../helpers/xmpp.ts';
 import { until } from '../helpers/runtime.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
 import { parseElement, type XmlElement } from '../../src/xml/element.ts';
@@ -143,12 +143,7 @@ test('a BOSH session with stream management that nobody asks for is detached, an
     // The client goes away without acking; after limits.bosh_inactivity_seconds the session waits.
     await until(() => server.logs.some((l) => /its session waits \d+ s for a resumption/.test(l)), 15_000, 'the detach line');
     await bob.c.send(xml('message', { to: 'alice@localhost/sm', type: 'chat' }, xml('body', {}, 'while-away')));
-    const plain = await RawClient.connect(server.port);
-    plain.send(OPEN);
-    await plain.next(/<\/stream:features>/);
-    const { c } = await starttls(plain);
-    c.send(OPEN);
-    await c.next(/<\/stream:features>/);
+    const c = await securedStream(server.port);
     c.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plainAuth('alice')}</auth>`);
     await c.next(/<success/);
     c.send(OPEN);

@@ -3,10 +3,10 @@
 // overwrites, a restore never runs under a live node, and a directory that is no backup says so.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chorusCli } from '../helpers/process.ts';
+import { chorusCli, cliConfig } from '../helpers/process.ts';
 import { friendsServer, startServer } from '../helpers/xmpp.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
 
@@ -15,11 +15,7 @@ let dir = '';
 test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'chorus-backup-')); });
 test.after(async () => { await rm(dir, { recursive: true, force: true }); });
 
-const configFor = async (name: string, dataDir: string): Promise<string> => {
-  const file = join(dir, `${name}.yaml`);
-  await writeFile(file, `hosts: [localhost]\ndata_dir: ${dataDir}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
-  return file;
-};
+const configFor = (name: string, dataDir: string): Promise<string> => cliConfig(dir, name, dataDir);
 
 test('a backup of a running node, restored into a new data_dir, serves the same accounts and rosters', async () => {
   const backup = join(dir, 'b1');

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chorusCli } from '../helpers/process.ts';
+import { chorusCli, cliConfig } from '../helpers/process.ts';
 import { freePort, friendsServer, startServer } from '../helpers/xmpp.ts';
 import { anchorScript } from '../../bench/lib/anchors.ts';
 import { isMessage, login, xml } from '../helpers/clients.ts';
@@ -18,11 +18,7 @@ let dir = '';
 test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'chorus-migrate-')); });
 test.after(async () => { await rm(dir, { recursive: true, force: true }); });
 
-const configFor = async (name: string, dataDir: string): Promise<string> => {
-  const file = join(dir, `${name}.yaml`);
-  await writeFile(file, `hosts: [localhost]\ndata_dir: ${dataDir}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
-  return file;
-};
+const configFor = (name: string, dataDir: string): Promise<string> => cliConfig(dir, name, dataDir);
 
 test('export from a running node, import into a new one: passwords, roster, vCard, private XML, offline messages and PEP come along', async () => {
   const file = join(dir, 'export.xml');

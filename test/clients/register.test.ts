@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
-import { freePort, OPEN, RawClient, startServer, starttls, type TestServer } from '../helpers/xmpp.ts';
+import { freePort, RawClient, securedStream, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { scenario } from '../helpers/process.ts';
 import { accountRequest } from '../../src/cli/accounts.ts';
 import { login, xml } from '../helpers/clients.ts';
@@ -145,16 +145,7 @@ test('XEP-0401: an account invites a contact (ibr=y) and the invitee registers w
   await admin.stop();
 });
 
-/** A raw stream over TLS with its features, not authenticated. */
-async function stream(server: TestServer): Promise<RawClient> {
-  const plain = await RawClient.connect(server.port);
-  plain.send(OPEN);
-  await plain.next(/<\/stream:features>/);
-  const { c } = await starttls(plain);
-  c.send(OPEN);
-  await c.next(/<\/stream:features>/);
-  return c;
-}
+const stream = (server: TestServer): Promise<RawClient> => securedStream(server.port);
 
 test('raw: the stream features before authentication offer registration with a token (XEP-0445) and in-band registration', async () => {
   const c = await stream(closed);

@@ -1,6 +1,7 @@
 // Child processes for tests: one run to its end, with what it printed.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 export interface Run { code: number | null; out: string; err: string }
@@ -23,6 +24,14 @@ export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS
 /** The `chorus` command with these arguments, from the repository root unless `cwd` says. */
 export const chorusCli = (args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> =>
   run(process.execPath, [CHORUS_BIN, ...args], { cwd: ROOT, ...o });
+
+/** A config file `<dir>/<name>.yaml` for the CLI to act on `dataDir` (host localhost, no listener of
+ *  its own: a test's node, or none, uses that data_dir). */
+export async function cliConfig(dir: string, name: string, dataDir: string): Promise<string> {
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(file, `hosts: [localhost]\ndata_dir: ${dataDir}\nlisten: { address: 127.0.0.1, c2s: false, c2s_direct_tls: false, s2s: false, http: false, https: false, component: false }\n`);
+  return file;
+}
 
 /** A slixmpp scenario script (test/clients/*_slixmpp.py) run to its end: the one JSON line it prints
  *  last, what it saw; fails with its stderr's tail if it says it met an error. */

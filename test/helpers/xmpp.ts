@@ -146,6 +146,18 @@ export async function starttls(c: RawClient, opts: TlsOptions = {}): Promise<{ c
   return { c: w, tls };
 }
 
+/** A raw stream over STARTTLS with its features, not authenticated (`header`: the stream header
+ *  to open it with, before TLS and again after). */
+export async function securedStream(port: number, header = OPEN): Promise<RawClient> {
+  const plain = await RawClient.connect(port);
+  plain.send(header);
+  await plain.next(/<\/stream:features>/);
+  const { c } = await starttls(plain);
+  c.send(header);
+  await c.next(/<\/stream:features>/);
+  return c;
+}
+
 /** Logs in over a raw socket (PLAIN; in plaintext the server must allow it, i.e.
  *  c2s_require_encryption false; `directTls`: `port` is the Direct TLS one) and binds `resource`. */
 export async function rawLogin(port: number, user: string, resource: string, password = 'secret', o: { directTls?: boolean } = {}): Promise<RawClient> {

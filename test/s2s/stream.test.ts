@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dialbackKey } from '../../src/xmpp/dialback.ts';
-import { freePort, RawClient, startServer, starttls, type TestServer } from '../helpers/xmpp.ts';
+import { freePort, RawClient, securedStream, startServer, type TestServer } from '../helpers/xmpp.ts';
 
 let server: TestServer;
 let port: number;
@@ -25,15 +25,7 @@ test.after(async () => { await server.stop(); });
 const open = (to = 'localhost', xmlns = 'jabber:server') =>
   `<?xml version='1.0'?><stream:stream xmlns='${xmlns}' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='other.example' to='${to}' version='1.0'>`;
 
-async function secured(): Promise<RawClient> {
-  const plain = await RawClient.connect(port);
-  plain.send(open());
-  await plain.next(/<\/stream:features>/);
-  const { c } = await starttls(plain);
-  c.send(open());
-  await c.next(/<\/stream:features>/);
-  return c;
-}
+const secured = (): Promise<RawClient> => securedStream(port, open());
 
 test('a peer reaches the features: STARTTLS required first; over TLS, dialback (with error support)', async () => {
   const c = await RawClient.connect(port);
