@@ -23,6 +23,8 @@ import { webSocketEndpoint } from './net/websocket.ts';
 import { boshEndpoint } from './net/bosh.ts';
 import { observerEndpoint } from './net/observer.ts';
 import { backupDb } from './storage/backup.ts';
+import { upgradeStorage } from './storage/format.ts';
+import { openDb } from './storage/db.ts';
 import { exportServer } from './cli/migrate.ts';
 import { metricsEndpoint } from './net/metrics.ts';
 import { socketServices } from './net/socket-services.ts';
@@ -54,6 +56,9 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       '(deploy/chorus.service and "Run it as a service" in the README)');
   }
   ensurePrivateDataDir(config.data_dir, log);
+  // Before the runtime opens it: a database of another format is refused or brought up to date.
+  const db = await openDb(config.data_dir);
+  try { await upgradeStorage(db, (text) => log('info', text)); } finally { await db.close(); }
   const tls = await createTlsContexts(config, { log: (line) => log('info', line), warn: (line) => log('warn', line) });
   const settings: XmppSettings = {
     hosts: config.hosts,
