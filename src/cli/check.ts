@@ -2,8 +2,9 @@
 // starting — config, certificates, ports, the data directory and its permissions — each with advice
 // on fixing it; with the node running, the TLS grade of each of its TLS ports.
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { Resolver } from 'node:dns/promises';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { dataPaths } from '../config/defaults.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
@@ -30,7 +31,9 @@ class Report {
   }
 }
 
-export async function runCheck(configFile: string | undefined, io: Io): Promise<number> {
+/** `dns`: check what DNS says too (`chorus check --dns`, as `prosodyctl check dns`), asking
+ *  `dnsServers` (ip:port) instead of the system's resolver when given (tests). */
+export async function runCheck(configFile: string | undefined, io: Io, o: { dns?: boolean; dnsServers?: string[] } = {}): Promise<number> {
   const r = new Report(io);
   let config: ChorusConfig;
   try {
@@ -57,6 +60,7 @@ export async function runCheck(configFile: string | undefined, io: Io): Promise<
   } else r.line('ok', 'node: not running');
 
   await checkCertificates(config, r);
+  if (o.dns) await checkDns(config, r, o.dnsServers);
   const nodePorts = await checkPorts(config, running, r);
   await checkTlsGrades(config, nodePorts, r);
   await checkDataDir(config, running || held, r);
@@ -109,6 +113,56 @@ function tryListen(port: number, host: string): Promise<string | null> {
     s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(null)));
   });
+}
+
+/**
+ * What DNS tells clients and other servers (RFC 6120 §3.2, XEP-0368): SRV records, or the domain's
+ * own address with the default ports; every target must have an address, and where the addresses
+ * are this machine's, that is said (behind NAT they are not, and that may be right).
+ */
+async function checkDns(config: ChorusConfig, r: Report, servers?: string[]): Promise<void> {
+  const resolver = new Resolver({ timeout: 3000, tries: 2 });
+  if (servers) resolver.setServers(servers);
+  const local = new Set(Object.values(networkInterfaces()).flat().map((i) => i!.address));
+  const srv = async (name: string) => resolver.resolveSrv(name).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOTFOUND' || e.code === 'ENODATA' ? [] : e));
+  const addresses = async (name: string): Promise<string[] | Error> => {
+    const all = await Promise.all([resolver.resolve4(name), resolver.resolve6(name)].map((p) => p.catch((e: NodeJS.ErrnoException) => (e.code === 'ENOTFOUND' || e.code === 'ENODATA' ? [] : e))));
+    const err = all.find((x): x is Error => x instanceof Error);
+    return err && all.every((x) => x instanceof Error || !x.length) ? err : all.flatMap((x) => (x instanceof Error ? [] : x));
+  };
+  const where = (ips: string[]) => (ips.some((ip) => local.has(ip)) ? 'this machine' : 'not this machine (fine behind NAT or a proxy)');
+  const kinds: Array<[label: string, plain: string, tls: string, port: number | false, tlsPort: number | false, fallback: number]> = [
+    ['clients', '_xmpp-client._tcp', '_xmpps-client._tcp', config.listen.c2s, config.listen.c2s_direct_tls, 5222],
+    ['servers', '_xmpp-server._tcp', '_xmpps-server._tcp', config.listen.s2s, config.listen.s2s === false ? false : config.listen.s2s_direct_tls, 5269],
+  ];
+  for (const host of config.hosts) {
+    for (const [label, plain, tls, port, tlsPort, fallback] of kinds) {
+      if (port === false) continue;
+      const [starttls, direct] = [await srv(`${plain}.${host}`), await srv(`${tls}.${host}`)];
+      if (starttls instanceof Error || direct instanceof Error) {
+        r.line('warn', `dns ${host}: could not ask for ${label}' SRV records: ${(starttls instanceof Error ? starttls : direct as Error).message}`, 'check the resolver of this machine, or run chorus check --dns where DNS answers');
+        continue;
+      }
+      const records = [...starttls.map((x) => ({ ...x, tls: false })), ...direct.map((x) => ({ ...x, tls: true }))];
+      if (!records.length) {
+        const ips = await addresses(host);
+        if (ips instanceof Error) r.line('warn', `dns ${host}: could not look it up: ${ips.message}`);
+        else if (!ips.length) r.line('FAIL', `dns ${host}: no SRV record for ${label} and no address: they cannot find this server`, `add an A/AAAA record for ${host}, or SRV records ${plain}.${host} pointing at this machine`);
+        else if (port !== fallback) r.line('warn', `dns ${host}: no SRV record for ${label}, so they connect to ${host}:${fallback}, but listen.${label === 'clients' ? 'c2s' : 's2s'} is ${port}`, `add SRV records: ${plain}.${host} 0 5 ${port} ${host}.`);
+        else r.line('ok', `dns ${host}: no SRV record for ${label}; they use ${host}:${fallback} (${ips.join(', ')}: ${where(ips)})`);
+        continue;
+      }
+      for (const rec of records) {
+        const want = rec.tls ? tlsPort : port;
+        const ips = await addresses(rec.name);
+        const name = `${rec.tls ? tls : plain}.${host} → ${rec.name}:${rec.port}`;
+        if (ips instanceof Error) r.line('warn', `dns ${name}: could not look up ${rec.name}: ${ips.message}`);
+        else if (!ips.length) r.line('FAIL', `dns ${name}: ${rec.name} has no address`, `add an A/AAAA record for ${rec.name}`);
+        else if (want === false || rec.port !== want) r.line('warn', `dns ${name}: this node ${want === false ? 'does not listen for it' : `listens on ${want}`}`, `make the record's port and listen.${rec.tls ? (label === 'clients' ? 'c2s_direct_tls' : 's2s_direct_tls') : (label === 'clients' ? 'c2s' : 's2s')} agree`);
+        else r.line('ok', `dns ${name} (${ips.join(', ')}: ${where(ips)})`);
+      }
+    }
+  }
 }
 
 /** Checks each listener's port; returns those the running node holds. */

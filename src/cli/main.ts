@@ -235,12 +235,17 @@ const COMMANDS: Record<string, Command> = {
   },
 
   check: {
-    usage: 'chorus check [--config FILE]',
+    usage: 'chorus check [--dns] [--config FILE]',
     summary: 'check the config, certificates, ports and data directory, with advice',
-    details: 'Exit code 1 when something would stop the node from working; warnings alone exit 0.',
-    flags: {}, args: [0, 0],
+    details: [
+      'Exit code 1 when something would stop the node from working; warnings alone exit 0.',
+      'With the node running, each TLS port is graded. --dns checks what DNS tells clients and servers too:',
+      'SRV records (or the domain\'s address with the default ports), their ports against listen, each target\'s',
+      'address and whether it is this machine.',
+    ].join('\n'),
+    flags: { dns: false }, args: [0, 0],
     async run(p, io) {
-      return runCheck(configPath(p), io);
+      return runCheck(configPath(p), io, { dns: p.flags.has('dns') });
     },
   },
 

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { runCheck } from '../../src/cli/check.ts';
+import { startDns } from '../helpers/dns.ts';
 import { generateSelfSigned } from '../../src/net/tls.ts';
 import { AdminServer } from '../../src/runtime/admin.ts';
 
@@ -16,11 +17,11 @@ let dir = '';
 test.before(async () => { dir = await mkdtemp(join(tmpdir(), 'chorus-check-')); });
 test.after(async () => { await rm(dir, { recursive: true, force: true }); });
 
-async function check(yaml: string): Promise<{ code: number; lines: string[] }> {
+async function check(yaml: string, o: Parameters<typeof runCheck>[2] = {}): Promise<{ code: number; lines: string[] }> {
   const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
   await writeFile(file, yaml);
   const lines: string[] = [];
-  const code = await runCheck(file, { out: (l) => lines.push(...l.split('\n')) });
+  const code = await runCheck(file, { out: (l) => lines.push(...l.split('\n')) }, o);
   return { code, lines };
 }
 
@@ -167,6 +168,27 @@ test('a port held by another program while a node runs is named as that program;
   } finally {
     node.kill('SIGTERM');
     await once(node, 'exit');
+  }
+});
+
+test('--dns: SRV records against the listeners, each target\'s address, the fallback to the domain itself', async () => {
+  // a.test: SRV for clients (STARTTLS on the right port, Direct TLS on a wrong one), none for servers
+  // but an address; b.test: nothing at all.
+  const dns = await startDns({
+    '_xmpp-client._tcp.a.test': [{ priority: 0, weight: 5, port: 5222, target: 'xmpp.a.test' }],
+    '_xmpps-client._tcp.a.test': [{ priority: 0, weight: 5, port: 443, target: 'xmpp.a.test' }],
+  }, { 'xmpp.a.test': ['127.0.0.1'], 'a.test': ['192.0.2.7'] });
+  try {
+    const { code, lines } = await check(`hosts: [a.test, b.test]\ndata_dir: ${join(dir, 'dns-data')}\nlisten: { address: 127.0.0.1, c2s: 5222, c2s_direct_tls: 5223, s2s: 5269, http: false, https: false, component: false }\n`,
+      { dns: true, dnsServers: [`127.0.0.1:${dns.port}`] });
+    const text = lines.join('\n');
+    assert.ok(lines.includes('ok    dns _xmpp-client._tcp.a.test → xmpp.a.test:5222 (127.0.0.1: this machine)'), text);
+    assert.ok(lines.includes('warn  dns _xmpps-client._tcp.a.test → xmpp.a.test:443: this node listens on 5223'), text);
+    assert.ok(lines.includes('ok    dns a.test: no SRV record for servers; they use a.test:5269 (192.0.2.7: not this machine (fine behind NAT or a proxy))'), text);
+    assert.ok(lines.includes('FAIL  dns b.test: no SRV record for clients and no address: they cannot find this server'), text);
+    assert.is(code, 1);
+  } finally {
+    dns.close();
   }
 });
 
