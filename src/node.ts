@@ -57,7 +57,7 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
   }
   ensurePrivateDataDir(config.data_dir, log);
   // Before the runtime opens it: a database of another format is refused or brought up to date.
-  const db = await openDb(config.data_dir);
+  const db = await openDb(config.data_dir).catch(lockedDatabase(config));
   try { await upgradeStorage(db, (text) => log('info', text)); } finally { await db.close(); }
   const tls = await createTlsContexts(config, { log: (line) => log('info', line), warn: (line) => log('warn', line) });
   const settings: XmppSettings = {
@@ -194,15 +194,17 @@ export async function startNode(config: ChorusConfig, opts: { log?: (level: stri
       }],
     ]),
     onFatal: () => { process.exitCode = 1; },
-  }).catch((e: unknown) => {
-    // Two nodes on one data_dir: the second finds LevelDB's lock taken.
-    if (isLockedError(e)) throw new OperatorError(`data_dir ${config.data_dir}: its database is in use by another process`,
-      'is a node already running with this data_dir (chorus status)? Stop it first, or give this node a data_dir of its own');
-    throw e;
-  });
+  }).catch(lockedDatabase(config));
   log('info', `chorus: serving ${config.hosts.join(', ')} on ${describe(config)}; data in ${config.data_dir}`);
   return { ...node, config, tls };
 }
+
+/** Two nodes on one data_dir: the second finds LevelDB's lock taken, and says so with the fix. */
+const lockedDatabase = (config: ChorusConfig) => (e: unknown): never => {
+  if (isLockedError(e)) throw new OperatorError(`data_dir ${config.data_dir}: its database is in use by another process`,
+    'is a node already running with this data_dir (chorus status)? Stop it first, or give this node a data_dir of its own');
+  throw e;
+};
 
 /** A feature module loaded, reloaded or unloaded on every scheduler; new code only once the compiler
  *  has passed it, as for kinds. The checks that can refuse (dependencies) see the same set on every
