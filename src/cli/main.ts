@@ -415,13 +415,7 @@ const COMMANDS: Record<string, Command> = {
       const { readBackup, restoreDb } = await import('../storage/backup.ts');
       await readBackup(dir).catch((e: Error) => { throw new CliError(e.message); });
       // Refused while anything holds the database (a node starting or stopping).
-      if (existsSync(dataPaths(config).db)) {
-        const { openDb, isLockedError } = await import('../storage/db.ts');
-        const db = await openDb(config.data_dir).catch((e: unknown) => {
-          throw new CliError(isLockedError(e) ? `the database ${dataPaths(config).db} is in use by another process: stop the node first` : `cannot open ${dataPaths(config).db}: ${(e as Error).message}`);
-        });
-        await db.close();
-      }
+      if (existsSync(dataPaths(config).db)) await withDatabase(config, async () => undefined);
       const r = await restoreDb(config.data_dir, dir);
       io.out(`restored ${r.entries} entries from ${dir} (backed up ${r.created})`);
       for (const k of r.kept) io.err(`what was there is kept at ${k}`);

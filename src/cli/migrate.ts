@@ -13,7 +13,7 @@ import { keys, type AnyDb } from '../storage/db.ts';
 import { kvStorage } from '../storage/kv.ts';
 import { hashBytes, isHashName } from '../sasl/scram.ts';
 import type { HashName, ScramCredentialsJson } from '../sasl/types.ts';
-import { serialize, x } from '../xml/builder.ts';
+import { serialize, startTag, x } from '../xml/builder.ts';
 import { parseElement, type XmlElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
 import { parseJid, prepareLocalpart } from '../xmpp/jid.ts';
@@ -23,17 +23,15 @@ import type { ModuleSet } from '../xmpp/modules.ts';
 const PIE_OLD = 'http://www.xmpp.org/extensions/xep-0227.html#ns';
 const XINCLUDE = 'http://www.w3.org/2001/XInclude';
 
-/** An element's start tag alone: the file is written a user at a time, inside these. */
-const startTag = (el: XmlElement): string => serialize(el).replace(/\/>$/, '>');
 
 export async function exportServer(db: AnyDb, hosts: readonly string[], modules: ModuleSet, file: string): Promise<{ accounts: number }> {
   const storage = kvStorage(db);
   const out = await open(file, 'wx', 0o600); // an export holds every account's keys: never world-readable, never over another file
   let accounts = 0;
   try {
-    await out.write(`<?xml version='1.0' encoding='UTF-8'?>\n${startTag(x('server-data', { xmlns: NS.PIE }))}\n`);
+    await out.write(`<?xml version='1.0' encoding='UTF-8'?>\n${startTag('server-data', { xmlns: NS.PIE })}\n`);
     for (const host of hosts) {
-      await out.write(`${startTag(x('host', { jid: host }))}\n`);
+      await out.write(`${startTag('host', { jid: host })}\n`);
       for (const bare of await listAccounts(db, host)) {
         const rec = await storage.get<AccountRecord>(keys.acct(bare));
         if (!rec) continue;

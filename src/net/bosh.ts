@@ -12,10 +12,10 @@ import { randomBytes } from 'node:crypto';
 import { Duplex } from 'node:stream';
 import type { Runtime } from '../runtime/runtime.ts';
 import { Connection, type ByteSocket, type ConnectionOptions } from './connection.ts';
-import { webClient } from './census.ts';
+import { overTls, webClient } from './census.ts';
 import { OutboundPieces } from './websocket.ts';
 import { readBody } from './http-body.ts';
-import { serialize, streamOpen, x, type AttrValue } from '../xml/builder.ts';
+import { serialize, startTag, streamOpen, x, type AttrValue } from '../xml/builder.ts';
 import { parseElement, XmlElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
 
@@ -38,8 +38,8 @@ type Condition = 'bad-request' | 'item-not-found' | 'host-unknown' | 'policy-vio
 
 /** A <body/> with elements of ours inside: each already standalone XML (OutboundPieces made it so). */
 function body(attrs: Record<string, AttrValue>, elements: readonly string[] = []): string {
-  const empty = serialize(x('body', { xmlns: NS.HTTPBIND, ...attrs }));
-  return elements.length ? `${empty.slice(0, -2)}>${elements.join('')}</body>` : empty;
+  const all = { xmlns: NS.HTTPBIND, ...attrs };
+  return elements.length ? `${startTag('body', all)}${elements.join('')}</body>` : serialize(x('body', all));
 }
 
 const terminate = (condition?: Condition, elements: readonly string[] = []) => body({ type: 'terminate', condition }, elements);
@@ -297,7 +297,7 @@ export function boshEndpoint(rt: Runtime, opts: ConnectionOptions, { requireEncr
     }
     // A new session (XEP-0124 §7.1, XEP-0206 §3).
     if (!el.attr('to')) { answer(res, terminate('bad-request')); return; }
-    const { remote, secure } = webClient(req, (req.socket as { encrypted?: boolean }).encrypted === true);
+    const { remote, secure } = webClient(req, overTls(req));
     if (!secure && requireEncryption) { plainAnswer(res, 403, 'Use https:// (c2s_require_encryption)'); return; }
     const refused = opts.census?.admit(remote);
     if (refused) { answer(res, terminate('policy-violation')); opts.log('info', `bosh from ${remote}: ${refused}`); return; }

@@ -8,6 +8,9 @@ import { addressKey } from '../sasl/throttle.ts';
 /** This machine's own addresses: a reverse proxy in front, or a local scraper. */
 export const isLoopback = (address: string): boolean => address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 
+/** The request came over TLS (the HTTPS listener). */
+export const overTls = (req: IncomingMessage): boolean => (req.socket as { encrypted?: boolean }).encrypted === true;
+
 /** Who a web client (WebSocket, BOSH) is, and whether its connection is secure: over HTTPS, or from
  *  this machine (a reverse proxy in front terminates TLS and names the client in X-Forwarded-For,
  *  taken from it alone, so that limits and login throttling see the real address). */

@@ -21,6 +21,7 @@ import type { MetricsEndpoint } from './metrics.ts';
 import { OBSERVER_PATH, type ObserverEndpoint } from './observer.ts';
 import { listeningChild } from './listener.ts';
 import { traffic } from './traffic.ts';
+import { overTls } from './census.ts';
 import { serialize, x } from '../xml/builder.ts';
 
 type Log = HttpContext['log'];
@@ -78,7 +79,7 @@ export function httpApp(modules: ModuleSet, base: Omit<HttpContext, 'services' |
 
 /** XEP-0156: where this server takes WebSocket and BOSH connections, for the host the request names. */
 function hostMeta(req: IncomingMessage, res: ServerResponse, json: boolean): void {
-  const tls = (req.socket as { encrypted?: boolean }).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
+  const tls = overTls(req) || req.headers['x-forwarded-proto'] === 'https';
   const host = req.headers.host ?? 'localhost';
   const links = [
     { rel: 'urn:xmpp:alt-connections:websocket', href: `${tls ? 'wss' : 'ws'}://${host}${WEBSOCKET_PATH}` },

@@ -20,7 +20,7 @@ import { accountLookup, hasRole } from '../storage/accounts.ts';
 import { kvStorage } from '../storage/kv.ts';
 import { parseJid, type Jid } from '../xmpp/jid.ts';
 import { serialize, x } from '../xml/builder.ts';
-import { webClient, type ConnectionCensus } from './census.ts';
+import { overTls, webClient, type ConnectionCensus } from './census.ts';
 import { traffic } from './traffic.ts';
 import { readBody } from './http-body.ts';
 
@@ -131,7 +131,7 @@ export function observerEndpoint(rt: Runtime, o: ObserverOptions): ObserverEndpo
   };
 
   async function login(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { remote, secure } = webClient(req, encrypted(req));
+    const { remote, secure } = webClient(req, overTls(req));
     if (!secure) { loginPage(res, 403, 'The observer takes passwords only over HTTPS (or from this machine, behind a proxy).'); return; }
     if (!sameOrigin(req)) { loginPage(res, 403, 'This form must be sent from its own page.'); return; }
     const form = new URLSearchParams((await readBody(req, 4096)) ?? '');
@@ -156,7 +156,7 @@ export function observerEndpoint(rt: Runtime, o: ObserverOptions): ObserverEndpo
     const token = randomBytes(24).toString('base64url');
     sessions.set(token, { jid: bare!, csrf: randomBytes(24).toString('base64url'), expires: Date.now() + SESSION_MS });
     o.log('info', `observer: ${bare} logged in from ${remote}`);
-    res.writeHead(303, { ...SECURITY, Location: OBSERVER_PATH, 'Set-Cookie': cookie(token, encrypted(req), SESSION_MS / 1000) });
+    res.writeHead(303, { ...SECURITY, Location: OBSERVER_PATH, 'Set-Cookie': cookie(token, overTls(req), SESSION_MS / 1000) });
     res.end();
   }
 
@@ -202,7 +202,7 @@ export function observerEndpoint(rt: Runtime, o: ObserverOptions): ObserverEndpo
     if (!s) { json(res, 401, { error: 'log in first' }); return; }
     if (path === `${OBSERVER_PATH}/logout` && req.method === 'POST') {
       if (sameOrigin(req)) sessions.delete(cookies(req)[COOKIE]!);
-      res.writeHead(303, { ...SECURITY, Location: OBSERVER_PATH, 'Set-Cookie': cookie('', encrypted(req), 0) });
+      res.writeHead(303, { ...SECURITY, Location: OBSERVER_PATH, 'Set-Cookie': cookie('', overTls(req), 0) });
       res.end();
       return;
     }
@@ -231,7 +231,6 @@ export function observerEndpoint(rt: Runtime, o: ObserverOptions): ObserverEndpo
   };
 }
 
-const encrypted = (req: IncomingMessage) => (req.socket as { encrypted?: boolean }).encrypted === true;
 
 /** A browser that names where a request comes from must name us (CSRF; SameSite does the rest). */
 function sameOrigin(req: IncomingMessage): boolean {

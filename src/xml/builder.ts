@@ -181,6 +181,12 @@ export interface StreamOpenOptions {
   dialback?: boolean;
 }
 
+/** An element's start tag alone, for a container written piecewise around content that is already
+ *  XML (a BOSH body around the engine's elements, an export a user at a time). */
+export function startTag(name: string, attrs?: Readonly<Record<string, AttrValue>> | null): string {
+  return serialize(x(name, attrs)).slice(0, -2) + '>';
+}
+
 /** Our stream header (the 'stream' prefix is what streamError() relies on). */
 export function streamOpen(o: StreamOpenOptions = {}): string {
   let out = o.declaration === false ? '' : "<?xml version='1.0'?>";
