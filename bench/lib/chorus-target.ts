@@ -32,6 +32,8 @@ export interface ChorusTargetOptions {
   dataDir: string;
   tls: boolean;
   schedulers?: number;
+  /** limits.sessions_per_account when more than 10 (the fuzzer logs one account in hundreds of times). */
+  sessionsPerAccount?: number;
   /** storage.sync for the node under test. */
   sync?: boolean;
   /** Feature modules turned off (modules.disabled). */
@@ -72,7 +74,7 @@ export function benchConfig(opts: ChorusTargetOptions, defaultConfig: ConfigMod[
     bytes_per_second: false,
     stanzas_per_second: false,
     // a login storm logs every account in; a soak's churn reconnects the same accounts
-    sessions_per_account: Math.max(config.limits.sessions_per_account, 10),
+    sessions_per_account: Math.max(config.limits.sessions_per_account, 10, opts.sessionsPerAccount ?? 0),
     login_attempts: { max_failures: 1e9, window_seconds: 1, address_max_failures: 1e9, address_window_seconds: 1 },
   };
   // Rooms as big as the bench asks for (a room's creator still sets its own size); a pinned revision
