@@ -14,6 +14,7 @@ import { TokenBucket } from './token-bucket.ts';
 import { connect as tlsConnect, TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../runtime/runtime.ts';
+import type { Receipt } from '../runtime/api.ts';
 import { StreamFramer, XmlError, type StanzaHeader, type StreamHeader } from '../xml/framer.ts';
 import { streamOpen } from '../xml/builder.ts';
 import { parseElement } from '../xml/element.ts';
@@ -120,6 +121,8 @@ export class Connection {
   private flushing: Delivery[] = [];
   /** Deliveries held while the client is inactive (XEP-0352; the session decides which). */
   private waiting: Delivery[] = [];
+  /** Per address whose durable messages we were handed, the highest seq (see handedBefore). */
+  private lastReceipt: Map<string, string> | null = null;
   private stall: NodeJS.Timeout | null = null;
   private readonly remote: string;
   /** The stream was closed on purpose (either side): no XEP-0198 resumption for it. */
@@ -450,6 +453,7 @@ export class Connection {
    * batch of expire() or, after it, one by one.
    */
   private deliver(d: Delivery & { hold?: boolean }): void {
+    if (d.receipt && this.handedBefore(d.receipt)) { traffic.duplicatesDropped++; return; }
     if (this.expired) { this.lost([d]); return; }
     if (d.hold) {
       this.waiting.push(d);
@@ -459,6 +463,21 @@ export class Connection {
     // What waited goes first: the client sees every stanza in the order it was sent.
     if (this.waiting.length) this.flushWaiting();
     this.deliverNow(d);
+  }
+
+  /**
+   * Whether this durable message was handed to us before and we still hold it. A thread that dies
+   * takes no connection with it, but its replacement loads from disk every durable message not yet
+   * released, including those we hold until the client acknowledges them: handed again, they must
+   * not be written twice. Seqs grow per address (clock-based, handled in order), so only one not
+   * above the highest seen is looked for among what we hold; one we no longer hold is written again
+   * (a clock set back must never make a new message look old: twice, rarely, but never lost).
+   */
+  private handedBefore(r: Receipt): boolean {
+    const last = (this.lastReceipt ??= new Map()).get(r.address);
+    if (last === undefined || r.seq > last) { this.lastReceipt.set(r.address, r.seq); return false; }
+    const same = (d: Delivery) => d.receipt !== undefined && d.receipt.seq === r.seq && d.receipt.address === r.address;
+    return this.unacked.some(same) || this.flushing.some(same) || this.waiting.some(same);
   }
 
   private flushWaiting(): void {

@@ -47,6 +47,10 @@ export function metricsEndpoint(rt: Runtime, census: ConnectionCensus | undefine
     name: 'chorus_stanzas_out_total', help: 'Stanzas handed to streams to write, by kind.', labelNames: ['type'], registers: [registry],
     collect() { this.reset(); for (const [type, n] of Object.entries(traffic.out)) this.inc({ type }, n); },
   });
+  new Counter({
+    name: 'chorus_duplicates_dropped_total', help: 'Durable stanzas handed to a stream again after a scheduler thread died, and not written twice.', registers: [registry],
+    collect() { this.reset(); this.inc(traffic.duplicatesDropped); },
+  });
   const durableBatches = g('chorus_durable_batches', 'LevelDB batches each scheduler wrote (one per tick with durable writes).', ['scheduler']);
   const durableOps = g('chorus_durable_ops', 'LevelDB operations in those batches (durable messages in and out, snapshots, archive entries).', ['scheduler']);
   // Modules' counters, registered as they appear (a module loaded later brings its own).

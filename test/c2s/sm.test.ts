@@ -4,11 +4,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bodies, OPEN, rawLogin, RawClient, startServer, type TestServer } from '../helpers/xmpp.ts';
 import { until } from '../helpers/runtime.ts';
+import { traffic } from '../../src/net/traffic.ts';
 
 let server: TestServer;
 test.before(async () => {
   server = await startServer((c) => { c.c2s_require_encryption = false; c.stream_management.resume_timeout_seconds = 30; });
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'eve']) await server.addUser(u);
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'eve', 'hank']) await server.addUser(u);
 });
 test.after(async () => { await server.stop(); });
 
@@ -325,6 +326,31 @@ test('a session actor killed from outside is restarted; the client connection st
   assert.not.ok(c.closed);
   assert.not.match(c.received, /stream:error/);
   assert.ok(server.logs.some((l) => l.includes('session:carol@localhost/desk crashed: kill')), 'the crash is logged');
+  c.close(); a.close();
+});
+
+
+test('deliveries the client has not acknowledged when the threads of its actors die are not written again (#8)', async () => {
+  const c = await rawLogin(server.port, 'hank', 'dup');
+  c.send(`<enable xmlns='${SM}'/><presence/>`);
+  await c.waitFor(/<enabled/);
+  const a = await rawLogin(server.port, 'alice', 'dup');
+  a.send(`<presence/>${msg('hank@localhost/dup', 'one')}${msg('hank@localhost', 'two')}`);
+  await c.waitFor(/<body>two<\/body>/);
+  // Not acknowledged: the connection holds both receipts, so both durable messages are still on disk,
+  // and the replacement threads load them again.
+  const rt = server.node.runtime;
+  const before = { dropped: traffic.duplicatesDropped, restarts: rt.counters.schedulerRestarts };
+  const threads = new Set(['user:hank@localhost', 'session:hank@localhost/dup'].map((a) => rt.router.place(a)));
+  for (const t of threads) await rt.worker(t)!.terminate();
+  await until(() => rt.counters.schedulerRestarts >= before.restarts + threads.size, 10_000, 'threads replaced');
+  a.send(msg('hank@localhost/dup', 'three'));
+  await c.waitFor(/<body>three<\/body>/);
+  assert.equal(bodies(c.received), ['one', 'two', 'three']);
+  assert.ok(traffic.duplicatesDropped >= before.dropped + 2, 'the redelivered ones were dropped, and counted');
+  c.send(`<r xmlns='${SM}'/>`);
+  await c.waitFor(/<a xmlns="urn:xmpp:sm:3" h="\d+"\/>/);
+  assert.not.match(c.received, /stream:error/);
   c.close(); a.close();
 });
 
