@@ -340,7 +340,7 @@ export const sessionMachine = setup({
           { guard: 'acceptable', actions: toUser(({ context, event }) => {
             const s = stanza(event);
             const { xml, header: h } = restamp(s.xml, s.h, { from: context.jid! });
-            return { type: 'client', xml, h, resource: resourceOf(context), conn: context.conn, seq: s.seq };
+            return { type: 'client', xml, h, resource: resourceOf(context), conn: context.conn, seq: s.seq, done: s.done ?? 0 };
           }) },
           // Client State Indication (XEP-0352) and XEP-0198's requests: nonzas, not counted as stanzas.
           { guard: 'isActive', actions: ['beActive', toConn({ type: 'flush' })] },

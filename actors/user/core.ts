@@ -312,19 +312,25 @@ const errorTo = (t: Turn, ctx: UserCtx, h: StanzaHeader): InboundEvent['error'] 
 
 // ---- outbound: what this account sends --------------------------------------------------------------
 
-/** Inbound stanzas taken from each session's connection (its address → the connection and the
- *  highest seq), for this thread's life:
- *  the connection replays what it has not seen handled (a session or this actor restarted), and
- *  some of it may have been taken already. A stanza that crashed us counts as taken, so it is not
- *  replayed into another crash. Keyed by session address; a new connection there starts afresh. */
-const taken = new Map<string, { conn: string; seq: number }>();
+/** Inbound stanzas taken from each session's connection, for this thread's life: the connection
+ *  replays what it has not seen handled (a session, this actor or a thread restarted), and some of
+ *  it may have been taken already (its handling under way). Replays and stanzas still on their way
+ *  arrive in any order, so the seqs taken are kept exactly, down to the connection's watermark
+ *  (`done`: it has seen every seq up to it handled, and replays none of them). A stanza that crashed
+ *  us counts as taken, so it is not replayed into another crash. Keyed by session address; a new
+ *  connection there starts afresh. */
+const taken = new Map<string, { conn: string; done: number; seqs: Set<number> }>();
 
-function alreadyTaken(address: string, conn: string, seq: number): boolean {
+function alreadyTaken(address: string, conn: string, seq: number, done: number): boolean {
   if (seq <= 0) return false;
-  const t = taken.get(address);
-  if (t === undefined || t.conn !== conn) { taken.set(address, { conn, seq }); return false; }
-  if (seq <= t.seq) return true;
-  t.seq = seq;
+  let t = taken.get(address);
+  if (t === undefined || t.conn !== conn) taken.set(address, (t = { conn, done, seqs: new Set() }));
+  if (done > t.done) {
+    t.done = done;
+    for (const s of t.seqs) if (s <= done) t.seqs.delete(s);
+  }
+  if (seq <= t.done || t.seqs.has(seq)) return true;
+  t.seqs.add(seq);
   return false;
 }
 
@@ -346,7 +352,7 @@ export function onClient(t: Turn, ctx: UserCtx, m: Extract<ToUser, { type: 'clie
   const done: Done = m.seq > 0 ? { conn: m.conn, seq: m.seq } : undefined;
   const finish = (p: Patch): Patch => { handled(t, done); return p; };
   if (!s) return finish({}); // the session is gone: nothing of its stanzas is wanted any more
-  if (alreadyTaken(s.address, m.conn, m.seq)) return {};
+  if (alreadyTaken(s.address, m.conn, m.seq, m.done)) return {};
   const h = m.h;
   const from = parseJid(h.from!);
   // Presence with no 'to' is the session's own (broadcast, RFC 6121 §4.2-4.5): its hooks run per

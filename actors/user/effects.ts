@@ -2,7 +2,7 @@
 // the host (index.ts) carries them out in order, in the frame of the message they belong to (after
 // its hooks' awaits, for a suspended one), so a step can be read and tested without a runtime.
 import type { ToLink } from '../s2s/machine.ts';
-import { courier, exit, log, monitor, retain, send, sendDurable, startTimer } from '../../src/runtime/api.ts';
+import { courier, exit, log, monitor, retain, send, sendDurable, sendRetained, startTimer } from '../../src/runtime/api.ts';
 import type { Address } from '../../src/runtime/address.ts';
 import type { ToConn } from '../../src/net/c2s-protocol.ts';
 import type { StanzaHeader } from '../../src/xml/framer.ts';
@@ -40,7 +40,12 @@ export function perform(effects: readonly UserEffect[]): void {
   for (const e of effects) {
     switch (e.do) {
       case 'tell': send(e.to, e.msg); break;
-      case 'deliver': send(e.to, { type: 'deliver', xml: e.xml, receipt: e.durable ? retain() : undefined, sent: e.sent } satisfies ToSessionFromUser); break;
+      case 'deliver': {
+        const receipt = e.durable ? retain() : undefined;
+        const msg = { type: 'deliver', xml: e.xml, receipt, sent: e.sent } satisfies ToSessionFromUser;
+        if (receipt) sendRetained(e.to, msg, receipt); else send(e.to, msg);
+        break;
+      }
       case 'durable': {
         const then = e.then;
         if (then) post ??= courier(); // the confirmation comes after this frame

@@ -12,8 +12,9 @@ export type ToUser =
   /** A stanza addressed to this account (bare or full JID), from anyone. */
   | { type: 'stanza'; xml: string; h: StanzaHeader }
   /** A stanza one of this account's clients sent, stamped with its full JID by its session; `seq`
-   *  (0: none) is reported handled to the connection `conn` once its effects are durable. */
-  | { type: 'client'; xml: string; h: StanzaHeader; resource: string; conn: string; seq: number }
+   *  (0: none) is reported handled to the connection `conn` once its effects are durable; `done`:
+   *  the connection had seen every seq up to it handled. */
+  | { type: 'client'; xml: string; h: StanzaHeader; resource: string; conn: string; seq: number; done: number }
   /** A stanza a module running elsewhere wants routed (parsed here). */
   | { type: 'route'; xml: string }
   /** A stanza a closing session could not deliver: route it again, to other resources or offline. */

@@ -44,7 +44,8 @@ export type ToSession =
    *  dialback namespace (XEP-0220). */
   | { type: 'header'; to: string | null; from: string | null; version: string | null; lang: string | null; xmlns: string; id?: string | null; db?: boolean }
   /** `h`: the framer's routing header (to/from/type/id and offsets): routing needs no full parse. */
-  | { type: 'stanza'; xml: string; h: StanzaHeader; seq: number }
+  /** `seq`: the client's stanzas counted (XEP-0198); `done`: every one up to it is handled. */
+  | { type: 'stanza'; xml: string; h: StanzaHeader; seq: number; done?: number }
   /** TLS is up. On a server stream, `peer`: the other server's certificate, as the actor needs it to
    *  decide whether it proves a domain (RFC 6125, XEP-0178). */
   | { type: 'tls'; host: string | null; cb: ChannelBindings; peer?: PeerCertificate }

@@ -153,6 +153,10 @@ export class Connection {
   /** Each <r/> is answered once, in order: as soon as all that came before it is handled (durable),
    *  whatever the client sent since, or after ACK_WAIT_MS with the count handled by then. */
   private ackWaits: Array<{ upTo: number; by: number }> = [];
+  /** An <r/> answered at its deadline with less than it asked about: the rest is acknowledged
+   *  unasked once handled (XEP-0198 §4 allows an <a/> at any time), or the client, which may not
+   *  ask again, would keep what the server has long handled as unacknowledged. */
+  private ackOwed = 0;
   private ackTimer: NodeJS.Timeout | null = null;
   /** Our own <r/>, sent shortly after deliveries: a client acks what it got before it closes. */
   private ackRequest: NodeJS.Timeout | null = null;
@@ -325,7 +329,7 @@ export class Connection {
       this.framer.pause();
       this.reading();
     }
-    this.toSession({ type: 'stanza', xml, h, seq });
+    this.toSession({ type: 'stanza', xml, h, seq, done: counted ? this.handledIn() : undefined });
   }
 
   private toSession(m: ToSession): void {
@@ -342,7 +346,7 @@ export class Connection {
       case 'sm-resume': this.resume(m.previd, m.h, m.inline); break;
       case 'handled':
         this.unhandled?.delete(m.seq);
-        if (this.ackWaits.length) this.answerAcks();
+        if (this.ackWaits.length || this.ackOwed) this.answerAcks();
         if (this.inFlightFull && this.unhandled!.size <= IN_FLIGHT_LOW) {
           this.inFlightFull = false;
           this.reading();
@@ -379,7 +383,10 @@ export class Connection {
       case 'replay':
         // A restarted session: watch it again.
         if (this.restartWait) { clearTimeout(this.restartWait); this.restartWait = null; this.watchSession(); }
-        if (this.unhandled) for (const [seq, s] of this.unhandled) this.rt.send(this.session, { type: 'stanza', xml: s.xml, h: s.h, seq } satisfies ToSession, this.address);
+        if (this.unhandled) {
+          const done = this.handledIn();
+          for (const [seq, s] of this.unhandled) this.rt.send(this.session, { type: 'stanza', xml: s.xml, h: s.h, seq, done } satisfies ToSession, this.address);
+        }
         // Before bind, what the restarted session had may have been a nonza, which is not replayed.
         if (!this.unhandled?.size) this.next();
         break;
@@ -578,10 +585,17 @@ export class Connection {
   private answerAcks(): void {
     const handled = this.handledIn(), now = Date.now();
     let head = this.ackWaits[0];
+    let answered = false;
     while (head && (head.upTo <= handled || head.by <= now)) {
       this.ackWaits.shift();
+      if (head.upTo > handled) this.ackOwed = Math.max(this.ackOwed, head.upTo);
       this.write(`<a xmlns="${NS.SM}" h="${(handled - this.smInBase) >>> 0}"/>`);
+      answered = true;
       head = this.ackWaits[0];
+    }
+    if (this.ackOwed && this.ackOwed <= handled) {
+      this.ackOwed = 0;
+      if (!answered) this.write(`<a xmlns="${NS.SM}" h="${(handled - this.smInBase) >>> 0}"/>`);
     }
     if (this.ackTimer) { clearTimeout(this.ackTimer); this.ackTimer = null; }
     if (head) this.ackTimer = this.timer(head.by - now, () => { this.ackTimer = null; this.answerAcks(); });

@@ -31,6 +31,7 @@ export interface ActorContextApi {
   inHandler(): boolean;
   messageId(): string | undefined;
   release(receipt: Receipt): void;
+  sendRetained(to: Address, message: unknown, receipt: Receipt): void;
   persistNow(): void;
   later(): (message: unknown) => void;
   courier(): (to: Address, message: unknown) => void;
@@ -75,6 +76,11 @@ export const messageId = (): string | undefined => ctx().messageId();
 export const retain = (): Receipt | undefined => ctx().retain();
 /** Works outside a handler too (a promise callback): it only names the message. */
 export const release = (receipt: Receipt): void => (thread ?? ctx()).release(receipt);
+/** Sends `message`, which hands on the retained durable message of `receipt` (retain()), plainly;
+ *  should `to`'s thread die before the receipt is released, it is sent again to its replacement,
+ *  whose receiver drops it by the receipt if it had it. (A plain message to a thread that dies is
+ *  lost with it; this one is on disk, and its holder would wait for it forever.) */
+export const sendRetained = (to: Address, message: unknown, receipt: Receipt): void => ctx().sendRetained(to, message, receipt);
 /** Suspends this actor until the promise settles (see host.ts): its mailbox waits, the durable
  *  message stays, and the machine then gets `{ type: 'runtime.resumed', value }`. A rejection
  *  crashes the actor, and a durable message is redelivered to its restart. Once per message. */

@@ -108,6 +108,14 @@ export interface HostOptions {
 
 export class ActorHost implements RouterSink {
   private records = new Map<Address, ActorRecord>();
+  /** Messages that hand on a retained durable message (sendRetained), by receipt, until released:
+   *  sent again if their receiver's thread dies. */
+  private forwards = new Map<string, Envelope>();
+  /** Plain mail for actors this thread has not started yet while it restores its own (a replacement
+   *  thread gets mail at once): kept until it knows which addresses it restores, so those get it. */
+  private bootMail: Envelope[] | null = null;
+  /** While restoring: releases of messages not loaded yet (see released()). */
+  private releasedEarly: Set<string> | null = null;
   private kinds = new Map<string, { def: KindDefinition; loads: number }>();
   private kindLoading = new Map<string, Promise<KindDefinition>>();
   private runQueue = new Deque<ActorRecord>();
@@ -136,6 +144,7 @@ export class ActorHost implements RouterSink {
     if (moved?.status === 'moved') { this.router.send({ ...env, t: moved.moveTo! }); return; }
     if (env.d !== undefined) { this.acceptDurable(env); return; }
     const rec = moved ?? this.activateOnDemand(env.t);
+    if (!rec && this.bootMail) { this.bootMail.push(env); return; }
     if (!rec) return; // Erlang semantics: mail to a process that is not there is dropped
     this.enqueue(rec, { from: env.f, msg: env.m });
   }
@@ -143,9 +152,12 @@ export class ActorHost implements RouterSink {
   control(c: Control, fromThread: ThreadId): void {
     switch (c.c) {
       case 'confirm': this.durable.confirmed(c.token, c.error); break;
-      case 'release': this.o.store.removeMessage(c.address, c.seq); break;
+      case 'release': this.released(c.address, c.seq); break;
       case 'monitor': {
-        const rec = this.live(c.target);
+        // One that crashed and waits for its supervisor's restart is watched on: the watcher hears of
+        // its next end, or of noproc if it is not restarted (forget). A user actor restarting just
+        // then would otherwise take a session that is coming back for one that is gone.
+        const rec = this.live(c.target) ?? (this.records.get(c.target)?.status === 'crashed' ? this.records.get(c.target) : undefined);
         if (rec) (rec.monitors ??= new Map()).set(c.ref, c.watcher);
         else this.router.controlFor(c.watcher, { c: 'down', to: c.watcher, target: c.target, ref: c.ref, reason: 'noproc' });
         break;
@@ -201,7 +213,9 @@ export class ActorHost implements RouterSink {
         this.replies.delete(c.reply);
         break;
       case 'kill': {
-        const rec = this.live(c.address);
+        // A record that waits for its restore (mail kept for it) has no actor to kill yet.
+        const live = this.live(c.address);
+        const rec = live && (live.status === 'running' || live.starting !== null) ? live : undefined;
         if (rec) this.terminate(rec, c.reason);
         if (c.reply !== undefined) this.router.sendControl(fromThread, { c: 'spawned', reply: c.reply, error: rec ? undefined : 'noproc' });
         break;
@@ -217,9 +231,31 @@ export class ActorHost implements RouterSink {
         if (c.gc) fullGc();
         this.router.sendControl(fromThread, { c: 'stats-reply', reply: c.reply, stats: this.stats(c.withActors, c.kind) });
         break;
-      case 'thread-down': this.router.markDown(c.thread); this.durable.resendTo(c.thread, (a) => this.router.place(a)); break;
+      case 'thread-down':
+        this.router.markDown(c.thread);
+        this.durable.resendTo(c.thread, (a) => this.router.place(a));
+        for (const env of this.forwards.values()) if (this.router.place(env.t) === c.thread) this.durable.plain(env);
+        break;
       default: this.o.log('warn', `scheduler ${this.o.thread}: unexpected control ${c.c}`);
     }
+  }
+
+  /**
+   * A retained durable message is done with. On a replacement thread its holder's release may come
+   * after the message was loaded from disk again (or before, while the thread restores): it is taken
+   * out of the queue, or kept from loading, so it is not handed out twice.
+   */
+  private released(address: Address, seq: string): void {
+    const key = `${address}\0${seq}`;
+    this.o.store.removeMessage(address, seq);
+    this.forwards.delete(key);
+    const rec = this.records.get(address);
+    if (rec?.mailboxLoaded) {
+      if (!rec.seen?.has(seq)) return;
+      const kept = [...rec.queue].filter((it) => it.seq !== seq);
+      rec.queue.clear();
+      for (const it of kept) rec.queue.push(it);
+    } else if (this.releasedEarly) this.releasedEarly.add(key);
   }
 
   // ---- starting actors ------------------------------------------------------------------------
@@ -260,7 +296,10 @@ export class ActorHost implements RouterSink {
         this.enqueueFront(rec, { msg: { type: 'runtime.moved' } });
       }
       else if (snapshot) this.enqueueFront(rec, { msg: { type: 'runtime.restored', reason } });
-      this.schedule(rec);
+      const killed = rec.exitRequested;
+      rec.exitRequested = null;
+      if (killed) this.terminate(rec, killed);
+      else this.schedule(rec);
     } catch (err) {
       if (this.records.get(address) === rec) this.records.delete(address);
       throw err;
@@ -302,7 +341,8 @@ export class ActorHost implements RouterSink {
 
   /** Durable mail from disk goes first, in seq order; anything already queued in memory follows. */
   private async loadDurable(rec: ActorRecord): Promise<void> {
-    const stored = await this.o.store.loadMailbox(rec.address);
+    const early = this.releasedEarly;
+    const stored = (await this.o.store.loadMailbox(rec.address)).filter((m) => !early?.has(`${rec.address}\0${m.seq}`));
     if (stored.length === 0) return;
     const queued = [...rec.queue];
     rec.queue.clear();
@@ -542,7 +582,9 @@ export class ActorHost implements RouterSink {
   /** Like Erlang's exit(Pid, Reason) from outside: between two of the target's messages. */
   private terminate(rec: ActorRecord, reason: ExitReason): void {
     if (frames.getStore()?.rec === rec && !rec.waiting) { rec.exitRequested = reason; return; }
-    if (rec.status === 'starting') { this.records.delete(rec.address); rec.status = 'stopped'; this.notifyExit(rec, reason); return; }
+    // Killed while it starts: once started, as a crash, so the mail that waits in its record (a
+    // replacement thread's, say) stays for the restart.
+    if (rec.status === 'starting') { rec.exitRequested = reason; return; }
     if (reason === 'normal' || reason === 'shutdown') this.stop(rec, reason);
     else this.crash(rec, reason);
   }
@@ -565,7 +607,9 @@ export class ActorHost implements RouterSink {
 
   private forget(address: Address): void {
     const rec = this.records.get(address);
-    if (rec && rec.status === 'crashed') this.records.delete(address);
+    if (!rec || rec.status !== 'crashed') return;
+    this.records.delete(address);
+    if (rec.monitors) for (const [ref, watcher] of rec.monitors) this.router.controlFor(watcher, { c: 'down', to: watcher, target: address, ref, reason: 'noproc' });
   }
 
   private live(address: Address): ActorRecord | undefined {
@@ -655,11 +699,18 @@ export class ActorHost implements RouterSink {
 
   /** Starts, at boot or on a replacement thread, every owned actor that has a snapshot or durable mail. */
   async restoreOwned(start = true): Promise<number> {
-    const owned = await this.o.store.scanOwned((a) => this.router.place(a) === this.o.thread);
+    this.bootMail = [];
+    this.releasedEarly = new Set();
+    const owned = start ? await this.o.store.scanOwned((a) => this.router.place(a) === this.o.thread) : new Set<Address>();
+    // Every actor to restore has its record (mail waits there) before the mail that came meanwhile is handed out.
+    const restoring = [...owned].filter((a) => !this.records.has(a));
+    for (const address of restoring) this.records.set(address, this.newRecord(address, undefined));
+    const mail = this.bootMail;
+    this.bootMail = null;
+    for (const env of mail) this.deliver(env);
     let n = 0;
-    if (!start) return 0;
-    for (const address of [...owned]) {
-      if (this.records.has(address)) continue;
+    for (const address of restoring) {
+      if (this.records.get(address)?.status !== 'starting') continue;
       try {
         await this.start(address, true, undefined, 'boot');
         this.router.sendControl(MAIN_THREAD, { c: 'activated', address, kind: kindOf(address) });
@@ -668,6 +719,7 @@ export class ActorHost implements RouterSink {
         this.o.log('error', `could not restore ${address}: ${(err as Error).message}`);
       }
     }
+    this.releasedEarly = null;
     return n;
   }
 
@@ -769,6 +821,11 @@ export class ActorHost implements RouterSink {
     },
     inHandler: () => this.frame() !== undefined,
     release: (receipt) => this.router.controlFor(receipt.address, { c: 'release', address: receipt.address, seq: receipt.seq }),
+    sendRetained: (to, message, receipt) => {
+      const env: Envelope = { t: to, f: this.frame()?.rec.address, m: message };
+      this.forwards.set(`${receipt.address}\0${receipt.seq}`, env);
+      this.durable.plain(env);
+    },
     persistNow: () => { this.cur().persistRequested = true; },
     later: () => {
       const rec = this.cur();

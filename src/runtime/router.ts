@@ -10,12 +10,19 @@ export interface RouterSink {
   control(c: Control, fromThread: ThreadId): void;
 }
 
+/** Releases remembered per thread: more than a thread reads in the moment before it dies. */
+const RELEASES_KEPT = 1024;
+
 export class Router {
   private peers = new Map<ThreadId, MessagePort>();
   private outbox = new Map<ThreadId, Packet[]>();
   private flushScheduled = false;
   /** Threads being replaced: their packets wait in the outbox until the new peer port arrives. */
   private down = new Set<ThreadId>();
+  /** The last releases sent to each thread (a ring): one that dies may not have read them, or not
+   *  written them to disk, and its replacement would load those messages again and hand them out
+   *  twice. They go again to the replacement. */
+  private releases = new Map<ThreadId, { ring: Control[]; next: number }>();
   readonly counters = { local: 0, remote: 0, batches: 0 };
 
   constructor(readonly thread: ThreadId, readonly schedulers: number, private readonly sink: RouterSink) {}
@@ -31,6 +38,12 @@ export class Router {
 
   sendControl(thread: ThreadId, c: Control): void {
     if (thread === this.thread) { this.sink.control(c, this.thread); return; }
+    if (c.c === 'release') {
+      let r = this.releases.get(thread);
+      if (!r) this.releases.set(thread, (r = { ring: [], next: 0 }));
+      r.ring[r.next] = c;
+      r.next = (r.next + 1) % RELEASES_KEPT;
+    }
     this.enqueue(thread, c);
   }
 
@@ -58,6 +71,9 @@ export class Router {
     if (q) this.outbox.set(thread, q.filter((p) => isControl(p) || (p as Envelope).d === undefined));
     this.peers.get(thread)?.close();
     this.peers.delete(thread);
+    const released = this.releases.get(thread);
+    this.releases.delete(thread);
+    for (const c of released?.ring ?? []) this.enqueue(thread, c);
   }
 
   /** Packets still waiting for a thread (being replaced); the node resends durable ones. */

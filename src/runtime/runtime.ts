@@ -48,8 +48,11 @@ export class Runtime {
   private asks = 0;
   private mainServices = new Map<string, Record<string, (...args: any[]) => unknown>>();
   private exitWatchers = new Map<Address, (reason: ExitReason) => void>();
-  private downWatchers = new Map<number, (reason: ExitReason, movedTo?: Address) => void>();
-  private replies = new Map<number, (c: Control) => void>();
+  /** Main-thread monitors by ref, with where the watched actor is now (it follows moves). */
+  private downWatchers = new Map<number, { target: Address; cb: (reason: ExitReason, movedTo?: Address) => void }>();
+  /** Requests to scheduler threads waiting for their answer, with the thread asked: one that dies
+   *  fails its requests (what it had been posted died with it), so no caller waits forever. */
+  private replies = new Map<number, { thread: ThreadId; resolve: (c: Control) => void; reject: (e: Error) => void }>();
   private readyWaiters = new Map<ThreadId, () => void>();
   private replyCounter = 0;
   private refCounter = 0;
@@ -146,6 +149,15 @@ export class Runtime {
     this.router.markDown(thread);
     for (const other of this.workers.keys()) this.router.sendControl(other, { c: 'thread-down', thread });
     this.durable.resendTo(thread, (a) => this.router.place(a));
+    // As a node going down does to OTP's monitors: every actor watched there is down with it.
+    for (const [ref, w] of [...this.downWatchers]) {
+      if (placeAddress(w.target, this.o.schedulers) !== thread) continue;
+      this.downWatchers.delete(ref);
+      this.callOut(`monitor ${ref}`, () => w.cb('scheduler-died'));
+    }
+    for (const [reply, r] of this.replies) {
+      if (r.thread === thread) { this.replies.delete(reply); r.reject(new Error(`scheduler thread ${thread} died before answering`)); }
+    }
     for (const [address, cb] of [...this.exitWatchers]) {
       if (placeAddress(address, this.o.schedulers) === thread) { this.exitWatchers.delete(address); cb('scheduler-died'); }
     }
@@ -257,7 +269,7 @@ export class Runtime {
    *  that, with 'moved' and the new address each time the actor moves (the monitor follows it). */
   monitor(target: Address, cb: (reason: ExitReason, movedTo?: Address) => void): number {
     const ref = ++this.refCounter;
-    this.downWatchers.set(ref, cb);
+    this.downWatchers.set(ref, { target, cb });
     this.router.controlFor(target, { c: 'monitor', target, watcher: 'node:main', ref });
     return ref;
   }
@@ -269,8 +281,9 @@ export class Runtime {
   // ---- operations ---------------------------------------------------------------------------
 
   async stats(withActors = false, kind?: string, gc = false): Promise<SchedulerStats[]> {
-    const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'stats', reply, withActors, kind, gc }))));
-    return all.map((c) => (c as Extract<Control, { c: 'stats-reply' }>).stats);
+    // A thread that dies meanwhile is left out of this answer (its replacement is in the next one).
+    const all = await Promise.all(this.threadIds().map((t) => this.request(t, (reply) => ({ c: 'stats', reply, withActors, kind, gc })).catch(() => null)));
+    return all.flatMap((c) => (c ? [(c as Extract<Control, { c: 'stats-reply' }>).stats] : []));
   }
 
   /** Hot reload: the compiler checks the kind's code, then every scheduler loads it and moves its
@@ -319,7 +332,7 @@ export class Runtime {
 
   request(thread: ThreadId, make: (reply: number) => Control): Promise<Control> {
     const reply = ++this.replyCounter;
-    return new Promise((resolve) => { this.replies.set(reply, resolve); this.router.sendControl(thread, make(reply)); });
+    return new Promise((resolve, reject) => { this.replies.set(reply, { thread, resolve, reject }); this.router.sendControl(thread, make(reply)); });
   }
 
   // ---- RouterSink ---------------------------------------------------------------------------
@@ -364,14 +377,14 @@ export class Runtime {
         break;
       }
       case 'down': {
-        const cb = this.downWatchers.get(c.ref);
+        const w = this.downWatchers.get(c.ref);
         this.downWatchers.delete(c.ref);
-        if (cb) this.callOut(`monitor ${c.ref}`, () => cb(c.reason));
+        if (w) this.callOut(`monitor ${c.ref}`, () => w.cb(c.reason));
         break;
       }
       case 'moved': {
-        const cb = this.downWatchers.get(c.ref);
-        if (cb) this.callOut(`monitor ${c.ref}`, () => cb('moved', c.address));
+        const w = this.downWatchers.get(c.ref);
+        if (w) { w.target = c.address; this.callOut(`monitor ${c.ref}`, () => w.cb('moved', c.address)); }
         break;
       }
       case 'log': this.log(c.level, c.text); break;
@@ -384,7 +397,7 @@ export class Runtime {
         break;
       }
       case 'spawned': case 'reloaded': case 'stats-reply': case 'shutdown-done': case 'call-reply':
-        this.replies.get(c.reply)?.(c);
+        this.replies.get(c.reply)?.resolve(c);
         this.replies.delete(c.reply);
         break;
       case 'spawn': {

@@ -150,7 +150,7 @@ export class Core {
   send(full: string, stanza: string | XmlElement): void {
     const jid = this.local(full);
     const xml = serialize(strict(stanza).withAttrs({ from: full }));
-    this.tell(jid, full, { type: 'client', xml, h: validateStanza(xml, undefined, OWN_STANZA), resource: jid.resource, conn: 'conn:test.1', seq: 0 });
+    this.tell(jid, full, { type: 'client', xml, h: validateStanza(xml, undefined, OWN_STANZA), resource: jid.resource, conn: 'conn:test.1', seq: 0, done: 0 });
   }
 
   /** A stanza from a peer server for a local account, as a server-to-server link hands it on. */
