@@ -167,21 +167,37 @@ test('a server that cannot be reached: the sender hears remote-server-not-found 
   }
 });
 
-test('the link actor killed while messages stream over it: every message arrives', async () => {
+test('the link actor killed again and again while messages stream over it (#8): every message arrives', async () => {
   const alice = await login(a.port, 'alice', { password: 'pw', domain: 'a.test', presence: true, resource: 'kill' });
   const bob = await login(b.port, 'bob', { password: 'pw', domain: 'b.test', presence: true, resource: 'kill' });
   try {
-    const N = 60;
+    const N = 200;
     const got = new Set<string>();
+    let twice = 0;
     const all = new Promise<void>((resolve) => bob.c.on('stanza', (e) => {
       const body = e.is('message') ? e.getChildText('body') : null;
-      if (body?.startsWith('n')) { got.add(body); if (got.size === N) resolve(); }
+      if (!body?.startsWith('n')) return;
+      if (got.has(body)) twice++;
+      got.add(body);
+      if (got.size === N) resolve();
     }));
+    // One message every 10 ms; the link killed every 150 ms meanwhile.
+    let kills = 0, sending = true;
+    const killer = (async () => {
+      while (sending) {
+        await new Promise((r) => setTimeout(r, 150));
+        if (sending && await a.node.runtime.kill('s2s:a.test|b.test', 'killed by the test').catch(() => false)) kills++;
+      }
+    })();
     for (let i = 0; i < N; i++) {
-      if (i === N / 2) assert.ok(await a.node.runtime.kill('s2s:a.test|b.test', 'killed by the test'));
       await alice.c.send(xml('message', { to: bob.jid, type: 'chat', id: `n${i}` }, xml('body', {}, `n${i}`)));
+      await new Promise((r) => setTimeout(r, 10));
     }
-    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${got.size} of ${N} arrived`)), 30_000))]);
+    sending = false;
+    await killer;
+    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${got.size} of ${N} arrived`)), 60_000))]);
+    console.log(`federation chaos: the link killed ${kills} times while ${N} messages went over it; 0 lost, ${twice} twice`);
+    assert.ok(kills >= 5, `${kills} kills`);
   } finally {
     await alice.c.stop();
     await bob.c.stop();
