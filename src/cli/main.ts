@@ -666,6 +666,7 @@ function readableStatus(r: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(r)) {
     if (k === 'uptimeSeconds') out.uptime = duration(v);
     else if (k === 'rssBytes') out.memory = mb(v);
+    else if (k === 'mainThread' && v && typeof v === 'object') out.mainThread = Object.fromEntries(Object.entries(v).map(([n, b]) => [n === 'heapUsed' ? 'heap' : n, mb(b)]));
     else if (k === 'schedulers' && Array.isArray(v)) out.schedulers = v.map(({ heapUsed, ...x }) => (heapUsed === undefined ? x : { ...x, heap: mb(heapUsed) }));
     else out[k] = v;
   }

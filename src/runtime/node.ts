@@ -67,6 +67,9 @@ function runtimeCommands(rt: Runtime): Map<string, AdminHandler> {
       return {
         uptimeSeconds: Math.round((Date.now() - rt.started) / 1000),
         rssBytes: process.memoryUsage().rss,
+        // Where the RSS is, beside the schedulers' heaps: the main thread's heap (connections, framers)
+        // and what lives outside any heap (socket and TLS buffers, Buffers).
+        mainThread: (({ heapUsed, external, arrayBuffers }) => ({ heapUsed, external, arrayBuffers }))(process.memoryUsage()),
         schedulers: stats.map((s) => ({ thread: s.thread, actors: s.actors, mailboxDepth: s.mailboxDepth, maxMailbox: s.maxMailbox, handled: s.handled, crashes: s.crashes, heapUsed: s.heapUsed, eventLoopLagMs: s.eventLoopLagMs })),
         actorsByKind: byKind,
         kinds: stats[0]?.kinds ?? {},

@@ -142,7 +142,7 @@ test('node-only commands say clearly that no node is running', async () => {
 test('with a node holding the DB, account commands go through its admin socket', async () => {
   const db = await openDb(join(dir, 'data'));
   const handlers = accountAdminHandlers(db, { hosts: ['example.org', 'example.net'], cleanUp: async () => {} });
-  handlers.set('status', async () => ({ uptimeSeconds: 42, schedulers: [{ thread: 0, actors: 3 }] }));
+  handlers.set('status', async () => ({ uptimeSeconds: 42, mainThread: { heapUsed: 2_097_152, external: 1_048_576, arrayBuffers: 0 }, schedulers: [{ thread: 0, actors: 3 }] }));
   handlers.set('actors', async (args) => [{ address: `session:alice@example.org/${String(args.kind ?? 'any')}`, kind: 'session', scheduler: 0 }]);
   const admin = new AdminServer(join(dir, 'data', 'admin.sock'), handlers);
   await admin.listen();
@@ -154,9 +154,9 @@ test('with a node holding the DB, account commands go through its admin socket',
     assert.equal(users.out.split('\n').filter(Boolean), ['alice@example.org', 'dave@example.org', 'frank@example.org']);
     userError(await chorus(withConfig('deluser', 'ghost@example.org')), 'chorus: no account ghost@example.org');
     const status = await chorus(withConfig('status'));
-    assert.equal(status, { code: 0, out: 'uptime: 42s\nschedulers:\n  - thread: 0\n    actors: 3\n', err: '' });
+    assert.equal(status, { code: 0, out: 'uptime: 42s\nmainThread:\n  heap: 2.0 MB\n  external: 1.0 MB\n  arrayBuffers: 0.0 MB\nschedulers:\n  - thread: 0\n    actors: 3\n', err: '' });
     const json = await chorus(withConfig('status', '--json'));
-    assert.equal(JSON.parse(json.out), { uptimeSeconds: 42, schedulers: [{ thread: 0, actors: 3 }] });
+    assert.equal(JSON.parse(json.out), { uptimeSeconds: 42, mainThread: { heapUsed: 2_097_152, external: 1_048_576, arrayBuffers: 0 }, schedulers: [{ thread: 0, actors: 3 }] });
     const actors = await chorus(withConfig('actors', '--kind', 'session'));
     const rows = actors.out.split('\n').filter(Boolean);
     assert.equal(rows.map((l) => l.split(/ {2,}/)), [['address', 'kind', 'scheduler'], ['session:alice@example.org/session', 'session', '0']]);
