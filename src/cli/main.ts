@@ -334,7 +334,7 @@ const COMMANDS: Record<string, Command> = {
 
   export: {
     usage: 'chorus export FILE',
-    summary: 'write every account with its SCRAM keys, roster, vCard, private XML, offline messages and PEP nodes as XEP-0227',
+    summary: 'write every account with its SCRAM keys, roster, vCard, private XML, offline messages, PEP nodes and message archive as XEP-0227',
     details: [
       'The portable format other servers read (Prosody, ejabberd, Openfire). No password is written: the SCRAM',
       'keys let each user log in with theirs wherever the file is imported. FILE must not exist; it is made mode 600.',

@@ -3,7 +3,7 @@
 // sends is kept in its archive, in its user actor, before it is delivered (a received one carries
 // <stanza-id/> with its archive id); clients page through it with RSM (XEP-0059). Kept for
 // `expiry_days` (pruned at each login), removed with the account; preferences per account.
-import { x } from '../xml/builder.ts';
+import { serialize, x } from '../xml/builder.ts';
 import type { XmlElement } from '../xml/element.ts';
 import { NS } from '../xml/namespaces.ts';
 import { appendChildXml } from '../xmpp/delay.ts';
@@ -11,10 +11,12 @@ import { dataForm } from '../xmpp/forms.ts';
 import { tryParseJid } from '../xmpp/jid.ts';
 import { andThen, defineModule, type InboundEvent, type IqRequest, type OutboundEvent, type UserContext } from '../xmpp/module.ts';
 import { keys } from '../storage/db.ts';
-import { archiveId, archiveKeys, archiveOps, finElement, indexArchive, metadataElement, queryArchive, queryFields, removeArchive, resultMessage } from './archive.ts';
+import { archiveId, archiveKeys, archiveOps, finElement, indexArchive, metadataElement, queryArchive, queryFields, removeArchive, resultMessage, type ArchiveEntry } from './archive.ts';
 import { loadItem } from './roster-store.ts';
 
 const MODULE = 'mam';
+/** XEP-0227's container of an account's archive. */
+const PIE_MAM = `${NS.PIE}#mam`;
 
 /** The archive, and its index by contact (`mamwith!<owner>!<contact>!<id>`). */
 const INDEX = 'mamwith';
@@ -82,6 +84,41 @@ export default defineModule({
       });
     });
     m.hook('user/deleted', (ev) => removeArchive(ev.storage, mamKeys, ev.jid.toBareString()));
+
+    // XEP-0227: the archive as <archive xmlns='urn:xmpp:pie:0#mam'/> of MAM results, oldest first.
+    m.hook('account/export', async (ev) => {
+      const owner = ev.jid.toBareString();
+      const results: XmlElement[] = [];
+      let gt: string | undefined;
+      for (;;) {
+        const chunk = await ev.storage.range<ArchiveEntry>(mamKeys.of(owner), { ...(gt ? { gt } : {}), limit: 1000 });
+        for (const [key, e] of chunk) results.push(resultMessage(owner, owner, undefined, key, e).child('result', NS.MAM)!);
+        if (chunk.length < 1000) break;
+        gt = chunk[chunk.length - 1]![0];
+      }
+      if (results.length) ev.add(x('archive', { xmlns: PIE_MAM }, results));
+    });
+    // Each archived again at its time, with an id of ours (a client's next sync fetches them anew);
+    // a message without a stamp is archived as of the import.
+    m.hook('account/import', async (ev) => {
+      const results = ev.user.child('archive', PIE_MAM)?.getChildren('result', NS.MAM) ?? [];
+      if (!results.length) return;
+      const owner = ev.jid.toBareString();
+      const ops: Parameters<typeof ev.storage.batch>[0] = [];
+      for (const r of results) {
+        const fwd = r.child('forwarded', NS.FORWARD);
+        const msg = fwd?.getChildren().find((c) => c.localName === 'message');
+        const from = tryParseJid(msg?.attr('from') ?? ''), to = tryParseJid(msg?.attr('to') ?? '');
+        if (!msg || !from || !to) { ev.note(`an archived message without a message, or its from and to (id ${r.attr('id') ?? '?'}): skipped`); continue; }
+        const stamp = Date.parse(fwd!.child('delay', NS.DELAY)?.attr('stamp') ?? '');
+        const at = Number.isNaN(stamp) ? ev.now() : stamp;
+        const out = from.toBareString() === owner;
+        const { xmlns: _, ...attrs } = msg.attrs;
+        void _;
+        ops.push(...archiveOps(mamKeys, owner, archiveId(at), { with: (out ? to : from).toBareString(), at, dir: out ? 'out' : 'in', xml: serialize(x('message', attrs, msg.children)) }));
+      }
+      for (let i = 0; i < ops.length; i += 1000) await ev.storage.batch(ops.slice(i, i + 1000));
+    });
   },
 });
 

@@ -20,7 +20,7 @@ test.after(async () => { await rm(dir, { recursive: true, force: true }); });
 
 const configFor = (name: string, dataDir: string): Promise<string> => cliConfig(dir, name, dataDir);
 
-test('export from a running node, import into a new one: passwords, roster, vCard, private XML, offline messages and PEP come along', async () => {
+test('export from a running node, import into a new one: passwords, roster, vCard, private XML, offline messages, PEP and the message archive come along', async () => {
   const file = join(dir, 'export.xml');
   const a = await friendsServer();
   try {
@@ -38,6 +38,7 @@ test('export from a running node, import into a new one: passwords, roster, vCar
     const text = await readFile(file, 'utf8');
     assert.not.match(text, /password=/, 'no password is written');
     assert.match(text, /<scram-credentials xmlns="urn:xmpp:pie:0#scram" mechanism="SCRAM-SHA-256">/);
+    assert.match(text, /<archive xmlns="urn:xmpp:pie:0#mam"><result xmlns="urn:xmpp:mam:2" id="[^"]+"><forwarded xmlns="urn:xmpp:forward:0"><delay xmlns="urn:xmpp:delay" stamp="[^"]+"\/><message [^>]*xmlns="jabber:client"[^>]*><body>while you were away</);
   } finally {
     await a.stop();
   }
@@ -57,6 +58,14 @@ test('export from a running node, import into a new one: passwords, roster, vCar
     assert.is(priv.getChild('query')?.getChild('notes')?.getText(), 'remember the tea');
     const mood = await alice.iq(xml('iq', { type: 'get', to: 'alice@localhost' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: 'urn:example:mood' }))));
     assert.is(mood.getChild('pubsub')?.getChild('items')?.getChild('item')?.getChild('mood')?.getText(), 'curious');
+    // Her archive (XEP-0313) has what she sent bob, at its time.
+    const archived: string[] = [];
+    alice.c.on('stanza', (e) => {
+      const m = e.getChild('result', 'urn:xmpp:mam:2')?.getChild('forwarded', 'urn:xmpp:forward:0')?.getChild('message');
+      if (m) archived.push(`${m.attrs.to} ${m.getChildText('body')}`);
+    });
+    await alice.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'urn:xmpp:mam:2', queryid: 'q1' })));
+    assert.equal(archived, ['bob@localhost while you were away']);
     await alice.c.stop();
     const bob = await login(b.port, 'bob', { password: 'pw', presence: true });
     await bob.next(isMessage('while you were away'));
