@@ -5,6 +5,9 @@
 #   prosody.sh start [N]   fresh server (stops a previous one), ensures N accounts; prints PIDS=…
 #   prosody.sh stop        kills only the PID this script started
 #   prosody.sh accounts N  (re)writes accounts only
+#   prosody.sh migrate DIR Debian's prosody-migrator turns the state's data (accounts, rosters, vCards,
+#                          private XML, archives, the vCard4 and bookmarks PEP nodes) into XEP-0227
+#                          files, one per account, in DIR
 # Env: PROSODY_PORT (15222), PROSODY_TLS_PORT (15223), BENCH_DOMAIN (bench.local), BENCH_STATE dir,
 #      PROSODY_MINIMAL=1 for a minimal module set, PROSODY_LOG_LEVEL (info, Debian's default),
 #      PROSODY_REQUIRE_ENCRYPTION=true for Debian's TLS defaults (the client matrix uses it),
@@ -140,9 +143,21 @@ start() {
   echo "STATE=$STATE"
 }
 
+# The migrator writes xep0227 output to its compiled-in data dir (/var/lib/prosody): a copy of it with
+# DIR there instead; --root keeps it from dropping to the prosody user, who could not read the state.
+migrate() {
+  local out=$1
+  mkdir -p "$out"
+  sed "s|^CFG_DATADIR=.*|CFG_DATADIR='$out';|" /usr/bin/prosody-migrator > "$STATE/migrator.lua"
+  printf 'input {\n  hosts = { ["%s"] = { "accounts", "roster", "vcard", "private", "archive-archive", "pep", "pep_urn:xmpp:vcard4-archive", "pep_urn:xmpp:bookmarks:1-archive" } };\n  type = "internal";\n  path = "%s";\n}\noutput { type = "xep0227"; }\n' \
+    "$DOMAIN" "$STATE/data" > "$STATE/migrator.cfg.lua"
+  lua5.4 "$STATE/migrator.lua" --root --config="$STATE/migrator.cfg.lua" input output >"$STATE/migrator.log" 2>&1 || { cat "$STATE/migrator.log" >&2; exit 1; }
+}
+
 case ${1:-} in
   start) start "${2:-0}" ;;
   stop) stop ;;
   accounts) mkdir -p "$STATE"; accounts "${2:?N}" ;;
-  *) echo "usage: $0 start [N] | stop | accounts N" >&2; exit 2 ;;
+  migrate) migrate "${2:?DIR}" ;;
+  *) echo "usage: $0 start [N] | stop | accounts N | migrate DIR" >&2; exit 2 ;;
 esac

@@ -359,24 +359,32 @@ const COMMANDS: Record<string, Command> = {
   },
 
   import: {
-    usage: 'chorus import FILE',
+    usage: 'chorus import FILE...',
     summary: 'create the accounts of a XEP-0227 file (ours, Prosody\'s, ejabberd\'s export_piefxis) with their data; the node must be stopped',
     details: [
       'Each account of a host this server serves is created with its SCRAM keys (or from its password, if the file',
       'has one) and gets its roster, vCard, private XML (bookmarks become Bookmarks 2), offline messages and PEP',
       'nodes. An account that exists here is left as it is. ejabberd: ejabberdctl export_piefxis DIR, then import',
-      'the main file of DIR (its host files are read through it).',
+      'the main file of DIR (its host files are read through it). Prosody: prosody-migrator with an output of type',
+      '"xep0227" writes one file per account into its data_path; import them all (chorus import /var/lib/prosody/*@*.xml).',
     ].join('\n'),
-    flags: {}, args: [1, 1],
+    flags: {}, args: [1, Infinity],
     async run(p, io) {
       const config = await configFrom(p, io);
-      const file = resolve(p.pos[0]!);
-      if (!existsSync(file)) throw new CliError(`${file}: no such file`);
+      const files = p.pos.map((f) => resolve(f));
+      for (const file of files) if (!existsSync(file)) throw new CliError(`${file}: no such file`);
       const client = await AdminClient.connect(dataPaths(config).adminSocket);
       if (client) { client.close(); throw new CliError(`a node is running on ${config.data_dir}: stop it first (its actors keep state the import would write under)`); }
       const [{ importServer }, { loadModules }] = await Promise.all([import('./migrate.ts'), import('../xmpp/modules.ts')]);
-      const r = await withDatabase(config, async (db) => importServer(db, config.hosts, await loadModules(config.hosts, config.modules, config.admins), file)
-        .catch((e: Error) => { throw new CliError(e.message); }), true);
+      const r = await withDatabase(config, async (db) => {
+        const modules = await loadModules(config.hosts, config.modules, config.admins);
+        const all: Awaited<ReturnType<typeof importServer>> = { imported: [], skipped: [], notes: [] };
+        for (const file of files) {
+          const one = await importServer(db, config.hosts, modules, file).catch((e: Error) => { throw new CliError(files.length > 1 ? `${file}: ${e.message}` : e.message); });
+          all.imported.push(...one.imported); all.skipped.push(...one.skipped); all.notes.push(...one.notes);
+        }
+        return all;
+      }, true);
       for (const s of r.skipped) io.err(`skipped ${s.jid}: ${s.why}`);
       for (const n of r.notes) io.err(n);
       io.out(`imported ${r.imported.length} accounts${r.skipped.length ? `, skipped ${r.skipped.length}` : ''}`);

@@ -109,6 +109,43 @@ test('a real ejabberd\'s export_piefxis: its account logs in to Chorus with the 
   }
 });
 
+test('a real Prosody through Debian\'s prosody-migrator (one XEP-0227 file per account): its accounts log in to Chorus with the same password, roster and vCard (Prosody keeps it as the vCard4 PEP node) there', async () => {
+  const state = join(dir, 'prosody');
+  const port = await freePort();
+  const run = anchorScript('prosody', { ...process.env, PROSODY_PORT: String(port), PROSODY_TLS_PORT: String(await freePort()), BENCH_DOMAIN: 'localhost', BENCH_STATE: state });
+  await run('start', '2');
+  const out = join(dir, 'prosody-export');
+  try {
+    const u1 = await login(port, 'u1', { password: 'pw' });
+    await u1.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'u2@localhost', name: 'Second' }, xml('group', {}, 'Friends')))));
+    await u1.iq(xml('iq', { type: 'set' }, xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'User One'))));
+    await u1.c.stop();
+  } finally {
+    await run('stop');
+  }
+  await run('migrate', out);
+  const files = (await readdir(out)).filter((f) => f.endsWith('.xml')).sort();
+  assert.equal(files, ['u1@localhost.xml', 'u2@localhost.xml']);
+  const data = join(dir, 'from-prosody');
+  const r = await chorusCli(['import', ...files.map((f) => join(out, f)), '--config', await configFor('from-prosody', data)]);
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'imported 2 accounts\n');
+  const s = await startServer((c) => { c.data_dir = data; });
+  try {
+    const u1 = await login(s.port, 'u1', { password: 'pw' }); // SCRAM-SHA-1 with Prosody's keys
+    const roster = await u1.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
+    const item = roster.getChild('query')!.getChild('item')!;
+    assert.equal([item.attrs.jid, item.attrs.name, item.getChildText('group')], ['u2@localhost', 'Second', 'Friends']);
+    const card = await u1.iq(xml('iq', { type: 'get', to: 'u1@localhost' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: 'urn:xmpp:vcard4' }))));
+    const vcard = card.getChild('pubsub')?.getChild('items')?.getChild('item')?.getChild('vcard', 'urn:ietf:params:xml:ns:vcard-4.0');
+    assert.is(vcard?.getChild('fn')?.getChildText('text'), 'User One');
+    await u1.c.stop();
+    await (await login(s.port, 'u2', { password: 'pw' })).c.stop();
+  } finally {
+    await s.stop();
+  }
+});
+
 test('a file in the older shape: the old namespace, its host file XInclude\'d, a password in the clear, bookmarks in private XML', async () => {
   await writeFile(join(dir, 'ej.xml'), `<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='http://www.xmpp.org/extensions/xep-0227.html#ns' xmlns:xi='http://www.w3.org/2001/XInclude'><xi:include href='ej_localhost.xml'/></server-data>`);
   await writeFile(join(dir, 'ej_localhost.xml'), `<?xml version='1.0' encoding='UTF-8'?><host xmlns='http://www.xmpp.org/extensions/xep-0227.html#ns' xmlns:xi='http://www.w3.org/2001/XInclude' jid='localhost'>` +
