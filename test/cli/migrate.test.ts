@@ -75,75 +75,64 @@ test('export from a running node, import into a new one: passwords, roster, vCar
   }
 });
 
-test('a real ejabberd\'s export_piefxis: its account logs in to Chorus with the same password, roster and vCard there', async () => {
-  const state = join(dir, 'ejabberd');
+/**
+ * Debian's `server` (through its anchor script) with accounts u1 and u2: u1 adds u2 to its roster in
+ * `group` and sets a vCard over XMPP; the server stops, `exported` gives the files it wrote, and they
+ * are imported into a new Chorus data dir, which `check` gets running, with u1 logged in there with
+ * its old password (SCRAM-SHA-1 with the other server's keys).
+ */
+async function migrated(server: 'prosody' | 'ejabberd', group: string, exported: (run: ReturnType<typeof anchorScript>, out: string) => Promise<string[]>, check: (u1: Awaited<ReturnType<typeof login>>, port: number) => Promise<void>): Promise<void> {
   const port = await freePort();
-  const run = anchorScript('ejabberd', { ...process.env, EJABBERD_PORT: String(port), EJABBERD_TLS_PORT: String(await freePort()), BENCH_DOMAIN: 'localhost', BENCH_STATE: state });
+  const prefix = server.toUpperCase();
+  const run = anchorScript(server, { ...process.env, [`${prefix}_PORT`]: String(port), [`${prefix}_TLS_PORT`]: String(await freePort()), BENCH_DOMAIN: 'localhost', BENCH_STATE: join(dir, server) });
   await run('start', '2');
-  const out = join(dir, 'ejabberd-export');
   try {
     const u1 = await login(port, 'u1', { password: 'pw' });
-    await u1.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'u2@localhost', name: 'Second' }, xml('group', {}, 'Bench')))));
+    await u1.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'u2@localhost', name: 'Second' }, xml('group', {}, group)))));
     await u1.iq(xml('iq', { type: 'set' }, xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'User One'))));
     await u1.c.stop();
-    await run('export', out);
-  } finally {
-    await run('stop');
-  }
-  const main = (await readdir(out)).find((f) => /^\d{8}-\d{6}\.xml$/.test(f))!;
-  const data = join(dir, 'from-ejabberd');
-  const r = await chorusCli(['import', join(out, main), '--config', await configFor('from-ejabberd', data)]);
+  } catch (e) { await run('stop'); throw e; }
+  const files = await exported(run, join(dir, `${server}-export`));
+  const data = join(dir, `from-${server}`);
+  const r = await chorusCli(['import', ...files, '--config', await configFor(`from-${server}`, data)]);
   assert.is(r.code, 0, r.err);
   assert.is(r.out, 'imported 2 accounts\n');
   const s = await startServer((c) => { c.data_dir = data; });
   try {
-    const u1 = await login(s.port, 'u1', { password: 'pw' }); // SCRAM-SHA-1 with ejabberd's keys
+    const u1 = await login(s.port, 'u1', { password: 'pw' });
     const roster = await u1.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
     const item = roster.getChild('query')!.getChild('item')!;
-    assert.equal([item.attrs.jid, item.attrs.name, item.getChildText('group')], ['u2@localhost', 'Second', 'Bench']);
-    const card = await u1.iq(xml('iq', { type: 'get' }, xml('vCard', { xmlns: 'vcard-temp' })));
-    assert.is(card.getChild('vCard')?.getChildText('FN'), 'User One');
+    assert.equal([item.attrs.jid, item.attrs.name, item.getChildText('group')], ['u2@localhost', 'Second', group]);
+    await check(u1, s.port);
     await u1.c.stop();
   } finally {
     await s.stop();
   }
+}
+
+test('a real ejabberd\'s export_piefxis: its account logs in to Chorus with the same password, roster and vCard there', async () => {
+  await migrated('ejabberd', 'Bench', async (run, out) => {
+    try { await run('export', out); } finally { await run('stop'); }
+    return [join(out, (await readdir(out)).find((f) => /^\d{8}-\d{6}\.xml$/.test(f))!)]; // the main file; its host files through it
+  }, async (u1) => {
+    const card = await u1.iq(xml('iq', { type: 'get' }, xml('vCard', { xmlns: 'vcard-temp' })));
+    assert.is(card.getChild('vCard')?.getChildText('FN'), 'User One');
+  });
 });
 
 test('a real Prosody through Debian\'s prosody-migrator (one XEP-0227 file per account): its accounts log in to Chorus with the same password, roster and vCard (Prosody keeps it as the vCard4 PEP node) there', async () => {
-  const state = join(dir, 'prosody');
-  const port = await freePort();
-  const run = anchorScript('prosody', { ...process.env, PROSODY_PORT: String(port), PROSODY_TLS_PORT: String(await freePort()), BENCH_DOMAIN: 'localhost', BENCH_STATE: state });
-  await run('start', '2');
-  const out = join(dir, 'prosody-export');
-  try {
-    const u1 = await login(port, 'u1', { password: 'pw' });
-    await u1.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'u2@localhost', name: 'Second' }, xml('group', {}, 'Friends')))));
-    await u1.iq(xml('iq', { type: 'set' }, xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, 'User One'))));
-    await u1.c.stop();
-  } finally {
+  await migrated('prosody', 'Friends', async (run, out) => {
     await run('stop');
-  }
-  await run('migrate', out);
-  const files = (await readdir(out)).filter((f) => f.endsWith('.xml')).sort();
-  assert.equal(files, ['u1@localhost.xml', 'u2@localhost.xml']);
-  const data = join(dir, 'from-prosody');
-  const r = await chorusCli(['import', ...files.map((f) => join(out, f)), '--config', await configFor('from-prosody', data)]);
-  assert.is(r.code, 0, r.err);
-  assert.is(r.out, 'imported 2 accounts\n');
-  const s = await startServer((c) => { c.data_dir = data; });
-  try {
-    const u1 = await login(s.port, 'u1', { password: 'pw' }); // SCRAM-SHA-1 with Prosody's keys
-    const roster = await u1.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: 'jabber:iq:roster' })));
-    const item = roster.getChild('query')!.getChild('item')!;
-    assert.equal([item.attrs.jid, item.attrs.name, item.getChildText('group')], ['u2@localhost', 'Second', 'Friends']);
+    await run('migrate', out);
+    const files = (await readdir(out)).filter((f) => f.endsWith('.xml')).sort();
+    assert.equal(files, ['u1@localhost.xml', 'u2@localhost.xml']);
+    return files.map((f) => join(out, f));
+  }, async (u1, port) => {
     const card = await u1.iq(xml('iq', { type: 'get', to: 'u1@localhost' }, xml('pubsub', { xmlns: 'http://jabber.org/protocol/pubsub' }, xml('items', { node: 'urn:xmpp:vcard4' }))));
     const vcard = card.getChild('pubsub')?.getChild('items')?.getChild('item')?.getChild('vcard', 'urn:ietf:params:xml:ns:vcard-4.0');
     assert.is(vcard?.getChild('fn')?.getChildText('text'), 'User One');
-    await u1.c.stop();
-    await (await login(s.port, 'u2', { password: 'pw' })).c.stop();
-  } finally {
-    await s.stop();
-  }
+    await (await login(port, 'u2', { password: 'pw' })).c.stop();
+  });
 });
 
 test('a file in the older shape: the old namespace, its host file XInclude\'d, a password in the clear, bookmarks in private XML', async () => {
