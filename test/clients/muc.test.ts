@@ -14,7 +14,7 @@ test.before(async () => {
   server = await startServer();
   for (const u of ['alice', 'bob', 'carol']) await server.addUser(u, 'pw');
 });
-test.after(async () => { await server.stop(); });
+test.after(async () => { await server?.stop(); });
 
 test('slixmpp: create and configure a room, join with history, talk, subject, nick conflict, kick, leave', async () => {
   const out = await scenario(SCRIPT, ['127.0.0.1', String(server.port), 'localhost', 'pw']);

@@ -32,6 +32,16 @@ export interface TestServer {
 }
 
 export async function startServer(over: (c: ChorusConfig) => void = () => {}): Promise<TestServer> {
+  // A port freePort() found free may be taken before the node listens (another test's listener, or
+  // a client socket's ephemeral port on a busy machine): then again with new ones.
+  for (let attempt = 1; ; attempt++) {
+    try { return await startServerOnce(over); } catch (e) {
+      if (attempt === 3 || !/is already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startServerOnce(over: (c: ChorusConfig) => void): Promise<TestServer> {
   const dir = tempDir('chorus-c2s-');
   const config = defaultConfig(dir);
   config.data_dir = dir;
