@@ -185,6 +185,7 @@ console.log(JSON.stringify({
   lost: rows.reduce((n, r) => n + (r.lost as number), 0), loginFailed: rows.reduce((n, r) => n + (r.loginFailed as number), 0), errorsLogged: errors, died,
 }));
 for (const c of [...idle, ...occupants, ...pairs.flatMap((p) => [p.s, p.r])]) c.close();
-if (!died) { child.kill('SIGTERM'); await once(child, 'exit'); }
+const diedDuringRun = died; // the stop below ends the child too
+if (!diedDuringRun) { child.kill('SIGTERM'); await once(child, 'exit'); }
 await rm(dataDir, { recursive: true, force: true });
-process.exit(died ? 1 : 0);
+process.exit(diedDuringRun ? 1 : 0);
